@@ -1,0 +1,1 @@
+//! Workloads shared by Laurel's benchmarks.

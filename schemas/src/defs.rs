@@ -1,0 +1,596 @@
+//! Stat and achievement definitions, and the DEFS log's [`DefinitionEvent`].
+//!
+//! `*Spec` types are what an admin writes (the HTTP body, the definitions file): they refuse
+//! unknown fields. `*Definition` types are what Laurel stores: the spec plus the name or id
+//! and the server-assigned `version`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::names::{AchievementId, StatName};
+use crate::validation::{Reason, ValidationError};
+use crate::value::Value;
+use crate::{Millis, SchemaVersion};
+
+/// How a stat folds the values reported for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Add every reported value (a reported value is a delta).
+    Sum,
+    /// Keep the largest value reported.
+    Max,
+    /// Keep the smallest value reported.
+    Min,
+    /// Keep the last value reported.
+    Latest,
+}
+
+/// The number type of a stat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatKind {
+    /// A 64-bit signed integer.
+    Int,
+    /// A 64-bit float.
+    Float,
+}
+
+/// A stat definition as an admin writes it (`PUT /v1/admin/stats/{name}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatSpec {
+    /// How reported values fold into the stat.
+    pub aggregation: Aggregation,
+    /// The number type.
+    pub kind: StatKind,
+    /// The smallest value a report may carry and the stat may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_value: Option<Value>,
+    /// The largest value a report may carry and the stat may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value: Option<Value>,
+    /// The largest change one event may make to the stat (anti-cheat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delta: Option<Value>,
+    /// Whether a player's own token may report it (default: only game servers).
+    #[serde(default)]
+    pub client_writable: bool,
+}
+
+impl StatSpec {
+    /// Checks the spec on its own (no other definitions needed).
+    pub fn validate(&self) -> Result<(), Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        let numbers = [
+            ("min_value", self.min_value),
+            ("max_value", self.max_value),
+            ("max_delta", self.max_delta),
+        ];
+        for (field, value) in numbers {
+            let Some(value) = value else { continue };
+            if !value.is_finite() {
+                errors.push(ValidationError::new(field, Reason::NotFinite));
+            } else if self.kind == StatKind::Int && value.as_exact_int().is_none() {
+                errors.push(ValidationError::new(field, Reason::NotInteger));
+            }
+        }
+        if let (Some(min), Some(max)) = (self.min_value, self.max_value) {
+            if min.compare(max).is_gt() {
+                errors.push(ValidationError::new("min_value", Reason::MinAboveMax));
+            }
+        }
+        if let Some(delta) = self.max_delta {
+            if delta.as_f64() <= 0.0 {
+                errors.push(ValidationError::new("max_delta", Reason::NotPositive));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A stored stat definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatDefinition {
+    /// The stat's name.
+    pub name: StatName,
+    /// How reported values fold into the stat.
+    pub aggregation: Aggregation,
+    /// The number type.
+    pub kind: StatKind,
+    /// The smallest value a report may carry and the stat may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_value: Option<Value>,
+    /// The largest value a report may carry and the stat may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value: Option<Value>,
+    /// The largest change one event may make to the stat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delta: Option<Value>,
+    /// Whether a player's own token may report it.
+    #[serde(default)]
+    pub client_writable: bool,
+    /// Server-assigned, +1 on every change.
+    pub version: u64,
+}
+
+impl StatDefinition {
+    /// The stored definition of `name` from a spec, at `version`.
+    pub fn from_spec(name: StatName, spec: StatSpec, version: u64) -> Self {
+        let StatSpec {
+            aggregation,
+            kind,
+            min_value,
+            max_value,
+            max_delta,
+            client_writable,
+        } = spec;
+        Self {
+            name,
+            aggregation,
+            kind,
+            min_value,
+            max_value,
+            max_delta,
+            client_writable,
+            version,
+        }
+    }
+
+    /// The spec an admin would write for this definition.
+    pub fn to_spec(&self) -> StatSpec {
+        StatSpec {
+            aggregation: self.aggregation,
+            kind: self.kind,
+            min_value: self.min_value,
+            max_value: self.max_value,
+            max_delta: self.max_delta,
+            client_writable: self.client_writable,
+        }
+    }
+}
+
+/// Who sees an achievement before it is earned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Listed with its title and locked description.
+    #[default]
+    Visible,
+    /// Listed with its title; descriptions hidden until earned.
+    Secret,
+    /// Not listed to the player until earned.
+    Hidden,
+}
+
+/// One condition of an achievement: a threshold on a stat's current value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ConditionRepr", into = "ConditionRepr")]
+pub struct Condition {
+    /// The stat the condition reads.
+    pub stat: StatName,
+    /// The threshold.
+    pub threshold: Threshold,
+}
+
+/// The threshold a stat's value must meet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    /// The value must be at least this.
+    AtLeast(Value),
+    /// The value must be at most this.
+    AtMost(Value),
+}
+
+impl Threshold {
+    /// The threshold's number.
+    pub fn value(self) -> Value {
+        match self {
+            Threshold::AtLeast(v) | Threshold::AtMost(v) => v,
+        }
+    }
+
+    /// Whether `value` meets the threshold.
+    pub fn holds(self, value: Value) -> bool {
+        match self {
+            Threshold::AtLeast(t) => value.compare(t).is_ge(),
+            Threshold::AtMost(t) => value.compare(t).is_le(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConditionRepr {
+    stat: StatName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at_least: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at_most: Option<Value>,
+}
+
+impl TryFrom<ConditionRepr> for Condition {
+    type Error = ValidationError;
+    fn try_from(r: ConditionRepr) -> Result<Self, ValidationError> {
+        let threshold = match (r.at_least, r.at_most) {
+            (Some(v), None) => Threshold::AtLeast(v),
+            (None, Some(v)) => Threshold::AtMost(v),
+            _ => {
+                return Err(ValidationError::new(
+                    "",
+                    Reason::ExactlyOneOf {
+                        a: "at_least".into(),
+                        b: "at_most".into(),
+                    },
+                ));
+            }
+        };
+        Ok(Condition {
+            stat: r.stat,
+            threshold,
+        })
+    }
+}
+
+impl From<Condition> for ConditionRepr {
+    fn from(c: Condition) -> Self {
+        let (at_least, at_most) = match c.threshold {
+            Threshold::AtLeast(v) => (Some(v), None),
+            Threshold::AtMost(v) => (None, Some(v)),
+        };
+        ConditionRepr {
+            stat: c.stat,
+            at_least,
+            at_most,
+        }
+    }
+}
+
+/// Texts of an achievement in one language.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Localization {
+    /// The title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The description shown before it is earned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_description: Option<String>,
+    /// The description shown once earned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlocked_description: Option<String>,
+}
+
+/// The longest title, in characters.
+pub const TITLE_MAX: usize = 256;
+/// The longest description, in characters.
+pub const DESCRIPTION_MAX: usize = 4096;
+/// The longest icon reference, in characters.
+pub const ICON_MAX: usize = 1024;
+/// The most conditions one achievement may have.
+pub const CONDITIONS_MAX: usize = 32;
+
+macro_rules! achievement_fields {
+    ($(#[$attr:meta])* $name:ident { $($extra:tt)* }) => {
+        $(#[$attr])*
+        pub struct $name {
+            $($extra)*
+            /// The title (default language).
+            pub title: String,
+            /// The description shown before it is earned.
+            #[serde(default)]
+            pub locked_description: String,
+            /// The description shown once earned.
+            #[serde(default)]
+            pub unlocked_description: String,
+            /// The icon shown before it is earned (a URL or an icon digest).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub locked_icon: Option<String>,
+            /// The icon shown once earned (a URL or an icon digest).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub unlocked_icon: Option<String>,
+            /// Points awarded when earned.
+            #[serde(default)]
+            pub points: u32,
+            /// Sort key in lists.
+            #[serde(default)]
+            pub order: i32,
+            /// Who sees it before it is earned.
+            #[serde(default)]
+            pub visibility: Visibility,
+            /// All must hold for it to unlock; none means it is earned only by a grant.
+            #[serde(default)]
+            pub conditions: Vec<Condition>,
+            /// Achievements that must be earned first.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub requires: Vec<AchievementId>,
+            /// Events received before this instant do not unlock it.
+            #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+            pub available_from: Option<OffsetDateTime>,
+            /// Events received at or after this instant do not unlock it.
+            #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+            pub available_until: Option<OffsetDateTime>,
+            /// Texts per BCP 47 language tag, chosen by `Accept-Language`.
+            #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+            pub localizations: BTreeMap<String, Localization>,
+            /// Free-form data, returned as is.
+            #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+            pub metadata: serde_json::Map<String, serde_json::Value>,
+        }
+    };
+}
+
+achievement_fields!(
+    /// An achievement definition as an admin writes it (`PUT /v1/admin/achievements/{id}`).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    AchievementSpec {}
+);
+
+achievement_fields!(
+    /// A stored achievement definition.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    AchievementDefinition {
+        /// The achievement's id.
+        pub id: AchievementId,
+        /// Server-assigned, +1 on every change.
+        pub version: u64,
+        /// Archived achievements unlock no more; earned ones stay earned.
+        #[serde(default)]
+        pub archived: bool,
+    }
+);
+
+impl AchievementSpec {
+    /// Checks the spec on its own; `id` is the achievement it will be stored under.
+    /// Whether its stats and required achievements exist is checked against the
+    /// definitions by the engine.
+    pub fn validate(&self, id: &AchievementId) -> Result<(), Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        let check_len = |errors: &mut Vec<ValidationError>, field: &str, text: &str, max: usize| {
+            if text.chars().count() > max {
+                errors.push(ValidationError::new(
+                    field,
+                    Reason::TooLong {
+                        max,
+                        unit: "characters".into(),
+                    },
+                ));
+            }
+        };
+        let e = &mut errors;
+        check_len(e, "title", &self.title, TITLE_MAX);
+        check_len(
+            e,
+            "locked_description",
+            &self.locked_description,
+            DESCRIPTION_MAX,
+        );
+        check_len(
+            e,
+            "unlocked_description",
+            &self.unlocked_description,
+            DESCRIPTION_MAX,
+        );
+        check_len(
+            e,
+            "locked_icon",
+            self.locked_icon.as_deref().unwrap_or(""),
+            ICON_MAX,
+        );
+        check_len(
+            e,
+            "unlocked_icon",
+            self.unlocked_icon.as_deref().unwrap_or(""),
+            ICON_MAX,
+        );
+        for (tag, loc) in &self.localizations {
+            let field = format!("localizations.{tag}");
+            if !is_language_tag(tag) {
+                errors.push(ValidationError::new(field.clone(), Reason::LanguageTag));
+            }
+            let texts = [
+                ("title", &loc.title, TITLE_MAX),
+                (
+                    "locked_description",
+                    &loc.locked_description,
+                    DESCRIPTION_MAX,
+                ),
+                (
+                    "unlocked_description",
+                    &loc.unlocked_description,
+                    DESCRIPTION_MAX,
+                ),
+            ];
+            for (name, text, max) in texts {
+                let text = text.as_deref().unwrap_or("");
+                check_len(&mut errors, &format!("{field}.{name}"), text, max);
+            }
+        }
+        if self.title.trim().is_empty() {
+            errors.push(ValidationError::new("title", Reason::Empty));
+        }
+        if self.conditions.len() > CONDITIONS_MAX {
+            errors.push(ValidationError::new(
+                "conditions",
+                Reason::TooLong {
+                    max: CONDITIONS_MAX,
+                    unit: "conditions".into(),
+                },
+            ));
+        }
+        for (i, c) in self.conditions.iter().enumerate() {
+            if !c.threshold.value().is_finite() {
+                errors.push(ValidationError::new(
+                    format!("conditions[{i}]"),
+                    Reason::NotFinite,
+                ));
+            }
+        }
+        for (i, r) in self.requires.iter().enumerate() {
+            if r == id {
+                errors.push(ValidationError::new(
+                    format!("requires[{i}]"),
+                    Reason::SelfReference,
+                ));
+            } else if self.requires[..i].contains(r) {
+                errors.push(ValidationError::new(
+                    format!("requires[{i}]"),
+                    Reason::Duplicate,
+                ));
+            }
+        }
+        if let (Some(from), Some(until)) = (self.available_from, self.available_until) {
+            if from >= until {
+                errors.push(ValidationError::new("available_from", Reason::EmptyWindow));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+impl AchievementDefinition {
+    /// The stored definition of `id` from a spec, at `version`.
+    pub fn from_spec(id: AchievementId, spec: AchievementSpec, version: u64) -> Self {
+        let AchievementSpec {
+            title,
+            locked_description,
+            unlocked_description,
+            locked_icon,
+            unlocked_icon,
+            points,
+            order,
+            visibility,
+            conditions,
+            requires,
+            available_from,
+            available_until,
+            localizations,
+            metadata,
+        } = spec;
+        Self {
+            id,
+            version,
+            archived: false,
+            title,
+            locked_description,
+            unlocked_description,
+            locked_icon,
+            unlocked_icon,
+            points,
+            order,
+            visibility,
+            conditions,
+            requires,
+            available_from,
+            available_until,
+            localizations,
+            metadata,
+        }
+    }
+
+    /// The spec an admin would write for this definition.
+    pub fn to_spec(&self) -> AchievementSpec {
+        AchievementSpec {
+            title: self.title.clone(),
+            locked_description: self.locked_description.clone(),
+            unlocked_description: self.unlocked_description.clone(),
+            locked_icon: self.locked_icon.clone(),
+            unlocked_icon: self.unlocked_icon.clone(),
+            points: self.points,
+            order: self.order,
+            visibility: self.visibility,
+            conditions: self.conditions.clone(),
+            requires: self.requires.clone(),
+            available_from: self.available_from,
+            available_until: self.available_until,
+            localizations: self.localizations.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+/// Whether `tag` is shaped like a BCP 47 language tag (`en`, `pt-BR`, `zh-Hant-TW`).
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let primary_ok = parts
+        .next()
+        .is_some_and(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()));
+    primary_ok
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A change to the definitions: what the DEFS log carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DefinitionEvent {
+    /// A stat was created or updated.
+    StatDefined {
+        /// Wire schema version.
+        #[serde(default)]
+        v: SchemaVersion,
+        /// Unique id of this change.
+        event_id: Uuid,
+        /// The definition as stored.
+        definition: StatDefinition,
+        /// When the server accepted the change.
+        at: Millis,
+    },
+    /// An achievement was created or updated (un-archiving it if it was archived).
+    AchievementDefined {
+        /// Wire schema version.
+        #[serde(default)]
+        v: SchemaVersion,
+        /// Unique id of this change.
+        event_id: Uuid,
+        /// The definition as stored.
+        definition: AchievementDefinition,
+        /// When the server accepted the change.
+        at: Millis,
+    },
+    /// An achievement was archived: it unlocks no more, earned ones stay earned.
+    AchievementArchived {
+        /// Wire schema version.
+        #[serde(default)]
+        v: SchemaVersion,
+        /// Unique id of this change.
+        event_id: Uuid,
+        /// The archived achievement.
+        id: AchievementId,
+        /// Its version after archiving.
+        version: u64,
+        /// When the server accepted the change.
+        at: Millis,
+    },
+}
+
+impl DefinitionEvent {
+    /// The unique id of this change.
+    pub fn event_id(&self) -> Uuid {
+        match self {
+            DefinitionEvent::StatDefined { event_id, .. }
+            | DefinitionEvent::AchievementDefined { event_id, .. }
+            | DefinitionEvent::AchievementArchived { event_id, .. } => *event_id,
+        }
+    }
+
+    /// When the server accepted the change.
+    pub fn at(&self) -> Millis {
+        match self {
+            DefinitionEvent::StatDefined { at, .. }
+            | DefinitionEvent::AchievementDefined { at, .. }
+            | DefinitionEvent::AchievementArchived { at, .. } => *at,
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Laurel's wire types: everything that crosses a process boundary.
+//!
+//! Every message on every log is a msgpack map with named fields and a `type` tag, so a
+//! consumer in any language decodes it without Laurel's code. The same types serialize to
+//! JSON for the HTTP API. Nothing in this crate does I/O.
+//!
+//! - [`defs`]: stat and achievement definitions and the DEFS log's [`DefinitionEvent`].
+//! - [`events`]: what the gateway appends to the STATS log ([`StatsMessage`]).
+//! - [`outputs`]: what the engine appends to the OUTPUT log ([`Output`]).
+//! - [`validation`]: typed errors naming the field and the reason.
+
+pub mod codec;
+pub mod defs;
+pub mod events;
+pub mod names;
+pub mod outputs;
+pub mod validation;
+pub mod value;
+
+pub use codec::{DecodeError, decode, encode};
+pub use defs::{
+    AchievementDefinition, AchievementSpec, Aggregation, Condition, DefinitionEvent, Localization,
+    StatDefinition, StatKind, StatSpec, Threshold, Visibility,
+};
+pub use events::{Grant, Source, StatEvent, StatsMessage};
+pub use names::{AchievementId, PlayerId, StatName};
+pub use outputs::{CauseKind, Checkpoint, Output, Progress, Rejected, StatChanged, Unlocked};
+pub use validation::{Reason, ValidationError};
+pub use value::Value;
+
+/// The version of the wire schema this crate writes, carried in every message's `v` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SchemaVersion(pub u16);
+
+impl SchemaVersion {
+    /// The version written by this build.
+    pub const CURRENT: SchemaVersion = SchemaVersion(1);
+}
+
+impl Default for SchemaVersion {
+    fn default() -> Self {
+        Self::CURRENT
+    }
+}
+
+/// Milliseconds since the Unix epoch, UTC: the unit of every timestamp on the wire.
+pub type Millis = i64;
+
+#[cfg(test)]
+mod tests;

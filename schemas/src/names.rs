@@ -1,0 +1,229 @@
+//! Validated names and ids: stat names, achievement ids, player ids.
+//!
+//! Each is a cheap-to-clone shared string that can only hold a valid value: deserializing
+//! an invalid one fails, so every decoded message carries valid names.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::validation::Reason;
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $check:path) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "Arc<str>")]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Validates and wraps a name.
+            pub fn new(s: impl AsRef<str> + Into<Arc<str>>) -> Result<Self, Reason> {
+                $check(s.as_ref())?;
+                Ok(Self(s.into()))
+            }
+
+            /// The name as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The shared string behind the name.
+            pub fn as_arc(&self) -> &Arc<str> {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Reason;
+            fn try_from(s: String) -> Result<Self, Reason> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = Reason;
+            fn try_from(s: &str) -> Result<Self, Reason> {
+                Self::new(s)
+            }
+        }
+
+        impl From<$name> for Arc<str> {
+            fn from(n: $name) -> Arc<str> {
+                n.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A stat's name: segments of `[A-Za-z0-9_-]+` joined by single dots, at most 128 characters.
+    StatName,
+    check_stat_name
+);
+name_type!(
+    /// An achievement's id: `[A-Za-z0-9_-]{1,64}`, case-sensitive.
+    AchievementId,
+    check_achievement_id
+);
+name_type!(
+    /// A player's id: 1 to 128 bytes of UTF-8 with no control characters.
+    PlayerId,
+    check_player_id
+);
+
+/// The longest stat name, in characters.
+pub const STAT_NAME_MAX: usize = 128;
+/// The longest achievement id, in characters.
+pub const ACHIEVEMENT_ID_MAX: usize = 64;
+/// The longest player id, in bytes.
+pub const PLAYER_ID_MAX: usize = 128;
+
+fn is_word_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+
+fn check_stat_name(s: &str) -> Result<(), Reason> {
+    if s.is_empty() {
+        return Err(Reason::Empty);
+    }
+    if s.len() > STAT_NAME_MAX {
+        return Err(Reason::TooLong {
+            max: STAT_NAME_MAX,
+            unit: "characters".into(),
+        });
+    }
+    let well_formed = s
+        .split('.')
+        .all(|seg| !seg.is_empty() && seg.bytes().all(is_word_char));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(Reason::Pattern {
+            pattern: r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*".into(),
+        })
+    }
+}
+
+fn check_achievement_id(s: &str) -> Result<(), Reason> {
+    if s.is_empty() {
+        return Err(Reason::Empty);
+    }
+    if s.len() > ACHIEVEMENT_ID_MAX {
+        return Err(Reason::TooLong {
+            max: ACHIEVEMENT_ID_MAX,
+            unit: "characters".into(),
+        });
+    }
+    if s.bytes().all(is_word_char) {
+        Ok(())
+    } else {
+        Err(Reason::Pattern {
+            pattern: "[A-Za-z0-9_-]{1,64}".into(),
+        })
+    }
+}
+
+fn check_player_id(s: &str) -> Result<(), Reason> {
+    if s.is_empty() {
+        return Err(Reason::Empty);
+    }
+    if s.len() > PLAYER_ID_MAX {
+        return Err(Reason::TooLong {
+            max: PLAYER_ID_MAX,
+            unit: "bytes".into(),
+        });
+    }
+    if s.chars().any(char::is_control) {
+        return Err(Reason::ControlCharacter);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_names_are_dot_joined_word_segments() {
+        assert!(StatName::new("weapons.rifle.kills").is_ok());
+        assert!(StatName::new("a-b_C9").is_ok());
+        assert!(matches!(StatName::new("a..b"), Err(Reason::Pattern { .. })));
+        assert!(matches!(StatName::new(".a"), Err(Reason::Pattern { .. })));
+        assert!(matches!(StatName::new("a."), Err(Reason::Pattern { .. })));
+        assert!(matches!(StatName::new("a b"), Err(Reason::Pattern { .. })));
+        assert_eq!(StatName::new(""), Err(Reason::Empty));
+        assert!(StatName::new("x".repeat(128)).is_ok());
+        assert!(matches!(
+            StatName::new("x".repeat(129)),
+            Err(Reason::TooLong { max: 128, .. })
+        ));
+    }
+
+    #[test]
+    fn gamekit_achievement_ids_fit() {
+        assert!(AchievementId::new("EAT_THOUSAND_BANANAS").is_ok());
+        assert!(AchievementId::new("x".repeat(64)).is_ok());
+        assert!(matches!(
+            AchievementId::new("x".repeat(65)),
+            Err(Reason::TooLong { max: 64, .. })
+        ));
+        assert!(matches!(
+            AchievementId::new("a.b"),
+            Err(Reason::Pattern { .. })
+        ));
+        assert_ne!(
+            AchievementId::new("Win").unwrap(),
+            AchievementId::new("WIN").unwrap()
+        );
+    }
+
+    #[test]
+    fn player_ids_are_bounded_utf8_without_control_characters() {
+        assert!(PlayerId::new("játékos-1 ✓").is_ok());
+        assert_eq!(PlayerId::new("a\nb"), Err(Reason::ControlCharacter));
+        assert_eq!(PlayerId::new(""), Err(Reason::Empty));
+        assert!(PlayerId::new("é".repeat(64)).is_ok());
+        assert!(matches!(
+            PlayerId::new("é".repeat(65)),
+            Err(Reason::TooLong { max: 128, .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_names_fail_to_deserialize() {
+        assert!(serde_json::from_str::<StatName>("\"a..b\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<StatName>("\"a.b\"")
+                .unwrap()
+                .as_str(),
+            "a.b"
+        );
+    }
+}

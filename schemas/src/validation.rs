@@ -1,0 +1,141 @@
+//! Typed validation errors: which field, and why.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::value::Value;
+
+/// Why a field, an event or a definition was refused. Also the reason on a `rejected` output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// The field is empty.
+    #[error("must not be empty")]
+    Empty,
+    /// The field is longer than allowed.
+    #[error("must be at most {max} {unit}")]
+    TooLong {
+        /// The limit.
+        max: usize,
+        /// What the limit counts (`characters`, `bytes`).
+        unit: String,
+    },
+    /// The field holds characters outside its alphabet.
+    #[error("must match {pattern}")]
+    Pattern {
+        /// The allowed shape, as a regular expression.
+        pattern: String,
+    },
+    /// The field holds a control character.
+    #[error("must not contain control characters")]
+    ControlCharacter,
+    /// A number is NaN or infinite.
+    #[error("must be a finite number")]
+    NotFinite,
+    /// A fractional number was given for an `int` stat.
+    #[error("must be an integer: the stat is of kind int")]
+    NotInteger,
+    /// `min_value` is greater than `max_value`.
+    #[error("min_value must not exceed max_value")]
+    MinAboveMax,
+    /// A number that must be positive is not.
+    #[error("must be greater than zero")]
+    NotPositive,
+    /// `available_from` is not before `available_until`.
+    #[error("available_from must be before available_until")]
+    EmptyWindow,
+    /// Exactly one of two fields must be given.
+    #[error("exactly one of {a} and {b} must be given")]
+    ExactlyOneOf {
+        /// The first field.
+        a: String,
+        /// The second field.
+        b: String,
+    },
+    /// An achievement requires itself.
+    #[error("an achievement cannot require itself")]
+    SelfReference,
+    /// The same item is listed twice.
+    #[error("is listed twice")]
+    Duplicate,
+    /// The stat is not defined.
+    #[error("stat {stat} is not defined")]
+    UnknownStat {
+        /// The stat's name.
+        stat: String,
+    },
+    /// The achievement is not defined.
+    #[error("achievement {id} is not defined")]
+    UnknownAchievement {
+        /// The achievement's id.
+        id: String,
+    },
+    /// The achievement is archived.
+    #[error("achievement {id} is archived")]
+    Archived {
+        /// The achievement's id.
+        id: String,
+    },
+    /// The value is below the stat's `min_value`.
+    #[error("must be at least {min}")]
+    BelowMin {
+        /// The stat's `min_value`.
+        min: Value,
+    },
+    /// The value is above the stat's `max_value`.
+    #[error("must be at most {max}")]
+    AboveMax {
+        /// The stat's `max_value`.
+        max: Value,
+    },
+    /// The event would change the stat by more than its `max_delta`.
+    #[error("changes the stat by {delta}, more than its max_delta {max_delta}")]
+    DeltaTooLarge {
+        /// The change this event would make.
+        delta: f64,
+        /// The stat's `max_delta`.
+        max_delta: f64,
+    },
+    /// A player's own token reported a stat that only game servers may report.
+    #[error("stat {stat} is not client_writable: only a game server may report it")]
+    NotWritable {
+        /// The stat's name.
+        stat: String,
+    },
+    /// A language tag is not a BCP 47 tag.
+    #[error("is not a BCP 47 language tag")]
+    LanguageTag,
+}
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    /// The field's path, e.g. `conditions[0].stat`.
+    pub field: String,
+    /// Why it was refused.
+    pub reason: Reason,
+}
+
+impl ValidationError {
+    /// A validation error for `field`.
+    pub fn new(field: impl Into<String>, reason: Reason) -> Self {
+        Self {
+            field: field.into(),
+            reason,
+        }
+    }
+
+    /// The same error, with its field nested under `parent` (`parent.field`).
+    pub fn under(self, parent: impl fmt::Display) -> Self {
+        let field = if self.field.is_empty() {
+            parent.to_string()
+        } else if self.field.starts_with('[') {
+            format!("{parent}{}", self.field)
+        } else {
+            format!("{parent}.{}", self.field)
+        };
+        Self { field, ..self }
+    }
+}

@@ -1,0 +1,128 @@
+//! Stat values: an `int` (i64) or a `float` (f64), written as a plain number on the wire.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A stat value or threshold: a plain number on the wire, an integer where it is one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    /// A 64-bit signed integer.
+    Int(i64),
+    /// A finite 64-bit float.
+    Float(f64),
+}
+
+impl Value {
+    /// The value as f64 (exact for integers up to 2^53).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Value::Int(i) => i as f64,
+            Value::Float(f) => f,
+        }
+    }
+
+    /// The value as an exact integer, if it is one (a float with no fraction counts).
+    pub fn as_exact_int(self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(i),
+            Value::Float(f) => {
+                // 2^63 as f64 is the first float past i64::MAX.
+                let in_range = (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f);
+                (f.fract() == 0.0 && in_range).then_some(f as i64)
+            }
+        }
+    }
+
+    /// Whether the value is finite (integers always are).
+    pub fn is_finite(self) -> bool {
+        match self {
+            Value::Int(_) => true,
+            Value::Float(f) => f.is_finite(),
+        }
+    }
+
+    /// Numeric comparison: exact between integers, as f64 otherwise.
+    pub fn compare(self, other: Value) -> Ordering {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => a.cmp(&b),
+            (a, b) => a.as_f64().total_cmp(&b.as_f64()),
+        }
+    }
+
+    /// The absolute difference `|self - other|` as f64.
+    pub fn distance(self, other: Value) -> f64 {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => a.abs_diff(b) as f64,
+            (a, b) => (a.as_f64() - b.as_f64()).abs(),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(f: f64) -> Self {
+        Value::Float(f)
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Value::Int(i) => s.serialize_i64(i),
+            Value::Float(f) => s.serialize_f64(f),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl Visitor<'_> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a finite number")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        if v.is_finite() {
+            Ok(Value::Float(v))
+        } else {
+            Err(E::custom("a number must be finite"))
+        }
+    }
+
+    fn visit_f32<E: de::Error>(self, v: f32) -> Result<Value, E> {
+        self.visit_f64(f64::from(v))
+    }
+}

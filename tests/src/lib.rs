@@ -1,0 +1,1 @@
+//! Support for Laurel's integration tests: helpers shared by the test modules.
