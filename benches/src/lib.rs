@@ -1,1 +1,123 @@
-//! Workloads shared by Laurel's benchmarks.
+//! Workloads shared by Laurel's benchmarks: a game's definitions and a stream of stat events.
+
+use laurel_schemas::{
+    AchievementDefinition, AchievementId, AchievementSpec, Aggregation, Condition, DefinitionEvent,
+    PlayerId, SchemaVersion, Source, StatDefinition, StatEvent, StatKind, StatName, StatSpec,
+    StatsMessage, Threshold, Value,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use uuid::Uuid;
+
+/// The shape of a generated game.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Number of stats.
+    pub stats: usize,
+    /// Number of achievements.
+    pub achievements: usize,
+    /// Number of distinct players.
+    pub players: usize,
+}
+
+impl Shape {
+    /// The engine bench's shape: 20 stats, 100 achievements, 10,000 players.
+    pub const ENGINE_FOLD: Shape = Shape {
+        stats: 20,
+        achievements: 100,
+        players: 10_000,
+    };
+}
+
+fn stat_name(i: usize) -> StatName {
+    StatName::new(format!("stats.s{i}")).expect("valid name")
+}
+
+/// The definitions of a game of `shape`: stats of every aggregation, achievements of one
+/// to three conditions, a tenth of them requiring another.
+pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut events = Vec::new();
+    for i in 0..shape.stats {
+        let aggregation = [
+            Aggregation::Sum,
+            Aggregation::Sum,
+            Aggregation::Max,
+            Aggregation::Latest,
+        ][i % 4];
+        let spec = StatSpec {
+            aggregation,
+            kind: StatKind::Int,
+            min_value: Some(Value::Int(0)),
+            max_value: None,
+            max_delta: Some(Value::Int(1_000)),
+            client_writable: i % 2 == 0,
+        };
+        events.push(DefinitionEvent::StatDefined {
+            v: SchemaVersion::CURRENT,
+            event_id: Uuid::from_u128(rng.random()),
+            definition: StatDefinition::from_spec(stat_name(i), spec, 1),
+            at: 0,
+        });
+    }
+    for i in 0..shape.achievements {
+        let conditions = (0..rng.random_range(1..=3))
+            .map(|_| Condition {
+                stat: stat_name(rng.random_range(0..shape.stats)),
+                threshold: Threshold::AtLeast(Value::Int(rng.random_range(5..200))),
+            })
+            .collect();
+        let requires = if i > 0 && rng.random_ratio(1, 10) {
+            vec![AchievementId::new(format!("ACH_{}", rng.random_range(0..i))).expect("valid id")]
+        } else {
+            Vec::new()
+        };
+        let spec = AchievementSpec {
+            title: format!("Achievement {i}"),
+            locked_description: String::new(),
+            unlocked_description: String::new(),
+            locked_icon: None,
+            unlocked_icon: None,
+            points: rng.random_range(5..50),
+            order: i as i32,
+            visibility: Default::default(),
+            conditions,
+            requires,
+            available_from: None,
+            available_until: None,
+            localizations: Default::default(),
+            metadata: Default::default(),
+        };
+        let id = AchievementId::new(format!("ACH_{i}")).expect("valid id");
+        events.push(DefinitionEvent::AchievementDefined {
+            v: SchemaVersion::CURRENT,
+            event_id: Uuid::from_u128(rng.random()),
+            definition: AchievementDefinition::from_spec(id, spec, 1),
+            at: 0,
+        });
+    }
+    events
+}
+
+/// `count` random stat events for a game of `shape`, players chosen uniformly.
+pub fn stat_events(shape: Shape, count: usize, seed: u64) -> Vec<StatsMessage> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let players: Vec<PlayerId> = (0..shape.players)
+        .map(|i| PlayerId::new(format!("player-{i:07}")).expect("valid id"))
+        .collect();
+    let stats: Vec<StatName> = (0..shape.stats).map(stat_name).collect();
+    (0..count)
+        .map(|i| {
+            StatsMessage::Stat(StatEvent {
+                v: SchemaVersion::CURRENT,
+                event_id: Uuid::from_u128(rng.random()),
+                player_id: players[rng.random_range(0..players.len())].clone(),
+                stat: stats[rng.random_range(0..stats.len())].clone(),
+                value: Value::Int(rng.random_range(1..20)),
+                ts: 1_800_000_000_000 + i as i64,
+                received_at: 1_800_000_000_000 + i as i64,
+                source: Source::Server,
+            })
+        })
+        .collect()
+}

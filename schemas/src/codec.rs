@@ -3,7 +3,7 @@
 //! Encoding is "human readable" in serde's sense: UUIDs are written as their 36-character
 //! string form, as in JSON, so a consumer in any language reads them without bit twiddling.
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 
 /// A message could not be decoded from msgpack.
 #[derive(Debug, thiserror::Error)]

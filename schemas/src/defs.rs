@@ -532,6 +532,8 @@ fn is_language_tag(tag: &str) -> bool {
 }
 
 /// A change to the definitions: what the DEFS log carries.
+// Definition changes are rare and short-lived; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DefinitionEvent {

@@ -49,3 +49,8 @@ pub type Millis = i64;
 
 #[cfg(test)]
 mod tests;
+
+/// An instant as [`Millis`] (milliseconds since the Unix epoch).
+pub fn to_millis(t: time::OffsetDateTime) -> Millis {
+    (t.unix_timestamp_nanos() / 1_000_000) as Millis
+}

@@ -1,1 +1,49 @@
-//! Support for Laurel's integration tests: helpers shared by the test modules.
+//! Support for Laurel's integration tests: the `laurel` binary, and bounded waits.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The path of the `laurel` binary, built on first use (a no-op when it is up to date).
+pub fn laurel_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "laurel-gateway",
+                "--bin",
+                "laurel",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the laurel binary failed");
+        // This test binary lives in target/<profile>/deps/; the laurel binary one level up.
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir");
+        dir.join(format!("laurel{}", std::env::consts::EXE_SUFFIX))
+    })
+    .clone()
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

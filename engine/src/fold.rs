@@ -1,0 +1,304 @@
+//! The evaluation fold: `(player state, definitions, event) -> (player state', outputs)`.
+//!
+//! A fold emits `stat`, `unlocked` and `rejected` outputs per event. `progress` is derived
+//! once per batch: [`coalesce`](crate::coalesce) keeps the last `stat` output per player
+//! stat, and [`Fold::progress`] expands each into the conditions it moves.
+//!
+//! Pure and deterministic: no I/O, no clock. Time is the event's server `received_at` (or a
+//! definition change's `at`), so replaying the same events against the same definitions
+//! gives the same outputs.
+
+use laurel_schemas::outputs::unlock_id;
+use laurel_schemas::{
+    Aggregation, CauseKind, Grant, Millis, Output, PlayerId, Progress, Reason, Rejected,
+    SchemaVersion, StatChanged, StatEvent, StatsMessage, Unlocked, Value,
+};
+use uuid::Uuid;
+
+use crate::defs::{AchIdx, Definitions, check_report};
+use crate::state::PlayerState;
+
+/// The facts a fold needs besides the event: the definitions, and whether this is a replay.
+#[derive(Debug, Clone, Copy)]
+pub struct Fold<'a> {
+    /// The definitions in force.
+    pub defs: &'a Definitions,
+    /// Whether outputs are emitted by a replay rather than live play.
+    pub replay: bool,
+}
+
+/// What caused an evaluation: carried into any unlock it produces.
+#[derive(Debug, Clone, Copy)]
+struct Cause {
+    id: Uuid,
+    kind: CauseKind,
+    at: Millis,
+}
+
+impl<'a> Fold<'a> {
+    /// A live fold against `defs`.
+    pub fn live(defs: &'a Definitions) -> Self {
+        Self {
+            defs,
+            replay: false,
+        }
+    }
+
+    /// Folds one STATS message into the player's state, appending its outputs.
+    pub fn apply(&self, player: &mut PlayerState, msg: &StatsMessage, out: &mut Vec<Output>) {
+        match msg {
+            StatsMessage::Stat(event) => self.apply_stat(player, event, out),
+            StatsMessage::Grant(grant) => self.apply_grant(player, grant, out),
+        }
+    }
+
+    fn reject(
+        &self,
+        event_id: Uuid,
+        player_id: &PlayerId,
+        reason: Reason,
+        at: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        out.push(Output::Rejected(Rejected {
+            v: SchemaVersion::CURRENT,
+            event_id,
+            player_id: player_id.clone(),
+            reason,
+            at,
+        }));
+    }
+
+    fn apply_stat(&self, player: &mut PlayerState, e: &StatEvent, out: &mut Vec<Output>) {
+        let defs = self.defs;
+        let Some((idx, def)) = defs
+            .stat_idx(e.stat.as_str())
+            .and_then(|i| Some((i, defs.stats[i.get()].def.as_ref()?)))
+        else {
+            let reason = Reason::UnknownStat {
+                stat: e.stat.to_string(),
+            };
+            return self.reject(e.event_id, &e.player_id, reason, e.received_at, out);
+        };
+        let reported = match check_report(def, e.value, e.source) {
+            Ok(v) => v,
+            Err(reason) => {
+                return self.reject(e.event_id, &e.player_id, reason, e.received_at, out);
+            }
+        };
+        let old = player.stat(idx);
+        let new = clamp(
+            aggregate(def.aggregation, old, reported),
+            def.min_value,
+            def.max_value,
+        );
+        if let Some(max_delta) = def.max_delta {
+            let delta = new.distance(old.unwrap_or(Value::Int(0)));
+            if delta > max_delta.as_f64() {
+                let reason = Reason::DeltaTooLarge {
+                    delta,
+                    max_delta: max_delta.as_f64(),
+                };
+                return self.reject(e.event_id, &e.player_id, reason, e.received_at, out);
+            }
+        }
+        if old.is_some_and(|o| o == new) {
+            return;
+        }
+        player.set_stat(idx, new);
+        out.push(Output::Stat(StatChanged {
+            v: SchemaVersion::CURRENT,
+            player_id: e.player_id.clone(),
+            stat: e.stat.clone(),
+            value: new,
+            at: e.received_at,
+        }));
+        let cause = Cause {
+            id: e.event_id,
+            kind: CauseKind::Stat,
+            at: e.received_at,
+        };
+        for &ach in &defs.by_stat[idx.get()] {
+            self.try_unlock(player, &e.player_id, ach, cause, out);
+        }
+    }
+
+    /// Appends the `progress` outputs a stat change means for the player: one per condition
+    /// reading the stat, of each live achievement the player has not earned. Called once per
+    /// coalesced `stat` output, so a batch reports each condition's progress once.
+    pub fn progress(&self, player: &PlayerState, change: &StatChanged, out: &mut Vec<Output>) {
+        let Some(stat) = self.defs.stat_idx(change.stat.as_str()) else {
+            return;
+        };
+        for &ach in &self.defs.by_stat[stat.get()] {
+            let entry = &self.defs.achievements[ach.get()];
+            if player.has_earned(ach) || entry.live().is_none() {
+                continue;
+            }
+            for (i, (s, threshold)) in entry.conditions.iter().enumerate() {
+                if *s == stat {
+                    out.push(Output::Progress(Progress {
+                        v: SchemaVersion::CURRENT,
+                        player_id: change.player_id.clone(),
+                        achievement_id: entry.id.clone(),
+                        condition: i as u32,
+                        stat: change.stat.clone(),
+                        current: change.value,
+                        required: threshold.value(),
+                        at: change.at,
+                    }));
+                }
+            }
+        }
+    }
+
+    fn apply_grant(&self, player: &mut PlayerState, g: &Grant, out: &mut Vec<Output>) {
+        let Some(idx) = self.defs.achievement_idx(g.achievement_id.as_str()) else {
+            let reason = Reason::UnknownAchievement {
+                id: g.achievement_id.to_string(),
+            };
+            return self.reject(g.event_id, &g.player_id, reason, g.received_at, out);
+        };
+        let entry = &self.defs.achievements[idx.get()];
+        match &entry.def {
+            None => {
+                let reason = Reason::UnknownAchievement {
+                    id: g.achievement_id.to_string(),
+                };
+                self.reject(g.event_id, &g.player_id, reason, g.received_at, out)
+            }
+            Some(def) if def.archived => {
+                let reason = Reason::Archived {
+                    id: g.achievement_id.to_string(),
+                };
+                self.reject(g.event_id, &g.player_id, reason, g.received_at, out)
+            }
+            Some(_) if player.has_earned(idx) => {}
+            Some(_) => {
+                let cause = Cause {
+                    id: g.event_id,
+                    kind: CauseKind::Grant,
+                    at: g.received_at,
+                };
+                self.unlock(player, &g.player_id, idx, cause, out);
+            }
+        }
+    }
+
+    /// Unlocks `ach` for the player if their current state satisfies it now, as a definition
+    /// change (`caused_by`, at `at`) demands: the player need not send another event.
+    pub fn reevaluate(
+        &self,
+        player: &mut PlayerState,
+        player_id: &PlayerId,
+        ach: AchIdx,
+        caused_by: Uuid,
+        at: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        let cause = Cause {
+            id: caused_by,
+            kind: CauseKind::Definition,
+            at,
+        };
+        self.try_unlock(player, player_id, ach, cause, out);
+    }
+
+    /// Unlocks `ach` if it is live, available at the cause's time, its requirements are
+    /// earned and all its conditions hold.
+    fn try_unlock(
+        &self,
+        player: &mut PlayerState,
+        player_id: &PlayerId,
+        ach: AchIdx,
+        cause: Cause,
+        out: &mut Vec<Output>,
+    ) {
+        if player.has_earned(ach) {
+            return;
+        }
+        let entry = &self.defs.achievements[ach.get()];
+        if entry.live().is_none() || entry.conditions.is_empty() || !entry.available_at(cause.at) {
+            return;
+        }
+        let requirements_met = entry.requires.iter().all(|r| player.has_earned(*r));
+        let conditions_hold = entry
+            .conditions
+            .iter()
+            .all(|(stat, threshold)| player.stat(*stat).is_some_and(|v| threshold.holds(v)));
+        if requirements_met && conditions_hold {
+            self.unlock(player, player_id, ach, cause, out);
+        }
+    }
+
+    /// Marks `ach` earned, emits the unlock, and evaluates what required it.
+    fn unlock(
+        &self,
+        player: &mut PlayerState,
+        player_id: &PlayerId,
+        ach: AchIdx,
+        cause: Cause,
+        out: &mut Vec<Output>,
+    ) {
+        let entry = &self.defs.achievements[ach.get()];
+        let Some(def) = entry.def.as_ref() else {
+            return;
+        };
+        player.mark_earned(ach);
+        out.push(Output::Unlocked(Unlocked {
+            v: SchemaVersion::CURRENT,
+            unlock_id: unlock_id(player_id, &entry.id),
+            player_id: player_id.clone(),
+            achievement_id: entry.id.clone(),
+            definition_version: def.version,
+            points: def.points,
+            unlocked_at: cause.at,
+            caused_by: cause.id,
+            cause: cause.kind,
+            replay: self.replay,
+        }));
+        let cascade = Cause {
+            kind: CauseKind::Requirement,
+            ..cause
+        };
+        for &dependent in &self.defs.required_by[ach.get()] {
+            self.try_unlock(player, player_id, dependent, cascade, out);
+        }
+    }
+}
+
+/// Folds a reported value into the current one.
+pub fn aggregate(aggregation: Aggregation, old: Option<Value>, reported: Value) -> Value {
+    let Some(old) = old else {
+        return reported;
+    };
+    match aggregation {
+        Aggregation::Sum => match (old, reported) {
+            (Value::Int(a), Value::Int(b)) => Value::Int(a.saturating_add(b)),
+            (a, b) => Value::Float(a.as_f64() + b.as_f64()),
+        },
+        Aggregation::Max => {
+            if reported.compare(old).is_gt() {
+                reported
+            } else {
+                old
+            }
+        }
+        Aggregation::Min => {
+            if reported.compare(old).is_lt() {
+                reported
+            } else {
+                old
+            }
+        }
+        Aggregation::Latest => reported,
+    }
+}
+
+fn clamp(value: Value, min: Option<Value>, max: Option<Value>) -> Value {
+    match (min, max) {
+        (Some(min), _) if value.compare(min).is_lt() => min,
+        (_, Some(max)) if value.compare(max).is_gt() => max,
+        _ => value,
+    }
+}

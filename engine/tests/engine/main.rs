@@ -1,0 +1,5 @@
+//! The engine's behaviour: given/when/then scenarios, and properties of the fold.
+
+mod properties;
+mod scenarios;
+mod support;

@@ -1,0 +1,727 @@
+//! Given definitions and events, when an event arrives, then these outputs.
+
+use laurel_engine::{Engine, coalesce};
+use laurel_schemas::outputs::unlock_id;
+use laurel_schemas::{
+    AchievementId, CauseKind, Output, PlayerId, Reason, Source, StatsMessage, ValidationError,
+    Value,
+};
+use serde_json::json;
+
+use crate::support::*;
+
+mod aggregation {
+    use super::*;
+
+    #[test]
+    fn sum_adds_every_reported_value() {
+        let mut s = given().stat("kills", int_sum());
+        s.report("p", "kills", 3);
+        s.report("p", "kills", -1);
+        s.report("p", "kills", 5);
+        assert_eq!(s.value("p", "kills"), Some(Value::Int(7)));
+    }
+
+    #[test]
+    fn max_keeps_the_largest_value() {
+        let mut s = given().stat("score", json!({"aggregation": "max", "kind": "int"}));
+        s.report("p", "score", 30);
+        s.report("p", "score", 10);
+        assert_eq!(s.value("p", "score"), Some(Value::Int(30)));
+        s.report("p", "score", 31);
+        assert_eq!(s.value("p", "score"), Some(Value::Int(31)));
+    }
+
+    #[test]
+    fn min_keeps_the_smallest_value() {
+        let mut s = given().stat("lap", json!({"aggregation": "min", "kind": "float"}));
+        s.report("p", "lap", 93.5);
+        s.report("p", "lap", 95.0);
+        assert_eq!(s.value("p", "lap"), Some(Value::Float(93.5)));
+        s.report("p", "lap", 90.25);
+        assert_eq!(s.value("p", "lap"), Some(Value::Float(90.25)));
+    }
+
+    #[test]
+    fn latest_keeps_the_last_value() {
+        let mut s = given().stat("level", json!({"aggregation": "latest", "kind": "int"}));
+        s.report("p", "level", 30);
+        s.report("p", "level", 12);
+        assert_eq!(s.value("p", "level"), Some(Value::Int(12)));
+    }
+
+    #[test]
+    fn float_stats_sum_floats_and_accept_integers() {
+        let mut s = given().stat("distance", json!({"aggregation": "sum", "kind": "float"}));
+        s.report("p", "distance", 1.5);
+        s.report("p", "distance", 2);
+        assert_eq!(s.value("p", "distance"), Some(Value::Float(3.5)));
+    }
+
+    #[test]
+    fn int_stats_refuse_fractions_but_take_whole_floats() {
+        let mut s = given().stat("kills", int_sum());
+        let out = s.report("p", "kills", 1.5);
+        assert_eq!(rejections(&out), vec![Reason::NotInteger]);
+        assert_eq!(s.value("p", "kills"), None);
+        s.report("p", "kills", 2.0);
+        assert_eq!(s.value("p", "kills"), Some(Value::Int(2)));
+    }
+
+    #[test]
+    fn int_sums_saturate_instead_of_overflowing() {
+        let mut s = given().stat("kills", int_sum());
+        s.report("p", "kills", i64::MAX);
+        s.report("p", "kills", 5);
+        assert_eq!(s.value("p", "kills"), Some(Value::Int(i64::MAX)));
+    }
+
+    #[test]
+    fn a_changed_value_is_reported_and_an_unchanged_one_is_not() {
+        let mut s = given().stat("score", json!({"aggregation": "max", "kind": "int"}));
+        let out = s.report("p", "score", 10);
+        assert!(matches!(&out[..], [Output::Stat(c)] if c.value == Value::Int(10)));
+        assert!(s.report("p", "score", 4).is_empty());
+    }
+}
+
+mod anti_cheat {
+    use super::*;
+
+    #[test]
+    fn values_outside_the_bounds_are_rejected() {
+        let mut s = given().stat(
+            "kills",
+            json!({"aggregation": "sum", "kind": "int", "min_value": 0, "max_value": 100}),
+        );
+        assert_eq!(
+            rejections(&s.report("p", "kills", -1)),
+            vec![Reason::BelowMin { min: Value::Int(0) }]
+        );
+        assert_eq!(
+            rejections(&s.report("p", "kills", 101)),
+            vec![Reason::AboveMax {
+                max: Value::Int(100)
+            }]
+        );
+        assert_eq!(s.value("p", "kills"), None);
+    }
+
+    #[test]
+    fn a_sum_saturates_at_its_max_value() {
+        let mut s = given().stat(
+            "kills",
+            json!({"aggregation": "sum", "kind": "int", "max_value": 100}),
+        );
+        s.report("p", "kills", 60);
+        s.report("p", "kills", 60);
+        assert_eq!(s.value("p", "kills"), Some(Value::Int(100)));
+    }
+
+    #[test]
+    fn a_sum_event_larger_than_max_delta_is_rejected() {
+        let mut s = given().stat(
+            "kills",
+            json!({"aggregation": "sum", "kind": "int", "max_delta": 10}),
+        );
+        s.report("p", "kills", 10);
+        let out = s.report("p", "kills", 11);
+        assert_eq!(
+            rejections(&out),
+            vec![Reason::DeltaTooLarge {
+                delta: 11.0,
+                max_delta: 10.0
+            }]
+        );
+        assert_eq!(s.value("p", "kills"), Some(Value::Int(10)));
+    }
+
+    #[test]
+    fn max_delta_measures_the_change_from_the_current_value() {
+        let mut s = given().stat(
+            "level",
+            json!({"aggregation": "latest", "kind": "int", "max_delta": 5}),
+        );
+        // The first value is measured from zero.
+        assert_eq!(rejections(&s.report("p", "level", 6)).len(), 1);
+        s.report("p", "level", 5);
+        s.report("p", "level", 10);
+        assert_eq!(rejections(&s.report("p", "level", 16)).len(), 1);
+        assert_eq!(s.value("p", "level"), Some(Value::Int(10)));
+    }
+
+    #[test]
+    fn players_cannot_report_server_only_stats() {
+        let mut s = given().stat("kills", int_sum()).stat(
+            "jumps",
+            json!({"aggregation": "sum", "kind": "int", "client_writable": true}),
+        );
+        let out = s.report_as("p", "kills", Value::Int(1), Source::Player);
+        assert_eq!(
+            rejections(&out),
+            vec![Reason::NotWritable {
+                stat: "kills".into()
+            }]
+        );
+        assert!(rejections(&s.report_as("p", "jumps", Value::Int(1), Source::Player)).is_empty());
+        assert!(rejections(&s.report_as("p", "kills", Value::Int(1), Source::Server)).is_empty());
+        assert_eq!(s.value("p", "kills"), Some(Value::Int(1)));
+    }
+
+    #[test]
+    fn undefined_stats_are_rejected() {
+        let mut s = given();
+        let out = s.report("p", "ghost", 1);
+        assert_eq!(
+            rejections(&out),
+            vec![Reason::UnknownStat {
+                stat: "ghost".into()
+            }]
+        );
+    }
+}
+
+mod conditions {
+    use super::*;
+
+    #[test]
+    fn at_least_unlocks_when_the_threshold_is_reached() {
+        let mut s = given().stat("kills", int_sum()).achievement(
+            "K10",
+            json!({"title": "Ten", "conditions": [{"stat": "kills", "at_least": 10}]}),
+        );
+        assert!(unlocked_ids(&s.report("p", "kills", 9)).is_empty());
+        assert_eq!(unlocked_ids(&s.report("p", "kills", 1)), vec!["K10"]);
+    }
+
+    #[test]
+    fn at_most_holds_at_or_below_the_threshold() {
+        let mut s = given()
+            .stat("lap", json!({"aggregation": "min", "kind": "float"}))
+            .achievement(
+                "FAST",
+                json!({"title": "Fast", "conditions": [{"stat": "lap", "at_most": 60.0}]}),
+            );
+        assert!(unlocked_ids(&s.report("p", "lap", 61.0)).is_empty());
+        assert_eq!(unlocked_ids(&s.report("p", "lap", 60)), vec!["FAST"]);
+    }
+
+    #[test]
+    fn a_condition_on_a_stat_never_reported_does_not_hold() {
+        let mut s = given()
+            .stat("deaths", int_sum())
+            .stat("wins", int_sum())
+            .achievement(
+                "FLAWLESS",
+                json!({"title": "Flawless", "conditions": [
+                    {"stat": "wins", "at_least": 1}, {"stat": "deaths", "at_most": 0}]}),
+            );
+        assert!(unlocked_ids(&s.report("p", "wins", 1)).is_empty());
+        assert_eq!(unlocked_ids(&s.report("p", "deaths", 0)), vec!["FLAWLESS"]);
+    }
+
+    #[test]
+    fn all_conditions_must_hold() {
+        let mut s = given()
+            .stat("kills", int_sum())
+            .stat("wins", int_sum())
+            .achievement(
+                "BOTH",
+                json!({"title": "Both", "conditions": [
+                    {"stat": "kills", "at_least": 5}, {"stat": "wins", "at_least": 2}]}),
+            );
+        assert!(unlocked_ids(&s.report("p", "kills", 5)).is_empty());
+        assert!(unlocked_ids(&s.report("p", "wins", 1)).is_empty());
+        assert_eq!(unlocked_ids(&s.report("p", "wins", 1)), vec!["BOTH"]);
+    }
+
+    #[test]
+    fn players_are_evaluated_separately() {
+        let mut s = given().stat("kills", int_sum()).achievement(
+            "K2",
+            json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 2}]}),
+        );
+        s.report("a", "kills", 1);
+        assert!(unlocked_ids(&s.report("b", "kills", 1)).is_empty());
+        assert_eq!(unlocked_ids(&s.report("a", "kills", 1)), vec!["K2"]);
+    }
+
+    #[test]
+    fn an_event_only_evaluates_achievements_that_read_its_stat() {
+        // TIMED's stat was satisfied before its window opened; a later event on another stat,
+        // inside the window, is not about TIMED and must not unlock it.
+        let mut s = given().stat("kills", int_sum()).stat("jumps", int_sum());
+        let opens = s.now + 1000;
+        let from =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(opens) * 1_000_000).unwrap();
+        let from = from
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        s.define(
+            "TIMED",
+            json!({"title": "t", "available_from": from, "conditions": [{"stat": "kills", "at_least": 1}]}),
+        );
+        s.report("p", "kills", 1);
+        s.now = opens;
+        assert!(unlocked_ids(&s.report("p", "jumps", 1)).is_empty());
+        assert_eq!(unlocked_ids(&s.report("p", "kills", 1)), vec!["TIMED"]);
+    }
+}
+
+mod requirements {
+    use super::*;
+
+    fn chain() -> Scenario {
+        given()
+            .stat("kills", int_sum())
+            .stat("wins", int_sum())
+            .achievement("FIRST_WIN", json!({"title": "t", "conditions": [{"stat": "wins", "at_least": 1}]}))
+            .achievement(
+                "VETERAN",
+                json!({"title": "t", "requires": ["FIRST_WIN"], "conditions": [{"stat": "kills", "at_least": 3}]}),
+            )
+    }
+
+    #[test]
+    fn a_requirement_must_be_earned_first() {
+        let mut s = chain();
+        assert!(unlocked_ids(&s.report("p", "kills", 5)).is_empty());
+    }
+
+    #[test]
+    fn earning_a_requirement_cascades_in_the_same_step() {
+        let mut s = chain();
+        s.report("p", "kills", 5);
+        let out = s.report("p", "wins", 1);
+        assert_eq!(unlocked_ids(&out), vec!["FIRST_WIN", "VETERAN"]);
+        let u = unlocks(&out);
+        assert_eq!(u[1].cause, CauseKind::Requirement);
+        assert_eq!(u[1].caused_by, u[0].caused_by);
+    }
+
+    #[test]
+    fn a_grant_cascades_too() {
+        let mut s = chain();
+        s.report("p", "kills", 5);
+        assert_eq!(
+            unlocked_ids(&s.grant("p", "FIRST_WIN")),
+            vec!["FIRST_WIN", "VETERAN"]
+        );
+    }
+
+    #[test]
+    fn requirement_cycles_and_unknown_references_are_refused() {
+        let s = chain();
+        let defs = s.engine.definitions();
+        let spec = serde_json::from_value(json!({"title": "t", "requires": ["VETERAN"], "conditions": [{"stat": "nope", "at_least": 1}]})).unwrap();
+        let errors = defs
+            .check_achievement(&AchievementId::new("FIRST_WIN").unwrap(), &spec)
+            .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                ValidationError::new(
+                    "conditions[0].stat",
+                    Reason::UnknownStat {
+                        stat: "nope".into()
+                    }
+                ),
+                ValidationError::new("requires[0]", Reason::SelfReference),
+            ]
+        );
+        let spec = serde_json::from_value(json!({"title": "t", "requires": ["MISSING"]})).unwrap();
+        let errors = defs
+            .check_achievement(&AchievementId::new("X").unwrap(), &spec)
+            .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![ValidationError::new(
+                "requires[0]",
+                Reason::UnknownAchievement {
+                    id: "MISSING".into()
+                }
+            )]
+        );
+    }
+}
+
+mod windows {
+    use super::*;
+
+    fn rfc3339(ms: i64) -> String {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    }
+
+    fn windowed() -> (Scenario, i64, i64) {
+        let s = given().stat("kills", int_sum());
+        let (from, until) = (s.now + 10_000, s.now + 20_000);
+        let s = s.achievement(
+            "EVENT",
+            json!({"title": "t", "available_from": rfc3339(from), "available_until": rfc3339(until),
+                   "conditions": [{"stat": "kills", "at_least": 1}]}),
+        );
+        (s, from, until)
+    }
+
+    #[test]
+    fn events_before_the_window_do_not_unlock() {
+        let (mut s, from, _) = windowed();
+        s.now = from - 1;
+        assert!(unlocked_ids(&s.report("p", "kills", 1)).is_empty());
+        s.now = from;
+        assert_eq!(unlocked_ids(&s.report("p", "kills", 1)), vec!["EVENT"]);
+    }
+
+    #[test]
+    fn events_at_or_after_the_end_do_not_unlock() {
+        let (mut s, _, until) = windowed();
+        s.now = until;
+        assert!(unlocked_ids(&s.report("p", "kills", 1)).is_empty());
+        s.now = until - 1;
+        assert_eq!(unlocked_ids(&s.report("p", "kills", 1)), vec!["EVENT"]);
+    }
+
+    #[test]
+    fn the_window_is_judged_on_server_time_not_client_time() {
+        let (mut s, from, until) = windowed();
+        s.now = until + 5;
+        let mut event = s.stat_event("p", "kills", Value::Int(1), Source::Server);
+        event.ts = from + 1; // a client clock claiming to be inside the window
+        assert!(unlocked_ids(&s.send(StatsMessage::Stat(event))).is_empty());
+    }
+}
+
+mod grants {
+    use super::*;
+
+    fn setup() -> Scenario {
+        given()
+            .stat("kills", int_sum())
+            .achievement("BETA_TESTER", json!({"title": "Beta", "points": 50}))
+            .achievement(
+                "K1",
+                json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 1}]}),
+            )
+    }
+
+    #[test]
+    fn an_achievement_without_conditions_is_earned_only_by_a_grant() {
+        let mut s = setup();
+        assert!(
+            unlocked_ids(&s.report("p", "kills", 100))
+                .iter()
+                .all(|id| id != "BETA_TESTER")
+        );
+        let out = s.grant("p", "BETA_TESTER");
+        let u = unlocks(&out);
+        assert_eq!(unlocked_ids(&out), vec!["BETA_TESTER"]);
+        assert_eq!((u[0].cause, u[0].points), (CauseKind::Grant, 50));
+    }
+
+    #[test]
+    fn defining_or_requiring_a_grant_only_achievement_unlocks_nothing() {
+        let mut s = setup();
+        s.report("p", "kills", 1);
+        assert!(
+            s.define("GRANT_ONLY", json!({"title": "t", "requires": ["K1"]}))
+                .is_empty()
+        );
+        assert!(
+            unlocked_ids(&s.report("q", "kills", 1))
+                .iter()
+                .all(|id| id != "GRANT_ONLY")
+        );
+    }
+
+    #[test]
+    fn a_grant_of_an_earned_achievement_changes_nothing() {
+        let mut s = setup();
+        s.grant("p", "BETA_TESTER");
+        assert!(s.grant("p", "BETA_TESTER").is_empty());
+    }
+
+    #[test]
+    fn grants_of_unknown_or_archived_achievements_are_rejected() {
+        let mut s = setup();
+        assert_eq!(
+            rejections(&s.grant("p", "NOPE")),
+            vec![Reason::UnknownAchievement { id: "NOPE".into() }]
+        );
+        s.archive("BETA_TESTER");
+        assert_eq!(
+            rejections(&s.grant("p", "BETA_TESTER")),
+            vec![Reason::Archived {
+                id: "BETA_TESTER".into()
+            }]
+        );
+    }
+}
+
+mod earned_stays_earned {
+    use super::*;
+
+    fn earned() -> Scenario {
+        let mut s = given()
+            .stat("level", json!({"aggregation": "latest", "kind": "int"}))
+            .achievement(
+                "L10",
+                json!({"title": "t", "conditions": [{"stat": "level", "at_least": 10}]}),
+            );
+        assert_eq!(unlocked_ids(&s.report("p", "level", 10)), vec!["L10"]);
+        s
+    }
+
+    fn still_earned(s: &Scenario) -> bool {
+        let idx = s.engine.definitions().achievement_idx("L10").unwrap();
+        s.engine.player("p").unwrap().has_earned(idx)
+    }
+
+    #[test]
+    fn a_falling_stat_does_not_revoke_or_re_unlock() {
+        let mut s = earned();
+        s.report("p", "level", 3);
+        assert!(unlocked_ids(&s.report("p", "level", 12)).is_empty());
+        assert!(still_earned(&s));
+    }
+
+    #[test]
+    fn raising_the_threshold_does_not_revoke() {
+        let mut s = earned();
+        let out = s.define(
+            "L10",
+            json!({"title": "t", "conditions": [{"stat": "level", "at_least": 50}]}),
+        );
+        assert!(out.is_empty());
+        assert!(still_earned(&s));
+    }
+
+    #[test]
+    fn archiving_does_not_revoke_and_stops_new_unlocks() {
+        let mut s = earned();
+        s.archive("L10");
+        assert!(still_earned(&s));
+        assert!(unlocked_ids(&s.report("q", "level", 10)).is_empty());
+    }
+}
+
+mod definition_changes {
+    use super::*;
+
+    #[test]
+    fn a_new_achievement_unlocks_for_players_who_already_qualify() {
+        let mut s = given().stat("kills", int_sum());
+        s.report("veteran", "kills", 50);
+        s.report("rookie", "kills", 2);
+        let out = s.define(
+            "K10",
+            json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 10}]}),
+        );
+        let u = unlocks(&out);
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].player_id.as_str(), "veteran");
+        assert_eq!(
+            (u[0].cause, u[0].unlocked_at),
+            (CauseKind::Definition, s.now)
+        );
+    }
+
+    #[test]
+    fn lowering_a_threshold_unlocks_without_a_new_event() {
+        let mut s = given().stat("kills", int_sum()).achievement(
+            "K",
+            json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 100}]}),
+        );
+        s.report("p", "kills", 60);
+        let out = s.define(
+            "K",
+            json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 50}]}),
+        );
+        assert_eq!(unlocked_ids(&out), vec!["K"]);
+        assert_eq!(unlocks(&out)[0].definition_version, 2);
+    }
+
+    #[test]
+    fn a_changed_condition_moves_the_achievement_to_its_new_stat() {
+        let mut s = given()
+            .stat("kills", int_sum())
+            .stat("wins", int_sum())
+            .achievement(
+                "A",
+                json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 1}]}),
+            );
+        s.define(
+            "A",
+            json!({"title": "t", "conditions": [{"stat": "wins", "at_least": 1}]}),
+        );
+        assert!(unlocked_ids(&s.report("p", "kills", 5)).is_empty());
+        assert_eq!(unlocked_ids(&s.report("p", "wins", 1)), vec!["A"]);
+    }
+}
+
+mod outputs {
+    use super::*;
+
+    #[test]
+    fn an_unlock_carries_its_deterministic_id_cause_and_definition() {
+        let mut s = given().stat("kills", int_sum()).achievement(
+            "K1",
+            json!({"title": "t", "points": 15, "conditions": [{"stat": "kills", "at_least": 1}]}),
+        );
+        s.now += 42;
+        let event = s.stat_event("p", "kills", Value::Int(1), Source::Server);
+        let out = s.send(StatsMessage::Stat(event.clone()));
+        let u = unlocks(&out)[0];
+        let expected_id = unlock_id(
+            &PlayerId::new("p").unwrap(),
+            &AchievementId::new("K1").unwrap(),
+        );
+        assert_eq!(u.unlock_id, expected_id);
+        assert_eq!(u.unlocked_at, event.received_at);
+        assert_eq!(u.caused_by, event.event_id);
+        assert_eq!(
+            (u.definition_version, u.points, u.cause, u.replay),
+            (1, 15, CauseKind::Stat, false)
+        );
+    }
+
+    #[test]
+    fn progress_is_reported_per_condition_that_reads_the_stat() {
+        let mut s = given()
+            .stat("kills", int_sum())
+            .stat("wins", int_sum())
+            .achievement(
+                "A",
+                json!({"title": "t", "conditions": [{"stat": "wins", "at_least": 3}, {"stat": "kills", "at_least": 10}]}),
+            )
+            .achievement("B", json!({"title": "t", "conditions": [{"stat": "wins", "at_least": 5}]}));
+        let out = s.report("p", "kills", 4);
+        assert_eq!(
+            progress(&out),
+            vec![("A".into(), 1, Value::Int(4), Value::Int(10))]
+        );
+    }
+
+    #[test]
+    fn no_progress_is_reported_for_earned_achievements() {
+        let mut s = given().stat("kills", int_sum()).achievement(
+            "K2",
+            json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 2}]}),
+        );
+        assert_eq!(
+            progress(&s.report("p", "kills", 1)),
+            vec![("K2".into(), 0, Value::Int(1), Value::Int(2))]
+        );
+        let out = s.report("p", "kills", 1);
+        assert_eq!(unlocked_ids(&out), vec!["K2"]);
+        assert!(progress(&out).is_empty());
+        assert!(progress(&s.report("p", "kills", 1)).is_empty());
+    }
+
+    #[test]
+    fn a_replay_marks_its_unlocks() {
+        let s = given().stat("kills", int_sum()).achievement(
+            "K1",
+            json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 1}]}),
+        );
+        let mut replay = Engine::replaying(s.engine.definitions().clone());
+        let mut out = Vec::new();
+        let mut s = s;
+        let event = s.stat_event("p", "kills", Value::Int(1), Source::Server);
+        replay.apply(&StatsMessage::Stat(event), &mut out);
+        assert!(unlocks(&out)[0].replay);
+    }
+
+    #[test]
+    fn a_batch_reports_the_last_stat_value_and_its_progress_once() {
+        let mut s = given()
+            .stat("kills", int_sum())
+            .achievement(
+                "K5",
+                json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 5}]}),
+            )
+            .achievement(
+                "K9",
+                json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 9}]}),
+            );
+        let mut batch: Vec<StatsMessage> = (0..5)
+            .map(|_| StatsMessage::Stat(s.stat_event("p", "kills", Value::Int(1), Source::Server)))
+            .collect();
+        batch.push(StatsMessage::Stat(s.stat_event(
+            "q",
+            "kills",
+            Value::Int(1),
+            Source::Server,
+        )));
+        let mut out = Vec::new();
+        s.engine.apply_batch(&batch, &mut out);
+        let kinds: Vec<String> = out
+            .iter()
+            .map(|o| match o {
+                Output::Stat(c) => format!("stat {} {}", c.player_id, c.value),
+                Output::Progress(p) => format!(
+                    "progress {} {} {}",
+                    p.player_id, p.achievement_id, p.current
+                ),
+                Output::Unlocked(u) => format!("unlocked {} {}", u.player_id, u.achievement_id),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "stat p 5",
+                "progress p K9 5",
+                "unlocked p K5",
+                "stat q 1",
+                "progress q K5 1",
+                "progress q K9 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn coalescing_keeps_the_last_output_per_key_in_order() {
+        let mut s = given().stat("kills", int_sum());
+        let mut out = Vec::new();
+        for player in ["p", "q", "p"] {
+            out.extend(s.report(player, "kills", 1));
+        }
+        coalesce(&mut out);
+        let values: Vec<String> = out
+            .iter()
+            .map(|o| match o {
+                Output::Stat(c) => format!("{} {}", c.player_id, c.value),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(values, vec!["q 1", "p 2"]);
+    }
+}
+
+mod snapshots {
+    use super::*;
+
+    #[test]
+    fn a_restored_engine_continues_where_the_snapshot_left_off() {
+        let mut s = given()
+            .stat("kills", int_sum())
+            .achievement(
+                "K1",
+                json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 1}]}),
+            )
+            .achievement(
+                "K3",
+                json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 3}]}),
+            );
+        s.report("p", "kills", 2);
+        let stored = laurel_schemas::encode(&s.engine.snapshot());
+        let snapshot = laurel_schemas::decode(&stored).unwrap();
+        s.engine = Engine::restore(s.engine.definitions().clone(), &snapshot);
+        assert_eq!(s.value("p", "kills"), Some(Value::Int(2)));
+        assert!(unlocked_ids(&s.report("p", "kills", 1)).contains(&"K3".to_string()));
+        assert!(!unlocked_ids(&s.report("p", "kills", 1)).contains(&"K1".to_string()));
+    }
+}

@@ -1,0 +1,3 @@
+//! Laurel's integration tests: one binary, a module per feature.
+
+mod cli;
