@@ -1,4 +1,9 @@
-//! Support for Laurel's integration tests: the `laurel` binary, and bounded waits.
+//! Support for Laurel's integration tests: the `laurel` binary, a real `nats-server`, and
+//! bounded waits.
+
+mod nats;
+
+pub use nats::NatsServer;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,3 +1,4 @@
 //! Laurel's integration tests: one binary, a module per feature.
 
 mod cli;
+mod log;

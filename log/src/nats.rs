@@ -1,0 +1,384 @@
+//! The NATS JetStream log: the production backend, which scales out.
+//!
+//! Streams `<PREFIX>_STATS` (`laurel.stats.<partition>`), `<PREFIX>_DEFS`
+//! (`laurel.defs.<kind>.<id>`) and `<PREFIX>_OUTPUT` (`laurel.output.<partition>`), file
+//! storage, created or checked at start-up. Appends carry `Nats-Msg-Id` for deduplication and
+//! are pipelined: every message of a batch is published before any ack is awaited. Streams
+//! discard nothing: `DiscardNew` with the configured limit, so a full stream refuses appends
+//! instead of dropping unconsumed events. Readers are durable pull consumers with
+//! `AckPolicy::All`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    context::PublishErrorKind,
+    message::PublishMessage,
+    stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType},
+};
+use futures::{FutureExt, StreamExt};
+
+use crate::{AppendError, Appended, Entry, LogConfig, LogError, Record, Start, StreamKind, Target};
+
+/// The JetStream log. Cheap to clone.
+#[derive(Clone)]
+pub struct NatsLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    js: jetstream::Context,
+    config: LogConfig,
+}
+
+impl std::fmt::Debug for NatsLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsLog")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(e.to_string())
+}
+
+impl NatsLog {
+    /// Connects to `url` and creates or checks the three streams.
+    pub async fn connect(url: &str, config: LogConfig) -> Result<Self, LogError> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connect(url)
+            .await
+            .map_err(unavailable)?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(Duration::from_secs(10));
+        let log = Self {
+            inner: Arc::new(Inner { js, config }),
+        };
+        for kind in StreamKind::ALL {
+            log.ensure_stream(kind).await?;
+        }
+        Ok(log)
+    }
+
+    /// The layout the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    fn stream_name(&self, kind: StreamKind) -> String {
+        format!(
+            "{}_{}",
+            self.inner.config.stream_prefix,
+            kind.name().to_uppercase()
+        )
+    }
+
+    fn description(&self, kind: StreamKind) -> String {
+        let partitions = if kind.is_partitioned() {
+            self.inner.config.partitions
+        } else {
+            1
+        };
+        format!("laurel {} partitions={partitions}", kind.name())
+    }
+
+    fn subject(&self, kind: StreamKind, target: &Target) -> Result<String, AppendError> {
+        let prefix = &self.inner.config.subject_prefix;
+        match (kind.is_partitioned(), target) {
+            (true, Target::Partition(p)) if *p < self.inner.config.partitions => {
+                Ok(format!("{prefix}.{}.{p}", kind.name()))
+            }
+            (false, Target::Definition { kind: what, id }) => {
+                Ok(format!("{prefix}.defs.{what}.{id}"))
+            }
+            _ => Err(AppendError::Invalid(format!(
+                "{target:?} is not a target of {}",
+                kind.name()
+            ))),
+        }
+    }
+
+    fn filter(&self, kind: StreamKind, partition: u32) -> String {
+        let prefix = &self.inner.config.subject_prefix;
+        if kind.is_partitioned() {
+            format!("{prefix}.{}.{partition}", kind.name())
+        } else {
+            format!("{prefix}.{}.>", kind.name())
+        }
+    }
+
+    async fn ensure_stream(&self, kind: StreamKind) -> Result<(), LogError> {
+        let config = &self.inner.config;
+        let prefix = &config.subject_prefix;
+        let subjects = if kind.is_partitioned() {
+            vec![format!("{prefix}.{}.*", kind.name())]
+        } else {
+            vec![format!("{prefix}.{}.>", kind.name())]
+        };
+        let wanted = StreamConfig {
+            name: self.stream_name(kind),
+            description: Some(self.description(kind)),
+            subjects: subjects.clone(),
+            storage: StorageType::File,
+            retention: RetentionPolicy::Limits,
+            discard: DiscardPolicy::New,
+            max_messages: config.max_entries.map_or(-1, |m| m as i64),
+            num_replicas: config.replicas,
+            duplicate_window: config.duplicate_window,
+            ..Default::default()
+        };
+        let mut stream = self
+            .inner
+            .js
+            .get_or_create_stream(wanted)
+            .await
+            .map_err(unavailable)?;
+        let info = stream.info().await.map_err(unavailable)?;
+        if info.config.description.as_deref() != Some(self.description(kind).as_str())
+            || info.config.subjects != subjects
+        {
+            return Err(LogError::Misconfigured(format!(
+                "stream {} exists with {:?} on {:?}; expected {:?} on {:?}",
+                info.config.name,
+                info.config.description,
+                info.config.subjects,
+                self.description(kind),
+                subjects
+            )));
+        }
+        Ok(())
+    }
+
+    /// See [`crate::Log::append`].
+    pub async fn append(
+        &self,
+        stream: StreamKind,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Appended>, AppendError> {
+        let subjects = entries
+            .iter()
+            .map(|e| self.subject(stream, &e.target))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut pending = Vec::with_capacity(entries.len());
+        for (entry, subject) in entries.into_iter().zip(subjects) {
+            let publish = PublishMessage::build()
+                .payload(entry.payload.into())
+                .message_id(&entry.id);
+            let ack = self
+                .inner
+                .js
+                .send_publish(subject, publish)
+                .await
+                .map_err(|e| publish_error(stream, e.kind(), &e))?;
+            pending.push(ack);
+        }
+        let mut results = Vec::with_capacity(pending.len());
+        for ack in pending {
+            let ack = ack.await.map_err(|e| publish_error(stream, e.kind(), &e))?;
+            results.push(Appended {
+                seq: ack.sequence,
+                duplicate: ack.duplicate,
+            });
+        }
+        Ok(results)
+    }
+
+    /// See [`crate::Log::reader`].
+    pub async fn reader(
+        &self,
+        kind: StreamKind,
+        partition: u32,
+        consumer: &str,
+        start: Start,
+    ) -> Result<NatsReader, LogError> {
+        let name: String = format!("{consumer}_{}_{partition}", kind.name())
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let stream = self
+            .inner
+            .js
+            .get_stream(self.stream_name(kind))
+            .await
+            .map_err(unavailable)?;
+        let deliver_policy = match start {
+            Start::Resume | Start::After(0) => DeliverPolicy::All,
+            Start::After(seq) => DeliverPolicy::ByStartSequence {
+                start_sequence: seq + 1,
+            },
+        };
+        if let Start::After(_) = start {
+            // Reposition: the caller's own stored position is the authority.
+            let _ = stream.delete_consumer(&name).await;
+        }
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject: self.filter(kind, partition),
+            deliver_policy,
+            ack_policy: AckPolicy::All,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 100_000,
+            ..Default::default()
+        };
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(&name, config)
+            .await
+            .map_err(unavailable)?;
+        Ok(NatsReader {
+            consumer,
+            messages: None,
+            delivered: Vec::new(),
+            after: match start {
+                Start::After(seq) => seq,
+                Start::Resume => 0,
+            },
+        })
+    }
+
+    /// See [`crate::Log::last_seq`].
+    pub async fn last_seq(&self, kind: StreamKind, partition: u32) -> Result<u64, LogError> {
+        let mut stream = self
+            .inner
+            .js
+            .get_stream(self.stream_name(kind))
+            .await
+            .map_err(unavailable)?;
+        if !kind.is_partitioned() {
+            let info = stream.info().await.map_err(unavailable)?;
+            return Ok(info.state.last_sequence);
+        }
+        match stream
+            .get_last_raw_message_by_subject(&self.filter(kind, partition))
+            .await
+        {
+            Ok(message) => Ok(message.sequence),
+            Err(e) if e.to_string().contains("no message found") => Ok(0),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+fn publish_error(
+    stream: StreamKind,
+    kind: PublishErrorKind,
+    e: &dyn std::fmt::Display,
+) -> AppendError {
+    let text = e.to_string();
+    let full = text.contains("maximum messages")
+        || text.contains("maximum bytes")
+        || text.contains("resource limits");
+    match kind {
+        PublishErrorKind::Other if full => AppendError::Full(stream.name()),
+        _ => AppendError::Unavailable(text),
+    }
+}
+
+/// A durable pull consumer of one partition.
+pub struct NatsReader {
+    consumer: PullConsumer,
+    messages: Option<pull::Stream>,
+    delivered: Vec<(u64, jetstream::Message)>,
+    after: u64,
+}
+
+impl std::fmt::Debug for NatsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsReader")
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsReader {
+    fn record(&mut self, message: jetstream::Message) -> Result<Option<Record>, LogError> {
+        let seq = message.info().map_err(unavailable)?.stream_sequence;
+        if seq <= self.after {
+            return Ok(None); // redelivered from before the requested start
+        }
+        let record = Record {
+            seq,
+            payload: message.payload.clone(),
+        };
+        self.delivered.push((seq, message));
+        Ok(Some(record))
+    }
+
+    /// See [`crate::Reader::next_batch`].
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Record>, LogError> {
+        if self.messages.is_none() {
+            let stream = self
+                .consumer
+                .stream()
+                .max_messages_per_batch(max.max(1))
+                .heartbeat(Duration::from_secs(5))
+                .messages()
+                .await
+                .map_err(unavailable)?;
+            self.messages = Some(stream);
+        }
+        let messages = self.messages.as_mut().expect("set above");
+        let mut out = Vec::new();
+        let first = match tokio::time::timeout(wait, messages.next()).await {
+            Err(_) => return Ok(out),
+            Ok(first) => first,
+        };
+        let mut next = first;
+        loop {
+            match next {
+                Some(Ok(message)) => {
+                    if let Some(record) = self.record(message)? {
+                        out.push(record);
+                    }
+                }
+                Some(Err(e)) => {
+                    // Let the next call start a fresh pull (after a broker restart, say).
+                    self.messages = None;
+                    if out.is_empty() {
+                        return Err(unavailable(e));
+                    }
+                    return Ok(out);
+                }
+                None => {
+                    self.messages = None;
+                    return Ok(out);
+                }
+            }
+            if out.len() >= max {
+                return Ok(out);
+            }
+            let messages = self.messages.as_mut().expect("still set");
+            match messages.next().now_or_never() {
+                Some(item) => next = item,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// See [`crate::Reader::ack`]: with `AckPolicy::All`, acknowledging the message at `seq`
+    /// acknowledges everything before it.
+    pub async fn ack(&mut self, seq: u64) -> Result<(), LogError> {
+        let Some(index) = self.delivered.iter().rposition(|(s, _)| *s <= seq) else {
+            return Ok(());
+        };
+        let (_, message) = &self.delivered[index];
+        message.ack().await.map_err(unavailable)?;
+        self.delivered.drain(..=index);
+        Ok(())
+    }
+}

@@ -1,0 +1,424 @@
+//! The log conformance suite: every case runs against the embedded log and against JetStream
+//! on a real `nats-server`.
+
+use std::time::Duration;
+
+use laurel_log::{
+    AppendError, EmbeddedLog, Entry, Log, LogConfig, LogError, NatsLog, Start, StreamKind, Target,
+};
+use laurel_tests::NatsServer;
+use tempfile::TempDir;
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Embedded,
+    Nats,
+}
+
+/// A log on one backend, with what keeps it alive.
+struct Fixture {
+    backend: Backend,
+    config: LogConfig,
+    dir: TempDir,
+    server: Option<NatsServer>,
+    log: Log,
+}
+
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Fixture {
+    async fn new(backend: Backend, tweak: impl FnOnce(&mut LogConfig)) -> Self {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut config = LogConfig {
+            partitions: 4,
+            stream_prefix: format!("T{}_{n}", std::process::id()),
+            ..LogConfig::default()
+        };
+        tweak(&mut config);
+        let dir = tempfile::tempdir().unwrap();
+        let server = matches!(backend, Backend::Nats).then(NatsServer::start);
+        let log = open(backend, &config, &dir, server.as_ref()).await.unwrap();
+        Fixture {
+            backend,
+            config,
+            dir,
+            server,
+            log,
+        }
+    }
+
+    /// Closes the log and opens it again over the same storage.
+    async fn reopen(&mut self) {
+        let placeholder = Log::Embedded(
+            EmbeddedLog::open(&self.dir.path().join("scratch"), LogConfig::default()).unwrap(),
+        );
+        drop(std::mem::replace(&mut self.log, placeholder));
+        self.log = open(self.backend, &self.config, &self.dir, self.server.as_ref())
+            .await
+            .unwrap();
+    }
+}
+
+async fn open(
+    backend: Backend,
+    config: &LogConfig,
+    dir: &TempDir,
+    server: Option<&NatsServer>,
+) -> Result<Log, LogError> {
+    match backend {
+        Backend::Embedded => {
+            // sled holds a lock on its directory until every handle is gone.
+            let path = dir.path().join("log");
+            let mut tries = 0;
+            loop {
+                match EmbeddedLog::open(&path, config.clone()) {
+                    Ok(log) => return Ok(Log::Embedded(log)),
+                    Err(LogError::Storage(e)) if tries < 100 && e.contains("lock") => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Backend::Nats => Ok(Log::Nats(
+            NatsLog::connect(&server.unwrap().url(), config.clone()).await?,
+        )),
+    }
+}
+
+fn entry(partition: u32, id: &str, payload: &str) -> Entry {
+    Entry {
+        target: Target::Partition(partition),
+        id: id.into(),
+        payload: payload.as_bytes().to_vec(),
+    }
+}
+
+async fn read_all(
+    log: &Log,
+    stream: StreamKind,
+    partition: u32,
+    start: Start,
+) -> Vec<(u64, String)> {
+    let mut reader = log
+        .reader(stream, partition, "reader", start)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    loop {
+        let batch = reader
+            .next_batch(100, Duration::from_millis(300))
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(
+            batch
+                .into_iter()
+                .map(|r| (r.seq, String::from_utf8(r.payload.to_vec()).unwrap())),
+        );
+    }
+}
+
+fn payloads(records: &[(u64, String)]) -> Vec<&str> {
+    records.iter().map(|(_, p)| p.as_str()).collect()
+}
+
+async fn entries_read_back_in_order_per_partition(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    let entries = vec![
+        entry(0, "a", "a0"),
+        entry(1, "b", "b0"),
+        entry(0, "c", "a1"),
+        entry(1, "d", "b1"),
+        entry(0, "e", "a2"),
+    ];
+    let acks = f.log.append(StreamKind::Stats, entries).await.unwrap();
+    assert!(acks.iter().all(|a| !a.duplicate));
+    let p0 = read_all(&f.log, StreamKind::Stats, 0, Start::After(0)).await;
+    assert_eq!(payloads(&p0), vec!["a0", "a1", "a2"]);
+    assert!(
+        p0.windows(2).all(|w| w[0].0 < w[1].0),
+        "sequences increase: {p0:?}"
+    );
+    assert_eq!(p0[2].0, acks[4].seq, "read positions are the appended ones");
+    assert_eq!(
+        payloads(&read_all(&f.log, StreamKind::Stats, 1, Start::After(0)).await),
+        vec!["b0", "b1"]
+    );
+    assert!(
+        read_all(&f.log, StreamKind::Stats, 2, Start::After(0))
+            .await
+            .is_empty()
+    );
+}
+
+async fn a_duplicate_id_is_not_appended_twice(backend: Backend) {
+    let mut f = Fixture::new(backend, |_| {}).await;
+    let first = f
+        .log
+        .append(
+            StreamKind::Stats,
+            vec![entry(0, "x", "one"), entry(0, "y", "two")],
+        )
+        .await
+        .unwrap();
+    let again = f
+        .log
+        .append(
+            StreamKind::Stats,
+            vec![entry(0, "x", "one"), entry(0, "z", "three")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|a| a.duplicate).collect::<Vec<_>>(),
+        vec![true, false]
+    );
+    assert_eq!(again[0].seq, first[0].seq);
+    f.reopen().await;
+    let after_restart = f
+        .log
+        .append(StreamKind::Stats, vec![entry(0, "y", "two")])
+        .await
+        .unwrap();
+    assert!(
+        after_restart[0].duplicate,
+        "the dedup window survives a restart"
+    );
+    let records = read_all(&f.log, StreamKind::Stats, 0, Start::After(0)).await;
+    assert_eq!(payloads(&records), vec!["one", "two", "three"]);
+}
+
+async fn ids_outside_the_window_are_appended_again(backend: Backend) {
+    let f = Fixture::new(backend, |c| c.duplicate_window = Duration::from_millis(300)).await;
+    f.log
+        .append(StreamKind::Stats, vec![entry(0, "x", "one")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await; // let the window pass
+    let again = f
+        .log
+        .append(StreamKind::Stats, vec![entry(0, "x", "one")])
+        .await
+        .unwrap();
+    assert!(!again[0].duplicate);
+}
+
+async fn a_reader_resumes_after_its_acknowledged_position(backend: Backend) {
+    let mut f = Fixture::new(backend, |_| {}).await;
+    let entries = (0..5)
+        .map(|i| entry(2, &format!("id{i}"), &format!("m{i}")))
+        .collect();
+    f.log.append(StreamKind::Stats, entries).await.unwrap();
+    let mut reader = f
+        .log
+        .reader(StreamKind::Stats, 2, "engine", Start::Resume)
+        .await
+        .unwrap();
+    let batch = reader.next_batch(3, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(batch.len(), 3);
+    reader.ack(batch[2].seq).await.unwrap();
+    drop(reader);
+    if let Log::Embedded(l) = &f.log {
+        l.flush().await.unwrap();
+    }
+    f.reopen().await;
+    let mut reader = f
+        .log
+        .reader(StreamKind::Stats, 2, "engine", Start::Resume)
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    while rest.len() < 2 {
+        let batch = reader.next_batch(10, Duration::from_secs(2)).await.unwrap();
+        assert!(
+            !batch.is_empty(),
+            "the unacknowledged entries are delivered again"
+        );
+        rest.extend(batch);
+    }
+    let rest: Vec<String> = rest
+        .iter()
+        .map(|r| String::from_utf8(r.payload.to_vec()).unwrap())
+        .collect();
+    assert_eq!(rest, vec!["m3", "m4"]);
+}
+
+async fn a_reader_can_start_after_any_position(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    let acks = f
+        .log
+        .append(
+            StreamKind::Output,
+            (0..4)
+                .map(|i| entry(1, &format!("o{i}"), &format!("m{i}")))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let tail = read_all(&f.log, StreamKind::Output, 1, Start::After(acks[1].seq)).await;
+    assert_eq!(payloads(&tail), vec!["m2", "m3"]);
+}
+
+async fn a_waiting_reader_wakes_when_entries_arrive(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    let mut reader = f
+        .log
+        .reader(StreamKind::Stats, 3, "waiter", Start::Resume)
+        .await
+        .unwrap();
+    let log = f.log.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        log.append(StreamKind::Stats, vec![entry(3, "w", "hello")])
+            .await
+            .unwrap();
+    });
+    let batch = reader
+        .next_batch(10, Duration::from_secs(20))
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(
+        batch.len(),
+        1,
+        "woken by the append, well before the 20 s wait ended"
+    );
+    assert!(
+        reader
+            .next_batch(10, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn last_seq_tracks_each_partition(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    assert_eq!(f.log.last_seq(StreamKind::Stats, 0).await.unwrap(), 0);
+    let acks = f
+        .log
+        .append(
+            StreamKind::Stats,
+            vec![entry(0, "a", "x"), entry(1, "b", "y"), entry(0, "c", "z")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.log.last_seq(StreamKind::Stats, 0).await.unwrap(),
+        acks[2].seq
+    );
+    assert_eq!(
+        f.log.last_seq(StreamKind::Stats, 1).await.unwrap(),
+        acks[1].seq
+    );
+}
+
+async fn definitions_keep_one_order_across_kinds(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    let def = |kind: &'static str, id: &str, payload: &str| Entry {
+        target: Target::Definition {
+            kind,
+            id: id.into(),
+        },
+        id: format!("{kind}-{id}-{payload}"),
+        payload: payload.as_bytes().to_vec(),
+    };
+    let entries = vec![
+        def("stat", "kills", "1"),
+        def("achievement", "K10", "2"),
+        def("stat", "wins", "3"),
+        def("achievement", "K10", "4"),
+    ];
+    f.log.append(StreamKind::Defs, entries).await.unwrap();
+    let all = read_all(&f.log, StreamKind::Defs, 0, Start::After(0)).await;
+    assert_eq!(payloads(&all), vec!["1", "2", "3", "4"]);
+    assert_eq!(f.log.last_seq(StreamKind::Defs, 0).await.unwrap(), all[3].0);
+}
+
+async fn a_full_stream_refuses_appends_and_keeps_what_it_has(backend: Backend) {
+    let f = Fixture::new(backend, |c| c.max_entries = Some(3)).await;
+    f.log
+        .append(
+            StreamKind::Stats,
+            (0..3).map(|i| entry(0, &format!("f{i}"), "kept")).collect(),
+        )
+        .await
+        .unwrap();
+    let refused = f
+        .log
+        .append(StreamKind::Stats, vec![entry(0, "f3", "refused")])
+        .await;
+    assert!(
+        matches!(refused, Err(AppendError::Full("stats"))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        read_all(&f.log, StreamKind::Stats, 0, Start::After(0))
+            .await
+            .len(),
+        3
+    );
+}
+
+async fn entries_for_the_wrong_target_are_refused(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    let refused = f
+        .log
+        .append(StreamKind::Stats, vec![entry(99, "x", "bad")])
+        .await;
+    assert!(
+        matches!(refused, Err(AppendError::Invalid(_))),
+        "{refused:?}"
+    );
+    let refused = f
+        .log
+        .append(StreamKind::Defs, vec![entry(0, "x", "bad")])
+        .await;
+    assert!(
+        matches!(refused, Err(AppendError::Invalid(_))),
+        "{refused:?}"
+    );
+}
+
+async fn the_partition_count_is_fixed_at_creation(backend: Backend) {
+    let mut f = Fixture::new(backend, |_| {}).await;
+    f.config.partitions = 8;
+    let placeholder = Log::Embedded(
+        EmbeddedLog::open(&f.dir.path().join("scratch"), LogConfig::default()).unwrap(),
+    );
+    drop(std::mem::replace(&mut f.log, placeholder));
+    let reopened = open(f.backend, &f.config, &f.dir, f.server.as_ref()).await;
+    assert!(
+        matches!(reopened, Err(LogError::Misconfigured(_))),
+        "{reopened:?}"
+    );
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test] async fn $case() { super::$case(super::Backend::Embedded).await })*
+        }
+        mod jetstream {
+            $(#[tokio::test] async fn $case() { super::$case(super::Backend::Nats).await })*
+        }
+    };
+}
+
+conformance!(
+    entries_read_back_in_order_per_partition,
+    a_duplicate_id_is_not_appended_twice,
+    ids_outside_the_window_are_appended_again,
+    a_reader_resumes_after_its_acknowledged_position,
+    a_reader_can_start_after_any_position,
+    a_waiting_reader_wakes_when_entries_arrive,
+    last_seq_tracks_each_partition,
+    definitions_keep_one_order_across_kinds,
+    a_full_stream_refuses_appends_and_keeps_what_it_has,
+    entries_for_the_wrong_target_are_refused,
+    the_partition_count_is_fixed_at_creation,
+);
