@@ -10,6 +10,7 @@ mod coalesce;
 mod defs;
 mod fold;
 mod memory;
+pub mod shell;
 mod state;
 
 pub use coalesce::coalesce;

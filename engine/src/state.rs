@@ -62,6 +62,28 @@ impl PlayerState {
         PlayerSnapshot { stats, earned }
     }
 
+    /// The state from a stored snapshot, against definitions that know every name in it
+    /// (stats are never deleted, achievements only archived). Returns the first unknown name.
+    pub fn try_from_snapshot(
+        snapshot: &PlayerSnapshot,
+        defs: &Definitions,
+    ) -> Result<Self, String> {
+        let mut state = Self::new();
+        for (name, value) in &snapshot.stats {
+            let idx = defs
+                .stat_idx(name.as_str())
+                .ok_or_else(|| name.to_string())?;
+            state.set_stat(idx, *value);
+        }
+        for id in &snapshot.earned {
+            let idx = defs
+                .achievement_idx(id.as_str())
+                .ok_or_else(|| id.to_string())?;
+            state.mark_earned(idx);
+        }
+        Ok(state)
+    }
+
     /// The state from a stored snapshot. Names the definitions do not know yet are
     /// interned, so nothing stored is dropped.
     pub fn from_snapshot(snapshot: &PlayerSnapshot, defs: &mut Definitions) -> Self {

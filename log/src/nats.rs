@@ -213,16 +213,23 @@ impl NatsLog {
             .get_stream(self.stream_name(kind))
             .await
             .map_err(unavailable)?;
-        let deliver_policy = match start {
-            Start::Resume | Start::After(0) => DeliverPolicy::All,
-            Start::After(seq) => DeliverPolicy::ByStartSequence {
+        // Resuming repositions the consumer at its ack floor: entries a crashed reader had
+        // fetched but not acknowledged come again now, not after the ack wait.
+        let after = match start {
+            Start::After(seq) => seq,
+            Start::Resume => match stream.get_consumer::<pull::Config>(&name).await {
+                Ok(existing) => existing.cached_info().ack_floor.stream_sequence,
+                Err(_) => 0,
+            },
+        };
+        let deliver_policy = match after {
+            0 => DeliverPolicy::All,
+            seq => DeliverPolicy::ByStartSequence {
                 start_sequence: seq + 1,
             },
         };
-        if let Start::After(_) = start {
-            // Reposition: the caller's own stored position is the authority.
-            let _ = stream.delete_consumer(&name).await;
-        }
+        // The caller's position (or the ack floor read above) is the authority.
+        let _ = stream.delete_consumer(&name).await;
         let config = pull::Config {
             durable_name: Some(name.clone()),
             filter_subject: self.filter(kind, partition),
@@ -240,10 +247,7 @@ impl NatsLog {
             consumer,
             messages: None,
             delivered: Vec::new(),
-            after: match start {
-                Start::After(seq) => seq,
-                Start::Resume => 0,
-            },
+            after,
         })
     }
 

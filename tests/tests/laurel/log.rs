@@ -3,89 +3,9 @@
 
 use std::time::Duration;
 
-use laurel_log::{
-    AppendError, EmbeddedLog, Entry, Log, LogConfig, LogError, NatsLog, Start, StreamKind, Target,
-};
-use laurel_tests::NatsServer;
-use tempfile::TempDir;
+use laurel_log::{AppendError, Entry, Log, LogError, Start, StreamKind, Target};
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Embedded,
-    Nats,
-}
-
-/// A log on one backend, with what keeps it alive.
-struct Fixture {
-    backend: Backend,
-    config: LogConfig,
-    dir: TempDir,
-    server: Option<NatsServer>,
-    log: Log,
-}
-
-static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-impl Fixture {
-    async fn new(backend: Backend, tweak: impl FnOnce(&mut LogConfig)) -> Self {
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut config = LogConfig {
-            partitions: 4,
-            stream_prefix: format!("T{}_{n}", std::process::id()),
-            ..LogConfig::default()
-        };
-        tweak(&mut config);
-        let dir = tempfile::tempdir().unwrap();
-        let server = matches!(backend, Backend::Nats).then(NatsServer::start);
-        let log = open(backend, &config, &dir, server.as_ref()).await.unwrap();
-        Fixture {
-            backend,
-            config,
-            dir,
-            server,
-            log,
-        }
-    }
-
-    /// Closes the log and opens it again over the same storage.
-    async fn reopen(&mut self) {
-        let placeholder = Log::Embedded(
-            EmbeddedLog::open(&self.dir.path().join("scratch"), LogConfig::default()).unwrap(),
-        );
-        drop(std::mem::replace(&mut self.log, placeholder));
-        self.log = open(self.backend, &self.config, &self.dir, self.server.as_ref())
-            .await
-            .unwrap();
-    }
-}
-
-async fn open(
-    backend: Backend,
-    config: &LogConfig,
-    dir: &TempDir,
-    server: Option<&NatsServer>,
-) -> Result<Log, LogError> {
-    match backend {
-        Backend::Embedded => {
-            // sled holds a lock on its directory until every handle is gone.
-            let path = dir.path().join("log");
-            let mut tries = 0;
-            loop {
-                match EmbeddedLog::open(&path, config.clone()) {
-                    Ok(log) => return Ok(Log::Embedded(log)),
-                    Err(LogError::Storage(e)) if tries < 100 && e.contains("lock") => {
-                        tries += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Backend::Nats => Ok(Log::Nats(
-            NatsLog::connect(&server.unwrap().url(), config.clone()).await?,
-        )),
-    }
-}
+use crate::support::{Backend, Fixture, open};
 
 fn entry(partition: u32, id: &str, payload: &str) -> Entry {
     Entry {
@@ -387,10 +307,7 @@ async fn entries_for_the_wrong_target_are_refused(backend: Backend) {
 async fn the_partition_count_is_fixed_at_creation(backend: Backend) {
     let mut f = Fixture::new(backend, |_| {}).await;
     f.config.partitions = 8;
-    let placeholder = Log::Embedded(
-        EmbeddedLog::open(&f.dir.path().join("scratch"), LogConfig::default()).unwrap(),
-    );
-    drop(std::mem::replace(&mut f.log, placeholder));
+    f.close();
     let reopened = open(f.backend, &f.config, &f.dir, f.server.as_ref()).await;
     assert!(
         matches!(reopened, Err(LogError::Misconfigured(_))),
@@ -398,18 +315,7 @@ async fn the_partition_count_is_fixed_at_creation(backend: Backend) {
     );
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test] async fn $case() { super::$case(super::Backend::Embedded).await })*
-        }
-        mod jetstream {
-            $(#[tokio::test] async fn $case() { super::$case(super::Backend::Nats).await })*
-        }
-    };
-}
-
-conformance!(
+crate::both_backends!(
     entries_read_back_in_order_per_partition,
     a_duplicate_id_is_not_appended_twice,
     ids_outside_the_window_are_appended_again,

@@ -1,4 +1,6 @@
 //! Laurel's integration tests: one binary, a module per feature.
 
 mod cli;
+mod engine;
 mod log;
+mod support;

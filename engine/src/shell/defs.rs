@@ -1,0 +1,114 @@
+//! The definitions cache of a running engine: DEFS read whole at start, then followed.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use laurel_log::{Log, Reader, Start, StreamKind};
+use laurel_schemas::{DefinitionEvent, decode};
+use tokio::sync::watch;
+
+use super::ShellError;
+use crate::defs::Definitions;
+
+/// Definitions shared by the partition workers, with the DEFS history they came from.
+#[derive(Debug)]
+pub struct SharedDefs {
+    inner: RwLock<Inner>,
+    seq: watch::Sender<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    defs: Definitions,
+    history: Vec<(u64, DefinitionEvent)>,
+}
+
+impl SharedDefs {
+    /// Runs `f` with the current definitions (never across an await).
+    pub fn read<T>(&self, f: impl FnOnce(&Definitions) -> T) -> T {
+        f(&self.inner.read().expect("defs lock").defs)
+    }
+
+    /// The DEFS position applied so far.
+    pub fn seq(&self) -> u64 {
+        *self.seq.borrow()
+    }
+
+    /// A receiver that changes when definitions do.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.seq.subscribe()
+    }
+
+    /// The definition changes after `seq`, in order.
+    pub fn changes_after(&self, seq: u64) -> Vec<(u64, DefinitionEvent)> {
+        let inner = self.inner.read().expect("defs lock");
+        let start = inner.history.partition_point(|(s, _)| *s <= seq);
+        inner.history[start..].to_vec()
+    }
+
+    fn apply(&self, seq: u64, event: DefinitionEvent) {
+        let mut inner = self.inner.write().expect("defs lock");
+        inner.defs.apply(&event);
+        inner.history.push((seq, event));
+        drop(inner);
+        self.seq.send_replace(seq);
+    }
+
+    /// Waits until every definition appended to DEFS so far is applied.
+    pub async fn catch_up(&self, log: &Log) -> Result<(), ShellError> {
+        let target = log.last_seq(StreamKind::Defs, 0).await?;
+        let mut rx = self.seq.subscribe();
+        rx.wait_for(|seq| *seq >= target)
+            .await
+            .map_err(|e| ShellError::Task(e.to_string()))?;
+        Ok(())
+    }
+}
+
+fn apply_batch(shared: &SharedDefs, records: Vec<laurel_log::Record>) {
+    for record in records {
+        match decode::<DefinitionEvent>(&record.payload) {
+            Ok(event) => shared.apply(record.seq, event),
+            Err(e) => {
+                tracing::warn!(seq = record.seq, error = %e, "skipping undecodable definition")
+            }
+        }
+    }
+}
+
+/// Reads DEFS to its end: the definitions the engine starts with.
+pub(super) async fn load(log: &Log, consumer: &str) -> Result<(SharedDefs, Reader), ShellError> {
+    let shared = SharedDefs {
+        inner: RwLock::new(Inner::default()),
+        seq: watch::channel(0).0,
+    };
+    let target = log.last_seq(StreamKind::Defs, 0).await?;
+    let mut reader = log
+        .reader(StreamKind::Defs, 0, consumer, Start::After(0))
+        .await?;
+    while shared.seq() < target {
+        let batch = reader.next_batch(500, Duration::from_secs(1)).await?;
+        apply_batch(&shared, batch);
+    }
+    Ok((shared, reader))
+}
+
+/// Follows DEFS until shutdown.
+pub(super) async fn follow(
+    mut reader: Reader,
+    shared: std::sync::Arc<SharedDefs>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ShellError> {
+    loop {
+        tokio::select! {
+            () = super::stopped(shutdown.clone()) => return Ok(()),
+            batch = reader.next_batch(100, Duration::from_secs(1)) => match batch {
+                Ok(records) => apply_batch(&shared, records),
+                Err(e) => {
+                    tracing::warn!(error = %e, "definitions log unavailable; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The engine shell: the I/O around the pure fold.
+//!
+//! Per partition, a worker consumes STATS, folds each batch with [`Fold`](crate::Fold),
+//! appends the outputs to OUTPUT (unlocks carry their deterministic `unlock_id` as the
+//! message id, so a re-emission is deduplicated), then writes the changed player states and
+//! the consumed position in one atomic sled batch, then acknowledges. A crash anywhere in
+//! between replays the batch from the last stored position: the fold is deterministic, so
+//! the same outputs come out with the same ids.
+//!
+//! Definitions come from DEFS: read whole at start, then followed; a change re-evaluates
+//! every player of the partition against the changed achievement.
+//!
+//! Engine state is derived: it can always be rebuilt by folding STATS from the start.
+
+mod defs;
+mod partition;
+mod store;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use laurel_log::{AppendError, Log, LogError};
+use tokio::sync::watch;
+
+pub use defs::SharedDefs;
+
+/// How the engine shell runs.
+#[derive(Debug, Clone)]
+pub struct ShellConfig {
+    /// The partitions this process evaluates.
+    pub partitions: Vec<u32>,
+    /// Largest number of STATS entries folded per batch.
+    pub batch_max: usize,
+    /// Player states kept in memory per partition; the rest stay on disk.
+    pub cache_players: usize,
+    /// Durable consumer name prefix.
+    pub consumer: String,
+    /// How long a read waits for new entries before checking for definitions and shutdown.
+    pub poll: Duration,
+}
+
+impl ShellConfig {
+    /// Every partition of a log with `partitions` partitions, with default tuning.
+    pub fn all(partitions: u32) -> Self {
+        Self {
+            partitions: (0..partitions).collect(),
+            batch_max: 1_000,
+            cache_players: 50_000,
+            consumer: "engine".into(),
+            poll: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Counters of a running engine, for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct EngineMetrics {
+    /// STATS entries folded.
+    pub events: AtomicU64,
+    /// Batches folded.
+    pub batches: AtomicU64,
+    /// Outputs appended to OUTPUT.
+    pub outputs: AtomicU64,
+    /// Player states held in memory, summed over partitions, as of each one's last batch.
+    pub cached_players: AtomicU64,
+    /// Largest number of player states one partition held in memory after a batch.
+    pub max_cached_players: AtomicU64,
+}
+
+/// The engine shell failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    /// Reading the log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Appending outputs failed for good.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// The state store failed.
+    #[error("engine state: {0}")]
+    Storage(#[from] sled::Error),
+    /// A task panicked or was cancelled.
+    #[error("engine task: {0}")]
+    Task(String),
+}
+
+/// Runs the engine for `config.partitions` until `shutdown` turns true, keeping state in
+/// `db`. Returns after every worker has finished its batch and stored its position.
+pub async fn run(
+    log: Log,
+    db: sled::Db,
+    config: ShellConfig,
+    metrics: Arc<EngineMetrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ShellError> {
+    let first = config.partitions.iter().min().copied().unwrap_or(0);
+    let last = config.partitions.iter().max().copied().unwrap_or(0);
+    let defs_consumer = format!("{}-defs-{first}-{last}", config.consumer);
+    let (shared, follower) = defs::load(&log, &defs_consumer).await?;
+    let shared = Arc::new(shared);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(defs::follow(follower, shared.clone(), shutdown.clone()));
+    for &p in &config.partitions {
+        let worker =
+            partition::Worker::open(p, &log, &db, shared.clone(), &config, metrics.clone()).await?;
+        tasks.spawn(worker.run(shutdown.clone()));
+    }
+    tracing::info!(partitions = config.partitions.len(), "engine running");
+    let mut result = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        let outcome = done
+            .map_err(|e| ShellError::Task(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "engine task failed");
+            if result.is_ok() {
+                result = Err(e);
+            }
+            tasks.abort_all();
+        }
+    }
+    db.flush_async().await?;
+    result
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! One partition's durable engine state: player snapshots and positions in a sled tree, the
+//! hot players in a bounded in-memory cache, written behind once per batch.
+//!
+//! Keys: `P<player id>` → msgpack [`PlayerSnapshot`]; `M:stats` → the last STATS position
+//! applied; `M:defs` → the last DEFS position re-evaluated. A batch's players and positions
+//! go in one sled batch, so they are stored together or not at all.
+
+use laurel_schemas::{PlayerId, decode, encode};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::defs::Definitions;
+use crate::state::{PlayerSnapshot, PlayerState};
+
+const STATS_POS: &[u8] = b"M:stats";
+const DEFS_POS: &[u8] = b"M:defs";
+
+fn player_key(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 1);
+    key.push(b'P');
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn read_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, sled::Error> {
+    Ok(tree
+        .get(key)?
+        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0))
+}
+
+/// The state of one partition.
+pub(super) struct PartitionStore {
+    tree: sled::Tree,
+    cache: FxHashMap<PlayerId, PlayerState>,
+    dirty: FxHashSet<PlayerId>,
+    cap: usize,
+    /// Last STATS position applied.
+    pub(super) stats_pos: u64,
+    /// Last DEFS position re-evaluated.
+    pub(super) defs_pos: u64,
+}
+
+impl PartitionStore {
+    pub(super) fn open(db: &sled::Db, partition: u32, cap: usize) -> Result<Self, sled::Error> {
+        let tree = db.open_tree(format!("engine/{partition}"))?;
+        Ok(Self {
+            stats_pos: read_u64(&tree, STATS_POS)?,
+            defs_pos: read_u64(&tree, DEFS_POS)?,
+            tree,
+            cache: FxHashMap::default(),
+            dirty: FxHashSet::default(),
+            cap: cap.max(1),
+        })
+    }
+
+    /// The player's state, loaded from disk if it is not cached; marked dirty.
+    pub(super) fn player_mut(
+        &mut self,
+        id: &PlayerId,
+        defs: &Definitions,
+    ) -> Result<&mut PlayerState, sled::Error> {
+        if !self.cache.contains_key(id.as_str()) {
+            let state = match self.tree.get(player_key(id.as_str()))? {
+                None => PlayerState::new(),
+                Some(raw) => restore(id, &raw, defs),
+            };
+            self.cache.insert(id.clone(), state);
+        }
+        if !self.dirty.contains(id.as_str()) {
+            self.dirty.insert(id.clone());
+        }
+        Ok(self.cache.get_mut(id.as_str()).expect("cached above"))
+    }
+
+    /// A cached player's state (every player touched by the current batch is cached).
+    pub(super) fn cached(&self, id: &str) -> Option<&PlayerState> {
+        self.cache.get(id)
+    }
+
+    /// Every player id stored or cached in this partition.
+    pub(super) fn player_ids(&self) -> Result<Vec<PlayerId>, sled::Error> {
+        let mut ids: FxHashSet<PlayerId> = self.cache.keys().cloned().collect();
+        for item in self.tree.scan_prefix(b"P") {
+            let (key, _) = item?;
+            match std::str::from_utf8(&key[1..])
+                .ok()
+                .and_then(|s| PlayerId::new(s).ok())
+            {
+                Some(id) => {
+                    ids.insert(id);
+                }
+                None => tracing::warn!("skipping an unreadable player key"),
+            }
+        }
+        let mut ids: Vec<PlayerId> = ids.into_iter().collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Writes the dirty players and the positions in one atomic batch, then trims the cache.
+    pub(super) fn persist(&mut self, defs: &Definitions) -> Result<(), sled::Error> {
+        let mut batch = sled::Batch::default();
+        for id in self.dirty.drain() {
+            if let Some(state) = self.cache.get(id.as_str()) {
+                batch.insert(player_key(id.as_str()), encode(&state.to_snapshot(defs)));
+            }
+        }
+        batch.insert(STATS_POS, &self.stats_pos.to_be_bytes());
+        batch.insert(DEFS_POS, &self.defs_pos.to_be_bytes());
+        self.tree.apply_batch(batch)?;
+        if self.cache.len() > self.cap {
+            // Everything is clean now; keep an arbitrary half of the cap.
+            let excess = self.cache.len() - self.cap / 2;
+            let evict: Vec<PlayerId> = self.cache.keys().take(excess).cloned().collect();
+            for id in evict {
+                self.cache.remove(id.as_str());
+            }
+        }
+        Ok(())
+    }
+
+    /// How many players are held in memory.
+    pub(super) fn cached_players(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+fn restore(id: &PlayerId, raw: &[u8], defs: &Definitions) -> PlayerState {
+    let snapshot: PlayerSnapshot = match decode(raw) {
+        Ok(s) => s,
+        Err(e) => {
+            // Engine state is derived; a corrupt entry is reported, not trusted.
+            tracing::error!(player = %id, error = %e, "corrupt player state; starting it empty");
+            return PlayerState::new();
+        }
+    };
+    PlayerState::try_from_snapshot(&snapshot, defs).unwrap_or_else(|name| {
+        tracing::error!(player = %id, name, "player state names an unknown definition");
+        PlayerState::new()
+    })
+}

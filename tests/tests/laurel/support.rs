@@ -1,0 +1,105 @@
+//! What the integration tests share: a log on either backend, and a test per backend.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use laurel_log::{EmbeddedLog, Log, LogConfig, LogError, NatsLog};
+use laurel_tests::NatsServer;
+use tempfile::TempDir;
+
+/// Declares each listed `async fn case(Backend)` as a test on each backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case($crate::support::Backend::Embedded).await })*
+        }
+        mod jetstream {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $case() { super::$case($crate::support::Backend::Nats).await })*
+        }
+    };
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Backend {
+    Embedded,
+    Nats,
+}
+
+/// A log on one backend, with what keeps it alive.
+pub(crate) struct Fixture {
+    pub(crate) backend: Backend,
+    pub(crate) config: LogConfig,
+    pub(crate) dir: TempDir,
+    pub(crate) server: Option<NatsServer>,
+    pub(crate) log: Log,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl Fixture {
+    pub(crate) async fn new(backend: Backend, tweak: impl FnOnce(&mut LogConfig)) -> Self {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let mut config = LogConfig {
+            partitions: 4,
+            stream_prefix: format!("T{}_{n}", std::process::id()),
+            ..LogConfig::default()
+        };
+        tweak(&mut config);
+        let dir = tempfile::tempdir().unwrap();
+        let server = matches!(backend, Backend::Nats).then(NatsServer::start);
+        let log = open(backend, &config, &dir, server.as_ref()).await.unwrap();
+        Fixture {
+            backend,
+            config,
+            dir,
+            server,
+            log,
+        }
+    }
+
+    /// Drops this handle on the log (the embedded one releases its files once every clone
+    /// is gone).
+    pub(crate) fn close(&mut self) {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let scratch = self.dir.path().join(format!("scratch{n}"));
+        let placeholder = Log::Embedded(EmbeddedLog::open(&scratch, LogConfig::default()).unwrap());
+        drop(std::mem::replace(&mut self.log, placeholder));
+    }
+
+    /// Closes the log and opens it again over the same storage.
+    pub(crate) async fn reopen(&mut self) {
+        self.close();
+        self.log = open(self.backend, &self.config, &self.dir, self.server.as_ref())
+            .await
+            .unwrap();
+    }
+}
+
+pub(crate) async fn open(
+    backend: Backend,
+    config: &LogConfig,
+    dir: &TempDir,
+    server: Option<&NatsServer>,
+) -> Result<Log, LogError> {
+    match backend {
+        Backend::Embedded => {
+            // sled holds a lock on its directory until every handle is gone.
+            let path = dir.path().join("log");
+            let mut tries = 0;
+            loop {
+                match EmbeddedLog::open(&path, config.clone()) {
+                    Ok(log) => return Ok(Log::Embedded(log)),
+                    Err(LogError::Storage(e)) if tries < 100 && e.contains("lock") => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Backend::Nats => Ok(Log::Nats(
+            NatsLog::connect(&server.unwrap().url(), config.clone()).await?,
+        )),
+    }
+}
