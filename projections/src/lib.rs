@@ -1,4 +1,20 @@
-//! Laurel's read models, folded from the OUTPUT and DEFS logs.
+//! Laurel's read models, folded from the OUTPUT and DEFS logs into sled.
 //!
-//! The views are built in the logs-and-projections work; this crate holds their place in the
-//! workspace layout.
+//! - Per partition of OUTPUT (tree `views/<p>`): each player's aggregated stats, earned
+//!   achievements and points total; per achievement how many of the partition's players
+//!   earned it, and how many players the partition has; the last STATS checkpoint.
+//! - DEFS (tree `views/defs`): every stat and achievement definition as stored.
+//!
+//! Every batch of log entries is applied as one sled batch together with the log position it
+//! reaches, so a view and its cursor never disagree, and re-delivered entries (at or below the
+//! cursor) are skipped: applying is idempotent. Views are derived: deleting them and
+//! re-running the projector from the start of the logs rebuilds them exactly.
+
+mod apply;
+mod keys;
+mod projector;
+mod views;
+
+pub use apply::Earned;
+pub use projector::{ProjectorConfig, ProjectorError, run};
+pub use views::{PlayerView, Rarity, Views};

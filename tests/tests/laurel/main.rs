@@ -3,4 +3,5 @@
 mod cli;
 mod engine;
 mod log;
+mod projections;
 mod support;

@@ -1,0 +1,145 @@
+//! How log entries change the views: a fold into an overlay of one tree, committed as one
+//! sled batch with the position it reaches.
+
+use std::collections::BTreeMap;
+
+use laurel_schemas::{AchievementDefinition, DefinitionEvent, Millis, Output, decode, encode};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::keys;
+
+/// An earned achievement, as a player's view holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Earned {
+    /// The unlock's deterministic id.
+    pub unlock_id: Uuid,
+    /// When it was earned (server time of the causing event).
+    pub unlocked_at: Millis,
+    /// Points it awarded.
+    pub points: u32,
+    /// The definition version that unlocked.
+    pub definition_version: u64,
+}
+
+/// Reads through pending writes to the tree; commits them in one batch.
+pub(crate) struct Overlay<'a> {
+    tree: &'a sled::Tree,
+    writes: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl<'a> Overlay<'a> {
+    pub(crate) fn new(tree: &'a sled::Tree) -> Self {
+        Self {
+            tree,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
+        match self.writes.get(key) {
+            Some(v) => Ok(Some(v.clone())),
+            None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    fn get_u64(&self, key: &[u8]) -> Result<u64, sled::Error> {
+        Ok(keys::u64_of(self.get(key)?.as_deref()))
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, value);
+    }
+
+    fn add(&mut self, key: Vec<u8>, delta: u64) -> Result<(), sled::Error> {
+        let value = self.get_u64(&key)? + delta;
+        self.put(key, value.to_be_bytes().to_vec());
+        Ok(())
+    }
+
+    /// Writes everything, and the position reached, in one atomic batch.
+    pub(crate) fn commit(self, position: u64) -> Result<(), sled::Error> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in self.writes {
+            batch.insert(k, v);
+        }
+        batch.insert(keys::POSITION, &position.to_be_bytes());
+        self.tree.apply_batch(batch)
+    }
+
+    /// Counts the player the first time any output names them.
+    fn see(&mut self, player: &str) -> Result<(), sled::Error> {
+        let key = keys::points(player);
+        if self.get(&key)?.is_none() {
+            self.put(key, 0u64.to_be_bytes().to_vec());
+            self.add(keys::PLAYERS.to_vec(), 1)?;
+        }
+        Ok(())
+    }
+
+    /// Folds one OUTPUT entry into a partition's views.
+    pub(crate) fn apply_output(&mut self, output: &Output) -> Result<(), sled::Error> {
+        match output {
+            Output::Stat(s) => {
+                self.see(s.player_id.as_str())?;
+                self.put(
+                    keys::stat(s.player_id.as_str(), s.stat.as_str()),
+                    encode(&s.value),
+                );
+            }
+            Output::Unlocked(u) => {
+                let player = u.player_id.as_str();
+                self.see(player)?;
+                let key = keys::earned(player, u.achievement_id.as_str());
+                if self.get(&key)?.is_none() {
+                    let earned = Earned {
+                        unlock_id: u.unlock_id,
+                        unlocked_at: u.unlocked_at,
+                        points: u.points,
+                        definition_version: u.definition_version,
+                    };
+                    self.put(key, encode(&earned));
+                    self.add(keys::points(player), u64::from(u.points))?;
+                    self.add(keys::rarity(u.achievement_id.as_str()), 1)?;
+                }
+            }
+            Output::Checkpoint(c) => {
+                let seq = self.get_u64(keys::CHECKPOINT)?.max(c.stats_seq);
+                self.put(keys::CHECKPOINT.to_vec(), seq.to_be_bytes().to_vec());
+            }
+            // Progress is derived at read time from stats and definitions; rejections are
+            // for analytics. Neither changes a view.
+            Output::Progress(_) | Output::Rejected(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Folds one DEFS entry into the definitions view.
+    pub(crate) fn apply_definition(&mut self, event: &DefinitionEvent) -> Result<(), sled::Error> {
+        match event {
+            DefinitionEvent::StatDefined { definition, .. } => {
+                self.put(keys::stat_def(definition.name.as_str()), encode(definition));
+            }
+            DefinitionEvent::AchievementDefined { definition, .. } => {
+                self.put(
+                    keys::achievement_def(definition.id.as_str()),
+                    encode(definition),
+                );
+            }
+            DefinitionEvent::AchievementArchived { id, version, .. } => {
+                let key = keys::achievement_def(id.as_str());
+                let stored = self.get(&key)?;
+                match stored.as_deref().map(decode::<AchievementDefinition>) {
+                    Some(Ok(mut def)) => {
+                        def.archived = true;
+                        def.version = *version;
+                        self.put(key, encode(&def));
+                    }
+                    Some(Err(e)) => tracing::error!(%id, error = %e, "corrupt definition in view"),
+                    None => tracing::warn!(%id, "archive of an achievement the view never saw"),
+                }
+            }
+        }
+        Ok(())
+    }
+}

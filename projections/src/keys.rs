@@ -1,0 +1,70 @@
+//! Key layout of the view trees. A NUL separates parts: ids hold no control characters.
+
+pub(crate) const POSITION: &[u8] = b"M:pos";
+pub(crate) const CHECKPOINT: &[u8] = b"M:checkpoint";
+pub(crate) const PLAYERS: &[u8] = b"M:players";
+
+fn key(tag: u8, parts: &[&str]) -> Vec<u8> {
+    let mut k = vec![tag];
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(part.as_bytes());
+    }
+    k
+}
+
+/// A player's aggregated stat: `S<player>\0<stat>`.
+pub(crate) fn stat(player: &str, stat: &str) -> Vec<u8> {
+    key(b'S', &[player, stat])
+}
+
+/// Prefix of all of a player's stats.
+pub(crate) fn stats_of(player: &str) -> Vec<u8> {
+    let mut k = key(b'S', &[player]);
+    k.push(0);
+    k
+}
+
+/// A player's earned achievement: `A<player>\0<achievement>`.
+pub(crate) fn earned(player: &str, achievement: &str) -> Vec<u8> {
+    key(b'A', &[player, achievement])
+}
+
+/// Prefix of all of a player's earned achievements.
+pub(crate) fn earned_of(player: &str) -> Vec<u8> {
+    let mut k = key(b'A', &[player]);
+    k.push(0);
+    k
+}
+
+/// A player's points total (its presence marks the player as seen): `T<player>`.
+pub(crate) fn points(player: &str) -> Vec<u8> {
+    key(b'T', &[player])
+}
+
+/// How many of the partition's players earned an achievement: `R<achievement>`.
+pub(crate) fn rarity(achievement: &str) -> Vec<u8> {
+    key(b'R', &[achievement])
+}
+
+/// A stat definition in the definitions tree.
+pub(crate) fn stat_def(name: &str) -> Vec<u8> {
+    key(b's', &[name])
+}
+
+/// An achievement definition in the definitions tree.
+pub(crate) fn achievement_def(id: &str) -> Vec<u8> {
+    key(b'a', &[id])
+}
+
+/// The last part of a key after its prefix, as a string.
+pub(crate) fn suffix(key: &[u8], prefix_len: usize) -> Option<&str> {
+    std::str::from_utf8(key.get(prefix_len..)?).ok()
+}
+
+pub(crate) fn u64_of(raw: Option<&[u8]>) -> u64 {
+    raw.and_then(|v| v.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}

@@ -1,0 +1,171 @@
+//! The projector: per partition of OUTPUT, and for DEFS, a worker that folds new entries into
+//! the views with the cursor, then acknowledges.
+
+use std::time::Duration;
+
+use laurel_log::{Log, LogError, Reader, Start, StreamKind};
+use laurel_schemas::{DefinitionEvent, Output, decode};
+use tokio::sync::watch;
+
+use crate::apply::Overlay;
+use crate::keys;
+use crate::views::Views;
+
+/// How the projector runs.
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// The OUTPUT partitions this process projects (DEFS is always projected).
+    pub partitions: Vec<u32>,
+    /// Largest number of entries applied per batch.
+    pub batch_max: usize,
+    /// Durable consumer name prefix.
+    pub consumer: String,
+    /// How long a read waits before checking for shutdown.
+    pub poll: Duration,
+}
+
+impl ProjectorConfig {
+    /// Every partition of a log with `partitions` partitions.
+    pub fn all(partitions: u32) -> Self {
+        Self {
+            partitions: (0..partitions).collect(),
+            batch_max: 2_000,
+            consumer: "projector".into(),
+            poll: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The projector failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    /// Opening a reader failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The view store failed.
+    #[error("views: {0}")]
+    Storage(#[from] sled::Error),
+    /// A task panicked.
+    #[error("projector task: {0}")]
+    Task(String),
+}
+
+/// Runs the projector until `shutdown` turns true.
+pub async fn run(
+    log: Log,
+    views: Views,
+    config: ProjectorConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ProjectorError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let defs_position = keys::u64_of(views.defs_tree().get(keys::POSITION)?.as_deref());
+    let first = config.partitions.iter().min().copied().unwrap_or(0);
+    let consumer = format!("{}-defs-{first}", config.consumer);
+    let reader = log
+        .reader(StreamKind::Defs, 0, &consumer, Start::After(defs_position))
+        .await?;
+    tasks.spawn(worker(
+        Target::Defs,
+        reader,
+        views.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
+    for &p in &config.partitions {
+        let position = keys::u64_of(views.tree(p).get(keys::POSITION)?.as_deref());
+        let consumer = format!("{}-output", config.consumer);
+        let reader = log
+            .reader(StreamKind::Output, p, &consumer, Start::After(position))
+            .await?;
+        tasks.spawn(worker(
+            Target::Partition(p),
+            reader,
+            views.clone(),
+            config.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let mut result = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        let outcome = done
+            .map_err(|e| ProjectorError::Task(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "projector task failed");
+            if result.is_ok() {
+                result = Err(e);
+            }
+            tasks.abort_all();
+        }
+    }
+    result
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Defs,
+    Partition(u32),
+}
+
+async fn worker(
+    target: Target,
+    mut reader: Reader,
+    views: Views,
+    config: ProjectorConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ProjectorError> {
+    let tree = match target {
+        Target::Defs => views.defs_tree().clone(),
+        Target::Partition(p) => views.tree(p).clone(),
+    };
+    let mut position = keys::u64_of(tree.get(keys::POSITION)?.as_deref());
+    while !*shutdown.borrow() {
+        let records = match reader.next_batch(config.batch_max, config.poll).await {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(?target, error = %e, "log unavailable; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let Some(last) = records.last().map(|r| r.seq) else {
+            continue;
+        };
+        let mut overlay = Overlay::new(&tree);
+        let mut applied = Vec::new();
+        for record in records.iter().filter(|r| r.seq > position) {
+            match target {
+                Target::Defs => match decode::<DefinitionEvent>(&record.payload) {
+                    Ok(event) => overlay.apply_definition(&event)?,
+                    Err(e) => {
+                        tracing::error!(seq = record.seq, error = %e, "skipping undecodable definition")
+                    }
+                },
+                Target::Partition(_) => match decode::<Output>(&record.payload) {
+                    Ok(output) => {
+                        overlay.apply_output(&output)?;
+                        applied.push(output);
+                    }
+                    Err(e) => {
+                        tracing::error!(seq = record.seq, error = %e, "skipping undecodable output")
+                    }
+                },
+            }
+        }
+        if last > position {
+            overlay.commit(last)?;
+            position = last;
+        }
+        if let Err(e) = reader.ack(last).await {
+            tracing::warn!(?target, error = %e, "ack failed; the entries may come again");
+        }
+        match target {
+            Target::Defs => views.defs_applied(position),
+            Target::Partition(p) => {
+                let checkpoint = keys::u64_of(tree.get(keys::CHECKPOINT)?.as_deref());
+                views.applied(p, checkpoint, applied);
+            }
+        }
+    }
+    Ok(())
+}

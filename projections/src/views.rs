@@ -1,0 +1,238 @@
+//! The read side of the views: what the gateway serves, and waits on.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use laurel_schemas::{AchievementDefinition, Output, StatDefinition, Value, decode};
+use tokio::sync::{broadcast, watch};
+
+use crate::apply::Earned;
+use crate::keys;
+
+/// The views over sled, with change notifications. Cheap to clone.
+#[derive(Clone)]
+pub struct Views {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    partitions: Vec<sled::Tree>,
+    defs: sled::Tree,
+    checkpoints: Vec<watch::Sender<u64>>,
+    defs_position: watch::Sender<u64>,
+    events: broadcast::Sender<Arc<Output>>,
+}
+
+impl std::fmt::Debug for Views {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Views")
+            .field("partitions", &self.inner.partitions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One player's view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlayerView {
+    /// Aggregated stats by name.
+    pub stats: BTreeMap<String, Value>,
+    /// Earned achievements by id.
+    pub earned: BTreeMap<String, Earned>,
+    /// Sum of earned points.
+    pub points_total: u64,
+}
+
+/// How many players earned each achievement, out of how many players.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rarity {
+    /// Players seen on OUTPUT.
+    pub players: u64,
+    /// Earners per achievement id.
+    pub earned: BTreeMap<String, u64>,
+}
+
+impl Rarity {
+    /// Percentage of players who earned `id` (0 with no players).
+    pub fn percent(&self, id: &str) -> f64 {
+        match self.players {
+            0 => 0.0,
+            n => self.earned.get(id).copied().unwrap_or(0) as f64 * 100.0 / n as f64,
+        }
+    }
+}
+
+fn position(tree: &sled::Tree, key: &[u8]) -> Result<u64, sled::Error> {
+    Ok(keys::u64_of(tree.get(key)?.as_deref()))
+}
+
+impl Views {
+    /// Opens the views in `db`, for a log of `partitions` partitions.
+    pub fn open(db: &sled::Db, partitions: u32) -> Result<Self, sled::Error> {
+        let trees = (0..partitions)
+            .map(|p| db.open_tree(format!("views/{p}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let defs = db.open_tree("views/defs")?;
+        let checkpoints = trees
+            .iter()
+            .map(|t| Ok(watch::channel(position(t, keys::CHECKPOINT)?).0))
+            .collect::<Result<Vec<_>, sled::Error>>()?;
+        let defs_position = watch::channel(position(&defs, keys::POSITION)?).0;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                partitions: trees,
+                defs,
+                checkpoints,
+                defs_position,
+                events: broadcast::channel(4096).0,
+            }),
+        })
+    }
+
+    /// Partitions of the views.
+    pub fn partitions(&self) -> u32 {
+        self.inner.partitions.len() as u32
+    }
+
+    pub(crate) fn tree(&self, partition: u32) -> &sled::Tree {
+        &self.inner.partitions[partition as usize]
+    }
+
+    pub(crate) fn defs_tree(&self) -> &sled::Tree {
+        &self.inner.defs
+    }
+
+    /// A player's stats, earned achievements and points.
+    pub fn player(&self, player: &str) -> Result<PlayerView, sled::Error> {
+        let tree = self.tree(laurel_log::partition_of(player, self.partitions()));
+        let mut view = PlayerView {
+            points_total: keys::u64_of(tree.get(keys::points(player))?.as_deref()),
+            ..PlayerView::default()
+        };
+        let prefix = keys::stats_of(player);
+        for item in tree.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            if let (Some(name), Ok(value)) = (keys::suffix(&k, prefix.len()), decode(&v)) {
+                view.stats.insert(name.to_string(), value);
+            }
+        }
+        let prefix = keys::earned_of(player);
+        for item in tree.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            if let (Some(id), Ok(earned)) = (keys::suffix(&k, prefix.len()), decode(&v)) {
+                view.earned.insert(id.to_string(), earned);
+            }
+        }
+        Ok(view)
+    }
+
+    /// Every stat definition, by name.
+    pub fn stat_definitions(&self) -> Result<Vec<StatDefinition>, sled::Error> {
+        self.decode_prefix(b"s")
+    }
+
+    /// Every achievement definition (archived ones included), by id.
+    pub fn achievements(&self) -> Result<Vec<AchievementDefinition>, sled::Error> {
+        self.decode_prefix(b"a")
+    }
+
+    /// One achievement definition.
+    pub fn achievement(&self, id: &str) -> Result<Option<AchievementDefinition>, sled::Error> {
+        Ok(self
+            .inner
+            .defs
+            .get(keys::achievement_def(id))?
+            .and_then(|v| decode(&v).ok()))
+    }
+
+    /// One stat definition.
+    pub fn stat_definition(&self, name: &str) -> Result<Option<StatDefinition>, sled::Error> {
+        Ok(self
+            .inner
+            .defs
+            .get(keys::stat_def(name))?
+            .and_then(|v| decode(&v).ok()))
+    }
+
+    fn decode_prefix<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<T>, sled::Error> {
+        let mut out = Vec::new();
+        for item in self.inner.defs.scan_prefix(prefix) {
+            let (_, v) = item?;
+            match decode(&v) {
+                Ok(value) => out.push(value),
+                Err(e) => tracing::error!(error = %e, "corrupt definition in view"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Earners per achievement and players, over all partitions.
+    pub fn rarity(&self) -> Result<Rarity, sled::Error> {
+        let mut rarity = Rarity::default();
+        for tree in &self.inner.partitions {
+            rarity.players += keys::u64_of(tree.get(keys::PLAYERS)?.as_deref());
+            for item in tree.scan_prefix(b"R") {
+                let (k, v) = item?;
+                if let Some(id) = keys::suffix(&k, 1) {
+                    *rarity.earned.entry(id.to_string()).or_default() += keys::u64_of(Some(&v));
+                }
+            }
+        }
+        Ok(rarity)
+    }
+
+    /// The last STATS position whose effects the views of `partition` hold.
+    pub fn checkpoint(&self, partition: u32) -> u64 {
+        *self.inner.checkpoints[partition as usize].borrow()
+    }
+
+    /// Waits until the views of `partition` hold every effect of STATS up to `seq`; false
+    /// when `timeout` passes first.
+    pub async fn wait_for(&self, partition: u32, seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.inner.checkpoints[partition as usize].subscribe();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|s| *s >= seq)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// The DEFS position the definitions view holds.
+    pub fn defs_position(&self) -> u64 {
+        *self.inner.defs_position.borrow()
+    }
+
+    /// Waits until the definitions view holds DEFS up to `seq`; false on timeout.
+    pub async fn wait_for_defs(&self, seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.inner.defs_position.subscribe();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|s| *s >= seq)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Every OUTPUT entry as it is applied (for live notifications). A slow receiver misses
+    /// entries (`Lagged`) rather than slowing the projector.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Output>> {
+        self.inner.events.subscribe()
+    }
+
+    pub(crate) fn applied(&self, partition: u32, checkpoint: u64, outputs: Vec<Output>) {
+        self.inner.checkpoints[partition as usize].send_if_modified(|s| {
+            let moved = checkpoint > *s;
+            *s = (*s).max(checkpoint);
+            moved
+        });
+        if self.inner.events.receiver_count() > 0 {
+            for output in outputs {
+                let _ = self.inner.events.send(Arc::new(output));
+            }
+        }
+    }
+
+    pub(crate) fn defs_applied(&self, seq: u64) {
+        self.inner.defs_position.send_replace(seq);
+    }
+}
