@@ -1,8 +1,13 @@
 //! The `laurel` command line (SPEC section 5).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::auth::{ADMIN_SCOPE, SERVER_SCOPE, mint_dev_token};
+use crate::serve::{ServeArgs, dev_key};
 
 /// Laurel: an event-sourced achievements backend for games.
 #[derive(Debug, Parser)]
@@ -17,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run everything in one process: gateway, engine and projections.
-    Serve,
+    Serve(ServeArgs),
     /// Run the HTTP gateway alone (scale-out on NATS).
     Gateway,
     /// Run the evaluation engine alone, for some partitions (scale-out on NATS).
@@ -25,19 +30,116 @@ pub enum Command {
     /// Run the projections alone (scale-out on NATS).
     Projector,
     /// Print a development token signed with the data dir's dev key.
-    Token,
+    Token(TokenArgs),
     /// Apply or export definitions as code.
     Defs,
     /// Re-fold the stats history against definitions and print the diff.
     Replay,
 }
 
+/// `laurel token`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["player", "admin", "server"])))]
+pub struct TokenArgs {
+    /// The data dir whose dev key signs the token.
+    #[arg(long, env = "LAUREL_DATA_DIR", default_value = "./laurel-data")]
+    pub data_dir: PathBuf,
+    /// A player token for this player id.
+    #[arg(long)]
+    pub player: Option<String>,
+    /// An admin token (`laurel:admin`).
+    #[arg(long)]
+    pub admin: bool,
+    /// A game-server token (`laurel:server`).
+    #[arg(long)]
+    pub server: bool,
+    /// Lifetime in seconds.
+    #[arg(long, env = "LAUREL_TOKEN_TTL", default_value_t = 86_400)]
+    pub ttl: u64,
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    // The roles land one issue at a time; until then each says so plainly.
-    eprintln!(
-        "laurel: `{}` is not available in this build yet",
-        format!("{:?}", cli.command).to_lowercase()
-    );
-    ExitCode::from(2)
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+        other => {
+            eprintln!(
+                "laurel: `{}` is not available in this build yet",
+                format!("{other:?}").to_lowercase()
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn token(args: TokenArgs) -> ExitCode {
+    let key = match dev_key(&args.data_dir, false) {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!(
+                "laurel: {e:#}\n(start `laurel serve --data-dir {}` once to create the dev key)",
+                args.data_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let (subject, scope) = match (&args.player, args.admin, args.server) {
+        (Some(player), _, _) => (player.clone(), String::new()),
+        (None, true, _) => ("admin".to_string(), ADMIN_SCOPE.to_string()),
+        (None, false, _) => ("server".to_string(), SERVER_SCOPE.to_string()),
+    };
+    println!("{}", mint_dev_token(&key, &subject, &scope, args.ttl));
+    ExitCode::SUCCESS
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("laurel: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let (stop, shutdown) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            stop.send_replace(true);
+        });
+        crate::serve::run(args, listener, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("laurel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

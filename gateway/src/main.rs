@@ -1,8 +1,15 @@
-//! The `laurel` binary: parses the command line and hands over to the library.
+//! The `laurel` binary: parses the command line, sets up logging, hands over to the library.
 
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = laurel_gateway::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("LAUREL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     laurel_gateway::cli::run(cli)
 }

@@ -1,0 +1,197 @@
+//! The gateway's one error type: every failure becomes an RFC 9457 problem document.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use laurel_schemas::{Reason, ValidationError};
+use serde::Serialize;
+
+/// One refused event of a batch, or one refused field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemError {
+    /// The event's index in the batch (absent for a field of a single body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// The field, when one is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Why, in words.
+    pub reason: String,
+    /// Why, as a code and its data.
+    pub code: Reason,
+}
+
+impl ItemError {
+    /// A refused event of a batch.
+    pub fn event(index: usize, field: Option<&str>, reason: Reason) -> Self {
+        Self {
+            index: Some(index),
+            field: field.map(str::to_string),
+            reason: reason.to_string(),
+            code: reason,
+        }
+    }
+}
+
+impl From<ValidationError> for ItemError {
+    fn from(e: ValidationError) -> Self {
+        Self {
+            index: None,
+            field: Some(e.field),
+            reason: e.reason.to_string(),
+            code: e.reason,
+        }
+    }
+}
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not what the route takes (malformed, unknown fields).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token that may not do this.
+    #[error("{0}")]
+    Forbidden(String, Vec<ItemError>),
+    /// Nothing here.
+    #[error("{0}")]
+    NotFound(String),
+    /// `If-Match` did not match the current version.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The body or batch is too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The content is well-formed but refused, with the reasons.
+    #[error("{0}")]
+    Unprocessable(String, Vec<ItemError>),
+    /// Too many requests for this player.
+    #[error("{0}")]
+    TooManyRequests(String, u64),
+    /// The log cannot take writes now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else: logged, and answered generically.
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "<[ItemError]>::is_empty")]
+    errors: &'a [ItemError],
+}
+
+impl ApiError {
+    /// The status, the problem type slug and title of each kind.
+    fn describe(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden(..) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "version-mismatch",
+                "Version mismatch",
+            ),
+            ApiError::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Payload too large",
+            ),
+            ApiError::Unprocessable(..) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "Invalid content",
+            ),
+            ApiError::TooManyRequests(..) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.describe();
+        let detail = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "the server failed; the error is logged".to_string()
+            }
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(%detail, "unavailable");
+                "the event log is unavailable; retry later".to_string()
+            }
+            other => other.to_string(),
+        };
+        let errors = match &self {
+            ApiError::Unprocessable(_, e) | ApiError::Forbidden(_, e) => e.as_slice(),
+            _ => &[],
+        };
+        let body = Problem {
+            kind: format!("https://laurel.dev/problems/{slug}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        let retry = match &self {
+            ApiError::TooManyRequests(_, secs) => Some(*secs),
+            ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<sled::Error> for ApiError {
+    fn from(e: sled::Error) -> Self {
+        ApiError::Internal(format!("views: {e}"))
+    }
+}
+
+impl From<laurel_log::AppendError> for ApiError {
+    fn from(e: laurel_log::AppendError) -> Self {
+        match e {
+            laurel_log::AppendError::Invalid(detail) => ApiError::Internal(detail),
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<laurel_log::LogError> for ApiError {
+    fn from(e: laurel_log::LogError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}

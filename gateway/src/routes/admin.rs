@@ -1,0 +1,305 @@
+//! Admin routes: definitions (through DEFS) and grants (through STATS).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use laurel_log::{Entry, StreamKind, Target, partition_of};
+use laurel_schemas::{
+    AchievementDefinition, AchievementId, AchievementSpec, DefinitionEvent, Grant, PlayerId,
+    Reason, SchemaVersion, Source, StatDefinition, StatName, StatSpec, StatsMessage,
+    ValidationError, encode,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::body::Parsed;
+use crate::error::{ApiError, ItemError};
+use crate::position::ReadToken;
+use crate::routes::now_ms;
+use crate::state::AppState;
+
+fn invalid(detail: &str, errors: Vec<ValidationError>) -> ApiError {
+    ApiError::Unprocessable(
+        detail.into(),
+        errors.into_iter().map(ItemError::from).collect(),
+    )
+}
+
+/// Appends a definition change and waits (bounded) until the views show it.
+async fn publish_definition(
+    state: &AppState,
+    kind: &'static str,
+    id: String,
+    event: &DefinitionEvent,
+) -> Result<(), ApiError> {
+    let entry = Entry {
+        target: Target::Definition { kind, id },
+        id: event.event_id().to_string(),
+        payload: encode(event),
+    };
+    let acks = state.log.append(StreamKind::Defs, vec![entry]).await?;
+    if let Some(ack) = acks.first() {
+        state
+            .views
+            .wait_for_defs(ack.seq, state.limits.max_wait)
+            .await;
+    }
+    Ok(())
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+fn created_or_ok<T: Serialize>(created: bool, body: &T, version: u64) -> Response {
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(header::ETAG, etag(version));
+    response
+}
+
+pub(crate) async fn put_stat(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Parsed(spec): Parsed<StatSpec>,
+) -> Result<Response, ApiError> {
+    principal.require_admin()?;
+    let name = StatName::new(name)
+        .map_err(|r| invalid("invalid stat name", vec![ValidationError::new("name", r)]))?;
+    spec.validate()
+        .map_err(|e| invalid("invalid stat definition", e))?;
+    let _writing = state.admin.lock().await;
+    let current = state.views.stat_definition(name.as_str())?;
+    let version = current.as_ref().map_or(0, |d| d.version) + 1;
+    let definition = StatDefinition::from_spec(name.clone(), spec, version);
+    let event = DefinitionEvent::StatDefined {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::new_v4(),
+        definition: definition.clone(),
+        at: now_ms(),
+    };
+    publish_definition(&state, "stat", name.to_string(), &event).await?;
+    Ok(created_or_ok(current.is_none(), &definition, version))
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct StatList {
+    stats: Vec<StatDefinition>,
+}
+
+pub(crate) async fn list_stats(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<StatList>, ApiError> {
+    principal.require_admin()?;
+    Ok(Json(StatList {
+        stats: state.views.stat_definitions()?,
+    }))
+}
+
+/// The version an `If-Match` header names (`"3"`, `3`, `W/"3"`), `Some(None)` for `*`.
+fn if_match(headers: &HeaderMap) -> Result<Option<Option<u64>>, ApiError> {
+    let Some(raw) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = raw.to_str().unwrap_or_default().trim();
+    if raw == "*" {
+        return Ok(Some(None));
+    }
+    let digits = raw.trim_start_matches("W/").trim_matches('"');
+    digits
+        .parse()
+        .map(|v| Some(Some(v)))
+        .map_err(|_| ApiError::BadRequest(format!("If-Match: `{raw}` is not a version")))
+}
+
+pub(crate) async fn put_achievement(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Parsed(spec): Parsed<AchievementSpec>,
+) -> Result<Response, ApiError> {
+    principal.require_admin()?;
+    let id = AchievementId::new(id).map_err(|r| {
+        invalid(
+            "invalid achievement id",
+            vec![ValidationError::new("id", r)],
+        )
+    })?;
+    let expected = if_match(&headers)?;
+    let _writing = state.admin.lock().await;
+    let current = state.views.achievement(id.as_str())?;
+    let current_version = current.as_ref().map(|d| d.version);
+    match (expected, current_version) {
+        (Some(Some(want)), have) if have != Some(want) => {
+            return Err(ApiError::PreconditionFailed(format!(
+                "If-Match names version {want}, but the current version is {}",
+                have.map_or("none (it does not exist)".to_string(), |v| v.to_string())
+            )));
+        }
+        (Some(None), None) => {
+            return Err(ApiError::PreconditionFailed(
+                "If-Match: * but the achievement does not exist".into(),
+            ));
+        }
+        _ => {}
+    }
+    state
+        .definitions()?
+        .check_achievement(&id, &spec)
+        .map_err(|e| invalid("invalid achievement definition", e))?;
+    let version = current_version.unwrap_or(0) + 1;
+    let definition = AchievementDefinition::from_spec(id.clone(), spec, version);
+    let event = DefinitionEvent::AchievementDefined {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::new_v4(),
+        definition: definition.clone(),
+        at: now_ms(),
+    };
+    publish_definition(&state, "achievement", id.to_string(), &event).await?;
+    Ok(created_or_ok(current.is_none(), &definition, version))
+}
+
+pub(crate) async fn get_achievement(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    principal.require_admin()?;
+    let def = state
+        .views
+        .achievement(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
+    Ok(created_or_ok(false, &def, def.version))
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AchievementList {
+    achievements: Vec<AchievementDefinition>,
+}
+
+pub(crate) async fn list_achievements(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<AchievementList>, ApiError> {
+    principal.require_admin()?;
+    Ok(Json(AchievementList {
+        achievements: state.views.achievements()?,
+    }))
+}
+
+pub(crate) async fn archive_achievement(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    principal.require_admin()?;
+    let _writing = state.admin.lock().await;
+    let mut def = state
+        .views
+        .achievement(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
+    if !def.archived {
+        def.archived = true;
+        def.version += 1;
+        let event = DefinitionEvent::AchievementArchived {
+            v: SchemaVersion::CURRENT,
+            event_id: Uuid::new_v4(),
+            id: def.id.clone(),
+            version: def.version,
+            at: now_ms(),
+        };
+        publish_definition(&state, "achievement", id, &event).await?;
+    }
+    Ok(created_or_ok(false, &def, def.version))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GrantBody {
+    achievement_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct GrantAccepted {
+    accepted: usize,
+    duplicates: usize,
+    token: String,
+}
+
+pub(crate) async fn grant(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(player): Path<String>,
+    Parsed(body): Parsed<GrantBody>,
+) -> Result<(StatusCode, Json<GrantAccepted>), ApiError> {
+    principal.require_admin()?;
+    let player_id = PlayerId::new(player).map_err(|r| {
+        invalid(
+            "invalid player id",
+            vec![ValidationError::new("player_id", r)],
+        )
+    })?;
+    let achievement_id = AchievementId::new(body.achievement_id).map_err(|r| {
+        invalid(
+            "invalid achievement id",
+            vec![ValidationError::new("achievement_id", r)],
+        )
+    })?;
+    match state.views.achievement(achievement_id.as_str())? {
+        None => {
+            let reason = Reason::UnknownAchievement {
+                id: achievement_id.to_string(),
+            };
+            return Err(invalid(
+                "cannot grant",
+                vec![ValidationError::new("achievement_id", reason)],
+            ));
+        }
+        Some(d) if d.archived => {
+            let reason = Reason::Archived {
+                id: achievement_id.to_string(),
+            };
+            return Err(invalid(
+                "cannot grant",
+                vec![ValidationError::new("achievement_id", reason)],
+            ));
+        }
+        Some(_) => {}
+    }
+    let grant = Grant {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::new_v4(),
+        player_id: player_id.clone(),
+        achievement_id,
+        received_at: now_ms(),
+        source: Source::Admin,
+    };
+    let partition = partition_of(player_id.as_str(), state.log.config().partitions);
+    let entry = Entry {
+        target: Target::Partition(partition),
+        id: grant.event_id.to_string(),
+        payload: encode(&StatsMessage::Grant(grant)),
+    };
+    let acks = state.log.append(StreamKind::Stats, vec![entry]).await?;
+    let mut token = ReadToken::default();
+    for ack in &acks {
+        token.reach(partition, ack.seq);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(GrantAccepted {
+            accepted: 1,
+            duplicates: 0,
+            token: token.to_string(),
+        }),
+    ))
+}

@@ -1,0 +1,201 @@
+//! `POST /v1/events`: a batch of stat events, validated whole, appended to STATS.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use laurel_engine::Definitions;
+use laurel_log::{Entry, StreamKind, Target, partition_of};
+use laurel_schemas::{
+    PlayerId, Reason, SchemaVersion, Source, StatEvent, StatName, StatsMessage, Value, encode,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::body::Parsed;
+use crate::error::{ApiError, ItemError};
+use crate::position::ReadToken;
+use crate::routes::now_ms;
+use crate::state::AppState;
+
+/// The ingest body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IngestBody {
+    events: Vec<IngestEvent>,
+}
+
+/// One event as a client sends it; checked field by field so each refusal names its event.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestEvent {
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    player_id: Option<String>,
+    stat: String,
+    value: serde_json::Value,
+    #[serde(default)]
+    ts: Option<i64>,
+}
+
+/// The ingest answer.
+#[derive(Debug, Serialize)]
+pub(crate) struct Accepted {
+    accepted: usize,
+    duplicates: usize,
+    token: String,
+}
+
+enum Refusal {
+    Invalid(ItemError),
+    Forbidden(ItemError),
+}
+
+pub(crate) async fn post_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Parsed(body): Parsed<IngestBody>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    if body.events.len() > state.limits.max_batch {
+        return Err(ApiError::TooLarge(format!(
+            "a batch holds at most {} events; this one has {}",
+            state.limits.max_batch,
+            body.events.len()
+        )));
+    }
+    if body.events.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "the batch has no events".into(),
+            Vec::new(),
+        ));
+    }
+    let defs = state.definitions()?;
+    let received_at = now_ms();
+    let source = if principal.is_admin() {
+        Source::Admin
+    } else if principal.is_server() {
+        Source::Server
+    } else {
+        Source::Player
+    };
+    let mut events = Vec::with_capacity(body.events.len());
+    let (mut invalid, mut forbidden) = (Vec::new(), Vec::new());
+    for (i, e) in body.events.into_iter().enumerate() {
+        match check(i, e, &principal, source, &defs, received_at) {
+            Ok(event) => events.push(event),
+            Err(Refusal::Invalid(e)) => invalid.push(e),
+            Err(Refusal::Forbidden(e)) => forbidden.push(e),
+        }
+    }
+    if !forbidden.is_empty() {
+        forbidden.extend(invalid);
+        return Err(ApiError::Forbidden(
+            "the token may not report some of these events; nothing was accepted".into(),
+            forbidden,
+        ));
+    }
+    if !invalid.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "some events are invalid; nothing was accepted".into(),
+            invalid,
+        ));
+    }
+    let partitions = state.log.config().partitions;
+    let entries: Vec<Entry> = events
+        .iter()
+        .map(|e| Entry {
+            target: Target::Partition(partition_of(e.player_id.as_str(), partitions)),
+            id: e.event_id.to_string(),
+            payload: encode(&StatsMessage::Stat(e.clone())),
+        })
+        .collect();
+    let targets: Vec<u32> = entries
+        .iter()
+        .map(|e| match e.target {
+            Target::Partition(p) => p,
+            Target::Definition { .. } => 0,
+        })
+        .collect();
+    let acks = state.log.append(StreamKind::Stats, entries).await?;
+    let mut token = ReadToken::default();
+    for (ack, p) in acks.iter().zip(targets) {
+        token.reach(p, ack.seq);
+    }
+    let duplicates = acks.iter().filter(|a| a.duplicate).count();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            accepted: acks.len() - duplicates,
+            duplicates,
+            token: token.to_string(),
+        }),
+    ))
+}
+
+fn check(
+    index: usize,
+    e: IngestEvent,
+    principal: &Principal,
+    source: Source,
+    defs: &Definitions,
+    received_at: i64,
+) -> Result<StatEvent, Refusal> {
+    let invalid = |field: &str, reason: Reason| {
+        Refusal::Invalid(ItemError::event(index, Some(field), reason))
+    };
+    let player = match (&e.player_id, principal.is_server()) {
+        (Some(p), true) => p.clone(),
+        (None, true) => {
+            return Err(invalid("player_id", Reason::Empty));
+        }
+        (Some(p), false) if *p != principal.subject => {
+            let reason = Reason::Pattern {
+                pattern: "the token's own player id".into(),
+            };
+            return Err(Refusal::Forbidden(ItemError::event(
+                index,
+                Some("player_id"),
+                reason,
+            )));
+        }
+        (_, false) => principal.subject.clone(),
+    };
+    let player_id = PlayerId::new(player).map_err(|r| invalid("player_id", r))?;
+    let stat = StatName::new(e.stat).map_err(|r| invalid("stat", r))?;
+    let value: Value =
+        serde_json::from_value(e.value).map_err(|_| invalid("value", Reason::NotFinite))?;
+    let event_id = match e.event_id {
+        Some(id) => Uuid::parse_str(&id).map_err(|_| {
+            invalid(
+                "event_id",
+                Reason::Pattern {
+                    pattern: "a UUID".into(),
+                },
+            )
+        })?,
+        None => Uuid::new_v4(),
+    };
+    let value = match defs.check_report(stat.as_str(), value, source) {
+        Ok(v) => v,
+        Err(reason @ Reason::NotWritable { .. }) => {
+            return Err(Refusal::Forbidden(ItemError::event(
+                index,
+                Some("stat"),
+                reason,
+            )));
+        }
+        Err(reason @ Reason::UnknownStat { .. }) => return Err(invalid("stat", reason)),
+        Err(reason) => return Err(invalid("value", reason)),
+    };
+    Ok(StatEvent {
+        v: SchemaVersion::CURRENT,
+        event_id,
+        player_id,
+        stat,
+        value,
+        ts: e.ts.unwrap_or(received_at),
+        received_at,
+        source,
+    })
+}

@@ -1,0 +1,317 @@
+//! The player reads: achievements with progress, stats, and the published list with rarity.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use laurel_projections::{PlayerView, Rarity};
+use laurel_schemas::{AchievementDefinition, Value, Visibility};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::position::ReadToken;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReadQuery {
+    wait_for: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ProgressOut {
+    stat: String,
+    current: Value,
+    required: Value,
+}
+
+/// One achievement as a player sees it.
+#[derive(Debug, Serialize)]
+pub(crate) struct AchievementOut {
+    id: String,
+    title: String,
+    description: String,
+    icon_url: Option<String>,
+    points: u32,
+    order: i32,
+    visibility: Visibility,
+    earned: bool,
+    earned_at: Option<String>,
+    progress: Vec<ProgressOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AchievementsOut {
+    achievements: Vec<AchievementOut>,
+    points_total: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct StatsOut {
+    stats: BTreeMap<String, Value>,
+    points_total: u64,
+}
+
+/// Language tags of `Accept-Language`, most preferred first.
+fn languages(headers: &HeaderMap) -> Vec<String> {
+    let Some(raw) = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Vec::new();
+    };
+    let mut tags: Vec<(f32, usize, String)> = raw
+        .split(',')
+        .enumerate()
+        .filter_map(|(i, part)| {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next()?.trim().to_string();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse().ok()))
+                .unwrap_or(1.0);
+            (!tag.is_empty() && tag != "*" && q > 0.0).then_some((q, i, tag))
+        })
+        .collect();
+    tags.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    tags.into_iter().map(|(_, _, t)| t).collect()
+}
+
+/// The texts of `def` in the best language the client accepts.
+fn texts<'a>(def: &'a AchievementDefinition, langs: &[String]) -> (&'a str, &'a str, &'a str) {
+    let loc = langs.iter().find_map(|want| {
+        let want = want.to_ascii_lowercase();
+        def.localizations
+            .iter()
+            .find(|(tag, _)| tag.to_ascii_lowercase() == want)
+            .or_else(|| {
+                let primary = want.split('-').next().unwrap_or_default();
+                def.localizations
+                    .iter()
+                    .find(|(tag, _)| tag.to_ascii_lowercase().split('-').next() == Some(primary))
+            })
+            .map(|(_, l)| l)
+    });
+    let pick = |over: Option<&'a String>, base: &'a str| over.map_or(base, String::as_str);
+    (
+        pick(loc.and_then(|l| l.title.as_ref()), &def.title),
+        pick(
+            loc.and_then(|l| l.locked_description.as_ref()),
+            &def.locked_description,
+        ),
+        pick(
+            loc.and_then(|l| l.unlocked_description.as_ref()),
+            &def.unlocked_description,
+        ),
+    )
+}
+
+/// An icon reference as a URL: references with a scheme are used as they are; anything
+/// else is an uploaded icon's digest, served by `GET /v1/icons/{digest}`.
+pub(crate) fn icon_url(icon: Option<&String>) -> Option<String> {
+    icon.map(|i| {
+        if i.contains("://") || i.starts_with('/') {
+            i.clone()
+        } else {
+            format!("/v1/icons/{i}")
+        }
+    })
+}
+
+fn rfc3339(ms: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// The player's view of `def`, or `None` when the player may not see it.
+fn achievement_out(
+    def: &AchievementDefinition,
+    player: &PlayerView,
+    langs: &[String],
+) -> Option<AchievementOut> {
+    let earned = player.earned.get(def.id.as_str());
+    if earned.is_none() && (def.archived || def.visibility == Visibility::Hidden) {
+        return None;
+    }
+    let (title, locked, unlocked) = texts(def, langs);
+    let description = match (earned, def.visibility) {
+        (Some(_), _) => unlocked,
+        (None, Visibility::Secret) => "",
+        (None, _) => locked,
+    };
+    let icon = if earned.is_some() {
+        def.unlocked_icon.as_ref().or(def.locked_icon.as_ref())
+    } else {
+        def.locked_icon.as_ref()
+    };
+    let progress = def
+        .conditions
+        .iter()
+        .map(|c| ProgressOut {
+            stat: c.stat.to_string(),
+            current: player
+                .stats
+                .get(c.stat.as_str())
+                .copied()
+                .unwrap_or(Value::Int(0)),
+            required: c.threshold.value(),
+        })
+        .collect();
+    Some(AchievementOut {
+        id: def.id.to_string(),
+        title: title.to_string(),
+        description: description.to_string(),
+        icon_url: icon_url(icon),
+        points: def.points,
+        order: def.order,
+        visibility: def.visibility,
+        earned: earned.is_some(),
+        earned_at: earned.and_then(|e| rfc3339(e.unlocked_at)),
+        progress,
+    })
+}
+
+async fn wait(state: &AppState, player: &str, query: &ReadQuery) -> Result<(), ApiError> {
+    let Some(raw) = &query.wait_for else {
+        return Ok(());
+    };
+    let token = ReadToken::parse(raw)?;
+    let own = laurel_log::partition_of(player, state.views.partitions());
+    let deadline = tokio::time::Instant::now() + state.limits.max_wait;
+    for (&p, &seq) in token.0.iter().filter(|(p, _)| **p == own) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // Bounded: past the limit the answer is what the views hold by then.
+        let _ = state.views.wait_for(p, seq, left).await;
+    }
+    Ok(())
+}
+
+fn sorted(mut defs: Vec<AchievementDefinition>) -> Vec<AchievementDefinition> {
+    defs.sort_by(|a, b| a.order.cmp(&b.order).then_with(|| a.id.cmp(&b.id)));
+    defs
+}
+
+async fn achievements_of(
+    state: &AppState,
+    player: &str,
+    query: &ReadQuery,
+    headers: &HeaderMap,
+) -> Result<AchievementsOut, ApiError> {
+    wait(state, player, query).await?;
+    let view = state.views.player(player)?;
+    let langs = languages(headers);
+    let achievements = sorted(state.views.achievements()?)
+        .iter()
+        .filter_map(|d| achievement_out(d, &view, &langs))
+        .collect();
+    Ok(AchievementsOut {
+        achievements,
+        points_total: view.points_total,
+    })
+}
+
+pub(crate) async fn my_achievements(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ReadQuery>,
+    headers: HeaderMap,
+) -> Result<Json<AchievementsOut>, ApiError> {
+    Ok(Json(
+        achievements_of(&state, &principal.subject, &query, &headers).await?,
+    ))
+}
+
+pub(crate) async fn my_achievement(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(query): Query<ReadQuery>,
+    headers: HeaderMap,
+) -> Result<Json<AchievementOut>, ApiError> {
+    wait(&state, &principal.subject, &query).await?;
+    let view = state.views.player(&principal.subject)?;
+    let not_found = || ApiError::NotFound(format!("no achievement `{id}`"));
+    let def = state.views.achievement(&id)?.ok_or_else(not_found)?;
+    let out = achievement_out(&def, &view, &languages(&headers)).ok_or_else(not_found)?;
+    Ok(Json(out))
+}
+
+pub(crate) async fn my_stats(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ReadQuery>,
+) -> Result<Json<StatsOut>, ApiError> {
+    wait(&state, &principal.subject, &query).await?;
+    let view = state.views.player(&principal.subject)?;
+    Ok(Json(StatsOut {
+        stats: view.stats,
+        points_total: view.points_total,
+    }))
+}
+
+pub(crate) async fn player_achievements(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(player): Path<String>,
+    Query(query): Query<ReadQuery>,
+    headers: HeaderMap,
+) -> Result<Json<AchievementsOut>, ApiError> {
+    principal.require_server()?;
+    Ok(Json(
+        achievements_of(&state, &player, &query, &headers).await?,
+    ))
+}
+
+/// One published achievement with its rarity.
+#[derive(Debug, Serialize)]
+pub(crate) struct PublishedOut {
+    id: String,
+    title: String,
+    description: String,
+    icon_url: Option<String>,
+    points: u32,
+    order: i32,
+    visibility: Visibility,
+    earned_percent: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PublishedList {
+    achievements: Vec<PublishedOut>,
+    players: u64,
+}
+
+pub(crate) async fn published(
+    State(state): State<AppState>,
+    _principal: Principal,
+    headers: HeaderMap,
+) -> Result<Json<PublishedList>, ApiError> {
+    let rarity: Rarity = state.views.rarity()?;
+    let langs = languages(&headers);
+    let achievements = sorted(state.views.achievements()?)
+        .iter()
+        .filter(|d| !d.archived && d.visibility != Visibility::Hidden)
+        .map(|d| {
+            let (title, locked, _) = texts(d, &langs);
+            PublishedOut {
+                id: d.id.to_string(),
+                title: title.to_string(),
+                description: if d.visibility == Visibility::Secret {
+                    String::new()
+                } else {
+                    locked.to_string()
+                },
+                icon_url: icon_url(d.locked_icon.as_ref()),
+                points: d.points,
+                order: d.order,
+                visibility: d.visibility,
+                earned_percent: rarity.percent(d.id.as_str()),
+            }
+        })
+        .collect();
+    Ok(Json(PublishedList {
+        achievements,
+        players: rarity.players,
+    }))
+}
