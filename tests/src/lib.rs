@@ -1,8 +1,10 @@
 //! Support for Laurel's integration tests: the `laurel` binary, a real `nats-server`, and
 //! bounded waits.
 
+mod laurel;
 mod nats;
 
+pub use laurel::{Laurel, Reply};
 pub use nats::NatsServer;
 
 use std::path::PathBuf;

@@ -2,6 +2,8 @@
 
 mod cli;
 mod engine;
+mod faults;
+mod http;
 mod log;
 mod projections;
 mod support;

@@ -1,0 +1,257 @@
+//! `laurel serve` as a real process on a free port, and an HTTP client for it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{laurel_bin, wait_until};
+
+/// A running `laurel serve`, killed on drop.
+pub struct Laurel {
+    child: Option<Child>,
+    port: u16,
+    data_dir: PathBuf,
+    extra: Vec<String>,
+    client: Client,
+}
+
+/// An HTTP client of one Laurel address; usable while the process restarts.
+#[derive(Clone)]
+pub struct Client {
+    port: u16,
+    agent: ureq::Agent,
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Response headers, lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON (`Null` when empty or not JSON).
+    pub json: Value,
+}
+
+impl Reply {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Laurel {
+    /// Starts `laurel serve` on `data_dir` with `extra` arguments (e.g. `--nats URL`), and
+    /// waits until it answers.
+    pub fn start(data_dir: &Path, extra: &[String]) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build();
+        let port = crate::nats::free_port();
+        let mut laurel = Self {
+            child: None,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            extra: extra.to_vec(),
+            client: Client {
+                port,
+                agent: config.into(),
+            },
+        };
+        laurel.spawn();
+        laurel
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .expect("log file");
+        let child = Command::new(laurel_bin())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(&self.extra)
+            .env("LAUREL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("laurel starts");
+        self.child = Some(child);
+        wait_until("laurel to answer /healthz", Duration::from_secs(60), || {
+            self.try_request("GET", "/healthz", None, None)
+                .ok()
+                .filter(|r| r.status == 200)
+        });
+    }
+
+    /// A dev token (`--player ID`, `--admin` or `--server`) signed with the data dir's key.
+    pub fn token(&self, who: &[&str]) -> String {
+        let out = Command::new(laurel_bin())
+            .arg("token")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(who)
+            .output()
+            .expect("laurel token runs");
+        assert!(
+            out.status.success(),
+            "laurel token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the process with SIGTERM and waits for it to exit; returns whether it exited 0.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().is_ok_and(|s| s.success())
+    }
+
+    /// Starts the process again, on the same port and data dir.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// A client of this process's address.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// See [`Client::try_request`].
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Reply, ureq::Error> {
+        self.client.try_request(method, path, token, body)
+    }
+
+    /// See [`Client::try_request_with`].
+    pub fn try_request_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, ureq::Error> {
+        self.client
+            .try_request_with(method, path, token, body, headers)
+    }
+
+    /// See [`Client::call`].
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.client.call(method, path, token, body)
+    }
+}
+
+impl Client {
+    /// Sends a request; `Err` when the server could not be reached.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Reply, ureq::Error> {
+        self.try_request_with(method, path, token, body, &[])
+    }
+
+    /// Sends a request with extra headers.
+    pub fn try_request_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, ureq::Error> {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("http://127.0.0.1:{}{path}", self.port));
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let (content_type, bytes) = body.unwrap_or(("application/json", Vec::new()));
+        let req = req
+            .header("content-type", content_type)
+            .body(bytes)
+            .expect("valid request");
+        let mut response = self.agent.run(req)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        Ok(Reply {
+            status,
+            headers,
+            json: serde_json::from_str(&text).unwrap_or(Value::Null),
+        })
+    }
+
+    /// Sends a JSON request and expects an answer.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let body = body.map(|b| ("application/json", serde_json::to_vec(&b).expect("json")));
+        self.try_request(method, path, token, body)
+            .expect("laurel answers")
+    }
+}
+
+impl Drop for Laurel {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

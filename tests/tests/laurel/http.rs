@@ -1,0 +1,502 @@
+//! The HTTP API of a real `laurel serve` process, on both backends.
+
+use laurel_tests::{Laurel, NatsServer, Reply};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::support::Backend;
+
+pub(crate) struct Launched {
+    pub(crate) laurel: Laurel,
+    pub(crate) nats: Option<NatsServer>,
+    pub(crate) dir: TempDir,
+    pub(crate) admin: String,
+    pub(crate) server: String,
+}
+
+pub(crate) fn launch(backend: Backend) -> Launched {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = matches!(backend, Backend::Nats).then(NatsServer::start);
+    let extra = match &nats {
+        Some(n) => vec![
+            "--nats".to_string(),
+            n.url(),
+            "--partitions".into(),
+            "4".into(),
+        ],
+        None => vec!["--partitions".into(), "4".into()],
+    };
+    let laurel = Laurel::start(&dir.path().join("data"), &extra);
+    let admin = laurel.token(&["--admin"]);
+    let server = laurel.token(&["--server"]);
+    Launched {
+        laurel,
+        nats,
+        dir,
+        admin,
+        server,
+    }
+}
+
+impl Launched {
+    pub(crate) fn define_game(&self) {
+        let r = self.laurel.call(
+            "PUT",
+            "/v1/admin/stats/bananas",
+            Some(&self.admin),
+            Some(json!({"aggregation": "sum", "kind": "int", "client_writable": true})),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.json);
+        let r = self.laurel.call(
+            "PUT",
+            "/v1/admin/stats/kills",
+            Some(&self.admin),
+            Some(json!({"aggregation": "sum", "kind": "int"})),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.json);
+        let r = self.laurel.call(
+            "PUT",
+            "/v1/admin/achievements/EAT_THOUSAND_BANANAS",
+            Some(&self.admin),
+            Some(json!({"title": "Banana lover", "locked_description": "Eat 1000 bananas", "unlocked_description": "You ate 1000 bananas",
+                        "points": 10, "conditions": [{"stat": "bananas", "at_least": 1000}],
+                        "localizations": {"fr": {"title": "Amateur de bananes"}}})),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.json);
+    }
+
+    /// Sends events and returns the reply.
+    pub(crate) fn events(&self, token: &str, events: Value) -> Reply {
+        self.laurel.call(
+            "POST",
+            "/v1/events",
+            Some(token),
+            Some(json!({ "events": events })),
+        )
+    }
+
+    fn my(&self, token: &str, what: &str, wait_for: Option<&str>) -> Value {
+        let path = match wait_for {
+            Some(t) => format!("/v1/players/me/{what}?wait_for={t}"),
+            None => format!("/v1/players/me/{what}"),
+        };
+        let r = self.laurel.call("GET", &path, Some(token), None);
+        assert_eq!(r.status, 200, "{:?}", r.json);
+        r.json
+    }
+}
+
+fn token_of(r: &Reply) -> String {
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    r.json["token"].as_str().unwrap().to_string()
+}
+
+fn the_quick_start_unlocks_and_reads_back(backend: Backend) {
+    let l = launch(backend);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let t = token_of(&l.events(
+        &ann,
+        json!([{"stat": "bananas", "value": 600}, {"stat": "bananas", "value": 400}]),
+    ));
+    let mine = l.my(&ann, "achievements", Some(&t));
+    let a = &mine["achievements"][0];
+    assert_eq!(a["id"], "EAT_THOUSAND_BANANAS");
+    assert_eq!(a["earned"], true, "{mine}");
+    assert_eq!(a["description"], "You ate 1000 bananas");
+    assert!(a["earned_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        a["progress"],
+        json!([{"stat": "bananas", "current": 1000, "required": 1000}])
+    );
+    assert_eq!(mine["points_total"], 10);
+    assert_eq!(
+        l.my(&ann, "stats", None),
+        json!({"stats": {"bananas": 1000}, "points_total": 10})
+    );
+    let one = l.laurel.call(
+        "GET",
+        "/v1/players/me/achievements/EAT_THOUSAND_BANANAS",
+        Some(&ann),
+        None,
+    );
+    assert_eq!(one.json["earned"], true);
+    let published = l.laurel.call("GET", "/v1/achievements", Some(&ann), None);
+    assert_eq!(published.json["achievements"][0]["earned_percent"], 100.0);
+    let other = l
+        .laurel
+        .call("GET", "/v1/players/ann/achievements", Some(&l.server), None);
+    assert_eq!(other.json["points_total"], 10);
+}
+
+fn an_invalid_batch_is_refused_whole(backend: Backend) {
+    let l = launch(backend);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let r = l.events(&ann, json!([{"stat": "bananas", "value": 5}, {"stat": "nope", "value": 1}, {"stat": "bananas", "value": 1.5}]));
+    assert_eq!(r.status, 422);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let errors = r.json["errors"].as_array().unwrap();
+    assert_eq!(
+        errors
+            .iter()
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(errors[0]["field"], "stat");
+    assert_eq!(errors[1]["code"]["code"], "not_integer");
+    // Nothing of the refused batch was appended: only the next valid event counts.
+    let t = token_of(&l.events(&ann, json!([{"stat": "bananas", "value": 1}])));
+    assert_eq!(l.my(&ann, "stats", Some(&t))["stats"]["bananas"], 1);
+}
+
+fn a_retried_event_is_counted_once(backend: Backend) {
+    let l = launch(backend);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let batch = json!([{"event_id": "8c0c0f6e-9c1e-4c57-9a55-0d1d4f6c2a11", "stat": "bananas", "value": 7}]);
+    let first = l.events(&ann, batch.clone());
+    assert_eq!(
+        (
+            first.json["accepted"].as_u64(),
+            first.json["duplicates"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    let again = l.events(&ann, batch);
+    assert_eq!(
+        (
+            again.json["accepted"].as_u64(),
+            again.json["duplicates"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        l.my(&ann, "stats", Some(&token_of(&again)))["stats"]["bananas"],
+        7
+    );
+}
+
+fn tokens_and_scopes_are_enforced(backend: Backend) {
+    let l = launch(backend);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let body = Some(json!({"events": [{"stat": "bananas", "value": 1}]}));
+    assert_eq!(
+        l.laurel
+            .call("POST", "/v1/events", None, body.clone())
+            .status,
+        401
+    );
+    assert_eq!(
+        l.laurel
+            .call("POST", "/v1/events", Some("not-a-jwt"), body.clone())
+            .status,
+        401
+    );
+    let tampered = format!("{}x", &ann[..ann.len() - 1]);
+    assert_eq!(
+        l.laurel
+            .call("POST", "/v1/events", Some(&tampered), body.clone())
+            .status,
+        401
+    );
+    let key = std::fs::read_to_string(l.dir.path().join("data/dev-signing-key")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mint = |secret: &str, claims: Value| {
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes()),
+        )
+        .unwrap()
+    };
+    let valid = mint(&key, json!({"sub": "ann", "exp": now + 600}));
+    let refused = [
+        (
+            "expired",
+            mint(&key, json!({"sub": "ann", "exp": now - 120})),
+        ),
+        (
+            "exp as a string",
+            mint(&key, json!({"sub": "ann", "exp": (now + 600).to_string()})),
+        ),
+        ("no exp", mint(&key, json!({"sub": "ann"}))),
+        (
+            "another key",
+            mint("some-other-secret", json!({"sub": "ann", "exp": now + 600})),
+        ),
+        (
+            "alg none",
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbm4iLCJleHAiOjk5OTk5OTk5OTl9."
+                .to_string(),
+        ),
+    ];
+    for (what, token) in refused {
+        let r = l
+            .laurel
+            .call("POST", "/v1/events", Some(&token), body.clone());
+        assert_eq!(r.status, 401, "{what}: {r:?}");
+    }
+    assert_eq!(
+        l.laurel
+            .call("POST", "/v1/events", Some(&valid), body.clone())
+            .status,
+        202
+    );
+    // A player may not report for another player, nor a server-only stat, nor administer.
+    let r = l.events(
+        &ann,
+        json!([{"player_id": "bob", "stat": "bananas", "value": 1}]),
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = l.events(&ann, json!([{"stat": "kills", "value": 1}]));
+    assert_eq!(
+        (r.status, r.json["errors"][0]["code"]["code"].as_str()),
+        (403, Some("not_writable"))
+    );
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/stats/x",
+        Some(&ann),
+        Some(json!({"aggregation": "sum", "kind": "int"})),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        l.laurel
+            .call("GET", "/v1/players/bob/achievements", Some(&ann), None)
+            .status,
+        403
+    );
+    // A server names the player; without one the event is invalid.
+    let r = l.events(&l.server, json!([{"stat": "kills", "value": 1}]));
+    assert_eq!(
+        (r.status, r.json["errors"][0]["field"].as_str()),
+        (422, Some("player_id"))
+    );
+    assert_eq!(
+        l.events(
+            &l.server,
+            json!([{"player_id": "bob", "stat": "kills", "value": 1}])
+        )
+        .status,
+        202
+    );
+}
+
+fn limits_and_malformed_bodies_get_problems(backend: Backend) {
+    let l = launch(backend);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let many: Vec<Value> = (0..1001)
+        .map(|_| json!({"stat": "bananas", "value": 1}))
+        .collect();
+    let r = l.events(&ann, Value::Array(many));
+    assert_eq!(r.status, 413);
+    let huge = vec![b' '; 1024 * 1024 + 10];
+    let r = l
+        .laurel
+        .try_request(
+            "POST",
+            "/v1/events",
+            Some(&ann),
+            Some(("application/json", huge)),
+        )
+        .unwrap();
+    assert_eq!(r.status, 413);
+    let r = l.laurel.call(
+        "POST",
+        "/v1/events",
+        Some(&ann),
+        Some(json!({"events": [], "extra": 1})),
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("extra"),
+        "{r:?}"
+    );
+    assert_eq!(r.json["status"], 400);
+    assert!(r.header("x-request-id").is_some());
+    let r = l.laurel.call("GET", "/v1/nowhere", Some(&ann), None);
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (404, Some("application/problem+json"))
+    );
+}
+
+fn versions_guard_concurrent_edits(backend: Backend) {
+    let l = launch(backend);
+    l.define_game();
+    let path = "/v1/admin/achievements/EAT_THOUSAND_BANANAS";
+    let spec = json!({"title": "Banana fan", "conditions": [{"stat": "bananas", "at_least": 500}]});
+    let r = l
+        .laurel
+        .try_request_with(
+            "PUT",
+            path,
+            Some(&l.admin),
+            Some(("application/json", spec.to_string().into_bytes())),
+            &[("if-match", "\"1\"")],
+        )
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json["version"].as_u64(), r.header("etag")),
+        (200, Some(2), Some("\"2\""))
+    );
+    let r = l
+        .laurel
+        .try_request_with(
+            "PUT",
+            path,
+            Some(&l.admin),
+            Some(("application/json", spec.to_string().into_bytes())),
+            &[("if-match", "\"1\"")],
+        )
+        .unwrap();
+    assert_eq!(r.status, 412);
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/achievements/BAD",
+        Some(&l.admin),
+        Some(json!({"title": "t", "conditions": [{"stat": "ghost", "at_least": 1}]})),
+    );
+    assert_eq!(
+        (r.status, r.json["errors"][0]["field"].as_str()),
+        (422, Some("conditions[0].stat"))
+    );
+    assert_eq!(
+        l.laurel.call("DELETE", path, Some(&l.admin), None).json["archived"],
+        true
+    );
+    let all = l
+        .laurel
+        .call("GET", "/v1/admin/achievements", Some(&l.admin), None);
+    assert_eq!(all.json["achievements"][0]["version"], 3);
+    let ann = l.laurel.token(&["--player", "ann"]);
+    assert!(
+        l.my(&ann, "achievements", None)["achievements"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn hidden_secret_and_localized_achievements_show_right(backend: Backend) {
+    let l = launch(backend);
+    l.define_game();
+    for (id, visibility) in [("HIDDEN", "hidden"), ("SECRET", "secret")] {
+        let r = l.laurel.call(
+            "PUT",
+            &format!("/v1/admin/achievements/{id}"),
+            Some(&l.admin),
+            Some(json!({"title": id, "locked_description": "how", "unlocked_description": "done", "visibility": visibility,
+                        "conditions": [{"stat": "bananas", "at_least": 1}]})),
+        );
+        assert_eq!(r.status, 201);
+    }
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let ids = |v: &Value| {
+        v["achievements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = l.my(&ann, "achievements", None);
+    assert_eq!(ids(&before), vec!["EAT_THOUSAND_BANANAS", "SECRET"]);
+    assert_eq!(before["achievements"][1]["description"], "");
+    let r = l
+        .laurel
+        .try_request_with(
+            "GET",
+            "/v1/players/me/achievements",
+            Some(&ann),
+            None,
+            &[("accept-language", "fr-CA, en;q=0.5")],
+        )
+        .unwrap();
+    assert_eq!(r.json["achievements"][0]["title"], "Amateur de bananes");
+    let t = token_of(&l.events(&ann, json!([{"stat": "bananas", "value": 1}])));
+    let after = l.my(&ann, "achievements", Some(&t));
+    assert_eq!(
+        ids(&after),
+        vec!["EAT_THOUSAND_BANANAS", "HIDDEN", "SECRET"]
+    );
+    assert_eq!(after["achievements"][2]["description"], "done");
+}
+
+fn a_grant_unlocks_through_the_log(backend: Backend) {
+    let l = launch(backend);
+    l.define_game();
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/achievements/BETA",
+        Some(&l.admin),
+        Some(json!({"title": "Beta tester", "points": 5})),
+    );
+    assert_eq!(r.status, 201);
+    let r = l.laurel.call(
+        "POST",
+        "/v1/admin/players/ann/grants",
+        Some(&l.admin),
+        Some(json!({"achievement_id": "BETA"})),
+    );
+    let t = token_of(&r);
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let mine = l.my(&ann, "achievements", Some(&t));
+    let beta = mine["achievements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "BETA")
+        .unwrap()
+        .clone();
+    assert_eq!(beta["earned"], true);
+    let r = l.laurel.call(
+        "POST",
+        "/v1/admin/players/ann/grants",
+        Some(&l.admin),
+        Some(json!({"achievement_id": "NOPE"})),
+    );
+    assert_eq!(r.status, 422);
+}
+
+fn sigterm_shuts_down_cleanly_and_keeps_everything(backend: Backend) {
+    let mut l = launch(backend);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    token_of(&l.events(&ann, json!([{"stat": "bananas", "value": 3}])));
+    assert!(l.laurel.terminate(), "laurel exits 0 on SIGTERM");
+    l.laurel.restart();
+    let t = token_of(&l.events(&ann, json!([{"stat": "bananas", "value": 4}])));
+    assert_eq!(l.my(&ann, "stats", Some(&t))["stats"]["bananas"], 7);
+}
+
+macro_rules! both_backends_sync {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test] fn $case() { super::$case(crate::support::Backend::Embedded) })*
+        }
+        mod jetstream {
+            $(#[test] fn $case() { super::$case(crate::support::Backend::Nats) })*
+        }
+    };
+}
+
+both_backends_sync!(
+    the_quick_start_unlocks_and_reads_back,
+    an_invalid_batch_is_refused_whole,
+    a_retried_event_is_counted_once,
+    tokens_and_scopes_are_enforced,
+    limits_and_malformed_bodies_get_problems,
+    versions_guard_concurrent_edits,
+    hidden_secret_and_localized_achievements_show_right,
+    a_grant_unlocks_through_the_log,
+    sigterm_shuts_down_cleanly_and_keeps_everything,
+);
