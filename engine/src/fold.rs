@@ -153,28 +153,28 @@ impl<'a> Fold<'a> {
     }
 
     fn apply_grant(&self, player: &mut PlayerState, g: &Grant, out: &mut Vec<Output>) {
-        let Some(idx) = self.defs.achievement_idx(g.achievement_id.as_str()) else {
-            let reason = Reason::UnknownAchievement {
-                id: g.achievement_id.to_string(),
-            };
-            return self.reject(g.event_id, &g.player_id, reason, g.received_at, out);
-        };
-        let entry = &self.defs.achievements[idx.get()];
-        match &entry.def {
-            None => {
-                let reason = Reason::UnknownAchievement {
-                    id: g.achievement_id.to_string(),
-                };
-                self.reject(g.event_id, &g.player_id, reason, g.received_at, out)
-            }
-            Some(def) if def.archived => {
-                let reason = Reason::Archived {
-                    id: g.achievement_id.to_string(),
-                };
-                self.reject(g.event_id, &g.player_id, reason, g.received_at, out)
-            }
-            Some(_) if player.has_earned(idx) => {}
-            Some(_) => {
+        let defined = self
+            .defs
+            .achievement_idx(g.achievement_id.as_str())
+            .and_then(|idx| Some((idx, self.defs.achievements[idx.get()].def.as_ref()?)));
+        let id = g.achievement_id.to_string();
+        match defined {
+            None => self.reject(
+                g.event_id,
+                &g.player_id,
+                Reason::UnknownAchievement { id },
+                g.received_at,
+                out,
+            ),
+            Some((_, def)) if def.archived => self.reject(
+                g.event_id,
+                &g.player_id,
+                Reason::Archived { id },
+                g.received_at,
+                out,
+            ),
+            Some((idx, _)) if player.has_earned(idx) => {}
+            Some((idx, _)) => {
                 let cause = Cause {
                     id: g.event_id,
                     kind: CauseKind::Grant,

@@ -11,7 +11,7 @@ use crate::serve::{ServeArgs, dev_key};
 
 /// Laurel: an event-sourced achievements backend for games.
 #[derive(Debug, Parser)]
-#[command(name = "laurel", version, about, long_about = None)]
+#[command(name = "laurel", version, about = "Laurel: an event-sourced achievements backend for games", long_about = None)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]

@@ -22,6 +22,9 @@ use futures::{FutureExt, StreamExt};
 
 use crate::{AppendError, Appended, Entry, LogConfig, LogError, Record, Start, StreamKind, Target};
 
+/// Publishes awaiting their ack, over all appends of one connection.
+const MAX_ACKS_IN_FLIGHT: usize = 8_192;
+
 /// The JetStream log. Cheap to clone.
 #[derive(Clone)]
 pub struct NatsLog {
@@ -55,8 +58,14 @@ impl NatsLog {
             .connect(url)
             .await
             .map_err(unavailable)?;
-        let mut js = jetstream::new(client);
-        js.set_timeout(Duration::from_secs(10));
+        // Without backpressure a publish past the in-flight limit fails at once
+        // (`MaxAckPending`) instead of waiting for a permit that only our own unawaited acks
+        // could free; `append` then awaits its oldest ack and tries again.
+        let js = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .max_ack_inflight(MAX_ACKS_IN_FLIGHT)
+            .backpressure_on_inflight(false)
+            .build(client);
         let log = Self {
             inner: Arc::new(Inner { js, config }),
         };
@@ -165,26 +174,33 @@ impl NatsLog {
             .iter()
             .map(|e| self.subject(stream, &e.target))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut pending = Vec::with_capacity(entries.len());
+        let mut pending = std::collections::VecDeque::new();
+        let mut results = Vec::with_capacity(entries.len());
         for (entry, subject) in entries.into_iter().zip(subjects) {
-            let publish = PublishMessage::build()
-                .payload(entry.payload.into())
-                .message_id(&entry.id);
-            let ack = self
-                .inner
-                .js
-                .send_publish(subject, publish)
-                .await
-                .map_err(|e| publish_error(stream, e.kind(), &e))?;
-            pending.push(ack);
+            let payload = bytes::Bytes::from(entry.payload);
+            loop {
+                let publish = PublishMessage::build()
+                    .payload(payload.clone())
+                    .message_id(&entry.id);
+                match self.inner.js.send_publish(subject.clone(), publish).await {
+                    Ok(ack) => {
+                        pending.push_back(ack);
+                        break;
+                    }
+                    Err(e) if e.kind() == PublishErrorKind::MaxAckPending => {
+                        // Free a permit by awaiting our oldest ack (in order), or let other
+                        // appenders' acks come in.
+                        match pending.pop_front() {
+                            Some(ack) => results.push(settle(stream, ack.await)?),
+                            None => tokio::time::sleep(Duration::from_millis(1)).await,
+                        }
+                    }
+                    Err(e) => return Err(publish_error(stream, e.kind(), &e)),
+                }
+            }
         }
-        let mut results = Vec::with_capacity(pending.len());
         for ack in pending {
-            let ack = ack.await.map_err(|e| publish_error(stream, e.kind(), &e))?;
-            results.push(Appended {
-                seq: ack.sequence,
-                duplicate: ack.duplicate,
-            });
+            results.push(settle(stream, ack.await)?);
         }
         Ok(results)
     }
@@ -272,6 +288,17 @@ impl NatsLog {
             Err(e) => Err(unavailable(e)),
         }
     }
+}
+
+fn settle(
+    stream: StreamKind,
+    ack: Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
+) -> Result<Appended, AppendError> {
+    let ack = ack.map_err(|e| publish_error(stream, e.kind(), &e))?;
+    Ok(Appended {
+        seq: ack.sequence,
+        duplicate: ack.duplicate,
+    })
 }
 
 fn publish_error(

@@ -587,6 +587,18 @@ impl DefinitionEvent {
         }
     }
 
+    /// What the change is about: `("stat", name)` or `("achievement", id)`, as in the DEFS
+    /// subject `laurel.defs.<kind>.<id>`.
+    pub fn subject(&self) -> (&'static str, &str) {
+        match self {
+            DefinitionEvent::StatDefined { definition, .. } => ("stat", definition.name.as_str()),
+            DefinitionEvent::AchievementDefined { definition, .. } => {
+                ("achievement", definition.id.as_str())
+            }
+            DefinitionEvent::AchievementArchived { id, .. } => ("achievement", id.as_str()),
+        }
+    }
+
     /// When the server accepted the change.
     pub fn at(&self) -> Millis {
         match self {

@@ -28,14 +28,13 @@ fn invalid(detail: &str, errors: Vec<ValidationError>) -> ApiError {
 }
 
 /// Appends a definition change and waits (bounded) until the views show it.
-async fn publish_definition(
-    state: &AppState,
-    kind: &'static str,
-    id: String,
-    event: &DefinitionEvent,
-) -> Result<(), ApiError> {
+async fn publish_definition(state: &AppState, event: &DefinitionEvent) -> Result<(), ApiError> {
+    let (kind, id) = event.subject();
     let entry = Entry {
-        target: Target::Definition { kind, id },
+        target: Target::Definition {
+            kind,
+            id: id.to_string(),
+        },
         id: event.event_id().to_string(),
         payload: encode(event),
     };
@@ -85,7 +84,7 @@ pub(crate) async fn put_stat(
         definition: definition.clone(),
         at: now_ms(),
     };
-    publish_definition(&state, "stat", name.to_string(), &event).await?;
+    publish_definition(&state, &event).await?;
     Ok(created_or_ok(current.is_none(), &definition, version))
 }
 
@@ -164,7 +163,7 @@ pub(crate) async fn put_achievement(
         definition: definition.clone(),
         at: now_ms(),
     };
-    publish_definition(&state, "achievement", id.to_string(), &event).await?;
+    publish_definition(&state, &event).await?;
     Ok(created_or_ok(current.is_none(), &definition, version))
 }
 
@@ -217,7 +216,7 @@ pub(crate) async fn archive_achievement(
             version: def.version,
             at: now_ms(),
         };
-        publish_definition(&state, "achievement", id, &event).await?;
+        publish_definition(&state, &event).await?;
     }
     Ok(created_or_ok(false, &def, def.version))
 }

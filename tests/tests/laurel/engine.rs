@@ -52,15 +52,8 @@ pub(crate) async fn define(log: &Log, events: &[DefinitionEvent]) {
     let entries = events
         .iter()
         .map(|e| {
-            let (kind, id) = match e {
-                DefinitionEvent::StatDefined { definition, .. } => {
-                    ("stat", definition.name.to_string())
-                }
-                DefinitionEvent::AchievementDefined { definition, .. } => {
-                    ("achievement", definition.id.to_string())
-                }
-                DefinitionEvent::AchievementArchived { id, .. } => ("achievement", id.to_string()),
-            };
+            let (kind, id) = e.subject();
+            let id = id.to_string();
             Entry {
                 target: Target::Definition { kind, id },
                 id: e.event_id().to_string(),

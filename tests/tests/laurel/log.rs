@@ -315,7 +315,40 @@ async fn the_partition_count_is_fixed_at_creation(backend: Backend) {
     );
 }
 
+async fn large_concurrent_batches_are_appended_whole(backend: Backend) {
+    // Larger than the JetStream client's in-flight ack window, from three appenders at once.
+    let f = Fixture::new(backend, |_| {}).await;
+    let mut tasks = Vec::new();
+    for t in 0..3 {
+        let log = f.log.clone();
+        tasks.push(tokio::spawn(async move {
+            let entries = (0..10_000)
+                .map(|i| entry(i % 4, &format!("t{t}-{i}"), "x"))
+                .collect();
+            log.append(StreamKind::Stats, entries).await.unwrap()
+        }));
+    }
+    let mut appended = 0;
+    for task in tasks {
+        let acks = tokio::time::timeout(std::time::Duration::from_secs(120), task)
+            .await
+            .expect("no deadlock")
+            .unwrap();
+        assert!(acks.iter().all(|a| !a.duplicate));
+        appended += acks.len();
+    }
+    assert_eq!(appended, 30_000);
+    let mut stored = 0;
+    for p in 0..4 {
+        stored += read_all(&f.log, StreamKind::Stats, p, Start::After(0))
+            .await
+            .len();
+    }
+    assert_eq!(stored, 30_000);
+}
+
 crate::both_backends!(
+    large_concurrent_batches_are_appended_whole,
     entries_read_back_in_order_per_partition,
     a_duplicate_id_is_not_appended_twice,
     ids_outside_the_window_are_appended_again,

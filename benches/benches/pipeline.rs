@@ -1,0 +1,214 @@
+//! End to end through the logs: stat events appended to STATS -> engine -> OUTPUT ->
+//! projections -> views, on the embedded log and on JetStream, against a same-run baseline
+//! of raw JetStream publishing (4,096 acks in flight, with `Nats-Msg-Id`).
+//!
+//! `cargo bench --bench pipeline` (events: `LAUREL_BENCH_EVENTS`, default 200,000).
+//! Prints events/s, the ratios to the baseline, disk used and the process's peak memory.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, message::PublishMessage, stream};
+use laurel_benches::{Shape, definitions, stat_events};
+use laurel_engine::shell::{self, EngineMetrics, ShellConfig};
+use laurel_log::{EmbeddedLog, Entry, Log, LogConfig, NatsLog, StreamKind, Target, partition_of};
+use laurel_projections::{ProjectorConfig, Views};
+use laurel_schemas::encode;
+use laurel_tests::NatsServer;
+use tokio::sync::watch;
+
+const PARTITIONS: u32 = 16;
+const APPEND_BATCH: usize = 1_000;
+const APPENDERS: usize = 4;
+
+fn main() {
+    if let Ok(filter) = std::env::var("LAUREL_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init();
+    }
+    let events: usize = std::env::var("LAUREL_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let nats = NatsServer::start();
+    let baseline = rt.block_on(raw_jetstream(&nats.url(), events));
+    println!("raw JetStream publish (4096 in flight, Nats-Msg-Id): {baseline:>10.0} msgs/s");
+    let backends =
+        std::env::var("LAUREL_BENCH_BACKENDS").unwrap_or_else(|_| "embedded,jetstream".into());
+    for backend in backends.split(',') {
+        let dir = tempfile::tempdir().unwrap();
+        let r = rt.block_on(pipeline(backend, &nats.url(), dir.path(), events));
+        println!(
+            "{backend:>9}: append {:>9.0} ev/s ({:.2}x raw JS) | end to end {:>9.0} ev/s ({:.2}x raw JS) | outputs {} | disk {:.1} MiB",
+            r.append_rate,
+            r.append_rate / baseline,
+            r.e2e_rate,
+            r.e2e_rate / baseline,
+            r.outputs,
+            r.disk as f64 / (1 << 20) as f64,
+        );
+    }
+    println!("peak memory of this process (VmHWM): {}", peak_memory());
+}
+
+async fn raw_jetstream(url: &str, n: usize) -> f64 {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = jetstream::new(client);
+    js.create_stream(stream::Config {
+        name: "BENCH_RAW".into(),
+        subjects: vec!["bench.raw.*".into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let payload = bytes::Bytes::from(vec![7u8; 100]);
+    let start = Instant::now();
+    let mut inflight = VecDeque::new();
+    for i in 0..n {
+        let msg = PublishMessage::build()
+            .payload(payload.clone())
+            .message_id(format!("raw-{i}"));
+        inflight.push_back(
+            js.send_publish(format!("bench.raw.{}", i % 16), msg)
+                .await
+                .unwrap(),
+        );
+        if inflight.len() >= 4096 {
+            inflight.pop_front().unwrap().await.unwrap();
+        }
+    }
+    for ack in inflight {
+        ack.await.unwrap();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Figures {
+    append_rate: f64,
+    e2e_rate: f64,
+    outputs: u64,
+    disk: u64,
+}
+
+async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
+    let config = LogConfig {
+        partitions: PARTITIONS,
+        stream_prefix: format!("BENCH_{}", backend.to_uppercase()),
+        ..LogConfig::default()
+    };
+    let log = match backend {
+        "embedded" => Log::Embedded(EmbeddedLog::open(&dir.join("log"), config).unwrap()),
+        _ => Log::Nats(NatsLog::connect(url, config).await.unwrap()),
+    };
+    let shape = Shape::ENGINE_FOLD;
+    let defs: Vec<Entry> = definitions(shape, 7)
+        .iter()
+        .map(|d| {
+            let (kind, id) = d.subject();
+            let id = id.to_string();
+            Entry {
+                target: Target::Definition { kind, id },
+                id: d.event_id().to_string(),
+                payload: encode(d),
+            }
+        })
+        .collect();
+    log.append(StreamKind::Defs, defs).await.unwrap();
+    let entries: Vec<Entry> = stat_events(shape, n, 11)
+        .iter()
+        .map(|m| Entry {
+            target: Target::Partition(partition_of(m.player_id().as_str(), PARTITIONS)),
+            id: m.event_id().to_string(),
+            payload: encode(m),
+        })
+        .collect();
+
+    let (stop, shutdown) = watch::channel(false);
+    let metrics = Arc::new(EngineMetrics::default());
+    let engine = tokio::spawn(shell::run(
+        log.clone(),
+        sled::open(dir.join("engine")).unwrap(),
+        ShellConfig::all(PARTITIONS),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let views_db = sled::open(dir.join("views")).unwrap();
+    let views = Views::open(&views_db, PARTITIONS).unwrap();
+    let projector = tokio::spawn(laurel_projections::run(
+        log.clone(),
+        views.clone(),
+        ProjectorConfig::all(PARTITIONS),
+        shutdown,
+    ));
+
+    let start = Instant::now();
+    let chunks: Vec<Vec<Entry>> = entries
+        .chunks(APPEND_BATCH)
+        .map(<[Entry]>::to_vec)
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(chunks.into_iter()));
+    let mut appenders = Vec::new();
+    for _ in 0..APPENDERS {
+        let (log, queue) = (log.clone(), queue.clone());
+        appenders.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().unwrap().next();
+                let Some(batch) = next else { break };
+                log.append(StreamKind::Stats, batch).await.unwrap();
+            }
+        }));
+    }
+    for a in appenders {
+        a.await.unwrap();
+    }
+    let append_rate = n as f64 / start.elapsed().as_secs_f64();
+    for p in 0..PARTITIONS {
+        let last = log.last_seq(StreamKind::Stats, p).await.unwrap();
+        while !views.wait_for(p, last, Duration::from_secs(600)).await {}
+    }
+    let e2e_rate = n as f64 / start.elapsed().as_secs_f64();
+    stop.send_replace(true);
+    engine.await.unwrap().unwrap();
+    projector.await.unwrap().unwrap();
+    views_db.flush_async().await.unwrap();
+    Figures {
+        append_rate,
+        e2e_rate,
+        outputs: metrics.outputs.load(std::sync::atomic::Ordering::Relaxed),
+        disk: dir_size(dir),
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
