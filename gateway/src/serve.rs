@@ -120,6 +120,17 @@ pub fn dev_key(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// sled's page cache per derived store (engine state, views); sled's default is 1 GiB each.
+const STORE_CACHE_BYTES: u64 = 128 << 20;
+
+/// Opens a derived sled store with a bounded page cache.
+fn open_store(path: &Path) -> Result<sled::Db, sled::Error> {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(STORE_CACHE_BYTES)
+        .open()
+}
+
 /// Runs gateway, engine and projections until `shutdown` turns true.
 pub async fn run(
     args: ServeArgs,
@@ -139,8 +150,8 @@ pub async fn run(
     );
     let log = args.log.open().await?;
     std::fs::create_dir_all(data_dir)?;
-    let engine_db = sled::open(data_dir.join("engine")).context("opening engine state")?;
-    let views_db = sled::open(data_dir.join("views")).context("opening views")?;
+    let engine_db = open_store(&data_dir.join("engine")).context("opening engine state")?;
+    let views_db = open_store(&data_dir.join("views")).context("opening views")?;
     let partitions = log.config().partitions;
     let views = Views::open(&views_db, partitions)?;
     let metrics = Arc::new(EngineMetrics::default());

@@ -19,6 +19,9 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::{AppendError, Appended, Entry, LogConfig, LogError, Record, Start, StreamKind, Target};
 
+/// sled's page cache for the log (its default, 1 GiB, is too much beside the other stores).
+const LOG_CACHE_BYTES: u64 = 256 << 20;
+
 /// The embedded log. Cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedLog {
@@ -140,6 +143,7 @@ impl EmbeddedLog {
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, LogError> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(LOG_CACHE_BYTES)
             .flush_every_ms(Some(500))
             .open()?;
         let meta = db.open_tree("meta")?;
