@@ -2,14 +2,17 @@
 //! publishing.
 
 use laurel_schemas::Output;
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 
 /// Drops every `stat` and `progress` output that a later one in the batch supersedes,
-/// keeping the order of what remains.
+/// keeping the order of what remains. A kept `stat` output takes the `previous` value of the
+/// first one it supersedes: the value before the batch.
 pub fn coalesce(outputs: &mut Vec<Output>) {
     let mut keep = vec![true; outputs.len()];
+    // (kept index, superseded index), latest superseded first.
+    let mut superseded = Vec::new();
     {
-        let mut seen: FxHashSet<(&str, &str, u32)> = FxHashSet::default();
+        let mut seen: FxHashMap<(&str, &str, u32), usize> = FxHashMap::default();
         for (i, output) in outputs.iter().enumerate().rev() {
             let key = match output {
                 Output::Stat(s) => (s.player_id.as_str(), s.stat.as_str(), u32::MAX),
@@ -18,7 +21,25 @@ pub fn coalesce(outputs: &mut Vec<Output>) {
                 }
                 Output::Unlocked(_) | Output::Rejected(_) | Output::Checkpoint(_) => continue,
             };
-            keep[i] = seen.insert(key);
+            match seen.get(&key) {
+                Some(&kept) => {
+                    keep[i] = false;
+                    superseded.push((kept, i));
+                }
+                None => {
+                    seen.insert(key, i);
+                }
+            }
+        }
+    }
+    // The earliest superseded output comes last, so its `previous` is the one that stays.
+    for (kept, earlier) in superseded {
+        let previous = match &outputs[earlier] {
+            Output::Stat(s) => s.previous,
+            _ => continue,
+        };
+        if let Output::Stat(s) = &mut outputs[kept] {
+            s.previous = previous;
         }
     }
     let mut flags = keep.into_iter();

@@ -11,7 +11,7 @@
 use laurel_schemas::outputs::unlock_id;
 use laurel_schemas::{
     Aggregation, CauseKind, Grant, Millis, Output, PlayerId, Progress, Reason, Rejected,
-    SchemaVersion, StatChanged, StatEvent, StatsMessage, Unlocked, Value,
+    SchemaVersion, StatChanged, StatEvent, StatsMessage, Threshold, Unlocked, Value,
 };
 use uuid::Uuid;
 
@@ -111,6 +111,7 @@ impl<'a> Fold<'a> {
             player_id: e.player_id.clone(),
             stat: e.stat.clone(),
             value: new,
+            previous: old,
             at: e.received_at,
         }));
         let cause = Cause {
@@ -124,8 +125,9 @@ impl<'a> Fold<'a> {
     }
 
     /// Appends the `progress` outputs a stat change means for the player: one per condition
-    /// reading the stat, of each live achievement the player has not earned. Called once per
-    /// coalesced `stat` output, so a batch reports each condition's progress once.
+    /// reading the stat, of each live achievement the player has not earned, whose
+    /// [`milestone`] the change moved. Called once per coalesced `stat` output, so a batch
+    /// reports each condition at most once, and a condition at most five times ever.
     pub fn progress(&self, player: &PlayerState, change: &StatChanged, out: &mut Vec<Output>) {
         let Some(stat) = self.defs.stat_idx(change.stat.as_str()) else {
             return;
@@ -136,7 +138,9 @@ impl<'a> Fold<'a> {
                 continue;
             }
             for (i, (s, threshold)) in entry.conditions.iter().enumerate() {
-                if *s == stat {
+                let moved = milestone(change.previous, *threshold)
+                    != milestone(Some(change.value), *threshold);
+                if *s == stat && moved {
                     out.push(Output::Progress(Progress {
                         v: SchemaVersion::CURRENT,
                         player_id: change.player_id.clone(),
@@ -264,6 +268,25 @@ impl<'a> Fold<'a> {
         for &dependent in &self.defs.required_by[ach.get()] {
             self.try_unlock(player, player_id, dependent, cascade, out);
         }
+    }
+}
+
+/// How far a value is towards a threshold, in quarters: 0 to 3 on the way, 4 when the
+/// condition holds. `at_most` conditions (and non-positive `at_least` thresholds) have no
+/// way, only 0 or 4. `progress` outputs are emitted when this changes.
+pub fn milestone(value: Option<Value>, threshold: Threshold) -> u8 {
+    let Some(value) = value else {
+        return 0;
+    };
+    if threshold.holds(value) {
+        return 4;
+    }
+    match threshold {
+        Threshold::AtLeast(t) if t.as_f64() > 0.0 => {
+            let fraction = value.as_f64() / t.as_f64();
+            (fraction * 4.0).floor().clamp(0.0, 3.0) as u8
+        }
+        Threshold::AtLeast(_) | Threshold::AtMost(_) => 0,
     }
 }
 

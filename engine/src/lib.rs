@@ -15,6 +15,6 @@ mod state;
 
 pub use coalesce::coalesce;
 pub use defs::{AchIdx, Definitions, DefsChange, StatIdx};
-pub use fold::{Fold, aggregate};
+pub use fold::{Fold, aggregate, milestone};
 pub use memory::Engine;
 pub use state::{PlayerSnapshot, PlayerState};

@@ -65,7 +65,8 @@ pub struct Unlocked {
     pub replay: bool,
 }
 
-/// A player's progress on one condition of an achievement changed.
+/// A player's progress on one condition of an achievement reached a new milestone (25, 50,
+/// 75 or 100 % of the threshold). Exact values are on `stat` outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// Wire schema version.
@@ -99,6 +100,9 @@ pub struct StatChanged {
     pub stat: StatName,
     /// Its new aggregated value.
     pub value: Value,
+    /// Its value before (before the batch, once a batch is coalesced); absent for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Value>,
     /// Server time of the latest event folded in.
     pub at: Millis,
 }

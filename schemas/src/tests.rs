@@ -138,6 +138,7 @@ fn stats_messages_and_outputs_round_trip() {
             player_id: p.clone(),
             stat: stat("kills"),
             value: Value::Int(-3),
+            previous: Some(Value::Int(2)),
             at: 10,
         }),
         Output::Rejected(Rejected {

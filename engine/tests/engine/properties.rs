@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use laurel_engine::{Definitions, Engine};
+use laurel_engine::{Definitions, Engine, milestone};
 use laurel_schemas::{
     AchievementDefinition, AchievementId, AchievementSpec, Condition, DefinitionEvent, Grant,
     Output, PlayerId, SchemaVersion, Source, StatDefinition, StatEvent, StatName, StatSpec,
@@ -196,7 +196,7 @@ fn run_live(defs: &[DefinitionEvent], msgs: &[StatsMessage]) -> (Engine, Vec<Out
 struct Observed {
     unlocks: Vec<(Uuid, i64, Uuid)>,
     rejected: Vec<Uuid>,
-    last_progress: BTreeMap<(String, String, u32), String>,
+    last_progress: BTreeMap<(String, String, u32), (Value, Value)>,
     last_stat: BTreeMap<(String, String), String>,
 }
 
@@ -217,8 +217,7 @@ fn observe(out: &[Output]) -> Observed {
                     p.achievement_id.to_string(),
                     p.condition,
                 );
-                o.last_progress
-                    .insert(key, format!("{}/{}", p.current, p.required));
+                o.last_progress.insert(key, (p.current, p.required));
             }
             Output::Stat(s) => {
                 o.last_stat.insert(
@@ -271,18 +270,26 @@ proptest! {
         prop_assert_eq!(&batched.unlocks, &whole_seen.unlocks);
         prop_assert_eq!(&batched.rejected, &whole_seen.rejected);
         prop_assert_eq!(&batched.last_stat, &whole_seen.last_stat);
-        // Progress of what is still unearned at the end is reported alike.
-        let unearned = |seen: &Observed| -> BTreeMap<_, _> {
-            seen.last_progress
-                .iter()
-                .filter(|((p, a, _), _)| {
-                    let idx = whole.definitions().achievement_idx(a).unwrap();
-                    !whole.player(p).unwrap().has_earned(idx)
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
-        prop_assert_eq!(unearned(&batched), unearned(&whole_seen));
+        // For every condition still unearned at the end, the last milestone reported (none:
+        // 0) is the milestone of the final value, however the events were batched.
+        let defs = whole.definitions();
+        for (p, snapshot) in whole.snapshot() {
+            for def in defs.achievements() {
+                let idx = defs.achievement_idx(def.id.as_str()).unwrap();
+                if whole.player(p.as_str()).unwrap().has_earned(idx) || def.archived {
+                    continue;
+                }
+                for (c, condition) in def.conditions.iter().enumerate() {
+                    let value = snapshot.stats.iter().find(|(s, _)| *s == condition.stat).map(|(_, v)| *v);
+                    let want = milestone(value, condition.threshold);
+                    let key = (p.to_string(), def.id.to_string(), c as u32);
+                    for seen in [&batched, &whole_seen] {
+                        let last = seen.last_progress.get(&key).map_or(0, |(current, _)| milestone(Some(*current), condition.threshold));
+                        prop_assert_eq!(last, want, "{:?}", key);
+                    }
+                }
+            }
+        }
         prop_assert_eq!(engine.snapshot(), whole.snapshot());
     }
 
