@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::support::{Backend, Fixture};
+use crate::support::{Backend, Fixture, read_to_end};
 
 pub(crate) fn stat_defined(name: &str, spec: serde_json::Value) -> DefinitionEvent {
     DefinitionEvent::StatDefined {
@@ -124,23 +124,8 @@ impl RunningEngine {
 pub(crate) async fn outputs(log: &Log) -> Vec<Output> {
     let mut all = Vec::new();
     for p in 0..log.config().partitions {
-        let mut reader = log
-            .reader(StreamKind::Output, p, "test-reader", Start::After(0))
-            .await
-            .unwrap();
-        loop {
-            let batch = reader
-                .next_batch(1_000, Duration::from_millis(100))
-                .await
-                .unwrap();
-            if batch.is_empty() {
-                break;
-            }
-            all.extend(
-                batch
-                    .iter()
-                    .map(|r| laurel_schemas::decode::<Output>(&r.payload).unwrap()),
-            );
+        for record in read_to_end(log, StreamKind::Output, p, Start::After(0)).await {
+            all.push(laurel_schemas::decode::<Output>(&record.payload).unwrap());
         }
     }
     all

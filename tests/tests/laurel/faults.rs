@@ -14,7 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::http::launch;
-use crate::support::Backend;
+use crate::support::{Backend, read_to_end};
 
 const PLAYERS: usize = 500;
 const PER_PLAYER: usize = 200;
@@ -163,22 +163,9 @@ fn kill_9_loses_no_event_and_duplicates_no_unlock(backend: Backend) {
         };
         let mut counts: HashMap<Uuid, usize> = HashMap::new();
         for p in 0..4 {
-            let mut reader = log
-                .reader(StreamKind::Output, p, "fault-check", Start::After(0))
-                .await
-                .unwrap();
-            loop {
-                let batch = reader
-                    .next_batch(5_000, Duration::from_millis(500))
-                    .await
-                    .unwrap();
-                if batch.is_empty() {
-                    break;
-                }
-                for record in batch {
-                    if let Output::Unlocked(u) = laurel_schemas::decode(&record.payload).unwrap() {
-                        *counts.entry(u.unlock_id).or_default() += 1;
-                    }
+            for record in read_to_end(&log, StreamKind::Output, p, Start::After(0)).await {
+                if let Output::Unlocked(u) = laurel_schemas::decode(&record.payload).unwrap() {
+                    *counts.entry(u.unlock_id).or_default() += 1;
                 }
             }
         }

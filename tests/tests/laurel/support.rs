@@ -103,3 +103,40 @@ pub(crate) async fn open(
         )),
     }
 }
+
+/// Every entry of a partition after `start`, up to the log's last position now. Reads until
+/// that position rather than until a read comes back empty, which a loaded machine can make
+/// happen early.
+pub(crate) async fn read_to_end(
+    log: &Log,
+    stream: laurel_log::StreamKind,
+    partition: u32,
+    start: laurel_log::Start,
+) -> Vec<laurel_log::Record> {
+    let target = log.last_seq(stream, partition).await.unwrap();
+    let after = match start {
+        laurel_log::Start::After(seq) => seq,
+        laurel_log::Start::Resume => 0,
+    };
+    let mut out: Vec<laurel_log::Record> = Vec::new();
+    if after >= target {
+        return out;
+    }
+    let consumer = format!("read-to-end-{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    let mut reader = log
+        .reader(stream, partition, &consumer, start)
+        .await
+        .unwrap();
+    while out.last().map_or(after, |r| r.seq) < target {
+        let batch = reader
+            .next_batch(5_000, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(
+            !batch.is_empty(),
+            "the reader stalled before position {target}"
+        );
+        out.extend(batch);
+    }
+    out
+}
