@@ -144,40 +144,14 @@ impl Laurel {
     pub fn client(&self) -> Client {
         self.client.clone()
     }
+}
 
-    /// See [`Client::try_request`].
-    pub fn try_request(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<(&str, Vec<u8>)>,
-    ) -> Result<Reply, ureq::Error> {
-        self.client.try_request(method, path, token, body)
-    }
+/// A running Laurel is also a client of its own address.
+impl std::ops::Deref for Laurel {
+    type Target = Client;
 
-    /// See [`Client::try_request_with`].
-    pub fn try_request_with(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<(&str, Vec<u8>)>,
-        headers: &[(&str, &str)],
-    ) -> Result<Reply, ureq::Error> {
-        self.client
-            .try_request_with(method, path, token, body, headers)
-    }
-
-    /// See [`Client::call`].
-    pub fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        self.client.call(method, path, token, body)
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
 
