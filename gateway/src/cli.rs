@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run everything in one process: gateway, engine and projections.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the HTTP gateway alone (scale-out on NATS).
     Gateway,
     /// Run the evaluation engine alone, for some partitions (scale-out on NATS).
@@ -61,7 +61,7 @@ pub struct TokenArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
         other => {
             eprintln!(

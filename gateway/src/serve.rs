@@ -13,7 +13,7 @@ use laurel_projections::{ProjectorConfig, Views};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::auth::AuthConfig;
+use crate::auth::{AuthConfig, Claims, JwksSource, RefetchPolicy};
 use crate::state::{AppState, Limits};
 
 /// Where the logs are and how they are laid out.
@@ -70,7 +70,20 @@ impl LogArgs {
 /// How tokens are checked.
 #[derive(Debug, Clone, Args)]
 pub struct AuthArgs {
-    /// HS256 shared secret (development only); without it, the data dir's dev key.
+    /// JSON Web Key Set file with the RS256, ES256 or EdDSA public keys of the identity
+    /// provider, read at start.
+    #[arg(long, env = "LAUREL_JWKS_FILE", conflicts_with = "jwks_url")]
+    pub jwks_file: Option<PathBuf>,
+    /// JSON Web Key Set URL (for Cognito:
+    /// `https://cognito-idp.REGION.amazonaws.com/POOL_ID/.well-known/jwks.json`), cached and
+    /// fetched again when a token names an unknown key.
+    #[arg(long, env = "LAUREL_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Shortest time between two fetches of `--jwks-url`, in seconds.
+    #[arg(long, env = "LAUREL_JWKS_MIN_REFETCH_SECS", default_value_t = 30)]
+    pub jwks_min_refetch_secs: u64,
+    /// HS256 shared secret (development only). With no key configured at all, the data dir's
+    /// dev key is used (and created).
     #[arg(long, env = "LAUREL_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// Required `iss` claim.
@@ -79,9 +92,50 @@ pub struct AuthArgs {
     /// Required `aud` claim.
     #[arg(long, env = "LAUREL_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// Required `client_id` claim, with `token_use` `access` (Amazon Cognito access tokens,
+    /// which carry no `aud`).
+    #[arg(long, env = "LAUREL_JWT_CLIENT_ID")]
+    pub jwt_client_id: Option<String>,
     /// The claim naming the player.
     #[arg(long, env = "LAUREL_SUBJECT_CLAIM", default_value = "sub")]
     pub subject_claim: String,
+}
+
+impl AuthArgs {
+    /// Builds the token checks; with no key configured, the data dir's dev key (created if
+    /// missing).
+    pub async fn config(&self, data_dir: &Path) -> anyhow::Result<AuthConfig> {
+        let claims = Claims {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            client_id: self.jwt_client_id.clone(),
+            subject_claim: self.subject_claim.clone(),
+        };
+        let source = match (&self.jwks_file, &self.jwks_url) {
+            (Some(path), _) => Some(JwksSource::File(path.clone())),
+            (None, Some(url)) => Some(JwksSource::Url(url.clone())),
+            (None, None) => None,
+        };
+        let secret = self.jwt_secret.as_ref().map(|s| s.as_bytes().to_vec());
+        Ok(match source {
+            Some(source) => {
+                let policy = RefetchPolicy {
+                    min_interval: Duration::from_secs(self.jwks_min_refetch_secs),
+                    ..RefetchPolicy::default()
+                };
+                AuthConfig::with_jwks(source, policy, secret.as_deref(), claims)
+                    .await
+                    .context("loading the JSON Web Key Set")?
+            }
+            None => {
+                let secret = match secret {
+                    Some(secret) => secret,
+                    None => dev_key(data_dir, true)?,
+                };
+                AuthConfig::hs256(&secret, claims)
+            }
+        })
+    }
 }
 
 /// `laurel serve`.
@@ -138,16 +192,7 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let data_dir = &args.log.data_dir;
-    let secret = match &args.auth.jwt_secret {
-        Some(s) => s.as_bytes().to_vec(),
-        None => dev_key(data_dir, true)?,
-    };
-    let auth = AuthConfig::hs256(
-        &secret,
-        args.auth.jwt_issuer.as_deref(),
-        args.auth.jwt_audience.as_deref(),
-        &args.auth.subject_claim,
-    );
+    let auth = args.auth.config(data_dir).await?;
     let log = args.log.open().await?;
     std::fs::create_dir_all(data_dir)?;
     let engine_db = open_store(&data_dir.join("engine")).context("opening engine state")?;

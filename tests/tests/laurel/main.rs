@@ -1,5 +1,6 @@
 //! Laurel's integration tests: one binary, a module per feature.
 
+mod auth;
 mod cli;
 mod engine;
 mod faults;

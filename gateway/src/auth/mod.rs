@@ -1,0 +1,300 @@
+//! Bearer-token authentication: who is calling, and what they may do.
+
+mod jwks;
+
+use std::collections::HashSet;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use jwks::Jwks;
+pub use jwks::{JwksError, JwksSource, RefetchPolicy};
+
+/// The scope that administers definitions and grants.
+pub const ADMIN_SCOPE: &str = "laurel:admin";
+/// The scope of game servers: report stats for any player.
+pub const SERVER_SCOPE: &str = "laurel:server";
+
+/// What a token must say besides its signature.
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Required `aud` (Cognito access tokens carry none: use `client_id`).
+    pub audience: Option<String>,
+    /// Required `client_id`, as in Amazon Cognito access tokens; with it `token_use` must be
+    /// `access`.
+    pub client_id: Option<String>,
+    /// The claim naming the player.
+    pub subject_claim: String,
+}
+
+/// How tokens are checked: which keys, and which claims.
+pub struct AuthConfig {
+    hmac: Option<DecodingKey>,
+    jwks: Option<Jwks>,
+    claims: Claims,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("hs256", &self.hmac.is_some())
+            .field("jwks", &self.jwks.is_some())
+            .field("claims", &self.claims)
+            .finish()
+    }
+}
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY_SECS: u64 = 30;
+
+impl AuthConfig {
+    /// HS256 with a shared secret (development).
+    pub fn hs256(secret: &[u8], claims: Claims) -> Self {
+        Self {
+            hmac: Some(DecodingKey::from_secret(secret)),
+            jwks: None,
+            claims,
+        }
+    }
+
+    /// RS256, ES256 and EdDSA keys from a key set, and HS256 too when `secret` is given.
+    pub async fn with_jwks(
+        source: JwksSource,
+        policy: RefetchPolicy,
+        secret: Option<&[u8]>,
+        claims: Claims,
+    ) -> Result<Self, JwksError> {
+        Ok(Self {
+            hmac: secret.map(DecodingKey::from_secret),
+            jwks: Some(Jwks::load(source, policy).await?),
+            claims,
+        })
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        // A configured claim must be present, not just right when present.
+        let mut required = vec!["exp", "sub"];
+        validation.leeway = LEEWAY_SECS;
+        if let Some(iss) = &self.claims.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        match &self.claims.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
+
+    /// The keys a token signed with `algorithm` (and naming `kid`) may be checked with.
+    async fn keys(
+        &self,
+        kid: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<Vec<DecodingKey>, ApiError> {
+        if algorithm == Algorithm::HS256 {
+            return self.hmac.clone().map(|k| vec![k]).ok_or_else(|| {
+                ApiError::Unauthorized("HS256 tokens are not accepted by this server".into())
+            });
+        }
+        let jwks = match &self.jwks {
+            Some(jwks) if jwks::ACCEPTED.contains(&algorithm) => jwks,
+            _ => {
+                return Err(ApiError::Unauthorized(format!(
+                    "{algorithm:?} tokens are not accepted by this server"
+                )));
+            }
+        };
+        let keys: Vec<DecodingKey> = jwks
+            .candidates(kid, algorithm)
+            .await
+            .into_iter()
+            .map(|k| k.key)
+            .collect();
+        if keys.is_empty() {
+            return Err(ApiError::Unauthorized(match kid {
+                Some(kid) => format!("no {algorithm:?} key with kid `{kid}`"),
+                None => format!("the token names no key (`kid`) and no {algorithm:?} key has none"),
+            }));
+        }
+        Ok(keys)
+    }
+
+    /// Checks a raw token and says who is calling.
+    pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
+        let keys = self.keys(header.kid.as_deref(), header.alg).await?;
+        let validation = self.validation(header.alg);
+        let mut failure = None;
+        for key in &keys {
+            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+                token,
+                key,
+                &validation,
+            ) {
+                Ok(data) => return self.principal(&data.claims),
+                Err(e) => failure = Some(e),
+            }
+        }
+        Err(ApiError::Unauthorized(match failure {
+            Some(e) => format!("invalid token: {e}"),
+            None => "invalid token".into(),
+        }))
+    }
+
+    fn principal(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Principal, ApiError> {
+        let text = |name: &str| claims.get(name).and_then(|v| v.as_str());
+        if let Some(use_) = text("token_use").filter(|u| *u != "access") {
+            return Err(ApiError::Unauthorized(format!(
+                "a `{use_}` token is not an access token"
+            )));
+        }
+        if let Some(client) = &self.claims.client_id {
+            if text("client_id") != Some(client.as_str()) {
+                return Err(ApiError::Unauthorized(
+                    "the token's `client_id` is not this server's".into(),
+                ));
+            }
+            if text("token_use") != Some("access") {
+                return Err(ApiError::Unauthorized(
+                    "the token has no `token_use: access`".into(),
+                ));
+            }
+        }
+        let claim = &self.claims.subject_claim;
+        let subject = text(claim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized(format!("the token has no `{claim}` claim")))?
+            .to_string();
+        Ok(Principal {
+            subject,
+            scopes: scopes(claims),
+        })
+    }
+}
+
+/// Scopes from `scope` (space-separated), `scp` (array or string) and `cognito:groups`.
+fn scopes(claims: &serde_json::Map<String, serde_json::Value>) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let mut add = |value: Option<&serde_json::Value>| match value {
+        Some(serde_json::Value::String(s)) => out.extend(s.split_whitespace().map(str::to_string)),
+        Some(serde_json::Value::Array(items)) => {
+            out.extend(items.iter().filter_map(|i| i.as_str()).map(str::to_string))
+        }
+        _ => {}
+    };
+    add(claims.get("scope"));
+    add(claims.get("scp"));
+    add(claims.get("cognito:groups"));
+    out
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's subject: the player, for player tokens.
+    pub subject: String,
+    /// Granted scopes.
+    pub scopes: HashSet<String>,
+}
+
+impl Principal {
+    /// Whether the caller administers Laurel.
+    pub fn is_admin(&self) -> bool {
+        self.scopes.contains(ADMIN_SCOPE)
+    }
+
+    /// Whether the caller may report stats for any player.
+    pub fn is_server(&self) -> bool {
+        self.is_admin() || self.scopes.contains(SERVER_SCOPE)
+    }
+
+    /// Refuses callers without the admin scope.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                format!("this needs the `{ADMIN_SCOPE}` scope"),
+                Vec::new(),
+            ))
+        }
+    }
+
+    /// Refuses callers that are neither servers nor admins.
+    pub fn require_server(&self) -> Result<(), ApiError> {
+        if self.is_server() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                format!("this needs the `{SERVER_SCOPE}` or `{ADMIN_SCOPE}` scope"),
+                Vec::new(),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("no Authorization header".into()))?
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("unreadable Authorization header".into()))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into())
+            })?;
+        state.auth.verify(token.trim()).await
+    }
+}
+
+/// Claims of a development token.
+#[derive(Debug, Serialize, Deserialize)]
+struct DevClaims {
+    sub: String,
+    exp: u64,
+    iat: u64,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    scope: String,
+}
+
+/// Mints an HS256 development token for `subject` with `scope`, valid for `ttl_secs`.
+pub fn mint_dev_token(secret: &[u8], subject: &str, scope: &str, ttl_secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = DevClaims {
+        sub: subject.to_string(),
+        exp: now + ttl_secs,
+        iat: now,
+        scope: scope.to_string(),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing does not fail")
+}
