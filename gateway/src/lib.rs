@@ -4,6 +4,7 @@ pub mod auth;
 mod body;
 pub mod cli;
 pub mod error;
+pub mod notify;
 mod position;
 mod routes;
 pub mod serve;
@@ -23,12 +24,13 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The HTTP API over `state`.
 pub fn app(state: AppState) -> Router {
-    use routes::{admin, ingest, ops, players};
+    use routes::{admin, ingest, notifications, ops, players};
     Router::new()
         .route("/v1/events", post(ingest::post_events))
         .route("/v1/players/me/achievements", get(players::my_achievements))
         .route("/v1/players/me/achievements/{id}", get(players::my_achievement))
         .route("/v1/players/me/stats", get(players::my_stats))
+        .route("/v1/players/me/notifications", get(notifications::my_notifications))
         .route("/v1/players/{player_id}/achievements", get(players::player_achievements))
         .route("/v1/achievements", get(players::published))
         .route("/v1/admin/stats", get(admin::list_stats))

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{AuthConfig, Claims, JwksSource, RefetchPolicy};
+use crate::notify::Hub;
 use crate::state::{AppState, Limits};
 
 /// Where the logs are and how they are laid out.
@@ -213,12 +214,16 @@ pub async fn run(
         ProjectorConfig::all(partitions),
         shutdown.clone(),
     ));
+    let hub = Hub::default();
+    tokio::spawn(hub.clone().run(views.clone(), shutdown.clone()));
     let state = AppState {
         log: log.clone(),
         views,
         auth: Arc::new(auth),
         limits: Limits::default(),
         admin: Arc::new(tokio::sync::Mutex::new(())),
+        hub,
+        shutdown: shutdown.clone(),
     };
     let addr = listener.local_addr()?;
     let backend = if args.log.nats.is_some() {

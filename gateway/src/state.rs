@@ -9,7 +9,10 @@ use laurel_projections::Views;
 use laurel_schemas::{DefinitionEvent, SchemaVersion};
 use uuid::Uuid;
 
+use tokio::sync::watch;
+
 use crate::auth::AuthConfig;
+use crate::notify::Hub;
 
 /// Request limits.
 #[derive(Debug, Clone)]
@@ -45,6 +48,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Serializes definition writes of this gateway, so versions go up by exactly one.
     pub admin: Arc<tokio::sync::Mutex<()>>,
+    /// Live notifications by player.
+    pub hub: Hub,
+    /// Turns true when the server stops (ends live streams).
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl AppState {

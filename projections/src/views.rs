@@ -213,8 +213,8 @@ impl Views {
         )
     }
 
-    /// Every OUTPUT entry as it is applied (for live notifications). A slow receiver misses
-    /// entries (`Lagged`) rather than slowing the projector.
+    /// The `unlocked` and `progress` outputs as they are applied (for live notifications). A
+    /// slow receiver misses entries (`Lagged`) rather than slowing the projector.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Output>> {
         self.inner.events.subscribe()
     }
@@ -227,7 +227,9 @@ impl Views {
         });
         if self.inner.events.receiver_count() > 0 {
             for output in outputs {
-                let _ = self.inner.events.send(Arc::new(output));
+                if matches!(output, Output::Unlocked(_) | Output::Progress(_)) {
+                    let _ = self.inner.events.send(Arc::new(output));
+                }
             }
         }
     }

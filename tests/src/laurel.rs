@@ -1,5 +1,6 @@
 //! `laurel serve` as a real process on a free port, and an HTTP client for it.
 
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -210,6 +211,51 @@ impl Client {
         })
     }
 
+    /// Opens a Server-Sent Events stream; events are read on a thread as they arrive.
+    pub fn sse(&self, path: &str, token: &str) -> SseStream {
+        let req = ureq::http::Request::builder()
+            .method("GET")
+            .uri(format!("http://127.0.0.1:{}{path}", self.port))
+            .header("authorization", format!("Bearer {token}"))
+            .header("accept", "text/event-stream")
+            .body(())
+            .expect("valid request");
+        let response = self.agent.run(req).expect("laurel answers");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = response.into_body().into_reader();
+        std::thread::spawn(move || {
+            let mut event = String::from("message");
+            let mut data = String::new();
+            for line in std::io::BufReader::new(reader).lines() {
+                let Ok(line) = line else { return };
+                if line.is_empty() {
+                    let json = serde_json::from_str(&data).unwrap_or(Value::Null);
+                    if !data.is_empty() && tx.send((event.clone(), json)).is_err() {
+                        return;
+                    }
+                    event = "message".into();
+                    data.clear();
+                } else if let Some(name) = line.strip_prefix("event:") {
+                    event = name.trim().to_string();
+                } else if let Some(more) = line.strip_prefix("data:") {
+                    data.push_str(more.trim_start());
+                }
+            }
+        });
+        SseStream {
+            status,
+            content_type,
+            events: rx,
+        }
+    }
+
     /// Sends a JSON request and expects an answer.
     pub fn call(
         &self,
@@ -221,6 +267,36 @@ impl Client {
         let body = body.map(|b| ("application/json", serde_json::to_vec(&b).expect("json")));
         self.try_request(method, path, token, body)
             .expect("laurel answers")
+    }
+}
+
+/// An open Server-Sent Events stream.
+pub struct SseStream {
+    /// The response status.
+    pub status: u16,
+    /// The response's content type.
+    pub content_type: String,
+    events: std::sync::mpsc::Receiver<(String, Value)>,
+}
+
+impl SseStream {
+    /// The next event (name and JSON data), or `None` when none came within `timeout` or
+    /// the stream ended.
+    pub fn next(&self, timeout: Duration) -> Option<(String, Value)> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// The next event named `name`, skipping others; panics after `timeout`.
+    pub fn expect(&self, name: &str, timeout: Duration) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.next(left) {
+                Some((event, data)) if event == name => return data,
+                Some(_) => continue,
+                None => panic!("no `{name}` event within {timeout:?}"),
+            }
+        }
     }
 }
 

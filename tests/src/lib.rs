@@ -4,7 +4,7 @@
 mod laurel;
 mod nats;
 
-pub use laurel::{Laurel, Reply};
+pub use laurel::{Laurel, Reply, SseStream};
 pub use nats::NatsServer;
 
 use std::path::PathBuf;

@@ -2,6 +2,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod ingest;
+pub(crate) mod notifications;
 pub(crate) mod ops;
 pub(crate) mod players;
 

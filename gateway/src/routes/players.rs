@@ -54,7 +54,7 @@ pub(crate) struct StatsOut {
 }
 
 /// Language tags of `Accept-Language`, most preferred first.
-fn languages(headers: &HeaderMap) -> Vec<String> {
+pub(crate) fn languages(headers: &HeaderMap) -> Vec<String> {
     let Some(raw) = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
@@ -125,7 +125,7 @@ fn rfc3339(ms: i64) -> Option<String> {
 }
 
 /// The player's view of `def`, or `None` when the player may not see it.
-fn achievement_out(
+pub(crate) fn achievement_out(
     def: &AchievementDefinition,
     player: &PlayerView,
     langs: &[String],
@@ -145,9 +145,12 @@ fn achievement_out(
     } else {
         def.locked_icon.as_ref()
     };
+    // A secret achievement does not tell how to earn it until earned.
+    let secret = earned.is_none() && def.visibility == Visibility::Secret;
     let progress = def
         .conditions
         .iter()
+        .filter(|_| !secret)
         .map(|c| ProgressOut {
             stat: c.stat.to_string(),
             current: player

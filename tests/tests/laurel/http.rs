@@ -1,5 +1,7 @@
 //! The HTTP API of a real `laurel serve` process, on both backends.
 
+use std::time::Duration;
+
 use laurel_tests::{Laurel, NatsServer, Reply};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -411,6 +413,11 @@ fn hidden_secret_and_localized_achievements_show_right(backend: Backend) {
     let before = l.my(&ann, "achievements", None);
     assert_eq!(ids(&before), vec!["EAT_THOUSAND_BANANAS", "SECRET"]);
     assert_eq!(before["achievements"][1]["description"], "");
+    assert_eq!(
+        before["achievements"][1]["progress"],
+        json!([]),
+        "a secret does not tell how to earn it"
+    );
     let r = l
         .laurel
         .try_request_with(
@@ -429,6 +436,10 @@ fn hidden_secret_and_localized_achievements_show_right(backend: Backend) {
         vec!["EAT_THOUSAND_BANANAS", "HIDDEN", "SECRET"]
     );
     assert_eq!(after["achievements"][2]["description"], "done");
+    assert_eq!(
+        after["achievements"][2]["progress"],
+        json!([{"stat": "bananas", "current": 1, "required": 1}])
+    );
 }
 
 fn a_grant_unlocks_through_the_log(backend: Backend) {
@@ -467,6 +478,54 @@ fn a_grant_unlocks_through_the_log(backend: Backend) {
     assert_eq!(r.status, 422);
 }
 
+fn notifications_stream_the_players_own_unlocks_live(backend: Backend) {
+    let mut l = launch(backend);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let bob = l.laurel.token(&["--player", "bob"]);
+    let wait = Duration::from_secs(20);
+    let anns = l.laurel.sse("/v1/players/me/notifications", &ann);
+    let bobs = l.laurel.sse("/v1/players/me/notifications", &bob);
+    assert_eq!(
+        (anns.status, anns.content_type.as_str()),
+        (200, "text/event-stream")
+    );
+    anns.expect("ready", wait);
+    bobs.expect("ready", wait);
+    l.events(&ann, json!([{"stat": "bananas", "value": 600}]));
+    let progress = anns.expect("progress", wait);
+    assert_eq!(
+        progress,
+        json!({"achievement_id": "EAT_THOUSAND_BANANAS", "condition": 0, "stat": "bananas",
+               "current": 600, "required": 1000})
+    );
+    l.events(&ann, json!([{"stat": "bananas", "value": 400}]));
+    let unlocked = anns.expect("unlocked", wait);
+    assert_eq!(unlocked["achievement"]["id"], "EAT_THOUSAND_BANANAS");
+    assert_eq!(unlocked["achievement"]["earned"], true);
+    assert_eq!(
+        unlocked["achievement"]["description"],
+        "You ate 1000 bananas"
+    );
+    assert!(unlocked["unlock_id"].is_string());
+    // Bob hears only his own progress, never Ann's.
+    l.events(&bob, json!([{"stat": "bananas", "value": 250}]));
+    let (event, data) = bobs.next(wait).expect("bob's progress");
+    assert_eq!(
+        (event.as_str(), &data["current"]),
+        ("progress", &json!(250))
+    );
+    let unauthenticated = l
+        .laurel
+        .call("GET", "/v1/players/me/notifications", None, None);
+    assert_eq!(unauthenticated.status, 401);
+    // An open stream does not hold up a graceful shutdown.
+    assert!(
+        l.laurel.terminate(),
+        "laurel exits 0 on SIGTERM with streams open"
+    );
+}
+
 fn sigterm_shuts_down_cleanly_and_keeps_everything(backend: Backend) {
     let mut l = launch(backend);
     l.define_game();
@@ -498,5 +557,6 @@ both_backends_sync!(
     versions_guard_concurrent_edits,
     hidden_secret_and_localized_achievements_show_right,
     a_grant_unlocks_through_the_log,
+    notifications_stream_the_players_own_unlocks_live,
     sigterm_shuts_down_cleanly_and_keeps_everything,
 );

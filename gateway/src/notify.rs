@@ -1,0 +1,106 @@
+//! Live notifications: one task reads the views' unlock and progress stream and hands each
+//! output to the subscribers of its player only, so a connected player costs nothing when
+//! other players progress.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use laurel_projections::Views;
+use laurel_schemas::Output;
+use tokio::sync::{broadcast, watch};
+
+/// What a subscriber receives.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// An unlock or progress of the subscriber's player.
+    Output(Arc<Output>),
+    /// Notifications were dropped (the hub fell behind): read the state again.
+    Lagged,
+}
+
+/// Outputs a player's subscription buffers before it is told it lagged.
+const PER_PLAYER_BUFFER: usize = 256;
+
+/// Per-player fan-out of live outputs. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Hub {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    players: HashMap<String, broadcast::Sender<Notice>>,
+    /// Past this many players, subscribing drops the players nobody listens to any more.
+    prune_at: usize,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("players", &self.subscribers())
+            .finish()
+    }
+}
+
+impl Hub {
+    /// Subscribes to `player`'s notifications.
+    pub fn subscribe(&self, player: &str) -> broadcast::Receiver<Notice> {
+        let mut inner = self.inner.lock().expect("hub lock");
+        if inner.players.len() >= inner.prune_at {
+            inner
+                .players
+                .retain(|_, sender| sender.receiver_count() > 0);
+            inner.prune_at = 2 * inner.players.len() + 1024;
+        }
+        inner
+            .players
+            .entry(player.to_string())
+            .or_insert_with(|| broadcast::channel(PER_PLAYER_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Players with a subscription (some may have just disconnected).
+    pub fn subscribers(&self) -> usize {
+        self.inner.lock().expect("hub lock").players.len()
+    }
+
+    fn dispatch(&self, notice: &Notice, player: Option<&str>) {
+        let players = &mut self.inner.lock().expect("hub lock").players;
+        match player {
+            Some(player) => {
+                if let Some(sender) = players.get(player)
+                    && sender.send(notice.clone()).is_err()
+                {
+                    // Every receiver is gone: forget the player.
+                    players.remove(player);
+                }
+            }
+            None => players.retain(|_, sender| sender.send(notice.clone()).is_ok()),
+        }
+    }
+
+    /// Forwards the views' outputs to subscribers until `shutdown` turns true.
+    pub async fn run(self, views: Views, mut shutdown: watch::Receiver<bool>) {
+        let mut outputs = views.subscribe();
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                next = outputs.recv() => match next {
+                    Ok(output) => {
+                        let player = match output.as_ref() {
+                            Output::Unlocked(u) => &u.player_id,
+                            Output::Progress(p) => &p.player_id,
+                            _ => continue,
+                        };
+                        self.dispatch(&Notice::Output(output.clone()), Some(player.as_str()));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "live notifications fell behind");
+                        self.dispatch(&Notice::Lagged, None);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+}
