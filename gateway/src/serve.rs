@@ -1,6 +1,7 @@
 //! `laurel serve`: gateway, engine and projections in one process.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,6 +140,42 @@ impl AuthArgs {
     }
 }
 
+/// Request limits.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest request body in bytes (413 past it).
+    #[arg(long, env = "LAUREL_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most events in one ingest batch (413 past it).
+    #[arg(long, env = "LAUREL_MAX_BATCH", default_value_t = 1000)]
+    pub max_batch: usize,
+    /// Events a player token may send per minute, sustained (429 past it); 0 turns the
+    /// limit off. Server and admin tokens are not limited.
+    #[arg(long, env = "LAUREL_PLAYER_EVENTS_PER_MINUTE", default_value_t = 6000)]
+    pub player_events_per_minute: u32,
+    /// Events a player token may send at once before the per-minute rate applies (at least
+    /// `--max-batch`).
+    #[arg(long, env = "LAUREL_PLAYER_EVENTS_BURST", default_value_t = 2000)]
+    pub player_events_burst: u32,
+    /// Longest `?wait_for=` wait of a read, in milliseconds.
+    #[arg(long, env = "LAUREL_MAX_WAIT_MS", default_value_t = 5000)]
+    pub max_wait_ms: u64,
+}
+
+impl LimitArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> Limits {
+        let burst = self.player_events_burst.max(self.max_batch as u32).max(1);
+        Limits {
+            max_body: self.max_body_bytes,
+            max_batch: self.max_batch,
+            max_wait: Duration::from_millis(self.max_wait_ms),
+            player_events_per_minute: NonZeroU32::new(self.player_events_per_minute),
+            player_events_burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
+        }
+    }
+}
+
 /// `laurel serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -151,6 +188,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub limits: LimitArgs,
 }
 
 /// The file holding the development signing key.
@@ -214,13 +254,32 @@ pub async fn run(
         ProjectorConfig::all(partitions),
         shutdown.clone(),
     ));
+    let limits = args.limits.limits();
+    let player_quota = limits.player_quota();
+    if let Some(quota) = player_quota.clone() {
+        // Forget players whose quota is full again, so memory follows active players.
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tick.tick() => {
+                        quota.retain_recent();
+                        quota.shrink_to_fit();
+                    }
+                }
+            }
+        });
+    }
     let hub = Hub::default();
     tokio::spawn(hub.clone().run(views.clone(), shutdown.clone()));
     let state = AppState {
         log: log.clone(),
         views,
         auth: Arc::new(auth),
-        limits: Limits::default(),
+        limits,
+        player_quota,
         admin: Arc::new(tokio::sync::Mutex::new(())),
         hub,
         shutdown: shutdown.clone(),

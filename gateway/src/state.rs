@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ pub struct Limits {
     pub max_batch: usize,
     /// Longest `?wait_for=` wait before answering with what is there.
     pub max_wait: Duration,
+    /// Events one player token may send per minute, sustained (`None`: unlimited).
+    pub player_events_per_minute: Option<NonZeroU32>,
+    /// Events one player token may send at once before the rate applies.
+    pub player_events_burst: NonZeroU32,
 }
 
 impl Default for Limits {
@@ -31,6 +36,8 @@ impl Default for Limits {
             max_body: 1024 * 1024,
             max_batch: 1000,
             max_wait: Duration::from_secs(5),
+            player_events_per_minute: NonZeroU32::new(6000),
+            player_events_burst: NonZeroU32::new(2000).expect("non-zero"),
         }
     }
 }
@@ -50,8 +57,23 @@ pub struct AppState {
     pub admin: Arc<tokio::sync::Mutex<()>>,
     /// Live notifications by player.
     pub hub: Hub,
+    /// Per-player ingest rate limit, when on.
+    pub player_quota: Option<Arc<PlayerQuota>>,
     /// Turns true when the server stops (ends live streams).
     pub shutdown: watch::Receiver<bool>,
+}
+
+/// Events per player token over time.
+pub type PlayerQuota = governor::DefaultKeyedRateLimiter<String>;
+
+impl Limits {
+    /// The per-player ingest rate limiter these limits call for.
+    pub fn player_quota(&self) -> Option<Arc<PlayerQuota>> {
+        let per_minute = self.player_events_per_minute?;
+        let period = Duration::from_secs(60) / per_minute.get();
+        let quota = governor::Quota::with_period(period)?.allow_burst(self.player_events_burst);
+        Some(Arc::new(governor::RateLimiter::keyed(quota)))
+    }
 }
 
 impl AppState {

@@ -8,6 +8,8 @@ use laurel_log::{Entry, StreamKind, Target, partition_of};
 use laurel_schemas::{
     PlayerId, Reason, SchemaVersion, Source, StatEvent, StatName, StatsMessage, Value, encode,
 };
+use std::num::NonZeroU32;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -101,6 +103,9 @@ pub(crate) async fn post_events(
             invalid,
         ));
     }
+    if source == Source::Player {
+        throttle(&state, &principal.subject, events.len())?;
+    }
     let partitions = state.log.config().partitions;
     let entries: Vec<Entry> = events
         .iter()
@@ -131,6 +136,38 @@ pub(crate) async fn post_events(
             token: token.to_string(),
         }),
     ))
+}
+
+/// Takes `events` from the player's ingest quota, or says when to retry (429).
+fn throttle(state: &AppState, player: &str, events: usize) -> Result<(), ApiError> {
+    let Some(quota) = &state.player_quota else {
+        return Ok(());
+    };
+    let n = u32::try_from(events)
+        .ok()
+        .and_then(NonZeroU32::new)
+        .unwrap_or(NonZeroU32::MIN);
+    match quota.check_key_n(&player.to_string(), n) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(not_until)) => {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(quota.clock()));
+            let per_minute = state
+                .limits
+                .player_events_per_minute
+                .map_or(0, NonZeroU32::get);
+            Err(ApiError::TooManyRequests(
+                format!("this player sends more than {per_minute} events per minute"),
+                wait.as_secs_f64().ceil().max(1.0) as u64,
+            ))
+        }
+        Err(_) => Err(ApiError::TooManyRequests(
+            format!(
+                "a player may send at most {} events at once",
+                state.limits.player_events_burst
+            ),
+            60,
+        )),
+    }
 }
 
 fn check(

@@ -537,6 +537,72 @@ fn sigterm_shuts_down_cleanly_and_keeps_everything(backend: Backend) {
     assert_eq!(l.my(&ann, "stats", Some(&t))["stats"]["bananas"], 7);
 }
 
+#[test]
+fn a_player_past_the_ingest_rate_gets_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "--player-events-per-minute",
+        "1",
+        "--player-events-burst",
+        "1000",
+    ]
+    .map(String::from)
+    .to_vec();
+    let laurel = Laurel::start(&dir.path().join("data"), &args);
+    let admin = laurel.token(&["--admin"]);
+    let r = laurel.call(
+        "PUT",
+        "/v1/admin/stats/bananas",
+        Some(&admin),
+        Some(json!({"aggregation": "sum", "kind": "int", "client_writable": true})),
+    );
+    assert_eq!(r.status, 201);
+    let send = |token: &str, n: usize| {
+        let events: Vec<Value> = (0..n)
+            .map(|_| json!({"player_id": "ann", "stat": "bananas", "value": 1}))
+            .collect();
+        laurel.call(
+            "POST",
+            "/v1/events",
+            Some(token),
+            Some(json!({ "events": events })),
+        )
+    };
+    let ann = laurel.token(&["--player", "ann"]);
+    assert_eq!(send(&ann, 1000).status, 202, "the burst is allowed");
+    let r = send(&ann, 1);
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // Other players and game servers are not held back by Ann's rate.
+    let bob = laurel.token(&["--player", "bob"]);
+    let r = laurel.call(
+        "POST",
+        "/v1/events",
+        Some(&bob),
+        Some(json!({"events": [{"stat": "bananas", "value": 1}]})),
+    );
+    assert_eq!(r.status, 202);
+    let server = laurel.token(&["--server"]);
+    assert_eq!(send(&server, 10).status, 202);
+    // Refused events were not appended: Ann has exactly her burst.
+    let t = token_of(&send(&server, 1));
+    let stats = laurel.call(
+        "GET",
+        &format!("/v1/players/ann/achievements?wait_for={t}"),
+        Some(&server),
+        None,
+    );
+    assert_eq!(stats.status, 200);
+    let mine = laurel.call("GET", "/v1/players/me/stats", Some(&ann), None);
+    assert_eq!(mine.json["stats"]["bananas"], 1011);
+}
+
 macro_rules! both_backends_sync {
     ($($case:ident),* $(,)?) => {
         mod embedded {
