@@ -4,6 +4,7 @@ pub mod auth;
 mod body;
 pub mod cli;
 pub mod error;
+pub mod metrics;
 pub mod notify;
 mod position;
 mod routes;
@@ -43,6 +44,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/players/{player_id}/grants", post(admin::grant))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(metrics::serve))
+        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         // Bodies are limited (with a problem+json 413) by the `Parsed` extractor.
         .layer(DefaultBodyLimit::disable())

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::{AuthConfig, Claims, JwksSource, RefetchPolicy};
+use crate::metrics::Metrics;
 use crate::notify::Hub;
 use crate::state::{AppState, Limits};
 
@@ -245,7 +246,7 @@ pub async fn run(
         log.clone(),
         engine_db,
         ShellConfig::all(partitions),
-        metrics,
+        metrics.clone(),
         shutdown.clone(),
     ));
     let projector = tokio::spawn(laurel_projections::run(
@@ -274,6 +275,7 @@ pub async fn run(
     }
     let hub = Hub::default();
     tokio::spawn(hub.clone().run(views.clone(), shutdown.clone()));
+    let metrics = Metrics::new(Some(metrics), views.clone(), hub.clone());
     let state = AppState {
         log: log.clone(),
         views,
@@ -282,6 +284,7 @@ pub async fn run(
         player_quota,
         admin: Arc::new(tokio::sync::Mutex::new(())),
         hub,
+        metrics,
         shutdown: shutdown.clone(),
     };
     let addr = listener.local_addr()?;

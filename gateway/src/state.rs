@@ -13,6 +13,7 @@ use uuid::Uuid;
 use tokio::sync::watch;
 
 use crate::auth::AuthConfig;
+use crate::metrics::Metrics;
 use crate::notify::Hub;
 
 /// Request limits.
@@ -59,8 +60,16 @@ pub struct AppState {
     pub hub: Hub,
     /// Per-player ingest rate limit, when on.
     pub player_quota: Option<Arc<PlayerQuota>>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
     /// Turns true when the server stops (ends live streams).
     pub shutdown: watch::Receiver<bool>,
+}
+
+impl axum::extract::FromRef<AppState> for Metrics {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
 }
 
 /// Events per player token over time.

@@ -34,6 +34,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// The body as JSON (`Null` when empty or not JSON).
     pub json: Value,
+    /// The body's bytes.
+    pub body: Vec<u8>,
 }
 
 impl Reply {
@@ -203,11 +205,17 @@ impl Client {
                 )
             })
             .collect();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
         Ok(Reply {
             status,
             headers,
-            json: serde_json::from_str(&text).unwrap_or(Value::Null),
+            json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            body,
         })
     }
 

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::body::Parsed;
 use crate::error::{ApiError, ItemError};
+use crate::metrics::IngestOutcome;
 use crate::position::ReadToken;
 use crate::routes::now_ms;
 use crate::state::AppState;
@@ -90,6 +91,12 @@ pub(crate) async fn post_events(
             Err(Refusal::Forbidden(e)) => forbidden.push(e),
         }
     }
+    if !(forbidden.is_empty() && invalid.is_empty()) {
+        state.metrics.ingested(
+            IngestOutcome::Refused,
+            events.len() + forbidden.len() + invalid.len(),
+        );
+    }
     if !forbidden.is_empty() {
         forbidden.extend(invalid);
         return Err(ApiError::Forbidden(
@@ -103,8 +110,13 @@ pub(crate) async fn post_events(
             invalid,
         ));
     }
-    if source == Source::Player {
-        throttle(&state, &principal.subject, events.len())?;
+    if source == Source::Player
+        && let Err(e) = throttle(&state, &principal.subject, events.len())
+    {
+        state
+            .metrics
+            .ingested(IngestOutcome::Throttled, events.len());
+        return Err(e);
     }
     let partitions = state.log.config().partitions;
     let entries: Vec<Entry> = events
@@ -128,6 +140,10 @@ pub(crate) async fn post_events(
         token.reach(p, ack.seq);
     }
     let duplicates = acks.iter().filter(|a| a.duplicate).count();
+    state
+        .metrics
+        .ingested(IngestOutcome::Accepted, acks.len() - duplicates);
+    state.metrics.ingested(IngestOutcome::Duplicate, duplicates);
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {

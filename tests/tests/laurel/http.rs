@@ -526,6 +526,62 @@ fn notifications_stream_the_players_own_unlocks_live(backend: Backend) {
     );
 }
 
+fn metrics_count_requests_ingest_and_engine_work(backend: Backend) {
+    let l = launch(backend);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let t = token_of(&l.events(
+        &ann,
+        json!([{"stat": "bananas", "value": 600}, {"stat": "bananas", "value": 400}]),
+    ));
+    l.events(&ann, json!([{"stat": "nope", "value": 1}]));
+    l.my(&ann, "stats", Some(&t));
+    l.my(&ann, "stats", None);
+    let r = l.laurel.call("GET", "/metrics", None, None);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = String::from_utf8(r.body).unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no `{series}` in\n{text}"))
+    };
+    assert_eq!(
+        value(r#"laurel_ingest_events_total{outcome="accepted"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(r#"laurel_ingest_events_total{outcome="refused"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"laurel_http_requests_total{method="POST",route="/v1/events",status="202"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"laurel_http_requests_total{method="POST",route="/v1/events",status="422"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(
+            r#"laurel_http_requests_total{method="GET",route="/v1/players/me/stats",status="200"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(r#"laurel_http_request_duration_seconds_count{route="/v1/players/me/stats"}"#),
+        2.0
+    );
+    // The engine folded both events before the views could show them.
+    assert!(value("laurel_engine_events_total") >= 2.0);
+    assert!(value("laurel_views_applied_stats_total") >= 2.0);
+    assert!(text.ends_with("# EOF\n"));
+}
+
 fn sigterm_shuts_down_cleanly_and_keeps_everything(backend: Backend) {
     let mut l = launch(backend);
     l.define_game();
@@ -624,5 +680,6 @@ both_backends_sync!(
     hidden_secret_and_localized_achievements_show_right,
     a_grant_unlocks_through_the_log,
     notifications_stream_the_players_own_unlocks_live,
+    metrics_count_requests_ingest_and_engine_work,
     sigterm_shuts_down_cleanly_and_keeps_everything,
 );

@@ -1,0 +1,240 @@
+//! Prometheus metrics: HTTP requests by route and status, ingest outcomes, the engine's
+//! counters and the views' positions, served at `GET /metrics` in OpenMetrics text.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use laurel_engine::shell::EngineMetrics;
+use laurel_projections::Views;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::notify::Hub;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// What became of an ingested event.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Appended to STATS.
+    Accepted,
+    /// Already in STATS (same `event_id` within the window).
+    Duplicate,
+    /// Refused: invalid or not allowed (the whole batch).
+    Refused,
+    /// Refused by the per-player rate limit.
+    Throttled,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngestLabels {
+    outcome: &'static str,
+}
+
+/// The gateway's metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabels, Histogram>,
+    ingest: Family<IngestLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Metrics of a process running this engine (when it runs one), views and hub.
+    pub fn new(engine: Option<Arc<EngineMetrics>>, views: Views, hub: Hub) -> Self {
+        let mut registry = Registry::with_prefix("laurel");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.0005, 2.0, 14))) as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            durations.clone(),
+        );
+        let ingest = Family::<IngestLabels, Counter>::default();
+        registry.register(
+            "ingest_events",
+            "Stat events received on POST /v1/events, by outcome",
+            ingest.clone(),
+        );
+        registry.register_collector(Box::new(Live { engine, views, hub }));
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                durations,
+                ingest,
+            }),
+        }
+    }
+
+    /// Counts `n` ingested events with `outcome`.
+    pub fn ingested(&self, outcome: IngestOutcome, n: usize) {
+        let outcome = match outcome {
+            IngestOutcome::Accepted => "accepted",
+            IngestOutcome::Duplicate => "duplicate",
+            IngestOutcome::Refused => "refused",
+            IngestOutcome::Throttled => "throttled",
+        };
+        self.inner
+            .ingest
+            .get_or_create(&IngestLabels { outcome })
+            .inc_by(n as u64);
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.inner.registry)
+            .expect("writing to a String does not fail");
+        out
+    }
+}
+
+/// Counts and times every request by its route template (not its raw path, so player ids
+/// do not explode the label set).
+pub(crate) async fn track(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    let response = next.run(request).await;
+    let labels = RequestLabels {
+        method,
+        route: route.clone(),
+        status: response.status().as_u16(),
+    };
+    metrics.inner.requests.get_or_create(&labels).inc();
+    metrics
+        .inner
+        .durations
+        .get_or_create(&RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`.
+pub(crate) async fn serve(State(metrics): State<Metrics>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        metrics.render(),
+    )
+}
+
+/// Values read at scrape time from the engine, views and hub.
+#[derive(Debug)]
+struct Live {
+    engine: Option<Arc<EngineMetrics>>,
+    views: Views,
+    hub: Hub,
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> std::fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for Live {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        if let Some(engine) = &self.engine {
+            let read = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+            counter(
+                &mut encoder,
+                "engine_events",
+                "Stat events folded by the engine",
+                read(&engine.events),
+            )?;
+            counter(
+                &mut encoder,
+                "engine_batches",
+                "Batches folded by the engine",
+                read(&engine.batches),
+            )?;
+            counter(
+                &mut encoder,
+                "engine_outputs",
+                "Outputs the engine appended to OUTPUT",
+                read(&engine.outputs),
+            )?;
+            gauge(
+                &mut encoder,
+                "engine_cached_players",
+                "Player states the engine holds in memory",
+                read(&engine.cached_players) as i64,
+            )?;
+        }
+        let applied: u64 = (0..self.views.partitions())
+            .map(|p| self.views.checkpoint(p))
+            .sum();
+        counter(
+            &mut encoder,
+            "views_applied_stats",
+            "STATS positions the views reflect, summed over partitions",
+            applied,
+        )?;
+        gauge(
+            &mut encoder,
+            "notification_players",
+            "Players with a live notification stream",
+            self.hub.subscribers() as i64,
+        )?;
+        Ok(())
+    }
+}
