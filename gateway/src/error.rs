@@ -7,7 +7,7 @@ use laurel_schemas::{Reason, ValidationError};
 use serde::Serialize;
 
 /// One refused event of a batch, or one refused field.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ItemError {
     /// The event's index in the batch (absent for a field of a single body).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,6 +59,9 @@ pub enum ApiError {
     /// Nothing here.
     #[error("{0}")]
     NotFound(String),
+    /// The route exists, not with this method.
+    #[error("this route does not take this method")]
+    MethodNotAllowed,
     /// `If-Match` did not match the current version.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -79,15 +82,21 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    #[serde(skip_serializing_if = "<[ItemError]>::is_empty")]
-    errors: &'a [ItemError],
+    pub kind: String,
+    /// The kind in words.
+    pub title: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened.
+    pub detail: String,
+    /// Each refused event or field, when there are some.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ItemError>,
 }
 
 impl ApiError {
@@ -98,6 +107,11 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Forbidden(..) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             ApiError::PreconditionFailed(_) => (
                 StatusCode::PRECONDITION_FAILED,
                 "version-mismatch",
@@ -146,9 +160,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let errors = match &self {
-            ApiError::Unprocessable(_, e) | ApiError::Forbidden(_, e) => e.as_slice(),
-            _ => &[],
+        let retry = match &self {
+            ApiError::TooManyRequests(_, secs) => Some(*secs),
+            ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        let errors = match self {
+            ApiError::Unprocessable(_, e) | ApiError::Forbidden(_, e) => e,
+            _ => Vec::new(),
         };
         let body = Problem {
             kind: format!("https://laurel.dev/problems/{slug}"),
@@ -163,11 +182,6 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        let retry = match &self {
-            ApiError::TooManyRequests(_, secs) => Some(*secs),
-            ApiError::Unavailable(_) => Some(1),
-            _ => None,
-        };
         if let Some(secs) = retry {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

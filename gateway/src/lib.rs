@@ -6,6 +6,7 @@ pub mod cli;
 pub mod error;
 pub mod metrics;
 pub mod notify;
+pub mod openapi;
 mod position;
 mod routes;
 pub mod serve;
@@ -14,39 +15,52 @@ pub mod state;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{get, post, put};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 pub use state::{AppState, Limits};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Every route with its documentation: the router and `/openapi.json` come from here.
+fn routes() -> OpenApiRouter<AppState> {
+    use routes::{admin, ingest, notifications, ops, players};
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(ingest::post_events))
+        .routes(utoipa_axum::routes!(players::my_achievements))
+        .routes(utoipa_axum::routes!(players::my_achievement))
+        .routes(utoipa_axum::routes!(players::my_stats))
+        .routes(utoipa_axum::routes!(notifications::my_notifications))
+        .routes(utoipa_axum::routes!(players::player_achievements))
+        .routes(utoipa_axum::routes!(players::published))
+        .routes(utoipa_axum::routes!(admin::list_stats))
+        .routes(utoipa_axum::routes!(admin::put_stat))
+        .routes(utoipa_axum::routes!(admin::list_achievements))
+        .routes(utoipa_axum::routes!(
+            admin::put_achievement,
+            admin::get_achievement,
+            admin::archive_achievement
+        ))
+        .routes(utoipa_axum::routes!(admin::grant))
+        .routes(utoipa_axum::routes!(ops::healthz))
+        .routes(utoipa_axum::routes!(ops::readyz))
+        .routes(utoipa_axum::routes!(metrics::serve))
+        .routes(utoipa_axum::routes!(openapi::serve))
+}
+
 /// The HTTP API over `state`.
 pub fn app(state: AppState) -> Router {
-    use routes::{admin, ingest, notifications, ops, players};
-    Router::new()
-        .route("/v1/events", post(ingest::post_events))
-        .route("/v1/players/me/achievements", get(players::my_achievements))
-        .route("/v1/players/me/achievements/{id}", get(players::my_achievement))
-        .route("/v1/players/me/stats", get(players::my_stats))
-        .route("/v1/players/me/notifications", get(notifications::my_notifications))
-        .route("/v1/players/{player_id}/achievements", get(players::player_achievements))
-        .route("/v1/achievements", get(players::published))
-        .route("/v1/admin/stats", get(admin::list_stats))
-        .route("/v1/admin/stats/{name}", put(admin::put_stat))
-        .route("/v1/admin/achievements", get(admin::list_achievements))
-        .route(
-            "/v1/admin/achievements/{id}",
-            put(admin::put_achievement).get(admin::get_achievement).delete(admin::archive_achievement),
-        )
-        .route("/v1/admin/players/{player_id}/grants", post(admin::grant))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(metrics::serve))
-        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+    let (router, _) = routes().split_for_parts();
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Bodies are limited (with a problem+json 413) by the `Parsed` extractor.
         .layer(DefaultBodyLimit::disable())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

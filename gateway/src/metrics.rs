@@ -157,7 +157,8 @@ pub(crate) async fn track(
     response
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics in OpenMetrics text.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 pub(crate) async fn serve(State(metrics): State<Metrics>) -> impl IntoResponse {
     (
         [(

@@ -16,6 +16,7 @@ use crate::value::Value;
 use crate::{Millis, SchemaVersion};
 
 /// How a stat folds the values reported for it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregation {
@@ -30,6 +31,7 @@ pub enum Aggregation {
 }
 
 /// The number type of a stat.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatKind {
@@ -40,6 +42,7 @@ pub enum StatKind {
 }
 
 /// A stat definition as an admin writes it (`PUT /v1/admin/stats/{name}`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatSpec {
@@ -49,12 +52,15 @@ pub struct StatSpec {
     pub kind: StatKind,
     /// The smallest value a report may carry and the stat may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub min_value: Option<Value>,
     /// The largest value a report may carry and the stat may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub max_value: Option<Value>,
     /// The largest change one event may make to the stat (anti-cheat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub max_delta: Option<Value>,
     /// Whether a player's own token may report it (default: only game servers).
     #[serde(default)]
@@ -97,6 +103,7 @@ impl StatSpec {
 }
 
 /// A stored stat definition.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatDefinition {
     /// The stat's name.
@@ -107,12 +114,15 @@ pub struct StatDefinition {
     pub kind: StatKind,
     /// The smallest value a report may carry and the stat may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub min_value: Option<Value>,
     /// The largest value a report may carry and the stat may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub max_value: Option<Value>,
     /// The largest change one event may make to the stat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub max_delta: Option<Value>,
     /// Whether a player's own token may report it.
     #[serde(default)]
@@ -158,6 +168,7 @@ impl StatDefinition {
 }
 
 /// Who sees an achievement before it is earned.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
@@ -206,13 +217,18 @@ impl Threshold {
     }
 }
 
+/// A condition on the wire: a stat and exactly one of `at_least` and `at_most`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Condition))]
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConditionRepr {
     stat: StatName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     at_least: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     at_most: Option<Value>,
 }
 
@@ -254,6 +270,7 @@ impl From<Condition> for ConditionRepr {
 }
 
 /// Texts of an achievement in one language.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Localization {
@@ -322,6 +339,7 @@ macro_rules! achievement_fields {
             pub localizations: BTreeMap<String, Localization>,
             /// Free-form data, returned as is.
             #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+            #[cfg_attr(feature = "openapi", schema(value_type = Object))]
             pub metadata: serde_json::Map<String, serde_json::Value>,
         }
     };
@@ -329,6 +347,7 @@ macro_rules! achievement_fields {
 
 achievement_fields!(
     /// An achievement definition as an admin writes it (`PUT /v1/admin/achievements/{id}`).
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
     AchievementSpec {}
@@ -336,6 +355,7 @@ achievement_fields!(
 
 achievement_fields!(
     /// A stored achievement definition.
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     AchievementDefinition {
         /// The achievement's id.
@@ -606,5 +626,19 @@ impl DefinitionEvent {
             | DefinitionEvent::AchievementDefined { at, .. }
             | DefinitionEvent::AchievementArchived { at, .. } => *at,
         }
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Condition {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <ConditionRepr as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Condition {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Condition".into()
     }
 }

@@ -18,6 +18,18 @@ macro_rules! name_type {
         #[serde(try_from = "String", into = "Arc<str>")]
         pub struct $name(Arc<str>);
 
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+
         impl $name {
             /// Validates and wraps a name.
             pub fn new(s: impl AsRef<str> + Into<Arc<str>>) -> Result<Self, Reason> {

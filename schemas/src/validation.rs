@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::value::Value;
 
 /// Why a field, an event or a definition was refused. Also the reason on a `rejected` output.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
@@ -81,12 +82,14 @@ pub enum Reason {
     #[error("must be at least {min}")]
     BelowMin {
         /// The stat's `min_value`.
+        #[cfg_attr(feature = "openapi", schema(value_type = f64))]
         min: Value,
     },
     /// The value is above the stat's `max_value`.
     #[error("must be at most {max}")]
     AboveMax {
         /// The stat's `max_value`.
+        #[cfg_attr(feature = "openapi", schema(value_type = f64))]
         max: Value,
     },
     /// The event would change the stat by more than its `max_delta`.

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::body::Parsed;
-use crate::error::{ApiError, ItemError};
+use crate::error::{ApiError, ItemError, Problem};
 use crate::position::ReadToken;
 use crate::routes::now_ms;
 use crate::state::AppState;
@@ -63,6 +63,15 @@ fn created_or_ok<T: Serialize>(created: bool, body: &T, version: u64) -> Respons
     response
 }
 
+/// Create or update a stat definition.
+#[utoipa::path(put, path = "/v1/admin/stats/{name}", tag = "admin", security(("bearer" = [])),
+    params(("name" = String, Path)),
+    request_body = StatSpec,
+    responses((status = 201, description = "Created", body = StatDefinition), (status = 200, description = "Updated", body = StatDefinition),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid definition", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn put_stat(
     State(state): State<AppState>,
     principal: Principal,
@@ -88,11 +97,17 @@ pub(crate) async fn put_stat(
     Ok(created_or_ok(current.is_none(), &definition, version))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StatList {
     stats: Vec<StatDefinition>,
 }
 
+/// Every stat definition.
+#[utoipa::path(get, path = "/v1/admin/stats", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = StatList),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list_stats(
     State(state): State<AppState>,
     principal: Principal,
@@ -119,6 +134,16 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Option<u64>>, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("If-Match: `{raw}` is not a version")))
 }
 
+/// Create or update an achievement; `If-Match: <version>` guards concurrent edits.
+#[utoipa::path(put, path = "/v1/admin/achievements/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The version being replaced, or `*`")),
+    request_body = AchievementSpec,
+    responses((status = 201, description = "Created", body = AchievementDefinition), (status = 200, description = "Updated", body = AchievementDefinition),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` is not the current version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid definition", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn put_achievement(
     State(state): State<AppState>,
     principal: Principal,
@@ -167,6 +192,14 @@ pub(crate) async fn put_achievement(
     Ok(created_or_ok(current.is_none(), &definition, version))
 }
 
+/// One achievement definition, with its `ETag`.
+#[utoipa::path(get, path = "/v1/admin/achievements/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = AchievementDefinition),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such achievement", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn get_achievement(
     State(state): State<AppState>,
     principal: Principal,
@@ -180,11 +213,17 @@ pub(crate) async fn get_achievement(
     Ok(created_or_ok(false, &def, def.version))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AchievementList {
     achievements: Vec<AchievementDefinition>,
 }
 
+/// Every achievement definition, archived ones included.
+#[utoipa::path(get, path = "/v1/admin/achievements", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = AchievementList),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn list_achievements(
     State(state): State<AppState>,
     principal: Principal,
@@ -195,6 +234,14 @@ pub(crate) async fn list_achievements(
     }))
 }
 
+/// Archive an achievement: it unlocks no more; earned ones stay earned.
+#[utoipa::path(delete, path = "/v1/admin/achievements/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = AchievementDefinition),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such achievement", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn archive_achievement(
     State(state): State<AppState>,
     principal: Principal,
@@ -221,19 +268,29 @@ pub(crate) async fn archive_achievement(
     Ok(created_or_ok(false, &def, def.version))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GrantBody {
     achievement_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct GrantAccepted {
     accepted: usize,
     duplicates: usize,
     token: String,
 }
 
+/// Grant an achievement to a player, through the log.
+#[utoipa::path(post, path = "/v1/admin/players/{player_id}/grants", tag = "admin", security(("bearer" = [])),
+    params(("player_id" = String, Path)),
+    request_body = GrantBody,
+    responses((status = 202, body = GrantAccepted),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown or archived achievement", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The log is unreachable", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn grant(
     State(state): State<AppState>,
     principal: Principal,

@@ -15,21 +15,21 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::body::Parsed;
-use crate::error::{ApiError, ItemError};
+use crate::error::{ApiError, ItemError, Problem};
 use crate::metrics::IngestOutcome;
 use crate::position::ReadToken;
 use crate::routes::now_ms;
 use crate::state::AppState;
 
 /// The ingest body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IngestBody {
     events: Vec<IngestEvent>,
 }
 
 /// One event as a client sends it; checked field by field so each refusal names its event.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IngestEvent {
     #[serde(default)]
@@ -37,13 +37,14 @@ struct IngestEvent {
     #[serde(default)]
     player_id: Option<String>,
     stat: String,
+    #[schema(value_type = f64)]
     value: serde_json::Value,
     #[serde(default)]
     ts: Option<i64>,
 }
 
 /// The ingest answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Accepted {
     accepted: usize,
     duplicates: usize,
@@ -55,6 +56,22 @@ enum Refusal {
     Forbidden(ItemError),
 }
 
+/// Report stat events: a batch validated whole, appended to the log.
+#[utoipa::path(post, path = "/v1/events", tag = "ingest", security(("bearer" = [])),
+    request_body(content(
+        (IngestBody = "application/json"),
+        (IngestBody = "application/msgpack"),
+    )),
+    responses(
+        (status = 202, description = "Appended; `token` is a read-your-writes position", body = Accepted),
+        (status = 400, description = "Malformed body or unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another player's events, or a stat players may not write", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or batch too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid events: `errors` names each by index, field and reason", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Per-player rate exceeded; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The log is unreachable; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn post_events(
     State(state): State<AppState>,
     principal: Principal,

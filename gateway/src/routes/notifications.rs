@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::Principal;
+use crate::error::Problem;
 use crate::notify::Notice;
 use crate::routes::players::{achievement_out, languages};
 use crate::state::AppState;
@@ -59,6 +60,12 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
     }
 }
 
+/// The caller's unlocks and progress, live, as Server-Sent Events (`ready`, `progress`,
+/// `unlocked`, `lagged`).
+#[utoipa::path(get, path = "/v1/players/me/notifications", tag = "players", security(("bearer" = [])),
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn my_notifications(
     State(state): State<AppState>,
     principal: Principal,

@@ -11,10 +11,14 @@ use crate::state::AppState;
 /// How far (in STATS entries) the views of a partition may trail the log and still be ready.
 const READY_LAG: u64 = 100_000;
 
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "The process is up")))]
 pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Readiness: the log is reachable and the views are caught up within bounds.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "Ready"), (status = 503, description = "Log unreachable or views catching up")))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let mut lag = 0;
     for p in 0..state.views.partitions() {

@@ -10,24 +10,28 @@ use laurel_schemas::{AchievementDefinition, Value, Visibility};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::position::ReadToken;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReadQuery {
+    /// A `token` from `POST /v1/events`: wait (bounded) until its events are reflected.
     wait_for: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ProgressOut {
     stat: String,
+    #[schema(value_type = f64)]
     current: Value,
+    #[schema(value_type = f64)]
     required: Value,
 }
 
 /// One achievement as a player sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AchievementOut {
     id: String,
     title: String,
@@ -37,18 +41,20 @@ pub(crate) struct AchievementOut {
     order: i32,
     visibility: Visibility,
     earned: bool,
+    /// RFC 3339.
     earned_at: Option<String>,
     progress: Vec<ProgressOut>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AchievementsOut {
     achievements: Vec<AchievementOut>,
     points_total: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StatsOut {
+    #[schema(value_type = BTreeMap<String, f64>)]
     stats: BTreeMap<String, Value>,
     points_total: u64,
 }
@@ -214,6 +220,12 @@ async fn achievements_of(
     })
 }
 
+/// The caller's achievements, with progress.
+#[utoipa::path(get, path = "/v1/players/me/achievements", tag = "players", security(("bearer" = [])),
+    params(ReadQuery, ("Accept-Language" = Option<String>, Header, description = "Picks localizations")),
+    responses((status = 200, body = AchievementsOut),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn my_achievements(
     State(state): State<AppState>,
     principal: Principal,
@@ -225,6 +237,13 @@ pub(crate) async fn my_achievements(
     ))
 }
 
+/// One of the caller's achievements.
+#[utoipa::path(get, path = "/v1/players/me/achievements/{id}", tag = "players", security(("bearer" = [])),
+    params(("id" = String, Path), ReadQuery),
+    responses((status = 200, body = AchievementOut),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such achievement, or hidden from the player", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn my_achievement(
     State(state): State<AppState>,
     principal: Principal,
@@ -240,6 +259,12 @@ pub(crate) async fn my_achievement(
     Ok(Json(out))
 }
 
+/// The caller's aggregated stats and points.
+#[utoipa::path(get, path = "/v1/players/me/stats", tag = "players", security(("bearer" = [])),
+    params(ReadQuery),
+    responses((status = 200, body = StatsOut),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn my_stats(
     State(state): State<AppState>,
     principal: Principal,
@@ -253,6 +278,13 @@ pub(crate) async fn my_stats(
     }))
 }
 
+/// Any player's achievements (servers and admins).
+#[utoipa::path(get, path = "/v1/players/{player_id}/achievements", tag = "players", security(("bearer" = [])),
+    params(("player_id" = String, Path), ReadQuery),
+    responses((status = 200, body = AchievementsOut),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `laurel:server` or `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn player_achievements(
     State(state): State<AppState>,
     principal: Principal,
@@ -267,7 +299,7 @@ pub(crate) async fn player_achievements(
 }
 
 /// One published achievement with its rarity.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PublishedOut {
     id: String,
     title: String,
@@ -279,12 +311,17 @@ pub(crate) struct PublishedOut {
     earned_percent: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PublishedList {
     achievements: Vec<PublishedOut>,
     players: u64,
 }
 
+/// Published achievements (hidden ones omitted) with global rarity.
+#[utoipa::path(get, path = "/v1/achievements", tag = "players", security(("bearer" = [])),
+    responses((status = 200, body = PublishedList),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn published(
     State(state): State<AppState>,
     _principal: Principal,

@@ -659,6 +659,76 @@ fn a_player_past_the_ingest_rate_gets_429_with_retry_after() {
     assert_eq!(mine.json["stats"]["bananas"], 1011);
 }
 
+#[test]
+fn the_openapi_document_describes_exactly_the_served_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let laurel = Laurel::start(&dir.path().join("data"), &[]);
+    let r = laurel.call("GET", "/openapi.json", None, None);
+    assert_eq!(r.status, 200);
+    let doc = r.json;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for spec_route in [
+        "/v1/events",
+        "/v1/players/me/achievements",
+        "/v1/players/me/achievements/{id}",
+        "/v1/players/me/stats",
+        "/v1/players/me/notifications",
+        "/v1/players/{player_id}/achievements",
+        "/v1/achievements",
+        "/v1/admin/stats/{name}",
+        "/v1/admin/achievements",
+        "/v1/admin/achievements/{id}",
+        "/v1/admin/players/{player_id}/grants",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(
+            paths.contains_key(spec_route),
+            "{spec_route} is not documented"
+        );
+    }
+    // Every documented operation is served: without a token it gets 401 or an answer, never
+    // the router's 404 or 405.
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{id}", "X")
+            .replace("{name}", "x")
+            .replace("{player_id}", "p");
+        for method in ops.as_object().unwrap().keys() {
+            let r = laurel
+                .try_request(&method.to_uppercase(), &concrete, None, None)
+                .unwrap();
+            assert!(
+                ![404, 405].contains(&r.status),
+                "{method} {path} is documented but not served: {r:?}"
+            );
+        }
+    }
+    let wrong = laurel
+        .try_request("PATCH", "/v1/events", None, None)
+        .unwrap();
+    assert_eq!(
+        (wrong.status, wrong.header("content-type")),
+        (405, Some("application/problem+json"))
+    );
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["Condition"]["properties"]["at_least"]["type"],
+        json!(["number", "null"])
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
 macro_rules! both_backends_sync {
     ($($case:ident),* $(,)?) => {
         mod embedded {
