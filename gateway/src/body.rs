@@ -1,7 +1,9 @@
-//! Request bodies: size-limited, JSON or msgpack by `Content-Type`, unknown fields refused.
+//! Bodies: requests size-limited, JSON or msgpack by `Content-Type`, unknown fields
+//! refused; answers JSON, or msgpack by `Accept`.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
+use axum::response::IntoResponse as _;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -32,4 +34,49 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Parsed<T> {
         };
         Ok(Parsed(parsed))
     }
+}
+
+/// Whether the client asks for msgpack answers (`Accept: application/msgpack`).
+fn wants_msgpack(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept
+                .split(',')
+                .any(|t| t.trim().starts_with("application/msgpack"))
+        })
+}
+
+/// Answers in msgpack (maps with named fields, as on the log) when the client accepts it;
+/// problem documents stay `application/problem+json` as RFC 9457 defines them.
+pub(crate) async fn msgpack_replies(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let msgpack = wants_msgpack(request.headers());
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !msgpack || !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::Internal("reading a response body failed".into()).into_response();
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return ApiError::Internal("a JSON response did not parse".into()).into_response();
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/msgpack"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    axum::response::Response::from_parts(
+        parts,
+        axum::body::Body::from(laurel_schemas::encode(&value)),
+    )
 }

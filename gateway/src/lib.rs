@@ -63,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Bodies are limited (with a problem+json 413) by the `Parsed` extractor.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(body::msgpack_replies))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");

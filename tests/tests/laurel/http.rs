@@ -729,6 +729,70 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
     );
 }
 
+#[test]
+fn msgpack_bodies_are_accepted_and_answered() {
+    let l = launch(Backend::Embedded);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let msgpack = |v: &Value| rmp_serde::to_vec_named(v).unwrap();
+    let unpack = |r: &Reply| -> Value { rmp_serde::from_slice(&r.body).expect("a msgpack body") };
+    let accept = [("accept", "application/msgpack")];
+    let body = json!({"events": [{"stat": "bananas", "value": 1000}]});
+    let r = l
+        .laurel
+        .try_request_with(
+            "POST",
+            "/v1/events",
+            Some(&ann),
+            Some(("application/msgpack", msgpack(&body))),
+            &accept,
+        )
+        .unwrap();
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (202, Some("application/msgpack"))
+    );
+    let accepted = unpack(&r);
+    assert_eq!(
+        (
+            accepted["accepted"].as_u64(),
+            accepted["duplicates"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    let token = accepted["token"].as_str().unwrap();
+    let path = format!("/v1/players/me/achievements?wait_for={token}");
+    let r = l
+        .laurel
+        .try_request_with("GET", &path, Some(&ann), None, &accept)
+        .unwrap();
+    assert_eq!(r.header("content-type"), Some("application/msgpack"));
+    let mine = unpack(&r);
+    assert_eq!(mine["achievements"][0]["earned"], true);
+    assert_eq!(mine["points_total"], 10);
+    // Unknown fields are refused in msgpack as in JSON; problems stay problem+json.
+    let bad = json!({"events": [{"stat": "bananas", "value": 1, "cheat": true}]});
+    let r = l
+        .laurel
+        .try_request_with(
+            "POST",
+            "/v1/events",
+            Some(&ann),
+            Some(("application/msgpack", msgpack(&bad))),
+            &accept,
+        )
+        .unwrap();
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (400, Some("application/problem+json"))
+    );
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("cheat"),
+        "{:?}",
+        r.json
+    );
+}
+
 macro_rules! both_backends_sync {
     ($($case:ident),* $(,)?) => {
         mod embedded {
