@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
 
 use crate::auth::{ADMIN_SCOPE, SERVER_SCOPE, mint_dev_token};
+use crate::defs::DefsCommand;
 use crate::serve::{ServeArgs, dev_key};
 
 /// Laurel: an event-sourced achievements backend for games.
@@ -32,7 +33,8 @@ pub enum Command {
     /// Print a development token signed with the data dir's dev key.
     Token(TokenArgs),
     /// Apply or export definitions as code.
-    Defs,
+    #[command(subcommand)]
+    Defs(DefsCommand),
     /// Re-fold the stats history against definitions and print the diff.
     Replay,
 }
@@ -63,6 +65,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
+        Command::Defs(command) => defs(command),
         other => {
             eprintln!(
                 "laurel: `{}` is not available in this build yet",
@@ -93,27 +96,23 @@ fn token(args: TokenArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+fn defs(command: DefsCommand) -> ExitCode {
+    block_on(
+        tokio::runtime::Builder::new_current_thread(),
+        crate::defs::run(command),
+    )
+}
+
+/// Runs `work` on a runtime from `builder`, reporting its error.
+fn block_on(
+    mut builder: tokio::runtime::Builder,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let result = builder
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("laurel: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        let (stop, shutdown) = watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            stop.send_replace(true);
-        });
-        crate::serve::run(args, listener, shutdown).await
-    });
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(work));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -122,6 +121,20 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let work = async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let (stop, shutdown) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            stop.send_replace(true);
+        });
+        crate::serve::run(args, listener, shutdown).await
+    };
+    block_on(tokio::runtime::Builder::new_multi_thread(), work)
 }
 
 async fn shutdown_signal() {

@@ -159,6 +159,11 @@ impl std::ops::Deref for Laurel {
 }
 
 impl Client {
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     /// Sends a request; `Err` when the server could not be reached.
     pub fn try_request(
         &self,

@@ -2,7 +2,8 @@
 
 use std::process::Command;
 
-use laurel_tests::laurel_bin;
+use laurel_tests::{Laurel, laurel_bin};
+use serde_json::{Value, json};
 
 #[test]
 fn help_lists_every_role_and_tool() {
@@ -33,4 +34,124 @@ fn an_unknown_command_fails_with_usage() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
+}
+
+/// Runs `laurel defs ARGS` against `laurel`; returns (success, stdout, stderr).
+fn defs(laurel: &Laurel, data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(laurel_bin())
+        .arg("defs")
+        .args(args)
+        .arg("--url")
+        .arg(laurel.url())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn definitions_as_code_diff_dry_run_apply_export_and_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let laurel = Laurel::start(&data, &[]);
+    let admin = laurel.token(&["--admin"]);
+    let game = json!({
+        "stats": {"bananas": {"aggregation": "sum", "kind": "int", "client_writable": true}},
+        "achievements": {
+            "BANANA_KING": {"title": "Banana king", "points": 50, "requires": ["FIRST_BANANA"],
+                            "conditions": [{"stat": "bananas", "at_least": 1000}]},
+            "FIRST_BANANA": {"title": "First banana", "points": 10,
+                             "conditions": [{"stat": "bananas", "at_least": 1}]}
+        }
+    });
+    let file = dir.path().join("achievements.json");
+    std::fs::write(&file, game.to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    let listed = |what: &str| -> Value {
+        laurel
+            .call("GET", &format!("/v1/admin/{what}"), Some(&admin), None)
+            .json[what]
+            .clone()
+    };
+
+    let (ok, out, err) = defs(&laurel, &data, &["apply", file, "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "+ stat bananas\n+ achievement FIRST_BANANA\n+ achievement BANANA_KING\n3 changes"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("dry run"), "{out}");
+    assert_eq!(listed("stats"), json!([]), "a dry run changes nothing");
+
+    let (ok, out, err) = defs(&laurel, &data, &["apply", file]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(listed("achievements").as_array().unwrap().len(), 2);
+    let (ok, out, _) = defs(&laurel, &data, &["apply", file]);
+    assert!(
+        ok && out.starts_with("0 changes"),
+        "applying again changes nothing: {out}"
+    );
+
+    let (ok, exported, err) = defs(&laurel, &data, &["export"]);
+    assert!(ok, "{err}");
+    let exported: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(exported["stats"]["bananas"]["aggregation"], "sum");
+    assert_eq!(exported["achievements"]["BANANA_KING"]["points"], 50);
+    assert_eq!(
+        exported["achievements"]["BANANA_KING"]["requires"],
+        json!(["FIRST_BANANA"])
+    );
+
+    // Change a field and drop an achievement: the diff names both; only --prune archives.
+    let mut next = game.clone();
+    next["achievements"]["FIRST_BANANA"]["points"] = json!(20);
+    next["achievements"]
+        .as_object_mut()
+        .unwrap()
+        .remove("BANANA_KING");
+    std::fs::write(dir.path().join("next.json"), next.to_string()).unwrap();
+    let next_file = dir.path().join("next.json");
+    let next_file = next_file.to_str().unwrap();
+    let (ok, out, err) = defs(&laurel, &data, &["apply", next_file, "--prune"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("~ achievement FIRST_BANANA\n    points: 10 -> 20"),
+        "{out}"
+    );
+    assert!(out.contains("- achievement BANANA_KING (archive)"), "{out}");
+    let achievements = listed("achievements");
+    let by_id = |id: &str| {
+        achievements
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (
+            by_id("FIRST_BANANA")["points"].clone(),
+            by_id("FIRST_BANANA")["version"].clone()
+        ),
+        (json!(20), json!(2))
+    );
+    assert_eq!(by_id("BANANA_KING")["archived"], true);
+
+    // A file the server refuses fails with the server's reasons, and a bad file says why.
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"stats": {"x": {"aggregation": "sum", "kind": "int", "oops": 1}}}"#,
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.json");
+    let (ok, _, err) = defs(&laurel, &data, &["apply", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("oops"), "{err}");
 }

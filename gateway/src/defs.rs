@@ -1,0 +1,506 @@
+//! `laurel defs apply FILE` / `laurel defs export`: definitions as code. A reviewed JSON file
+//! in the game's repository holds every stat and achievement; `apply` prints the diff
+//! against a running Laurel and makes it so, through the admin API.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use laurel_schemas::{AchievementDefinition, AchievementSpec, StatDefinition, StatSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::{ADMIN_SCOPE, mint_dev_token};
+use crate::serve::dev_key;
+
+/// The definitions file: stats by name and achievements by id, as the admin API takes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefsFile {
+    /// Stat definitions by name.
+    #[serde(default)]
+    pub stats: BTreeMap<String, StatSpec>,
+    /// Achievement definitions by id. An achievement absent here is archived by
+    /// `apply --prune`; stats are never deleted.
+    #[serde(default)]
+    pub achievements: BTreeMap<String, AchievementSpec>,
+}
+
+/// What a running Laurel holds, with versions.
+#[derive(Debug, Clone, Default)]
+pub struct Current {
+    /// Stat definitions by name.
+    pub stats: BTreeMap<String, StatDefinition>,
+    /// Achievement definitions by id, archived ones included.
+    pub achievements: BTreeMap<String, AchievementDefinition>,
+}
+
+/// One change `apply` makes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Define a new stat, or change one (`changes` lists the fields).
+    PutStat {
+        /// The stat.
+        name: String,
+        /// Whether it exists already.
+        exists: bool,
+        /// `field: old -> new` lines (empty for a new stat).
+        changes: Vec<String>,
+    },
+    /// Define a new achievement, change one, or bring back an archived one.
+    PutAchievement {
+        /// The achievement.
+        id: String,
+        /// The version it replaces (`If-Match`), when it exists.
+        replaces: Option<u64>,
+        /// `field: old -> new` lines (empty for a new achievement).
+        changes: Vec<String>,
+    },
+    /// Archive an achievement the file no longer holds (only with `--prune`).
+    Archive {
+        /// The achievement.
+        id: String,
+    },
+}
+
+/// The diff between the file and what runs, in the order it can be applied (stats first,
+/// then achievements after those they require).
+pub fn diff(file: &DefsFile, current: &Current, prune: bool) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (name, spec) in &file.stats {
+        match current.stats.get(name) {
+            None => out.push(Change::PutStat {
+                name: name.clone(),
+                exists: false,
+                changes: Vec::new(),
+            }),
+            Some(def) => {
+                let changes = fields_changed(&def.to_spec(), spec);
+                if !changes.is_empty() {
+                    out.push(Change::PutStat {
+                        name: name.clone(),
+                        exists: true,
+                        changes,
+                    });
+                }
+            }
+        }
+    }
+    for id in dependency_order(&file.achievements) {
+        let spec = &file.achievements[&id];
+        match current.achievements.get(&id) {
+            None => out.push(Change::PutAchievement {
+                id,
+                replaces: None,
+                changes: Vec::new(),
+            }),
+            Some(def) => {
+                let mut changes = fields_changed(&def.to_spec(), spec);
+                if def.archived {
+                    changes.insert(0, "archived: true -> false".into());
+                }
+                if !changes.is_empty() {
+                    out.push(Change::PutAchievement {
+                        id,
+                        replaces: Some(def.version),
+                        changes,
+                    });
+                }
+            }
+        }
+    }
+    if prune {
+        for (id, def) in &current.achievements {
+            if !def.archived && !file.achievements.contains_key(id) {
+                out.push(Change::Archive { id: id.clone() });
+            }
+        }
+    }
+    out
+}
+
+/// Achievement ids with every achievement after those it requires (when they are in the
+/// file too); ties and cycles fall back to id order (the server refuses a cycle).
+fn dependency_order(achievements: &BTreeMap<String, AchievementSpec>) -> Vec<String> {
+    let mut placed: Vec<String> = Vec::with_capacity(achievements.len());
+    let mut left: Vec<&String> = achievements.keys().collect();
+    while !left.is_empty() {
+        let ready = |id: &&String| {
+            achievements[*id].requires.iter().all(|r| {
+                !achievements.contains_key(r.as_str()) || placed.iter().any(|p| p == r.as_str())
+            })
+        };
+        let (now, later): (Vec<&String>, Vec<&String>) = left.iter().partition(|id| ready(id));
+        if now.is_empty() {
+            placed.extend(later.into_iter().cloned());
+            break;
+        }
+        placed.extend(now.into_iter().cloned());
+        left = later;
+    }
+    placed
+}
+
+/// `field: old -> new` for each top-level field that differs, in JSON.
+fn fields_changed<T: Serialize>(old: &T, new: &T) -> Vec<String> {
+    let as_map = |v: &T| match serde_json::to_value(v) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (old, new) = (as_map(old), as_map(new));
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (a, b) = (old.get(k), new.get(k));
+            (a != b).then(|| {
+                let show = |v: Option<&Value>| v.map_or("(none)".to_string(), Value::to_string);
+                format!("{k}: {} -> {}", show(a), show(b))
+            })
+        })
+        .collect()
+}
+
+/// The diff as a reviewer reads it.
+pub fn render(changes: &[Change]) -> String {
+    let mut out = String::new();
+    for change in changes {
+        let (sign, what, details): (&str, String, &[String]) = match change {
+            Change::PutStat {
+                name,
+                exists,
+                changes,
+            } => (
+                if *exists { "~" } else { "+" },
+                format!("stat {name}"),
+                changes,
+            ),
+            Change::PutAchievement {
+                id,
+                replaces,
+                changes,
+            } => (
+                if replaces.is_some() { "~" } else { "+" },
+                format!("achievement {id}"),
+                changes,
+            ),
+            Change::Archive { id } => ("-", format!("achievement {id} (archive)"), &[]),
+        };
+        let _ = writeln!(out, "{sign} {what}");
+        for detail in details {
+            let _ = writeln!(out, "    {detail}");
+        }
+    }
+    let _ = write!(
+        out,
+        "{} change{}",
+        changes.len(),
+        if changes.len() == 1 { "" } else { "s" }
+    );
+    out
+}
+
+/// Which Laurel, and as whom.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// The Laurel HTTP API.
+    #[arg(long, env = "LAUREL_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// An admin token (`laurel:admin`); without it, one is made from the data dir's dev key.
+    #[arg(long, env = "LAUREL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The data dir whose dev key makes the token when `--token` is not given.
+    #[arg(long, env = "LAUREL_DATA_DIR", default_value = "./laurel-data")]
+    pub data_dir: PathBuf,
+}
+
+/// `laurel defs`.
+#[derive(Debug, Subcommand)]
+pub enum DefsCommand {
+    /// Print the diff between FILE and the running definitions, then apply it.
+    Apply {
+        /// The definitions file (JSON: `{"stats": {...}, "achievements": {...}}`).
+        file: PathBuf,
+        /// Print the diff only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Archive achievements that are not in the file.
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        target: Target,
+    },
+    /// Print the running definitions (archived achievements left out) as a definitions file.
+    Export {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        target: Target,
+    },
+}
+
+/// An admin API client.
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Client {
+    fn new(target: &Target) -> anyhow::Result<Self> {
+        let token = match &target.token {
+            Some(token) => token.clone(),
+            None => {
+                let key = dev_key(&target.data_dir, false)
+                    .context("no --token given and no dev key to make one")?;
+                mint_dev_token(&key, "laurel-defs", ADMIN_SCOPE, 300)
+            }
+        };
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?,
+            url: target.url.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        if_match: Option<u64>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        if let Some(version) = if_match {
+            request = request.header(reqwest::header::IF_MATCH, format!("\"{version}\""));
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!(
+                "{method} {path}: {status}: {}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
+        }
+        Ok(json)
+    }
+
+    async fn current(&self) -> anyhow::Result<Current> {
+        let stats: Vec<StatDefinition> = serde_json::from_value(
+            self.send(reqwest::Method::GET, "/v1/admin/stats", None, None)
+                .await?["stats"]
+                .take(),
+        )?;
+        let achievements: Vec<AchievementDefinition> = serde_json::from_value(
+            self.send(reqwest::Method::GET, "/v1/admin/achievements", None, None)
+                .await?["achievements"]
+                .take(),
+        )?;
+        Ok(Current {
+            stats: stats.into_iter().map(|d| (d.name.to_string(), d)).collect(),
+            achievements: achievements
+                .into_iter()
+                .map(|d| (d.id.to_string(), d))
+                .collect(),
+        })
+    }
+}
+
+/// The running definitions as a file (archived achievements left out).
+pub fn export(current: &Current) -> DefsFile {
+    DefsFile {
+        stats: current
+            .stats
+            .iter()
+            .map(|(name, d)| (name.clone(), d.to_spec()))
+            .collect(),
+        achievements: current
+            .achievements
+            .iter()
+            .filter(|(_, d)| !d.archived)
+            .map(|(id, d)| (id.clone(), d.to_spec()))
+            .collect(),
+    }
+}
+
+/// Runs a `laurel defs` command, printing to stdout.
+pub async fn run(command: DefsCommand) -> anyhow::Result<()> {
+    match command {
+        DefsCommand::Export { target } => {
+            let client = Client::new(&target)?;
+            let file = export(&client.current().await?);
+            println!("{}", serde_json::to_string_pretty(&file)?);
+        }
+        DefsCommand::Apply {
+            file,
+            dry_run,
+            prune,
+            target,
+        } => {
+            let text =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let wanted: DefsFile = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not a definitions file", file.display()))?;
+            let client = Client::new(&target)?;
+            let changes = diff(&wanted, &client.current().await?, prune);
+            println!("{}", render(&changes));
+            if dry_run {
+                println!("dry run: nothing applied");
+                return Ok(());
+            }
+            for change in &changes {
+                let (method, path, body, if_match) = match change {
+                    Change::PutStat { name, .. } => (
+                        reqwest::Method::PUT,
+                        format!("/v1/admin/stats/{name}"),
+                        Some(serde_json::to_vec(&wanted.stats[name])?),
+                        None,
+                    ),
+                    Change::PutAchievement { id, replaces, .. } => (
+                        reqwest::Method::PUT,
+                        format!("/v1/admin/achievements/{id}"),
+                        Some(serde_json::to_vec(&wanted.achievements[id])?),
+                        *replaces,
+                    ),
+                    Change::Archive { id } => (
+                        reqwest::Method::DELETE,
+                        format!("/v1/admin/achievements/{id}"),
+                        None,
+                        None,
+                    ),
+                };
+                client.send(method, &path, body, if_match).await?;
+            }
+            println!("applied");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(json: Value) -> DefsFile {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn running(defs: &DefsFile, version: u64) -> Current {
+        Current {
+            stats: defs
+                .stats
+                .iter()
+                .map(|(n, s)| {
+                    let name = laurel_schemas::StatName::new(n.as_str()).unwrap();
+                    (
+                        n.clone(),
+                        StatDefinition::from_spec(name, s.clone(), version),
+                    )
+                })
+                .collect(),
+            achievements: defs
+                .achievements
+                .iter()
+                .map(|(i, s)| {
+                    let id = laurel_schemas::AchievementId::new(i.as_str()).unwrap();
+                    (
+                        i.clone(),
+                        AchievementDefinition::from_spec(id, s.clone(), version),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn game() -> DefsFile {
+        file(serde_json::json!({
+            "stats": {"kills": {"aggregation": "sum", "kind": "int"}},
+            "achievements": {
+                "B": {"title": "B", "points": 5, "requires": ["A"], "conditions": [{"stat": "kills", "at_least": 10}]},
+                "A": {"title": "A", "conditions": [{"stat": "kills", "at_least": 1}]}
+            }
+        }))
+    }
+
+    #[test]
+    fn a_new_game_is_all_additions_with_requirements_first() {
+        let changes = diff(&game(), &Current::default(), false);
+        let order: Vec<String> = changes
+            .iter()
+            .map(|c| match c {
+                Change::PutStat { name, .. } => format!("stat {name}"),
+                Change::PutAchievement { id, .. } => id.clone(),
+                Change::Archive { id } => format!("archive {id}"),
+            })
+            .collect();
+        assert_eq!(order, ["stat kills", "A", "B"]);
+        assert!(render(&changes).ends_with("3 changes"));
+    }
+
+    #[test]
+    fn what_runs_already_is_no_change() {
+        let game = game();
+        assert_eq!(diff(&game, &running(&game, 3), true), Vec::new());
+        assert_eq!(export(&running(&game, 3)), game);
+    }
+
+    #[test]
+    fn a_changed_field_is_named_with_old_and_new_and_the_version_it_replaces() {
+        let mut next = game();
+        next.achievements.get_mut("B").unwrap().points = 20;
+        let changes = diff(&next, &running(&game(), 4), false);
+        assert_eq!(
+            changes,
+            vec![Change::PutAchievement {
+                id: "B".into(),
+                replaces: Some(4),
+                changes: vec!["points: 5 -> 20".into()],
+            }]
+        );
+    }
+
+    #[test]
+    fn achievements_left_out_are_archived_only_with_prune() {
+        let mut next = game();
+        next.achievements.remove("B");
+        let current = running(&game(), 1);
+        assert_eq!(diff(&next, &current, false), Vec::new());
+        assert_eq!(
+            diff(&next, &current, true),
+            vec![Change::Archive { id: "B".into() }]
+        );
+    }
+
+    #[test]
+    fn an_archived_achievement_in_the_file_comes_back() {
+        let mut current = running(&game(), 2);
+        current.achievements.get_mut("A").unwrap().archived = true;
+        let changes = diff(&game(), &current, false);
+        assert_eq!(
+            changes,
+            vec![Change::PutAchievement {
+                id: "A".into(),
+                replaces: Some(2),
+                changes: vec!["archived: true -> false".into()],
+            }]
+        );
+    }
+}
