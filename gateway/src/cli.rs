@@ -47,13 +47,13 @@ pub struct TokenArgs {
     #[arg(long, env = "LAUREL_DATA_DIR", default_value = "./laurel-data")]
     pub data_dir: PathBuf,
     /// A player token for this player id.
-    #[arg(long)]
+    #[arg(long, env = "LAUREL_TOKEN_PLAYER")]
     pub player: Option<String>,
     /// An admin token (`laurel:admin`).
-    #[arg(long)]
+    #[arg(long, env = "LAUREL_TOKEN_ADMIN")]
     pub admin: bool,
     /// A game-server token (`laurel:server`).
-    #[arg(long)]
+    #[arg(long, env = "LAUREL_TOKEN_SERVER")]
     pub server: bool,
     /// Lifetime in seconds.
     #[arg(long, env = "LAUREL_TOKEN_TTL", default_value_t = 86_400)]

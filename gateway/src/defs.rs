@@ -225,10 +225,10 @@ pub enum DefsCommand {
         /// The definitions file (JSON: `{"stats": {...}, "achievements": {...}}`).
         file: PathBuf,
         /// Print the diff only; change nothing.
-        #[arg(long)]
+        #[arg(long, env = "LAUREL_DEFS_DRY_RUN")]
         dry_run: bool,
         /// Archive achievements that are not in the file.
-        #[arg(long)]
+        #[arg(long, env = "LAUREL_DEFS_PRUNE")]
         prune: bool,
         #[command(flatten)]
         #[allow(missing_docs)]

@@ -730,6 +730,31 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
 }
 
 #[test]
+fn ingest_answers_503_with_retry_after_while_the_broker_is_down() {
+    let mut l = launch(Backend::Nats);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let before = token_of(&l.events(&ann, json!([{"stat": "bananas", "value": 5}])));
+    l.nats.as_mut().unwrap().kill();
+    let r = l.events(&ann, json!([{"stat": "bananas", "value": 100}]));
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    l.nats.as_mut().unwrap().restart();
+    // Once the broker is back, ingest works again and what was answered 202 is there.
+    let after = laurel_tests::wait_until("ingest to accept again", Duration::from_secs(30), || {
+        let r = l.events(&ann, json!([{"stat": "bananas", "value": 1}]));
+        (r.status == 202).then(|| token_of(&r))
+    });
+    let stats = l.my(&ann, "stats", Some(&after));
+    let bananas = stats["stats"]["bananas"].as_i64().unwrap();
+    assert!(
+        bananas == 6 || bananas == 106,
+        "5 before, 1 after, and the 503 batch at most once: {stats} ({before})"
+    );
+}
+
+#[test]
 fn msgpack_bodies_are_accepted_and_answered() {
     let l = launch(Backend::Embedded);
     l.define_game();
