@@ -99,6 +99,39 @@ pub struct Problem {
     pub errors: Vec<ItemError>,
 }
 
+/// The problems of a route that needs a valid token (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it only describes answers ApiError makes.
+pub(crate) enum TokenProblems {
+    /// No valid token.
+    #[response(
+        status = 401,
+        description = "No valid token",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+}
+
+/// The problems of a route that needs an admin token (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Never built: it only describes answers ApiError makes.
+pub(crate) enum AdminProblems {
+    /// No valid token.
+    #[response(
+        status = 401,
+        description = "No valid token",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    /// A valid token without `laurel:admin`.
+    #[response(
+        status = 403,
+        description = "Needs `laurel:admin`",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+}
+
 impl ApiError {
     /// The status, the problem type slug and title of each kind.
     fn describe(&self) -> (StatusCode, &'static str, &'static str) {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::body::Parsed;
-use crate::error::{ApiError, ItemError, Problem};
+use crate::error::{AdminProblems, ApiError, ItemError, Problem};
 use crate::position::ReadToken;
 use crate::routes::now_ms;
 use crate::state::AppState;
@@ -68,8 +68,7 @@ fn created_or_ok<T: Serialize>(created: bool, body: &T, version: u64) -> Respons
     params(("name" = String, Path)),
     request_body = StatSpec,
     responses((status = 201, description = "Created", body = StatDefinition), (status = 200, description = "Updated", body = StatDefinition),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
         (status = 422, description = "Invalid definition", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn put_stat(
@@ -105,8 +104,7 @@ pub(crate) struct StatList {
 /// Every stat definition.
 #[utoipa::path(get, path = "/v1/admin/stats", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = StatList),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
     ))]
 pub(crate) async fn list_stats(
     State(state): State<AppState>,
@@ -139,8 +137,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Option<u64>>, ApiError> {
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The version being replaced, or `*`")),
     request_body = AchievementSpec,
     responses((status = 201, description = "Created", body = AchievementDefinition), (status = 200, description = "Updated", body = AchievementDefinition),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
         (status = 412, description = "`If-Match` is not the current version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definition", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -196,8 +193,7 @@ pub(crate) async fn put_achievement(
 #[utoipa::path(get, path = "/v1/admin/achievements/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = AchievementDefinition),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
         (status = 404, description = "No such achievement", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn get_achievement(
@@ -221,8 +217,7 @@ pub(crate) struct AchievementList {
 /// Every achievement definition, archived ones included.
 #[utoipa::path(get, path = "/v1/admin/achievements", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = AchievementList),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
     ))]
 pub(crate) async fn list_achievements(
     State(state): State<AppState>,
@@ -238,8 +233,7 @@ pub(crate) async fn list_achievements(
 #[utoipa::path(delete, path = "/v1/admin/achievements/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = AchievementDefinition),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
         (status = 404, description = "No such achievement", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn archive_achievement(
@@ -286,8 +280,7 @@ pub(crate) struct GrantAccepted {
     params(("player_id" = String, Path)),
     request_body = GrantBody,
     responses((status = 202, body = GrantAccepted),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
         (status = 422, description = "Unknown or archived achievement", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The log is unreachable", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::body::Parsed;
-use crate::error::{ApiError, ItemError, Problem};
+use crate::error::{ApiError, ItemError, Problem, TokenProblems};
 use crate::metrics::IngestOutcome;
 use crate::position::ReadToken;
 use crate::routes::now_ms;
@@ -65,7 +65,7 @@ enum Refusal {
     responses(
         (status = 202, description = "Appended; `token` is a read-your-writes position", body = Accepted),
         (status = 400, description = "Malformed body or unknown field", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        TokenProblems,
         (status = 403, description = "Another player's events, or a stat players may not write", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or batch too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid events: `errors` names each by index, field and reason", body = Problem, content_type = "application/problem+json"),

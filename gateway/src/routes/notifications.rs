@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::Principal;
-use crate::error::Problem;
+use crate::error::TokenProblems;
 use crate::notify::Notice;
 use crate::routes::players::{achievement_out, languages};
 use crate::state::AppState;
@@ -64,7 +64,7 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
 /// `unlocked`, `lagged`).
 #[utoipa::path(get, path = "/v1/players/me/notifications", tag = "players", security(("bearer" = [])),
     responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        TokenProblems,
     ))]
 pub(crate) async fn my_notifications(
     State(state): State<AppState>,

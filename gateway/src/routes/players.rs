@@ -10,7 +10,7 @@ use laurel_schemas::{AchievementDefinition, Value, Visibility};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, TokenProblems};
 use crate::position::ReadToken;
 use crate::state::AppState;
 
@@ -224,7 +224,7 @@ async fn achievements_of(
 #[utoipa::path(get, path = "/v1/players/me/achievements", tag = "players", security(("bearer" = [])),
     params(ReadQuery, ("Accept-Language" = Option<String>, Header, description = "Picks localizations")),
     responses((status = 200, body = AchievementsOut),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        TokenProblems,
     ))]
 pub(crate) async fn my_achievements(
     State(state): State<AppState>,
@@ -241,7 +241,7 @@ pub(crate) async fn my_achievements(
 #[utoipa::path(get, path = "/v1/players/me/achievements/{id}", tag = "players", security(("bearer" = [])),
     params(("id" = String, Path), ReadQuery),
     responses((status = 200, body = AchievementOut),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        TokenProblems,
         (status = 404, description = "No such achievement, or hidden from the player", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn my_achievement(
@@ -263,7 +263,7 @@ pub(crate) async fn my_achievement(
 #[utoipa::path(get, path = "/v1/players/me/stats", tag = "players", security(("bearer" = [])),
     params(ReadQuery),
     responses((status = 200, body = StatsOut),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        TokenProblems,
     ))]
 pub(crate) async fn my_stats(
     State(state): State<AppState>,
@@ -282,7 +282,7 @@ pub(crate) async fn my_stats(
 #[utoipa::path(get, path = "/v1/players/{player_id}/achievements", tag = "players", security(("bearer" = [])),
     params(("player_id" = String, Path), ReadQuery),
     responses((status = 200, body = AchievementsOut),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        TokenProblems,
         (status = 403, description = "Needs `laurel:server` or `laurel:admin`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn player_achievements(
@@ -320,7 +320,7 @@ pub(crate) struct PublishedList {
 /// Published achievements (hidden ones omitted) with global rarity.
 #[utoipa::path(get, path = "/v1/achievements", tag = "players", security(("bearer" = [])),
     responses((status = 200, body = PublishedList),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        TokenProblems,
     ))]
 pub(crate) async fn published(
     State(state): State<AppState>,

@@ -718,6 +718,17 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
         (wrong.status, wrong.header("content-type")),
         (405, Some("application/problem+json"))
     );
+    // Refusals are documented as problem documents: 401 everywhere a token is needed, 403
+    // on admin routes.
+    let problem = |path: &str, method: &str, status: &str| {
+        doc["paths"][path][method]["responses"][status]["content"]["application/problem+json"]
+            ["schema"]["$ref"]
+            .clone()
+    };
+    let reference = json!("#/components/schemas/Problem");
+    assert_eq!(problem("/v1/players/me/stats", "get", "401"), reference);
+    assert_eq!(problem("/v1/admin/stats", "get", "401"), reference);
+    assert_eq!(problem("/v1/admin/stats", "get", "403"), reference);
     let schemas = &doc["components"]["schemas"];
     assert_eq!(
         schemas["Condition"]["properties"]["at_least"]["type"],
