@@ -321,7 +321,7 @@ pub(crate) fn check_report(
         return Err(Reason::NotFinite);
     }
     let value = match def.kind {
-        StatKind::Int => Value::Int(value.as_exact_int().ok_or(Reason::NotInteger)?),
+        StatKind::Int => Value::Int(value.to_int()?),
         StatKind::Float => Value::Float(value.as_f64()),
     };
     if let Some(min) = def.min_value {

@@ -298,7 +298,7 @@ pub fn aggregate(aggregation: Aggregation, old: Option<Value>, reported: Value) 
     match aggregation {
         Aggregation::Sum => match (old, reported) {
             (Value::Int(a), Value::Int(b)) => Value::Int(a.saturating_add(b)),
-            (a, b) => Value::Float(a.as_f64() + b.as_f64()),
+            (a, b) => Value::Float(saturating_float(a.as_f64() + b.as_f64())),
         },
         Aggregation::Max => {
             if reported.compare(old).is_gt() {
@@ -315,6 +315,16 @@ pub fn aggregate(aggregation: Aggregation, old: Option<Value>, reported: Value) 
             }
         }
         Aggregation::Latest => reported,
+    }
+}
+
+/// A float sum that overflowed stays at the largest finite value of its sign, as an integer
+/// sum saturates at `i64::MIN`/`i64::MAX`: a stat is never infinite.
+fn saturating_float(sum: f64) -> f64 {
+    if sum.is_finite() {
+        sum
+    } else {
+        f64::MAX.copysign(sum)
     }
 }
 

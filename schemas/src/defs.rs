@@ -80,8 +80,10 @@ impl StatSpec {
             let Some(value) = value else { continue };
             if !value.is_finite() {
                 errors.push(ValidationError::new(field, Reason::NotFinite));
-            } else if self.kind == StatKind::Int && value.as_exact_int().is_none() {
-                errors.push(ValidationError::new(field, Reason::NotInteger));
+            } else if self.kind == StatKind::Int
+                && let Err(reason) = value.to_int()
+            {
+                errors.push(ValidationError::new(field, reason));
             }
         }
         if let (Some(min), Some(max)) = (self.min_value, self.max_value) {

@@ -37,6 +37,12 @@ pub enum Reason {
     /// A fractional number was given for an `int` stat.
     #[error("must be an integer: the stat is of kind int")]
     NotInteger,
+    /// An integer too large to be exact: past 2^53 a number written with a fraction or an
+    /// exponent (or past i64 at all) does not tell which integer it is.
+    #[error(
+        "must be an exact integer: integers must be written without fraction or exponent and lie within the 64-bit range (-9223372036854775808 to 9223372036854775807)"
+    )]
+    IntegerOutOfRange,
     /// `min_value` is greater than `max_value`.
     #[error("min_value must not exceed max_value")]
     MinAboveMax,

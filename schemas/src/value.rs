@@ -24,15 +24,25 @@ impl Value {
         }
     }
 
-    /// The value as an exact integer, if it is one (a float with no fraction counts).
+    /// The value as an exact integer, if it is one. A float counts when it has no fraction
+    /// and its magnitude is at most 2^53: past that a float no longer tells which integer
+    /// was written (`-9223372036854775809` reads as the same float as `i64::MIN`), so such a
+    /// number is refused on both sides alike. Integers written as such cover all of i64.
     pub fn as_exact_int(self) -> Option<i64> {
+        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
         match self {
             Value::Int(i) => Some(i),
-            Value::Float(f) => {
-                // 2^63 as f64 is the first float past i64::MAX.
-                let in_range = (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f);
-                (f.fract() == 0.0 && in_range).then_some(f as i64)
-            }
+            Value::Float(f) => (f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i64),
+        }
+    }
+
+    /// The value as an `int` stat takes it: [`Reason::NotInteger`] for a fraction,
+    /// [`Reason::IntegerOutOfRange`] for a whole number too large to be exact.
+    pub fn to_int(self) -> Result<i64, crate::Reason> {
+        match self.as_exact_int() {
+            Some(i) => Ok(i),
+            None if self.as_f64().fract() == 0.0 => Err(crate::Reason::IntegerOutOfRange),
+            None => Err(crate::Reason::NotInteger),
         }
     }
 
