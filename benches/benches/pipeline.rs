@@ -141,7 +141,7 @@ async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
         shutdown.clone(),
     ));
     let views_db = sled::open(dir.join("views")).unwrap();
-    let views = Views::open(&views_db, PARTITIONS).unwrap();
+    let views = Views::open(&views_db, &log).unwrap();
     let projector = tokio::spawn(laurel_projections::run(
         log.clone(),
         views.clone(),

@@ -112,7 +112,12 @@ fn block_on(
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(work));
+        .and_then(|runtime| {
+            let result = runtime.block_on(work);
+            // Tasks still waiting on a broker do not hold the process.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

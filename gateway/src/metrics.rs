@@ -214,6 +214,12 @@ impl Collector for Live {
                 "Outputs the engine appended to OUTPUT",
                 read(&engine.outputs),
             )?;
+            counter(
+                &mut encoder,
+                "engine_partition_rebuilds",
+                "Partitions rebuilt from the log because a stored player state was unreadable",
+                read(&engine.rebuilds),
+            )?;
             gauge(
                 &mut encoder,
                 "engine_cached_players",

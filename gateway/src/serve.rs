@@ -192,6 +192,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub limits: LimitArgs,
+    /// Longest time, in seconds, that a shutdown (SIGTERM, ctrl-c) waits for in-flight work
+    /// before the process exits anyway; whatever was not stored is folded again on the next
+    /// start.
+    #[arg(long, env = "LAUREL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
 }
 
 /// The file holding the development signing key.
@@ -240,21 +245,24 @@ pub async fn run(
     let engine_db = open_store(&data_dir.join("engine")).context("opening engine state")?;
     let views_db = open_store(&data_dir.join("views")).context("opening views")?;
     let partitions = log.config().partitions;
-    let views = Views::open(&views_db, partitions)?;
+    let views = Views::open(&views_db, &log)?;
     let metrics = Arc::new(EngineMetrics::default());
-    let engine = tokio::spawn(shell::run(
+    let mut roles = tokio::task::JoinSet::new();
+    let engine = shell::run(
         log.clone(),
         engine_db,
         ShellConfig::all(partitions),
         metrics.clone(),
         shutdown.clone(),
-    ));
-    let projector = tokio::spawn(laurel_projections::run(
+    );
+    roles.spawn(async move { ("engine", engine.await.map_err(anyhow::Error::from)) });
+    let projector = laurel_projections::run(
         log.clone(),
         views.clone(),
         ProjectorConfig::all(partitions),
         shutdown.clone(),
-    ));
+    );
+    roles.spawn(async move { ("projector", projector.await.map_err(anyhow::Error::from)) });
     let limits = args.limits.limits();
     let player_quota = limits.player_quota();
     if let Some(quota) = player_quota.clone() {
@@ -295,17 +303,60 @@ pub async fn run(
     };
     tracing::info!(%addr, backend, data_dir = %data_dir.display(), "laurel ready on http://{addr}");
     let mut stop = shutdown.clone();
-    axum::serve(listener, crate::app(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
-    engine.await??;
-    projector.await??;
+    let server = axum::serve(listener, crate::app(state)).with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    roles.spawn(async move { ("HTTP server", server.await.map_err(anyhow::Error::from)) });
+    supervise(
+        roles,
+        shutdown,
+        Duration::from_secs(args.shutdown_timeout_secs),
+    )
+    .await?;
     views_db.flush_async().await?;
     if let Log::Embedded(l) = &log {
         l.flush().await?;
     }
     tracing::info!("laurel stopped");
     Ok(())
+}
+
+/// Waits for the roles: until shutdown, one that ends is fatal (a supervisor restarts the
+/// process, which recovers from the log); after it, they get `drain` to finish, and what is
+/// still running then is left (it is folded again on the next start).
+async fn supervise(
+    mut roles: tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>,
+    shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) -> anyhow::Result<()> {
+    let mut stop = shutdown.clone();
+    let mut deadline = None;
+    loop {
+        let give_up = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s), if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + drain);
+            }
+            () = give_up => {
+                tracing::warn!(
+                    timeout_secs = drain.as_secs(),
+                    "shutdown timed out; exiting with work in flight (it is folded again on the next start)"
+                );
+                return Ok(());
+            }
+            joined = roles.join_next() => match joined {
+                None => return Ok(()),
+                Some(Ok((_, Ok(())))) if *shutdown.borrow() => {}
+                Some(Ok((role, Ok(())))) => anyhow::bail!("the {role} stopped unexpectedly"),
+                Some(Ok((role, Err(e)))) => return Err(e.context(format!("the {role} failed"))),
+                Some(Err(e)) => anyhow::bail!("a role's task failed: {e}"),
+            },
+        }
+    }
 }

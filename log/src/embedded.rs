@@ -39,6 +39,8 @@ impl std::fmt::Debug for EmbeddedLog {
 struct Inner {
     db: sled::Db,
     config: LogConfig,
+    /// Made when the log is created: see [`crate::Log::identity`].
+    identity: String,
     streams: HashMap<StreamKind, StreamState>,
     cursors: sled::Tree,
     flusher: Flusher,
@@ -166,6 +168,14 @@ impl EmbeddedLog {
                 meta.insert("partitions", &partitions)?;
             }
         }
+        let identity = match meta.get("identity")? {
+            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+            None => {
+                let id = format!("embedded:{}", uuid::Uuid::new_v4());
+                meta.insert("identity", id.as_bytes())?;
+                id
+            }
+        };
         let window_start = now_ms().saturating_sub(config.duplicate_window.as_millis() as u64);
         let mut streams = HashMap::new();
         for kind in StreamKind::ALL {
@@ -224,6 +234,7 @@ impl EmbeddedLog {
             inner: Arc::new(Inner {
                 db,
                 config,
+                identity,
                 streams,
                 cursors,
                 flusher,
@@ -234,6 +245,11 @@ impl EmbeddedLog {
     /// The layout the log was opened with.
     pub fn config(&self) -> &LogConfig {
         &self.inner.config
+    }
+
+    /// See [`crate::Log::identity`].
+    pub fn identity(&self) -> &str {
+        &self.inner.identity
     }
 
     fn partition_index(&self, stream: StreamKind, target: &Target) -> Result<usize, AppendError> {

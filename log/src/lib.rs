@@ -10,8 +10,10 @@
 //! [`StreamKind::Defs`] (`laurel.defs.<kind>.<id>`, one total order) and
 //! [`StreamKind::Output`] (`laurel.output.<partition>`).
 
+pub mod derived;
 pub mod embedded;
 pub mod nats;
+pub mod retry;
 
 use std::time::Duration;
 
@@ -149,6 +151,13 @@ pub enum AppendError {
     Invalid(String),
 }
 
+impl AppendError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AppendError::Unavailable(_))
+    }
+}
+
 /// Reading or opening a log failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -161,6 +170,13 @@ pub enum LogError {
     /// The local store failed.
     #[error("storage: {0}")]
     Storage(String),
+}
+
+impl LogError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LogError::Unavailable(_))
+    }
 }
 
 impl From<sled::Error> for LogError {
@@ -184,6 +200,27 @@ impl Log {
         match self {
             Log::Embedded(l) => l.config(),
             Log::Nats(l) => l.config(),
+        }
+    }
+
+    /// What this log is: the same for every handle on the same streams, different for
+    /// another log (the embedded one of another data dir, a JetStream stream deleted and
+    /// created again). Derived state records it, so that state built from one log is never
+    /// taken for state of another.
+    pub fn identity(&self) -> &str {
+        match self {
+            Log::Embedded(l) => l.identity(),
+            Log::Nats(l) => l.identity(),
+        }
+    }
+
+    /// Whether one append's entries to one partition are stored all or none (embedded: one
+    /// sled batch). On JetStream each message stands alone: after a failure some of a batch
+    /// may be stored and others not.
+    pub fn appends_atomically(&self) -> bool {
+        match self {
+            Log::Embedded(_) => true,
+            Log::Nats(_) => false,
         }
     }
 

@@ -9,6 +9,7 @@
 //! `AckPolicy::All`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::jetstream::{
@@ -16,7 +17,10 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
     context::PublishErrorKind,
     message::PublishMessage,
-    stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType},
+    stream::{
+        Config as StreamConfig, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy,
+        StorageType,
+    },
 };
 use futures::{FutureExt, StreamExt};
 
@@ -25,6 +29,9 @@ use crate::{AppendError, Appended, Entry, LogConfig, LogError, Record, Start, St
 /// Publishes awaiting their ack, over all appends of one connection.
 const MAX_ACKS_IN_FLIGHT: usize = 8_192;
 
+/// How often an append waiting for acks checks that the connection is still up.
+const DISCONNECT_CHECK: Duration = Duration::from_millis(100);
+
 /// The JetStream log. Cheap to clone.
 #[derive(Clone)]
 pub struct NatsLog {
@@ -32,8 +39,11 @@ pub struct NatsLog {
 }
 
 struct Inner {
+    client: async_nats::Client,
     js: jetstream::Context,
     config: LogConfig,
+    /// The three streams' names and creation times: see [`crate::Log::identity`].
+    identity: String,
 }
 
 impl std::fmt::Debug for NatsLog {
@@ -65,14 +75,65 @@ impl NatsLog {
             .timeout(Duration::from_secs(10))
             .max_ack_inflight(MAX_ACKS_IN_FLIGHT)
             .backpressure_on_inflight(false)
-            .build(client);
-        let log = Self {
-            inner: Arc::new(Inner { js, config }),
+            .build(client.clone());
+        let mut log = Self {
+            inner: Arc::new(Inner {
+                client,
+                js,
+                config,
+                identity: String::new(),
+            }),
         };
+        let mut identity = Vec::new();
         for kind in StreamKind::ALL {
-            log.ensure_stream(kind).await?;
+            identity.push(log.ensure_stream(kind).await?);
         }
+        Arc::get_mut(&mut log.inner)
+            .expect("not shared yet")
+            .identity = format!("nats:{}", identity.join(","));
         Ok(log)
+    }
+
+    /// See [`crate::Log::identity`].
+    pub fn identity(&self) -> &str {
+        &self.inner.identity
+    }
+
+    /// Whether the client is connected to a server now.
+    fn connected(&self) -> bool {
+        self.inner.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// How many times the client has connected so far.
+    fn connects(&self) -> u64 {
+        self.inner
+            .client
+            .statistics()
+            .connects
+            .load(Ordering::Relaxed)
+    }
+
+    /// Awaits a publish ack, giving up as soon as the connection is lost or was lost since
+    /// the publish (`connects` then): a restarted server never answers. The outcome is then
+    /// unknown, and the caller retries with the same ids.
+    async fn settle(
+        &self,
+        stream: StreamKind,
+        ack: jetstream::context::PublishAckFuture,
+        connects: u64,
+    ) -> Result<Appended, AppendError> {
+        let ack = ack.into_future();
+        tokio::pin!(ack);
+        loop {
+            tokio::select! {
+                result = &mut ack => return settle(stream, result),
+                () = tokio::time::sleep(DISCONNECT_CHECK) => {
+                    if !self.connected() || self.connects() != connects {
+                        return Err(AppendError::Unavailable("the connection to NATS was lost".into()));
+                    }
+                }
+            }
+        }
     }
 
     /// The layout the log was opened with.
@@ -122,7 +183,8 @@ impl NatsLog {
         }
     }
 
-    async fn ensure_stream(&self, kind: StreamKind) -> Result<(), LogError> {
+    /// Creates or checks one stream; returns its name and creation time.
+    async fn ensure_stream(&self, kind: StreamKind) -> Result<String, LogError> {
         let config = &self.inner.config;
         let prefix = &config.subject_prefix;
         let subjects = if kind.is_partitioned() {
@@ -161,7 +223,11 @@ impl NatsLog {
                 subjects
             )));
         }
-        Ok(())
+        Ok(format!(
+            "{}@{}",
+            info.config.name,
+            info.created.unix_timestamp_nanos()
+        ))
     }
 
     /// See [`crate::Log::append`].
@@ -174,6 +240,11 @@ impl NatsLog {
             .iter()
             .map(|e| self.subject(stream, &e.target))
             .collect::<Result<Vec<_>, _>>()?;
+        let connects = self.connects();
+        if !self.connected() {
+            // Publishing now would only fill the client's buffer until the ack timeout.
+            return Err(AppendError::Unavailable("not connected to NATS".into()));
+        }
         let mut pending = std::collections::VecDeque::new();
         let mut results = Vec::with_capacity(entries.len());
         for (entry, subject) in entries.into_iter().zip(subjects) {
@@ -191,7 +262,7 @@ impl NatsLog {
                         // Free a permit by awaiting our oldest ack (in order), or let other
                         // appenders' acks come in.
                         match pending.pop_front() {
-                            Some(ack) => results.push(settle(stream, ack.await)?),
+                            Some(ack) => results.push(self.settle(stream, ack, connects).await?),
                             None => tokio::time::sleep(Duration::from_millis(1)).await,
                         }
                     }
@@ -200,7 +271,7 @@ impl NatsLog {
             }
         }
         for ack in pending {
-            results.push(settle(stream, ack.await)?);
+            results.push(self.settle(stream, ack, connects).await?);
         }
         Ok(results)
     }
@@ -229,8 +300,8 @@ impl NatsLog {
             .get_stream(self.stream_name(kind))
             .await
             .map_err(unavailable)?;
-        // Resuming repositions the consumer at its ack floor: entries a crashed reader had
-        // fetched but not acknowledged come again now, not after the ack wait.
+        // Resuming starts at the consumer's ack floor: entries a crashed reader had fetched
+        // but not acknowledged come again now, not after the ack wait.
         let after = match start {
             Start::After(seq) => seq,
             Start::Resume => match stream.get_consumer::<pull::Config>(&name).await {
@@ -238,33 +309,20 @@ impl NatsLog {
                 Err(_) => 0,
             },
         };
-        let deliver_policy = match after {
-            0 => DeliverPolicy::All,
-            seq => DeliverPolicy::ByStartSequence {
-                start_sequence: seq + 1,
-            },
-        };
-        // The caller's position (or the ack floor read above) is the authority.
-        let _ = stream.delete_consumer(&name).await;
-        let config = pull::Config {
-            durable_name: Some(name.clone()),
-            filter_subject: self.filter(kind, partition),
-            deliver_policy,
-            ack_policy: AckPolicy::All,
-            ack_wait: Duration::from_secs(30),
-            max_ack_pending: 100_000,
-            ..Default::default()
-        };
-        let consumer: PullConsumer = stream
-            .get_or_create_consumer(&name, config)
-            .await
-            .map_err(unavailable)?;
-        Ok(NatsReader {
-            consumer,
+        let mut reader = NatsReader {
+            client: self.inner.client.clone(),
+            stream,
+            name,
+            filter: self.filter(kind, partition),
+            consumer: None,
             messages: None,
             delivered: Vec::new(),
             after,
-        })
+            consumer_seq: 0,
+            connects: 0,
+        };
+        reader.reposition().await?;
+        Ok(reader)
     }
 
     /// See [`crate::Log::last_seq`].
@@ -284,7 +342,7 @@ impl NatsLog {
             .await
         {
             Ok(message) => Ok(message.sequence),
-            Err(e) if e.to_string().contains("no message found") => Ok(0),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -317,33 +375,101 @@ fn publish_error(
 }
 
 /// A durable pull consumer of one partition.
+///
+/// The reader's own position (`after`, the last entry it handed out) is the authority, never
+/// the consumer's state on the server: after an error, a reconnect, or a delivery that
+/// skips one (the consumer sequence jumped), the reader deletes its durable consumer and
+/// creates it again starting right after its position. So a broker restart can neither
+/// hand an entry out twice nor make the reader pass over one.
 pub struct NatsReader {
-    consumer: PullConsumer,
+    client: async_nats::Client,
+    stream: jetstream::stream::Stream,
+    name: String,
+    filter: String,
+    consumer: Option<PullConsumer>,
     messages: Option<pull::Stream>,
     delivered: Vec<(u64, jetstream::Message)>,
     after: u64,
+    /// The consumer sequence of the last delivery taken (0 for a new consumer).
+    consumer_seq: u64,
+    /// The client's connection count when the consumer was made.
+    connects: u64,
 }
 
 impl std::fmt::Debug for NatsReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsReader")
+            .field("consumer", &self.name)
             .field("after", &self.after)
             .finish_non_exhaustive()
     }
 }
 
+/// What to do with a delivered message.
+enum Delivery {
+    /// A new entry.
+    Fresh(Record),
+    /// At or below the reader's position: already handed out.
+    Stale,
+    /// A delivery before it never arrived.
+    Gap,
+}
+
 impl NatsReader {
-    fn record(&mut self, message: jetstream::Message) -> Result<Option<Record>, LogError> {
-        let seq = message.info().map_err(unavailable)?.stream_sequence;
-        if seq <= self.after {
-            return Ok(None); // redelivered from before the requested start
+    /// Creates the durable consumer afresh, delivering what comes after the position.
+    async fn reposition(&mut self) -> Result<(), LogError> {
+        self.messages = None;
+        self.delivered.clear();
+        self.consumer = None;
+        self.consumer_seq = 0;
+        self.connects = self.client.statistics().connects.load(Ordering::Relaxed);
+        let deliver_policy = match self.after {
+            0 => DeliverPolicy::All,
+            seq => DeliverPolicy::ByStartSequence {
+                start_sequence: seq + 1,
+            },
+        };
+        // A missing consumer is fine; one that cannot be deleted shows in the create.
+        let _ = self.stream.delete_consumer(&self.name).await;
+        let config = pull::Config {
+            durable_name: Some(self.name.clone()),
+            filter_subject: self.filter.clone(),
+            deliver_policy,
+            ack_policy: AckPolicy::All,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 100_000,
+            ..Default::default()
+        };
+        let consumer: PullConsumer = self
+            .stream
+            .create_consumer(config)
+            .await
+            .map_err(unavailable)?;
+        self.consumer = Some(consumer);
+        Ok(())
+    }
+
+    /// Classifies a delivered message; a stale one is acknowledged and dropped.
+    async fn take(&mut self, message: jetstream::Message) -> Result<Delivery, LogError> {
+        let info = message.info().map_err(unavailable)?;
+        let (seq, consumer_seq) = (info.stream_sequence, info.consumer_sequence);
+        if self.consumer_seq != 0 && consumer_seq != self.consumer_seq + 1 {
+            return Ok(Delivery::Gap);
         }
+        self.consumer_seq = consumer_seq;
+        if seq <= self.after {
+            if let Err(e) = message.ack().await {
+                tracing::debug!(seq, error = %e, "ack of a redelivered entry failed");
+            }
+            return Ok(Delivery::Stale);
+        }
+        self.after = seq;
         let record = Record {
             seq,
             payload: message.payload.clone(),
         };
         self.delivered.push((seq, message));
-        Ok(Some(record))
+        Ok(Delivery::Fresh(record))
     }
 
     /// See [`crate::Reader::next_batch`].
@@ -352,9 +478,15 @@ impl NatsReader {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Record>, LogError> {
+        let reconnected =
+            self.client.statistics().connects.load(Ordering::Relaxed) != self.connects;
+        if self.consumer.is_none() || reconnected {
+            // The server may have lost the consumer's state or its pull requests.
+            self.reposition().await?;
+        }
         if self.messages.is_none() {
-            let stream = self
-                .consumer
+            let consumer = self.consumer.as_ref().expect("positioned above");
+            let stream = consumer
                 .stream()
                 .max_messages_per_batch(max.max(1))
                 .heartbeat(Duration::from_secs(5))
@@ -372,21 +504,25 @@ impl NatsReader {
         let mut next = first;
         loop {
             match next {
-                Some(Ok(message)) => {
-                    if let Some(record) = self.record(message)? {
-                        out.push(record);
+                Some(Ok(message)) => match self.take(message).await? {
+                    Delivery::Fresh(record) => out.push(record),
+                    Delivery::Stale => {}
+                    Delivery::Gap => {
+                        tracing::warn!(consumer = %self.name, after = self.after, "a delivery went missing; repositioning");
+                        self.consumer = None;
+                        return Ok(out);
                     }
-                }
+                },
                 Some(Err(e)) => {
-                    // Let the next call start a fresh pull (after a broker restart, say).
-                    self.messages = None;
+                    // Start afresh from the position on the next call.
+                    self.consumer = None;
                     if out.is_empty() {
                         return Err(unavailable(e));
                     }
                     return Ok(out);
                 }
                 None => {
-                    self.messages = None;
+                    self.consumer = None;
                     return Ok(out);
                 }
             }

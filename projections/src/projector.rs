@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use laurel_log::retry::retrying;
 use laurel_log::{Log, LogError, Reader, Start, StreamKind};
 use laurel_schemas::{DefinitionEvent, Output, decode};
 use tokio::sync::watch;
@@ -58,32 +59,34 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ProjectorError> {
     let mut tasks = tokio::task::JoinSet::new();
-    let defs_position = keys::u64_of(views.defs_tree().get(keys::POSITION)?.as_deref());
     let first = config.partitions.iter().min().copied().unwrap_or(0);
-    let consumer = format!("{}-defs-{first}", config.consumer);
-    let reader = log
-        .reader(StreamKind::Defs, 0, &consumer, Start::After(defs_position))
-        .await?;
-    tasks.spawn(worker(
-        Target::Defs,
-        reader,
-        views.clone(),
-        config.clone(),
-        shutdown.clone(),
-    ));
-    for &p in &config.partitions {
-        let position = keys::u64_of(views.tree(p).get(keys::POSITION)?.as_deref());
-        let consumer = format!("{}-output", config.consumer);
-        let reader = log
-            .reader(StreamKind::Output, p, &consumer, Start::After(position))
-            .await?;
-        tasks.spawn(worker(
-            Target::Partition(p),
-            reader,
-            views.clone(),
-            config.clone(),
-            shutdown.clone(),
-        ));
+    let defs_consumer = format!("{}-defs-{first}", config.consumer);
+    let output_consumer = format!("{}-output", config.consumer);
+    let targets = std::iter::once((Target::Defs, defs_consumer)).chain(
+        config
+            .partitions
+            .iter()
+            .map(|&p| (Target::Partition(p), output_consumer.clone())),
+    );
+    for (target, consumer) in targets {
+        let (log, views, config, shutdown) =
+            (log.clone(), views.clone(), config.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let (stream, partition, tree) = match target {
+                Target::Defs => (StreamKind::Defs, 0, views.defs_tree().clone()),
+                Target::Partition(p) => (StreamKind::Output, p, views.tree(p).clone()),
+            };
+            let position = keys::u64_of(tree.get(keys::POSITION)?.as_deref());
+            let what = format!("opening the projector of {target:?}");
+            let opened = retrying(&shutdown, &what, LogError::is_transient, || {
+                log.reader(stream, partition, &consumer, Start::After(position))
+            })
+            .await;
+            match opened {
+                None => Ok(()),
+                Some(reader) => worker(target, reader?, views, config, shutdown).await,
+            }
+        });
     }
     let mut result = Ok(());
     while let Some(done) = tasks.join_next().await {
@@ -119,13 +122,20 @@ async fn worker(
         Target::Partition(p) => views.tree(p).clone(),
     };
     let mut position = keys::u64_of(tree.get(keys::POSITION)?.as_deref());
+    let mut stop = shutdown.clone();
     while !*shutdown.borrow() {
-        let records = match reader.next_batch(config.batch_max, config.poll).await {
+        let read = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            read = reader.next_batch(config.batch_max, config.poll) => read,
+        };
+        let records = match read {
             Ok(records) => records,
             Err(e) => {
                 tracing::warn!(?target, error = %e, "log unavailable; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                }
             }
         };
         let Some(last) = records.last().map(|r| r.seq) else {
@@ -156,7 +166,11 @@ async fn worker(
             overlay.commit(last)?;
             position = last;
         }
-        if let Err(e) = reader.ack(last).await {
+        let acked = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            acked = reader.ack(last) => acked,
+        };
+        if let Err(e) = acked {
             tracing::warn!(?target, error = %e, "ack failed; the entries may come again");
         }
         match target {

@@ -67,8 +67,11 @@ fn position(tree: &sled::Tree, key: &[u8]) -> Result<u64, sled::Error> {
 }
 
 impl Views {
-    /// Opens the views in `db`, for a log of `partitions` partitions.
-    pub fn open(db: &sled::Db, partitions: u32) -> Result<Self, sled::Error> {
+    /// Opens the views of `log` in `db`. Views derived from another log are dropped first
+    /// (see [`laurel_log::derived::bind`]): the projector then folds this log from the start.
+    pub fn open(db: &sled::Db, log: &laurel_log::Log) -> Result<Self, sled::Error> {
+        laurel_log::derived::bind(db, "views/", log.identity())?;
+        let partitions = log.config().partitions;
         let trees = (0..partitions)
             .map(|p| db.open_tree(format!("views/{p}")))
             .collect::<Result<Vec<_>, _>>()?;

@@ -65,12 +65,18 @@ impl SharedDefs {
     }
 }
 
+/// Applies DEFS entries after the position applied so far; anything at or below it was
+/// applied already (a broker may hand it out again) and is skipped.
 fn apply_batch(shared: &SharedDefs, records: Vec<laurel_log::Record>) {
     for record in records {
+        if record.seq <= shared.seq() {
+            continue;
+        }
         match decode::<DefinitionEvent>(&record.payload) {
             Ok(event) => shared.apply(record.seq, event),
             Err(e) => {
-                tracing::warn!(seq = record.seq, error = %e, "skipping undecodable definition")
+                tracing::error!(seq = record.seq, error = %e, "skipping undecodable definition");
+                shared.seq.send_replace(record.seq);
             }
         }
     }

@@ -1,29 +1,35 @@
 //! The engine shell: the I/O around the pure fold.
 //!
 //! Per partition, a worker consumes STATS, folds each batch with [`Fold`](crate::Fold),
-//! appends the outputs to OUTPUT (unlocks carry their deterministic `unlock_id` as the
-//! message id, so a re-emission is deduplicated), then writes the changed player states and
-//! the consumed position in one atomic sled batch, then acknowledges. A crash anywhere in
-//! between replays the batch from the last stored position: the fold is deterministic, so
-//! the same outputs come out with the same ids.
+//! appends the outputs to OUTPUT and then a checkpoint, then writes the changed player
+//! states with the STATS position and the checkpoint's OUTPUT position in one atomic sled
+//! batch, then acknowledges. Every output's message id comes from what caused it (an
+//! unlock's is its `unlock_id`), so a re-fold of the same events is deduplicated.
+//!
+//! Positions only move forward: an entry at or below the stored position is never folded
+//! again, whatever the broker redelivers. On start (and when a stored player state turns
+//! out unreadable) a partition is brought up to the last checkpoint on OUTPUT without
+//! emitting anything (see `recover`): engine state is derived, OUTPUT says what was
+//! emitted, and state built from another log is never used.
 //!
 //! Definitions come from DEFS: read whole at start, then followed; a change re-evaluates
 //! every player of the partition against the changed achievement.
-//!
-//! Engine state is derived: it can always be rebuilt by folding STATS from the start.
 
 mod defs;
 mod partition;
+mod recover;
 mod store;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use laurel_log::retry::retrying;
 use laurel_log::{AppendError, Log, LogError};
 use tokio::sync::watch;
 
 pub use defs::SharedDefs;
+pub use store::StoreError;
 
 /// How the engine shell runs.
 #[derive(Debug, Clone)]
@@ -66,6 +72,8 @@ pub struct EngineMetrics {
     pub cached_players: AtomicU64,
     /// Largest number of player states one partition held in memory after a batch.
     pub max_cached_players: AtomicU64,
+    /// Partitions rebuilt from the log because a stored player state was unreadable.
+    pub rebuilds: AtomicU64,
 }
 
 /// The engine shell failed.
@@ -80,9 +88,34 @@ pub enum ShellError {
     /// The state store failed.
     #[error("engine state: {0}")]
     Storage(#[from] sled::Error),
+    /// A partition's state could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Recovery from OUTPUT could not complete.
+    #[error("engine recovery: {0}")]
+    Recovery(String),
+    /// Shutdown came while work waited on the log; what was not stored is folded again on
+    /// the next start.
+    #[error("interrupted by shutdown")]
+    Interrupted,
     /// A task panicked or was cancelled.
     #[error("engine task: {0}")]
     Task(String),
+}
+
+impl ShellError {
+    /// Whether trying again later may succeed (the log was unreachable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ShellError::Log(e) => e.is_transient(),
+            ShellError::Append(e) => e.is_transient(),
+            ShellError::Recovery(_) => true,
+            ShellError::Storage(_)
+            | ShellError::Store(_)
+            | ShellError::Interrupted
+            | ShellError::Task(_) => false,
+        }
+    }
 }
 
 /// Runs the engine for `config.partitions` until `shutdown` turns true, keeping state in
@@ -94,17 +127,44 @@ pub async fn run(
     metrics: Arc<EngineMetrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ShellError> {
+    laurel_log::derived::bind(&db, "engine/", log.identity())?;
     let first = config.partitions.iter().min().copied().unwrap_or(0);
     let last = config.partitions.iter().max().copied().unwrap_or(0);
     let defs_consumer = format!("{}-defs-{first}-{last}", config.consumer);
-    let (shared, follower) = defs::load(&log, &defs_consumer).await?;
+    let loaded = retrying(
+        &shutdown,
+        "loading definitions",
+        ShellError::is_transient,
+        || defs::load(&log, &defs_consumer),
+    )
+    .await;
+    let (shared, follower) = match loaded {
+        None => return Ok(()),
+        Some(loaded) => loaded?,
+    };
     let shared = Arc::new(shared);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(defs::follow(follower, shared.clone(), shutdown.clone()));
     for &p in &config.partitions {
-        let worker =
-            partition::Worker::open(p, &log, &db, shared.clone(), &config, metrics.clone()).await?;
-        tasks.spawn(worker.run(shutdown.clone()));
+        let (log, db, shared, config, metrics, shutdown) = (
+            log.clone(),
+            db.clone(),
+            shared.clone(),
+            config.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            let what = format!("opening engine partition {p}");
+            let opened = retrying(&shutdown, &what, ShellError::is_transient, || {
+                partition::Worker::open(p, &log, &db, shared.clone(), &config, metrics.clone())
+            })
+            .await;
+            match opened {
+                None => Ok(()),
+                Some(worker) => worker?.run(shutdown).await,
+            }
+        });
     }
     tracing::info!(partitions = config.partitions.len(), "engine running");
     let mut result = Ok(());

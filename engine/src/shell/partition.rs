@@ -4,15 +4,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use laurel_log::{AppendError, Entry, Log, Reader, Record, Start, StreamKind, Target};
+use laurel_log::{AppendError, Appended, Entry, Log, Reader, Record, Start, StreamKind, Target};
 use laurel_schemas::{
     Checkpoint, DefinitionEvent, Output, SchemaVersion, StatsMessage, decode, encode,
 };
 use tokio::sync::watch;
 
-use super::store::PartitionStore;
-use super::{EngineMetrics, SharedDefs, ShellConfig, ShellError};
-use crate::coalesce::coalesce;
+use super::recover::recover;
+use super::store::{PartitionStore, StoreError};
+use super::{EngineMetrics, SharedDefs, ShellConfig, ShellError, stopped};
+use crate::coalesce::{Caused, coalesce_caused};
 use crate::defs::Definitions;
 use crate::fold::Fold;
 
@@ -22,6 +23,8 @@ pub(super) struct Worker {
     store: PartitionStore,
     defs: Arc<SharedDefs>,
     reader: Reader,
+    consumer: String,
+    recovery_consumer: String,
     batch_max: usize,
     poll: Duration,
     metrics: Arc<EngineMetrics>,
@@ -29,6 +32,8 @@ pub(super) struct Worker {
 }
 
 impl Worker {
+    /// Opens the partition's state, brings it up to what OUTPUT already holds, and opens
+    /// the STATS reader after the position reached.
     pub(super) async fn open(
         partition: u32,
         log: &Log,
@@ -37,7 +42,10 @@ impl Worker {
         config: &ShellConfig,
         metrics: Arc<EngineMetrics>,
     ) -> Result<Self, ShellError> {
-        let store = PartitionStore::open(db, partition, config.cache_players)?;
+        let mut store = PartitionStore::open(db, partition, config.cache_players)?;
+        let recovery_consumer = format!("{}-recovery", config.consumer);
+        let snapshot = defs.read(Definitions::clone);
+        let found = recover(log, partition, &recovery_consumer, &mut store, &snapshot).await?;
         let consumer = format!("{}-stats", config.consumer);
         let reader = log
             .reader(
@@ -47,9 +55,11 @@ impl Worker {
                 Start::After(store.stats_pos),
             )
             .await?;
-        tracing::info!(
+        tracing::debug!(
             partition,
             position = store.stats_pos,
+            outputs_read = found.entries,
+            interrupted_unlocks = found.interrupted_unlocks,
             "engine partition resuming"
         );
         Ok(Self {
@@ -58,6 +68,8 @@ impl Worker {
             store,
             defs,
             reader,
+            consumer,
+            recovery_consumer,
             batch_max: config.batch_max,
             poll: config.poll,
             metrics,
@@ -67,34 +79,91 @@ impl Worker {
 
     pub(super) async fn run(mut self, shutdown: watch::Receiver<bool>) -> Result<(), ShellError> {
         while !*shutdown.borrow() {
-            self.apply_definition_changes(&shutdown).await?;
-            let records = match self.reader.next_batch(self.batch_max, self.poll).await {
-                Ok(records) => records,
-                Err(e) => {
-                    tracing::warn!(partition = self.partition, error = %e, "stats log unavailable; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
+            let step = async {
+                self.apply_definition_changes(&shutdown).await?;
+                let records = tokio::select! {
+                    () = stopped(shutdown.clone()) => return Ok(()),
+                    read = self.reader.next_batch(self.batch_max, self.poll) => match read {
+                        Ok(records) => records,
+                        Err(e) => {
+                            tracing::warn!(partition = self.partition, error = %e, "stats log unavailable; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            return Ok(());
+                        }
+                    },
+                };
+                if records.is_empty() {
+                    return Ok(());
                 }
+                self.process(records, &shutdown).await
             };
-            if !records.is_empty() {
-                self.process(records, &shutdown).await?;
+            match step.await {
+                Ok(()) => {}
+                Err(ShellError::Interrupted) => return Ok(()),
+                Err(ShellError::Store(StoreError::Corrupt { player, reason })) => {
+                    self.rebuild(&player, &reason).await?;
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(())
     }
 
-    /// Folds one batch of STATS entries and publishes what it produced.
+    /// Rebuilds the partition's state from OUTPUT after a stored player state turned out
+    /// to be unreadable: nothing is replaced by an empty state, nothing is emitted twice.
+    async fn rebuild(&mut self, player: &str, reason: &str) -> Result<(), ShellError> {
+        let p = self.partition;
+        tracing::error!(
+            partition = p,
+            player,
+            reason,
+            "unreadable engine state; rebuilding the partition from the log"
+        );
+        self.metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.store.reset()?;
+        let snapshot = self.defs.read(Definitions::clone);
+        let found = recover(
+            &self.log,
+            p,
+            &self.recovery_consumer,
+            &mut self.store,
+            &snapshot,
+        )
+        .await?;
+        self.reader = self
+            .log
+            .reader(
+                StreamKind::Stats,
+                p,
+                &self.consumer,
+                Start::After(self.store.stats_pos),
+            )
+            .await?;
+        tracing::warn!(
+            partition = p,
+            position = self.store.stats_pos,
+            outputs_read = found.entries,
+            "engine partition rebuilt from the log"
+        );
+        Ok(())
+    }
+
+    /// Folds one batch of STATS entries and publishes what it produced. Entries at or below
+    /// the stored position were applied already (a broker may hand them out again): they are
+    /// skipped, and the position never moves back.
     async fn process(
         &mut self,
         records: Vec<Record>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), ShellError> {
-        let last = records.last().map_or(self.store.stats_pos, |r| r.seq);
-        let messages: Vec<StatsMessage> = records
+        let fresh = unapplied(records, self.store.stats_pos);
+        let Some(last) = fresh.last().map(|r| r.seq) else {
+            return Ok(());
+        };
+        let messages: Vec<(u64, StatsMessage)> = fresh
             .iter()
-            .filter(|r| r.seq > self.store.stats_pos)
             .filter_map(|r| match decode(&r.payload) {
-                Ok(m) => Some(m),
+                Ok(m) => Some((r.seq, m)),
                 Err(e) => {
                     tracing::error!(partition = self.partition, seq = r.seq, error = %e, "skipping undecodable stat event");
                     None
@@ -102,18 +171,20 @@ impl Worker {
             })
             .collect();
         // A definition the gateway saw may not have reached this engine yet.
-        if self.defs.read(|d| messages.iter().any(|m| !knows(d, m))) {
-            self.defs.catch_up(&self.log).await?;
+        if self
+            .defs
+            .read(|d| messages.iter().any(|(_, m)| !knows(d, m)))
+        {
+            tokio::select! {
+                () = stopped(shutdown.clone()) => return Err(ShellError::Interrupted),
+                caught_up = self.defs.catch_up(&self.log) => caught_up?,
+            }
         }
         let defs = self.defs.clone();
-        let mut outputs = defs.read(|defs| self.fold(defs, &messages))?;
-        outputs.push(Output::Checkpoint(Checkpoint {
-            v: SchemaVersion::CURRENT,
-            partition: self.partition,
-            stats_seq: last,
-        }));
-        self.publish(outputs, last, shutdown).await?;
+        let outputs = defs.read(|defs| self.fold(defs, &messages))?;
+        let checkpoint = self.publish(outputs, last, shutdown).await?;
         self.store.stats_pos = last;
+        self.store.output_pos = checkpoint;
         self.defs.read(|defs| self.store.persist(defs))?;
         self.reader.ack(last).await?;
         self.metrics
@@ -127,25 +198,37 @@ impl Worker {
     fn fold(
         &mut self,
         defs: &Definitions,
-        messages: &[StatsMessage],
-    ) -> Result<Vec<Output>, ShellError> {
+        messages: &[(u64, StatsMessage)],
+    ) -> Result<Vec<Caused>, ShellError> {
         let fold = Fold::live(defs);
         let mut outputs = Vec::new();
-        for msg in messages {
+        let mut caused = Vec::new();
+        for (seq, msg) in messages {
             let player = self.store.player_mut(msg.player_id(), defs)?;
             fold.apply(player, msg, &mut outputs);
+            caused.extend(outputs.drain(..).map(|output| Caused {
+                first: *seq,
+                last: *seq,
+                output,
+            }));
         }
-        coalesce(&mut outputs);
-        let mut expanded = Vec::with_capacity(outputs.len() * 2);
-        for output in outputs {
-            let change = match &output {
+        coalesce_caused(&mut caused);
+        let mut expanded = Vec::with_capacity(caused.len() * 2);
+        for item in caused {
+            let change = match &item.output {
                 Output::Stat(change) => Some(change.clone()),
                 _ => None,
             };
-            expanded.push(output);
+            let (first, last) = (item.first, item.last);
+            expanded.push(item);
             if let Some(change) = change {
                 if let Some(player) = self.store.cached(change.player_id.as_str()) {
-                    fold.progress(player, &change, &mut expanded);
+                    fold.progress(player, &change, &mut outputs);
+                    expanded.extend(outputs.drain(..).map(|output| Caused {
+                        first,
+                        last,
+                        output,
+                    }));
                 }
             }
         }
@@ -190,8 +273,18 @@ impl Worker {
             }
             Ok(outputs)
         })?;
-        let tag = format!("defs{last}");
-        self.publish_tagged(outputs, &tag, shutdown).await?;
+        // Only unlocks come out of a re-evaluation; their ids are their `unlock_id`s.
+        let entries: Vec<Entry> = outputs
+            .iter()
+            .map(|output| {
+                self.entry(&Caused {
+                    first: 0,
+                    last: 0,
+                    output: output.clone(),
+                })
+            })
+            .collect();
+        self.append(entries, shutdown).await?;
         self.store.defs_pos = last;
         self.defs.read(|defs| self.store.persist(defs))?;
         self.record_cache_size();
@@ -203,48 +296,77 @@ impl Worker {
         Ok(())
     }
 
+    /// Appends a batch's outputs and then its checkpoint; returns the checkpoint's OUTPUT
+    /// position. On JetStream the checkpoint goes only once every other output is stored,
+    /// so a checkpoint on OUTPUT always means its batch is there whole (recovery relies on
+    /// it); on the embedded log one append is all or nothing, so they go together.
     async fn publish(
         &self,
-        outputs: Vec<Output>,
+        outputs: Vec<Caused>,
         last: u64,
         shutdown: &watch::Receiver<bool>,
-    ) -> Result<(), ShellError> {
-        self.publish_tagged(outputs, &format!("s{last}"), shutdown)
-            .await
+    ) -> Result<u64, ShellError> {
+        let mut entries: Vec<Entry> = outputs.iter().map(|o| self.entry(o)).collect();
+        let checkpoint = self.entry(&Caused {
+            first: last,
+            last,
+            output: Output::Checkpoint(Checkpoint {
+                v: SchemaVersion::CURRENT,
+                partition: self.partition,
+                stats_seq: last,
+            }),
+        });
+        if self.log.appends_atomically() {
+            entries.push(checkpoint);
+            let acks = self.append(entries, shutdown).await?;
+            return Ok(acks.last().map_or(0, |a| a.seq));
+        }
+        self.append(entries, shutdown).await?;
+        let acks = self.append(vec![checkpoint], shutdown).await?;
+        Ok(acks.last().map_or(0, |a| a.seq))
     }
 
-    /// Appends outputs to this partition of OUTPUT, retrying while the log is unreachable.
-    async fn publish_tagged(
+    /// The OUTPUT entry of an output: its message id comes from what caused it.
+    fn entry(&self, caused: &Caused) -> Entry {
+        Entry {
+            target: Target::Partition(self.partition),
+            id: output_id(self.partition, caused),
+            payload: encode(&caused.output),
+        }
+    }
+
+    /// Appends to this partition of OUTPUT, retrying while the log is unreachable.
+    async fn append(
         &self,
-        outputs: Vec<Output>,
-        tag: &str,
+        entries: Vec<Entry>,
         shutdown: &watch::Receiver<bool>,
-    ) -> Result<(), ShellError> {
-        if outputs.is_empty() {
-            return Ok(());
+    ) -> Result<Vec<Appended>, ShellError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
         }
         let p = self.partition;
-        let entries: Vec<Entry> = outputs
-            .iter()
-            .enumerate()
-            .map(|(i, output)| Entry {
-                target: Target::Partition(p),
-                id: output_id(p, tag, i, output),
-                payload: encode(output),
-            })
-            .collect();
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.log.append(StreamKind::Output, entries.clone()).await {
+            if *shutdown.borrow() {
+                return Err(ShellError::Interrupted);
+            }
+            let attempt = tokio::select! {
+                () = stopped(shutdown.clone()) => return Err(ShellError::Interrupted),
+                attempt = self.log.append(StreamKind::Output, entries.clone()) => attempt,
+            };
+            match attempt {
                 Ok(acks) => {
                     self.metrics
                         .outputs
                         .fetch_add(acks.len() as u64, Ordering::Relaxed);
-                    return Ok(());
+                    return Ok(acks);
                 }
-                Err(AppendError::Unavailable(e)) if !*shutdown.borrow() => {
+                Err(AppendError::Unavailable(e)) => {
                     tracing::warn!(partition = p, error = %e, "output log unavailable; retrying");
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        () = stopped(shutdown.clone()) => return Err(ShellError::Interrupted),
+                        () = tokio::time::sleep(delay) => {}
+                    }
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => return Err(e.into()),
@@ -262,6 +384,15 @@ impl Worker {
     }
 }
 
+/// The entries of a batch not yet applied: those after `position`, in order. The position
+/// only moves forward, so anything at or below it is dropped, whatever the log handed out.
+fn unapplied(records: Vec<Record>, position: u64) -> Vec<Record> {
+    let mut fresh: Vec<Record> = records.into_iter().filter(|r| r.seq > position).collect();
+    fresh.sort_by_key(|r| r.seq);
+    fresh.dedup_by_key(|r| r.seq);
+    fresh
+}
+
 /// Whether the definitions know what the message names.
 fn knows(defs: &Definitions, msg: &StatsMessage) -> bool {
     match msg {
@@ -270,12 +401,39 @@ fn knows(defs: &Definitions, msg: &StatsMessage) -> bool {
     }
 }
 
-/// The message id of an output: deterministic, so a replayed batch is deduplicated.
-fn output_id(partition: u32, tag: &str, index: usize, output: &Output) -> String {
-    match output {
+/// The message id of an output, from what caused it: the same on every re-fold of the same
+/// events (so the log deduplicates it), different for an output of other events (a `stat`
+/// output coalesced over another span of a player's events is another output).
+fn output_id(partition: u32, caused: &Caused) -> String {
+    let (first, last) = (caused.first, caused.last);
+    match &caused.output {
         Output::Unlocked(u) => u.unlock_id.to_string(),
-        Output::Rejected(r) => format!("rejected:{}", r.event_id),
-        Output::Checkpoint(c) => format!("checkpoint:{}:{}", c.partition, c.stats_seq),
-        Output::Stat(_) | Output::Progress(_) => format!("{partition}:{tag}:{index}"),
+        Output::Rejected(_) => format!("{partition}:r:{first}"),
+        Output::Checkpoint(c) => format!("{}:c:{}", c.partition, c.stats_seq),
+        Output::Stat(_) => format!("{partition}:s:{first}-{last}"),
+        Output::Progress(p) => format!(
+            "{partition}:p:{first}-{last}:{}:{}",
+            p.achievement_id, p.condition
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64) -> Record {
+        Record {
+            seq,
+            payload: Default::default(),
+        }
+    }
+
+    #[test]
+    fn entries_at_or_below_the_position_are_never_applied_again() {
+        let handed_out = vec![record(3), record(4), record(5), record(6), record(5)];
+        let seqs: Vec<u64> = unapplied(handed_out, 4).iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![5, 6]);
+        assert!(unapplied(vec![record(1), record(2)], 4).is_empty());
     }
 }

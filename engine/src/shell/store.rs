@@ -2,8 +2,9 @@
 //! hot players in a bounded in-memory cache, written behind once per batch.
 //!
 //! Keys: `P<player id>` → msgpack [`PlayerSnapshot`]; `M:stats` → the last STATS position
-//! applied; `M:defs` → the last DEFS position re-evaluated. A batch's players and positions
-//! go in one sled batch, so they are stored together or not at all.
+//! applied; `M:output` → the OUTPUT position of the checkpoint that says so; `M:defs` → the
+//! last DEFS position re-evaluated. A batch's players and positions go in one sled batch, so
+//! they are stored together or not at all.
 
 use laurel_schemas::{PlayerId, decode, encode};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -12,6 +13,7 @@ use crate::defs::Definitions;
 use crate::state::{PlayerSnapshot, PlayerState};
 
 const STATS_POS: &[u8] = b"M:stats";
+const OUTPUT_POS: &[u8] = b"M:output";
 const DEFS_POS: &[u8] = b"M:defs";
 
 fn player_key(id: &str) -> Vec<u8> {
@@ -28,6 +30,23 @@ fn read_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, sled::Error> {
         .unwrap_or(0))
 }
 
+/// Reading or writing a partition's state failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed.
+    #[error("engine state: {0}")]
+    Storage(#[from] sled::Error),
+    /// A stored player state cannot be read back: it is never replaced by an empty one, the
+    /// partition is rebuilt from the log instead.
+    #[error("player {player}'s stored state is unreadable: {reason}")]
+    Corrupt {
+        /// The player.
+        player: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
 /// The state of one partition.
 pub(super) struct PartitionStore {
     tree: sled::Tree,
@@ -36,15 +55,18 @@ pub(super) struct PartitionStore {
     cap: usize,
     /// Last STATS position applied.
     pub(super) stats_pos: u64,
+    /// OUTPUT position of the checkpoint that published `stats_pos` (0 before any).
+    pub(super) output_pos: u64,
     /// Last DEFS position re-evaluated.
     pub(super) defs_pos: u64,
 }
 
 impl PartitionStore {
     pub(super) fn open(db: &sled::Db, partition: u32, cap: usize) -> Result<Self, sled::Error> {
-        let tree = db.open_tree(format!("engine/{partition}"))?;
+        let tree = db.open_tree(tree_name(partition))?;
         Ok(Self {
             stats_pos: read_u64(&tree, STATS_POS)?,
+            output_pos: read_u64(&tree, OUTPUT_POS)?,
             defs_pos: read_u64(&tree, DEFS_POS)?,
             tree,
             cache: FxHashMap::default(),
@@ -53,16 +75,28 @@ impl PartitionStore {
         })
     }
 
+    /// Forgets everything, on disk and in memory: the partition starts from nothing.
+    pub(super) fn reset(&mut self) -> Result<(), sled::Error> {
+        self.tree.clear()?;
+        self.tree.flush()?;
+        self.cache.clear();
+        self.dirty.clear();
+        self.stats_pos = 0;
+        self.output_pos = 0;
+        self.defs_pos = 0;
+        Ok(())
+    }
+
     /// The player's state, loaded from disk if it is not cached; marked dirty.
     pub(super) fn player_mut(
         &mut self,
         id: &PlayerId,
         defs: &Definitions,
-    ) -> Result<&mut PlayerState, sled::Error> {
+    ) -> Result<&mut PlayerState, StoreError> {
         if !self.cache.contains_key(id.as_str()) {
             let state = match self.tree.get(player_key(id.as_str()))? {
                 None => PlayerState::new(),
-                Some(raw) => restore(id, &raw, defs),
+                Some(raw) => restore(id, &raw, defs)?,
             };
             self.cache.insert(id.clone(), state);
         }
@@ -106,6 +140,7 @@ impl PartitionStore {
             }
         }
         batch.insert(STATS_POS, &self.stats_pos.to_be_bytes());
+        batch.insert(OUTPUT_POS, &self.output_pos.to_be_bytes());
         batch.insert(DEFS_POS, &self.defs_pos.to_be_bytes());
         self.tree.apply_batch(batch)?;
         if self.cache.len() > self.cap {
@@ -119,23 +154,28 @@ impl PartitionStore {
         Ok(())
     }
 
+    /// Whether more players are held in memory than the cache allows.
+    pub(super) fn over_capacity(&self) -> bool {
+        self.cache.len() > self.cap
+    }
+
     /// How many players are held in memory.
     pub(super) fn cached_players(&self) -> usize {
         self.cache.len()
     }
 }
 
-fn restore(id: &PlayerId, raw: &[u8], defs: &Definitions) -> PlayerState {
-    let snapshot: PlayerSnapshot = match decode(raw) {
-        Ok(s) => s,
-        Err(e) => {
-            // Engine state is derived; a corrupt entry is reported, not trusted.
-            tracing::error!(player = %id, error = %e, "corrupt player state; starting it empty");
-            return PlayerState::new();
-        }
+/// The sled tree of a partition's engine state.
+pub(super) fn tree_name(partition: u32) -> String {
+    format!("engine/{partition}")
+}
+
+fn restore(id: &PlayerId, raw: &[u8], defs: &Definitions) -> Result<PlayerState, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        player: id.to_string(),
+        reason,
     };
-    PlayerState::try_from_snapshot(&snapshot, defs).unwrap_or_else(|name| {
-        tracing::error!(player = %id, name, "player state names an unknown definition");
-        PlayerState::new()
-    })
+    let snapshot: PlayerSnapshot = decode(raw).map_err(|e| corrupt(e.to_string()))?;
+    PlayerState::try_from_snapshot(&snapshot, defs)
+        .map_err(|name| corrupt(format!("it names {name}, which no definition defines")))
 }
