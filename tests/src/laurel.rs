@@ -137,6 +137,28 @@ impl Laurel {
         child.wait().is_ok_and(|s| s.success())
     }
 
+    /// Sends SIGTERM and waits at most `limit` for the process to exit: `Some(exited 0)`, or
+    /// `None` when it was still running (it is then killed).
+    pub fn terminate_within(&mut self, limit: Duration) -> Option<bool> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status.success());
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts the process again, on the same port and data dir.
     pub fn restart(&mut self) {
         self.kill9();

@@ -313,7 +313,279 @@ async fn an_event_for_a_stat_defined_just_before_it_is_not_rejected(backend: Bac
     engine.stop().await;
 }
 
+/// Total `kills` and K3 unlocks for `player` on OUTPUT, and whether any `stat` output of
+/// theirs went past `limit` (a double count shows as a value over the true total).
+fn ann_on_output(all: &[Output], player: &str) -> (Option<Value>, usize) {
+    let value = last_stats(all)
+        .get(&(player.to_string(), "kills".to_string()))
+        .copied();
+    let unlocked = unlocks(all)
+        .iter()
+        .filter(|(p, a)| p == player && a == "K3")
+        .count();
+    (value, unlocked)
+}
+
+fn kills(log: &Log, player: &str, n: usize) -> Vec<Entry> {
+    (0..n)
+        .map(|_| stat_entry(log, player, "kills", 1, Uuid::new_v4()))
+        .collect()
+}
+
+async fn engine_state_from_another_log_is_rebuilt_not_trusted(backend: Backend) {
+    // The engine's state dir first follows one log far ahead...
+    let first = Fixture::new(backend, |_| {}).await;
+    define(&first.log, &game()).await;
+    first
+        .log
+        .append(StreamKind::Stats, kills(&first.log, "ann", 40))
+        .await
+        .unwrap();
+    let dir = first.dir.path().join("engine");
+    let engine = start_engine(&first.log, &dir, |_| {});
+    wait_for_outputs(&first.log, "40 kills", |o| {
+        ann_on_output(o, "ann").0 == Some(Value::Int(40))
+    })
+    .await;
+    engine.stop().await;
+    // ...then is pointed at another log whose positions are all below the stored ones.
+    let second = Fixture::new(backend, |_| {}).await;
+    define(&second.log, &game()).await;
+    second
+        .log
+        .append(StreamKind::Stats, kills(&second.log, "ann", 2))
+        .await
+        .unwrap();
+    let engine = start_engine(&second.log, &dir, |_| {});
+    let all = wait_for_outputs(&second.log, "the new log's 2 kills", |o| {
+        ann_on_output(o, "ann").0 == Some(Value::Int(2))
+    })
+    .await;
+    assert_eq!(ann_on_output(&all, "ann").1, 0, "no state leaked over");
+    engine.stop().await;
+}
+
+async fn an_unreadable_player_state_is_rebuilt_from_the_log(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    define(&f.log, &game()).await;
+    f.log
+        .append(StreamKind::Stats, kills(&f.log, "ann", 5))
+        .await
+        .unwrap();
+    f.log
+        .append(StreamKind::Stats, kills(&f.log, "bob", 1))
+        .await
+        .unwrap();
+    let dir = f.dir.path().join("engine");
+    let engine = start_engine(&f.log, &dir, |_| {});
+    wait_for_outputs(&f.log, "ann's 5 kills", |o| {
+        ann_on_output(o, "ann").0 == Some(Value::Int(5)) && ann_on_output(o, "bob").0.is_some()
+    })
+    .await;
+    engine.stop().await;
+    {
+        // Damage ann's stored state (as a bad disk or an old bug would).
+        let db = sled::open(&dir).unwrap();
+        let p = partition_of("ann", f.log.config().partitions);
+        let tree = db.open_tree(format!("engine/{p}")).unwrap();
+        assert!(
+            tree.get(b"Pann").unwrap().is_some(),
+            "ann's state is stored"
+        );
+        tree.insert(b"Pann", &b"\xc1 not msgpack"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let engine = start_engine(&f.log, &dir, |_| {});
+    f.log
+        .append(StreamKind::Stats, kills(&f.log, "ann", 1))
+        .await
+        .unwrap();
+    let all = wait_for_outputs(&f.log, "ann's sixth kill", |o| {
+        ann_on_output(o, "ann").0 == Some(Value::Int(6))
+    })
+    .await;
+    assert_eq!(ann_on_output(&all, "ann").1, 1, "K3 unlocked once");
+    assert!(
+        last_stats(&all)
+            .iter()
+            .filter(|((p, _), _)| p == "ann")
+            .all(|(_, v)| *v == Value::Int(6)),
+        "ann's total was never started again from zero"
+    );
+    assert_eq!(engine.metrics.rebuilds.load(Ordering::Relaxed), 1);
+    engine.stop().await;
+}
+
+async fn a_new_engine_on_a_log_with_history_emits_nothing_twice(backend: Backend) {
+    let window = Duration::from_millis(300);
+    let f = Fixture::new(backend, |c| c.duplicate_window = window).await;
+    define(&f.log, &game()).await;
+    f.log
+        .append(StreamKind::Stats, kills(&f.log, "ann", 3))
+        .await
+        .unwrap();
+    let engine = start_engine(&f.log, &f.dir.path().join("engine-a"), |_| {});
+    wait_for_outputs(&f.log, "ann's unlock", |o| ann_on_output(o, "ann").1 == 1).await;
+    engine.stop().await;
+    // The log's deduplication cannot help past its window: the engine must know by itself.
+    tokio::time::sleep(window * 3).await;
+    let engine = start_engine(&f.log, &f.dir.path().join("engine-b"), |_| {});
+    f.log
+        .append(StreamKind::Stats, kills(&f.log, "ann", 1))
+        .await
+        .unwrap();
+    let all = wait_for_outputs(&f.log, "ann's fourth kill", |o| {
+        ann_on_output(o, "ann").0 == Some(Value::Int(4))
+    })
+    .await;
+    assert_eq!(ann_on_output(&all, "ann").1, 1, "{all:?}");
+    engine.stop().await;
+}
+
+async fn an_unlock_of_an_interrupted_batch_is_not_emitted_again(backend: Backend) {
+    let window = Duration::from_millis(300);
+    let f = Fixture::new(backend, |c| c.duplicate_window = window).await;
+    define(&f.log, &game()).await;
+    f.log
+        .append(StreamKind::Stats, kills(&f.log, "ann", 2))
+        .await
+        .unwrap();
+    let dir = f.dir.path().join("engine");
+    let engine = start_engine(&f.log, &dir, |_| {});
+    wait_for_outputs(&f.log, "ann's 2 kills", |o| {
+        ann_on_output(o, "ann").0 == Some(Value::Int(2))
+    })
+    .await;
+    engine.stop().await;
+    // A third kill arrives, and a crashed engine had published its unlock but neither its
+    // checkpoint nor its state: exactly what the next engine will compute.
+    let third = Uuid::new_v4();
+    let acks = f
+        .log
+        .append(
+            StreamKind::Stats,
+            vec![stat_entry(&f.log, "ann", "kills", 1, third)],
+        )
+        .await
+        .unwrap();
+    let ann = PlayerId::new("ann").unwrap();
+    let k3 = AchievementId::new("K3").unwrap();
+    let unlock = Output::Unlocked(laurel_schemas::Unlocked {
+        v: SchemaVersion::CURRENT,
+        unlock_id: laurel_schemas::outputs::unlock_id(&ann, &k3),
+        player_id: ann.clone(),
+        achievement_id: k3,
+        definition_version: 1,
+        points: 0,
+        unlocked_at: 1_800_000_000_000,
+        caused_by: third,
+        cause: laurel_schemas::CauseKind::Stat,
+        replay: false,
+    });
+    let Output::Unlocked(u) = &unlock else {
+        unreachable!()
+    };
+    let partition = partition_of("ann", f.log.config().partitions);
+    f.log
+        .append(
+            StreamKind::Output,
+            vec![Entry {
+                target: Target::Partition(partition),
+                id: u.unlock_id.to_string(),
+                payload: encode(&unlock),
+            }],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(window * 3).await;
+    let engine = start_engine(&f.log, &dir, |_| {});
+    let all = wait_for_outputs(&f.log, "the third kill's checkpoint", |o| {
+        o.iter().any(|o| matches!(o, Output::Checkpoint(c) if c.partition == partition && c.stats_seq == acks[0].seq))
+    })
+    .await;
+    assert_eq!(
+        ann_on_output(&all, "ann"),
+        (Some(Value::Int(3)), 1),
+        "{all:?}"
+    );
+    engine.stop().await;
+}
+
+/// Deletes a durable consumer of `stream` and creates it again delivering from the start, as
+/// a broker restart that lost the consumer's state would: everything comes again.
+pub(crate) async fn reset_consumer_behind(f: &Fixture, stream: &str, consumer: &str) {
+    let server = f.server.as_ref().expect("a NATS fixture");
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = js
+        .get_stream(format!("{}_{stream}", f.config.stream_prefix))
+        .await
+        .unwrap();
+    let info = stream
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    stream.delete_consumer(consumer).await.unwrap();
+    let config = async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some(consumer.to_string()),
+        filter_subject: info.filter_subject,
+        ack_policy: async_nats::jetstream::consumer::AckPolicy::All,
+        deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
+        max_ack_pending: info.max_ack_pending,
+        ..Default::default()
+    };
+    stream.create_consumer(config).await.unwrap();
+}
+
+mod redelivery {
+    use super::*;
+
+    /// A broker that hands a running engine its already-folded entries again (as after a
+    /// restart that lost consumer state) changes nothing: positions only move forward.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_handed_out_again_are_not_folded_twice() {
+        let f = Fixture::new(Backend::Nats, |c| c.partitions = 1).await;
+        define(&f.log, &game()).await;
+        f.log
+            .append(StreamKind::Stats, kills(&f.log, "ann", 5))
+            .await
+            .unwrap();
+        let engine = start_engine(&f.log, &f.dir.path().join("engine"), |_| {});
+        wait_for_outputs(&f.log, "5 kills", |o| {
+            ann_on_output(o, "ann").0 == Some(Value::Int(5))
+        })
+        .await;
+        reset_consumer_behind(&f, "STATS", "engine-stats_stats_0").await;
+        let sixth = f
+            .log
+            .append(StreamKind::Stats, kills(&f.log, "ann", 1))
+            .await
+            .unwrap()[0]
+            .seq;
+        // The first five come again before the sixth: once the sixth is checkpointed, any
+        // second fold of them is on OUTPUT too.
+        let all = wait_for_outputs(&f.log, "the sixth kill's checkpoint", |o| {
+            o.iter()
+                .any(|o| matches!(o, Output::Checkpoint(c) if c.stats_seq == sixth))
+        })
+        .await;
+        assert_eq!(
+            ann_on_output(&all, "ann"),
+            (Some(Value::Int(6)), 1),
+            "{all:?}"
+        );
+        engine.stop().await;
+    }
+}
+
 crate::both_backends!(
+    engine_state_from_another_log_is_rebuilt_not_trusted,
+    an_unreadable_player_state_is_rebuilt_from_the_log,
+    a_new_engine_on_a_log_with_history_emits_nothing_twice,
+    an_unlock_of_an_interrupted_batch_is_not_emitted_again,
     stats_on_the_log_become_unlocks_on_output,
     a_restarted_engine_resumes_without_double_counting,
     player_state_beyond_the_cache_stays_on_disk,

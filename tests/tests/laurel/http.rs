@@ -17,9 +17,14 @@ pub(crate) struct Launched {
 }
 
 pub(crate) fn launch(backend: Backend) -> Launched {
+    launch_with(backend, &[])
+}
+
+/// Launches with more `laurel serve` flags.
+pub(crate) fn launch_with(backend: Backend, flags: &[&str]) -> Launched {
     let dir = tempfile::tempdir().unwrap();
     let nats = matches!(backend, Backend::Nats).then(NatsServer::start);
-    let extra = match &nats {
+    let mut extra = match &nats {
         Some(n) => vec![
             "--nats".to_string(),
             n.url(),
@@ -28,6 +33,7 @@ pub(crate) fn launch(backend: Backend) -> Launched {
         ],
         None => vec!["--partitions".into(), "4".into()],
     };
+    extra.extend(flags.iter().map(|f| f.to_string()));
     let laurel = Laurel::start(&dir.path().join("data"), &extra);
     let admin = laurel.token(&["--admin"]);
     let server = laurel.token(&["--server"]);
@@ -77,7 +83,7 @@ impl Launched {
         )
     }
 
-    fn my(&self, token: &str, what: &str, wait_for: Option<&str>) -> Value {
+    pub(crate) fn my(&self, token: &str, what: &str, wait_for: Option<&str>) -> Value {
         let path = match wait_for {
             Some(t) => format!("/v1/players/me/{what}?wait_for={t}"),
             None => format!("/v1/players/me/{what}"),
@@ -88,7 +94,7 @@ impl Launched {
     }
 }
 
-fn token_of(r: &Reply) -> String {
+pub(crate) fn token_of(r: &Reply) -> String {
     assert_eq!(r.status, 202, "{:?}", r.json);
     r.json["token"].as_str().unwrap().to_string()
 }
@@ -741,31 +747,6 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
 }
 
 #[test]
-fn ingest_answers_503_with_retry_after_while_the_broker_is_down() {
-    let mut l = launch(Backend::Nats);
-    l.define_game();
-    let ann = l.laurel.token(&["--player", "ann"]);
-    let before = token_of(&l.events(&ann, json!([{"stat": "bananas", "value": 5}])));
-    l.nats.as_mut().unwrap().kill();
-    let r = l.events(&ann, json!([{"stat": "bananas", "value": 100}]));
-    assert_eq!(r.status, 503, "{r:?}");
-    assert_eq!(r.header("content-type"), Some("application/problem+json"));
-    assert!(r.header("retry-after").is_some(), "{r:?}");
-    l.nats.as_mut().unwrap().restart();
-    // Once the broker is back, ingest works again and what was answered 202 is there.
-    let after = laurel_tests::wait_until("ingest to accept again", Duration::from_secs(30), || {
-        let r = l.events(&ann, json!([{"stat": "bananas", "value": 1}]));
-        (r.status == 202).then(|| token_of(&r))
-    });
-    let stats = l.my(&ann, "stats", Some(&after));
-    let bananas = stats["stats"]["bananas"].as_i64().unwrap();
-    assert!(
-        bananas == 6 || bananas == 106,
-        "5 before, 1 after, and the 503 batch at most once: {stats} ({before})"
-    );
-}
-
-#[test]
 fn msgpack_bodies_are_accepted_and_answered() {
     let l = launch(Backend::Embedded);
     l.define_game();
@@ -829,18 +810,7 @@ fn msgpack_bodies_are_accepted_and_answered() {
     );
 }
 
-macro_rules! both_backends_sync {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(#[test] fn $case() { super::$case(crate::support::Backend::Embedded) })*
-        }
-        mod jetstream {
-            $(#[test] fn $case() { super::$case(crate::support::Backend::Nats) })*
-        }
-    };
-}
-
-both_backends_sync!(
+crate::both_backends_sync!(
     the_quick_start_unlocks_and_reads_back,
     an_invalid_batch_is_refused_whole,
     a_retried_event_is_counted_once,

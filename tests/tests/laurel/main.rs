@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod faults;
 mod http;
+mod integrity;
 mod log;
 mod projections;
 mod support;

@@ -27,7 +27,7 @@ struct RunningProjector {
 
 fn start_projector(log: &Log, dir: &Path) -> RunningProjector {
     let db = sled::open(dir).unwrap();
-    let views = Views::open(&db, log.config().partitions).unwrap();
+    let views = Views::open(&db, log).unwrap();
     let mut config = ProjectorConfig::all(log.config().partitions);
     config.poll = Duration::from_millis(50);
     let (stop, shutdown) = watch::channel(false);

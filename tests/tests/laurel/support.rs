@@ -20,7 +20,20 @@ macro_rules! both_backends {
     };
 }
 
-#[derive(Clone, Copy, Debug)]
+/// Declares each listed `fn case(Backend)` as a test on each backend.
+#[macro_export]
+macro_rules! both_backends_sync {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test] fn $case() { super::$case($crate::support::Backend::Embedded) })*
+        }
+        mod jetstream {
+            $(#[test] fn $case() { super::$case($crate::support::Backend::Nats) })*
+        }
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Backend {
     Embedded,
     Nats,
