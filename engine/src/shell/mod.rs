@@ -146,25 +146,9 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(defs::follow(follower, shared.clone(), shutdown.clone()));
     for &p in &config.partitions {
-        let (log, db, shared, config, metrics, shutdown) = (
-            log.clone(),
-            db.clone(),
-            shared.clone(),
-            config.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        );
-        tasks.spawn(async move {
-            let what = format!("opening engine partition {p}");
-            let opened = retrying(&shutdown, &what, ShellError::is_transient, || {
-                partition::Worker::open(p, &log, &db, shared.clone(), &config, metrics.clone())
-            })
-            .await;
-            match opened {
-                None => Ok(()),
-                Some(worker) => worker?.run(shutdown).await,
-            }
-        });
+        let worker =
+            partition::Worker::open(p, &log, &db, shared.clone(), &config, metrics.clone())?;
+        tasks.spawn(worker.run(shutdown.clone()));
     }
     tracing::info!(partitions = config.partitions.len(), "engine running");
     let mut result = Ok(());

@@ -22,7 +22,11 @@ pub(super) struct Worker {
     log: Log,
     store: PartitionStore,
     defs: Arc<SharedDefs>,
-    reader: Reader,
+    /// Whether the state must first be brought up to OUTPUT (at start, after a rebuild, or
+    /// when recovery was cut short).
+    needs_recovery: bool,
+    /// The STATS reader, opened after the stored position when missing.
+    reader: Option<Reader>,
     consumer: String,
     recovery_consumer: String,
     batch_max: usize,
@@ -32,9 +36,8 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    /// Opens the partition's state, brings it up to what OUTPUT already holds, and opens
-    /// the STATS reader after the position reached.
-    pub(super) async fn open(
+    /// Opens the partition's stored state; the worker recovers and reads when it runs.
+    pub(super) fn open(
         partition: u32,
         log: &Log,
         db: &sled::Db,
@@ -42,34 +45,15 @@ impl Worker {
         config: &ShellConfig,
         metrics: Arc<EngineMetrics>,
     ) -> Result<Self, ShellError> {
-        let mut store = PartitionStore::open(db, partition, config.cache_players)?;
-        let recovery_consumer = format!("{}-recovery", config.consumer);
-        let snapshot = defs.read(Definitions::clone);
-        let found = recover(log, partition, &recovery_consumer, &mut store, &snapshot).await?;
-        let consumer = format!("{}-stats", config.consumer);
-        let reader = log
-            .reader(
-                StreamKind::Stats,
-                partition,
-                &consumer,
-                Start::After(store.stats_pos),
-            )
-            .await?;
-        tracing::debug!(
-            partition,
-            position = store.stats_pos,
-            outputs_read = found.entries,
-            interrupted_unlocks = found.interrupted_unlocks,
-            "engine partition resuming"
-        );
         Ok(Self {
             partition,
             log: log.clone(),
-            store,
+            store: PartitionStore::open(db, partition, config.cache_players)?,
             defs,
-            reader,
-            consumer,
-            recovery_consumer,
+            needs_recovery: true,
+            reader: None,
+            consumer: format!("{}-stats", config.consumer),
+            recovery_consumer: format!("{}-recovery", config.consumer),
             batch_max: config.batch_max,
             poll: config.poll,
             metrics,
@@ -77,31 +61,34 @@ impl Worker {
         })
     }
 
+    /// Folds until shutdown. A log that cannot be reached is waited out: the in-memory
+    /// state is dropped, and the worker goes on from what is stored. An unreadable player
+    /// state rebuilds the partition from OUTPUT.
     pub(super) async fn run(mut self, shutdown: watch::Receiver<bool>) -> Result<(), ShellError> {
         while !*shutdown.borrow() {
-            let step = async {
-                self.apply_definition_changes(&shutdown).await?;
-                let records = tokio::select! {
-                    () = stopped(shutdown.clone()) => return Ok(()),
-                    read = self.reader.next_batch(self.batch_max, self.poll) => match read {
-                        Ok(records) => records,
-                        Err(e) => {
-                            tracing::warn!(partition = self.partition, error = %e, "stats log unavailable; retrying");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                            return Ok(());
-                        }
-                    },
-                };
-                if records.is_empty() {
-                    return Ok(());
-                }
-                self.process(records, &shutdown).await
-            };
-            match step.await {
+            match self.step(&shutdown).await {
                 Ok(()) => {}
                 Err(ShellError::Interrupted) => return Ok(()),
                 Err(ShellError::Store(StoreError::Corrupt { player, reason })) => {
-                    self.rebuild(&player, &reason).await?;
+                    tracing::error!(
+                        partition = self.partition,
+                        player,
+                        reason,
+                        "unreadable engine state; rebuilding the partition from the log"
+                    );
+                    self.metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
+                    self.store.reset()?;
+                    self.needs_recovery = true;
+                    self.reader = None;
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(partition = self.partition, error = %e, "log unavailable; retrying");
+                    self.store.forget_unpersisted();
+                    self.reader = None;
+                    tokio::select! {
+                        () = stopped(shutdown.clone()) => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -109,43 +96,49 @@ impl Worker {
         Ok(())
     }
 
-    /// Rebuilds the partition's state from OUTPUT after a stored player state turned out
-    /// to be unreadable: nothing is replaced by an empty state, nothing is emitted twice.
-    async fn rebuild(&mut self, player: &str, reason: &str) -> Result<(), ShellError> {
+    /// One turn: recover or reopen what is missing, apply definition changes, fold a batch.
+    async fn step(&mut self, shutdown: &watch::Receiver<bool>) -> Result<(), ShellError> {
         let p = self.partition;
-        tracing::error!(
-            partition = p,
-            player,
-            reason,
-            "unreadable engine state; rebuilding the partition from the log"
-        );
-        self.metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
-        self.store.reset()?;
-        let snapshot = self.defs.read(Definitions::clone);
-        let found = recover(
-            &self.log,
-            p,
-            &self.recovery_consumer,
-            &mut self.store,
-            &snapshot,
-        )
-        .await?;
-        self.reader = self
-            .log
-            .reader(
-                StreamKind::Stats,
+        if self.needs_recovery {
+            let snapshot = self.defs.read(Definitions::clone);
+            let found = recover(
+                &self.log,
                 p,
-                &self.consumer,
-                Start::After(self.store.stats_pos),
+                &self.recovery_consumer,
+                &mut self.store,
+                &snapshot,
             )
             .await?;
-        tracing::warn!(
-            partition = p,
-            position = self.store.stats_pos,
-            outputs_read = found.entries,
-            "engine partition rebuilt from the log"
-        );
-        Ok(())
+            self.needs_recovery = false;
+            self.reader = None;
+            tracing::debug!(
+                partition = p,
+                position = self.store.stats_pos,
+                outputs_read = found.entries,
+                interrupted_unlocks = found.interrupted_unlocks,
+                "engine partition recovered"
+            );
+        }
+        self.apply_definition_changes(shutdown).await?;
+        let reader = match &mut self.reader {
+            Some(reader) => reader,
+            None => {
+                let start = Start::After(self.store.stats_pos);
+                let opened = self
+                    .log
+                    .reader(StreamKind::Stats, p, &self.consumer, start)
+                    .await?;
+                self.reader.insert(opened)
+            }
+        };
+        let records = tokio::select! {
+            () = stopped(shutdown.clone()) => return Err(ShellError::Interrupted),
+            read = reader.next_batch(self.batch_max, self.poll) => read?,
+        };
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.process(records, shutdown).await
     }
 
     /// Folds one batch of STATS entries and publishes what it produced. Entries at or below
@@ -186,7 +179,9 @@ impl Worker {
         self.store.stats_pos = last;
         self.store.output_pos = checkpoint;
         self.defs.read(|defs| self.store.persist(defs))?;
-        self.reader.ack(last).await?;
+        if let Some(reader) = &mut self.reader {
+            reader.ack(last).await?;
+        }
         self.metrics
             .events
             .fetch_add(messages.len() as u64, Ordering::Relaxed);

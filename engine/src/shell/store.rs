@@ -154,6 +154,17 @@ impl PartitionStore {
         Ok(())
     }
 
+    /// Drops the changes not yet persisted: the players they touched are read from disk
+    /// again when next needed, and the positions are the stored ones.
+    pub(super) fn forget_unpersisted(&mut self) {
+        for id in self.dirty.drain() {
+            self.cache.remove(id.as_str());
+        }
+        self.stats_pos = read_u64(&self.tree, STATS_POS).unwrap_or(self.stats_pos);
+        self.output_pos = read_u64(&self.tree, OUTPUT_POS).unwrap_or(self.output_pos);
+        self.defs_pos = read_u64(&self.tree, DEFS_POS).unwrap_or(self.defs_pos);
+    }
+
     /// Whether more players are held in memory than the cache allows.
     pub(super) fn over_capacity(&self) -> bool {
         self.cache.len() > self.cap
