@@ -9,8 +9,8 @@
 //! Positions only move forward: an entry at or below the stored position is never folded
 //! again, whatever the broker redelivers. On start (and when a stored player state turns
 //! out unreadable) a partition is brought up to the last checkpoint on OUTPUT without
-//! emitting anything (see `recover`): engine state is derived, OUTPUT says what was
-//! emitted, and state built from another log is never used.
+//! emitting anything (see `recover`): STATS says the values, OUTPUT what was emitted, and
+//! state built from another log is never used.
 //!
 //! Definitions come from DEFS: read whole at start, then followed; a change re-evaluates
 //! every player of the partition against the changed achievement.

@@ -114,8 +114,9 @@ impl Worker {
             tracing::debug!(
                 partition = p,
                 position = self.store.stats_pos,
-                outputs_read = found.entries,
-                interrupted_unlocks = found.interrupted_unlocks,
+                outputs_read = found.outputs,
+                events_refolded = found.events,
+                unlocks_marked = found.unlocks,
                 "engine partition recovered"
             );
         }

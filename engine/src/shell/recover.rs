@@ -1,17 +1,18 @@
 //! Bringing a partition's engine state up to what OUTPUT already says, without emitting
 //! anything.
 //!
-//! OUTPUT is the engine's own log: every `stat` output carries a player's new value, every
-//! `unlocked` output an achievement earned, and a `checkpoint` follows once all outputs of
-//! the STATS events up to its `stats_seq` are stored. So the state after a checkpoint is the
-//! stored state folded with the `stat` and `unlocked` outputs up to it. Recovery reads
-//! OUTPUT from the stored state's own checkpoint to the tail:
-//! - up to the last checkpoint, `stat` outputs set values and `unlocked` outputs mark
-//!   achievements earned, and the positions move to that checkpoint;
-//! - after it come the outputs of a batch that a crash interrupted. Its unlocks happened
-//!   (consumers may have seen them), so they are marked earned and will not be emitted
-//!   again; its other outputs are not applied, since the engine folds those STATS events
-//!   again from the checkpoint.
+//! STATS is the truth for values, OUTPUT for what was emitted. A `checkpoint` on OUTPUT
+//! means every output of the STATS events up to its `stats_seq` is stored. So recovery:
+//! 1. reads OUTPUT after the stored state's own checkpoint, for the highest checkpoint and
+//!    every `unlocked` output (an unlock happened once it is on OUTPUT: consumers may have
+//!    seen it, even one of a batch that a crash interrupted before its checkpoint);
+//! 2. folds the STATS events between the stored position and that checkpoint into the state,
+//!    emitting nothing (they were emitted);
+//! 3. marks those unlocks earned, so none is emitted again.
+//!
+//! Values never come from OUTPUT's `stat` outputs: where such an output sits on OUTPUT says
+//! nothing certain (the log's deduplication keeps the first copy of a re-emitted output,
+//! which may come from an earlier, interrupted attempt), while the STATS positions do.
 //!
 //! This is how the engine resumes after a crash, rebuilds a partition whose stored state is
 //! unreadable, and starts with no state against a log that already has history: in every
@@ -19,25 +20,63 @@
 
 use std::time::Duration;
 
-use laurel_log::{Log, Start, StreamKind};
-use laurel_schemas::{Output, decode};
+use laurel_log::{Log, Reader, Record, Start, StreamKind};
+use laurel_schemas::{Output, StatsMessage, Unlocked, decode};
 
 use super::ShellError;
 use super::store::PartitionStore;
 use crate::defs::Definitions;
+use crate::fold::Fold;
 
 /// What recovery found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Recovered {
     /// OUTPUT entries read.
-    pub(super) entries: u64,
-    /// Unlocks found after the last checkpoint, now marked earned.
-    pub(super) interrupted_unlocks: u64,
+    pub(super) outputs: u64,
+    /// STATS events folded again, silently.
+    pub(super) events: u64,
+    /// Unlocks found on OUTPUT and marked earned.
+    pub(super) unlocks: u64,
 }
 
-/// Brings `store` up to the last checkpoint on OUTPUT. When the stored positions do not
-/// match OUTPUT (state from another log, or a log that lost entries), the partition is
-/// reset and rebuilt from the start of OUTPUT.
+/// Reads a partition from just after `after` up to `upto` (inclusive), handing each entry
+/// to `each`.
+async fn read_range(
+    log: &Log,
+    stream: StreamKind,
+    partition: u32,
+    consumer: &str,
+    after: u64,
+    upto: u64,
+    mut each: impl FnMut(&Record) -> Result<(), ShellError>,
+) -> Result<(), ShellError> {
+    if after >= upto {
+        return Ok(());
+    }
+    let mut reader: Reader = log
+        .reader(stream, partition, consumer, Start::After(after))
+        .await?;
+    let mut position = after;
+    while position < upto {
+        let records = reader.next_batch(2_000, Duration::from_secs(5)).await?;
+        if records.is_empty() {
+            return Err(ShellError::Recovery(format!(
+                "{} partition {partition} ended at {position} before {upto}",
+                stream.name()
+            )));
+        }
+        for record in records.iter().filter(|r| r.seq <= upto) {
+            position = record.seq;
+            each(record)?;
+        }
+        position = position.max(records.last().map_or(position, |r| r.seq));
+    }
+    Ok(())
+}
+
+/// Brings `store` up to the highest checkpoint on OUTPUT. When the stored positions do not
+/// match OUTPUT (state from another log, or a log that lost entries), the partition is reset
+/// and rebuilt from the start of both logs.
 pub(super) async fn recover(
     log: &Log,
     partition: u32,
@@ -46,108 +85,97 @@ pub(super) async fn recover(
     defs: &Definitions,
 ) -> Result<Recovered, ShellError> {
     let tail = log.last_seq(StreamKind::Output, partition).await?;
-    if store.output_pos > tail {
+    if store.output_pos > tail || (store.output_pos == 0 && store.stats_pos > 0) {
         tracing::warn!(
             partition,
             stored = store.output_pos,
             tail,
-            "engine state is ahead of OUTPUT; rebuilding the partition from the log"
+            "engine state does not match OUTPUT; rebuilding the partition from the log"
         );
         store.reset()?;
     }
-    if store.output_pos == 0 && store.stats_pos > 0 {
-        // State written before positions on OUTPUT were recorded: rebuild to be exact.
-        store.reset()?;
-    }
-    let start = store.output_pos.saturating_sub(1);
-    let mut reader = log
-        .reader(StreamKind::Output, partition, consumer, Start::After(start))
-        .await?;
+    // 1. OUTPUT after the stored checkpoint: how far emission went, and what unlocked.
     let mut found = Recovered::default();
-    let mut pending: Vec<Output> = Vec::new();
-    let mut position = start;
+    let mut unlocks: Vec<Unlocked> = Vec::new();
+    let mut reached = (store.stats_pos, store.output_pos);
     let mut verified = store.output_pos == 0;
-    while position < tail {
-        let records = reader.next_batch(2_000, Duration::from_secs(5)).await?;
-        if records.is_empty() {
-            return Err(ShellError::Recovery(format!(
-                "OUTPUT partition {partition} ended at {position} before its tail {tail}"
-            )));
+    let mut mismatch = false;
+    let start = store.output_pos.saturating_sub(1);
+    let expected = (store.output_pos, store.stats_pos);
+    let read = read_range(log, StreamKind::Output, partition, consumer, start, tail, |record| {
+        found.outputs += 1;
+        let output = match decode::<Output>(&record.payload) {
+            Ok(output) => output,
+            Err(e) => {
+                tracing::error!(partition, seq = record.seq, error = %e, "skipping an undecodable output");
+                return Ok(());
+            }
+        };
+        if !verified {
+            // The first entry must be the checkpoint the stored state recorded.
+            let matches = record.seq == expected.0
+                && matches!(&output, Output::Checkpoint(c) if c.partition == partition && c.stats_seq == expected.1);
+            if !matches {
+                mismatch = true;
+                return Err(ShellError::Recovery("mismatch".into()));
+            }
+            verified = true;
+            return Ok(());
         }
-        for record in records {
-            position = record.seq;
-            found.entries += 1;
-            let output = match decode::<Output>(&record.payload) {
-                Ok(output) => output,
+        match output {
+            Output::Checkpoint(c) if c.stats_seq > reached.0 => reached = (c.stats_seq, record.seq),
+            Output::Unlocked(u) => unlocks.push(u),
+            Output::Checkpoint(_) | Output::Stat(_) | Output::Progress(_) | Output::Rejected(_) => {}
+        }
+        Ok(())
+    })
+    .await;
+    if mismatch || (read.is_ok() && !verified) {
+        tracing::warn!(
+            partition,
+            stored = store.output_pos,
+            "engine state does not match OUTPUT; rebuilding the partition from the log"
+        );
+        store.reset()?;
+        return Box::pin(recover(log, partition, consumer, store, defs)).await;
+    }
+    read?;
+    // 2. The STATS events those checkpoints cover, folded again without emitting.
+    let fold = Fold::live(defs);
+    let mut scratch = Vec::new();
+    read_range(
+        log,
+        StreamKind::Stats,
+        partition,
+        consumer,
+        store.stats_pos,
+        reached.0,
+        |record| {
+            match decode::<StatsMessage>(&record.payload) {
+                Ok(msg) => {
+                    let player = store.player_mut(msg.player_id(), defs)?;
+                    fold.apply(player, &msg, &mut scratch);
+                    scratch.clear();
+                    found.events += 1;
+                }
                 Err(e) => {
-                    tracing::error!(partition, seq = record.seq, error = %e, "skipping an undecodable output");
-                    continue;
+                    tracing::error!(partition, seq = record.seq, error = %e, "skipping undecodable stat event")
                 }
-            };
-            if !verified {
-                // The first entry must be the checkpoint the stored state recorded.
-                let matches = record.seq == store.output_pos
-                    && matches!(&output, Output::Checkpoint(c) if c.partition == partition && c.stats_seq == store.stats_pos);
-                if !matches {
-                    tracing::warn!(
-                        partition,
-                        stored = store.output_pos,
-                        "engine state does not match OUTPUT; rebuilding the partition from the log"
-                    );
-                    store.reset()?;
-                    return Box::pin(recover(log, partition, consumer, store, defs)).await;
-                }
-                verified = true;
-                continue;
             }
-            match output {
-                Output::Checkpoint(c) => {
-                    for done in pending.drain(..) {
-                        apply(store, &done, defs)?;
-                    }
-                    store.stats_pos = store.stats_pos.max(c.stats_seq);
-                    store.output_pos = record.seq;
-                    if store.over_capacity() {
-                        // A consistent point: write it down, which also trims the cache.
-                        store.persist(defs)?;
-                    }
-                }
-                other => pending.push(other),
-            }
-        }
+            Ok(())
+        },
+    )
+    .await?;
+    // 3. Whatever OUTPUT says was unlocked is earned.
+    for u in &unlocks {
+        let Some(idx) = defs.achievement_idx(u.achievement_id.as_str()) else {
+            tracing::error!(achievement = %u.achievement_id, "OUTPUT names an achievement no definition defines");
+            continue;
+        };
+        store.player_mut(&u.player_id, defs)?.mark_earned(idx);
+        found.unlocks += 1;
     }
-    for interrupted in &pending {
-        if let Output::Unlocked(_) = interrupted {
-            apply(store, interrupted, defs)?;
-            found.interrupted_unlocks += 1;
-        }
-    }
+    (store.stats_pos, store.output_pos) = reached;
     store.persist(defs)?;
     Ok(found)
-}
-
-/// Applies what one output says about a player's state.
-fn apply(
-    store: &mut PartitionStore,
-    output: &Output,
-    defs: &Definitions,
-) -> Result<(), ShellError> {
-    match output {
-        Output::Stat(s) => {
-            let Some(idx) = defs.stat_idx(s.stat.as_str()) else {
-                tracing::error!(stat = %s.stat, "OUTPUT names a stat no definition defines");
-                return Ok(());
-            };
-            store.player_mut(&s.player_id, defs)?.set_stat(idx, s.value);
-        }
-        Output::Unlocked(u) => {
-            let Some(idx) = defs.achievement_idx(u.achievement_id.as_str()) else {
-                tracing::error!(achievement = %u.achievement_id, "OUTPUT names an achievement no definition defines");
-                return Ok(());
-            };
-            store.player_mut(&u.player_id, defs)?.mark_earned(idx);
-        }
-        Output::Progress(_) | Output::Rejected(_) | Output::Checkpoint(_) => {}
-    }
-    Ok(())
 }

@@ -540,6 +540,112 @@ pub(crate) async fn reset_consumer_behind(f: &Fixture, stream: &str, consumer: &
     stream.create_consumer(config).await.unwrap();
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// An output that the log deduplicated against a copy an interrupted attempt had appended
+/// earlier sits before the checkpoint a later recovery starts from: recovery must not lose
+/// what it says. (The engine once rebuilt values from OUTPUT's `stat` outputs after its
+/// checkpoint, and lost such events.)
+async fn an_output_deduplicated_before_the_resume_point_is_not_lost(backend: Backend) {
+    let f = Fixture::new(backend, |c| c.partitions = 1).await;
+    define(&f.log, &game()).await;
+    let dir = f.dir.path().join("engine");
+    f.log
+        .append(StreamKind::Stats, kills(&f.log, "ann", 2))
+        .await
+        .unwrap();
+    let engine = start_engine(&f.log, &dir, |_| {});
+    wait_for_outputs(&f.log, "ann's 2 kills", |o| {
+        ann_on_output(o, "ann").0 == Some(Value::Int(2))
+    })
+    .await;
+    engine.stop().await;
+    // Bob's kill comes; an interrupted attempt had already folded ann's next kill (the
+    // entry after bob's) and appended its `stat` output, then died.
+    let bob = f
+        .log
+        .append(StreamKind::Stats, kills(&f.log, "bob", 1))
+        .await
+        .unwrap()[0]
+        .seq;
+    let ann_next = bob + 1;
+    let early = Output::Stat(laurel_schemas::StatChanged {
+        v: SchemaVersion::CURRENT,
+        player_id: PlayerId::new("ann").unwrap(),
+        stat: StatName::new("kills").unwrap(),
+        value: Value::Int(3),
+        previous: Some(Value::Int(2)),
+        at: 1_800_000_000_000,
+    });
+    f.log
+        .append(
+            StreamKind::Output,
+            vec![Entry {
+                target: Target::Partition(0),
+                id: format!("0:s:{ann_next}-{ann_next}"),
+                payload: encode(&early),
+            }],
+        )
+        .await
+        .unwrap();
+    // The next engine folds bob's kill and stops: its state resumes after that checkpoint.
+    let engine = start_engine(&f.log, &dir, |_| {});
+    wait_for_outputs(&f.log, "bob's checkpoint", |o| {
+        o.iter()
+            .any(|o| matches!(o, Output::Checkpoint(c) if c.stats_seq == bob))
+    })
+    .await;
+    engine.stop().await;
+    let resume_point = f.dir.path().join("engine-at-bob");
+    copy_dir(&dir, &resume_point);
+    // Ann's kill arrives at the position the early output named; the engine folds it (its
+    // output is deduplicated against the early copy) and crashes before storing its state.
+    let acks = f
+        .log
+        .append(StreamKind::Stats, kills(&f.log, "ann", 1))
+        .await
+        .unwrap();
+    assert_eq!(acks[0].seq, ann_next);
+    let engine = start_engine(&f.log, &dir, |_| {});
+    wait_for_outputs(&f.log, "ann's third kill's checkpoint", |o| {
+        o.iter()
+            .any(|o| matches!(o, Output::Checkpoint(c) if c.stats_seq == ann_next))
+    })
+    .await;
+    engine.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    copy_dir(&resume_point, &dir);
+    // The next engine resumes after bob's checkpoint; ann's fourth kill must make 4.
+    let engine = start_engine(&f.log, &dir, |_| {});
+    f.log
+        .append(StreamKind::Stats, kills(&f.log, "ann", 1))
+        .await
+        .unwrap();
+    let all = wait_for_outputs(&f.log, "ann's fourth kill", |o| {
+        last_stats(o)
+            .get(&("ann".to_string(), "kills".to_string()))
+            .is_some_and(|v| *v != Value::Int(3))
+    })
+    .await;
+    assert_eq!(
+        ann_on_output(&all, "ann"),
+        (Some(Value::Int(4)), 1),
+        "{all:?}"
+    );
+    engine.stop().await;
+}
+
 mod redelivery {
     use super::*;
 
@@ -582,6 +688,7 @@ mod redelivery {
 }
 
 crate::both_backends!(
+    an_output_deduplicated_before_the_resume_point_is_not_lost,
     engine_state_from_another_log_is_rebuilt_not_trusted,
     an_unreadable_player_state_is_rebuilt_from_the_log,
     a_new_engine_on_a_log_with_history_emits_nothing_twice,

@@ -108,9 +108,16 @@ fn kill_9_loses_no_event_and_duplicates_no_unlock(backend: Backend) {
         "only {mid_stream} kills landed while events were streaming"
     );
     assert_eq!(sent.load(Ordering::Relaxed), total);
+    let on_stats = events_on_stats(&l, 4);
+    let twice: Vec<_> = on_stats.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "events on STATS more than once: {twice:?}"
+    );
+    assert_eq!(on_stats.len(), total, "every accepted event is on STATS");
 
     // Every player ends with exactly PER_PLAYER kills and both achievements.
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + Duration::from_secs(60);
     for p in 0..PLAYERS {
         loop {
             let r = l.laurel.call(
@@ -131,14 +138,14 @@ fn kill_9_loses_no_event_and_duplicates_no_unlock(backend: Backend) {
                 assert_eq!(r.json["points_total"], 2);
                 break;
             }
-            assert!(
-                kills_seen.unwrap_or(0) <= PER_PLAYER as u64,
-                "p{p} double counted: {kills_seen:?}"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "p{p} stuck at {kills_seen:?} kills, {earned} earned"
-            );
+            if kills_seen.unwrap_or(0) > PER_PLAYER as u64 {
+                let why = explain(&l, 4, &format!("p{p}"));
+                panic!("p{p} double counted: {kills_seen:?}\n{why}");
+            }
+            if Instant::now() >= deadline {
+                let why = explain(&l, 4, &format!("p{p}"));
+                panic!("p{p} stuck at {kills_seen:?} kills, {earned} earned\n{why}");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -162,20 +169,68 @@ fn kill_9_loses_no_event_and_duplicates_no_unlock(backend: Backend) {
     );
 }
 
+/// How often each event id is on STATS.
+fn events_on_stats(l: &crate::http::Launched, partitions: u32) -> HashMap<Uuid, usize> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let log = open_log(l, partitions).await;
+        let mut counts: HashMap<Uuid, usize> = HashMap::new();
+        for p in 0..partitions {
+            for record in read_to_end(&log, StreamKind::Stats, p, Start::After(0)).await {
+                let message: laurel_schemas::StatsMessage =
+                    laurel_schemas::decode(&record.payload).unwrap();
+                *counts.entry(message.event_id()).or_default() += 1;
+            }
+        }
+        counts
+    })
+}
+
+async fn open_log(l: &crate::http::Launched, partitions: u32) -> Log {
+    let config = LogConfig {
+        partitions,
+        ..LogConfig::default()
+    };
+    match &l.nats {
+        Some(n) => Log::Nats(NatsLog::connect(&n.url(), config).await.unwrap()),
+        None => Log::Embedded(EmbeddedLog::open(&l.dir.path().join("data/log"), config).unwrap()),
+    }
+}
+
+/// What the logs say of one player, for a failure message: their STATS positions, and
+/// their `stat` outputs and the checkpoints of their partition on OUTPUT, in order.
+fn explain(l: &crate::http::Launched, partitions: u32, player: &str) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let log = open_log(l, partitions).await;
+        let p = laurel_log::partition_of(player, partitions);
+        let mut out = format!("partition {p}\nSTATS:");
+        for record in read_to_end(&log, StreamKind::Stats, p, Start::After(0)).await {
+            let message: laurel_schemas::StatsMessage =
+                laurel_schemas::decode(&record.payload).unwrap();
+            if message.player_id().as_str() == player {
+                out.push_str(&format!(" {}", record.seq));
+            }
+        }
+        out.push_str("\nOUTPUT:");
+        for record in read_to_end(&log, StreamKind::Output, p, Start::After(0)).await {
+            match laurel_schemas::decode(&record.payload).unwrap() {
+                Output::Stat(st) if st.player_id.as_str() == player => {
+                    out.push_str(&format!(" {}:{}<-{:?}", record.seq, st.value, st.previous));
+                }
+                Output::Checkpoint(c) => out.push_str(&format!(" {}:c{}", record.seq, c.stats_seq)),
+                _ => {}
+            }
+        }
+        out
+    })
+}
+
 /// Every unlock id on OUTPUT with how often it is there.
 fn unlocks_on_output(l: &crate::http::Launched, partitions: u32) -> HashMap<Uuid, usize> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let config = LogConfig {
-            partitions,
-            ..LogConfig::default()
-        };
-        let log = match &l.nats {
-            Some(n) => Log::Nats(NatsLog::connect(&n.url(), config).await.unwrap()),
-            None => {
-                Log::Embedded(EmbeddedLog::open(&l.dir.path().join("data/log"), config).unwrap())
-            }
-        };
+        let log = open_log(l, partitions).await;
         let mut counts: HashMap<Uuid, usize> = HashMap::new();
         for p in 0..partitions {
             for record in read_to_end(&log, StreamKind::Output, p, Start::After(0)).await {
@@ -314,6 +369,17 @@ fn faults_at_fixed_points_lose_nothing_and_count_nothing_twice(backend: Backend,
         .map(|(p, s)| format!("{p}:{s}"))
         .collect();
     let token = token.join(",");
+    let on_stats = events_on_stats(&l, 4);
+    let twice: Vec<_> = on_stats.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "events on STATS more than once (seed {seed}): {twice:?}"
+    );
+    assert_eq!(
+        on_stats.len(),
+        BATCHES * BATCH,
+        "every accepted event is on STATS"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(120);
     for (p, total) in sent.iter().enumerate() {
