@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use laurel_log::{AppendError, Entry, Log, LogError, Start, StreamKind, Target};
 
-use crate::support::{Backend, Fixture, open, read_to_end};
+use crate::support::{Backend, Fixture, open, read_to_end, reset_consumer_behind};
 
 fn entry(partition: u32, id: &str, payload: &str) -> Entry {
     Entry {
@@ -342,6 +342,46 @@ async fn large_concurrent_batches_are_appended_whole(backend: Backend) {
             .len();
     }
     assert_eq!(stored, 30_000);
+}
+
+/// A broker that forgets how far a durable consumer got (nats-server writes consumer state
+/// lazily, so a restart can set it back) hands entries out again: the reader's own position
+/// decides, and nothing at or below it comes out a second time, nor is anything skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_never_hands_out_an_entry_twice_when_its_consumer_falls_behind() {
+    let f = Fixture::new(Backend::Nats, |_| {}).await;
+    let first: Vec<Entry> = (0..5)
+        .map(|i| entry(1, &format!("a{i}"), &format!("m{i}")))
+        .collect();
+    f.log.append(StreamKind::Stats, first).await.unwrap();
+    let mut reader = f
+        .log
+        .reader(StreamKind::Stats, 1, "engine", Start::After(0))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let batch = reader.next_batch(10, Duration::from_secs(5)).await.unwrap();
+        assert!(!batch.is_empty(), "the first entries are delivered");
+        seen.extend(batch);
+    }
+    reset_consumer_behind(&f, "STATS", "engine_stats_1").await;
+    let more: Vec<Entry> = (5..8)
+        .map(|i| entry(1, &format!("a{i}"), &format!("m{i}")))
+        .collect();
+    let last = f.log.append(StreamKind::Stats, more).await.unwrap()[2].seq;
+    while seen.last().map_or(0, |r| r.seq) < last {
+        match reader.next_batch(10, Duration::from_secs(5)).await {
+            Ok(batch) => seen.extend(batch),
+            // The consumer vanished under the reader: it repositions on the next read.
+            Err(e) => assert!(e.is_transient(), "{e}"),
+        }
+    }
+    let payloads: Vec<String> = seen
+        .iter()
+        .map(|r| String::from_utf8(r.payload.to_vec()).unwrap())
+        .collect();
+    assert_eq!(payloads, ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
 }
 
 crate::both_backends!(

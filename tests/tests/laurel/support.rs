@@ -153,3 +153,32 @@ pub(crate) async fn read_to_end(
     }
     out
 }
+
+/// Deletes a durable consumer of `stream` and creates it again delivering from the start, as
+/// a broker restart that lost the consumer's state would: everything comes again.
+pub(crate) async fn reset_consumer_behind(f: &Fixture, stream: &str, consumer: &str) {
+    let server = f.server.as_ref().expect("a NATS fixture");
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = js
+        .get_stream(format!("{}_{stream}", f.config.stream_prefix))
+        .await
+        .unwrap();
+    let info = stream
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    stream.delete_consumer(consumer).await.unwrap();
+    let config = async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some(consumer.to_string()),
+        filter_subject: info.filter_subject,
+        ack_policy: async_nats::jetstream::consumer::AckPolicy::All,
+        deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
+        max_ack_pending: info.max_ack_pending,
+        ..Default::default()
+    };
+    stream.create_consumer(config).await.unwrap();
+}
