@@ -133,7 +133,7 @@ async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
 
     let (stop, shutdown) = watch::channel(false);
     let metrics = Arc::new(EngineMetrics::default());
-    let engine = tokio::spawn(shell::run(
+    let engine = tokio::spawn(shell::run_standalone(
         log.clone(),
         sled::open(dir.join("engine")).unwrap(),
         ShellConfig::all(PARTITIONS),

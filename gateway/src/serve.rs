@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt as _;
 use clap::Args;
-use laurel_engine::shell::{self, EngineMetrics, ShellConfig};
+use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig, ShellError};
+use laurel_log::retry::retrying;
 use laurel_log::{EmbeddedLog, Log, LogConfig, NatsLog};
 use laurel_projections::{ProjectorConfig, Views};
 use tokio::net::TcpListener;
@@ -248,9 +250,27 @@ pub async fn run(
     let views = Views::open(&views_db, &log)?;
     let metrics = Arc::new(EngineMetrics::default());
     let mut roles = tokio::task::JoinSet::new();
+    // One compiled copy of the definitions for the whole process, following DEFS.
+    let loaded = retrying(
+        &shutdown,
+        "loading definitions",
+        ShellError::is_transient,
+        || SharedDefs::load(&log, "laurel-defs"),
+    )
+    .await;
+    let Some(loaded) = loaded else {
+        return Ok(());
+    };
+    let (defs, follower) = loaded.context("loading definitions")?;
+    let following = follower.run(shutdown.clone());
+    roles.spawn(async move {
+        let done = following.await.map_err(anyhow::Error::from);
+        ("definitions follower", done)
+    });
     let engine = shell::run(
         log.clone(),
         engine_db,
+        defs.clone(),
         ShellConfig::all(partitions),
         metrics.clone(),
         shutdown.clone(),
@@ -287,6 +307,7 @@ pub async fn run(
     let state = AppState {
         log: log.clone(),
         views,
+        defs,
         auth: Arc::new(auth),
         limits,
         player_quota,
@@ -303,6 +324,13 @@ pub async fn run(
     };
     tracing::info!(%addr, backend, data_dir = %data_dir.display(), "laurel ready on http://{addr}");
     let mut stop = shutdown.clone();
+    // Answers and live notifications are small writes: without TCP_NODELAY, Nagle's
+    // algorithm holds them back until the client's delayed ack (tens of milliseconds).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, crate::app(state)).with_graceful_shutdown(async move {
         let _ = stop.wait_for(|s| *s).await;
     });

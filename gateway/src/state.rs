@@ -4,11 +4,10 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use laurel_engine::Definitions;
+use laurel_engine::shell::SharedDefs;
 use laurel_log::Log;
 use laurel_projections::Views;
-use laurel_schemas::{DefinitionEvent, SchemaVersion};
-use uuid::Uuid;
+use laurel_schemas::{AchievementDefinition, StatDefinition};
 
 use tokio::sync::watch;
 
@@ -50,6 +49,8 @@ pub struct AppState {
     pub log: Log,
     /// The read models.
     pub views: Views,
+    /// The compiled definitions, following DEFS (one copy per process).
+    pub defs: Arc<SharedDefs>,
     /// How tokens are checked.
     pub auth: Arc<AuthConfig>,
     /// Request limits.
@@ -86,25 +87,28 @@ impl Limits {
 }
 
 impl AppState {
-    /// The definitions the views hold, compiled for validation.
-    pub fn definitions(&self) -> Result<Definitions, sled::Error> {
-        let mut defs = Definitions::new();
-        for definition in self.views.stat_definitions()? {
-            defs.apply(&DefinitionEvent::StatDefined {
-                v: SchemaVersion::CURRENT,
-                event_id: Uuid::nil(),
-                definition,
-                at: 0,
-            });
-        }
-        for definition in self.views.achievements()? {
-            defs.apply(&DefinitionEvent::AchievementDefined {
-                v: SchemaVersion::CURRENT,
-                event_id: Uuid::nil(),
-                definition,
-                at: 0,
-            });
-        }
-        Ok(defs)
+    /// A stat's definition.
+    pub fn stat_definition(&self, name: &str) -> Option<StatDefinition> {
+        self.defs.read(|d| d.stat(name).cloned())
+    }
+
+    /// Every stat definition, by name.
+    pub fn stat_definitions(&self) -> Vec<StatDefinition> {
+        let mut stats: Vec<StatDefinition> = self.defs.read(|d| d.stats().cloned().collect());
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        stats
+    }
+
+    /// An achievement's definition (archived ones included).
+    pub fn achievement(&self, id: &str) -> Option<AchievementDefinition> {
+        self.defs.read(|d| d.achievement(id).cloned())
+    }
+
+    /// Every achievement definition (archived ones included), by id.
+    pub fn achievements(&self) -> Vec<AchievementDefinition> {
+        let mut all: Vec<AchievementDefinition> =
+            self.defs.read(|d| d.achievements().cloned().collect());
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
     }
 }

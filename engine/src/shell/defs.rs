@@ -1,6 +1,7 @@
-//! The definitions cache of a running engine: DEFS read whole at start, then followed.
+//! The compiled definitions of a process: DEFS read whole at start, then followed. One copy
+//! per process serves the engine's workers and the gateway alike.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use laurel_log::{Log, Reader, Start, StreamKind};
@@ -10,7 +11,8 @@ use tokio::sync::watch;
 use super::ShellError;
 use crate::defs::Definitions;
 
-/// Definitions shared by the partition workers, with the DEFS history they came from.
+/// Definitions shared by a process's roles (engine workers, gateway), with the DEFS history
+/// they came from.
 #[derive(Debug)]
 pub struct SharedDefs {
     inner: RwLock<Inner>,
@@ -37,6 +39,37 @@ impl SharedDefs {
     /// A receiver that changes when definitions do.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.seq.subscribe()
+    }
+
+    /// Waits until DEFS up to `seq` is applied; false when `timeout` passes first.
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.seq.subscribe();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|s| *s >= seq)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Reads DEFS to its end: the definitions a process starts with, and the follower that
+    /// keeps them current (run it until shutdown).
+    pub async fn load(log: &Log, consumer: &str) -> Result<(Arc<Self>, DefsFollower), ShellError> {
+        let shared = Arc::new(SharedDefs {
+            inner: RwLock::new(Inner::default()),
+            seq: watch::channel(0).0,
+        });
+        let target = log.last_seq(StreamKind::Defs, 0).await?;
+        let mut reader = log
+            .reader(StreamKind::Defs, 0, consumer, Start::After(0))
+            .await?;
+        while shared.seq() < target {
+            let batch = reader.next_batch(500, Duration::from_secs(1)).await?;
+            apply_batch(&shared, batch);
+        }
+        let follower = DefsFollower {
+            reader,
+            shared: shared.clone(),
+        };
+        Ok((shared, follower))
     }
 
     /// The definition changes after `seq`, in order.
@@ -82,39 +115,30 @@ fn apply_batch(shared: &SharedDefs, records: Vec<laurel_log::Record>) {
     }
 }
 
-/// Reads DEFS to its end: the definitions the engine starts with.
-pub(super) async fn load(log: &Log, consumer: &str) -> Result<(SharedDefs, Reader), ShellError> {
-    let shared = SharedDefs {
-        inner: RwLock::new(Inner::default()),
-        seq: watch::channel(0).0,
-    };
-    let target = log.last_seq(StreamKind::Defs, 0).await?;
-    let mut reader = log
-        .reader(StreamKind::Defs, 0, consumer, Start::After(0))
-        .await?;
-    while shared.seq() < target {
-        let batch = reader.next_batch(500, Duration::from_secs(1)).await?;
-        apply_batch(&shared, batch);
-    }
-    Ok((shared, reader))
+/// Keeps a [`SharedDefs`] current with DEFS.
+#[derive(Debug)]
+pub struct DefsFollower {
+    reader: Reader,
+    shared: Arc<SharedDefs>,
 }
 
-/// Follows DEFS until shutdown.
-pub(super) async fn follow(
-    mut reader: Reader,
-    shared: std::sync::Arc<SharedDefs>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(), ShellError> {
-    loop {
-        tokio::select! {
-            () = super::stopped(shutdown.clone()) => return Ok(()),
-            batch = reader.next_batch(100, Duration::from_secs(1)) => match batch {
-                Ok(records) => apply_batch(&shared, records),
-                Err(e) => {
-                    tracing::warn!(error = %e, "definitions log unavailable; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            },
+impl DefsFollower {
+    /// Follows DEFS until shutdown.
+    pub async fn run(mut self, shutdown: watch::Receiver<bool>) -> Result<(), ShellError> {
+        loop {
+            tokio::select! {
+                () = super::stopped(shutdown.clone()) => return Ok(()),
+                batch = self.reader.next_batch(100, Duration::from_secs(1)) => match batch {
+                    Ok(records) => apply_batch(&self.shared, records),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "definitions log unavailable; retrying");
+                        tokio::select! {
+                            () = super::stopped(shutdown.clone()) => return Ok(()),
+                            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        }
+                    }
+                },
+            }
         }
     }
 }

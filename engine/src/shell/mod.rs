@@ -24,11 +24,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use laurel_log::retry::retrying;
 use laurel_log::{AppendError, Log, LogError};
 use tokio::sync::watch;
 
-pub use defs::SharedDefs;
+pub use defs::{DefsFollower, SharedDefs};
 pub use store::StoreError;
 
 /// How the engine shell runs.
@@ -44,6 +43,10 @@ pub struct ShellConfig {
     pub consumer: String,
     /// How long a read waits for new entries before checking for definitions and shutdown.
     pub poll: Duration,
+    /// How often a partition writes its changed player states to disk. In between, state
+    /// lives in memory; after a crash it is brought back by reading OUTPUT from the last
+    /// write, so this bounds the recovery's work, not what can be lost (nothing can).
+    pub persist_interval: Duration,
 }
 
 impl ShellConfig {
@@ -55,6 +58,7 @@ impl ShellConfig {
             cache_players: 50_000,
             consumer: "engine".into(),
             poll: Duration::from_millis(200),
+            persist_interval: Duration::from_secs(1),
         }
     }
 }
@@ -119,35 +123,20 @@ impl ShellError {
 }
 
 /// Runs the engine for `config.partitions` until `shutdown` turns true, keeping state in
-/// `db`. Returns after every worker has finished its batch and stored its position.
+/// `db` and evaluating against `defs` (which the caller keeps following DEFS). Returns after
+/// every worker has finished its batch and stored its position.
 pub async fn run(
     log: Log,
     db: sled::Db,
+    defs: Arc<SharedDefs>,
     config: ShellConfig,
     metrics: Arc<EngineMetrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ShellError> {
     laurel_log::derived::bind(&db, "engine/", log.identity())?;
-    let first = config.partitions.iter().min().copied().unwrap_or(0);
-    let last = config.partitions.iter().max().copied().unwrap_or(0);
-    let defs_consumer = format!("{}-defs-{first}-{last}", config.consumer);
-    let loaded = retrying(
-        &shutdown,
-        "loading definitions",
-        ShellError::is_transient,
-        || defs::load(&log, &defs_consumer),
-    )
-    .await;
-    let (shared, follower) = match loaded {
-        None => return Ok(()),
-        Some(loaded) => loaded?,
-    };
-    let shared = Arc::new(shared);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(defs::follow(follower, shared.clone(), shutdown.clone()));
     for &p in &config.partitions {
-        let worker =
-            partition::Worker::open(p, &log, &db, shared.clone(), &config, metrics.clone())?;
+        let worker = partition::Worker::open(p, &log, &db, defs.clone(), &config, metrics.clone())?;
         tasks.spawn(worker.run(shutdown.clone()));
     }
     tracing::info!(partitions = config.partitions.len(), "engine running");
@@ -165,6 +154,33 @@ pub async fn run(
         }
     }
     db.flush_async().await?;
+    result
+}
+
+/// Runs the engine as a role of its own: loads the definitions, follows DEFS beside the
+/// workers, and runs them until `shutdown` turns true.
+pub async fn run_standalone(
+    log: Log,
+    db: sled::Db,
+    config: ShellConfig,
+    metrics: Arc<EngineMetrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ShellError> {
+    let consumer = format!("{}-defs", config.consumer);
+    let loaded = laurel_log::retry::retrying(
+        &shutdown,
+        "loading definitions",
+        ShellError::is_transient,
+        || SharedDefs::load(&log, &consumer),
+    )
+    .await;
+    let Some(loaded) = loaded else {
+        return Ok(());
+    };
+    let (defs, follower) = loaded?;
+    let following = tokio::spawn(follower.run(shutdown.clone()));
+    let result = run(log, db, defs, config, metrics, shutdown).await;
+    following.abort();
     result
 }
 

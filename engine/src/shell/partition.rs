@@ -33,6 +33,8 @@ pub(super) struct Worker {
     poll: Duration,
     metrics: Arc<EngineMetrics>,
     cached: u64,
+    persist_interval: Duration,
+    last_persist: tokio::time::Instant,
 }
 
 impl Worker {
@@ -58,6 +60,8 @@ impl Worker {
             poll: config.poll,
             metrics,
             cached: 0,
+            persist_interval: config.persist_interval,
+            last_persist: tokio::time::Instant::now(),
         })
     }
 
@@ -68,6 +72,8 @@ impl Worker {
         while !*shutdown.borrow() {
             match self.step(&shutdown).await {
                 Ok(()) => {}
+                // Perhaps mid-batch: what is in memory may hold a batch not published whole,
+                // so nothing is written; the next start recovers from OUTPUT.
                 Err(ShellError::Interrupted) => return Ok(()),
                 Err(ShellError::Store(StoreError::Corrupt { player, reason })) => {
                     tracing::error!(
@@ -83,7 +89,9 @@ impl Worker {
                 }
                 Err(e) if e.is_transient() => {
                     tracing::warn!(partition = self.partition, error = %e, "log unavailable; retrying");
+                    // Go on from what is stored, brought up to what OUTPUT holds.
                     self.store.forget_unpersisted();
+                    self.needs_recovery = true;
                     self.reader = None;
                     tokio::select! {
                         () = stopped(shutdown.clone()) => return Ok(()),
@@ -93,6 +101,8 @@ impl Worker {
                 Err(e) => return Err(e),
             }
         }
+        // Between batches: what is in memory is exactly what OUTPUT holds.
+        self.defs.read(|defs| self.store.persist(defs))?;
         Ok(())
     }
 
@@ -133,7 +143,8 @@ impl Worker {
             }
         };
         let records = tokio::select! {
-            () = stopped(shutdown.clone()) => return Err(ShellError::Interrupted),
+            // Between batches: the loop ends and writes what is in memory.
+            () = stopped(shutdown.clone()) => return Ok(()),
             read = reader.next_batch(self.batch_max, self.poll) => read?,
         };
         if records.is_empty() {
@@ -179,7 +190,10 @@ impl Worker {
         let checkpoint = self.publish(outputs, last, shutdown).await?;
         self.store.stats_pos = last;
         self.store.output_pos = checkpoint;
-        self.defs.read(|defs| self.store.persist(defs))?;
+        if self.last_persist.elapsed() >= self.persist_interval || self.store.over_capacity() {
+            self.defs.read(|defs| self.store.persist(defs))?;
+            self.last_persist = tokio::time::Instant::now();
+        }
         if let Some(reader) = &mut self.reader {
             reader.ack(last).await?;
         }

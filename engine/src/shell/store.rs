@@ -165,6 +165,11 @@ impl PartitionStore {
         self.defs_pos = read_u64(&self.tree, DEFS_POS).unwrap_or(self.defs_pos);
     }
 
+    /// Whether more players are held in memory than the cache allows.
+    pub(super) fn over_capacity(&self) -> bool {
+        self.cache.len() > self.cap
+    }
+
     /// How many players are held in memory.
     pub(super) fn cached_players(&self) -> usize {
         self.cache.len()

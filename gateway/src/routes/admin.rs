@@ -27,7 +27,7 @@ fn invalid(detail: &str, errors: Vec<ValidationError>) -> ApiError {
     )
 }
 
-/// Appends a definition change and waits (bounded) until the views show it.
+/// Appends a definition change and waits (bounded) until this process's definitions hold it.
 async fn publish_definition(state: &AppState, event: &DefinitionEvent) -> Result<(), ApiError> {
     let (kind, id) = event.subject();
     let entry = Entry {
@@ -40,10 +40,8 @@ async fn publish_definition(state: &AppState, event: &DefinitionEvent) -> Result
     };
     let acks = state.log.append(StreamKind::Defs, vec![entry]).await?;
     if let Some(ack) = acks.first() {
-        state
-            .views
-            .wait_for_defs(ack.seq, state.limits.max_wait)
-            .await;
+        // The next write's version and the next ingest's checks read the compiled copy.
+        state.defs.wait_for(ack.seq, state.limits.max_wait).await;
     }
     Ok(())
 }
@@ -83,7 +81,7 @@ pub(crate) async fn put_stat(
     spec.validate()
         .map_err(|e| invalid("invalid stat definition", e))?;
     let _writing = state.admin.lock().await;
-    let current = state.views.stat_definition(name.as_str())?;
+    let current = state.stat_definition(name.as_str());
     let version = current.as_ref().map_or(0, |d| d.version) + 1;
     let definition = StatDefinition::from_spec(name.clone(), spec, version);
     let event = DefinitionEvent::StatDefined {
@@ -112,7 +110,7 @@ pub(crate) async fn list_stats(
 ) -> Result<Json<StatList>, ApiError> {
     principal.require_admin()?;
     Ok(Json(StatList {
-        stats: state.views.stat_definitions()?,
+        stats: state.stat_definitions(),
     }))
 }
 
@@ -157,7 +155,7 @@ pub(crate) async fn put_achievement(
     })?;
     let expected = if_match(&headers)?;
     let _writing = state.admin.lock().await;
-    let current = state.views.achievement(id.as_str())?;
+    let current = state.achievement(id.as_str());
     let current_version = current.as_ref().map(|d| d.version);
     match (expected, current_version) {
         (Some(Some(want)), have) if have != Some(want) => {
@@ -174,8 +172,8 @@ pub(crate) async fn put_achievement(
         _ => {}
     }
     state
-        .definitions()?
-        .check_achievement(&id, &spec)
+        .defs
+        .read(|d| d.check_achievement(&id, &spec))
         .map_err(|e| invalid("invalid achievement definition", e))?;
     let version = current_version.unwrap_or(0) + 1;
     let definition = AchievementDefinition::from_spec(id.clone(), spec, version);
@@ -203,8 +201,7 @@ pub(crate) async fn get_achievement(
 ) -> Result<Response, ApiError> {
     principal.require_admin()?;
     let def = state
-        .views
-        .achievement(&id)?
+        .achievement(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
     Ok(created_or_ok(false, &def, def.version))
 }
@@ -225,7 +222,7 @@ pub(crate) async fn list_achievements(
 ) -> Result<Json<AchievementList>, ApiError> {
     principal.require_admin()?;
     Ok(Json(AchievementList {
-        achievements: state.views.achievements()?,
+        achievements: state.achievements(),
     }))
 }
 
@@ -244,8 +241,7 @@ pub(crate) async fn archive_achievement(
     principal.require_admin()?;
     let _writing = state.admin.lock().await;
     let mut def = state
-        .views
-        .achievement(&id)?
+        .achievement(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
     if !def.archived {
         def.archived = true;
@@ -303,7 +299,7 @@ pub(crate) async fn grant(
             vec![ValidationError::new("achievement_id", r)],
         )
     })?;
-    match state.views.achievement(achievement_id.as_str())? {
+    match state.achievement(achievement_id.as_str()) {
         None => {
             let reason = Reason::UnknownAchievement {
                 id: achievement_id.to_string(),

@@ -90,7 +90,6 @@ pub(crate) async fn post_events(
             Vec::new(),
         ));
     }
-    let defs = state.definitions()?;
     let received_at = now_ms();
     let source = if principal.is_admin() {
         Source::Admin
@@ -101,13 +100,15 @@ pub(crate) async fn post_events(
     };
     let mut events = Vec::with_capacity(body.events.len());
     let (mut invalid, mut forbidden) = (Vec::new(), Vec::new());
-    for (i, e) in body.events.into_iter().enumerate() {
-        match check(i, e, &principal, source, &defs, received_at) {
-            Ok(event) => events.push(event),
-            Err(Refusal::Invalid(e)) => invalid.push(e),
-            Err(Refusal::Forbidden(e)) => forbidden.push(e),
+    state.defs.read(|defs| {
+        for (i, e) in body.events.into_iter().enumerate() {
+            match check(i, e, &principal, source, defs, received_at) {
+                Ok(event) => events.push(event),
+                Err(Refusal::Invalid(e)) => invalid.push(e),
+                Err(Refusal::Forbidden(e)) => forbidden.push(e),
+            }
         }
-    }
+    });
     if !(forbidden.is_empty() && invalid.is_empty()) {
         state.metrics.ingested(
             IngestOutcome::Refused,

@@ -210,7 +210,7 @@ async fn achievements_of(
     wait(state, player, query).await?;
     let view = state.views.player(player)?;
     let langs = languages(headers);
-    let achievements = sorted(state.views.achievements()?)
+    let achievements = sorted(state.achievements())
         .iter()
         .filter_map(|d| achievement_out(d, &view, &langs))
         .collect();
@@ -254,7 +254,7 @@ pub(crate) async fn my_achievement(
     wait(&state, &principal.subject, &query).await?;
     let view = state.views.player(&principal.subject)?;
     let not_found = || ApiError::NotFound(format!("no achievement `{id}`"));
-    let def = state.views.achievement(&id)?.ok_or_else(not_found)?;
+    let def = state.achievement(&id).ok_or_else(not_found)?;
     let out = achievement_out(&def, &view, &languages(&headers)).ok_or_else(not_found)?;
     Ok(Json(out))
 }
@@ -329,7 +329,7 @@ pub(crate) async fn published(
 ) -> Result<Json<PublishedList>, ApiError> {
     let rarity: Rarity = state.views.rarity()?;
     let langs = languages(&headers);
-    let achievements = sorted(state.views.achievements()?)
+    let achievements = sorted(state.achievements())
         .iter()
         .filter(|d| !d.archived && d.visibility != Visibility::Hidden)
         .map(|d| {
