@@ -1,9 +1,13 @@
 //! The embedded log: the streams kept in sled, so one process runs everything with no server.
 //!
-//! Each partition is a sled tree keyed by its sequence number (big-endian, so keys sort in
-//! order). An append writes one sled batch per partition, then waits for a flush that makes it
-//! durable; concurrent appends share flushes (group commit). Readers only see flushed entries,
-//! so nothing derived from the log ever runs ahead of what survives a `kill -9`.
+//! Each partition is a sled tree of *chunks*: a chunk holds consecutive entries and is keyed
+//! by its first sequence number (big-endian, so keys sort in order). Concurrent appends are
+//! combined: while one caller writes, the others queue, and the next writer takes the whole
+//! queue, so a flood of small appends becomes a few large chunks (one sled write per
+//! partition per round) while a lone append is written at once. A chunk is compressed
+//! (LZ4) when that pays. After writing, an append waits for a flush that makes it durable;
+//! concurrent appends share flushes (group commit). Readers only see flushed entries, so
+//! nothing derived from the log ever runs ahead of what survives a `kill -9`.
 //!
 //! Deduplication keeps the ids appended inside the window in memory, and rebuilds them on
 //! open by scanning back from each partition's tail, as JetStream does.
@@ -15,12 +19,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, oneshot};
 
 use crate::{AppendError, Appended, Entry, LogConfig, LogError, Record, Start, StreamKind, Target};
 
 /// sled's page cache for the log (its default, 1 GiB, is too much beside the other stores).
 const LOG_CACHE_BYTES: u64 = 256 << 20;
+
+/// Most entries in one chunk: bounds what a reader decodes to reach one entry.
+const CHUNK_ENTRIES: usize = 256;
 
 /// The embedded log. Cheap to clone.
 #[derive(Clone)]
@@ -48,8 +55,24 @@ struct Inner {
 
 struct StreamState {
     partitions: Vec<PartitionState>,
-    /// Serializes appends to the stream; holds the dedup window.
+    /// Appends waiting for a writer.
+    queue: std::sync::Mutex<Vec<Queued>>,
+    /// Held by the one caller writing; holds the dedup window.
     appending: Mutex<Appending>,
+}
+
+/// An append waiting in the queue: its entries with their partition index, and where its
+/// result goes once written (not yet flushed).
+struct Queued {
+    entries: Vec<(usize, Entry)>,
+    done: oneshot::Sender<Result<Written, AppendError>>,
+}
+
+/// What a writer did for one queued append.
+struct Written {
+    results: Vec<Appended>,
+    /// Highest sequence written per partition index.
+    touched: Vec<(usize, u64)>,
 }
 
 struct Appending {
@@ -118,22 +141,119 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A stored record: `[append time ms: u64][id length: u16][id][payload]`.
-fn encode_record(at_ms: u64, id: &str, payload: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(10 + id.len() + payload.len());
-    buf.extend_from_slice(&at_ms.to_be_bytes());
-    buf.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    buf.extend_from_slice(id.as_bytes());
-    buf.extend_from_slice(payload);
-    buf
+/// The first byte of a chunk, after which its body follows: raw or LZ4-compressed. A record
+/// of the first format (one entry per key) starts with its append time's high byte, 0.
+const CHUNK_RAW: u8 = 0xC1;
+const CHUNK_LZ4: u8 = 0xC2;
+/// An id length saying "16 bytes of a UUID, written as a string in canonical form".
+const UUID_ID: u16 = u16::MAX;
+
+/// Builds one chunk: `[kind][body]`, the body `[append time ms: u64][count: u32]` then per
+/// entry `[id length: u16][id][payload length: u32][payload]`.
+struct ChunkWriter {
+    body: Vec<u8>,
+    count: u32,
 }
 
-/// `(append time, id, payload range start)` of a stored record.
-fn decode_record(raw: &[u8]) -> Option<(u64, &str, usize)> {
-    let at = u64::from_be_bytes(raw.get(..8)?.try_into().ok()?);
-    let len = u16::from_be_bytes(raw.get(8..10)?.try_into().ok()?) as usize;
-    let id = std::str::from_utf8(raw.get(10..10 + len)?).ok()?;
-    Some((at, id, 10 + len))
+impl ChunkWriter {
+    fn new(at_ms: u64) -> Self {
+        let mut body = Vec::with_capacity(4096);
+        body.extend_from_slice(&at_ms.to_be_bytes());
+        body.extend_from_slice(&0u32.to_be_bytes());
+        Self { body, count: 0 }
+    }
+
+    fn push(&mut self, id: &str, payload: &[u8]) {
+        match uuid::Uuid::try_parse(id) {
+            Ok(uuid) if uuid.hyphenated().to_string() == id => {
+                self.body.extend_from_slice(&UUID_ID.to_be_bytes());
+                self.body.extend_from_slice(uuid.as_bytes());
+            }
+            _ => {
+                self.body
+                    .extend_from_slice(&(id.len() as u16).to_be_bytes());
+                self.body.extend_from_slice(id.as_bytes());
+            }
+        }
+        self.body
+            .extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        self.body.extend_from_slice(payload);
+        self.count += 1;
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.body[8..12].copy_from_slice(&self.count.to_be_bytes());
+        let compressed = lz4_flex::compress_prepend_size(&self.body);
+        let (kind, body) = if compressed.len() < self.body.len() * 9 / 10 {
+            (CHUNK_LZ4, compressed)
+        } else {
+            (CHUNK_RAW, self.body)
+        };
+        let mut out = Vec::with_capacity(body.len() + 1);
+        out.push(kind);
+        out.extend_from_slice(&body);
+        out
+    }
+}
+
+/// One entry of a stored chunk.
+struct Stored {
+    seq: u64,
+    at_ms: u64,
+    /// Decoded only when asked for (readers do not need it).
+    id: Option<String>,
+    payload: Bytes,
+}
+
+/// Decodes the chunk stored under `first`: its entries in order, with their ids when
+/// `ids`. `None` when corrupt.
+fn decode_chunk(first: u64, raw: &[u8], ids: bool) -> Option<Vec<Stored>> {
+    let body: Bytes = match *raw.first()? {
+        CHUNK_RAW => Bytes::copy_from_slice(&raw[1..]),
+        CHUNK_LZ4 => Bytes::from(lz4_flex::decompress_size_prepended(&raw[1..]).ok()?),
+        // The first format: one entry, `[append time ms: u64][id length: u16][id][payload]`.
+        _ => {
+            let at_ms = u64::from_be_bytes(raw.get(..8)?.try_into().ok()?);
+            let len = u16::from_be_bytes(raw.get(8..10)?.try_into().ok()?) as usize;
+            let id = std::str::from_utf8(raw.get(10..10 + len)?).ok()?;
+            return Some(vec![Stored {
+                seq: first,
+                at_ms,
+                id: Some(id.to_string()),
+                payload: Bytes::copy_from_slice(&raw[10 + len..]),
+            }]);
+        }
+    };
+    let at_ms = u64::from_be_bytes(body.get(..8)?.try_into().ok()?);
+    let count = u32::from_be_bytes(body.get(8..12)?.try_into().ok()?) as usize;
+    let mut at = 12;
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let len = u16::from_be_bytes(body.get(at..at + 2)?.try_into().ok()?);
+        at += 2;
+        let id = if len == UUID_ID {
+            let bytes: [u8; 16] = body.get(at..at + 16)?.try_into().ok()?;
+            at += 16;
+            ids.then(|| uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
+        } else {
+            let id = std::str::from_utf8(body.get(at..at + len as usize)?).ok()?;
+            at += len as usize;
+            ids.then(|| id.to_string())
+        };
+        let plen = u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?) as usize;
+        at += 4;
+        if body.len() < at + plen {
+            return None;
+        }
+        out.push(Stored {
+            seq: first + i as u64,
+            at_ms,
+            id,
+            payload: body.slice(at..at + plen),
+        });
+        at += plen;
+    }
+    Some(out)
 }
 
 fn seq_of(key: &[u8]) -> u64 {
@@ -190,19 +310,28 @@ impl EmbeddedLog {
             let mut partitions = Vec::new();
             for p in 0..count {
                 let tree = db.open_tree(format!("{}/{p}", kind.name()))?;
-                let last = tree.last()?.map_or(0, |(k, _)| seq_of(&k));
+                let mut last = 0;
                 for item in tree.iter().rev() {
                     let (key, raw) = item?;
-                    match decode_record(&raw) {
-                        Some((at, id, _)) if at >= window_start => {
-                            recent.push((at, id.to_string(), seq_of(&key)))
-                        }
-                        _ => break,
+                    let chunk = decode_chunk(seq_of(&key), &raw, true).ok_or_else(|| {
+                        LogError::Storage(format!("corrupt chunk in {}/{p}", kind.name()))
+                    })?;
+                    if let Some(tail) = chunk.last() {
+                        last = last.max(tail.seq);
+                    }
+                    let old = chunk.first().is_none_or(|e| e.at_ms < window_start);
+                    recent.extend(
+                        chunk
+                            .into_iter()
+                            .filter_map(|e| Some((e.at_ms, e.id?, e.seq))),
+                    );
+                    if old {
+                        break;
                     }
                 }
-                if config.max_entries.is_some() {
-                    entries += tree.len() as u64;
-                }
+                recent.retain(|(at, _, _)| *at >= window_start);
+                // Sequences start at 1 and have no gaps: the last is the count.
+                entries += last;
                 partitions.push(PartitionState {
                     tree,
                     next_seq: AtomicU64::new(last + 1),
@@ -219,6 +348,7 @@ impl EmbeddedLog {
                 kind,
                 StreamState {
                     partitions,
+                    queue: std::sync::Mutex::new(Vec::new()),
                     appending,
                 },
             );
@@ -270,29 +400,73 @@ impl EmbeddedLog {
         entries: Vec<Entry>,
     ) -> Result<Vec<Appended>, AppendError> {
         let state = &self.inner.streams[&stream];
-        let indices = entries
-            .iter()
-            .map(|e| self.partition_index(stream, &e.target))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut results = Vec::with_capacity(entries.len());
-        let mut touched: HashMap<usize, u64> = HashMap::new();
-        {
+        let entries = entries
+            .into_iter()
+            .map(|e| Ok((self.partition_index(stream, &e.target)?, e)))
+            .collect::<Result<Vec<_>, AppendError>>()?;
+        let (done, mut written) = oneshot::channel();
+        state
+            .queue
+            .lock()
+            .expect("append queue")
+            .push(Queued { entries, done });
+        let written = loop {
+            // A writer that took the queue while this caller waited wrote this append too.
+            if let Ok(result) = written.try_recv() {
+                break result?;
+            }
             let mut appending = state.appending.lock().await;
-            let now = now_ms();
-            let window_start =
-                now.saturating_sub(self.inner.config.duplicate_window.as_millis() as u64);
-            appending.window.prune(window_start);
+            if let Ok(result) = written.try_recv() {
+                break result?;
+            }
+            let queued = std::mem::take(&mut *state.queue.lock().expect("append queue"));
+            self.write(stream, state, &mut appending, queued);
+        };
+        if !written.touched.is_empty() {
+            self.inner
+                .flusher
+                .flush()
+                .await
+                .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        }
+        for (p, seq) in written.touched {
+            let partition = &state.partitions[p];
+            partition.committed.fetch_max(seq, Ordering::SeqCst);
+            partition.notify.notify_waiters();
+        }
+        Ok(written.results)
+    }
+
+    /// Writes queued appends: one sled batch per partition, each append all or nothing
+    /// within a partition. Each append gets its own result; a full stream refuses only the
+    /// appends that do not fit.
+    fn write(
+        &self,
+        stream: StreamKind,
+        state: &StreamState,
+        appending: &mut Appending,
+        queued: Vec<Queued>,
+    ) {
+        let now = now_ms();
+        let window_start =
+            now.saturating_sub(self.inner.config.duplicate_window.as_millis() as u64);
+        appending.window.prune(window_start);
+        let mut chunks: HashMap<usize, Vec<(u64, ChunkWriter)>> = HashMap::new();
+        let mut answers = Vec::with_capacity(queued.len());
+        for Queued { entries, done } in queued {
             let fresh = entries
                 .iter()
-                .filter(|e| !appending.window.ids.contains_key(&e.id))
+                .filter(|(_, e)| !appending.window.ids.contains_key(&e.id))
                 .count() as u64;
-            if let Some(max) = self.inner.config.max_entries {
-                if appending.entries + fresh > max {
-                    return Err(AppendError::Full(stream.name()));
-                }
+            if let Some(max) = self.inner.config.max_entries
+                && appending.entries + fresh > max
+            {
+                let _ = done.send(Err(AppendError::Full(stream.name())));
+                continue;
             }
-            let mut batches: HashMap<usize, sled::Batch> = HashMap::new();
-            for (entry, p) in entries.into_iter().zip(indices) {
+            let mut results = Vec::with_capacity(entries.len());
+            let mut touched: HashMap<usize, u64> = HashMap::new();
+            for (p, entry) in entries {
                 if let Some(&seq) = appending.window.ids.get(&entry.id) {
                     results.push(Appended {
                         seq,
@@ -300,13 +474,18 @@ impl EmbeddedLog {
                     });
                     continue;
                 }
-                let partition = &state.partitions[p];
-                let seq = partition.next_seq.fetch_add(1, Ordering::SeqCst);
-                let record = encode_record(now, &entry.id, &entry.payload);
-                batches
-                    .entry(p)
-                    .or_default()
-                    .insert(&seq.to_be_bytes(), record);
+                let seq = state.partitions[p].next_seq.fetch_add(1, Ordering::SeqCst);
+                let open = chunks.entry(p).or_default();
+                match open.last_mut() {
+                    Some((_, chunk)) if (chunk.count as usize) < CHUNK_ENTRIES => {
+                        chunk.push(&entry.id, &entry.payload)
+                    }
+                    _ => {
+                        let mut chunk = ChunkWriter::new(now);
+                        chunk.push(&entry.id, &entry.payload);
+                        open.push((seq, chunk));
+                    }
+                }
                 appending.window.insert(entry.id, seq, now);
                 appending.entries += 1;
                 touched.insert(p, seq);
@@ -315,26 +494,30 @@ impl EmbeddedLog {
                     duplicate: false,
                 });
             }
-            for (p, batch) in batches {
-                state.partitions[p]
-                    .tree
-                    .apply_batch(batch)
-                    .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+            answers.push((
+                done,
+                Written {
+                    results,
+                    touched: touched.into_iter().collect(),
+                },
+            ));
+        }
+        let mut failed = None;
+        for (p, open) in chunks {
+            let mut batch = sled::Batch::default();
+            for (first, chunk) in open {
+                batch.insert(&first.to_be_bytes(), chunk.finish());
+            }
+            if let Err(e) = state.partitions[p].tree.apply_batch(batch) {
+                failed = Some(e.to_string());
             }
         }
-        if !touched.is_empty() {
-            self.inner
-                .flusher
-                .flush()
-                .await
-                .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        for (done, written) in answers {
+            let _ = done.send(match &failed {
+                Some(e) => Err(AppendError::Unavailable(e.clone())),
+                None => Ok(written),
+            });
         }
-        for (p, seq) in touched {
-            let partition = &state.partitions[p];
-            partition.committed.fetch_max(seq, Ordering::SeqCst);
-            partition.notify.notify_waiters();
-        }
-        Ok(results)
     }
 
     fn cursor_key(stream: StreamKind, partition: u32, consumer: &str) -> String {
@@ -411,18 +594,35 @@ impl EmbeddedReader {
         if self.pos >= committed {
             return Ok(out);
         }
-        let range = (self.pos + 1).to_be_bytes()..=committed.to_be_bytes();
-        for item in partition.tree.range(range).take(max) {
+        // The chunk holding the next entry starts at or before it.
+        let next = self.pos + 1;
+        let from = partition
+            .tree
+            .range(..=next.to_be_bytes())
+            .next_back()
+            .transpose()?
+            .map_or(next, |(key, _)| seq_of(&key));
+        for item in partition
+            .tree
+            .range(from.to_be_bytes()..=committed.to_be_bytes())
+        {
             let (key, raw) = item?;
-            let (_, _, start) = decode_record(&raw).ok_or_else(|| {
-                LogError::Storage(format!("corrupt record in {}", self.cursor_key))
+            let chunk = decode_chunk(seq_of(&key), &raw, false).ok_or_else(|| {
+                LogError::Storage(format!("corrupt chunk in {}", self.cursor_key))
             })?;
-            let seq = seq_of(&key);
-            out.push(Record {
-                seq,
-                payload: Bytes::copy_from_slice(&raw[start..]),
-            });
-            self.pos = seq;
+            for entry in chunk {
+                if entry.seq <= self.pos || entry.seq > committed {
+                    continue;
+                }
+                out.push(Record {
+                    seq: entry.seq,
+                    payload: entry.payload,
+                });
+                self.pos = entry.seq;
+                if out.len() >= max {
+                    return Ok(out);
+                }
+            }
         }
         Ok(out)
     }
