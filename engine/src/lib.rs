@@ -13,7 +13,7 @@ mod memory;
 pub mod shell;
 mod state;
 
-pub use coalesce::{Caused, coalesce, coalesce_caused};
+pub use coalesce::coalesce;
 pub use defs::{AchIdx, Definitions, DefsChange, StatIdx};
 pub use fold::{Fold, aggregate, milestone};
 pub use memory::Engine;

@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use laurel_schemas::{AchievementDefinition, DefinitionEvent, Millis, Output, decode, encode};
+use laurel_schemas::{
+    AchievementDefinition, DefinitionEvent, Millis, Output, StatChanged, decode, encode,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::keys;
+use crate::staged::Staged;
 
 /// An earned achievement, as a player's view holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,16 +25,16 @@ pub struct Earned {
     pub definition_version: u64,
 }
 
-/// Reads through pending writes to the tree; commits them in one batch.
+/// Reads through a batch's writes to the view; stages them with the position they reach.
 pub(crate) struct Overlay<'a> {
-    tree: &'a sled::Tree,
+    view: &'a Staged,
     writes: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl<'a> Overlay<'a> {
-    pub(crate) fn new(tree: &'a sled::Tree) -> Self {
+    pub(crate) fn new(view: &'a Staged) -> Self {
         Self {
-            tree,
+            view,
             writes: BTreeMap::new(),
         }
     }
@@ -39,7 +42,7 @@ impl<'a> Overlay<'a> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
         match self.writes.get(key) {
             Some(v) => Ok(Some(v.clone())),
-            None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
+            None => self.view.get(key),
         }
     }
 
@@ -57,14 +60,12 @@ impl<'a> Overlay<'a> {
         Ok(())
     }
 
-    /// Writes everything, and the position reached, in one atomic batch.
-    pub(crate) fn commit(self, position: u64) -> Result<(), sled::Error> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in self.writes {
-            batch.insert(k, v);
-        }
-        batch.insert(keys::POSITION, &position.to_be_bytes());
-        self.tree.apply_batch(batch)
+    /// Stages everything with the position reached (written to disk together, later);
+    /// returns how many keys the view has staged.
+    pub(crate) fn commit(mut self, position: u64) -> usize {
+        self.writes
+            .insert(keys::POSITION.to_vec(), position.to_be_bytes().to_vec());
+        self.view.stage(self.writes)
     }
 
     /// Counts the player the first time any output names them.
@@ -80,13 +81,7 @@ impl<'a> Overlay<'a> {
     /// Folds one OUTPUT entry into a partition's views.
     pub(crate) fn apply_output(&mut self, output: &Output) -> Result<(), sled::Error> {
         match output {
-            Output::Stat(s) => {
-                self.see(s.player_id.as_str())?;
-                self.put(
-                    keys::stat(s.player_id.as_str(), s.stat.as_str()),
-                    encode(&s.value),
-                );
-            }
+            Output::Stat(s) => self.stat(s)?,
             Output::Unlocked(u) => {
                 let player = u.player_id.as_str();
                 self.see(player)?;
@@ -103,14 +98,34 @@ impl<'a> Overlay<'a> {
                     self.add(keys::rarity(u.achievement_id.as_str()), 1)?;
                 }
             }
-            Output::Checkpoint(c) => {
-                let seq = self.get_u64(keys::CHECKPOINT)?.max(c.stats_seq);
-                self.put(keys::CHECKPOINT.to_vec(), seq.to_be_bytes().to_vec());
+            Output::Checkpoint(c) => self.checkpoint(c.stats_seq)?,
+            Output::Changes(c) => {
+                for s in &c.stats {
+                    self.stat(s)?;
+                }
+                if c.complete {
+                    self.checkpoint(c.stats_seq)?;
+                }
             }
             // Progress is derived at read time from stats and definitions; rejections are
             // for analytics. Neither changes a view.
             Output::Progress(_) | Output::Rejected(_) => {}
         }
+        Ok(())
+    }
+
+    fn stat(&mut self, s: &StatChanged) -> Result<(), sled::Error> {
+        self.see(s.player_id.as_str())?;
+        self.put(
+            keys::stat(s.player_id.as_str(), s.stat.as_str()),
+            encode(&s.value),
+        );
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, stats_seq: u64) -> Result<(), sled::Error> {
+        let seq = self.get_u64(keys::CHECKPOINT)?.max(stats_seq);
+        self.put(keys::CHECKPOINT.to_vec(), seq.to_be_bytes().to_vec());
         Ok(())
     }
 

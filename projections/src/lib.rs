@@ -13,6 +13,7 @@
 mod apply;
 mod keys;
 mod projector;
+mod staged;
 mod views;
 
 pub use apply::Earned;

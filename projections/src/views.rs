@@ -9,6 +9,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::apply::Earned;
 use crate::keys;
+use crate::staged::Staged;
 
 /// The views over sled, with change notifications. Cheap to clone.
 #[derive(Clone)]
@@ -17,8 +18,8 @@ pub struct Views {
 }
 
 struct Inner {
-    partitions: Vec<sled::Tree>,
-    defs: sled::Tree,
+    partitions: Vec<Staged>,
+    defs: Staged,
     checkpoints: Vec<watch::Sender<u64>>,
     defs_position: watch::Sender<u64>,
     events: broadcast::Sender<Arc<Output>>,
@@ -62,8 +63,8 @@ impl Rarity {
     }
 }
 
-fn position(tree: &sled::Tree, key: &[u8]) -> Result<u64, sled::Error> {
-    Ok(keys::u64_of(tree.get(key)?.as_deref()))
+fn position(view: &Staged, key: &[u8]) -> Result<u64, sled::Error> {
+    Ok(keys::u64_of(view.get(key)?.as_deref()))
 }
 
 impl Views {
@@ -73,9 +74,9 @@ impl Views {
         laurel_log::derived::bind(db, "views/", log.identity())?;
         let partitions = log.config().partitions;
         let trees = (0..partitions)
-            .map(|p| db.open_tree(format!("views/{p}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let defs = db.open_tree("views/defs")?;
+            .map(|p| Ok(Staged::new(db.open_tree(format!("views/{p}"))?)))
+            .collect::<Result<Vec<_>, sled::Error>>()?;
+        let defs = Staged::new(db.open_tree("views/defs")?);
         let checkpoints = trees
             .iter()
             .map(|t| Ok(watch::channel(position(t, keys::CHECKPOINT)?).0))
@@ -97,11 +98,11 @@ impl Views {
         self.inner.partitions.len() as u32
     }
 
-    pub(crate) fn tree(&self, partition: u32) -> &sled::Tree {
+    pub(crate) fn tree(&self, partition: u32) -> &Staged {
         &self.inner.partitions[partition as usize]
     }
 
-    pub(crate) fn defs_tree(&self) -> &sled::Tree {
+    pub(crate) fn defs_tree(&self) -> &Staged {
         &self.inner.defs
     }
 
@@ -109,19 +110,17 @@ impl Views {
     pub fn player(&self, player: &str) -> Result<PlayerView, sled::Error> {
         let tree = self.tree(laurel_log::partition_of(player, self.partitions()));
         let mut view = PlayerView {
-            points_total: keys::u64_of(tree.get(keys::points(player))?.as_deref()),
+            points_total: keys::u64_of(tree.get(&keys::points(player))?.as_deref()),
             ..PlayerView::default()
         };
         let prefix = keys::stats_of(player);
-        for item in tree.scan_prefix(&prefix) {
-            let (k, v) = item?;
+        for (k, v) in tree.scan_prefix(&prefix)? {
             if let (Some(name), Ok(value)) = (keys::suffix(&k, prefix.len()), decode(&v)) {
                 view.stats.insert(name.to_string(), value);
             }
         }
         let prefix = keys::earned_of(player);
-        for item in tree.scan_prefix(&prefix) {
-            let (k, v) = item?;
+        for (k, v) in tree.scan_prefix(&prefix)? {
             if let (Some(id), Ok(earned)) = (keys::suffix(&k, prefix.len()), decode(&v)) {
                 view.earned.insert(id.to_string(), earned);
             }
@@ -144,7 +143,7 @@ impl Views {
         Ok(self
             .inner
             .defs
-            .get(keys::achievement_def(id))?
+            .get(&keys::achievement_def(id))?
             .and_then(|v| decode(&v).ok()))
     }
 
@@ -153,7 +152,7 @@ impl Views {
         Ok(self
             .inner
             .defs
-            .get(keys::stat_def(name))?
+            .get(&keys::stat_def(name))?
             .and_then(|v| decode(&v).ok()))
     }
 
@@ -162,8 +161,7 @@ impl Views {
         prefix: &[u8],
     ) -> Result<Vec<T>, sled::Error> {
         let mut out = Vec::new();
-        for item in self.inner.defs.scan_prefix(prefix) {
-            let (_, v) = item?;
+        for (_, v) in self.inner.defs.scan_prefix(prefix)? {
             match decode(&v) {
                 Ok(value) => out.push(value),
                 Err(e) => tracing::error!(error = %e, "corrupt definition in view"),
@@ -177,8 +175,7 @@ impl Views {
         let mut rarity = Rarity::default();
         for tree in &self.inner.partitions {
             rarity.players += keys::u64_of(tree.get(keys::PLAYERS)?.as_deref());
-            for item in tree.scan_prefix(b"R") {
-                let (k, v) = item?;
+            for (k, v) in tree.scan_prefix(b"R")? {
                 if let Some(id) = keys::suffix(&k, 1) {
                     *rarity.earned.entry(id.to_string()).or_default() += keys::u64_of(Some(&v));
                 }

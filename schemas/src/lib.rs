@@ -24,7 +24,9 @@ pub use defs::{
 };
 pub use events::{Grant, Source, StatEvent, StatsMessage};
 pub use names::{AchievementId, PlayerId, StatName};
-pub use outputs::{CauseKind, Checkpoint, Output, Progress, Rejected, StatChanged, Unlocked};
+pub use outputs::{
+    CauseKind, Changes, Checkpoint, Output, Progress, Rejected, StatChanged, Unlocked,
+};
 pub use validation::{Reason, ValidationError};
 pub use value::Value;
 

@@ -1,7 +1,10 @@
 //! What the engine appends to the OUTPUT log (`laurel.output.<partition>`).
 //!
 //! Analytics consume these straight from NATS: each is a msgpack map with named fields and a
-//! `type` tag (`unlocked`, `progress`, `stat`, `rejected`, `checkpoint`).
+//! `type` tag. The engine appends `unlocked` entries one by one, and per batch of a partition
+//! one `changes` entry holding its `stat`, `progress` and `rejected` outputs and the STATS
+//! position it reached. `stat`, `progress`, `rejected` and `checkpoint` entries of their own
+//! are what earlier versions appended; readers still accept them.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -136,6 +139,58 @@ pub struct Checkpoint {
     pub stats_seq: u64,
 }
 
+/// What one engine batch of a partition changed, in one OUTPUT entry: every stat change,
+/// progress milestone and refusal of the STATS events `first_seq..=stats_seq`, in the order
+/// the engine produced them (coalesced: one `stat` per player and stat, one `progress` per
+/// player, achievement and condition). The batch's unlocks are separate `unlocked` entries,
+/// appended before it.
+///
+/// A `complete` entry is the batch's checkpoint: every output of those events is on OUTPUT
+/// before it. A batch too large for one message is split into parts; only the last is
+/// `complete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Wire schema version.
+    #[serde(default)]
+    pub v: SchemaVersion,
+    /// The partition.
+    pub partition: u32,
+    /// The first STATS sequence of the batch.
+    pub first_seq: u64,
+    /// The last STATS sequence of the batch: the partition's position once `complete`.
+    pub stats_seq: u64,
+    /// Whether this entry completes the batch (see above).
+    pub complete: bool,
+    /// Aggregated stats that changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stats: Vec<StatChanged>,
+    /// Progress milestones reached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<Progress>,
+    /// Events the engine refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Rejected>,
+}
+
+impl Changes {
+    /// The outputs this entry holds, one by one: its `stat`, `progress` and `rejected`
+    /// outputs, then a `checkpoint` when it is `complete`.
+    pub fn into_outputs(self) -> Vec<Output> {
+        let mut out = Vec::with_capacity(self.stats.len() + self.progress.len() + 1);
+        out.extend(self.stats.into_iter().map(Output::Stat));
+        out.extend(self.progress.into_iter().map(Output::Progress));
+        out.extend(self.rejected.into_iter().map(Output::Rejected));
+        if self.complete {
+            out.push(Output::Checkpoint(Checkpoint {
+                v: self.v,
+                partition: self.partition,
+                stats_seq: self.stats_seq,
+            }));
+        }
+        out
+    }
+}
+
 /// A message on the OUTPUT log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -150,4 +205,17 @@ pub enum Output {
     Rejected(Rejected),
     /// A partition's position.
     Checkpoint(Checkpoint),
+    /// What one engine batch changed (the engine's form of `stat`, `progress`, `rejected`
+    /// and `checkpoint`).
+    Changes(Changes),
+}
+
+impl Output {
+    /// The outputs this entry stands for: a `changes` entry's contents, or the entry itself.
+    pub fn into_outputs(self) -> Vec<Output> {
+        match self {
+            Output::Changes(c) => c.into_outputs(),
+            other => vec![other],
+        }
+    }
 }

@@ -6,16 +6,20 @@ use std::time::Duration;
 
 use laurel_log::{AppendError, Appended, Entry, Log, Reader, Record, Start, StreamKind, Target};
 use laurel_schemas::{
-    Checkpoint, DefinitionEvent, Output, SchemaVersion, StatsMessage, decode, encode,
+    Changes, DefinitionEvent, Output, SchemaVersion, StatsMessage, decode, encode,
 };
 use tokio::sync::watch;
 
 use super::recover::recover;
 use super::store::{PartitionStore, StoreError};
 use super::{EngineMetrics, SharedDefs, ShellConfig, ShellError, stopped};
-use crate::coalesce::{Caused, coalesce_caused};
+use crate::coalesce::coalesce;
 use crate::defs::Definitions;
 use crate::fold::Fold;
+
+/// Most outputs in one `changes` entry: keeps an entry well under JetStream's 1 MiB message
+/// limit whatever the names' lengths.
+const PART_OUTPUTS: usize = 1_000;
 
 pub(super) struct Worker {
     partition: u32,
@@ -162,7 +166,8 @@ impl Worker {
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), ShellError> {
         let fresh = unapplied(records, self.store.stats_pos);
-        let Some(last) = fresh.last().map(|r| r.seq) else {
+        let (Some(first), Some(last)) = (fresh.first().map(|r| r.seq), fresh.last().map(|r| r.seq))
+        else {
             return Ok(());
         };
         let messages: Vec<(u64, StatsMessage)> = fresh
@@ -187,7 +192,7 @@ impl Worker {
         }
         let defs = self.defs.clone();
         let outputs = defs.read(|defs| self.fold(defs, &messages))?;
-        let checkpoint = self.publish(outputs, last, shutdown).await?;
+        let checkpoint = self.publish(outputs, first, last, shutdown).await?;
         self.store.stats_pos = last;
         self.store.output_pos = checkpoint;
         if self.last_persist.elapsed() >= self.persist_interval || self.store.over_capacity() {
@@ -205,42 +210,30 @@ impl Worker {
         Ok(())
     }
 
+    /// Folds a batch: its outputs, coalesced, each `stat` change followed by the progress
+    /// milestones it reached.
     fn fold(
         &mut self,
         defs: &Definitions,
         messages: &[(u64, StatsMessage)],
-    ) -> Result<Vec<Caused>, ShellError> {
+    ) -> Result<Vec<Output>, ShellError> {
         let fold = Fold::live(defs);
         let mut outputs = Vec::new();
-        let mut caused = Vec::new();
-        for (seq, msg) in messages {
+        for (_, msg) in messages {
             let player = self.store.player_mut(msg.player_id(), defs)?;
             fold.apply(player, msg, &mut outputs);
-            caused.extend(outputs.drain(..).map(|output| Caused {
-                first: *seq,
-                last: *seq,
-                output,
-            }));
         }
-        coalesce_caused(&mut caused);
-        let mut expanded = Vec::with_capacity(caused.len() * 2);
-        for item in caused {
-            let change = match &item.output {
-                Output::Stat(change) => Some(change.clone()),
-                _ => None,
-            };
-            let (first, last) = (item.first, item.last);
-            expanded.push(item);
-            if let Some(change) = change {
-                if let Some(player) = self.store.cached(change.player_id.as_str()) {
-                    fold.progress(player, &change, &mut outputs);
-                    expanded.extend(outputs.drain(..).map(|output| Caused {
-                        first,
-                        last,
-                        output,
-                    }));
-                }
+        coalesce(&mut outputs);
+        let mut expanded = Vec::with_capacity(outputs.len() * 2);
+        let mut progress = Vec::new();
+        for output in outputs {
+            if let Output::Stat(change) = &output
+                && let Some(player) = self.store.cached(change.player_id.as_str())
+            {
+                fold.progress(player, change, &mut progress);
             }
+            expanded.push(output);
+            expanded.append(&mut progress);
         }
         Ok(expanded)
     }
@@ -286,12 +279,13 @@ impl Worker {
         // Only unlocks come out of a re-evaluation; their ids are their `unlock_id`s.
         let entries: Vec<Entry> = outputs
             .iter()
-            .map(|output| {
-                self.entry(&Caused {
-                    first: 0,
-                    last: 0,
-                    output: output.clone(),
-                })
+            .filter_map(|output| match output {
+                Output::Unlocked(u) => Some(Entry {
+                    target: Target::Partition(self.partition),
+                    id: u.unlock_id.to_string(),
+                    payload: encode(output),
+                }),
+                _ => None,
             })
             .collect();
         self.append(entries, shutdown).await?;
@@ -306,26 +300,54 @@ impl Worker {
         Ok(())
     }
 
-    /// Appends a batch's outputs and then its checkpoint; returns the checkpoint's OUTPUT
-    /// position. On JetStream the checkpoint goes only once every other output is stored,
-    /// so a checkpoint on OUTPUT always means its batch is there whole (recovery relies on
-    /// it); on the embedded log one append is all or nothing, so they go together.
+    /// Appends a batch's unlocks and then its `changes` entry (the checkpoint); returns the
+    /// checkpoint's OUTPUT position. On JetStream the checkpoint goes only once every other
+    /// output is stored, so a complete `changes` entry on OUTPUT always means its batch is
+    /// there whole (recovery relies on it); on the embedded log one append is all or
+    /// nothing, so they go together.
     async fn publish(
         &self,
-        outputs: Vec<Caused>,
+        outputs: Vec<Output>,
+        first: u64,
         last: u64,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<u64, ShellError> {
-        let mut entries: Vec<Entry> = outputs.iter().map(|o| self.entry(o)).collect();
-        let checkpoint = self.entry(&Caused {
-            first: last,
-            last,
-            output: Output::Checkpoint(Checkpoint {
-                v: SchemaVersion::CURRENT,
-                partition: self.partition,
-                stats_seq: last,
-            }),
-        });
+        let (mut entries, mut parts) = (Vec::new(), vec![self.changes(first, last)]);
+        for output in outputs {
+            let part = parts.last_mut().expect("one part at least");
+            if part.stats.len() + part.progress.len() + part.rejected.len() >= PART_OUTPUTS {
+                parts.push(self.changes(first, last));
+            }
+            let part = parts.last_mut().expect("one part at least");
+            match output {
+                Output::Unlocked(u) => entries.push(Entry {
+                    target: Target::Partition(self.partition),
+                    id: u.unlock_id.to_string(),
+                    payload: encode(&Output::Unlocked(u)),
+                }),
+                Output::Stat(s) => part.stats.push(s),
+                Output::Progress(p) => part.progress.push(p),
+                Output::Rejected(r) => part.rejected.push(r),
+                Output::Checkpoint(_) | Output::Changes(_) => {}
+            }
+        }
+        // Ids from what caused them: the batch's STATS span, the part and the number of
+        // parts (so a complete entry never shares the id of a part of another split).
+        let count = parts.len();
+        let mut parts: Vec<Entry> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut part)| {
+                part.complete = i + 1 == count;
+                Entry {
+                    target: Target::Partition(self.partition),
+                    id: format!("{}:b:{first}-{last}:{i}/{count}", self.partition),
+                    payload: encode(&Output::Changes(part)),
+                }
+            })
+            .collect();
+        let checkpoint = parts.pop().expect("one part at least");
+        entries.extend(parts);
         if self.log.appends_atomically() {
             entries.push(checkpoint);
             let acks = self.append(entries, shutdown).await?;
@@ -336,12 +358,17 @@ impl Worker {
         Ok(acks.last().map_or(0, |a| a.seq))
     }
 
-    /// The OUTPUT entry of an output: its message id comes from what caused it.
-    fn entry(&self, caused: &Caused) -> Entry {
-        Entry {
-            target: Target::Partition(self.partition),
-            id: output_id(self.partition, caused),
-            payload: encode(&caused.output),
+    /// An empty `changes` entry of the batch `first..=last`.
+    fn changes(&self, first: u64, last: u64) -> Changes {
+        Changes {
+            v: SchemaVersion::CURRENT,
+            partition: self.partition,
+            first_seq: first,
+            stats_seq: last,
+            complete: false,
+            stats: Vec::new(),
+            progress: Vec::new(),
+            rejected: Vec::new(),
         }
     }
 
@@ -408,23 +435,6 @@ fn knows(defs: &Definitions, msg: &StatsMessage) -> bool {
     match msg {
         StatsMessage::Stat(e) => defs.stat(e.stat.as_str()).is_some(),
         StatsMessage::Grant(g) => defs.achievement(g.achievement_id.as_str()).is_some(),
-    }
-}
-
-/// The message id of an output, from what caused it: the same on every re-fold of the same
-/// events (so the log deduplicates it), different for an output of other events (a `stat`
-/// output coalesced over another span of a player's events is another output).
-fn output_id(partition: u32, caused: &Caused) -> String {
-    let (first, last) = (caused.first, caused.last);
-    match &caused.output {
-        Output::Unlocked(u) => u.unlock_id.to_string(),
-        Output::Rejected(_) => format!("{partition}:r:{first}"),
-        Output::Checkpoint(c) => format!("{}:c:{}", c.partition, c.stats_seq),
-        Output::Stat(_) => format!("{partition}:s:{first}-{last}"),
-        Output::Progress(p) => format!(
-            "{partition}:p:{first}-{last}:{}:{}",
-            p.achievement_id, p.condition
-        ),
     }
 }
 

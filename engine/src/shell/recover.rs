@@ -1,8 +1,9 @@
 //! Bringing a partition's engine state up to what OUTPUT already says, without emitting
 //! anything.
 //!
-//! STATS is the truth for values, OUTPUT for what was emitted. A `checkpoint` on OUTPUT
-//! means every output of the STATS events up to its `stats_seq` is stored. So recovery:
+//! STATS is the truth for values, OUTPUT for what was emitted. A checkpoint on OUTPUT (a
+//! complete `changes` entry) means every output of the STATS events up to its `stats_seq`
+//! is stored. So recovery:
 //! 1. reads OUTPUT after the stored state's own checkpoint, for the highest checkpoint and
 //!    every `unlocked` output (an unlock happened once it is on OUTPUT: consumers may have
 //!    seen it, even one of a batch that a crash interrupted before its checkpoint);
@@ -37,6 +38,16 @@ pub(super) struct Recovered {
     pub(super) events: u64,
     /// Unlocks found on OUTPUT and marked earned.
     pub(super) unlocks: u64,
+}
+
+/// The partition and STATS position an OUTPUT entry checkpoints: a complete `changes`
+/// entry, or a `checkpoint` of the earlier format.
+fn checkpoint_of(output: &Output) -> Option<(u32, u64)> {
+    match output {
+        Output::Changes(c) if c.complete => Some((c.partition, c.stats_seq)),
+        Output::Checkpoint(c) => Some((c.partition, c.stats_seq)),
+        _ => None,
+    }
 }
 
 /// Reads a partition from just after `after` up to `upto` (inclusive), handing each entry
@@ -114,7 +125,7 @@ pub(super) async fn recover(
         if !verified {
             // The first entry must be the checkpoint the stored state recorded.
             let matches = record.seq == expected.0
-                && matches!(&output, Output::Checkpoint(c) if c.partition == partition && c.stats_seq == expected.1);
+                && checkpoint_of(&output).is_some_and(|(p, seq)| p == partition && seq == expected.1);
             if !matches {
                 mismatch = true;
                 return Err(ShellError::Recovery("mismatch".into()));
@@ -122,10 +133,12 @@ pub(super) async fn recover(
             verified = true;
             return Ok(());
         }
-        match output {
-            Output::Checkpoint(c) if c.stats_seq > reached.0 => reached = (c.stats_seq, record.seq),
-            Output::Unlocked(u) => unlocks.push(u),
-            Output::Checkpoint(_) | Output::Stat(_) | Output::Progress(_) | Output::Rejected(_) => {}
+        match checkpoint_of(&output) {
+            Some((_, seq)) if seq > reached.0 => reached = (seq, record.seq),
+            _ => {}
+        }
+        if let Output::Unlocked(u) = output {
+            unlocks.push(u);
         }
         Ok(())
     })

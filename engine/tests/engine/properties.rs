@@ -225,7 +225,7 @@ fn observe(out: &[Output]) -> Observed {
                     s.value.to_string(),
                 );
             }
-            Output::Checkpoint(_) => {}
+            Output::Checkpoint(_) | Output::Changes(_) => {}
         }
     }
     o

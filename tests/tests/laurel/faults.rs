@@ -223,12 +223,17 @@ fn explain(l: &mut crate::http::Launched, partitions: u32, player: &str) -> Stri
         }
         out.push_str("\nOUTPUT:");
         for record in read_to_end(&log, StreamKind::Output, p, Start::After(0)).await {
-            match laurel_schemas::decode(&record.payload).unwrap() {
-                Output::Stat(st) if st.player_id.as_str() == player => {
-                    out.push_str(&format!(" {}:{}<-{:?}", record.seq, st.value, st.previous));
+            let output: Output = laurel_schemas::decode(&record.payload).unwrap();
+            for output in output.into_outputs() {
+                match output {
+                    Output::Stat(st) if st.player_id.as_str() == player => {
+                        out.push_str(&format!(" {}:{}<-{:?}", record.seq, st.value, st.previous));
+                    }
+                    Output::Checkpoint(c) => {
+                        out.push_str(&format!(" {}:c{}", record.seq, c.stats_seq))
+                    }
+                    _ => {}
                 }
-                Output::Checkpoint(c) => out.push_str(&format!(" {}:c{}", record.seq, c.stats_seq)),
-                _ => {}
             }
         }
         out
