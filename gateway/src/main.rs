@@ -3,6 +3,11 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: under load the server allocates many small, short-lived buffers from several
+/// threads, where glibc's allocator spent a quarter of the time (profiled with perf).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = laurel_gateway::cli::Cli::parse();
     tracing_subscriber::fmt()
