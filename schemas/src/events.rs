@@ -94,3 +94,49 @@ impl StatsMessage {
         }
     }
 }
+
+/// Stat events of one partition that the gateway appended as one STATS entry: events that
+/// arrived together with ids the gateway made (no retry can repeat those, so no
+/// per-event deduplication is lost by storing them together).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatEvents {
+    /// Wire schema version.
+    #[serde(default)]
+    pub v: SchemaVersion,
+    /// The events, in the order they were reported.
+    pub events: Vec<StatEvent>,
+}
+
+/// An entry on the STATS log: one message, or several stat events together. A single
+/// message is encoded exactly as a [`StatsMessage`], so every entry of earlier versions
+/// decodes as one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StatsEntry {
+    /// A stat event.
+    Stat(StatEvent),
+    /// A grant.
+    Grant(Grant),
+    /// Several stat events, in order.
+    Stats(StatEvents),
+}
+
+impl StatsEntry {
+    /// The messages of the entry, in order.
+    pub fn into_messages(self) -> Vec<StatsMessage> {
+        match self {
+            StatsEntry::Stat(e) => vec![StatsMessage::Stat(e)],
+            StatsEntry::Grant(g) => vec![StatsMessage::Grant(g)],
+            StatsEntry::Stats(batch) => batch.events.into_iter().map(StatsMessage::Stat).collect(),
+        }
+    }
+}
+
+impl From<StatsMessage> for StatsEntry {
+    fn from(message: StatsMessage) -> Self {
+        match message {
+            StatsMessage::Stat(e) => StatsEntry::Stat(e),
+            StatsMessage::Grant(g) => StatsEntry::Grant(g),
+        }
+    }
+}

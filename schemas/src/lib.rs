@@ -22,7 +22,7 @@ pub use defs::{
     AchievementDefinition, AchievementSpec, Aggregation, Condition, DefinitionEvent, Localization,
     StatDefinition, StatKind, StatSpec, Threshold, Visibility,
 };
-pub use events::{Grant, Source, StatEvent, StatsMessage};
+pub use events::{Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage};
 pub use names::{AchievementId, PlayerId, StatName};
 pub use outputs::{
     CauseKind, Changes, Checkpoint, Output, Progress, Rejected, StatChanged, Unlocked,

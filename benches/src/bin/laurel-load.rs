@@ -476,7 +476,6 @@ async fn measure(
         );
         let duration = Duration::from_secs(args.latency_duration);
         let background = tokio::spawn(async move { load.run(duration).await });
-        let start = Instant::now();
         let (stream, read, probes) = probe_latency(
             &api,
             &game_server,
@@ -491,7 +490,7 @@ async fn measure(
         let missed = probes - stream.len().min(read.len());
         figures.latency.push(Latency {
             rate,
-            accepted_rate: events as f64 / start.elapsed().as_secs_f64(),
+            accepted_rate: events as f64 / duration.as_secs_f64(),
             stream: percentiles(stream),
             read: percentiles(read),
             probes,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use laurel_log::{AppendError, Appended, Entry, Log, Reader, Record, Start, StreamKind, Target};
 use laurel_schemas::{
-    Changes, DefinitionEvent, Output, SchemaVersion, StatsMessage, decode, encode,
+    Changes, DefinitionEvent, Output, SchemaVersion, StatsEntry, StatsMessage, decode, encode,
 };
 use tokio::sync::watch;
 
@@ -170,16 +170,15 @@ impl Worker {
         else {
             return Ok(());
         };
-        let messages: Vec<(u64, StatsMessage)> = fresh
-            .iter()
-            .filter_map(|r| match decode(&r.payload) {
-                Ok(m) => Some((r.seq, m)),
+        let mut messages: Vec<(u64, StatsMessage)> = Vec::with_capacity(fresh.len());
+        for r in &fresh {
+            match decode::<StatsEntry>(&r.payload) {
+                Ok(entry) => messages.extend(entry.into_messages().into_iter().map(|m| (r.seq, m))),
                 Err(e) => {
                     tracing::error!(partition = self.partition, seq = r.seq, error = %e, "skipping undecodable stat event");
-                    None
                 }
-            })
-            .collect();
+            }
+        }
         // A definition the gateway saw may not have reached this engine yet.
         if self
             .defs

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use laurel_log::{Log, Reader, Record, Start, StreamKind};
-use laurel_schemas::{Output, StatsMessage, Unlocked, decode};
+use laurel_schemas::{Output, StatsEntry, Unlocked, decode};
 
 use super::ShellError;
 use super::store::PartitionStore;
@@ -164,12 +164,14 @@ pub(super) async fn recover(
         store.stats_pos,
         reached.0,
         |record| {
-            match decode::<StatsMessage>(&record.payload) {
-                Ok(msg) => {
-                    let player = store.player_mut(msg.player_id(), defs)?;
-                    fold.apply(player, &msg, &mut scratch);
-                    scratch.clear();
-                    found.events += 1;
+            match decode::<StatsEntry>(&record.payload) {
+                Ok(entry) => {
+                    for msg in entry.into_messages() {
+                        let player = store.player_mut(msg.player_id(), defs)?;
+                        fold.apply(player, &msg, &mut scratch);
+                        scratch.clear();
+                        found.events += 1;
+                    }
                 }
                 Err(e) => {
                     tracing::error!(partition, seq = record.seq, error = %e, "skipping undecodable stat event")

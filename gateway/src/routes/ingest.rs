@@ -6,8 +6,10 @@ use axum::http::StatusCode;
 use laurel_engine::Definitions;
 use laurel_log::{Entry, StreamKind, Target, partition_of};
 use laurel_schemas::{
-    PlayerId, Reason, SchemaVersion, Source, StatEvent, StatName, StatsMessage, Value, encode,
+    PlayerId, Reason, SchemaVersion, Source, StatEvent, StatEvents, StatName, StatsEntry,
+    StatsMessage, Value, encode,
 };
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
@@ -102,8 +104,9 @@ pub(crate) async fn post_events(
     let (mut invalid, mut forbidden) = (Vec::new(), Vec::new());
     state.defs.read(|defs| {
         for (i, e) in body.events.into_iter().enumerate() {
+            let client_id = e.event_id.is_some();
             match check(i, e, &principal, source, defs, received_at) {
-                Ok(event) => events.push(event),
+                Ok(event) => events.push((event, client_id)),
                 Err(Refusal::Invalid(e)) => invalid.push(e),
                 Err(Refusal::Forbidden(e)) => forbidden.push(e),
             }
@@ -137,14 +140,7 @@ pub(crate) async fn post_events(
         return Err(e);
     }
     let partitions = state.log.config().partitions;
-    let entries: Vec<Entry> = events
-        .iter()
-        .map(|e| Entry {
-            target: Target::Partition(partition_of(e.player_id.as_str(), partitions)),
-            id: e.event_id.to_string(),
-            payload: encode(&StatsMessage::Stat(e.clone())),
-        })
-        .collect();
+    let (entries, sizes) = entries_of(events, partitions);
     let targets: Vec<u32> = entries
         .iter()
         .map(|e| match e.target {
@@ -154,24 +150,67 @@ pub(crate) async fn post_events(
         .collect();
     let acks = state.log.append(StreamKind::Stats, entries).await?;
     let mut token = ReadToken::default();
-    for (ack, p) in acks.iter().zip(targets) {
+    let (mut accepted, mut duplicates) = (0, 0);
+    for ((ack, p), size) in acks.iter().zip(targets).zip(sizes) {
         token.reach(p, ack.seq);
+        if ack.duplicate {
+            duplicates += size;
+        } else {
+            accepted += size;
+        }
     }
-    let duplicates = acks.iter().filter(|a| a.duplicate).count();
-    state
-        .metrics
-        .ingested(IngestOutcome::Accepted, acks.len() - duplicates);
+    state.metrics.ingested(IngestOutcome::Accepted, accepted);
     state.metrics.ingested(IngestOutcome::Duplicate, duplicates);
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
-            accepted: acks.len() - duplicates,
+            accepted,
             duplicates,
             token: token.to_string(),
         }),
     ))
 }
 
+/// The STATS entries of a batch, with how many events each holds. An event whose id the
+/// client chose is an entry of its own under that id, so the log deduplicates it alone
+/// (a retry may regroup events) and says exactly which events were duplicates. Events whose
+/// ids the gateway made cannot come again, so those of one partition go together in one
+/// entry (`stats`), under an id of its own: one log message instead of one per event.
+fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, Vec<usize>) {
+    let mut entries = Vec::new();
+    let mut sizes = Vec::new();
+    let mut grouped: BTreeMap<u32, Vec<StatEvent>> = BTreeMap::new();
+    for (event, client_id) in events {
+        let p = partition_of(event.player_id.as_str(), partitions);
+        if client_id {
+            entries.push(Entry {
+                target: Target::Partition(p),
+                id: event.event_id.to_string(),
+                payload: encode(&StatsMessage::Stat(event)),
+            });
+            sizes.push(1);
+        } else {
+            grouped.entry(p).or_default().push(event);
+        }
+    }
+    for (p, mut events) in grouped {
+        sizes.push(events.len());
+        let payload = if events.len() == 1 {
+            encode(&StatsMessage::Stat(events.pop().expect("one event")))
+        } else {
+            encode(&StatsEntry::Stats(StatEvents {
+                v: SchemaVersion::CURRENT,
+                events,
+            }))
+        };
+        entries.push(Entry {
+            target: Target::Partition(p),
+            id: format!("g:{}", Uuid::new_v4()),
+            payload,
+        });
+    }
+    (entries, sizes)
+}
 /// Takes `events` from the player's ingest quota, or says when to retry (429).
 fn throttle(state: &AppState, player: &str, events: usize) -> Result<(), ApiError> {
     let Some(quota) = &state.player_quota else {

@@ -171,9 +171,11 @@ fn events_on_stats(l: &crate::http::Launched, partitions: u32) -> HashMap<Uuid, 
         let mut counts: HashMap<Uuid, usize> = HashMap::new();
         for p in 0..partitions {
             for record in read_to_end(&log, StreamKind::Stats, p, Start::After(0)).await {
-                let message: laurel_schemas::StatsMessage =
+                let entry: laurel_schemas::StatsEntry =
                     laurel_schemas::decode(&record.payload).unwrap();
-                *counts.entry(message.event_id()).or_default() += 1;
+                for message in entry.into_messages() {
+                    *counts.entry(message.event_id()).or_default() += 1;
+                }
             }
         }
         counts
@@ -215,10 +217,12 @@ fn explain(l: &mut crate::http::Launched, partitions: u32, player: &str) -> Stri
         let p = laurel_log::partition_of(player, partitions);
         let mut out = format!("partition {p}\nSTATS:");
         for record in read_to_end(&log, StreamKind::Stats, p, Start::After(0)).await {
-            let message: laurel_schemas::StatsMessage =
+            let entry: laurel_schemas::StatsEntry =
                 laurel_schemas::decode(&record.payload).unwrap();
-            if message.player_id().as_str() == player {
-                out.push_str(&format!(" {}", record.seq));
+            for message in entry.into_messages() {
+                if message.player_id().as_str() == player {
+                    out.push_str(&format!(" {}", record.seq));
+                }
             }
         }
         out.push_str("\nOUTPUT:");
