@@ -20,6 +20,15 @@ use std::time::Duration;
 pub use embedded::EmbeddedLog;
 pub use nats::NatsLog;
 
+/// Runs `work`, which blocks on disk, without holding up the other tasks of this runtime
+/// thread: on a multi-thread runtime they move to another thread meanwhile.
+pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// One of the three logical streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StreamKind {

@@ -115,7 +115,11 @@ impl<'a> Overlay<'a> {
     }
 
     fn stat(&mut self, s: &StatChanged) -> Result<(), sled::Error> {
-        self.see(s.player_id.as_str())?;
+        // A player's first output is an unlock or a stat's first value (no `previous`):
+        // only those can be a player not seen yet.
+        if s.previous.is_none() {
+            self.see(s.player_id.as_str())?;
+        }
         self.put(
             keys::stat(s.player_id.as_str(), s.stat.as_str()),
             encode(&s.value),

@@ -30,7 +30,7 @@ pub struct ProjectorConfig {
 }
 
 /// Staged keys past which a view is written at once, whatever the interval.
-const MAX_STAGED: usize = 200_000;
+const MAX_STAGED: usize = 50_000;
 
 impl ProjectorConfig {
     /// Every partition of a log with `partitions` partitions.
@@ -130,7 +130,14 @@ async fn worker(
         Target::Partition(p) => views.tree(p),
     };
     let mut position = keys::u64_of(tree.get(keys::POSITION)?.as_deref());
-    let mut last_flush = tokio::time::Instant::now();
+    // Partitions' writes spread over the interval rather than falling due at once.
+    let now = tokio::time::Instant::now();
+    let rank = match target {
+        Target::Defs => 0,
+        Target::Partition(p) => config.partitions.iter().filter(|&&q| q < p).count() as u32,
+    };
+    let offset = config.flush_interval * rank / config.partitions.len().max(1) as u32;
+    let mut last_flush = now.checked_sub(offset).unwrap_or(now);
     let mut stop = shutdown.clone();
     while !*shutdown.borrow() {
         let read = tokio::select! {
@@ -149,7 +156,7 @@ async fn worker(
         };
         let Some(last) = records.last().map(|r| r.seq) else {
             if last_flush.elapsed() >= config.flush_interval {
-                tree.flush()?;
+                laurel_log::blocking(|| tree.flush())?;
                 last_flush = tokio::time::Instant::now();
             }
             continue;
@@ -179,7 +186,7 @@ async fn worker(
             let staged = overlay.commit(last);
             position = last;
             if staged >= MAX_STAGED || last_flush.elapsed() >= config.flush_interval {
-                tree.flush()?;
+                laurel_log::blocking(|| tree.flush())?;
                 last_flush = tokio::time::Instant::now();
             }
         }

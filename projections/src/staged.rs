@@ -15,21 +15,32 @@ type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 /// A sled tree with writes staged in memory.
 pub(crate) struct Staged {
     tree: sled::Tree,
-    pending: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
+    maps: RwLock<Maps>,
+}
+
+/// Staged writes: the newest, and those being written to sled (still read from here until
+/// they are there, so a read never sees a value go back).
+#[derive(Default)]
+struct Maps {
+    pending: BTreeMap<Vec<u8>, Vec<u8>>,
+    flushing: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Staged {
     pub(crate) fn new(tree: sled::Tree) -> Self {
         Self {
             tree,
-            pending: RwLock::default(),
+            maps: RwLock::default(),
         }
     }
 
     /// A key's value: staged, else stored.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
-        if let Some(v) = self.pending.read().expect("staged lock").get(key) {
-            return Ok(Some(v.clone()));
+        {
+            let maps = self.maps.read().expect("staged lock");
+            if let Some(v) = maps.pending.get(key).or_else(|| maps.flushing.get(key)) {
+                return Ok(Some(v.clone()));
+            }
         }
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
     }
@@ -41,35 +52,53 @@ impl Staged {
             let (k, v) = item?;
             found.insert(k.to_vec(), v.to_vec());
         }
-        let pending = self.pending.read().expect("staged lock");
-        for (k, v) in pending
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            found.insert(k.clone(), v.clone());
+        let maps = self.maps.read().expect("staged lock");
+        // Older first, so the newest value of a key wins.
+        for map in [&maps.flushing, &maps.pending] {
+            for (k, v) in map
+                .range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+            {
+                found.insert(k.clone(), v.clone());
+            }
         }
         Ok(found.into_iter().collect())
     }
 
     /// Stages `writes`; returns how many keys are staged now.
     pub(crate) fn stage(&self, writes: BTreeMap<Vec<u8>, Vec<u8>>) -> usize {
-        let mut pending = self.pending.write().expect("staged lock");
-        pending.extend(writes);
-        pending.len()
+        let mut maps = self.maps.write().expect("staged lock");
+        maps.pending.extend(writes);
+        maps.pending.len()
     }
 
-    /// Writes what is staged to sled in one atomic batch.
+    /// Writes what is staged to sled in one atomic batch; reads go on meanwhile. Only the
+    /// projector worker of this view flushes, so one flush runs at a time.
     pub(crate) fn flush(&self) -> Result<(), sled::Error> {
-        let mut pending = self.pending.write().expect("staged lock");
-        if pending.is_empty() {
-            return Ok(());
-        }
         let mut batch = sled::Batch::default();
-        for (k, v) in pending.iter() {
-            batch.insert(k.as_slice(), v.as_slice());
+        {
+            let mut maps = self.maps.write().expect("staged lock");
+            if maps.pending.is_empty() {
+                return Ok(());
+            }
+            let pending = std::mem::take(&mut maps.pending);
+            for (k, v) in &pending {
+                batch.insert(k.as_slice(), v.as_slice());
+            }
+            maps.flushing = pending;
         }
-        self.tree.apply_batch(batch)?;
-        pending.clear();
-        Ok(())
+        let written = self.tree.apply_batch(batch);
+        let mut maps = self.maps.write().expect("staged lock");
+        match written {
+            Ok(()) => maps.flushing.clear(),
+            // Not written: staged again, under anything newer.
+            Err(_) => {
+                let flushing = std::mem::take(&mut maps.flushing);
+                for (k, v) in flushing {
+                    maps.pending.entry(k).or_insert(v);
+                }
+            }
+        }
+        written
     }
 }

@@ -65,7 +65,7 @@ impl Worker {
             metrics,
             cached: 0,
             persist_interval: config.persist_interval,
-            last_persist: tokio::time::Instant::now(),
+            last_persist: staggered(config.persist_interval, partition, &config.partitions),
         })
     }
 
@@ -195,7 +195,8 @@ impl Worker {
         self.store.stats_pos = last;
         self.store.output_pos = checkpoint;
         if self.last_persist.elapsed() >= self.persist_interval || self.store.over_capacity() {
-            self.defs.read(|defs| self.store.persist(defs))?;
+            let (defs, store) = (&self.defs, &mut self.store);
+            laurel_log::blocking(|| defs.read(|defs| store.persist(defs)))?;
             self.last_persist = tokio::time::Instant::now();
         }
         if let Some(reader) = &mut self.reader {
@@ -418,6 +419,15 @@ impl Worker {
         m.max_cached_players.fetch_max(now, Ordering::Relaxed);
         self.cached = now;
     }
+}
+
+/// When a partition last wrote its state, as if it had: the partitions' writes spread over
+/// the interval instead of all falling due at once (a burst that held up every partition).
+fn staggered(interval: Duration, partition: u32, partitions: &[u32]) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    let rank = partitions.iter().filter(|&&p| p < partition).count() as u32;
+    let offset = interval * rank / partitions.len().max(1) as u32;
+    now.checked_sub(offset).unwrap_or(now)
 }
 
 /// The entries of a batch not yet applied: those after `position`, in order. The position
