@@ -199,6 +199,15 @@ pub struct ServeArgs {
     /// start.
     #[arg(long, env = "LAUREL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
+    /// How often, in milliseconds, the engine and the views write their state to disk. In
+    /// between it lives in memory; after a crash the log since the last write is folded
+    /// again, so this bounds the work of a recovery, never what can be lost.
+    #[arg(long, env = "LAUREL_CHECKPOINT_INTERVAL_MS", default_value_t = 5000)]
+    pub checkpoint_interval_ms: u64,
+    /// Player states the engine keeps in memory, over all partitions; the others are read
+    /// from disk when their player reports again.
+    #[arg(long, env = "LAUREL_CACHED_PLAYERS", default_value_t = 200_000)]
+    pub cached_players: usize,
 }
 
 /// The file holding the development signing key.
@@ -271,7 +280,11 @@ pub async fn run(
         log.clone(),
         engine_db,
         defs.clone(),
-        ShellConfig::all(partitions),
+        ShellConfig {
+            persist_interval: Duration::from_millis(args.checkpoint_interval_ms),
+            cache_players: (args.cached_players / partitions as usize).max(1),
+            ..ShellConfig::all(partitions)
+        },
         metrics.clone(),
         shutdown.clone(),
     );
@@ -279,7 +292,10 @@ pub async fn run(
     let projector = laurel_projections::run(
         log.clone(),
         views.clone(),
-        ProjectorConfig::all(partitions),
+        ProjectorConfig {
+            flush_interval: Duration::from_millis(args.checkpoint_interval_ms),
+            ..ProjectorConfig::all(partitions)
+        },
         shutdown.clone(),
     );
     roles.spawn(async move { ("projector", projector.await.map_err(anyhow::Error::from)) });
