@@ -110,7 +110,7 @@ pub struct StatEvents {
 /// An entry on the STATS log: one message, or several stat events together. A single
 /// message is encoded exactly as a [`StatsMessage`], so every entry of earlier versions
 /// decodes as one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StatsEntry {
     /// A stat event.
@@ -137,6 +137,63 @@ impl From<StatsMessage> for StatsEntry {
         match message {
             StatsMessage::Stat(e) => StatsEntry::Stat(e),
             StatsMessage::Grant(g) => StatsEntry::Grant(g),
+        }
+    }
+}
+
+/// Every field any STATS entry has, read in one pass: the engine decodes each entry, and
+/// serde's tagged-enum decoding first copies the whole entry into an intermediate tree.
+#[derive(Deserialize)]
+struct FlatEntry {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    v: SchemaVersion,
+    event_id: Option<Uuid>,
+    player_id: Option<PlayerId>,
+    stat: Option<StatName>,
+    value: Option<Value>,
+    ts: Option<Millis>,
+    received_at: Option<Millis>,
+    source: Option<Source>,
+    achievement_id: Option<AchievementId>,
+    events: Option<Vec<StatEvent>>,
+}
+
+impl<'de> Deserialize<'de> for StatsEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let flat = FlatEntry::deserialize(deserializer)?;
+        let missing = |field: &'static str| D::Error::missing_field(field);
+        match flat.kind.as_str() {
+            "stat" => Ok(StatsEntry::Stat(StatEvent {
+                v: flat.v,
+                event_id: flat.event_id.ok_or_else(|| missing("event_id"))?,
+                player_id: flat.player_id.ok_or_else(|| missing("player_id"))?,
+                stat: flat.stat.ok_or_else(|| missing("stat"))?,
+                value: flat.value.ok_or_else(|| missing("value"))?,
+                ts: flat.ts.ok_or_else(|| missing("ts"))?,
+                received_at: flat.received_at.ok_or_else(|| missing("received_at"))?,
+                source: flat.source.ok_or_else(|| missing("source"))?,
+            })),
+            "grant" => Ok(StatsEntry::Grant(Grant {
+                v: flat.v,
+                event_id: flat.event_id.ok_or_else(|| missing("event_id"))?,
+                player_id: flat.player_id.ok_or_else(|| missing("player_id"))?,
+                achievement_id: flat
+                    .achievement_id
+                    .ok_or_else(|| missing("achievement_id"))?,
+                received_at: flat.received_at.ok_or_else(|| missing("received_at"))?,
+                source: flat.source.ok_or_else(|| missing("source"))?,
+            })),
+            "stats" => Ok(StatsEntry::Stats(StatEvents {
+                v: flat.v,
+                events: flat.events.ok_or_else(|| missing("events"))?,
+            })),
+            other => Err(D::Error::unknown_variant(
+                other,
+                &["stat", "grant", "stats"],
+            )),
         }
     }
 }

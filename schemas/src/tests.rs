@@ -340,5 +340,31 @@ proptest! {
             source: Source::Player,
         });
         roundtrip(&msg);
+        // A single message decodes as a STATS entry of its own, and a grouped entry of it
+        // and another comes back whole.
+        let entry: StatsEntry = decode(&encode(&msg)).unwrap();
+        prop_assert_eq!(entry.clone().into_messages(), vec![msg.clone()]);
+        let StatsEntry::Stat(event) = entry else { panic!("a stat entry") };
+        let grouped = StatsEntry::Stats(StatEvents {
+            v: SchemaVersion::CURRENT,
+            events: vec![event.clone(), StatEvent { value: Value::Int(1), ..event }],
+        });
+        roundtrip(&grouped);
     }
+}
+
+#[test]
+fn stats_entries_decode_every_form_and_refuse_what_is_not_one() {
+    let grant = StatsMessage::Grant(Grant {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::from_u128(7),
+        player_id: player("ann"),
+        achievement_id: AchievementId::new("WIN").unwrap(),
+        received_at: 5,
+        source: Source::Admin,
+    });
+    let entry: StatsEntry = decode(&encode(&grant)).unwrap();
+    assert_eq!(entry.into_messages(), vec![grant]);
+    assert!(decode::<StatsEntry>(&encode(&serde_json::json!({"type": "stat", "v": 1}))).is_err());
+    assert!(decode::<StatsEntry>(&encode(&serde_json::json!({"type": "nope"}))).is_err());
 }
