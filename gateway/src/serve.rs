@@ -233,7 +233,7 @@ pub fn dev_key(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
 }
 
 /// sled's page cache per derived store (engine state, views); sled's default is 1 GiB each.
-const STORE_CACHE_BYTES: u64 = 128 << 20;
+const STORE_CACHE_BYTES: u64 = 64 << 20;
 
 /// Opens a derived sled store with a bounded page cache.
 fn open_store(path: &Path) -> Result<sled::Db, sled::Error> {

@@ -24,7 +24,7 @@ use tokio::sync::{Mutex, Notify, oneshot};
 use crate::{AppendError, Appended, Entry, LogConfig, LogError, Record, Start, StreamKind, Target};
 
 /// sled's page cache for the log (its default, 1 GiB, is too much beside the other stores).
-const LOG_CACHE_BYTES: u64 = 256 << 20;
+const LOG_CACHE_BYTES: u64 = 64 << 20;
 
 /// Most entries in one chunk: bounds what a reader decodes to reach one entry.
 const CHUNK_ENTRIES: usize = 256;

@@ -148,10 +148,11 @@ fn main() -> anyhow::Result<()> {
             );
         }
         println!(
-            "  peak RSS {:.0} MiB; disk {:.1} MiB = {:.0} bytes per accepted event",
+            "  peak RSS {:.0} MiB; disk {:.1} MiB = {:.0} bytes per accepted event, of which the embedded log {:.0}",
             f.peak_rss_kib as f64 / 1024.0,
             f.disk as f64 / (1 << 20) as f64,
-            f.disk as f64 / f.events.max(1) as f64
+            f.disk as f64 / f.events.max(1) as f64,
+            f.log_disk as f64 / f.events.max(1) as f64
         );
     }
     Ok(())
@@ -196,6 +197,7 @@ struct Figures {
     latency: Vec<Latency>,
     peak_rss_kib: u64,
     disk: u64,
+    log_disk: u64,
     events: u64,
 }
 
@@ -501,6 +503,7 @@ async fn measure(
     figures.events = accepted.load(Ordering::Relaxed);
     figures.peak_rss_kib = server.peak_rss_kib();
     figures.disk = dir_size(&server.dir.path().join("data"));
+    figures.log_disk = dir_size(&server.dir.path().join("data/log"));
     Ok(figures)
 }
 
@@ -544,7 +547,8 @@ async fn define(api: &Api, admin: &str, stats: usize) -> anyhow::Result<()> {
 struct Load {
     api: Api,
     token: String,
-    bodies: Arc<Vec<Vec<u8>>>,
+    picker: Picker,
+    stats: usize,
     connections: usize,
     batch: usize,
     rate: u64,
@@ -561,30 +565,36 @@ impl Load {
         accepted: Arc<AtomicU64>,
         reached: Arc<Reached>,
     ) -> Self {
-        let mut rng = SmallRng::seed_from_u64(rate ^ 7);
-        let pick = Picker::new(args.players, args.skew == "skewed");
-        let bodies = (0..512)
-            .map(|_| {
-                let events: Vec<Value> = (0..args.batch)
-                    .map(|_| {
-                        json!({"player_id": format!("p{}", pick.pick(&mut rng)),
-                               "stat": format!("kills{}", rng.random_range(0..args.stats.max(1))),
-                               "value": 1})
-                    })
-                    .collect();
-                json!({ "events": events }).to_string().into_bytes()
-            })
-            .collect();
         Self {
             api: api.clone(),
             token: token.to_string(),
-            bodies: Arc::new(bodies),
+            picker: Picker::new(args.players, args.skew == "skewed"),
+            stats: args.stats.max(1),
             connections: args.connections,
             batch: args.batch,
             rate,
             accepted,
             reached,
         }
+    }
+
+    /// The body of request `k`: a batch of events for players picked at random.
+    fn body(&self, k: u64) -> Vec<u8> {
+        let mut rng = SmallRng::seed_from_u64(k ^ self.rate.rotate_left(32));
+        let mut body = String::with_capacity(self.batch * 56 + 16);
+        body.push_str(r#"{"events":["#);
+        for i in 0..self.batch {
+            if i > 0 {
+                body.push(',');
+            }
+            let player = self.picker.pick(&mut rng);
+            let stat = rng.random_range(0..self.stats);
+            body.push_str(&format!(
+                r#"{{"player_id":"p{player}","stat":"kills{stat}","value":1}}"#
+            ));
+        }
+        body.push_str("]}");
+        body.into_bytes()
     }
 
     /// Posts for `duration`; returns each request's latency.
@@ -611,7 +621,7 @@ impl Load {
                     } else if tokio::time::Instant::now() >= end {
                         break;
                     }
-                    let body = this.bodies[k as usize % this.bodies.len()].clone();
+                    let body = this.body(k);
                     let sent = Instant::now();
                     let (status, reply) = this
                         .api
