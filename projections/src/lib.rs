@@ -5,10 +5,12 @@
 //!   earned it, and how many players the partition has; the last STATS checkpoint.
 //! - DEFS (tree `views/defs`): every stat and achievement definition as stored.
 //!
-//! Every batch of log entries is applied as one sled batch together with the log position it
-//! reaches, so a view and its cursor never disagree, and re-delivered entries (at or below the
+//! Every batch of log entries is staged in memory together with the log position it reaches
+//! (reads see it at once) and written behind, data and position in one sled batch, so a
+//! view and its cursor never disagree on disk; re-delivered entries (at or below the
 //! cursor) are skipped: applying is idempotent. Views are derived: deleting them and
-//! re-running the projector from the start of the logs rebuilds them exactly.
+//! re-running the projector from the start of the logs rebuilds them exactly; after a crash
+//! the projector folds OUTPUT again from the last write.
 
 mod apply;
 mod keys;

@@ -1,10 +1,11 @@
 //! The engine shell: the I/O around the pure fold.
 //!
 //! Per partition, a worker consumes STATS, folds each batch with [`Fold`](crate::Fold),
-//! appends the outputs to OUTPUT and then a checkpoint, then writes the changed player
-//! states with the STATS position and the checkpoint's OUTPUT position in one atomic sled
-//! batch, then acknowledges. Every output's message id comes from what caused it (an
-//! unlock's is its `unlock_id`), so a re-fold of the same events is deduplicated.
+//! appends the batch's unlocks to OUTPUT and then its `changes` entry (stat, progress and
+//! rejected outputs; the batch's checkpoint), then acknowledges. Player states and positions
+//! are written behind, in one atomic sled batch per partition every `persist_interval`.
+//! Every output's message id comes from what caused it (an unlock's is its `unlock_id`, a
+//! batch's the STATS positions it folded), so a re-fold of the same events is deduplicated.
 //!
 //! Positions only move forward: an entry at or below the stored position is never folded
 //! again, whatever the broker redelivers. On start (and when a stored player state turns

@@ -336,6 +336,84 @@ fn kills(log: &Log, player: &str, n: usize) -> Vec<Entry> {
         .collect()
 }
 
+/// One STATS entry holding several events (as the gateway stores events whose ids it made).
+fn grouped(log: &Log, player: &str, values: &[i64]) -> Entry {
+    let events = values
+        .iter()
+        .map(|&v| StatEvent {
+            v: SchemaVersion::CURRENT,
+            event_id: Uuid::new_v4(),
+            player_id: PlayerId::new(player).unwrap(),
+            stat: StatName::new("kills").unwrap(),
+            value: Value::Int(v),
+            ts: 1_800_000_000_000,
+            received_at: 1_800_000_000_000,
+            source: Source::Server,
+        })
+        .collect();
+    Entry {
+        target: Target::Partition(partition_of(player, log.config().partitions)),
+        id: format!("g:{}", Uuid::new_v4()),
+        payload: encode(&laurel_schemas::StatsEntry::Stats(
+            laurel_schemas::StatEvents {
+                v: SchemaVersion::CURRENT,
+                events,
+            },
+        )),
+    }
+}
+
+/// Grouped STATS entries are folded whole, live and by recovery: an engine that lost its
+/// state rebuilds from the logs with every event of every group counted once, and an unlock
+/// reached inside a group is on OUTPUT once.
+async fn grouped_entries_count_every_event_once_across_a_rebuild(backend: Backend) {
+    let f = Fixture::new(backend, |c| c.partitions = 1).await;
+    define(&f.log, &game()).await;
+    let dir = f.dir.path().join("engine");
+    f.log
+        .append(StreamKind::Stats, vec![grouped(&f.log, "ann", &[1, 1, 5])])
+        .await
+        .unwrap();
+    let engine = start_engine(&f.log, &dir, |_| {});
+    wait_for_outputs(&f.log, "ann's group", |o| {
+        ann_on_output(o, "ann") == (Some(Value::Int(7)), 1)
+    })
+    .await;
+    engine.stop().await;
+    // The state is gone: the next engine rebuilds it from the logs, emitting nothing.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let engine = start_engine(&f.log, &dir, |_| {});
+    f.log
+        .append(
+            StreamKind::Stats,
+            vec![
+                grouped(&f.log, "ann", &[10, 100]),
+                grouped(&f.log, "bob", &[2, 2]),
+            ],
+        )
+        .await
+        .unwrap();
+    let all = wait_for_outputs(&f.log, "the next groups", |o| {
+        last_stats(o).get(&("bob".to_string(), "kills".to_string())) == Some(&Value::Int(4))
+            && ann_on_output(o, "ann").0 == Some(Value::Int(117))
+    })
+    .await;
+    assert_eq!(
+        ann_on_output(&all, "ann"),
+        (Some(Value::Int(117)), 1),
+        "{all:?}"
+    );
+    assert_eq!(ann_on_output(&all, "bob").1, 1, "{all:?}");
+    assert_eq!(
+        engine
+            .metrics
+            .events
+            .load(std::sync::atomic::Ordering::Relaxed),
+        4
+    );
+    engine.stop().await;
+}
+
 async fn engine_state_from_another_log_is_rebuilt_not_trusted(backend: Backend) {
     // The engine's state dir first follows one log far ahead...
     let first = Fixture::new(backend, |_| {}).await;
@@ -673,6 +751,7 @@ mod redelivery {
 }
 
 crate::both_backends!(
+    grouped_entries_count_every_event_once_across_a_rebuild,
     an_output_deduplicated_before_the_resume_point_is_not_lost,
     engine_state_from_another_log_is_rebuilt_not_trusted,
     an_unreadable_player_state_is_rebuilt_from_the_log,
