@@ -206,7 +206,7 @@ pub struct ServeArgs {
     pub checkpoint_interval_ms: u64,
     /// Player states the engine keeps in memory, over all partitions; the others are read
     /// from disk when their player reports again.
-    #[arg(long, env = "LAUREL_CACHED_PLAYERS", default_value_t = 200_000)]
+    #[arg(long, env = "LAUREL_CACHED_PLAYERS", default_value_t = 100_000)]
     pub cached_players: usize,
 }
 

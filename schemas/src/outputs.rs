@@ -192,7 +192,7 @@ impl Changes {
 }
 
 /// A message on the OUTPUT log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Output {
     /// A player earned an achievement.
@@ -217,5 +217,119 @@ impl Output {
             Output::Changes(c) => c.into_outputs(),
             other => vec![other],
         }
+    }
+}
+
+/// Every field any OUTPUT entry has, read in one pass: the projector decodes each entry, and
+/// serde's tagged-enum decoding would first copy it whole into an intermediate tree (a
+/// `changes` entry holds hundreds of outputs).
+#[derive(Deserialize)]
+struct FlatOutput {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    v: SchemaVersion,
+    unlock_id: Option<Uuid>,
+    player_id: Option<PlayerId>,
+    achievement_id: Option<AchievementId>,
+    definition_version: Option<u64>,
+    points: Option<u32>,
+    unlocked_at: Option<Millis>,
+    caused_by: Option<Uuid>,
+    cause: Option<CauseKind>,
+    replay: Option<bool>,
+    condition: Option<u32>,
+    stat: Option<StatName>,
+    current: Option<Value>,
+    required: Option<Value>,
+    at: Option<Millis>,
+    value: Option<Value>,
+    previous: Option<Value>,
+    event_id: Option<Uuid>,
+    reason: Option<Reason>,
+    partition: Option<u32>,
+    first_seq: Option<u64>,
+    stats_seq: Option<u64>,
+    complete: Option<bool>,
+    stats: Option<Vec<StatChanged>>,
+    progress: Option<Vec<Progress>>,
+    rejected: Option<Vec<Rejected>>,
+}
+
+impl<'de> Deserialize<'de> for Output {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let f = FlatOutput::deserialize(deserializer)?;
+        fn need<T, E: Error>(value: Option<T>, field: &'static str) -> Result<T, E> {
+            value.ok_or_else(|| E::missing_field(field))
+        }
+        let v = f.v;
+        Ok(match f.kind.as_str() {
+            "unlocked" => Output::Unlocked(Unlocked {
+                v,
+                unlock_id: need(f.unlock_id, "unlock_id")?,
+                player_id: need(f.player_id, "player_id")?,
+                achievement_id: need(f.achievement_id, "achievement_id")?,
+                definition_version: need(f.definition_version, "definition_version")?,
+                points: need(f.points, "points")?,
+                unlocked_at: need(f.unlocked_at, "unlocked_at")?,
+                caused_by: need(f.caused_by, "caused_by")?,
+                cause: need(f.cause, "cause")?,
+                replay: need(f.replay, "replay")?,
+            }),
+            "progress" => Output::Progress(Progress {
+                v,
+                player_id: need(f.player_id, "player_id")?,
+                achievement_id: need(f.achievement_id, "achievement_id")?,
+                condition: need(f.condition, "condition")?,
+                stat: need(f.stat, "stat")?,
+                current: need(f.current, "current")?,
+                required: need(f.required, "required")?,
+                at: need(f.at, "at")?,
+            }),
+            "stat" => Output::Stat(StatChanged {
+                v,
+                player_id: need(f.player_id, "player_id")?,
+                stat: need(f.stat, "stat")?,
+                value: need(f.value, "value")?,
+                previous: f.previous,
+                at: need(f.at, "at")?,
+            }),
+            "rejected" => Output::Rejected(Rejected {
+                v,
+                event_id: need(f.event_id, "event_id")?,
+                player_id: need(f.player_id, "player_id")?,
+                reason: need(f.reason, "reason")?,
+                at: need(f.at, "at")?,
+            }),
+            "checkpoint" => Output::Checkpoint(Checkpoint {
+                v,
+                partition: need(f.partition, "partition")?,
+                stats_seq: need(f.stats_seq, "stats_seq")?,
+            }),
+            "changes" => Output::Changes(Changes {
+                v,
+                partition: need(f.partition, "partition")?,
+                first_seq: need(f.first_seq, "first_seq")?,
+                stats_seq: need(f.stats_seq, "stats_seq")?,
+                complete: need(f.complete, "complete")?,
+                stats: f.stats.unwrap_or_default(),
+                progress: f.progress.unwrap_or_default(),
+                rejected: f.rejected.unwrap_or_default(),
+            }),
+            other => {
+                return Err(D::Error::unknown_variant(
+                    other,
+                    &[
+                        "unlocked",
+                        "progress",
+                        "stat",
+                        "rejected",
+                        "checkpoint",
+                        "changes",
+                    ],
+                ));
+            }
+        })
     }
 }

@@ -160,6 +160,43 @@ fn stats_messages_and_outputs_round_trip() {
     for output in &outputs {
         roundtrip(output);
     }
+    // A `changes` entry holds the batch's stat, progress and rejected outputs, and stands
+    // for them and its checkpoint; an empty one drops its empty lists on the wire.
+    let (stats, progress, rejected) = (outputs[2].clone(), outputs[1].clone(), outputs[3].clone());
+    let (Output::Stat(s), Output::Progress(pr), Output::Rejected(r)) = (stats, progress, rejected)
+    else {
+        panic!("outputs as listed above");
+    };
+    let changes = Changes {
+        v: SchemaVersion::CURRENT,
+        partition: 3,
+        first_seq: 90,
+        stats_seq: 99,
+        complete: true,
+        stats: vec![s],
+        progress: vec![pr],
+        rejected: vec![r],
+    };
+    roundtrip(&Output::Changes(changes.clone()));
+    assert_eq!(
+        Output::Changes(changes.clone()).into_outputs(),
+        vec![
+            outputs[2].clone(),
+            outputs[1].clone(),
+            outputs[3].clone(),
+            outputs[4].clone()
+        ]
+    );
+    let empty = Output::Changes(Changes {
+        complete: false,
+        stats: Vec::new(),
+        progress: Vec::new(),
+        rejected: Vec::new(),
+        ..changes
+    });
+    roundtrip(&empty);
+    assert!(!as_plain_map(&encode(&empty)).contains_key("stats"));
+    assert!(empty.into_outputs().is_empty());
 }
 
 #[test]

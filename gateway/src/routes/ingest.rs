@@ -175,7 +175,8 @@ pub(crate) async fn post_events(
 /// client chose is an entry of its own under that id, so the log deduplicates it alone
 /// (a retry may regroup events) and says exactly which events were duplicates. Events whose
 /// ids the gateway made cannot come again, so those of one partition go together in one
-/// entry (`stats`), under an id of its own: one log message instead of one per event.
+/// entry (`stats`), under a fresh random UUID of its own: one log message instead of one
+/// per event.
 fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, Vec<usize>) {
     let mut entries = Vec::new();
     let mut sizes = Vec::new();
@@ -205,7 +206,7 @@ fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, V
         };
         entries.push(Entry {
             target: Target::Partition(p),
-            id: format!("g:{}", Uuid::new_v4()),
+            id: Uuid::new_v4().to_string(),
             payload,
         });
     }
