@@ -21,6 +21,9 @@ use crate::fold::Fold;
 /// limit whatever the names' lengths.
 const PART_OUTPUTS: usize = 1_000;
 
+/// Most players re-evaluated at once after a definition change.
+const REEVALUATE_PLAYERS: usize = 1_000;
+
 pub(super) struct Worker {
     partition: u32,
     log: Log,
@@ -252,43 +255,53 @@ impl Worker {
             return Ok(());
         };
         let players = self.store.player_ids()?;
-        let outputs = self.defs.read(|defs| -> Result<Vec<Output>, ShellError> {
-            let fold = Fold::live(defs);
-            let mut outputs = Vec::new();
-            for (_, change) in &changes {
-                let DefinitionEvent::AchievementDefined { definition, .. } = change else {
-                    continue;
-                };
-                let Some(ach) = defs.achievement_idx(definition.id.as_str()) else {
-                    continue;
-                };
-                for id in &players {
-                    let player = self.store.player_mut(id, defs)?;
-                    fold.reevaluate(
-                        player,
-                        id,
-                        ach,
-                        change.event_id(),
-                        change.at(),
-                        &mut outputs,
-                    );
+        // A chunk of players at a time: their unlocks appended, then their states written
+        // (and the cache trimmed), so a partition is never loaded whole. Cut short, the
+        // re-evaluation runs again from the start; what it emitted is marked earned by then
+        // (written, or found on OUTPUT by recovery) and is not emitted twice.
+        let chunk = (self.store.capacity() / 2).clamp(1, REEVALUATE_PLAYERS);
+        for ids in players.chunks(chunk) {
+            let outputs = self.defs.read(|defs| -> Result<Vec<Output>, ShellError> {
+                let fold = Fold::live(defs);
+                let mut outputs = Vec::new();
+                for (_, change) in &changes {
+                    let DefinitionEvent::AchievementDefined { definition, .. } = change else {
+                        continue;
+                    };
+                    let Some(ach) = defs.achievement_idx(definition.id.as_str()) else {
+                        continue;
+                    };
+                    for id in ids {
+                        let player = self.store.player_mut(id, defs)?;
+                        fold.reevaluate(
+                            player,
+                            id,
+                            ach,
+                            change.event_id(),
+                            change.at(),
+                            &mut outputs,
+                        );
+                    }
                 }
-            }
-            Ok(outputs)
-        })?;
-        // Only unlocks come out of a re-evaluation; their ids are their `unlock_id`s.
-        let entries: Vec<Entry> = outputs
-            .iter()
-            .filter_map(|output| match output {
-                Output::Unlocked(u) => Some(Entry {
-                    target: Target::Partition(self.partition),
-                    id: u.unlock_id.to_string(),
-                    payload: encode(output),
-                }),
-                _ => None,
-            })
-            .collect();
-        self.append(entries, shutdown).await?;
+                Ok(outputs)
+            })?;
+            // Only unlocks come out of a re-evaluation; their ids are their `unlock_id`s.
+            let entries: Vec<Entry> = outputs
+                .iter()
+                .filter_map(|output| match output {
+                    Output::Unlocked(u) => Some(Entry {
+                        target: Target::Partition(self.partition),
+                        id: u.unlock_id.to_string(),
+                        payload: encode(output),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            self.append(entries, shutdown).await?;
+            self.record_cache_size();
+            let (defs, store) = (&self.defs, &mut self.store);
+            laurel_log::blocking(|| defs.read(|defs| store.persist(defs)))?;
+        }
         self.store.defs_pos = last;
         self.defs.read(|defs| self.store.persist(defs))?;
         self.record_cache_size();

@@ -170,6 +170,11 @@ impl PartitionStore {
         self.cache.len() > self.cap
     }
 
+    /// How many player states the cache holds before it is trimmed.
+    pub(super) fn capacity(&self) -> usize {
+        self.cap
+    }
+
     /// How many players are held in memory.
     pub(super) fn cached_players(&self) -> usize {
         self.cache.len()

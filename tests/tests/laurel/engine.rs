@@ -300,6 +300,44 @@ async fn a_new_definition_unlocks_players_who_already_qualify(backend: Backend) 
     engine.stop().await;
 }
 
+/// Re-evaluating after a definition change goes through a partition's players a chunk at a
+/// time: never all of them in memory at once, and every qualifying player unlocked once.
+async fn a_reevaluation_never_holds_a_whole_partition(backend: Backend) {
+    let f = Fixture::new(backend, |c| c.partitions = 1).await;
+    define(&f.log, &game()[..1]).await;
+    let players: Vec<String> = (0..200).map(|i| format!("player-{i}")).collect();
+    let entries = players
+        .iter()
+        .map(|p| stat_entry(&f.log, p, "kills", 7, Uuid::new_v4()))
+        .collect();
+    f.log.append(StreamKind::Stats, entries).await.unwrap();
+    let engine = start_engine(&f.log, &f.dir.path().join("engine"), |c| {
+        c.cache_players = 10;
+        c.batch_max = 10;
+    });
+    wait_for_outputs(&f.log, "every player's kills", |o| {
+        last_stats(o).len() == players.len()
+    })
+    .await;
+    define(
+        &f.log,
+        &[achievement_defined(
+            "K5",
+            json!({"title": "Five", "conditions": [{"stat": "kills", "at_least": 5}]}),
+            1,
+        )],
+    )
+    .await;
+    let all = wait_for_outputs(&f.log, "every player's unlock", |o| {
+        unlocks(o).len() >= players.len()
+    })
+    .await;
+    assert_eq!(unlocks(&all).len(), players.len(), "each unlocked once");
+    let held = engine.metrics.max_cached_players.load(Ordering::Relaxed);
+    assert!(held <= 20, "the partition held {held} players in memory");
+    engine.stop().await;
+}
+
 async fn an_event_for_a_stat_defined_just_before_it_is_not_rejected(backend: Backend) {
     let f = Fixture::new(backend, |_| {}).await;
     let engine = start_engine(&f.log, &f.dir.path().join("engine"), |_| {});
@@ -761,5 +799,6 @@ crate::both_backends!(
     a_restarted_engine_resumes_without_double_counting,
     player_state_beyond_the_cache_stays_on_disk,
     a_new_definition_unlocks_players_who_already_qualify,
+    a_reevaluation_never_holds_a_whole_partition,
     an_event_for_a_stat_defined_just_before_it_is_not_rejected,
 );
