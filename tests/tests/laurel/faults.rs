@@ -208,7 +208,7 @@ fn assert_stats_hold_each_event_once(l: &crate::http::Launched, accepted: usize)
 /// What the logs say of one player, for a failure message: their STATS positions, and
 /// their `stat` outputs and the checkpoints of their partition on OUTPUT, in order. Stops
 /// Laurel first (the embedded log opens in one process at a time).
-fn explain(l: &mut crate::http::Launched, partitions: u32, player: &str) -> String {
+pub(crate) fn explain(l: &mut crate::http::Launched, partitions: u32, player: &str) -> String {
     l.laurel.kill9();
     let l = &*l;
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -220,8 +220,11 @@ fn explain(l: &mut crate::http::Launched, partitions: u32, player: &str) -> Stri
             let entry: laurel_schemas::StatsEntry =
                 laurel_schemas::decode(&record.payload).unwrap();
             for message in entry.into_messages() {
-                if message.player_id().as_str() == player {
-                    out.push_str(&format!(" {}", record.seq));
+                match message {
+                    laurel_schemas::StatsMessage::Stat(e) if e.player_id.as_str() == player => {
+                        out.push_str(&format!(" {}:{}", record.seq, e.value));
+                    }
+                    _ => {}
                 }
             }
         }
