@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage, stream};
-use laurel_benches::{Shape, definitions, stat_events};
+use laurel_benches::{Shape, definitions, dir_size, stat_events};
 use laurel_engine::shell::{self, EngineMetrics, ShellConfig};
 use laurel_log::{EmbeddedLog, Entry, Log, LogConfig, NatsLog, StreamKind, Target, partition_of};
 use laurel_projections::{ProjectorConfig, Views};
@@ -185,21 +185,6 @@ async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
         outputs: metrics.outputs.load(std::sync::atomic::Ordering::Relaxed),
         disk: dir_size(dir),
     }
-}
-
-fn dir_size(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn peak_memory() -> String {

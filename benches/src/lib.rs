@@ -121,3 +121,19 @@ pub fn stat_events(shape: Shape, count: usize, seed: u64) -> Vec<StatsMessage> {
         })
         .collect()
 }
+
+/// Bytes of the files under `path`, recursively (0 for what cannot be read).
+pub fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -276,6 +276,15 @@ async fn player_state_beyond_the_cache_stays_on_disk(backend: Backend) {
     );
 }
 
+/// An achievement defined after the players' kills: five of them.
+fn five_kills() -> DefinitionEvent {
+    achievement_defined(
+        "K5",
+        json!({"title": "Five", "conditions": [{"stat": "kills", "at_least": 5}]}),
+        1,
+    )
+}
+
 async fn a_new_definition_unlocks_players_who_already_qualify(backend: Backend) {
     let f = Fixture::new(backend, |_| {}).await;
     define(&f.log, &game()[..1]).await;
@@ -286,15 +295,7 @@ async fn a_new_definition_unlocks_players_who_already_qualify(backend: Backend) 
     f.log.append(StreamKind::Stats, entries).await.unwrap();
     let engine = start_engine(&f.log, &f.dir.path().join("engine"), |_| {});
     wait_for_outputs(&f.log, "both players' kills", |o| last_stats(o).len() == 2).await;
-    define(
-        &f.log,
-        &[achievement_defined(
-            "K5",
-            json!({"title": "Five", "conditions": [{"stat": "kills", "at_least": 5}]}),
-            1,
-        )],
-    )
-    .await;
+    define(&f.log, &[five_kills()]).await;
     let all = wait_for_outputs(&f.log, "the veteran's unlock", |o| !unlocks(o).is_empty()).await;
     assert_eq!(unlocks(&all), vec![("vet".into(), "K5".into())]);
     engine.stop().await;
@@ -319,15 +320,7 @@ async fn a_reevaluation_never_holds_a_whole_partition(backend: Backend) {
         last_stats(o).len() == players.len()
     })
     .await;
-    define(
-        &f.log,
-        &[achievement_defined(
-            "K5",
-            json!({"title": "Five", "conditions": [{"stat": "kills", "at_least": 5}]}),
-            1,
-        )],
-    )
-    .await;
+    define(&f.log, &[five_kills()]).await;
     let all = wait_for_outputs(&f.log, "every player's unlock", |o| {
         unlocks(o).len() >= players.len()
     })
@@ -391,7 +384,7 @@ fn grouped(log: &Log, player: &str, values: &[i64]) -> Entry {
         .collect();
     Entry {
         target: Target::Partition(partition_of(player, log.config().partitions)),
-        id: format!("g:{}", Uuid::new_v4()),
+        id: Uuid::new_v4().to_string(),
         payload: encode(&laurel_schemas::StatsEntry::Stats(
             laurel_schemas::StatEvents {
                 v: SchemaVersion::CURRENT,
