@@ -3,7 +3,8 @@
 //! durable consumer cursors.
 //!
 //! Two backends behind one type, [`Log`]:
-//! - [`embedded`]: the streams kept in sled in the data directory (the default; no server).
+//! - [`embedded`]: the streams kept in segment files in the data directory (the default; no
+//!   server).
 //! - [`nats`]: NATS JetStream, the production backend that scales out.
 //!
 //! Three logical streams: [`StreamKind::Stats`] (`laurel.stats.<partition>`),
@@ -179,6 +180,9 @@ pub enum LogError {
     /// The local store failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// The embedded log in this directory is open in another process (or handle).
+    #[error("the log in {0} is in use by another process")]
+    Locked(String),
 }
 
 impl LogError {
@@ -197,7 +201,7 @@ impl From<sled::Error> for LogError {
 /// A log, on one of the two backends.
 #[derive(Debug, Clone)]
 pub enum Log {
-    /// sled in the data directory.
+    /// Segment files in the data directory.
     Embedded(EmbeddedLog),
     /// NATS JetStream.
     Nats(NatsLog),
@@ -224,7 +228,7 @@ impl Log {
     }
 
     /// Whether one append's entries to one partition are stored all or none (embedded: one
-    /// sled batch). On JetStream each message stands alone: after a failure some of a batch
+    /// checksummed frame). On JetStream each message stands alone: after a failure some of a batch
     /// may be stored and others not.
     pub fn appends_atomically(&self) -> bool {
         match self {

@@ -97,13 +97,13 @@ pub(crate) async fn open(
 ) -> Result<Log, LogError> {
     match backend {
         Backend::Embedded => {
-            // sled holds a lock on its directory until every handle is gone.
+            // The log holds a lock on its directory until every handle is gone.
             let path = dir.path().join("log");
             let mut tries = 0;
             loop {
                 match EmbeddedLog::open(&path, config.clone()) {
                     Ok(log) => return Ok(Log::Embedded(log)),
-                    Err(LogError::Storage(e)) if tries < 100 && e.contains("lock") => {
+                    Err(LogError::Locked(_)) if tries < 100 => {
                         tries += 1;
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }

@@ -1,0 +1,891 @@
+//! The embedded log: the streams kept in append-only segment files in the data directory, so
+//! one process runs everything with no server.
+//!
+//! Each stream is a directory of segments (see [`segments`]); a frame holds a *chunk* of
+//! consecutive entries of one partition. Concurrent appends are combined: while one caller
+//! writes, the others queue, and the next writer takes the whole queue, so a flood of small
+//! appends becomes one write of a few large chunks, while a lone append is written at once.
+//! A chunk is compressed (LZ4) when that pays. An append then waits for the stream's sync
+//! thread to make it durable; one `fdatasync` serves every write before it (group commit).
+//! Readers only see synced entries, so nothing derived from the log ever runs ahead of what
+//! survives a crash. Each partition keeps where its chunks are in memory, so a read is one
+//! positioned read of the file.
+//!
+//! Deduplication keeps the ids appended inside the window in memory, and rebuilds them on
+//! open from the frames appended inside it, as JetStream does.
+//!
+//! Layout of the directory: `meta` (format, partition count, identity), `lock` (held while
+//! open: one process at a time), `cursors` (consumers' acknowledged positions), and
+//! `stats/`, `defs/`, `output/` with their segments. A log written by an earlier version
+//! (in sled) is imported on open ([`legacy`]).
+
+mod legacy;
+mod segments;
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{Mutex, Notify, oneshot};
+
+use crate::{AppendError, Appended, Entry, LogConfig, LogError, Record, Start, StreamKind, Target};
+use segments::{Loc, Segments};
+
+/// Most entries in one chunk: bounds what a reader decodes to reach one entry.
+const CHUNK_ENTRIES: usize = 256;
+
+/// Size past which a stream starts a new segment.
+const SEGMENT_BYTES: u64 = 128 << 20;
+
+/// The format this version writes, named in `meta`.
+const FORMAT: &str = "segments-1";
+
+/// How often acknowledged cursors are written out at most (and at every flush).
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The embedded log. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedLog")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: LogConfig,
+    /// Made when the log is created: see [`crate::Log::identity`].
+    identity: String,
+    streams: HashMap<StreamKind, StreamState>,
+    cursors: Cursors,
+    /// Held (locked) while the log is open.
+    _lock: File,
+}
+
+struct StreamState {
+    segments: Segments,
+    partitions: Vec<PartitionState>,
+    /// Appends waiting for a writer.
+    queue: std::sync::Mutex<Vec<Queued>>,
+    /// Held by the one caller writing; holds the dedup window.
+    appending: Mutex<Appending>,
+}
+
+/// An append waiting in the queue: its entries with their partition index, and where its
+/// result goes once written (not yet durable).
+struct Queued {
+    entries: Vec<(usize, Entry)>,
+    done: oneshot::Sender<Result<Written, AppendError>>,
+}
+
+/// What a writer did for one queued append.
+struct Written {
+    results: Vec<Appended>,
+    /// Highest sequence written per partition index.
+    touched: Vec<(usize, u64)>,
+}
+
+struct Appending {
+    window: DedupWindow,
+    /// Entries in the stream.
+    entries: u64,
+    /// The next sequence of each partition.
+    next_seq: Vec<u64>,
+}
+
+struct PartitionState {
+    /// Where each chunk is, in order (written before it is durable; read up to
+    /// `committed`).
+    index: RwLock<Vec<Loc>>,
+    /// The last durable sequence: readers see up to here.
+    committed: AtomicU64,
+    notify: Notify,
+}
+
+/// Ids appended inside the window, with their sequence. A UUID id is held as its 16 bytes,
+/// once per map: at 100,000 events/s a two-minute window holds millions of ids.
+#[derive(Default)]
+struct DedupWindow {
+    ids: HashMap<IdKey, u64>,
+    order: VecDeque<(u64, IdKey)>,
+}
+
+/// An id as the window holds it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum IdKey {
+    /// A UUID in canonical (hyphenated, lowercase) form.
+    Uuid(u128),
+    /// Any other id.
+    Other(Box<str>),
+}
+
+impl IdKey {
+    fn of(id: &str) -> Self {
+        match canonical_uuid(id) {
+            Some(u) => IdKey::Uuid(u.as_u128()),
+            None => IdKey::Other(id.into()),
+        }
+    }
+}
+
+/// The UUID `id` is, when it is one written in canonical form (so the id comes back the
+/// same from it).
+fn canonical_uuid(id: &str) -> Option<uuid::Uuid> {
+    let u = uuid::Uuid::try_parse(id).ok()?;
+    let mut buf = uuid::Uuid::encode_buffer();
+    (u.hyphenated().encode_lower(&mut buf) == id).then_some(u)
+}
+
+impl DedupWindow {
+    fn get(&self, id: &str) -> Option<u64> {
+        self.ids.get(&IdKey::of(id)).copied()
+    }
+
+    fn insert(&mut self, id: &str, seq: u64, at_ms: u64) {
+        let key = IdKey::of(id);
+        self.ids.insert(key.clone(), seq);
+        self.order.push_back((at_ms, key));
+    }
+
+    /// Takes back the last `n` insertions (of an append that was not written).
+    fn undo(&mut self, n: usize) {
+        for _ in 0..n {
+            if let Some((_, key)) = self.order.pop_back() {
+                self.ids.remove(&key);
+            }
+        }
+    }
+
+    fn prune(&mut self, before_ms: u64) {
+        while let Some((at, _)) = self.order.front() {
+            if *at >= before_ms {
+                break;
+            }
+            let (_, key) = self.order.pop_front().expect("front exists");
+            self.ids.remove(&key);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An id length saying "16 bytes of a UUID, written as a string in canonical form".
+const UUID_ID: u16 = u16::MAX;
+
+/// Builds the body of one chunk: per entry `[id length: u16][id][payload length:
+/// u32][payload]`.
+struct Chunk {
+    first: u64,
+    count: u32,
+    body: Vec<u8>,
+}
+
+impl Chunk {
+    fn new(first: u64) -> Self {
+        Self {
+            first,
+            count: 0,
+            body: Vec::with_capacity(4096),
+        }
+    }
+
+    fn push(&mut self, id: &str, payload: &[u8]) {
+        match canonical_uuid(id) {
+            Some(uuid) => {
+                self.body.extend_from_slice(&UUID_ID.to_be_bytes());
+                self.body.extend_from_slice(uuid.as_bytes());
+            }
+            None => {
+                self.body
+                    .extend_from_slice(&(id.len() as u16).to_be_bytes());
+                self.body.extend_from_slice(id.as_bytes());
+            }
+        }
+        self.body
+            .extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        self.body.extend_from_slice(payload);
+        self.count += 1;
+    }
+
+    /// Appends the chunk as a frame to `out`, compressed when that pays; returns where its
+    /// body starts in `out` and how the frame is laid out.
+    fn frame(&self, partition: u32, at_ms: u64, out: &mut Vec<u8>) -> (usize, Loc) {
+        let compressed = lz4_flex::compress_prepend_size(&self.body);
+        let (lz4, body) = if compressed.len() < self.body.len() * 9 / 10 {
+            (true, compressed.as_slice())
+        } else {
+            (false, self.body.as_slice())
+        };
+        let start = out.len();
+        segments::push_frame(out, partition, self.first, self.count, at_ms, lz4, body);
+        let loc = Loc {
+            first: self.first,
+            offset: 0,
+            segment: 0,
+            len: body.len() as u32,
+            count: self.count,
+            compressed: lz4,
+        };
+        (start + segments::HEADER, loc)
+    }
+}
+
+/// One entry of a stored chunk.
+struct Stored {
+    /// Decoded only when asked for (readers do not need it).
+    id: Option<String>,
+    payload: Bytes,
+}
+
+/// Decodes a chunk's body (decompressed): its `count` entries in order, with their ids when
+/// `ids`. `None` when corrupt.
+fn decode_chunk(body: Bytes, count: u32, ids: bool) -> Option<Vec<Stored>> {
+    let mut at = 0;
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len = u16::from_be_bytes(body.get(at..at + 2)?.try_into().ok()?);
+        at += 2;
+        let id = if len == UUID_ID {
+            let bytes: [u8; 16] = body.get(at..at + 16)?.try_into().ok()?;
+            at += 16;
+            ids.then(|| uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
+        } else {
+            let id = std::str::from_utf8(body.get(at..at + len as usize)?).ok()?;
+            at += len as usize;
+            ids.then(|| id.to_string())
+        };
+        let plen = u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?) as usize;
+        at += 4;
+        if body.len() < at + plen {
+            return None;
+        }
+        out.push(Stored {
+            id,
+            payload: body.slice(at..at + plen),
+        });
+        at += plen;
+    }
+    (at == body.len()).then_some(out)
+}
+
+/// A stored chunk's body, decompressed.
+fn chunk_body(raw: Vec<u8>, compressed: bool) -> Option<Bytes> {
+    if compressed {
+        lz4_flex::decompress_size_prepended(&raw)
+            .ok()
+            .map(Bytes::from)
+    } else {
+        Some(Bytes::from(raw))
+    }
+}
+
+fn storage(what: impl std::fmt::Display) -> LogError {
+    LogError::Storage(what.to_string())
+}
+
+/// The log's `meta` file: what it was created with.
+struct Meta {
+    partitions: u32,
+    identity: String,
+}
+
+impl Meta {
+    fn read(dir: &Path) -> Result<Option<Self>, LogError> {
+        let text = match std::fs::read_to_string(dir.join("meta")) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        };
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+                .ok_or_else(|| storage(format!("{} has no {name}", dir.join("meta").display())))
+        };
+        if field("format")? != FORMAT {
+            return Err(LogError::Misconfigured(format!(
+                "the log in {} is of format {}, which this version does not read",
+                dir.display(),
+                field("format")?
+            )));
+        }
+        Ok(Some(Self {
+            partitions: field("partitions")?
+                .parse()
+                .map_err(|_| storage("meta: unreadable partition count"))?,
+            identity: field("identity")?.to_string(),
+        }))
+    }
+
+    /// Writes the file whole or not at all.
+    fn write(&self, dir: &Path) -> io::Result<()> {
+        let text = format!(
+            "format={FORMAT}\npartitions={}\nidentity={}\n",
+            self.partitions, self.identity
+        );
+        write_durably(&dir.join("meta"), text.as_bytes())
+    }
+}
+
+/// Replaces `path` with `bytes`, whole, and makes it durable.
+fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
+/// Consumers' acknowledged positions: in memory, written out at most every
+/// [`CURSOR_SAVE_INTERVAL`] and at every flush.
+struct Cursors {
+    path: PathBuf,
+    state: std::sync::Mutex<CursorState>,
+}
+
+struct CursorState {
+    positions: HashMap<String, u64>,
+    dirty: bool,
+    saved: Instant,
+}
+
+impl Cursors {
+    fn open(path: PathBuf) -> Result<Self, LogError> {
+        let positions = match std::fs::read_to_string(&path) {
+            Ok(text) => parse_cursors(&text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(storage(e)),
+        };
+        Ok(Self {
+            path,
+            state: std::sync::Mutex::new(CursorState {
+                positions,
+                dirty: false,
+                saved: Instant::now(),
+            }),
+        })
+    }
+
+    fn get(&self, key: &str) -> u64 {
+        let state = self.state.lock().expect("cursors");
+        state.positions.get(key).copied().unwrap_or(0)
+    }
+
+    fn set(&self, key: &str, seq: u64) -> Result<(), LogError> {
+        let mut state = self.state.lock().expect("cursors");
+        state.positions.insert(key.to_string(), seq);
+        state.dirty = true;
+        if state.saved.elapsed() >= CURSOR_SAVE_INTERVAL {
+            self.save(&mut state)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), LogError> {
+        let mut state = self.state.lock().expect("cursors");
+        self.save(&mut state)
+    }
+
+    fn save(&self, state: &mut CursorState) -> Result<(), LogError> {
+        if !state.dirty {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for (key, seq) in &state.positions {
+            text.push_str(&format!("{key} {seq}\n"));
+        }
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .map_err(storage)?;
+        state.dirty = false;
+        state.saved = Instant::now();
+        Ok(())
+    }
+}
+
+fn parse_cursors(text: &str) -> HashMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, seq) = line.rsplit_once(' ')?;
+            Some((key.to_string(), seq.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Takes the log's lock file: one process at a time writes a log.
+fn lock(dir: &Path) -> Result<File, LogError> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(storage)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Locked(dir.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(storage(e)),
+    }
+}
+
+impl EmbeddedLog {
+    /// Opens (or creates) the log in `dir`.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Self, LogError> {
+        legacy::import_if_present(dir)?;
+        std::fs::create_dir_all(dir).map_err(storage)?;
+        let lock = lock(dir)?;
+        let meta = match Meta::read(dir)? {
+            Some(meta) if meta.partitions != config.partitions => {
+                return Err(LogError::Misconfigured(format!(
+                    "the log in {} has {} partitions, not {}",
+                    dir.display(),
+                    meta.partitions,
+                    config.partitions
+                )));
+            }
+            Some(meta) => meta,
+            None => {
+                let meta = Meta {
+                    partitions: config.partitions,
+                    identity: format!("embedded:{}", uuid::Uuid::new_v4()),
+                };
+                meta.write(dir).map_err(storage)?;
+                meta
+            }
+        };
+        let window_start = now_ms().saturating_sub(config.duplicate_window.as_millis() as u64);
+        let mut streams = HashMap::new();
+        for kind in StreamKind::ALL {
+            streams.insert(kind, open_stream(dir, kind, &config, window_start)?);
+        }
+        let cursors = Cursors::open(dir.join("cursors"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                identity: meta.identity,
+                streams,
+                cursors,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The layout the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    /// See [`crate::Log::identity`].
+    pub fn identity(&self) -> &str {
+        &self.inner.identity
+    }
+
+    fn partition_index(&self, stream: StreamKind, target: &Target) -> Result<usize, AppendError> {
+        match (stream.is_partitioned(), target) {
+            (true, Target::Partition(p)) if *p < self.inner.config.partitions => Ok(*p as usize),
+            (false, Target::Definition { .. }) => Ok(0),
+            _ => Err(AppendError::Invalid(format!(
+                "{target:?} is not a target of {}",
+                stream.name()
+            ))),
+        }
+    }
+
+    /// See [`crate::Log::append`].
+    pub async fn append(
+        &self,
+        stream: StreamKind,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Appended>, AppendError> {
+        let state = &self.inner.streams[&stream];
+        let entries = entries
+            .into_iter()
+            .map(|e| Ok((self.partition_index(stream, &e.target)?, e)))
+            .collect::<Result<Vec<_>, AppendError>>()?;
+        let (done, mut written) = oneshot::channel();
+        state
+            .queue
+            .lock()
+            .expect("append queue")
+            .push(Queued { entries, done });
+        let written = loop {
+            // A writer that took the queue while this caller waited wrote this append too.
+            if let Ok(result) = written.try_recv() {
+                break result?;
+            }
+            let mut appending = state.appending.lock().await;
+            if let Ok(result) = written.try_recv() {
+                break result?;
+            }
+            let queued = std::mem::take(&mut *state.queue.lock().expect("append queue"));
+            self.write(stream, state, &mut appending, queued);
+        };
+        if !written.touched.is_empty() {
+            state
+                .segments
+                .sync()
+                .await
+                .map_err(|e| AppendError::Unavailable(format!("syncing the log: {e}")))?;
+        }
+        for (p, seq) in written.touched {
+            let partition = &state.partitions[p];
+            partition.committed.fetch_max(seq, Ordering::SeqCst);
+            partition.notify.notify_waiters();
+        }
+        Ok(written.results)
+    }
+
+    /// Writes queued appends in one write: a chunk per partition (or a few, for many
+    /// entries). Each append gets its own result; a full stream refuses only the appends
+    /// that do not fit. A write that fails takes nothing: no sequence, no window entry.
+    fn write(
+        &self,
+        stream: StreamKind,
+        state: &StreamState,
+        appending: &mut Appending,
+        queued: Vec<Queued>,
+    ) {
+        let now = now_ms();
+        let window_start =
+            now.saturating_sub(self.inner.config.duplicate_window.as_millis() as u64);
+        appending.window.prune(window_start);
+        let before = (appending.next_seq.clone(), appending.entries);
+        let mut inserted = 0;
+        let mut chunks: Vec<Vec<Chunk>> = (0..state.partitions.len()).map(|_| Vec::new()).collect();
+        let mut answers = Vec::with_capacity(queued.len());
+        for Queued { entries, done } in queued {
+            let fresh = entries
+                .iter()
+                .filter(|(_, e)| appending.window.get(&e.id).is_none())
+                .count() as u64;
+            if let Some(max) = self.inner.config.max_entries
+                && appending.entries + fresh > max
+            {
+                let _ = done.send(Err(AppendError::Full(stream.name())));
+                continue;
+            }
+            let mut results = Vec::with_capacity(entries.len());
+            let mut touched: Vec<(usize, u64)> = Vec::new();
+            for (p, entry) in entries {
+                if let Some(seq) = appending.window.get(&entry.id) {
+                    results.push(Appended {
+                        seq,
+                        duplicate: true,
+                    });
+                    continue;
+                }
+                let seq = appending.next_seq[p];
+                appending.next_seq[p] += 1;
+                let open = &mut chunks[p];
+                match open.last_mut() {
+                    Some(chunk) if (chunk.count as usize) < CHUNK_ENTRIES => {
+                        chunk.push(&entry.id, &entry.payload)
+                    }
+                    _ => {
+                        let mut chunk = Chunk::new(seq);
+                        chunk.push(&entry.id, &entry.payload);
+                        open.push(chunk);
+                    }
+                }
+                appending.window.insert(&entry.id, seq, now);
+                inserted += 1;
+                appending.entries += 1;
+                match touched.iter_mut().find(|(q, _)| *q == p) {
+                    Some((_, last)) => *last = seq,
+                    None => touched.push((p, seq)),
+                }
+                results.push(Appended {
+                    seq,
+                    duplicate: false,
+                });
+            }
+            answers.push((done, Written { results, touched }));
+        }
+        let mut frames = Vec::new();
+        let mut locs = Vec::new();
+        for (p, open) in chunks.iter().enumerate() {
+            for chunk in open {
+                locs.push((p, chunk.frame(p as u32, now, &mut frames)));
+            }
+        }
+        let outcome = if frames.is_empty() {
+            Ok(())
+        } else {
+            state.segments.write(&frames).map(|(segment, base)| {
+                for (p, (at, mut loc)) in locs {
+                    loc.segment = segment;
+                    loc.offset = base + at as u64;
+                    state.partitions[p].index.write().expect("index").push(loc);
+                }
+            })
+        };
+        if let Err(e) = &outcome {
+            tracing::error!(stream = stream.name(), error = %e, "writing to the embedded log failed");
+            appending.window.undo(inserted);
+            (appending.next_seq, appending.entries) = before;
+        }
+        for (done, written) in answers {
+            let _ = done.send(match &outcome {
+                Ok(()) => Ok(written),
+                Err(e) => Err(AppendError::Unavailable(format!("writing the log: {e}"))),
+            });
+        }
+    }
+
+    fn cursor_key(stream: StreamKind, partition: u32, consumer: &str) -> String {
+        format!("{}/{partition}/{consumer}", stream.name())
+    }
+
+    /// See [`crate::Log::reader`].
+    pub fn reader(
+        &self,
+        stream: StreamKind,
+        partition: u32,
+        consumer: &str,
+        start: Start,
+    ) -> Result<EmbeddedReader, LogError> {
+        let count = self.inner.streams[&stream].partitions.len() as u32;
+        if partition >= count {
+            return Err(LogError::Misconfigured(format!(
+                "{} has no partition {partition}",
+                stream.name()
+            )));
+        }
+        let key = Self::cursor_key(stream, partition, consumer);
+        let pos = match start {
+            Start::After(seq) => seq,
+            Start::Resume => self.inner.cursors.get(&key),
+        };
+        Ok(EmbeddedReader {
+            inner: self.inner.clone(),
+            stream,
+            partition: partition as usize,
+            cursor_key: key,
+            pos,
+            chunk: None,
+        })
+    }
+
+    /// See [`crate::Log::last_seq`].
+    pub fn last_seq(&self, stream: StreamKind, partition: u32) -> u64 {
+        self.inner.streams[&stream]
+            .partitions
+            .get(partition as usize)
+            .map_or(0, |p| p.committed.load(Ordering::SeqCst))
+    }
+
+    /// Makes everything durable, cursors included (at shutdown).
+    pub async fn flush(&self) -> Result<(), LogError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            for state in inner.streams.values() {
+                state.segments.sync_now().map_err(storage)?;
+            }
+            inner.cursors.flush()
+        })
+        .await
+        .map_err(storage)?
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.cursors.flush() {
+            tracing::warn!(error = %e, "saving the embedded log's cursors failed");
+        }
+    }
+}
+
+/// Opens one stream: its segments, where each partition's chunks are, and the ids appended
+/// inside the dedup window.
+fn open_stream(
+    dir: &Path,
+    kind: StreamKind,
+    config: &LogConfig,
+    window_start: u64,
+) -> Result<StreamState, LogError> {
+    let count = if kind.is_partitioned() {
+        config.partitions as usize
+    } else {
+        1
+    };
+    let mut indexes: Vec<Vec<Loc>> = vec![Vec::new(); count];
+    let mut recent = Vec::new();
+    let segments = Segments::open(&dir.join(kind.name()), SEGMENT_BYTES, |found, file| {
+        let header = found.header;
+        let index = indexes.get_mut(header.partition as usize).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: a frame of partition {}", kind.name(), header.partition),
+            )
+        })?;
+        let expected = index.last().map_or(1, |l| l.first + u64::from(l.count));
+        if header.first != expected {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}/{}: a frame at {} where {expected} was next",
+                    kind.name(),
+                    header.partition,
+                    header.first
+                ),
+            ));
+        }
+        if header.at_ms >= window_start {
+            use std::os::unix::fs::FileExt;
+            let mut raw = vec![0; found.loc.len as usize];
+            file.read_exact_at(&mut raw, found.loc.offset)?;
+            let entries = chunk_body(raw, header.compressed)
+                .and_then(|body| decode_chunk(body, header.count, true))
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "corrupt chunk"))?;
+            for (i, entry) in entries.into_iter().enumerate() {
+                if let Some(id) = entry.id {
+                    recent.push((header.at_ms, id, header.first + i as u64));
+                }
+            }
+        }
+        index.push(found.loc);
+        Ok(())
+    })
+    .map_err(storage)?;
+    recent.sort();
+    let mut window = DedupWindow::default();
+    for (at, id, seq) in recent {
+        window.insert(&id, seq, at);
+    }
+    let next_seq: Vec<u64> = indexes
+        .iter()
+        .map(|index| index.last().map_or(1, |l| l.first + u64::from(l.count)))
+        .collect();
+    let entries = next_seq.iter().map(|next| next - 1).sum();
+    let partitions = indexes
+        .into_iter()
+        .zip(&next_seq)
+        .map(|(index, next)| PartitionState {
+            index: RwLock::new(index),
+            committed: AtomicU64::new(next - 1),
+            notify: Notify::new(),
+        })
+        .collect();
+    Ok(StreamState {
+        segments,
+        partitions,
+        queue: std::sync::Mutex::new(Vec::new()),
+        appending: Mutex::new(Appending {
+            window,
+            entries,
+            next_seq,
+        }),
+    })
+}
+
+/// A reader of one partition of the embedded log.
+pub struct EmbeddedReader {
+    inner: Arc<Inner>,
+    stream: StreamKind,
+    partition: usize,
+    cursor_key: String,
+    pos: u64,
+    /// The chunk read last (a batch often ends inside one): its first sequence and payloads.
+    chunk: Option<(u64, Vec<Bytes>)>,
+}
+
+impl std::fmt::Debug for EmbeddedReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedReader")
+            .field("cursor", &self.cursor_key)
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedReader {
+    fn read_available(&mut self, max: usize) -> Result<Vec<Record>, LogError> {
+        let state = &self.inner.streams[&self.stream];
+        let partition = &state.partitions[self.partition];
+        let committed = partition.committed.load(Ordering::SeqCst);
+        let mut out = Vec::new();
+        while self.pos < committed && out.len() < max {
+            let next = self.pos + 1;
+            let cached = matches!(&self.chunk, Some((first, payloads))
+                if *first <= next && next < first + payloads.len() as u64);
+            if !cached {
+                let loc = {
+                    let index = partition.index.read().expect("index");
+                    let i = index.partition_point(|l| l.first <= next);
+                    i.checked_sub(1).map(|i| index[i])
+                };
+                let loc = loc.ok_or_else(|| {
+                    storage(format!("{}: entry {next} is missing", self.cursor_key))
+                })?;
+                let raw = state.segments.read(&loc).map_err(storage)?;
+                let entries = chunk_body(raw, loc.compressed)
+                    .and_then(|body| decode_chunk(body, loc.count, false))
+                    .ok_or_else(|| storage(format!("corrupt chunk in {}", self.cursor_key)))?;
+                let payloads: Vec<Bytes> = entries.into_iter().map(|e| e.payload).collect();
+                if next >= loc.first + payloads.len() as u64 {
+                    return Err(storage(format!(
+                        "{}: entry {next} is missing",
+                        self.cursor_key
+                    )));
+                }
+                self.chunk = Some((loc.first, payloads));
+            }
+            let (first, payloads) = self.chunk.as_ref().expect("chunk read above");
+            for (i, payload) in payloads.iter().enumerate().skip((next - first) as usize) {
+                let seq = first + i as u64;
+                if seq > committed || out.len() >= max {
+                    break;
+                }
+                out.push(Record {
+                    seq,
+                    payload: payload.clone(),
+                });
+                self.pos = seq;
+            }
+        }
+        Ok(out)
+    }
+
+    /// See [`crate::Reader::next_batch`].
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Record>, LogError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let inner = self.inner.clone();
+            let partition = &inner.streams[&self.stream].partitions[self.partition];
+            let notified = partition.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let batch = self.read_available(max)?;
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// See [`crate::Reader::ack`]. The cursor is kept in memory and written out within a
+    /// second and at every flush: after a crash a consumer may see its last entries again.
+    pub fn ack(&mut self, seq: u64) -> Result<(), LogError> {
+        self.inner.cursors.set(&self.cursor_key, seq)
+    }
+}
