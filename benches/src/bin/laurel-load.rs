@@ -69,6 +69,12 @@ struct Args {
     /// Milliseconds between probe events in a latency phase.
     #[arg(long, default_value_t = 50)]
     probe_ms: u64,
+    /// Seconds to wait between the throughput phase and the latency phases. A flood of
+    /// millions of events leaves seconds of work behind it (engine state and views written
+    /// behind, the broker's own upkeep); the latency phases measure a steady load, not that
+    /// tail. 0 measures the tail too.
+    #[arg(long, default_value_t = 10)]
+    settle: u64,
     /// Skip the throughput phase (latency phases only).
     #[arg(long)]
     no_throughput: bool,
@@ -459,6 +465,9 @@ async fn measure(
             request_p99: requests.p99,
         });
         eprintln!("{backend}: throughput phase done");
+        if !args.no_latency && args.settle > 0 {
+            tokio::time::sleep(Duration::from_secs(args.settle)).await;
+        }
     }
     let rates = if args.no_latency {
         &[][..]

@@ -889,3 +889,70 @@ impl EmbeddedReader {
         self.inner.cursors.set(&self.cursor_key, seq)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(partition: u32, id: &str) -> Entry {
+        Entry {
+            target: Target::Partition(partition),
+            id: id.into(),
+            payload: id.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_log_open_elsewhere_is_refused_until_it_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap();
+        let second = EmbeddedLog::open(dir.path(), LogConfig::default());
+        assert!(matches!(second, Err(LogError::Locked(_))), "{second:?}");
+        drop(log);
+        EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_and_ids_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            partitions: 2,
+            ..LogConfig::default()
+        };
+        let identity = {
+            let log = EmbeddedLog::open(dir.path(), config.clone()).unwrap();
+            for round in 0..50 {
+                let entries = (0..20)
+                    .map(|i| entry(i % 2, &format!("r{round}-{i}")))
+                    .collect();
+                log.append(StreamKind::Stats, entries).await.unwrap();
+            }
+            log.identity().to_string()
+        };
+        let log = EmbeddedLog::open(dir.path(), config).unwrap();
+        assert_eq!(log.identity(), identity);
+        assert_eq!(log.last_seq(StreamKind::Stats, 0), 500);
+        assert_eq!(log.last_seq(StreamKind::Stats, 1), 500);
+        let again = log
+            .append(StreamKind::Stats, vec![entry(1, "r7-3"), entry(1, "fresh")])
+            .await
+            .unwrap();
+        assert_eq!(
+            again
+                .iter()
+                .map(|a| (a.seq, a.duplicate))
+                .collect::<Vec<_>>(),
+            vec![(7 * 10 + 2, true), (501, false)]
+        );
+        let mut reader = log
+            .reader(StreamKind::Stats, 1, "t", Start::After(0))
+            .unwrap();
+        let mut seqs = Vec::new();
+        while seqs.len() < 501 {
+            let batch = reader.next_batch(64, Duration::from_secs(1)).await.unwrap();
+            assert!(!batch.is_empty());
+            seqs.extend(batch.iter().map(|r| r.seq));
+        }
+        assert_eq!(seqs, (1..=501).collect::<Vec<u64>>());
+    }
+}
