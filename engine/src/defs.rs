@@ -324,15 +324,15 @@ pub(crate) fn check_report(
         StatKind::Int => Value::Int(value.to_int()?),
         StatKind::Float => Value::Float(value.as_f64()),
     };
-    if let Some(min) = def.min_value {
-        if value.compare(min).is_lt() {
-            return Err(Reason::BelowMin { min });
-        }
+    if let Some(min) = def.min_value
+        && value.compare(min).is_lt()
+    {
+        return Err(Reason::BelowMin { min });
     }
-    if let Some(max) = def.max_value {
-        if value.compare(max).is_gt() {
-            return Err(Reason::AboveMax { max });
-        }
+    if let Some(max) = def.max_value
+        && value.compare(max).is_gt()
+    {
+        return Err(Reason::AboveMax { max });
     }
     Ok(value)
 }

@@ -1,7 +1,7 @@
 //! How log entries change the views: a fold into an overlay of one tree, committed as one
 //! sled batch with the position it reaches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use laurel_schemas::{
     AchievementDefinition, DefinitionEvent, Millis, Output, StatChanged, decode, encode,
@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::keys;
 use crate::staged::Staged;
+use crate::views::PlayerView;
 
 /// An earned achievement, as a player's view holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,8 @@ pub struct Earned {
 pub(crate) struct Overlay<'a> {
     view: &'a Staged,
     writes: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Player records touched by the batch, decoded once and encoded at commit.
+    players: HashMap<String, PlayerView>,
 }
 
 impl<'a> Overlay<'a> {
@@ -36,6 +39,7 @@ impl<'a> Overlay<'a> {
         Self {
             view,
             writes: BTreeMap::new(),
+            players: HashMap::new(),
         }
     }
 
@@ -63,39 +67,50 @@ impl<'a> Overlay<'a> {
     /// Stages everything with the position reached (written to disk together, later);
     /// returns how many keys the view has staged.
     pub(crate) fn commit(mut self, position: u64) -> usize {
+        for (player, record) in &self.players {
+            self.writes.insert(keys::player(player), encode(record));
+        }
         self.writes
             .insert(keys::POSITION.to_vec(), position.to_be_bytes().to_vec());
         self.view.stage(self.writes)
     }
 
     /// Counts the player the first time any output names them.
-    fn see(&mut self, player: &str) -> Result<(), sled::Error> {
-        let key = keys::points(player);
-        if self.get(&key)?.is_none() {
-            self.put(key, 0u64.to_be_bytes().to_vec());
-            self.add(keys::PLAYERS.to_vec(), 1)?;
+    /// The player's record, as the batch has it so far; a player seen for the first time
+    /// is counted.
+    fn player(&mut self, player: &str) -> Result<&mut PlayerView, sled::Error> {
+        if !self.players.contains_key(player) {
+            let record = match self.view.get(&keys::player(player))? {
+                Some(raw) => decode(&raw).unwrap_or_else(|e| {
+                    tracing::error!(player, error = %e, "unreadable player view; starting it again");
+                    PlayerView::default()
+                }),
+                None => {
+                    self.add(keys::PLAYERS.to_vec(), 1)?;
+                    PlayerView::default()
+                }
+            };
+            self.players.insert(player.to_string(), record);
         }
-        Ok(())
+        Ok(self.players.get_mut(player).expect("inserted above"))
     }
 
-    /// Folds one OUTPUT entry into a partition's views.
     pub(crate) fn apply_output(&mut self, output: &Output) -> Result<(), sled::Error> {
         match output {
             Output::Stat(s) => self.stat(s)?,
             Output::Unlocked(u) => {
-                let player = u.player_id.as_str();
-                self.see(player)?;
-                let key = keys::earned(player, u.achievement_id.as_str());
-                if self.get(&key)?.is_none() {
+                let record = self.player(u.player_id.as_str())?;
+                let id = u.achievement_id.as_str();
+                if !record.earned.contains_key(id) {
                     let earned = Earned {
                         unlock_id: u.unlock_id,
                         unlocked_at: u.unlocked_at,
                         points: u.points,
                         definition_version: u.definition_version,
                     };
-                    self.put(key, encode(&earned));
-                    self.add(keys::points(player), u64::from(u.points))?;
-                    self.add(keys::rarity(u.achievement_id.as_str()), 1)?;
+                    record.earned.insert(id.to_string(), earned);
+                    record.points_total += u64::from(u.points);
+                    self.add(keys::rarity(id), 1)?;
                 }
             }
             Output::Checkpoint(c) => self.checkpoint(c.stats_seq)?,
@@ -115,15 +130,8 @@ impl<'a> Overlay<'a> {
     }
 
     fn stat(&mut self, s: &StatChanged) -> Result<(), sled::Error> {
-        // A player's first output is an unlock or a stat's first value (no `previous`):
-        // only those can be a player not seen yet.
-        if s.previous.is_none() {
-            self.see(s.player_id.as_str())?;
-        }
-        self.put(
-            keys::stat(s.player_id.as_str(), s.stat.as_str()),
-            encode(&s.value),
-        );
+        let record = self.player(s.player_id.as_str())?;
+        record.stats.insert(s.stat.as_str().to_string(), s.value);
         Ok(())
     }
 

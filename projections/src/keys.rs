@@ -15,33 +15,10 @@ fn key(tag: u8, parts: &[&str]) -> Vec<u8> {
     k
 }
 
-/// A player's aggregated stat: `S<player>\0<stat>`.
-pub(crate) fn stat(player: &str, stat: &str) -> Vec<u8> {
-    key(b'S', &[player, stat])
-}
-
-/// Prefix of all of a player's stats.
-pub(crate) fn stats_of(player: &str) -> Vec<u8> {
-    let mut k = key(b'S', &[player]);
-    k.push(0);
-    k
-}
-
-/// A player's earned achievement: `A<player>\0<achievement>`.
-pub(crate) fn earned(player: &str, achievement: &str) -> Vec<u8> {
-    key(b'A', &[player, achievement])
-}
-
-/// Prefix of all of a player's earned achievements.
-pub(crate) fn earned_of(player: &str) -> Vec<u8> {
-    let mut k = key(b'A', &[player]);
-    k.push(0);
-    k
-}
-
-/// A player's points total (its presence marks the player as seen): `T<player>`.
-pub(crate) fn points(player: &str) -> Vec<u8> {
-    key(b'T', &[player])
+/// A player's record (stats, earned achievements, points): `P<player>`. Its presence marks
+/// the player as seen.
+pub(crate) fn player(player: &str) -> Vec<u8> {
+    key(b'P', &[player])
 }
 
 /// How many of the partition's players earned an achievement: `R<achievement>`.

@@ -11,6 +11,9 @@ use crate::apply::Earned;
 use crate::keys;
 use crate::staged::Staged;
 
+/// The layout of the view trees; views of another layout are rebuilt from the log.
+const LAYOUT: &str = "player records";
+
 /// The views over sled, with change notifications. Cheap to clone.
 #[derive(Clone)]
 pub struct Views {
@@ -33,8 +36,10 @@ impl std::fmt::Debug for Views {
     }
 }
 
-/// One player's view.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One player's view, stored as one record per player (msgpack, named fields): a lookup
+/// is one read, and a million players are a million keys, not one per stat and unlock.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PlayerView {
     /// Aggregated stats by name.
     pub stats: BTreeMap<String, Value>,
@@ -71,7 +76,8 @@ impl Views {
     /// Opens the views of `log` in `db`. Views derived from another log are dropped first
     /// (see [`laurel_log::derived::bind`]): the projector then folds this log from the start.
     pub fn open(db: &sled::Db, log: &laurel_log::Log) -> Result<Self, sled::Error> {
-        laurel_log::derived::bind(db, "views/", log.identity())?;
+        let binding = format!("{} (views: {LAYOUT})", log.identity());
+        laurel_log::derived::bind(db, "views/", &binding)?;
         let partitions = log.config().partitions;
         let trees = (0..partitions)
             .map(|p| Ok(Staged::new(db.open_tree(format!("views/{p}"))?)))
@@ -109,23 +115,13 @@ impl Views {
     /// A player's stats, earned achievements and points.
     pub fn player(&self, player: &str) -> Result<PlayerView, sled::Error> {
         let tree = self.tree(laurel_log::partition_of(player, self.partitions()));
-        let mut view = PlayerView {
-            points_total: keys::u64_of(tree.get(&keys::points(player))?.as_deref()),
-            ..PlayerView::default()
-        };
-        let prefix = keys::stats_of(player);
-        for (k, v) in tree.scan_prefix(&prefix)? {
-            if let (Some(name), Ok(value)) = (keys::suffix(&k, prefix.len()), decode(&v)) {
-                view.stats.insert(name.to_string(), value);
-            }
-        }
-        let prefix = keys::earned_of(player);
-        for (k, v) in tree.scan_prefix(&prefix)? {
-            if let (Some(id), Ok(earned)) = (keys::suffix(&k, prefix.len()), decode(&v)) {
-                view.earned.insert(id.to_string(), earned);
-            }
-        }
-        Ok(view)
+        Ok(match tree.get(&keys::player(player))? {
+            None => PlayerView::default(),
+            Some(raw) => decode(&raw).unwrap_or_else(|e| {
+                tracing::error!(player, error = %e, "unreadable player view");
+                PlayerView::default()
+            }),
+        })
     }
 
     /// Every stat definition, by name.

@@ -86,15 +86,15 @@ impl StatSpec {
                 errors.push(ValidationError::new(field, reason));
             }
         }
-        if let (Some(min), Some(max)) = (self.min_value, self.max_value) {
-            if min.compare(max).is_gt() {
-                errors.push(ValidationError::new("min_value", Reason::MinAboveMax));
-            }
+        if let (Some(min), Some(max)) = (self.min_value, self.max_value)
+            && min.compare(max).is_gt()
+        {
+            errors.push(ValidationError::new("min_value", Reason::MinAboveMax));
         }
-        if let Some(delta) = self.max_delta {
-            if delta.as_f64() <= 0.0 {
-                errors.push(ValidationError::new("max_delta", Reason::NotPositive));
-            }
+        if let Some(delta) = self.max_delta
+            && delta.as_f64() <= 0.0
+        {
+            errors.push(ValidationError::new("max_delta", Reason::NotPositive));
         }
         if errors.is_empty() {
             Ok(())
@@ -469,10 +469,10 @@ impl AchievementSpec {
                 ));
             }
         }
-        if let (Some(from), Some(until)) = (self.available_from, self.available_until) {
-            if from >= until {
-                errors.push(ValidationError::new("available_from", Reason::EmptyWindow));
-            }
+        if let (Some(from), Some(until)) = (self.available_from, self.available_until)
+            && from >= until
+        {
+            errors.push(ValidationError::new("available_from", Reason::EmptyWindow));
         }
         if errors.is_empty() {
             Ok(())

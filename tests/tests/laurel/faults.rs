@@ -90,10 +90,10 @@ fn kill_9_loses_no_event_and_duplicates_no_unlock(backend: Backend) {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         std::thread::sleep(Duration::from_millis(200 + (seed >> 33) % 900));
-        if kills == KILLS / 2 {
-            if let Some(nats) = l.nats.as_mut() {
-                nats.restart();
-            }
+        if kills == KILLS / 2
+            && let Some(nats) = l.nats.as_mut()
+        {
+            nats.restart();
         }
         if sent.load(Ordering::Relaxed) < total {
             mid_stream += 1;

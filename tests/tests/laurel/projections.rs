@@ -219,6 +219,41 @@ async fn views_rebuilt_from_the_logs_equal_the_live_ones(backend: Backend) {
     rebuilt.stop().await;
 }
 
+async fn views_of_an_earlier_layout_are_rebuilt_from_the_log(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    define(&f.log, &game()).await;
+    let engine = start_engine(&f.log, &f.dir.path().join("engine"), |_| {});
+    kills(&f.log, &["ann", "ann", "ann"]).await;
+    wait_for_outputs(&f.log, "ann's unlock", |o| unlocks(o).len() == 1).await;
+    engine.stop().await;
+    // Views of the layout before player records: one key per stat, bound to this log, with a
+    // position past everything on OUTPUT. Kept, they would hide ann's progress for good.
+    let dir = f.dir.path().join("views");
+    let ann = partition_of("ann", f.log.config().partitions);
+    {
+        let db = sled::open(&dir).unwrap();
+        laurel_log::derived::bind(&db, "views/", f.log.identity()).unwrap();
+        let tree = db.open_tree(format!("views/{ann}")).unwrap();
+        tree.insert(b"Sann\0kills", encode(&Value::Int(1))).unwrap();
+        let end = f.log.last_seq(StreamKind::Output, ann).await.unwrap();
+        tree.insert(b"M:pos", &end.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let projector = start_projector(&f.log, &dir);
+    let seq = f.log.last_seq(StreamKind::Stats, ann).await.unwrap();
+    assert!(
+        projector
+            .views
+            .wait_for(ann, seq, Duration::from_secs(30))
+            .await
+    );
+    let view = projector.views.player("ann").unwrap();
+    assert_eq!(view.stats.get("kills"), Some(&Value::Int(3)));
+    assert!(view.earned.contains_key("K3"));
+    assert_eq!(view.points_total, 10);
+    projector.stop().await;
+}
+
 async fn archiving_shows_in_the_definitions_view(backend: Backend) {
     let f = Fixture::new(backend, |_| {}).await;
     define(&f.log, &game()).await;
@@ -250,5 +285,6 @@ crate::both_backends!(
     views_show_stats_unlocks_points_and_rarity,
     a_re_emitted_unlock_counts_once,
     views_rebuilt_from_the_logs_equal_the_live_ones,
+    views_of_an_earlier_layout_are_rebuilt_from_the_log,
     archiving_shows_in_the_definitions_view,
 );
