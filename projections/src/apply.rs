@@ -4,14 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use laurel_schemas::{
-    AchievementDefinition, DefinitionEvent, Millis, Output, StatChanged, decode, encode,
+    AchievementDefinition, DefinitionEvent, Millis, Output, StatChanged, Value, decode, encode,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::keys;
 use crate::staged::Staged;
-use crate::views::PlayerView;
 
 /// An earned achievement, as a player's view holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,8 +29,21 @@ pub struct Earned {
 pub(crate) struct Overlay<'a> {
     view: &'a Staged,
     writes: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Player records touched by the batch, decoded once and encoded at commit.
-    players: HashMap<String, PlayerView>,
+    /// Players' stats records touched by the batch, decoded once and encoded at commit.
+    stats: HashMap<String, StatsRecord>,
+    /// Players' earned records touched by the batch (only unlocks touch them).
+    earned: HashMap<String, EarnedRecord>,
+}
+
+/// A player's stats, as the view stores them.
+pub(crate) type StatsRecord = BTreeMap<String, Value>;
+
+/// A player's earned achievements and points, as the view stores them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct EarnedRecord {
+    pub(crate) earned: BTreeMap<String, Earned>,
+    pub(crate) points_total: u64,
 }
 
 impl<'a> Overlay<'a> {
@@ -39,7 +51,8 @@ impl<'a> Overlay<'a> {
         Self {
             view,
             writes: BTreeMap::new(),
-            players: HashMap::new(),
+            stats: HashMap::new(),
+            earned: HashMap::new(),
         }
     }
 
@@ -67,39 +80,69 @@ impl<'a> Overlay<'a> {
     /// Stages everything with the position reached (written to disk together, later);
     /// returns how many keys the view has staged.
     pub(crate) fn commit(mut self, position: u64) -> usize {
-        for (player, record) in &self.players {
-            self.writes.insert(keys::player(player), encode(record));
+        for (player, record) in &self.stats {
+            self.writes.insert(keys::stats(player), encode(record));
+        }
+        for (player, record) in &self.earned {
+            self.writes.insert(keys::earned(player), encode(record));
         }
         self.writes
             .insert(keys::POSITION.to_vec(), position.to_be_bytes().to_vec());
         self.view.stage(self.writes)
     }
 
-    /// Counts the player the first time any output names them.
-    /// The player's record, as the batch has it so far; a player seen for the first time
-    /// is counted.
-    fn player(&mut self, player: &str) -> Result<&mut PlayerView, sled::Error> {
-        if !self.players.contains_key(player) {
-            let record = match self.view.get(&keys::player(player))? {
+    /// Whether the player has a record of `key`'s kind, in this batch or stored.
+    fn stored(&self, key: &[u8]) -> Result<bool, sled::Error> {
+        Ok(self.view.get(key)?.is_some())
+    }
+
+    /// The player's stats record as the batch has it so far; a player seen for the first
+    /// time is counted.
+    fn stats_of(&mut self, player: &str) -> Result<&mut StatsRecord, sled::Error> {
+        if !self.stats.contains_key(player) {
+            let record = match self.view.get(&keys::stats(player))? {
                 Some(raw) => decode(&raw).unwrap_or_else(|e| {
-                    tracing::error!(player, error = %e, "unreadable player view; starting it again");
-                    PlayerView::default()
+                    tracing::error!(player, error = %e, "unreadable player stats; starting them again");
+                    StatsRecord::default()
                 }),
                 None => {
-                    self.add(keys::PLAYERS.to_vec(), 1)?;
-                    PlayerView::default()
+                    if !self.earned.contains_key(player) && !self.stored(&keys::earned(player))? {
+                        self.add(keys::PLAYERS.to_vec(), 1)?;
+                    }
+                    StatsRecord::default()
                 }
             };
-            self.players.insert(player.to_string(), record);
+            self.stats.insert(player.to_string(), record);
         }
-        Ok(self.players.get_mut(player).expect("inserted above"))
+        Ok(self.stats.get_mut(player).expect("inserted above"))
+    }
+
+    /// The player's earned record as the batch has it so far; a player seen for the first
+    /// time is counted.
+    fn earned_of(&mut self, player: &str) -> Result<&mut EarnedRecord, sled::Error> {
+        if !self.earned.contains_key(player) {
+            let record = match self.view.get(&keys::earned(player))? {
+                Some(raw) => decode(&raw).unwrap_or_else(|e| {
+                    tracing::error!(player, error = %e, "unreadable player achievements; starting them again");
+                    EarnedRecord::default()
+                }),
+                None => {
+                    if !self.stats.contains_key(player) && !self.stored(&keys::stats(player))? {
+                        self.add(keys::PLAYERS.to_vec(), 1)?;
+                    }
+                    EarnedRecord::default()
+                }
+            };
+            self.earned.insert(player.to_string(), record);
+        }
+        Ok(self.earned.get_mut(player).expect("inserted above"))
     }
 
     pub(crate) fn apply_output(&mut self, output: &Output) -> Result<(), sled::Error> {
         match output {
             Output::Stat(s) => self.stat(s)?,
             Output::Unlocked(u) => {
-                let record = self.player(u.player_id.as_str())?;
+                let record = self.earned_of(u.player_id.as_str())?;
                 let id = u.achievement_id.as_str();
                 if !record.earned.contains_key(id) {
                     let earned = Earned {
@@ -130,8 +173,8 @@ impl<'a> Overlay<'a> {
     }
 
     fn stat(&mut self, s: &StatChanged) -> Result<(), sled::Error> {
-        let record = self.player(s.player_id.as_str())?;
-        record.stats.insert(s.stat.as_str().to_string(), s.value);
+        let record = self.stats_of(s.player_id.as_str())?;
+        record.insert(s.stat.as_str().to_string(), s.value);
         Ok(())
     }
 

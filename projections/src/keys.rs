@@ -15,10 +15,16 @@ fn key(tag: u8, parts: &[&str]) -> Vec<u8> {
     k
 }
 
-/// A player's record (stats, earned achievements, points): `P<player>`. Its presence marks
-/// the player as seen.
-pub(crate) fn player(player: &str) -> Vec<u8> {
-    key(b'P', &[player])
+/// A player's stats, one record (msgpack map of stat to value): `S<player>`. Rewritten on
+/// every change of a stat; small.
+pub(crate) fn stats(player: &str) -> Vec<u8> {
+    key(b'S', &[player])
+}
+
+/// A player's earned achievements and points, one record: `E<player>`. Rewritten only on an
+/// unlock. Either record's presence marks the player as seen.
+pub(crate) fn earned(player: &str) -> Vec<u8> {
+    key(b'E', &[player])
 }
 
 /// How many of the partition's players earned an achievement: `R<achievement>`.

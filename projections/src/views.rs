@@ -7,12 +7,12 @@ use std::time::Duration;
 use laurel_schemas::{AchievementDefinition, Output, StatDefinition, Value, decode};
 use tokio::sync::{broadcast, watch};
 
-use crate::apply::Earned;
+use crate::apply::{Earned, EarnedRecord, StatsRecord};
 use crate::keys;
 use crate::staged::Staged;
 
 /// The layout of the view trees; views of another layout are rebuilt from the log.
-const LAYOUT: &str = "player records";
+const LAYOUT: &str = "player stats and earned records";
 
 /// The views over sled, with change notifications. Cheap to clone.
 #[derive(Clone)]
@@ -36,10 +36,10 @@ impl std::fmt::Debug for Views {
     }
 }
 
-/// One player's view, stored as one record per player (msgpack, named fields): a lookup
-/// is one read, and a million players are a million keys, not one per stat and unlock.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+/// One player's view. Stored as two records per player, its stats and its earned
+/// achievements with points (msgpack): a lookup is two reads, a million players are two
+/// million keys (not one per stat and unlock), and a stat change rewrites only the small one.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlayerView {
     /// Aggregated stats by name.
     pub stats: BTreeMap<String, Value>,
@@ -115,12 +115,24 @@ impl Views {
     /// A player's stats, earned achievements and points.
     pub fn player(&self, player: &str) -> Result<PlayerView, sled::Error> {
         let tree = self.tree(laurel_log::partition_of(player, self.partitions()));
-        Ok(match tree.get(&keys::player(player))? {
-            None => PlayerView::default(),
+        let stats: StatsRecord = match tree.get(&keys::stats(player))? {
+            None => StatsRecord::default(),
             Some(raw) => decode(&raw).unwrap_or_else(|e| {
-                tracing::error!(player, error = %e, "unreadable player view");
-                PlayerView::default()
+                tracing::error!(player, error = %e, "unreadable player stats");
+                StatsRecord::default()
             }),
+        };
+        let earned: EarnedRecord = match tree.get(&keys::earned(player))? {
+            None => EarnedRecord::default(),
+            Some(raw) => decode(&raw).unwrap_or_else(|e| {
+                tracing::error!(player, error = %e, "unreadable player achievements");
+                EarnedRecord::default()
+            }),
+        };
+        Ok(PlayerView {
+            stats,
+            earned: earned.earned,
+            points_total: earned.points_total,
         })
     }
 
