@@ -96,7 +96,7 @@ pub(crate) fn start_engine(
     let mut config = ShellConfig::all(log.config().partitions);
     config.poll = Duration::from_millis(50);
     tweak(&mut config);
-    let db = sled::open(dir).unwrap();
+    let db = crate::support::open_sled(dir);
     let (stop, shutdown) = watch::channel(false);
     let metrics = Arc::new(EngineMetrics::default());
     let task = tokio::spawn(shell::run_standalone(
@@ -498,7 +498,7 @@ async fn an_unreadable_player_state_is_rebuilt_from_the_log(backend: Backend) {
     engine.stop().await;
     {
         // Damage ann's stored state (as a bad disk or an old bug would).
-        let db = sled::open(&dir).unwrap();
+        let db = crate::support::open_sled(&dir);
         let p = partition_of("ann", f.log.config().partitions);
         let tree = db.open_tree(format!("engine/{p}")).unwrap();
         assert!(

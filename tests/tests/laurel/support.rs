@@ -182,3 +182,19 @@ pub(crate) async fn reset_consumer_behind(f: &Fixture, stream: &str, consumer: &
     };
     stream.create_consumer(config).await.unwrap();
 }
+
+/// Opens the sled store in `dir`, waiting (bounded) while a store just dropped in this
+/// process still holds its lock: sled's background thread lets go of it a moment after the
+/// last handle is gone. (A restarted `laurel` is a new process, which never meets this.)
+pub(crate) fn open_sled(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(sled::Error::Io(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("opening {}: {e}", dir.display()),
+        }
+    }
+}
