@@ -69,10 +69,15 @@ struct Args {
     /// Milliseconds between probe events in a latency phase.
     #[arg(long, default_value_t = 50)]
     probe_ms: u64,
-    /// Seconds to wait between the throughput phase and the latency phases. A flood of
-    /// millions of events leaves seconds of work behind it (engine state and views written
-    /// behind, the broker's own upkeep); the latency phases measure a steady load, not that
-    /// tail. 0 measures the tail too.
+    /// Run the latency phases after the throughput flood instead of before it. By default
+    /// they run first, on a server that has seen only steady load: a flood of millions of
+    /// events leaves half a minute of work behind it (engine state and views written behind,
+    /// sled cleaning up, the broker's upkeep), and latency measured inside that tail is
+    /// latency after a flood, not under a steady load.
+    #[arg(long)]
+    latency_after_flood: bool,
+    /// With `--latency-after-flood`: seconds to wait between the flood and the latency
+    /// phases.
     #[arg(long, default_value_t = 10)]
     settle: u64,
     /// Skip the throughput phase (latency phases only).
@@ -436,45 +441,60 @@ async fn measure(
 
     let mut figures = Figures::default();
     let accepted = Arc::new(AtomicU64::new(0));
-    if !args.no_throughput {
-        let reached = Arc::new(Reached::default());
-        let before = accepted.load(Ordering::Relaxed);
-        let load = Load::new(
-            args,
-            args.rate,
-            &api,
-            &game_server,
-            accepted.clone(),
-            reached.clone(),
-        );
-        let start = Instant::now();
-        let latencies = load.run(Duration::from_secs(args.duration)).await?;
-        let sent_for = start.elapsed();
-        let events = accepted.load(Ordering::Relaxed) - before;
-        let target = reached.total();
-        while api.applied().await? < target {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let total = start.elapsed();
-        let requests = percentiles(latencies);
-        figures.throughput = Some(Throughput {
-            accepted_rate: events as f64 / sent_for.as_secs_f64(),
-            e2e_rate: events as f64 / total.as_secs_f64(),
-            drain: total - sent_for,
-            request_p50: requests.p50,
-            request_p99: requests.p99,
-        });
-        eprintln!("{backend}: throughput phase done");
-        if !args.no_latency && args.settle > 0 {
-            tokio::time::sleep(Duration::from_secs(args.settle)).await;
-        }
-    }
     let rates = if args.no_latency {
         &[][..]
     } else {
         &args.latency_rates[..]
     };
-    for (phase, &rate) in rates.iter().enumerate() {
+    let latency = rates
+        .iter()
+        .copied()
+        .enumerate()
+        .map(|(i, rate)| Phase::Latency(i, rate));
+    let throughput = (!args.no_throughput).then_some(Phase::Throughput);
+    let phases: Vec<Phase> = if args.latency_after_flood {
+        throughput.into_iter().chain(latency).collect()
+    } else {
+        latency.chain(throughput).collect()
+    };
+    for phase in phases {
+        let (phase, rate) = match phase {
+            Phase::Latency(phase, rate) => (phase, rate),
+            Phase::Throughput => {
+                let reached = Arc::new(Reached::default());
+                let before = accepted.load(Ordering::Relaxed);
+                let load = Load::new(
+                    args,
+                    args.rate,
+                    &api,
+                    &game_server,
+                    accepted.clone(),
+                    reached.clone(),
+                );
+                let start = Instant::now();
+                let latencies = load.run(Duration::from_secs(args.duration)).await?;
+                let sent_for = start.elapsed();
+                let events = accepted.load(Ordering::Relaxed) - before;
+                let target = reached.total();
+                while api.applied().await? < target {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let total = start.elapsed();
+                let requests = percentiles(latencies);
+                figures.throughput = Some(Throughput {
+                    accepted_rate: events as f64 / sent_for.as_secs_f64(),
+                    e2e_rate: events as f64 / total.as_secs_f64(),
+                    drain: total - sent_for,
+                    request_p50: requests.p50,
+                    request_p99: requests.p99,
+                });
+                eprintln!("{backend}: throughput phase done");
+                if args.latency_after_flood && !rates.is_empty() && args.settle > 0 {
+                    tokio::time::sleep(Duration::from_secs(args.settle)).await;
+                }
+                continue;
+            }
+        };
         let probe = format!("probe-{phase}");
         let player_token = server.token(&["--player", &probe])?;
         let before = accepted.load(Ordering::Relaxed);
@@ -515,6 +535,14 @@ async fn measure(
     figures.disk = dir_size(&server.dir.path().join("data"));
     figures.log_disk = dir_size(&server.dir.path().join("data/log"));
     Ok(figures)
+}
+
+/// One phase of a run against one backend.
+enum Phase {
+    /// As many events as Laurel accepts (or `--rate`), for `--duration`.
+    Throughput,
+    /// The probes' unlock latency under a background load: phase number, events/s.
+    Latency(usize, u64),
 }
 
 async fn define(api: &Api, admin: &str, stats: usize) -> anyhow::Result<()> {
