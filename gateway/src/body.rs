@@ -22,18 +22,62 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Parsed<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/msgpack"));
-        let limit = state.limits.max_body;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
+        // Read whole (and bounded) by `read_bodies` before anything answered the request.
+        let bytes = axum::body::to_bytes(req.into_body(), state.limits.max_body)
             .await
-            .map_err(|_| ApiError::TooLarge(format!("the body is larger than {limit} bytes")))?;
+            .map_err(|_| ApiError::TooLarge("the body is too large".into()))?;
         let parsed = if msgpack {
-            laurel_schemas::decode(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?
+            laurel_schemas::decode_whole(&bytes)
+                .map_err(|e| ApiError::BadRequest(format!("invalid msgpack body: {e}")))?
         } else {
             serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
         };
         Ok(Parsed(parsed))
     }
+}
+
+/// Reads each request's body whole, up to `--max-body-bytes` and within
+/// `--body-timeout-secs`, before anything answers the request. An answer given while the
+/// client is still sending its body (a 401 or 403 from the headers alone) races that body:
+/// the server stops reading, and the bytes still arriving draw a reset that can destroy the
+/// answer before the client reads it. A body announced far over the limit (more than twice
+/// it) is refused before it is read; one less far over is read up to the limit first, for
+/// the same reason.
+pub(crate) async fn read_bodies(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let limit = state.limits.max_body;
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = announced.filter(|&l| l > (limit as u64).saturating_mul(2)) {
+        return ApiError::TooLarge(format!(
+            "the body is larger than {limit} bytes (Content-Length {length})"
+        ))
+        .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let timeout = state.limits.body_timeout;
+    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => {
+            return ApiError::RequestTimeout(format!(
+                "the body did not arrive within {} s",
+                timeout.as_secs()
+            ))
+            .into_response();
+        }
+        Ok(Err(_)) => {
+            return ApiError::TooLarge(format!("the body is larger than {limit} bytes"))
+                .into_response();
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// Whether the client asks for msgpack answers (`Accept: application/msgpack`).

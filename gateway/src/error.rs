@@ -62,12 +62,18 @@ pub enum ApiError {
     /// The route exists, not with this method.
     #[error("this route does not take this method")]
     MethodNotAllowed,
+    /// The change would contradict what is stored.
+    #[error("{0}")]
+    Conflict(String),
     /// `If-Match` did not match the current version.
     #[error("{0}")]
     PreconditionFailed(String),
     /// The body or batch is too large.
     #[error("{0}")]
     TooLarge(String),
+    /// The body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The content is well-formed but refused, with the reasons.
     #[error("{0}")]
     Unprocessable(String, Vec<ItemError>),
@@ -149,6 +155,12 @@ impl ApiError {
                 StatusCode::PRECONDITION_FAILED,
                 "version-mismatch",
                 "Version mismatch",
+            ),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
             ),
             ApiError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -241,4 +253,50 @@ impl From<laurel_log::LogError> for ApiError {
     fn from(e: laurel_log::LogError) -> Self {
         ApiError::Unavailable(e.to_string())
     }
+}
+
+/// Answers every refusal as a problem document, whatever layer made it: axum's own path and
+/// query rejections (an undecodable path, a repeated query parameter) answer in plain text,
+/// which this turns into `application/problem+json` with that text as the detail. Headers
+/// (`Retry-After`, the request id) are kept.
+pub(crate) async fn problems_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let problem = Problem {
+        kind: format!(
+            "https://laurel.dev/problems/{}",
+            title.to_lowercase().replace(' ', "-")
+        ),
+        title,
+        status: status.as_u16(),
+        detail: if text.is_empty() {
+            title.to_lowercase()
+        } else {
+            text
+        },
+        errors: Vec::new(),
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }

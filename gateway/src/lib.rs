@@ -5,6 +5,7 @@ mod body;
 pub mod cli;
 pub mod defs;
 pub mod error;
+pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
@@ -62,8 +63,13 @@ pub fn app(state: AppState) -> Router {
         ))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // Bodies are limited (with a problem+json 413) by the `Parsed` extractor.
+        // Bodies are read whole and limited (with a problem+json 413) by `read_bodies`.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::read_bodies,
+        ))
+        .layer(axum::middleware::from_fn(error::problems_only))
         .layer(axum::middleware::from_fn(body::msgpack_replies))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -42,9 +42,49 @@ impl std::fmt::Debug for Hub {
     }
 }
 
+/// A player's subscription: notices as they come. Dropping the last one of a player
+/// forgets the player.
+pub struct Subscription {
+    receiver: broadcast::Receiver<Notice>,
+    hub: Hub,
+    player: String,
+}
+
+impl Subscription {
+    /// The next notice; `None` once the hub is gone.
+    pub async fn recv(&mut self) -> Option<Notice> {
+        match self.receiver.recv().await {
+            Ok(notice) => Some(notice),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Notice::Lagged),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut inner = self.hub.inner.lock().expect("hub lock");
+        // Counted under the lock, where subscribing happens: this receiver is still one.
+        if inner
+            .players
+            .get(&self.player)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            inner.players.remove(&self.player);
+        }
+    }
+}
+
+/// A player has as many live streams as allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyStreams {
+    /// The cap.
+    pub max: usize,
+}
+
 impl Hub {
-    /// Subscribes to `player`'s notifications.
-    pub fn subscribe(&self, player: &str) -> broadcast::Receiver<Notice> {
+    /// Subscribes to `player`'s notifications, unless the player already has `max` streams.
+    pub fn subscribe(&self, player: &str, max: usize) -> Result<Subscription, TooManyStreams> {
         let mut inner = self.inner.lock().expect("hub lock");
         if inner.players.len() >= inner.prune_at {
             inner
@@ -52,11 +92,19 @@ impl Hub {
                 .retain(|_, sender| sender.receiver_count() > 0);
             inner.prune_at = 2 * inner.players.len() + 1024;
         }
-        inner
+        let sender = inner
             .players
             .entry(player.to_string())
-            .or_insert_with(|| broadcast::channel(PER_PLAYER_BUFFER).0)
-            .subscribe()
+            .or_insert_with(|| broadcast::channel(PER_PLAYER_BUFFER).0);
+        if sender.receiver_count() >= max {
+            return Err(TooManyStreams { max });
+        }
+        let receiver = sender.subscribe();
+        Ok(Subscription {
+            receiver,
+            hub: self.clone(),
+            player: player.to_string(),
+        })
     }
 
     /// Players with a subscription (some may have just disconnected).

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt as _;
 use clap::Args;
 use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig, ShellError};
 use laurel_log::retry::retrying;
@@ -163,6 +162,21 @@ pub struct LimitArgs {
     /// Longest `?wait_for=` wait of a read, in milliseconds.
     #[arg(long, env = "LAUREL_MAX_WAIT_MS", default_value_t = 5000)]
     pub max_wait_ms: u64,
+    /// Longest time, in seconds, a request body may take to arrive (408 past it).
+    #[arg(long, env = "LAUREL_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Longest time, in seconds, to receive a request's headers, counted from when the
+    /// connection is ready for the next request: closes slow senders and idle keep-alive
+    /// connections alike.
+    #[arg(long, env = "LAUREL_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_timeout_secs: u64,
+    /// Live notification streams one player may have open at once (429 past it).
+    #[arg(long, env = "LAUREL_MAX_STREAMS_PER_PLAYER", default_value_t = 8)]
+    pub max_streams_per_player: usize,
+    /// Most HTTP connections open at once (live notification streams included); past it
+    /// new connections are closed as soon as they are accepted.
+    #[arg(long, env = "LAUREL_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
 }
 
 impl LimitArgs {
@@ -173,6 +187,8 @@ impl LimitArgs {
             max_body: self.max_body_bytes,
             max_batch: self.max_batch,
             max_wait: Duration::from_millis(self.max_wait_ms),
+            body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            max_streams_per_player: self.max_streams_per_player.max(1),
             player_events_per_minute: NonZeroU32::new(self.player_events_per_minute),
             player_events_burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
         }
@@ -215,16 +231,34 @@ pub fn dev_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("dev-signing-key")
 }
 
-/// Reads the data dir's development key, creating it if `create` and it is missing.
+/// Reads the data dir's development key, creating it if `create` and it is missing. The
+/// file is readable by its owner only (one found readable by others is made so, with a
+/// warning).
 pub fn dev_key(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let path = dev_key_path(data_dir);
     match std::fs::read_to_string(&path) {
-        Ok(key) => Ok(key.trim().as_bytes().to_vec()),
+        Ok(key) => {
+            let mode = std::fs::metadata(&path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the dev signing key was readable by others; making it owner-only");
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(key.trim().as_bytes().to_vec())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             std::fs::create_dir_all(data_dir)?;
             let bytes: [u8; 32] = rand::random();
             let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            std::fs::write(&path, &key)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating the dev key at {}", path.display()))?;
+            file.write_all(key.as_bytes())?;
+            file.sync_all()?;
             tracing::warn!(path = %path.display(), "created a development signing key: use `laurel token` for tokens; configure real keys for production");
             Ok(key.into_bytes())
         }
@@ -339,17 +373,11 @@ pub async fn run(
         "embedded"
     };
     tracing::info!(%addr, backend, data_dir = %data_dir.display(), "laurel ready on http://{addr}");
-    let mut stop = shutdown.clone();
-    // Answers and live notifications are small writes: without TCP_NODELAY, Nagle's
-    // algorithm holds them back until the client's delayed ack (tens of milliseconds).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, crate::app(state)).with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    });
+    let connections = crate::listen::ConnectionLimits {
+        header_timeout: Duration::from_secs(args.limits.header_timeout_secs.max(1)),
+        max_connections: args.limits.max_connections,
+    };
+    let server = crate::listen::serve(listener, crate::app(state), connections, shutdown.clone());
     roles.spawn(async move { ("HTTP server", server.await.map_err(anyhow::Error::from)) });
     supervise(
         roles,

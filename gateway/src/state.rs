@@ -24,6 +24,10 @@ pub struct Limits {
     pub max_batch: usize,
     /// Longest `?wait_for=` wait before answering with what is there.
     pub max_wait: Duration,
+    /// Longest time a request body may take to arrive (408 past it).
+    pub body_timeout: Duration,
+    /// Live notification streams one player may have open at once (429 past it).
+    pub max_streams_per_player: usize,
     /// Events one player token may send per minute, sustained (`None`: unlimited).
     pub player_events_per_minute: Option<NonZeroU32>,
     /// Events one player token may send at once before the rate applies.
@@ -36,6 +40,8 @@ impl Default for Limits {
             max_body: 1024 * 1024,
             max_batch: 1000,
             max_wait: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(30),
+            max_streams_per_player: 8,
             player_events_per_minute: NonZeroU32::new(6000),
             player_events_burst: NonZeroU32::new(2000).expect("non-zero"),
         }

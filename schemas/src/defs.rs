@@ -376,6 +376,8 @@ impl AchievementSpec {
     /// definitions by the engine.
     pub fn validate(&self, id: &AchievementId) -> Result<(), Vec<ValidationError>> {
         let mut errors = Vec::new();
+        // Length, and text fit to show players: descriptions may hold line breaks; titles
+        // and icon references are one line without whitespace at either end.
         let check_len = |errors: &mut Vec<ValidationError>, field: &str, text: &str, max: usize| {
             if text.chars().count() > max {
                 errors.push(ValidationError::new(
@@ -385,6 +387,12 @@ impl AchievementSpec {
                         unit: "characters".into(),
                     },
                 ));
+            }
+            let multiline = field.ends_with("description");
+            if !text.trim().is_empty()
+                && let Err(reason) = crate::validation::check_text(text, multiline)
+            {
+                errors.push(ValidationError::new(field, reason));
             }
         };
         let e = &mut errors;

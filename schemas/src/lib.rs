@@ -17,7 +17,7 @@ pub mod outputs;
 pub mod validation;
 pub mod value;
 
-pub use codec::{DecodeError, decode, encode};
+pub use codec::{DecodeError, decode, decode_whole, encode};
 pub use defs::{
     AchievementDefinition, AchievementSpec, Aggregation, Condition, DefinitionEvent, Localization,
     StatDefinition, StatKind, StatSpec, Threshold, Visibility,

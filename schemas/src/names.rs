@@ -172,10 +172,7 @@ fn check_player_id(s: &str) -> Result<(), Reason> {
             unit: "bytes".into(),
         });
     }
-    if s.chars().any(char::is_control) {
-        return Err(Reason::ControlCharacter);
-    }
-    Ok(())
+    crate::validation::check_text(s, false)
 }
 
 #[cfg(test)]
@@ -220,6 +217,16 @@ mod tests {
     fn player_ids_are_bounded_utf8_without_control_characters() {
         assert!(PlayerId::new("játékos-1 ✓").is_ok());
         assert_eq!(PlayerId::new("a\nb"), Err(Reason::ControlCharacter));
+        assert_eq!(PlayerId::new(" "), Err(Reason::SurroundingWhitespace));
+        assert_eq!(
+            PlayerId::new("\u{FEFF}ann"),
+            Err(Reason::InvisibleCharacter { code_point: 0xFEFF })
+        );
+        assert_eq!(
+            PlayerId::new("ann\u{202E}"),
+            Err(Reason::InvisibleCharacter { code_point: 0x202E })
+        );
+        assert!(PlayerId::new("Ann Smith").is_ok(), "inner spaces are fine");
         assert_eq!(PlayerId::new(""), Err(Reason::Empty));
         assert!(PlayerId::new("é".repeat(64)).is_ok());
         assert!(matches!(

@@ -359,7 +359,8 @@ fn arb_value() -> impl Strategy<Value = crate::Value> {
 proptest! {
     #[test]
     fn any_stat_event_round_trips(
-        player_id in "[^\\p{Cc}]{1,32}",
+        player_id in "[^\\p{Cc}]{1,32}"
+            .prop_filter("a valid player id", |s| PlayerId::new(s.as_str()).is_ok()),
         stat_name in "[a-z0-9_-]{1,10}(\\.[A-Z0-9_-]{1,10}){0,3}",
         value in arb_value(),
         ts in any::<i64>(),

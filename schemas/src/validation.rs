@@ -31,6 +31,18 @@ pub enum Reason {
     /// The field holds a control character.
     #[error("must not contain control characters")]
     ControlCharacter,
+    /// The field starts or ends with whitespace (`" ann"` would pass for `"ann"`).
+    #[error("must not start or end with whitespace")]
+    SurroundingWhitespace,
+    /// The field holds an invisible or bidirectional-control character, with which one
+    /// text passes for another (a leading U+FEFF, a U+202E that reverses what follows).
+    #[error(
+        "must not contain invisible or bidirectional control characters (found U+{code_point:04X})"
+    )]
+    InvisibleCharacter {
+        /// The character's code point.
+        code_point: u32,
+    },
     /// A number is NaN or infinite.
     #[error("must be a finite number")]
     NotFinite,
@@ -146,5 +158,71 @@ impl ValidationError {
             format!("{parent}.{}", self.field)
         };
         Self { field, ..self }
+    }
+}
+
+/// Invisible and bidirectional-control characters: zero-width spaces and joiners, the
+/// directional marks, embeddings, overrides and isolates, word joiners and invisible
+/// operators, the byte-order mark, the soft hyphen.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Checks text shown to players: no control characters (a line break only where
+/// `multiline`), no invisible or bidirectional-control characters, and, unless `multiline`,
+/// no whitespace at either end.
+pub fn check_text(s: &str, multiline: bool) -> Result<(), Reason> {
+    if s.chars()
+        .any(|c| c.is_control() && !(multiline && c == '\n'))
+    {
+        return Err(Reason::ControlCharacter);
+    }
+    if let Some(c) = s.chars().find(|&c| is_invisible(c)) {
+        return Err(Reason::InvisibleCharacter {
+            code_point: u32::from(c),
+        });
+    }
+    if !multiline && s.trim() != s {
+        return Err(Reason::SurroundingWhitespace);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn look_alike_and_control_text_is_refused() {
+        assert_eq!(check_text("Banana lover", false), Ok(()));
+        assert_eq!(check_text("Eat\n1000", true), Ok(()));
+        assert_eq!(
+            check_text("Eat\n1000", false),
+            Err(Reason::ControlCharacter)
+        );
+        assert_eq!(check_text("a\0b", true), Err(Reason::ControlCharacter));
+        assert_eq!(
+            check_text("\u{1b}[31mred", false),
+            Err(Reason::ControlCharacter)
+        );
+        assert_eq!(
+            check_text("\u{FEFF}ann", false),
+            Err(Reason::InvisibleCharacter { code_point: 0xFEFF })
+        );
+        assert_eq!(
+            check_text("abc\u{202E}fed", true),
+            Err(Reason::InvisibleCharacter { code_point: 0x202E })
+        );
+        assert_eq!(
+            check_text(" ann", false),
+            Err(Reason::SurroundingWhitespace)
+        );
+        assert_eq!(
+            check_text("ann ", false),
+            Err(Reason::SurroundingWhitespace)
+        );
+        assert_eq!(check_text("Ünïcödé 名前 🍌", false), Ok(()));
     }
 }

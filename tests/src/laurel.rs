@@ -321,6 +321,19 @@ impl SseStream {
         self.events.recv_timeout(timeout).ok()
     }
 
+    /// Whether the stream ends within `timeout` (events before the end are passed over).
+    pub fn ends_within(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(_) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
+
     /// The next event named `name`, skipping others; panics after `timeout`.
     pub fn expect(&self, name: &str, timeout: Duration) -> Value {
         let deadline = std::time::Instant::now() + timeout;

@@ -83,6 +83,8 @@ impl AuthConfig {
         // A configured claim must be present, not just right when present.
         let mut required = vec!["exp", "sub"];
         validation.leeway = LEEWAY_SECS;
+        // A token not yet valid is refused like an expired one (with the same leeway).
+        validation.validate_nbf = true;
         if let Some(iss) = &self.claims.issuer {
             validation.set_issuer(&[iss]);
             required.push("iss");
@@ -185,6 +187,8 @@ impl AuthConfig {
         Ok(Principal {
             subject,
             scopes: scopes(claims),
+            // `exp` is a required claim and checked to be a number before this.
+            expires_at: claims.get("exp").and_then(serde_json::Value::as_u64),
         })
     }
 }
@@ -212,6 +216,8 @@ pub struct Principal {
     pub subject: String,
     /// Granted scopes.
     pub scopes: HashSet<String>,
+    /// When the token expires (Unix seconds): a live notification stream ends then.
+    pub expires_at: Option<u64>,
 }
 
 impl Principal {
@@ -267,6 +273,22 @@ impl FromRequestParts<AppState> for Principal {
                 ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into())
             })?;
         state.auth.verify(token.trim()).await
+    }
+}
+
+/// A caller with the `laurel:admin` scope: checked from the headers, before anything else
+/// of the request (its body above all) is read, so a caller without the scope learns
+/// nothing from a body's refusal.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require_admin()?;
+        Ok(Admin(principal))
     }
 }
 

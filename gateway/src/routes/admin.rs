@@ -13,7 +13,7 @@ use laurel_schemas::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::auth::Admin;
 use crate::body::Parsed;
 use crate::error::{AdminProblems, ApiError, ItemError, Problem};
 use crate::position::ReadToken;
@@ -67,21 +67,33 @@ fn created_or_ok<T: Serialize>(created: bool, body: &T, version: u64) -> Respons
     request_body = StatSpec,
     responses((status = 201, description = "Created", body = StatDefinition), (status = 200, description = "Updated", body = StatDefinition),
         AdminProblems,
+        (status = 409, description = "The stat's `aggregation` or `kind` would change: both are fixed once defined", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definition", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn put_stat(
     State(state): State<AppState>,
-    principal: Principal,
+    Admin(_admin): Admin,
     Path(name): Path<String>,
     Parsed(spec): Parsed<StatSpec>,
 ) -> Result<Response, ApiError> {
-    principal.require_admin()?;
     let name = StatName::new(name)
         .map_err(|r| invalid("invalid stat name", vec![ValidationError::new("name", r)]))?;
     spec.validate()
         .map_err(|e| invalid("invalid stat definition", e))?;
     let _writing = state.admin.lock().await;
     let current = state.stat_definition(name.as_str());
+    // Stored totals were folded under one meaning: a sum that became a min (or an int that
+    // became a float) would silently mean something else. A new stat is the migration.
+    if let Some(current) = &current
+        && (current.aggregation != spec.aggregation || current.kind != spec.kind)
+    {
+        let wire = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        return Err(ApiError::Conflict(format!(
+            "stat {name} has aggregation {} and kind {}, fixed once defined: define a new stat and point the achievements at it",
+            wire(serde_json::json!(current.aggregation)),
+            wire(serde_json::json!(current.kind)),
+        )));
+    }
     let version = current.as_ref().map_or(0, |d| d.version) + 1;
     let definition = StatDefinition::from_spec(name.clone(), spec, version);
     let event = DefinitionEvent::StatDefined {
@@ -106,9 +118,8 @@ pub(crate) struct StatList {
     ))]
 pub(crate) async fn list_stats(
     State(state): State<AppState>,
-    principal: Principal,
+    Admin(_admin): Admin,
 ) -> Result<Json<StatList>, ApiError> {
-    principal.require_admin()?;
     Ok(Json(StatList {
         stats: state.stat_definitions(),
     }))
@@ -141,12 +152,11 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Option<u64>>, ApiError> {
     ))]
 pub(crate) async fn put_achievement(
     State(state): State<AppState>,
-    principal: Principal,
+    Admin(_admin): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     Parsed(spec): Parsed<AchievementSpec>,
 ) -> Result<Response, ApiError> {
-    principal.require_admin()?;
     let id = AchievementId::new(id).map_err(|r| {
         invalid(
             "invalid achievement id",
@@ -196,10 +206,9 @@ pub(crate) async fn put_achievement(
     ))]
 pub(crate) async fn get_achievement(
     State(state): State<AppState>,
-    principal: Principal,
+    Admin(_admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    principal.require_admin()?;
     let def = state
         .achievement(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
@@ -218,9 +227,8 @@ pub(crate) struct AchievementList {
     ))]
 pub(crate) async fn list_achievements(
     State(state): State<AppState>,
-    principal: Principal,
+    Admin(_admin): Admin,
 ) -> Result<Json<AchievementList>, ApiError> {
-    principal.require_admin()?;
     Ok(Json(AchievementList {
         achievements: state.achievements(),
     }))
@@ -235,10 +243,9 @@ pub(crate) async fn list_achievements(
     ))]
 pub(crate) async fn archive_achievement(
     State(state): State<AppState>,
-    principal: Principal,
+    Admin(_admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    principal.require_admin()?;
     let _writing = state.admin.lock().await;
     let mut def = state
         .achievement(&id)
@@ -282,11 +289,10 @@ pub(crate) struct GrantAccepted {
     ))]
 pub(crate) async fn grant(
     State(state): State<AppState>,
-    principal: Principal,
+    Admin(_admin): Admin,
     Path(player): Path<String>,
     Parsed(body): Parsed<GrantBody>,
 ) -> Result<(StatusCode, Json<GrantAccepted>), ApiError> {
-    principal.require_admin()?;
     let player_id = PlayerId::new(player).map_err(|r| {
         invalid(
             "invalid player id",

@@ -3,19 +3,18 @@
 
 use std::convert::Infallible;
 
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem, TokenProblems};
+use crate::notify::Notice;
+use crate::routes::players::{achievement_out, languages};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use laurel_schemas::{Output, Visibility};
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
-
-use crate::auth::Principal;
-use crate::error::TokenProblems;
-use crate::notify::Notice;
-use crate::routes::players::{achievement_out, languages};
-use crate::state::AppState;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The SSE event for `notice`, or `None` when the player may not see it.
 fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> Option<Event> {
@@ -60,42 +59,89 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
     }
 }
 
+/// What a live stream does next.
+enum Next {
+    /// Shutdown: the stream ends.
+    Stop,
+    /// The token expired: one last event, then the end.
+    Expired,
+    /// A notice for the player (`None`: the hub is gone).
+    Notice(Option<Notice>),
+}
+
 /// The caller's unlocks and progress, live, as Server-Sent Events (`ready`, `progress`,
 /// `unlocked`, `lagged`).
 #[utoipa::path(get, path = "/v1/players/me/notifications", tag = "players", security(("bearer" = [])),
     responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
         TokenProblems,
+        (status = 429, description = "The player has as many live streams open as allowed; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn my_notifications(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let receiver = state.hub.subscribe(&principal.subject);
-    let shutdown = state.shutdown.clone();
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let max = state.limits.max_streams_per_player;
+    let subscription = state
+        .hub
+        .subscribe(&principal.subject, max)
+        .map_err(|full| {
+            ApiError::TooManyRequests(
+                format!(
+                    "this player has {} live notification streams open already",
+                    full.max
+                ),
+                5,
+            )
+        })?;
+    // The stream ends when its token does: the client reconnects with a fresh one.
+    let expires = principal.expires_at.map(|exp| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        tokio::time::Instant::now() + Duration::from_secs(exp).saturating_sub(now)
+    });
     let langs = languages(&headers);
     let player = principal.subject;
     let hello = Event::default().event("ready").data("{}");
-    let live =
-        futures::stream::unfold((receiver, shutdown), move |(mut receiver, mut shutdown)| {
+    let live = futures::stream::unfold(
+        (Some(subscription), state.shutdown.clone()),
+        move |(subscription, mut shutdown)| {
             let (state, player, langs) = (state.clone(), player.clone(), langs.clone());
             async move {
+                let mut subscription = subscription?;
+                let expired = async {
+                    match expires {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::pin!(expired);
                 loop {
-                    let notice = tokio::select! {
+                    let next = tokio::select! {
                         // Open streams would hold a graceful shutdown forever.
-                        _ = shutdown.wait_for(|s| *s) => return None,
-                        next = receiver.recv() => match next {
-                            Ok(notice) => notice,
-                            Err(RecvError::Lagged(_)) => Notice::Lagged,
-                            Err(RecvError::Closed) => return None,
-                        },
+                        _ = shutdown.wait_for(|s| *s) => Next::Stop,
+                        () = &mut expired => Next::Expired,
+                        next = subscription.recv() => Next::Notice(next),
+                    };
+                    let notice = match next {
+                        Next::Stop | Next::Notice(None) => return None,
+                        Next::Expired => {
+                            let event = Event::default().event("expired").data(
+                                r#"{"detail":"the token expired; reconnect with a fresh one"}"#,
+                            );
+                            // Sent, then the stream ends (and the subscription goes).
+                            return Some((Ok(event), (None, shutdown)));
+                        }
+                        Next::Notice(Some(notice)) => notice,
                     };
                     if let Some(event) = render(&state, &player, &langs, &notice) {
-                        return Some((Ok(event), (receiver, shutdown)));
+                        return Some((Ok(event), (Some(subscription), shutdown)));
                     }
                 }
             }
-        });
+        },
+    );
     let stream = futures::StreamExt::chain(futures::stream::once(async { Ok(hello) }), live);
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -238,6 +238,20 @@ fn every_invalid_token_gets_401() {
                 .sign(&with(good.clone(), "exp", json!((now() + 600).to_string()))),
         ),
         ("no exp", p.rsa.sign(&without(good.clone(), "exp"))),
+        (
+            "not valid before tomorrow",
+            p.rsa
+                .sign(&with(good.clone(), "nbf", json!(now() + 86_400))),
+        ),
+        (
+            "nbf past the leeway",
+            p.ec.sign(&with(good.clone(), "nbf", json!(now() + 120))),
+        ),
+        (
+            "nbf as a string",
+            p.rsa
+                .sign(&with(good.clone(), "nbf", json!((now() - 60).to_string()))),
+        ),
         ("no sub", p.ec.sign(&without(good.clone(), "sub"))),
         (
             "wrong issuer",
@@ -274,6 +288,14 @@ fn every_invalid_token_gets_401() {
         );
     }
     assert_eq!(status(&laurel, "/v1/players/me/stats", &valid), 200);
+    let skewed = p.rsa.sign(&with(good.clone(), "nbf", json!(now() + 10)));
+    assert_eq!(
+        status(&laurel, "/v1/players/me/stats", &skewed),
+        200,
+        "an nbf inside the clock-skew leeway is accepted"
+    );
+    let started = p.ed.sign(&with(good.clone(), "nbf", json!(now() - 60)));
+    assert_eq!(status(&laurel, "/v1/players/me/stats", &started), 200);
     assert_eq!(
         status(
             &laurel,

@@ -155,3 +155,32 @@ fn definitions_as_code_diff_dry_run_apply_export_and_prune() {
     let (ok, _, err) = defs(&laurel, &data, &["apply", bad.to_str().unwrap()]);
     assert!(!ok && err.contains("oops"), "{err}");
 }
+
+#[test]
+fn the_dev_signing_key_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = data.join("dev-signing-key");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let token = |data: &std::path::Path| {
+        let out = Command::new(laurel_bin())
+            .args(["token", "--player", "ann", "--data-dir"])
+            .arg(data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let laurel = Laurel::start(&data, &[]);
+    assert_eq!(mode(&key), 0o600, "made owner-only");
+    drop(laurel);
+    // A key an earlier version left readable by others is made owner-only when read.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    token(&data);
+    assert_eq!(mode(&key), 0o600, "mended on read");
+}

@@ -864,6 +864,60 @@ fn msgpack_bodies_are_accepted_and_answered() {
     );
 }
 
+#[test]
+fn msgpack_with_trailing_bytes_is_refused_like_json_with_trailing_text() {
+    let l = launch(Backend::Embedded);
+    l.define_game();
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let body = json!({"events": [{"stat": "bananas", "value": 1}]});
+    let mut packed = rmp_serde::to_vec_named(&body).unwrap();
+    packed.extend_from_slice(&rmp_serde::to_vec_named(&body).unwrap());
+    let mut text = body.to_string().into_bytes();
+    text.extend_from_slice(b" {}");
+    for (content_type, bytes) in [("application/msgpack", packed), ("application/json", text)] {
+        let r = l
+            .laurel
+            .try_request(
+                "POST",
+                "/v1/events",
+                Some(&ann),
+                Some((content_type, bytes)),
+            )
+            .unwrap();
+        assert_eq!(
+            (r.status, r.header("content-type")),
+            (400, Some("application/problem+json")),
+            "{content_type}: {r:?}"
+        );
+    }
+    let stats = l
+        .laurel
+        .call("GET", "/v1/players/me/stats", Some(&ann), None);
+    assert_eq!(stats.json["stats"], json!({}), "nothing was appended");
+}
+
+#[test]
+fn a_body_announced_over_the_limit_is_refused_before_it_is_sent() {
+    use std::io::{Read as _, Write as _};
+    let l = launch(Backend::Embedded);
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let mut tcp =
+        std::net::TcpStream::connect(l.laurel.url().trim_start_matches("http://")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Headers only: a server that waited for the body would never answer.
+    write!(
+        tcp,
+        "POST /v1/events HTTP/1.1\r\nhost: laurel\r\nauthorization: Bearer {ann}\r\n\
+         content-type: application/json\r\ncontent-length: 100000000\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = [0u8; 512];
+    let n = tcp.read(&mut answer).expect("an answer without the body");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+}
+
 crate::both_backends_sync!(
     the_quick_start_unlocks_and_reads_back,
     an_invalid_batch_is_refused_whole,
@@ -878,3 +932,307 @@ crate::both_backends_sync!(
     metrics_count_requests_ingest_and_engine_work,
     sigterm_shuts_down_cleanly_and_keeps_everything,
 );
+
+/// Reads from `tcp` until the server answers or closes: what it sent, and whether it closed
+/// (within the read timeout set on `tcp`; a timeout is neither).
+fn answer_or_close(tcp: &mut std::net::TcpStream) -> (String, bool) {
+    use std::io::Read as _;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&got).into_owned(), true);
+            }
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+fn connect(l: &Launched) -> std::net::TcpStream {
+    let tcp = std::net::TcpStream::connect(l.laurel.url().trim_start_matches("http://")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    tcp
+}
+
+#[test]
+fn slow_and_idle_clients_are_cut_off() {
+    use std::io::Write as _;
+    let l = launch_with(
+        Backend::Embedded,
+        &["--header-timeout-secs", "1", "--body-timeout-secs", "1"],
+    );
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let connect = || connect(&l);
+    // Headers sent one piece and then no more (slowloris): closed after the header timeout.
+    let mut slow = connect();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: laurel\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (_, closed) = answer_or_close(&mut slow);
+    assert!(closed, "a connection stuck in its headers is closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // A connection that never sends anything is closed the same way.
+    let mut idle = connect();
+    let (_, closed) = answer_or_close(&mut idle);
+    assert!(closed, "an idle connection is closed");
+    // A body that stops halfway: 408, as a problem document.
+    let mut body = connect();
+    write!(
+        body,
+        "POST /v1/events HTTP/1.1\r\nhost: laurel\r\nauthorization: Bearer {ann}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"events\": ["
+    )
+    .unwrap();
+    let (answer, _) = answer_or_close(&mut body);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+}
+
+#[test]
+fn connections_past_the_cap_are_closed_at_once() {
+    use std::io::Write as _;
+    let l = launch_with(Backend::Embedded, &["--max-connections", "3"]);
+    let connect = || connect(&l);
+    // Five connections against a cap of three (the test client may hold one of its own
+    // from the start): those past the cap are closed at once, unanswered.
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for _ in 0..5 {
+        let mut tcp = connect();
+        let _ = tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: laurel\r\n\r\n");
+        let mut buf = [0u8; 256];
+        match std::io::Read::read(&mut tcp, &mut buf) {
+            Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200") => served.push(tcp),
+            Ok(_) | Err(_) => refused += 1,
+        }
+    }
+    assert!(
+        (2..=3).contains(&served.len()),
+        "served {}, refused {refused}",
+        served.len()
+    );
+    assert!(refused >= 2, "served {}, refused {refused}", served.len());
+    drop(served);
+    laurel_tests::wait_until(
+        "a freed connection to make room",
+        Duration::from_secs(10),
+        || {
+            l.laurel
+                .try_request("GET", "/healthz", None, None)
+                .is_ok_and(|r| r.status == 200)
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn a_live_stream_ends_when_its_token_expires() {
+    let l = launch(Backend::Embedded);
+    let short = l.laurel.token(&["--player", "ann", "--ttl", "2"]);
+    let sse = l.laurel.sse("/v1/players/me/notifications", &short);
+    assert_eq!(sse.status, 200);
+    sse.expect("ready", Duration::from_secs(5));
+    let expired = sse.expect("expired", Duration::from_secs(10));
+    assert!(
+        expired["detail"].as_str().unwrap().contains("expired"),
+        "{expired}"
+    );
+    assert!(
+        sse.ends_within(Duration::from_secs(5)),
+        "the stream ends after `expired`"
+    );
+}
+
+/// Opens a live notification stream on a socket of its own: its status, and the socket
+/// (dropping it closes the stream).
+fn raw_stream(l: &Launched, token: &str) -> (u16, std::net::TcpStream) {
+    use std::io::{Read as _, Write as _};
+    let mut tcp = connect(l);
+    write!(
+        tcp,
+        "GET /v1/players/me/notifications HTTP/1.1\r\nhost: laurel\r\n\
+         authorization: Bearer {token}\r\naccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).unwrap();
+    let status = String::from_utf8_lossy(&head[9..12]).parse().unwrap();
+    (status, tcp)
+}
+
+fn notification_players(l: &Launched) -> Option<u64> {
+    let metrics = l.laurel.call("GET", "/metrics", None, None);
+    String::from_utf8_lossy(&metrics.body)
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("laurel_notification_players ")?
+                .parse()
+                .ok()
+        })
+}
+
+#[test]
+fn a_player_has_a_bounded_number_of_live_streams() {
+    let l = launch_with(Backend::Embedded, &["--max-streams-per-player", "2"]);
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let bob = l.laurel.token(&["--player", "bob"]);
+    let first = raw_stream(&l, &ann);
+    let second = raw_stream(&l, &ann);
+    assert_eq!((first.0, second.0), (200, 200));
+    let third = l.laurel.sse("/v1/players/me/notifications", &ann);
+    assert_eq!(third.status, 429);
+    assert_eq!(third.content_type, "application/problem+json");
+    let bobs = raw_stream(&l, &bob);
+    assert_eq!(bobs.0, 200, "another player's streams are counted apart");
+    assert_eq!(notification_players(&l), Some(2));
+    // A stream that closes gives its place back, and a player with none left is forgotten.
+    drop(first);
+    let _kept = laurel_tests::wait_until(
+        "a closed stream to free its place",
+        Duration::from_secs(40),
+        || {
+            let (status, tcp) = raw_stream(&l, &ann);
+            (status == 200).then_some(tcp)
+        },
+    );
+    drop((second, bobs));
+    laurel_tests::wait_until("bob to be forgotten", Duration::from_secs(40), || {
+        (notification_players(&l) == Some(1)).then_some(())
+    });
+}
+
+#[test]
+fn admin_routes_check_the_scope_before_reading_the_body() {
+    let l = launch(Backend::Embedded);
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let bodies = [
+        (
+            "PUT",
+            "/v1/admin/stats/kills",
+            json!({"aggregation": "sum", "kind": "int", "secret_field": 1}),
+        ),
+        ("PUT", "/v1/admin/achievements/A", json!({"title": 5})),
+        ("POST", "/v1/admin/players/bob/grants", json!({"what": "?"})),
+    ];
+    for (method, path, body) in bodies {
+        let r = l.laurel.call(method, path, Some(&ann), Some(body));
+        assert_eq!(r.status, 403, "{method} {path}: {r:?}");
+        let detail = r.json["detail"].as_str().unwrap_or_default();
+        assert!(
+            !detail.contains("field"),
+            "nothing about the body: {detail}"
+        );
+    }
+}
+
+#[test]
+fn a_stats_aggregation_and_kind_are_fixed_once_defined() {
+    let l = launch(Backend::Embedded);
+    l.define_game();
+    let put = |body: Value| {
+        l.laurel
+            .call("PUT", "/v1/admin/stats/bananas", Some(&l.admin), Some(body))
+    };
+    for changed in [
+        json!({"aggregation": "min", "kind": "int", "client_writable": true}),
+        json!({"aggregation": "sum", "kind": "float", "client_writable": true}),
+    ] {
+        let r = put(changed.clone());
+        assert_eq!(r.status, 409, "{changed}: {r:?}");
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert!(
+            r.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("define a new stat")
+        );
+    }
+    let stat = l
+        .laurel
+        .call("GET", "/v1/admin/stats", Some(&l.admin), None);
+    assert_eq!(
+        stat.json["stats"][0]["aggregation"], "sum",
+        "nothing changed: {stat:?}"
+    );
+    // What may change still does.
+    let r = put(
+        json!({"aggregation": "sum", "kind": "int", "client_writable": false, "max_delta": 10}),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn look_alike_ids_and_control_characters_in_titles_are_refused() {
+    let l = launch(Backend::Embedded);
+    l.define_game();
+    for player in [" ", " ann", "\u{feff}ann", "ann\u{202e}"] {
+        let r = l.events(
+            &l.server,
+            json!([{"player_id": player, "stat": "bananas", "value": 1}]),
+        );
+        assert_eq!(r.status, 422, "{player:?}: {r:?}");
+        assert_eq!(r.json["errors"][0]["field"], "player_id", "{r:?}");
+    }
+    for (title, code) in [
+        ("Null\u{0}byte", "control_character"),
+        ("\u{1b}[31mRed", "control_character"),
+        ("Flipped \u{202e}txet", "invisible_character"),
+        (" Padded", "surrounding_whitespace"),
+    ] {
+        let r = l.laurel.call(
+            "PUT",
+            "/v1/admin/achievements/LOOKALIKE",
+            Some(&l.admin),
+            Some(json!({"title": title, "conditions": [{"stat": "bananas", "at_least": 1}]})),
+        );
+        assert_eq!(r.status, 422, "{title:?}: {r:?}");
+        assert_eq!(r.json["errors"][0]["field"], "title", "{r:?}");
+        assert_eq!(r.json["errors"][0]["code"]["code"], code, "{r:?}");
+    }
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/achievements/FINE",
+        Some(&l.admin),
+        Some(
+            json!({"title": "Bananes à gogo 🍌", "locked_description": "Two\nlines",
+            "conditions": [{"stat": "bananas", "at_least": 1}]}),
+        ),
+    );
+    assert!(matches!(r.status, 200 | 201), "{r:?}");
+}
+
+#[test]
+fn refusals_from_every_layer_are_problem_documents() {
+    let l = launch(Backend::Embedded);
+    let ann = l.laurel.token(&["--player", "ann"]);
+    for (path, token) in [
+        // An undecodable path segment (axum's path rejection).
+        ("/v1/players/%FF%FE/achievements", l.server.as_str()),
+        // A repeated query parameter (axum's query rejection).
+        (
+            "/v1/players/me/achievements?wait_for=1:1&wait_for=2:2",
+            ann.as_str(),
+        ),
+    ] {
+        let r = l.laurel.call("GET", path, Some(token), None);
+        assert!((400..500).contains(&r.status), "{path}: {r:?}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/problem+json"),
+            "{path}"
+        );
+        assert_eq!(r.json["status"], r.status, "{path}: {r:?}");
+        assert!(
+            !r.json["detail"].as_str().unwrap_or_default().is_empty(),
+            "{path}"
+        );
+        assert!(r.header("x-request-id").is_some(), "{path}");
+    }
+}
