@@ -429,8 +429,17 @@ impl NatsReader {
                 start_sequence: seq + 1,
             },
         };
-        // A missing consumer is fine; one that cannot be deleted shows in the create.
-        let _ = self.stream.delete_consumer(&self.name).await;
+        // A missing consumer is fine. One that could not be deleted (a broker restarting)
+        // must not be taken over: a create with the same config would hand back the old
+        // consumer, which delivers after what it delivered before, not after the position.
+        match self.stream.delete_consumer(&self.name).await {
+            Ok(_) => {}
+            Err(e)
+                if matches!(e.kind(), async_nats::jetstream::stream::ConsumerErrorKind::JetStream(ref js)
+                    if js.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND) => {
+            }
+            Err(e) => return Err(unavailable(e)),
+        }
         let config = pull::Config {
             durable_name: Some(self.name.clone()),
             filter_subject: self.filter.clone(),
@@ -453,7 +462,10 @@ impl NatsReader {
     async fn take(&mut self, message: jetstream::Message) -> Result<Delivery, LogError> {
         let info = message.info().map_err(unavailable)?;
         let (seq, consumer_seq) = (info.stream_sequence, info.consumer_sequence);
-        if self.consumer_seq != 0 && consumer_seq != self.consumer_seq + 1 {
+        // A fresh consumer's first delivery is its first (consumer sequence 1): a later one
+        // means an older consumer was handed back, which would skip what it delivered.
+        let expected = self.consumer_seq + 1;
+        if consumer_seq != expected {
             return Ok(Delivery::Gap);
         }
         self.consumer_seq = consumer_seq;
