@@ -59,13 +59,16 @@ fn unavailable(e: impl std::fmt::Display) -> LogError {
 }
 
 impl NatsLog {
-    /// Connects to `url` and creates or checks the three streams.
-    pub async fn connect(url: &str, config: LogConfig) -> Result<Self, LogError> {
-        let client = async_nats::ConnectOptions::new()
+    /// Connects to `urls` (one or more server URLs, comma-separated; credentials as
+    /// `nats://user:password@host` or `nats://token@host`) and creates or checks the three
+    /// streams.
+    pub async fn connect(urls: &str, config: LogConfig) -> Result<Self, LogError> {
+        let (servers, options) = connect_options(urls)?;
+        let client = options
             .connection_timeout(Duration::from_secs(5))
             .retry_on_initial_connect()
             .max_reconnects(None)
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(unavailable)?;
         // Without backpressure a publish past the in-flight limit fails at once
@@ -348,6 +351,53 @@ impl NatsLog {
     }
 }
 
+/// The servers of a comma-separated URL list, and the options carrying the credentials
+/// their URLs hold (the client does not read them from URLs itself). Every URL must carry the
+/// same credentials, or none.
+fn connect_options(
+    urls: &str,
+) -> Result<(Vec<async_nats::ServerAddr>, async_nats::ConnectOptions), LogError> {
+    let invalid = |url: &str, e: &dyn std::fmt::Display| {
+        LogError::Misconfigured(format!("NATS URL `{url}`: {e}"))
+    };
+    let mut servers = Vec::new();
+    let mut credentials = None;
+    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let server: async_nats::ServerAddr = url.parse().map_err(|e| invalid(url, &e))?;
+        let decode = |part: &str| {
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|e| invalid(url, &e))
+        };
+        let found = match (server.username(), server.password()) {
+            (Some(user), Some(password)) => Some((decode(user)?, Some(decode(password)?))),
+            (Some(token), None) => Some((decode(token)?, None)),
+            (None, _) => None,
+        };
+        if servers.is_empty() {
+            credentials = found;
+        } else if found.is_some() && found != credentials {
+            return Err(invalid(
+                url,
+                &"every URL of the list must carry the same credentials",
+            ));
+        }
+        servers.push(server);
+    }
+    if servers.is_empty() {
+        return Err(LogError::Misconfigured("no NATS URL given".into()));
+    }
+    let options = match credentials {
+        Some((user, Some(password))) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        Some((token, None)) => async_nats::ConnectOptions::with_token(token),
+        None => async_nats::ConnectOptions::new(),
+    };
+    Ok((servers, options))
+}
+
 fn settle(
     stream: StreamKind,
     ack: Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
@@ -559,5 +609,29 @@ impl NatsReader {
         message.ack().await.map_err(unavailable)?;
         self.delivered.drain(..=index);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_from_the_urls() {
+        let (servers, _) =
+            connect_options("nats://ann:p%40ss@127.0.0.1:4222, nats://ann:p%40ss@127.0.0.1:4223")
+                .unwrap();
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[1].port(), 4223);
+        let mismatched = connect_options("nats://ann:x@a:1,nats://bob:y@b:2");
+        assert!(matches!(mismatched, Err(LogError::Misconfigured(_))));
+        assert!(matches!(
+            connect_options(" , "),
+            Err(LogError::Misconfigured(_))
+        ));
+        assert!(matches!(
+            connect_options("http://a:1"),
+            Err(LogError::Misconfigured(_))
+        ));
     }
 }

@@ -14,6 +14,8 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: TempDir,
+    /// The configuration file the server was started with, if any.
+    config: Option<PathBuf>,
 }
 
 fn nats_server_binary() -> PathBuf {
@@ -40,27 +42,60 @@ pub(crate) fn free_port() -> u16 {
 impl NatsServer {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a server with `config` (nats-server configuration syntax, for example an
+    /// `authorization` block) besides the port and store flags.
+    pub fn start_configured(config: &str) -> Self {
+        Self::start_with(Some(config))
+    }
+
+    fn start_with(config: Option<&str>) -> Self {
+        let store = tempfile::tempdir().expect("temp dir");
+        let config = config.map(|text| {
+            let path = store.path().join("server.conf");
+            std::fs::write(&path, with_jetstream(text, store.path())).expect("config written");
+            path
+        });
         let mut server = Self {
             child: None,
             port: free_port(),
-            store: tempfile::tempdir().expect("temp dir"),
+            store,
+            config,
         };
         server.spawn();
         server
     }
 
+    /// Replaces the configuration and has the running server reload it (SIGHUP), as an
+    /// operator's change would: connected clients stay connected.
+    pub fn reconfigure(&self, config: &str) {
+        let path = self
+            .config
+            .as_ref()
+            .expect("a server started with a config");
+        std::fs::write(path, with_jetstream(config, self.store.path())).expect("config written");
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "signalling nats-server to reload failed");
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.store.path().join("server.log")).expect("log file");
-        let child = Command::new(nats_server_binary())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.store.path().join("js"))
+        let mut command = Command::new(nats_server_binary());
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        match &self.config {
+            // JetStream and its store are in the file.
+            Some(config) => command.arg("-c").arg(config),
+            None => command
+                .args(["-js", "-sd"])
+                .arg(self.store.path().join("js")),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -79,6 +114,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The client URL with a user's credentials, for a server whose configuration has users.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        format!("nats://{user}:{password}@127.0.0.1:{}", self.port)
+    }
+
     /// Kills the server (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -92,6 +132,15 @@ impl NatsServer {
         self.kill();
         self.spawn();
     }
+}
+
+/// `config` with JetStream on in the store: a reload of a file without it turns JetStream off,
+/// whatever the command line said.
+fn with_jetstream(config: &str, store: &std::path::Path) -> String {
+    format!(
+        "{config}\njetstream {{ store_dir: {:?} }}\n",
+        store.join("js").display().to_string()
+    )
 }
 
 impl Drop for NatsServer {

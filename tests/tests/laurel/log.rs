@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use laurel_log::{AppendError, Entry, Log, LogError, Start, StreamKind, Target};
+use laurel_log::{AppendError, Entry, Log, LogError, NatsLog, Start, StreamKind, Target};
+use laurel_tests::NatsServer;
 
 use crate::support::{Backend, Fixture, open, read_to_end, reset_consumer_behind};
 
@@ -382,6 +383,101 @@ async fn a_reader_never_hands_out_an_entry_twice_when_its_consumer_falls_behind(
         .map(|r| String::from_utf8(r.payload.to_vec()).unwrap())
         .collect();
     assert_eq!(payloads, ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
+}
+
+/// nats-server users for the test below: `admin` may do anything; `engine` may do anything
+/// but delete consumers, while `{deny}` is in its permissions.
+fn users_config(deny: &str) -> String {
+    format!(
+        r#"authorization {{
+  users = [
+    {{ user: admin, password: admin }}
+    {{ user: engine, password: engine, permissions: {{ publish: {{ allow: [">"], deny: [{deny}] }} }} }}
+  ]
+}}"#
+    )
+}
+
+/// A reader repositions by deleting its durable consumer and creating it afresh at its own
+/// position. When the broker refuses the delete (a restart under way), the old consumer is
+/// still there, and creating one with the same config hands it back: it delivers after what
+/// it delivered before, not after the reader's position. Such a reader must hand out nothing
+/// (and be retried), never entries past a gap: recovery took a gap as "reached" and lost a
+/// player's counts. The broker is made to refuse the delete with a permission, then to allow
+/// it again by a configuration reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_whose_old_consumer_cannot_be_deleted_skips_nothing() {
+    let server = NatsServer::start_configured(&users_config(r#""$JS.API.CONSUMER.DELETE.>""#));
+    let config = laurel_log::LogConfig {
+        partitions: 2,
+        ..laurel_log::LogConfig::default()
+    };
+    let admin = Log::Nats(
+        NatsLog::connect(&server.url_as("admin", "admin"), config.clone())
+            .await
+            .unwrap(),
+    );
+    let entries: Vec<Entry> = (0..20)
+        .map(|i| entry(0, &format!("e{i}"), &format!("m{i}")))
+        .collect();
+    admin.append(StreamKind::Stats, entries).await.unwrap();
+    // An earlier reader took the first entries and went away, leaving its durable consumer
+    // behind with those entries delivered and not acknowledged.
+    let mut earlier = admin
+        .reader(StreamKind::Stats, 0, "engine", Start::After(0))
+        .await
+        .unwrap();
+    let mut taken = Vec::new();
+    while taken.len() < 5 {
+        taken.extend(earlier.next_batch(5, Duration::from_secs(5)).await.unwrap());
+    }
+    drop(earlier);
+
+    // A new reader at position 0, whose connection may not delete consumers.
+    let engine = Log::Nats(
+        NatsLog::connect(&server.url_as("engine", "engine"), config)
+            .await
+            .unwrap(),
+    );
+    match engine
+        .reader(StreamKind::Stats, 0, "engine", Start::After(0))
+        .await
+    {
+        Err(e) => assert!(e.is_transient(), "a refused delete is worth retrying: {e}"),
+        Ok(mut reader) => {
+            // Had it taken the old consumer over, it would hand out m5.. (or m10..) first.
+            let first = reader.next_batch(20, Duration::from_secs(2)).await;
+            let first: Vec<String> = first
+                .unwrap_or_default()
+                .iter()
+                .map(|r| String::from_utf8(r.payload.to_vec()).unwrap())
+                .collect();
+            assert!(
+                first.first().is_none_or(|p| p == "m0"),
+                "a reader at position 0 handed out {first:?} first"
+            );
+        }
+    }
+
+    // The broker allows the delete again: the reader starts at its position and skips nothing.
+    server.reconfigure(&users_config(r#""nothing.denied""#));
+    let mut reader = crate::support::retry_transient("a reader once deletes are allowed", || {
+        engine.reader(StreamKind::Stats, 0, "engine", Start::After(0))
+    })
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < 20 {
+        match reader.next_batch(20, Duration::from_secs(5)).await {
+            Ok(batch) => seen.extend(batch),
+            Err(e) => assert!(e.is_transient(), "{e}"),
+        }
+    }
+    let payloads: Vec<String> = seen
+        .iter()
+        .map(|r| String::from_utf8(r.payload.to_vec()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(payloads, expected);
 }
 
 crate::both_backends!(

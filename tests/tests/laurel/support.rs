@@ -198,3 +198,22 @@ pub(crate) fn open_sled(dir: &std::path::Path) -> sled::Db {
         }
     }
 }
+
+/// Calls `attempt` until it succeeds, for at most a minute; a lasting (not transient) error
+/// fails the test at once.
+pub(crate) async fn retry_transient<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, LogError>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
