@@ -179,10 +179,17 @@ impl<'a> Fold<'a> {
             ),
             Some((idx, _)) if player.has_earned(idx) => {}
             Some((idx, _)) => {
-                let cause = Cause {
-                    id: g.event_id,
-                    kind: CauseKind::Grant,
-                    at: g.received_at,
+                let cause = match g.replay {
+                    None => Cause {
+                        id: g.event_id,
+                        kind: CauseKind::Grant,
+                        at: g.received_at,
+                    },
+                    Some(replay) => Cause {
+                        id: replay,
+                        kind: CauseKind::Replay,
+                        at: g.earned_at.unwrap_or(g.received_at),
+                    },
                 };
                 self.unlock(player, &g.player_id, idx, cause, out);
             }
@@ -259,7 +266,7 @@ impl<'a> Fold<'a> {
             unlocked_at: cause.at,
             caused_by: cause.id,
             cause: cause.kind,
-            replay: self.replay,
+            replay: self.replay || cause.kind == CauseKind::Replay,
         }));
         let cascade = Cause {
             kind: CauseKind::Requirement,

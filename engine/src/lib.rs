@@ -8,6 +8,7 @@
 
 mod coalesce;
 mod defs;
+mod file;
 mod fold;
 mod memory;
 pub mod shell;
@@ -15,6 +16,7 @@ mod state;
 
 pub use coalesce::coalesce;
 pub use defs::{AchIdx, Definitions, DefsChange, StatIdx};
+pub use file::Overlaid;
 pub use fold::{Fold, aggregate, milestone};
 pub use memory::Engine;
 pub use state::{PlayerSnapshot, PlayerState};

@@ -8,25 +8,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use laurel_schemas::{AchievementDefinition, AchievementSpec, StatDefinition, StatSpec};
-use serde::{Deserialize, Serialize};
+use laurel_schemas::{AchievementDefinition, AchievementSpec, StatDefinition};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::auth::{ADMIN_SCOPE, mint_dev_token};
 use crate::serve::dev_key;
 
-/// The definitions file: stats by name and achievements by id, as the admin API takes them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DefsFile {
-    /// Stat definitions by name.
-    #[serde(default)]
-    pub stats: BTreeMap<String, StatSpec>,
-    /// Achievement definitions by id. An achievement absent here is archived by
-    /// `apply --prune`; stats are never deleted.
-    #[serde(default)]
-    pub achievements: BTreeMap<String, AchievementSpec>,
-}
+/// The definitions file.
+pub use laurel_schemas::DefinitionsFile as DefsFile;
 
 /// What a running Laurel holds, with versions.
 #[derive(Debug, Clone, Default)]

@@ -57,6 +57,14 @@ pub struct Grant {
     pub received_at: Millis,
     /// Who granted it.
     pub source: Source,
+    /// The replay that granted it (`laurel replay --apply`), when a replay did: the unlock
+    /// is then marked `replay` and caused by this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Uuid>,
+    /// When the replayed history earned it (the unlock's `unlocked_at`), for a replay's
+    /// grant; else the unlock happens at `received_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earned_at: Option<Millis>,
 }
 
 /// A message on the STATS log (`laurel.stats.<partition>`).
@@ -158,6 +166,8 @@ struct FlatEntry {
     source: Option<Source>,
     achievement_id: Option<AchievementId>,
     events: Option<Vec<StatEvent>>,
+    replay: Option<Uuid>,
+    earned_at: Option<Millis>,
 }
 
 impl<'de> Deserialize<'de> for StatsEntry {
@@ -185,6 +195,8 @@ impl<'de> Deserialize<'de> for StatsEntry {
                     .ok_or_else(|| missing("achievement_id"))?,
                 received_at: flat.received_at.ok_or_else(|| missing("received_at"))?,
                 source: flat.source.ok_or_else(|| missing("source"))?,
+                replay: flat.replay,
+                earned_at: flat.earned_at,
             })),
             "stats" => Ok(StatsEntry::Stats(StatEvents {
                 v: flat.v,

@@ -7,6 +7,7 @@
 //! - [`defs`]: stat and achievement definitions and the DEFS log's [`DefinitionEvent`].
 //! - [`events`]: what the gateway appends to the STATS log ([`StatsMessage`]).
 //! - [`outputs`]: what the engine appends to the OUTPUT log ([`Output`]).
+//! - [`replay`]: definitions files and what `POST /v1/admin/replay` answers.
 //! - [`validation`]: typed errors naming the field and the reason.
 
 pub mod codec;
@@ -14,6 +15,7 @@ pub mod defs;
 pub mod events;
 pub mod names;
 pub mod outputs;
+pub mod replay;
 pub mod validation;
 pub mod value;
 
@@ -26,6 +28,9 @@ pub use events::{Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage}
 pub use names::{AchievementId, PlayerId, StatName};
 pub use outputs::{
     CauseKind, Changes, Checkpoint, Output, Progress, Rejected, StatChanged, Unlocked,
+};
+pub use replay::{
+    AchievementDiff, DefinitionsFile, ReplayLine, ReplayProgress, ReplayReport, ReplayRequest,
 };
 pub use validation::{Reason, ValidationError};
 pub use value::Value;

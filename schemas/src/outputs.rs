@@ -40,6 +40,9 @@ pub enum CauseKind {
     Definition,
     /// Another achievement that this one requires was just earned.
     Requirement,
+    /// A replay found that the history earns it under new definitions (`laurel replay
+    /// --apply`); `caused_by` is the replay's id.
+    Replay,
 }
 
 /// A player earned an achievement.

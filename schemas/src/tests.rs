@@ -109,6 +109,18 @@ fn stats_messages_and_outputs_round_trip() {
         achievement_id: ach("A"),
         received_at: 5,
         source: Source::Admin,
+        replay: None,
+        earned_at: None,
+    }));
+    roundtrip(&StatsMessage::Grant(Grant {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::new_v4(),
+        player_id: p.clone(),
+        achievement_id: ach("A"),
+        received_at: 9,
+        source: Source::Admin,
+        replay: Some(Uuid::from_u128(3)),
+        earned_at: Some(4),
     }));
     let outputs = [
         Output::Unlocked(Unlocked {
@@ -400,6 +412,8 @@ fn stats_entries_decode_every_form_and_refuse_what_is_not_one() {
         achievement_id: AchievementId::new("WIN").unwrap(),
         received_at: 5,
         source: Source::Admin,
+        replay: Some(Uuid::from_u128(8)),
+        earned_at: Some(2),
     });
     let entry: StatsEntry = decode(&encode(&grant)).unwrap();
     assert_eq!(entry.into_messages(), vec![grant]);

@@ -124,6 +124,10 @@ pub enum Reason {
         /// The stat's name.
         stat: String,
     },
+    /// The field is fixed once defined (a stat's `aggregation` and `kind`: stored totals
+    /// were folded under them).
+    #[error("is fixed once defined: define a new stat instead")]
+    Fixed,
     /// A language tag is not a BCP 47 tag.
     #[error("is not a BCP 47 language tag")]
     LanguageTag,

@@ -167,6 +167,8 @@ fn messages(events: &[EventGen]) -> Vec<StatsMessage> {
                     achievement_id: AchievementId::new(format!("A{achievement}")).unwrap(),
                     received_at,
                     source: Source::Admin,
+                    replay: None,
+                    earned_at: None,
                 }),
             }
         })

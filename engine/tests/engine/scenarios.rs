@@ -7,6 +7,7 @@ use laurel_schemas::{
     Value,
 };
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::support::*;
 
@@ -419,6 +420,26 @@ mod grants {
         let u = unlocks(&out);
         assert_eq!(unlocked_ids(&out), vec!["BETA_TESTER"]);
         assert_eq!((u[0].cause, u[0].points), (CauseKind::Grant, 50));
+    }
+
+    #[test]
+    fn a_replay_grant_unlocks_once_marked_as_the_replay_at_the_historical_time() {
+        let mut s = setup()
+            .achievement("K1_FIRST", json!({"title": "t", "requires": ["K1"], "conditions": [{"stat": "kills", "at_least": 0}]}));
+        let replay = Uuid::from_u128(0xfeed);
+        let earned_at = s.now - 86_400_000;
+        let out = s.replay_grant("p", "K1", replay, earned_at);
+        let u = unlocks(&out);
+        assert_eq!(unlocked_ids(&out), vec!["K1"], "a dependent needs its own conditions");
+        assert_eq!(
+            (u[0].cause, u[0].caused_by, u[0].unlocked_at, u[0].replay),
+            (CauseKind::Replay, replay, earned_at, true)
+        );
+        assert!(s.replay_grant("p", "K1", replay, earned_at).is_empty(), "earned once");
+        let live = s.report("p", "kills", 5);
+        let u = unlocks(&live);
+        assert_eq!(unlocked_ids(&live), vec!["K1_FIRST"]);
+        assert!(!u[0].replay, "live play after a replay is not a replay");
     }
 
     #[test]

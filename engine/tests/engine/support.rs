@@ -145,6 +145,29 @@ impl Scenario {
             achievement_id: AchievementId::new(achievement).unwrap(),
             received_at: self.now,
             source: Source::Admin,
+            replay: None,
+            earned_at: None,
+        };
+        self.send(StatsMessage::Grant(grant))
+    }
+
+    /// A replay's grant (`laurel replay --apply`) of what the history earned at `earned_at`.
+    pub(crate) fn replay_grant(
+        &mut self,
+        player: &str,
+        achievement: &str,
+        replay: Uuid,
+        earned_at: Millis,
+    ) -> Vec<Output> {
+        let grant = Grant {
+            v: SchemaVersion::CURRENT,
+            event_id: self.id(),
+            player_id: PlayerId::new(player).unwrap(),
+            achievement_id: AchievementId::new(achievement).unwrap(),
+            received_at: self.now,
+            source: Source::Admin,
+            replay: Some(replay),
+            earned_at: Some(earned_at),
         };
         self.send(StatsMessage::Grant(grant))
     }

@@ -333,6 +333,8 @@ pub(crate) async fn grant(
         achievement_id,
         received_at: now_ms(),
         source: Source::Admin,
+        replay: None,
+        earned_at: None,
     };
     let partition = partition_of(player_id.as_str(), state.log.config().partitions);
     let entry = Entry {
