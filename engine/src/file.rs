@@ -87,9 +87,10 @@ impl Definitions {
         for (id, spec) in &file.achievements {
             match AchievementId::new(id.as_str()) {
                 Ok(achievement) => valid.push((achievement, spec)),
-                Err(reason) => {
-                    prefixed("achievements".into(), vec![ValidationError::new(id, reason)])
-                }
+                Err(reason) => prefixed(
+                    "achievements".into(),
+                    vec![ValidationError::new(id, reason)],
+                ),
             }
         }
         let mut defined = Vec::new();
@@ -214,13 +215,21 @@ mod tests {
             .collect();
         assert_eq!(
             changed,
-            [("K10".into(), 2), ("Z_FIRST".into(), 1), ("A_LATER".into(), 1)]
+            [
+                ("K10".into(), 2),
+                ("Z_FIRST".into(), 1),
+                ("A_LATER".into(), 1)
+            ]
         );
         assert_eq!(
-            overlaid.defs.achievement("K10").unwrap().conditions[0].threshold.value(),
+            overlaid.defs.achievement("K10").unwrap().conditions[0]
+                .threshold
+                .value(),
             laurel_schemas::Value::Int(5)
         );
-        let again = base().overlay(&file(json!({"achievements": {}})), 3).unwrap();
+        let again = base()
+            .overlay(&file(json!({"achievements": {}})), 3)
+            .unwrap();
         assert!(again.changes.is_empty());
     }
 

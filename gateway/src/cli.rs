@@ -8,6 +8,8 @@ use tokio::sync::watch;
 
 use crate::auth::{ADMIN_SCOPE, SERVER_SCOPE, mint_dev_token};
 use crate::defs::DefsCommand;
+use crate::rebuild::RebuildArgs;
+use crate::replay::ReplayArgs;
 use crate::serve::{ServeArgs, dev_key};
 
 /// Laurel: an event-sourced achievements backend for games.
@@ -35,8 +37,11 @@ pub enum Command {
     /// Apply or export definitions as code.
     #[command(subcommand)]
     Defs(DefsCommand),
-    /// Re-fold the stats history against definitions and print the diff.
-    Replay,
+    /// Rebuild engine state and views from the logs (Laurel stopped).
+    Rebuild(RebuildArgs),
+    /// Re-fold the stats history against definitions, print who would gain, and with
+    /// `--apply` apply them and grant the gains.
+    Replay(ReplayArgs),
 }
 
 /// `laurel token`.
@@ -66,6 +71,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
         Command::Defs(command) => defs(command),
+        Command::Rebuild(args) => block_on(
+            tokio::runtime::Builder::new_multi_thread(),
+            crate::rebuild::run(args),
+        ),
+        Command::Replay(args) => block_on(
+            tokio::runtime::Builder::new_current_thread(),
+            crate::replay::run(args),
+        ),
         other => {
             eprintln!(
                 "laurel: `{}` is not available in this build yet",

@@ -233,14 +233,14 @@ pub enum DefsCommand {
 }
 
 /// An admin API client.
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     url: String,
     token: String,
 }
 
 impl Client {
-    fn new(target: &Target) -> anyhow::Result<Self> {
+    pub(crate) fn new(target: &Target) -> anyhow::Result<Self> {
         let token = match &target.token {
             Some(token) => token.clone(),
             None => {
@@ -250,12 +250,41 @@ impl Client {
             }
         };
         Ok(Self {
+            // No overall timeout: a replay's answer streams for as long as the work takes.
             http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
+                .connect_timeout(std::time::Duration::from_secs(10))
                 .build()?,
             url: target.url.trim_end_matches('/').to_string(),
             token,
         })
+    }
+
+    /// Posts `body` as JSON and returns the response once its status is known, for its
+    /// body to be read as it arrives; a refusal is an error with its problem document.
+    pub(crate) async fn start_stream<T: Serialize>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(body)?)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await?;
+            let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            bail!(
+                "POST {path}: {status}: {}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
+        }
+        Ok(response)
     }
 
     async fn send(
@@ -268,6 +297,7 @@ impl Client {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.url))
+            .timeout(std::time::Duration::from_secs(30))
             .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request

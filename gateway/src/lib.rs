@@ -10,6 +10,8 @@ pub mod metrics;
 pub mod notify;
 pub mod openapi;
 mod position;
+pub mod rebuild;
+pub mod replay;
 mod routes;
 pub mod serve;
 pub mod state;
@@ -29,7 +31,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route with its documentation: the router and `/openapi.json` come from here.
 fn routes() -> OpenApiRouter<AppState> {
-    use routes::{admin, ingest, notifications, ops, players};
+    use routes::{admin, ingest, notifications, ops, players, replay};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(ingest::post_events))
         .routes(utoipa_axum::routes!(players::my_achievements))
@@ -47,6 +49,7 @@ fn routes() -> OpenApiRouter<AppState> {
             admin::archive_achievement
         ))
         .routes(utoipa_axum::routes!(admin::grant))
+        .routes(utoipa_axum::routes!(replay::replay))
         .routes(utoipa_axum::routes!(ops::healthz))
         .routes(utoipa_axum::routes!(ops::readyz))
         .routes(utoipa_axum::routes!(metrics::serve))

@@ -173,6 +173,14 @@ pub struct LimitArgs {
     /// Live notification streams one player may have open at once (429 past it).
     #[arg(long, env = "LAUREL_MAX_STREAMS_PER_PLAYER", default_value_t = 8)]
     pub max_streams_per_player: usize,
+    /// Grants a replay's apply appends per second, at most: a rebalancing that grants
+    /// millions does not crowd out live traffic.
+    #[arg(
+        long,
+        env = "LAUREL_REPLAY_GRANTS_PER_SECOND",
+        default_value_t = 20_000
+    )]
+    pub replay_grants_per_second: u32,
     /// Most HTTP connections open at once (live notification streams included); past it
     /// new connections are closed as soon as they are accepted.
     #[arg(long, env = "LAUREL_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -189,6 +197,7 @@ impl LimitArgs {
             max_wait: Duration::from_millis(self.max_wait_ms),
             body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
             max_streams_per_player: self.max_streams_per_player.max(1),
+            replay_grants_per_second: self.replay_grants_per_second.max(1),
             player_events_per_minute: NonZeroU32::new(self.player_events_per_minute),
             player_events_burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
         }
@@ -270,7 +279,7 @@ pub fn dev_key(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
 const STORE_CACHE_BYTES: u64 = 64 << 20;
 
 /// Opens a derived sled store with a bounded page cache.
-fn open_store(path: &Path) -> Result<sled::Db, sled::Error> {
+pub(crate) fn open_store(path: &Path) -> Result<sled::Db, sled::Error> {
     sled::Config::new()
         .path(path)
         .cache_capacity(STORE_CACHE_BYTES)
@@ -362,6 +371,7 @@ pub async fn run(
         limits,
         player_quota,
         admin: Arc::new(tokio::sync::Mutex::new(())),
+        replay: Arc::new(tokio::sync::Mutex::new(())),
         hub,
         metrics,
         shutdown: shutdown.clone(),

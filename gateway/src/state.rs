@@ -28,6 +28,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Live notification streams one player may have open at once (429 past it).
     pub max_streams_per_player: usize,
+    /// Grants a replay's apply appends per second, at most.
+    pub replay_grants_per_second: u32,
     /// Events one player token may send per minute, sustained (`None`: unlimited).
     pub player_events_per_minute: Option<NonZeroU32>,
     /// Events one player token may send at once before the rate applies.
@@ -42,6 +44,7 @@ impl Default for Limits {
             max_wait: Duration::from_secs(5),
             body_timeout: Duration::from_secs(30),
             max_streams_per_player: 8,
+            replay_grants_per_second: 20_000,
             player_events_per_minute: NonZeroU32::new(6000),
             player_events_burst: NonZeroU32::new(2000).expect("non-zero"),
         }
@@ -63,6 +66,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Serializes definition writes of this gateway, so versions go up by exactly one.
     pub admin: Arc<tokio::sync::Mutex<()>>,
+    /// Held by the replay running (one at a time).
+    pub replay: Arc<tokio::sync::Mutex<()>>,
     /// Live notifications by player.
     pub hub: Hub,
     /// Per-player ingest rate limit, when on.

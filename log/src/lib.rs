@@ -273,6 +273,16 @@ impl Log {
             Log::Nats(l) => l.last_seq(stream, partition).await,
         }
     }
+
+    /// How many entries a partition holds (for progress: on JetStream, positions are
+    /// shared by all partitions of a stream, so they do not count a partition's entries).
+    pub async fn entries(&self, stream: StreamKind, partition: u32) -> Result<u64, LogError> {
+        match self {
+            // Embedded positions are dense per partition, from 1.
+            Log::Embedded(l) => Ok(l.last_seq(stream, partition)),
+            Log::Nats(l) => l.entries(stream, partition).await,
+        }
+    }
 }
 
 /// A reader of one partition for one durable consumer.

@@ -328,6 +328,25 @@ impl NatsLog {
         Ok(reader)
     }
 
+    /// See [`crate::Log::entries`].
+    pub async fn entries(&self, kind: StreamKind, partition: u32) -> Result<u64, LogError> {
+        let stream = self
+            .inner
+            .js
+            .get_stream(self.stream_name(kind))
+            .await
+            .map_err(unavailable)?;
+        let mut subjects = stream
+            .info_with_subjects(self.filter(kind, partition))
+            .await
+            .map_err(unavailable)?;
+        let mut total = 0;
+        while let Some(subject) = subjects.next().await {
+            total += subject.map_err(unavailable)?.1 as u64;
+        }
+        Ok(total)
+    }
+
     /// See [`crate::Log::last_seq`].
     pub async fn last_seq(&self, kind: StreamKind, partition: u32) -> Result<u64, LogError> {
         let mut stream = self

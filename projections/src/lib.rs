@@ -20,4 +20,4 @@ mod views;
 
 pub use apply::Earned;
 pub use projector::{ProjectorConfig, ProjectorError, run};
-pub use views::{PlayerView, Rarity, Views};
+pub use views::{PartitionEarned, PlayerView, Rarity, Views};

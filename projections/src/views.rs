@@ -49,6 +49,15 @@ pub struct PlayerView {
     pub points_total: u64,
 }
 
+/// What the players of one partition earned (see [`Views::earned_in_partition`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartitionEarned {
+    /// The last STATS position whose effects the views held before the read.
+    pub checkpoint: u64,
+    /// Each player's earned achievements by id.
+    pub players: Vec<(String, BTreeMap<String, Earned>)>,
+}
+
 /// How many players earned each achievement, out of how many players.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rarity {
@@ -133,6 +142,27 @@ impl Views {
             stats,
             earned: earned.earned,
             points_total: earned.points_total,
+        })
+    }
+
+    /// What every player of `partition` earned, by player, and the STATS position the views
+    /// held when the read began (read first, so what was earned may reflect a little more).
+    pub fn earned_in_partition(&self, partition: u32) -> Result<PartitionEarned, sled::Error> {
+        let checkpoint = self.checkpoint(partition);
+        let prefix = keys::earned("");
+        let mut players = Vec::new();
+        for (key, raw) in self.tree(partition).scan_prefix(&prefix)? {
+            let Some(player) = keys::suffix(&key, prefix.len()) else {
+                continue;
+            };
+            match decode::<EarnedRecord>(&raw) {
+                Ok(record) => players.push((player.to_string(), record.earned)),
+                Err(e) => tracing::error!(player, error = %e, "unreadable player achievements"),
+            }
+        }
+        Ok(PartitionEarned {
+            checkpoint,
+            players,
         })
     }
 

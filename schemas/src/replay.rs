@@ -82,6 +82,10 @@ pub struct ReplayReport {
     pub replay_id: Uuid,
     /// STATS messages folded (stat events and grants).
     pub events: u64,
+    /// The definition changes the replayed definitions make, as `stat NAME (version N)` or
+    /// `achievement ID (version N)`; applied with `apply`.
+    #[serde(default)]
+    pub definitions_changed: Vec<String>,
     /// Players seen, in the history or holding an achievement.
     pub players: u64,
     /// Per achievement whose outcome differs, in id order.

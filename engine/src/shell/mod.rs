@@ -19,6 +19,7 @@
 mod defs;
 mod partition;
 mod recover;
+mod replay;
 mod store;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use laurel_log::{AppendError, Log, LogError};
 use tokio::sync::watch;
 
 pub use defs::{DefsFollower, SharedDefs};
+pub use replay::{Gain, Holding, Replay};
 pub use store::StoreError;
 
 /// How the engine shell runs.

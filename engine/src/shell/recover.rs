@@ -61,6 +61,23 @@ async fn read_range(
     upto: u64,
     mut each: impl FnMut(&Record) -> Result<(), ShellError>,
 ) -> Result<(), ShellError> {
+    read_batches(log, stream, partition, consumer, after, upto, |records| {
+        records.iter().try_for_each(&mut each)
+    })
+    .await
+}
+
+/// Reads a partition from just after `after` up to `upto` (inclusive), handing the entries
+/// to `each` a batch at a time.
+pub(super) async fn read_batches(
+    log: &Log,
+    stream: StreamKind,
+    partition: u32,
+    consumer: &str,
+    after: u64,
+    upto: u64,
+    mut each: impl FnMut(&[Record]) -> Result<(), ShellError>,
+) -> Result<(), ShellError> {
     if after >= upto {
         return Ok(());
     }
@@ -76,10 +93,8 @@ async fn read_range(
                 stream.name()
             )));
         }
-        for record in records.iter().filter(|r| r.seq <= upto) {
-            position = record.seq;
-            each(record)?;
-        }
+        let within = records.partition_point(|r| r.seq <= upto);
+        each(&records[..within])?;
         position = position.max(records.last().map_or(position, |r| r.seq));
     }
     Ok(())

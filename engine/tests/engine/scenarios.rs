@@ -430,12 +430,19 @@ mod grants {
         let earned_at = s.now - 86_400_000;
         let out = s.replay_grant("p", "K1", replay, earned_at);
         let u = unlocks(&out);
-        assert_eq!(unlocked_ids(&out), vec!["K1"], "a dependent needs its own conditions");
+        assert_eq!(
+            unlocked_ids(&out),
+            vec!["K1"],
+            "a dependent needs its own conditions"
+        );
         assert_eq!(
             (u[0].cause, u[0].caused_by, u[0].unlocked_at, u[0].replay),
             (CauseKind::Replay, replay, earned_at, true)
         );
-        assert!(s.replay_grant("p", "K1", replay, earned_at).is_empty(), "earned once");
+        assert!(
+            s.replay_grant("p", "K1", replay, earned_at).is_empty(),
+            "earned once"
+        );
         let live = s.report("p", "kills", 5);
         let u = unlocks(&live);
         assert_eq!(unlocked_ids(&live), vec!["K1_FIRST"]);

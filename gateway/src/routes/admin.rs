@@ -28,7 +28,10 @@ fn invalid(detail: &str, errors: Vec<ValidationError>) -> ApiError {
 }
 
 /// Appends a definition change and waits (bounded) until this process's definitions hold it.
-async fn publish_definition(state: &AppState, event: &DefinitionEvent) -> Result<(), ApiError> {
+pub(crate) async fn publish_definition(
+    state: &AppState,
+    event: &DefinitionEvent,
+) -> Result<(), ApiError> {
     let (kind, id) = event.subject();
     let entry = Entry {
         target: Target::Definition {

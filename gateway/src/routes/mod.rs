@@ -5,6 +5,7 @@ pub(crate) mod ingest;
 pub(crate) mod notifications;
 pub(crate) mod ops;
 pub(crate) mod players;
+pub(crate) mod replay;
 
 /// Milliseconds since the epoch, now.
 pub(crate) fn now_ms() -> i64 {

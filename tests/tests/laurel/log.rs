@@ -44,6 +44,11 @@ async fn entries_read_back_in_order_per_partition(backend: Backend) {
     ];
     let acks = f.log.append(StreamKind::Stats, entries).await.unwrap();
     assert!(acks.iter().all(|a| !a.duplicate));
+    let mut counts = Vec::new();
+    for p in 0..3 {
+        counts.push(f.log.entries(StreamKind::Stats, p).await.unwrap());
+    }
+    assert_eq!(counts, [3, 2, 0], "entries held per partition");
     let p0 = read_all(&f.log, StreamKind::Stats, 0, Start::After(0)).await;
     assert_eq!(payloads(&p0), vec!["a0", "a1", "a2"]);
     assert!(

@@ -8,4 +8,5 @@ mod http;
 mod integrity;
 mod log;
 mod projections;
+mod replay;
 mod support;

@@ -1,0 +1,147 @@
+//! `laurel rebuild`: engine state and views rebuilt from the logs, for a data dir whose
+//! derived stores are damaged (or suspected to be). The logs are the truth: the engine state
+//! and views are dropped and folded again by the same engine and projector that `serve`
+//! runs (the engine recovers silently what OUTPUT already holds, so nothing is emitted
+//! twice), until the views hold every STATS entry there was when the rebuild began. Laurel
+//! must not be running on this data dir meanwhile.
+
+use std::io::IsTerminal as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig};
+use laurel_log::{LogError, StreamKind};
+use laurel_projections::{ProjectorConfig, Views};
+use tokio::sync::watch;
+
+use crate::serve::{LogArgs, open_store};
+
+/// `laurel rebuild`.
+#[derive(Debug, Clone, Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub log: LogArgs,
+}
+
+/// Drops the derived store at `path` (after checking no process holds it).
+fn drop_store(path: &Path) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    match sled::open(path) {
+        Ok(db) => drop(db),
+        Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            bail!(
+                "{} is in use: stop Laurel before rebuilding",
+                path.display()
+            )
+        }
+        // Damaged: what the rebuild is for.
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "dropping an unreadable store")
+        }
+    }
+    std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))?;
+    Ok(())
+}
+
+/// Rebuilds the data dir's engine state and views from the logs, showing progress.
+pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let data_dir = &args.log.data_dir;
+    let log = match args.log.open().await {
+        Err(e) if matches!(e.downcast_ref::<LogError>(), Some(LogError::Locked(_))) => {
+            bail!(
+                "the log in {} is in use: stop Laurel before rebuilding",
+                data_dir.display()
+            )
+        }
+        other => other?,
+    };
+    drop_store(&data_dir.join("engine"))?;
+    drop_store(&data_dir.join("views"))?;
+    let engine_db = open_store(&data_dir.join("engine")).context("creating engine state")?;
+    let views_db = open_store(&data_dir.join("views")).context("creating views")?;
+    let views = Views::open(&views_db, &log)?;
+    let partitions = log.config().partitions;
+    let mut targets = Vec::with_capacity(partitions as usize);
+    for p in 0..partitions {
+        targets.push(log.last_seq(StreamKind::Stats, p).await?);
+    }
+    let (stop, shutdown) = watch::channel(false);
+    let (defs, follower) = SharedDefs::load(&log, "laurel-defs").await?;
+    let following = tokio::spawn(follower.run(shutdown.clone()));
+    let engine = tokio::spawn(shell::run(
+        log.clone(),
+        engine_db,
+        defs,
+        ShellConfig::all(partitions),
+        Arc::new(EngineMetrics::default()),
+        shutdown.clone(),
+    ));
+    let projector = tokio::spawn(laurel_projections::run(
+        log.clone(),
+        views.clone(),
+        ProjectorConfig::all(partitions),
+        shutdown.clone(),
+    ));
+    let total: u64 = targets.iter().sum();
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "rebuild [{bar:30}] {pos}/{len} positions {per_sec} eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut last_line = Instant::now();
+    let done = || -> u64 {
+        (0..partitions)
+            .map(|p| views.checkpoint(p).min(targets[p as usize]))
+            .sum()
+    };
+    loop {
+        bar.set_position(done());
+        if done() >= total {
+            break;
+        }
+        if bar.is_hidden() && last_line.elapsed() >= Duration::from_secs(2) {
+            eprintln!("rebuild: {}/{total} positions", done());
+            last_line = Instant::now();
+        }
+        if engine.is_finished() || projector.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bar.finish();
+    let reached = done();
+    stop.send_replace(true);
+    engine.await??;
+    projector.await??;
+    following.abort();
+    views_db.flush_async().await?;
+    if let laurel_log::Log::Embedded(l) = &log {
+        l.flush().await?;
+    }
+    if reached < total {
+        bail!("the rebuild stopped at {reached} of {total} positions");
+    }
+    let players: u64 = views.rarity()?.players;
+    println!(
+        "rebuilt engine state and views of {} from the log in {:.1} s: {total} STATS positions, {players} players",
+        data_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

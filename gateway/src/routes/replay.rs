@@ -1,0 +1,350 @@
+//! `POST /v1/admin/replay`: the STATS history folded again against a definitions file (or
+//! the definitions in force), the diff, and on request the apply.
+//!
+//! The re-fold runs here, in the server: it owns the log (the embedded one opens in one
+//! process only) and the views that say what players hold. The answer is newline-delimited
+//! JSON: progress lines while the work goes on, then the report. An apply appends the
+//! file's definition changes to DEFS, waits until this process's definitions hold them, then
+//! appends one grant per gain to STATS; the engine, which owns each player's earned set,
+//! unlocks each at most once, so an interrupted apply run again grants only what is missing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use laurel_engine::shell::{Gain, Holding, Replay};
+use laurel_engine::{Definitions, Overlaid};
+use laurel_log::{Entry, StreamKind, Target, partition_of};
+use laurel_schemas::{
+    DefinitionEvent, DefinitionsFile, Grant, PlayerId, ReplayLine, ReplayProgress, ReplayReport,
+    ReplayRequest, SchemaVersion, Source, StatsMessage, encode,
+};
+use rustc_hash::FxHashMap;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::auth::Admin;
+use crate::body::Parsed;
+use crate::error::{AdminProblems, ApiError, ItemError, Problem};
+use crate::routes::admin::publish_definition;
+use crate::routes::now_ms;
+use crate::state::AppState;
+
+/// Namespace of replay ids (from the definitions folded against) and of a replay's grant ids.
+const REPLAY_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_7572_656c_2d72_6570_6c61_792d_6e73);
+
+/// The consumer name replays read STATS with.
+const CONSUMER: &str = "laurel-replay";
+
+/// Player ids named per achievement when the request does not say.
+const DEFAULT_SAMPLES: usize = 5;
+
+/// Grants appended per log call.
+const GRANT_CHUNK: usize = 500;
+
+/// How often progress is reported.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Re-fold the STATS history against definitions and report who would gain and who would
+/// not earn again; with `apply`, apply the definitions and grant the gains.
+#[utoipa::path(post, path = "/v1/admin/replay", tag = "admin", security(("bearer" = [])),
+    request_body = ReplayRequest,
+    responses(
+        (status = 200, description = "Newline-delimited JSON: `progress` lines, then one `report` (or `error`) line", body = ReplayLine, content_type = "application/x-ndjson"),
+        AdminProblems,
+        (status = 409, description = "Another replay is running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The definitions are invalid: nothing was applied", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn replay(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+    Parsed(request): Parsed<ReplayRequest>,
+) -> Result<Response, ApiError> {
+    let running = state
+        .replay
+        .clone()
+        .try_lock_owned()
+        .map_err(|_| ApiError::Conflict("another replay is running".into()))?;
+    let file = match &request.definitions {
+        Some(file) => file.clone(),
+        None => state.defs.read(in_force),
+    };
+    // Checked whole before anything runs: a refused file changes nothing.
+    let overlaid = state
+        .defs
+        .read(|d| d.overlay(&file, now_ms()))
+        .map_err(|errors| {
+            ApiError::Unprocessable(
+                "invalid definitions".into(),
+                errors.into_iter().map(ItemError::from).collect(),
+            )
+        })?;
+    let replay_id = Uuid::new_v5(
+        &REPLAY_NAMESPACE,
+        &serde_json::to_vec(&file).expect("a definitions file serializes"),
+    );
+    let (lines, mut receiver) = mpsc::channel::<ReplayLine>(16);
+    let job = Job {
+        state,
+        lines: lines.clone(),
+        request,
+        replay_id,
+    };
+    tokio::spawn(async move {
+        let last = match job.run(&file, overlaid).await {
+            Ok(report) => ReplayLine::Report(report),
+            Err(e) => {
+                tracing::error!(replay = %replay_id, error = %e, "replay failed");
+                ReplayLine::Error {
+                    detail: e.to_string(),
+                }
+            }
+        };
+        let _ = lines.send(last).await;
+        drop(running);
+    });
+    let body = futures::stream::poll_fn(move |cx| {
+        receiver
+            .poll_recv(cx)
+            .map(|line| line.map(|line| Ok::<_, std::convert::Infallible>(ndjson(&line))))
+    });
+    let mut response = (StatusCode::OK, Body::from_stream(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
+}
+
+/// One line of the answer.
+fn ndjson(line: &ReplayLine) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(line).expect("a replay line serializes");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// The definitions in force as a file (archived achievements left out): what a replay
+/// without a file folds against.
+fn in_force(defs: &Definitions) -> DefinitionsFile {
+    DefinitionsFile {
+        stats: defs
+            .stats()
+            .map(|d| (d.name.to_string(), d.to_spec()))
+            .collect(),
+        achievements: defs
+            .achievements()
+            .filter(|d| !d.archived)
+            .map(|d| (d.id.to_string(), d.to_spec()))
+            .collect(),
+    }
+}
+
+/// A replay being run for one request.
+struct Job {
+    state: AppState,
+    lines: mpsc::Sender<ReplayLine>,
+    request: ReplayRequest,
+    replay_id: Uuid,
+}
+
+impl Job {
+    /// Sends a progress line (dropped when the client is slow or gone: the work goes on).
+    fn progress(&self, phase: &str, done: u64, total: u64) {
+        let _ = self.lines.try_send(ReplayLine::Progress(ReplayProgress {
+            phase: phase.into(),
+            done,
+            total,
+        }));
+    }
+
+    async fn run(
+        &self,
+        file: &DefinitionsFile,
+        overlaid: Overlaid,
+    ) -> anyhow::Result<ReplayReport> {
+        let started = Instant::now();
+        let Overlaid { defs, changes } = overlaid;
+        let log = &self.state.log;
+        let partitions = log.config().partitions;
+        let mut total = 0;
+        for p in 0..partitions {
+            total += log.entries(StreamKind::Stats, p).await?;
+        }
+        let samples = self.request.samples.unwrap_or(DEFAULT_SAMPLES).min(1_000);
+        let mut replay = Replay::new(&defs, samples, CONSUMER);
+        let read = Arc::new(AtomicU64::new(0));
+        let ticker = {
+            let (read, lines) = (read.clone(), self.lines.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(PROGRESS_EVERY);
+                loop {
+                    tick.tick().await;
+                    let done = read.load(Ordering::Relaxed);
+                    let line = ReplayLine::Progress(ReplayProgress {
+                        phase: "fold".into(),
+                        done,
+                        total,
+                    });
+                    if lines.try_send(line).is_err() && lines.is_closed() {
+                        return;
+                    }
+                }
+            })
+        };
+        let folded = async {
+            for p in 0..partitions {
+                if !self.request.apply && self.lines.is_closed() {
+                    anyhow::bail!("the client went away");
+                }
+                let views = self.state.views.clone();
+                let earned = laurel_log::blocking(|| views.earned_in_partition(p))?;
+                let holdings = holdings(earned.players);
+                replay
+                    .partition(log, p, earned.checkpoint, holdings, &read)
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        ticker.abort();
+        folded?;
+        self.progress("fold", read.load(Ordering::Relaxed), total);
+        let (mut report, gains) = replay.finish();
+        report.replay_id = self.replay_id;
+        report.definitions_changed = changes.iter().map(describe).collect();
+        if self.request.apply {
+            self.apply_definitions(file).await?;
+            report.granted = self.grant(&gains).await?;
+            report.applied = true;
+        }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(replay = %self.replay_id, events = report.events, gained = report.gained, lost = report.lost, applied = report.applied, granted = report.granted, "replay done");
+        Ok(report)
+    }
+
+    /// Appends the file's changes (against the definitions in force now, under the admin
+    /// lock, checked whole again) and waits until this process's definitions hold them.
+    async fn apply_definitions(&self, file: &DefinitionsFile) -> anyhow::Result<()> {
+        let state = &self.state;
+        let _writing = state.admin.lock().await;
+        let changes = state
+            .defs
+            .read(|d| d.overlay(file, now_ms()))
+            .map_err(|errors| {
+                anyhow::anyhow!(
+                    "the definitions changed during the replay and no longer apply: {}",
+                    errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.field, e.reason))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            })?
+            .changes;
+        for change in &changes {
+            publish_definition(state, change).await?;
+        }
+        let seq = state.log.last_seq(StreamKind::Defs, 0).await?;
+        if !state.defs.wait_for(seq, Duration::from_secs(30)).await {
+            anyhow::bail!("the definitions did not take effect in time; nothing was granted");
+        }
+        Ok(())
+    }
+
+    /// Appends one grant per gain, at most `replay_grants_per_second`; returns how many were
+    /// new on the log.
+    async fn grant(&self, gains: &[Gain]) -> anyhow::Result<u64> {
+        let log = &self.state.log;
+        let partitions = log.config().partitions;
+        let received_at = now_ms();
+        let rate = self.state.limits.replay_grants_per_second.max(1);
+        // A few chunks a second, so the pace is even and progress flows.
+        let chunk_size = GRANT_CHUNK.min((rate as usize / 4).max(1));
+        let started = tokio::time::Instant::now();
+        let mut granted = 0;
+        let mut sent = 0usize;
+        for chunk in gains.chunks(chunk_size) {
+            let entries = chunk
+                .iter()
+                .map(|gain| {
+                    let grant = Grant {
+                        v: SchemaVersion::CURRENT,
+                        event_id: grant_id(self.replay_id, gain),
+                        player_id: gain.player.clone(),
+                        achievement_id: gain.achievement.clone(),
+                        received_at,
+                        source: Source::Admin,
+                        replay: Some(self.replay_id),
+                        earned_at: Some(gain.earned_at),
+                    };
+                    Entry {
+                        target: Target::Partition(partition_of(gain.player.as_str(), partitions)),
+                        id: grant.event_id.to_string(),
+                        payload: encode(&StatsMessage::Grant(grant)),
+                    }
+                })
+                .collect();
+            let acks = log.append(StreamKind::Stats, entries).await?;
+            granted += acks.iter().filter(|a| !a.duplicate).count() as u64;
+            sent += chunk.len();
+            self.progress("apply", sent as u64, gains.len() as u64);
+            let due = started + Duration::from_secs_f64(sent as f64 / f64::from(rate));
+            tokio::time::sleep_until(due).await;
+        }
+        Ok(granted)
+    }
+}
+
+/// A replay's grant of a gain: the same replay grants the same gain under the same id.
+fn grant_id(replay: Uuid, gain: &Gain) -> Uuid {
+    let mut name = replay.as_bytes().to_vec();
+    name.extend_from_slice(gain.player.as_str().as_bytes());
+    name.push(0);
+    name.extend_from_slice(gain.achievement.as_str().as_bytes());
+    Uuid::new_v5(&REPLAY_NAMESPACE, &name)
+}
+
+/// A definition change as a line of the report.
+fn describe(change: &DefinitionEvent) -> String {
+    match change {
+        DefinitionEvent::StatDefined { definition, .. } => {
+            format!("stat {} (version {})", definition.name, definition.version)
+        }
+        DefinitionEvent::AchievementDefined { definition, .. } => {
+            format!(
+                "achievement {} (version {})",
+                definition.id, definition.version
+            )
+        }
+        DefinitionEvent::AchievementArchived { id, version, .. } => {
+            format!("achievement {id} archived (version {version})")
+        }
+    }
+}
+
+/// The views' earned records as the replay compares them.
+fn holdings(
+    players: Vec<(
+        String,
+        std::collections::BTreeMap<String, laurel_projections::Earned>,
+    )>,
+) -> FxHashMap<PlayerId, Vec<Holding>> {
+    players
+        .into_iter()
+        .filter_map(|(player, earned)| {
+            let player = PlayerId::new(player).ok()?;
+            let held = earned
+                .into_iter()
+                .map(|(achievement, e)| Holding {
+                    achievement,
+                    points: e.points,
+                })
+                .collect();
+            Some((player, held))
+        })
+        .collect()
+}

@@ -1,0 +1,518 @@
+//! `laurel replay` and `laurel rebuild` against a running `laurel serve`, on both backends:
+//! the exact diff of a changed threshold and new achievements, a dry run that changes
+//! nothing, an apply, an apply interrupted by `kill -9` and run again, and a rebuild of
+//! damaged derived stores.
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use laurel_log::{EmbeddedLog, Log, LogConfig, NatsLog, Start, StreamKind};
+use laurel_schemas::{CauseKind, Output, StatsEntry, StatsMessage, Unlocked};
+use laurel_tests::{laurel_bin, wait_until};
+use serde_json::{Value, json};
+
+use crate::http::{Launched, launch, launch_with, token_of};
+use crate::support::{Backend, read_to_end};
+
+/// Runs `laurel ARGS --url .. --data-dir ..`; returns (success, stdout, stderr).
+fn cli(l: &Launched, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(laurel_bin())
+        .args(args)
+        .arg("--url")
+        .arg(l.laurel.url())
+        .arg("--data-dir")
+        .arg(l.dir.path().join("data"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn write_file(l: &Launched, name: &str, defs: &Value) -> String {
+    let path = l.dir.path().join(name);
+    std::fs::write(&path, defs.to_string()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn define(l: &Launched, kind: &str, id: &str, spec: Value) {
+    let r = l.laurel.call(
+        "PUT",
+        &format!("/v1/admin/{kind}/{id}"),
+        Some(&l.admin),
+        Some(spec),
+    );
+    assert!(r.status == 201 || r.status == 200, "{:?}", r.json);
+}
+
+/// A player's view through the admin route, once it reflects `token`.
+fn view(l: &Launched, player: &str, token: &str) -> Value {
+    let r = l.laurel.call(
+        "GET",
+        &format!("/v1/players/{player}/achievements?wait_for={token}"),
+        Some(&l.admin),
+        None,
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    r.json
+}
+
+fn earned(view: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = view["achievements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["earned"] == true)
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn open_log(l: &Launched) -> Log {
+    let config = LogConfig {
+        partitions: 4,
+        ..LogConfig::default()
+    };
+    match &l.nats {
+        Some(n) => Log::Nats(NatsLog::connect(&n.url(), config).await.unwrap()),
+        None => Log::Embedded(EmbeddedLog::open(&l.dir.path().join("data/log"), config).unwrap()),
+    }
+}
+
+/// Every unlock on OUTPUT and every replay grant on STATS (Laurel stopped: the embedded log
+/// opens in one process at a time).
+fn logged(l: &Launched) -> (Vec<Unlocked>, usize) {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let log = open_log(l).await;
+        let (mut unlocks, mut grants) = (Vec::new(), 0);
+        for p in 0..4 {
+            for record in read_to_end(&log, StreamKind::Output, p, Start::After(0)).await {
+                let output: Output = laurel_schemas::decode(&record.payload).unwrap();
+                unlocks.extend(output.into_outputs().into_iter().filter_map(|o| match o {
+                    Output::Unlocked(u) => Some(u),
+                    _ => None,
+                }));
+            }
+            for record in read_to_end(&log, StreamKind::Stats, p, Start::After(0)).await {
+                let entry: StatsEntry = laurel_schemas::decode(&record.payload).unwrap();
+                grants += entry
+                    .into_messages()
+                    .iter()
+                    .filter(|m| matches!(m, StatsMessage::Grant(g) if g.replay.is_some()))
+                    .count();
+            }
+        }
+        (unlocks, grants)
+    })
+}
+
+/// Each unlock id at most once on OUTPUT.
+fn assert_unlocked_once(unlocks: &[Unlocked]) {
+    let mut counts: HashMap<_, usize> = HashMap::new();
+    for u in unlocks {
+        *counts.entry(u.unlock_id).or_default() += 1;
+    }
+    let twice: Vec<_> = unlocks
+        .iter()
+        .filter(|u| counts[&u.unlock_id] > 1)
+        .map(|u| (u.player_id.to_string(), u.achievement_id.to_string()))
+        .collect();
+    assert!(twice.is_empty(), "unlocked more than once: {twice:?}");
+}
+
+fn player(i: usize) -> String {
+    format!("p{i:02}")
+}
+
+/// 40 players: player i reports `kills` i three times (3i in all), then `best` 50, then i.
+fn play_history(l: &Launched) -> String {
+    define(
+        l,
+        "stats",
+        "kills",
+        json!({"aggregation": "sum", "kind": "int"}),
+    );
+    define(
+        l,
+        "stats",
+        "best",
+        json!({"aggregation": "latest", "kind": "int"}),
+    );
+    define(
+        l,
+        "achievements",
+        "K10",
+        json!({"title": "Ten kills", "points": 10, "conditions": [{"stat": "kills", "at_least": 10}]}),
+    );
+    define(
+        l,
+        "achievements",
+        "K100",
+        json!({"title": "A hundred kills", "points": 50, "conditions": [{"stat": "kills", "at_least": 100}]}),
+    );
+    let events: Vec<Value> = (0..40)
+        .flat_map(|i| {
+            let p = player(i);
+            [
+                json!({"player_id": p, "stat": "kills", "value": i}),
+                json!({"player_id": p, "stat": "kills", "value": i}),
+                json!({"player_id": p, "stat": "kills", "value": i}),
+                json!({"player_id": p, "stat": "best", "value": 50}),
+                json!({"player_id": p, "stat": "best", "value": i}),
+            ]
+        })
+        .collect();
+    let token = token_of(&l.events(&l.server, json!(events)));
+    for i in 0..40 {
+        view(l, &player(i), &token);
+    }
+    token
+}
+
+/// The rebalance: K10 needs 30 kills now; ONCE_40 (best ever at least 40, which the current
+/// `latest` values no longer show) and K5 are new.
+fn rebalanced() -> Value {
+    json!({"achievements": {
+        "K10": {"title": "Thirty kills", "points": 10, "conditions": [{"stat": "kills", "at_least": 30}]},
+        "ONCE_40": {"title": "Once forty", "points": 5, "conditions": [{"stat": "best", "at_least": 40}]},
+        "K5": {"title": "Five kills", "points": 1, "conditions": [{"stat": "kills", "at_least": 5}]}
+    }})
+}
+
+fn replay_diff_dry_run_apply_and_rebuild(backend: Backend) {
+    let mut l = launch(backend);
+    let token = play_history(&l);
+    let file = write_file(&l, "rebalanced.json", &rebalanced());
+
+    // The diff, exactly.
+    let (ok, out, err) = cli(&l, &["replay", "--defs", &file, "--json"]);
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&report["events"], &report["players"], &report["applied"]),
+        (&json!(200), &json!(40), &json!(false))
+    );
+    assert_eq!(
+        report["definitions_changed"],
+        json!([
+            "achievement K10 (version 2)",
+            "achievement K5 (version 1)",
+            "achievement ONCE_40 (version 1)"
+        ])
+    );
+    let names = |range: std::ops::Range<usize>| range.map(player).collect::<Vec<_>>();
+    assert_eq!(
+        report["achievements"],
+        json!([
+            {"id": "K10", "title": "Thirty kills", "gain": 0, "lose": 6, "gain_sample": [],
+             "lose_sample": names(4..9), "points_gained": 0, "points_at_stake": 60},
+            {"id": "K5", "title": "Five kills", "gain": 38, "lose": 0, "gain_sample": names(2..7),
+             "lose_sample": [], "points_gained": 38, "points_at_stake": 0},
+            {"id": "ONCE_40", "title": "Once forty", "gain": 40, "lose": 0, "gain_sample": names(0..5),
+             "lose_sample": [], "points_gained": 200, "points_at_stake": 0}
+        ])
+    );
+    assert_eq!(
+        (&report["gained"], &report["lost"], &report["points_gained"]),
+        (&json!(78), &json!(6), &json!(238))
+    );
+    // The readable form says the same, and that nothing changed.
+    let (ok, text, err) = cli(&l, &["replay", "--defs", &file]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("ONCE_40 \"Once forty\"\n    + 40 would earn it (+200 points): p00, p01, p02, p03, p04, ... (35 more)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    - 6 hold it but would not earn it now (60 points, kept: nothing is revoked): p04, p05, p06, p07, p08, ... (1 more)"),
+        "{text}"
+    );
+    assert!(text.contains("dry run: nothing changed"), "{text}");
+
+    // A dry run changed nothing.
+    let achievements = l
+        .laurel
+        .call("GET", "/v1/admin/achievements", Some(&l.admin), None)
+        .json;
+    let ids: Vec<(&str, u64)> = achievements["achievements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["id"].as_str().unwrap(), a["version"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(ids, [("K10", 1), ("K100", 1)]);
+    assert_eq!(earned(&view(&l, "p05", &token)), ["K10"]);
+
+    // Apply: the definitions, then the gains, each once.
+    let (ok, out, err) = cli(&l, &["replay", "--defs", &file, "--apply", "--json"]);
+    assert!(ok, "{err}");
+    let applied: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&applied["applied"], &applied["granted"], &applied["gained"]),
+        (&json!(true), &json!(78), &json!(78))
+    );
+    let replay_id = applied["replay_id"].as_str().unwrap().to_string();
+    let expected = |i: usize| {
+        let mut ids = vec!["ONCE_40"];
+        if 3 * i >= 5 {
+            ids.push("K5");
+        }
+        if 3 * i >= 10 {
+            ids.push("K10"); // held before, never revoked
+        }
+        if 3 * i >= 100 {
+            ids.push("K100");
+        }
+        ids.sort();
+        ids
+    };
+    let mut before_rebuild = Vec::new();
+    for i in 0..40 {
+        let v = wait_until(
+            "the gains in the player's view",
+            Duration::from_secs(30),
+            || {
+                let v = view(&l, &player(i), &token);
+                (earned(&v) == expected(i)).then_some(v)
+            },
+        );
+        before_rebuild.push(v);
+    }
+    // Replayed again: nothing left to gain; the would-be losses stay would-be.
+    let (ok, out, err) = cli(&l, &["replay", "--defs", &file, "--json"]);
+    assert!(ok, "{err}");
+    let again: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((&again["gained"], &again["lost"]), (&json!(0), &json!(6)));
+    assert_eq!(
+        again["replay_id"],
+        replay_id.as_str(),
+        "same file, same replay"
+    );
+
+    assert!(l.laurel.terminate());
+    let (unlocks, grants) = logged(&l);
+    assert_unlocked_once(&unlocks);
+    assert_eq!(grants, 78, "one grant per gain");
+    let once_40: Vec<&Unlocked> = unlocks
+        .iter()
+        .filter(|u| u.achievement_id.as_str() == "ONCE_40")
+        .collect();
+    assert_eq!(once_40.len(), 40);
+    // The whole history came in one request: one time for every event of it.
+    let history_at = unlocks
+        .iter()
+        .find(|u| u.cause == CauseKind::Stat)
+        .expect("K10 unlocked in the history")
+        .unlocked_at;
+    for u in &once_40 {
+        // No player's current `best` shows it: only the replay can have granted it, at
+        // the time the history earned it.
+        assert_eq!(
+            (u.replay, u.cause, u.caused_by.to_string()),
+            (true, CauseKind::Replay, replay_id.clone())
+        );
+        assert_eq!(u.unlocked_at, history_at, "earned in the history");
+    }
+    assert_eq!(
+        unlocks
+            .iter()
+            .filter(|u| u.achievement_id.as_str() == "K5")
+            .count(),
+        38
+    );
+
+    // Rebuild from damaged derived stores: the same views, nothing emitted again.
+    let data = l.dir.path().join("data");
+    for store in ["views", "engine"] {
+        let dir = data.join(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("conf"), b"\x00garbage").unwrap();
+        std::fs::write(dir.join("db"), b"not a sled file").unwrap();
+    }
+    let out = Command::new(laurel_bin())
+        .arg("rebuild")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(
+            l.nats
+                .as_ref()
+                .map_or(vec![], |n| vec!["--nats".to_string(), n.url()]),
+        )
+        .args(["--partitions", "4"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("40 players"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    l.laurel.restart();
+    for (i, before) in before_rebuild.iter().enumerate() {
+        assert_eq!(&view(&l, &player(i), &token), before, "{}", player(i));
+    }
+    assert!(l.laurel.terminate());
+    let (after, _) = logged(&l);
+    assert_eq!(after.len(), unlocks.len(), "a rebuild emits nothing again");
+}
+
+/// An apply killed (`kill -9` of Laurel) after it appended some of its grants, then run
+/// again: every gain is granted, each exactly once. The apply is paced (100 grants a
+/// second) and the kill comes on its first progress line, so it lands mid-apply; the test
+/// checks that it did.
+fn an_interrupted_apply_run_again_grants_each_gain_once(backend: Backend) {
+    const PLAYERS: usize = 400;
+    let mut l = launch_with(backend, &["--replay-grants-per-second", "100"]);
+    define(
+        &l,
+        "stats",
+        "best",
+        json!({"aggregation": "latest", "kind": "int"}),
+    );
+    let events: Vec<Value> = (0..PLAYERS)
+        .flat_map(|i| {
+            let p = format!("q{i:03}");
+            [
+                json!({"player_id": p, "stat": "best", "value": 50}),
+                json!({"player_id": p, "stat": "best", "value": 1}),
+            ]
+        })
+        .collect();
+    let token = token_of(&l.events(&l.server, json!(events)));
+    for p in [
+        "q000", "q001", "q002", "q003", "q004", "q005", "q006", "q007",
+    ] {
+        view(&l, p, &token);
+    }
+    let file = write_file(
+        &l,
+        "once45.json",
+        &json!({"achievements": {"ONCE_45": {"title": "Once 45", "points": 3,
+            "conditions": [{"stat": "best", "at_least": 45}]}}}),
+    );
+
+    let mut apply = Command::new(laurel_bin())
+        .args(["replay", "--defs", &file, "--apply", "--url"])
+        .arg(l.laurel.url())
+        .arg("--data-dir")
+        .arg(l.dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let progress = BufReader::new(apply.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in progress.lines() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.starts_with("replay: apply") {
+            l.laurel.kill9();
+            break;
+        }
+    }
+    assert!(
+        !apply.wait().unwrap().success(),
+        "the apply cannot finish without its server: {seen:?}"
+    );
+    let (_, granted_before) = logged(&l);
+    assert!(
+        granted_before > 0 && granted_before < PLAYERS,
+        "the kill landed mid-apply: {granted_before} of {PLAYERS} grants were appended"
+    );
+
+    l.laurel.restart();
+    let (ok, out, err) = cli(&l, &["replay", "--defs", &file, "--apply", "--json"]);
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["applied"], true);
+    assert!(
+        report["definitions_changed"].as_array().unwrap().is_empty(),
+        "the definitions went in before the kill: {report}"
+    );
+    let replay_id = report["replay_id"].as_str().unwrap().to_string();
+    wait_until("every gain granted", Duration::from_secs(60), || {
+        (0..PLAYERS)
+            .all(|i| earned(&view(&l, &format!("q{i:03}"), &token)) == ["ONCE_45"])
+            .then_some(())
+    });
+    assert!(l.laurel.terminate());
+    let (unlocks, _) = logged(&l);
+    assert_unlocked_once(&unlocks);
+    let once: Vec<&Unlocked> = unlocks
+        .iter()
+        .filter(|u| u.achievement_id.as_str() == "ONCE_45")
+        .collect();
+    assert_eq!(once.len(), PLAYERS);
+    assert!(
+        once.iter()
+            .all(|u| u.replay && u.caused_by.to_string() == replay_id),
+        "the same replay granted them all"
+    );
+}
+
+/// A definitions file the server refuses changes nothing, and says which fields.
+fn an_invalid_file_is_refused_whole(backend: Backend) {
+    let l = launch(backend);
+    play_history(&l);
+    let bad = json!({"stats": {"kills": {"aggregation": "max", "kind": "int"}},
+        "achievements": {"NEW": {"title": "t", "conditions": [{"stat": "deaths", "at_least": 1}]}}});
+    let r = l.laurel.call(
+        "POST",
+        "/v1/admin/replay",
+        Some(&l.admin),
+        Some(json!({"definitions": bad, "apply": true})),
+    );
+    assert_eq!(r.status, 422, "{:?}", r.json);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let fields: Vec<&str> = r.json["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "stats.kills.aggregation",
+            "achievements.NEW.conditions[0].stat"
+        ]
+    );
+    let r = l.laurel.call(
+        "POST",
+        "/v1/admin/replay",
+        Some(&l.admin),
+        Some(json!({"definitions": {}, "oops": true})),
+    );
+    assert_eq!(r.status, 400, "unknown fields are refused: {:?}", r.json);
+    let player = l.laurel.token(&["--player", "p01"]);
+    let r = l
+        .laurel
+        .call("POST", "/v1/admin/replay", Some(&player), Some(json!({})));
+    assert_eq!(r.status, 403);
+    let ids: Vec<String> = l
+        .laurel
+        .call("GET", "/v1/admin/achievements", Some(&l.admin), None)
+        .json["achievements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["K10", "K100"], "nothing was applied");
+}
+
+crate::both_backends_sync!(
+    replay_diff_dry_run_apply_and_rebuild,
+    an_interrupted_apply_run_again_grants_each_gain_once,
+    an_invalid_file_is_refused_whole,
+);
