@@ -95,6 +95,11 @@ pub(super) async fn read_batches(
         }
         let within = records.partition_point(|r| r.seq <= upto);
         each(&records[..within])?;
+        // JetStream stops delivering past `max_ack_pending` unacknowledged entries: a long
+        // range (a fresh engine on a long history, a replay) must acknowledge as it goes.
+        if let Some(last) = records[..within].last() {
+            reader.ack(last.seq).await?;
+        }
         position = position.max(records.last().map_or(position, |r| r.seq));
     }
     Ok(())

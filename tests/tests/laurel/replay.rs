@@ -14,7 +14,7 @@ use laurel_tests::{laurel_bin, wait_until};
 use serde_json::{Value, json};
 
 use crate::http::{Launched, launch, launch_with, token_of};
-use crate::support::{Backend, read_to_end};
+use crate::support::{Backend, Fixture, read_to_end};
 
 /// Runs `laurel ARGS --url .. --data-dir ..`; returns (success, stdout, stderr).
 fn cli(l: &Launched, args: &[&str]) -> (bool, String, String) {
@@ -509,6 +509,65 @@ fn an_invalid_file_is_refused_whole(backend: Backend) {
         .map(|a| a["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, ["K10", "K100"], "nothing was applied");
+}
+
+/// JetStream delivers at most `max_ack_pending` (100,000) unacknowledged entries to a
+/// consumer: a replay (or a recovery) of a longer partition must acknowledge as it reads,
+/// or it stalls there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_reads_past_what_the_broker_holds_unacknowledged() {
+    const ENTRIES: usize = 100_200;
+    let f = Fixture::new(Backend::Nats, |_| {}).await;
+    let file: laurel_schemas::DefinitionsFile = serde_json::from_value(json!({
+        "stats": {"kills": {"aggregation": "sum", "kind": "int"}},
+        "achievements": {"ALL": {"title": "t", "conditions": [{"stat": "kills", "at_least": ENTRIES}]}}
+    }))
+    .unwrap();
+    let defs = laurel_engine::Definitions::new()
+        .overlay(&file, 0)
+        .unwrap()
+        .defs;
+    let partition = laurel_log::partition_of("ann", f.config.partitions);
+    let stat = |i: usize| {
+        let event = laurel_schemas::StatEvent {
+            v: laurel_schemas::SchemaVersion::CURRENT,
+            event_id: uuid::Uuid::from_u128(i as u128 + 1),
+            player_id: laurel_schemas::PlayerId::new("ann").unwrap(),
+            stat: laurel_schemas::StatName::new("kills").unwrap(),
+            value: laurel_schemas::Value::Int(1),
+            ts: 0,
+            received_at: i as i64,
+            source: laurel_schemas::Source::Server,
+        };
+        laurel_log::Entry {
+            target: laurel_log::Target::Partition(partition),
+            id: event.event_id.to_string(),
+            payload: laurel_schemas::encode(&StatsMessage::Stat(event)),
+        }
+    };
+    for chunk in (0..ENTRIES).collect::<Vec<_>>().chunks(10_000) {
+        let entries = chunk.iter().map(|i| stat(*i)).collect();
+        f.log.append(StreamKind::Stats, entries).await.unwrap();
+    }
+    let upto = f.log.last_seq(StreamKind::Stats, partition).await.unwrap();
+    let read = std::sync::atomic::AtomicU64::new(0);
+    let mut replay = laurel_engine::shell::Replay::new(&defs, 5, "replay");
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        replay.partition(&f.log, partition, upto, Default::default(), &read),
+    )
+    .await
+    .expect("the replay does not stall")
+    .unwrap();
+    let (report, gains) = replay.finish();
+    assert_eq!(report.events, ENTRIES as u64);
+    assert_eq!(
+        gains
+            .iter()
+            .map(|g| (g.player.as_str(), g.achievement.as_str(), g.earned_at))
+            .collect::<Vec<_>>(),
+        [("ann", "ALL", ENTRIES as i64 - 1)]
+    );
 }
 
 crate::both_backends_sync!(
