@@ -16,6 +16,10 @@ use crate::serve::{ServeArgs, dev_key};
 #[derive(Debug, Parser)]
 #[command(name = "laurel", version, about = "Laurel: an event-sourced achievements backend for games", long_about = None)]
 pub struct Cli {
+    /// A TOML file of settings (flag names as keys) for any command; a flag or its
+    /// environment variable wins over the file.
+    #[arg(long, global = true, env = "LAUREL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
@@ -134,7 +138,7 @@ fn block_on(
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Said once, for people; the log lines before it tell operators the rest.
             eprintln!("laurel: {e:#}");
             ExitCode::FAILURE
         }

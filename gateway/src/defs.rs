@@ -381,6 +381,13 @@ pub async fn run(command: DefsCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("{} is not a definitions file", file.display()))?;
             let client = Client::new(&target)?;
             let changes = diff(&wanted, &client.current().await?, prune);
+            if changes.is_empty() {
+                println!(
+                    "nothing to change: the definitions in force match {}",
+                    file.display()
+                );
+                return Ok(());
+            }
             println!("{}", render(&changes));
             if dry_run {
                 println!("dry run: nothing applied");
@@ -409,7 +416,11 @@ pub async fn run(command: DefsCommand) -> anyhow::Result<()> {
                 };
                 client.send(method, &path, body, if_match).await?;
             }
-            println!("applied");
+            println!(
+                "applied {} change{}",
+                changes.len(),
+                if changes.len() == 1 { "" } else { "s" }
+            );
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 pub mod auth;
 mod body;
 pub mod cli;
+pub mod config_file;
 pub mod defs;
 pub mod error;
 pub mod listen;

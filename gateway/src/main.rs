@@ -1,5 +1,7 @@
 //! The `laurel` binary: parses the command line, sets up logging, hands over to the library.
 
+use std::io::IsTerminal as _;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -9,12 +11,21 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = laurel_gateway::cli::Cli::parse();
+    let args = match laurel_gateway::config_file::with_config_file(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("laurel: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let cli = laurel_gateway::cli::Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("LAUREL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour for people at a terminal; plain text in files and log collectors.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     laurel_gateway::cli::run(cli)
 }

@@ -26,7 +26,9 @@ pub struct LogArgs {
     /// Directory for the embedded log, engine state and views.
     #[arg(long, env = "LAUREL_DATA_DIR", default_value = "./laurel-data")]
     pub data_dir: PathBuf,
-    /// NATS server URL; without it the embedded log in the data dir is used.
+    /// NATS server URLs, comma-separated (`nats://user:password@host:4222`,
+    /// `nats://token@host:4222` for credentials); without them, the embedded log in the data
+    /// dir is used.
     #[arg(long, env = "LAUREL_NATS")]
     pub nats: Option<String>,
     /// Partitions of STATS and OUTPUT, fixed when the streams are created.

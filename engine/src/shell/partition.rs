@@ -305,7 +305,7 @@ impl Worker {
         self.store.defs_pos = last;
         self.defs.read(|defs| self.store.persist(defs))?;
         self.record_cache_size();
-        tracing::info!(
+        tracing::debug!(
             partition = self.partition,
             players = players.len(),
             "re-evaluated after a definition change"

@@ -18,6 +18,7 @@ fn help_lists_every_role_and_tool() {
         "token",
         "defs",
         "replay",
+        "rebuild",
     ] {
         assert!(
             help.lines().any(|l| l.trim_start().starts_with(command)),
@@ -95,8 +96,8 @@ fn definitions_as_code_diff_dry_run_apply_export_and_prune() {
     assert_eq!(listed("achievements").as_array().unwrap().len(), 2);
     let (ok, out, _) = defs(&laurel, &data, &["apply", file]);
     assert!(
-        ok && out.starts_with("0 changes"),
-        "applying again changes nothing: {out}"
+        ok && out.starts_with("nothing to change: the definitions in force match"),
+        "applying again changes nothing, and says so: {out}"
     );
 
     let (ok, exported, err) = defs(&laurel, &data, &["export"]);
@@ -183,4 +184,63 @@ fn the_dev_signing_key_is_readable_by_its_owner_only() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     token(&data);
     assert_eq!(mode(&key), 0o600, "mended on read");
+}
+
+/// `--config FILE`: a flag wins over its environment variable, which wins over the file.
+#[test]
+fn a_config_file_gives_way_to_the_environment_and_to_flags() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("dev-signing-key"), "ab".repeat(32)).unwrap();
+    let config = dir.path().join("laurel.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data-dir = {:?}\nplayer = \"from-file\"\nlisten = \"0.0.0.0:1\"\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let subject = |env: Option<&str>, flag: Option<&str>| {
+        let mut command = Command::new(laurel_bin());
+        command.args(["token", "--config"]).arg(&config);
+        command.env_remove("LAUREL_TOKEN_PLAYER");
+        command.env_remove("LAUREL_DATA_DIR");
+        if let Some(env) = env {
+            command.env("LAUREL_TOKEN_PLAYER", env);
+        }
+        if let Some(flag) = flag {
+            command.args(["--player", flag]);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8(out.stdout).unwrap();
+        let payload = token.trim().split('.').nth(1).unwrap().to_string();
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["sub"].as_str().unwrap().to_string()
+    };
+    assert_eq!(subject(None, None), "from-file");
+    assert_eq!(subject(Some("from-env"), None), "from-env");
+    assert_eq!(subject(Some("from-env"), Some("from-flag")), "from-flag");
+
+    std::fs::write(&config, "lisen = \"0.0.0.0:1\"\n").unwrap();
+    let out = Command::new(laurel_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown setting `lisen`"), "{err}");
 }
