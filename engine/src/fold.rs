@@ -125,16 +125,17 @@ impl<'a> Fold<'a> {
     }
 
     /// Appends the `progress` outputs a stat change means for the player: one per condition
-    /// reading the stat, of each live achievement the player has not earned, whose
-    /// [`milestone`] the change moved. Called once per coalesced `stat` output, so a batch
-    /// reports each condition at most once, and a condition at most five times ever.
+    /// reading the stat, of each live achievement the player has not earned and that is
+    /// available at the change's time (no progress towards what cannot be earned then),
+    /// whose [`milestone`] the change moved. Called once per coalesced `stat` output, so a
+    /// batch reports each condition at most once, and a condition at most five times ever.
     pub fn progress(&self, player: &PlayerState, change: &StatChanged, out: &mut Vec<Output>) {
         let Some(stat) = self.defs.stat_idx(change.stat.as_str()) else {
             return;
         };
         for &ach in &self.defs.by_stat[stat.get()] {
             let entry = &self.defs.achievements[ach.get()];
-            if player.has_earned(ach) || entry.live().is_none() {
+            if player.has_earned(ach) || entry.live().is_none() || !entry.available_at(change.at) {
                 continue;
             }
             for (i, (s, threshold)) in entry.conditions.iter().enumerate() {

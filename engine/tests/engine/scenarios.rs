@@ -386,6 +386,27 @@ mod windows {
     }
 
     #[test]
+    fn no_progress_is_reported_outside_the_window() {
+        let s = given().stat("kills", int_sum());
+        let (from, until) = (s.now + 10_000, s.now + 20_000);
+        let mut s = s.achievement(
+            "EVENT",
+            json!({"title": "t", "available_from": rfc3339(from), "available_until": rfc3339(until),
+                   "conditions": [{"stat": "kills", "at_least": 8}]}),
+        );
+        s.now = from - 1;
+        assert!(progress(&s.report("p", "kills", 2)).is_empty(), "upcoming");
+        s.now = from;
+        assert_eq!(
+            progress(&s.report("p", "kills", 2)),
+            vec![("EVENT".into(), 0, Value::Int(4), Value::Int(8))],
+            "open: halfway"
+        );
+        s.now = until;
+        assert!(progress(&s.report("q", "kills", 4)).is_empty(), "closed");
+    }
+
+    #[test]
     fn the_window_is_judged_on_server_time_not_client_time() {
         let (mut s, from, until) = windowed();
         s.now = until + 5;

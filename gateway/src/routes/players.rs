@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use laurel_projections::{PlayerView, Rarity};
 use laurel_schemas::{AchievementDefinition, Value, Visibility};
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem, TokenProblems};
 use crate::position::ReadToken;
+use crate::routes::now_ms;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -30,6 +32,18 @@ pub(crate) struct ProgressOut {
     required: Value,
 }
 
+/// Where now stands in a time-limited achievement's availability window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Window {
+    /// Before `available_from`: it cannot be earned yet.
+    Upcoming,
+    /// Inside the window: it can be earned now.
+    Open,
+    /// At or past `available_until`: it can no longer be earned.
+    Closed,
+}
+
 /// One achievement as a player sees it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AchievementOut {
@@ -44,12 +58,28 @@ pub(crate) struct AchievementOut {
     /// RFC 3339.
     earned_at: Option<String>,
     progress: Vec<ProgressOut>,
+    /// When it can first be earned (RFC 3339), for a time-limited achievement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    available_from: Option<String>,
+    /// When it can no longer be earned (RFC 3339, exclusive), for a time-limited achievement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    available_until: Option<String>,
+    /// Where now stands in its window; absent for an achievement without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: Option<Window>,
+    /// With `wait_for`, on the one-achievement route: true when the wait ended before the
+    /// token's events were reflected (the answer is what the views held then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_timed_out: Option<bool>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AchievementsOut {
     achievements: Vec<AchievementOut>,
     points_total: u64,
+    /// With `wait_for`: true when the wait ended before the token's events were reflected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_timed_out: Option<bool>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -57,7 +87,13 @@ pub(crate) struct StatsOut {
     #[schema(value_type = BTreeMap<String, f64>)]
     stats: BTreeMap<String, Value>,
     points_total: u64,
+    /// With `wait_for`: true when the wait ended before the token's events were reflected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_timed_out: Option<bool>,
 }
+
+/// The header that says how a `wait_for` ended: `reached` or `timed-out`.
+const WAIT_HEADER: &str = "laurel-wait";
 
 /// Language tags of `Accept-Language`, most preferred first.
 pub(crate) fn languages(headers: &HeaderMap) -> Vec<String> {
@@ -130,14 +166,31 @@ fn rfc3339(ms: i64) -> Option<String> {
         .ok()
 }
 
-/// The player's view of `def`, or `None` when the player may not see it.
+/// Where `now` stands in `def`'s availability window, if it has one.
+fn window(def: &AchievementDefinition, now: i64) -> Option<Window> {
+    let from = def.available_from.map(laurel_schemas::to_millis);
+    let until = def.available_until.map(laurel_schemas::to_millis);
+    match (from, until) {
+        (None, None) => None,
+        (Some(from), _) if now < from => Some(Window::Upcoming),
+        (_, Some(until)) if now >= until => Some(Window::Closed),
+        _ => Some(Window::Open),
+    }
+}
+
+/// The player's view of `def` at `now`, or `None` when the player may not see it: archived,
+/// hidden, or time-limited with its window closed, unless earned.
 pub(crate) fn achievement_out(
     def: &AchievementDefinition,
     player: &PlayerView,
     langs: &[String],
+    now: i64,
 ) -> Option<AchievementOut> {
     let earned = player.earned.get(def.id.as_str());
-    if earned.is_none() && (def.archived || def.visibility == Visibility::Hidden) {
+    let window = window(def, now);
+    if earned.is_none()
+        && (def.archived || def.visibility == Visibility::Hidden || window == Some(Window::Closed))
+    {
         return None;
     }
     let (title, locked, unlocked) = texts(def, langs);
@@ -178,22 +231,45 @@ pub(crate) fn achievement_out(
         earned: earned.is_some(),
         earned_at: earned.and_then(|e| rfc3339(e.unlocked_at)),
         progress,
+        available_from: def
+            .available_from
+            .and_then(|t| rfc3339(laurel_schemas::to_millis(t))),
+        available_until: def
+            .available_until
+            .and_then(|t| rfc3339(laurel_schemas::to_millis(t))),
+        window,
+        wait_timed_out: None,
     })
 }
 
-async fn wait(state: &AppState, player: &str, query: &ReadQuery) -> Result<(), ApiError> {
+/// Waits (bounded) for the player's part of a `wait_for` token. `None` without one, else
+/// whether the wait timed out: a bounded wait is not an error, the answer is then what the
+/// views hold, and says so.
+async fn wait(state: &AppState, player: &str, query: &ReadQuery) -> Result<Option<bool>, ApiError> {
     let Some(raw) = &query.wait_for else {
-        return Ok(());
+        return Ok(None);
     };
     let token = ReadToken::parse(raw)?;
     let own = laurel_log::partition_of(player, state.views.partitions());
     let deadline = tokio::time::Instant::now() + state.limits.max_wait;
+    let mut timed_out = false;
     for (&p, &seq) in token.0.iter().filter(|(p, _)| **p == own) {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        // Bounded: past the limit the answer is what the views hold by then.
-        let _ = state.views.wait_for(p, seq, left).await;
+        timed_out |= !state.views.wait_for(p, seq, left).await;
     }
-    Ok(())
+    Ok(Some(timed_out))
+}
+
+/// `body` as JSON, with the `laurel-wait` header when the read waited.
+fn waited<T: Serialize>(body: T, timed_out: Option<bool>) -> Response {
+    let mut response = Json(body).into_response();
+    if let Some(timed_out) = timed_out {
+        let value = if timed_out { "timed-out" } else { "reached" };
+        response
+            .headers_mut()
+            .insert(WAIT_HEADER, HeaderValue::from_static(value));
+    }
+    response
 }
 
 fn sorted(mut defs: Vec<AchievementDefinition>) -> Vec<AchievementDefinition> {
@@ -207,23 +283,25 @@ async fn achievements_of(
     query: &ReadQuery,
     headers: &HeaderMap,
 ) -> Result<AchievementsOut, ApiError> {
-    wait(state, player, query).await?;
+    let wait_timed_out = wait(state, player, query).await?;
     let view = state.views.player(player)?;
     let langs = languages(headers);
+    let now = now_ms();
     let achievements = sorted(state.achievements())
         .iter()
-        .filter_map(|d| achievement_out(d, &view, &langs))
+        .filter_map(|d| achievement_out(d, &view, &langs, now))
         .collect();
     Ok(AchievementsOut {
         achievements,
         points_total: view.points_total,
+        wait_timed_out,
     })
 }
 
 /// The caller's achievements, with progress.
 #[utoipa::path(get, path = "/v1/players/me/achievements", tag = "players", security(("bearer" = [])),
     params(ReadQuery, ("Accept-Language" = Option<String>, Header, description = "Picks localizations")),
-    responses((status = 200, body = AchievementsOut),
+    responses((status = 200, body = AchievementsOut, headers(("laurel-wait" = String, description = "With `wait_for`: `reached`, or `timed-out` when the wait ended before the token's events were reflected"))),
         TokenProblems,
     ))]
 pub(crate) async fn my_achievements(
@@ -231,16 +309,16 @@ pub(crate) async fn my_achievements(
     principal: Principal,
     Query(query): Query<ReadQuery>,
     headers: HeaderMap,
-) -> Result<Json<AchievementsOut>, ApiError> {
-    Ok(Json(
-        achievements_of(&state, &principal.subject, &query, &headers).await?,
-    ))
+) -> Result<Response, ApiError> {
+    let out = achievements_of(&state, &principal.subject, &query, &headers).await?;
+    let timed_out = out.wait_timed_out;
+    Ok(waited(out, timed_out))
 }
 
 /// One of the caller's achievements.
 #[utoipa::path(get, path = "/v1/players/me/achievements/{id}", tag = "players", security(("bearer" = [])),
     params(("id" = String, Path), ReadQuery),
-    responses((status = 200, body = AchievementOut),
+    responses((status = 200, body = AchievementOut, headers(("laurel-wait" = String, description = "With `wait_for`: `reached`, or `timed-out` when the wait ended before the token's events were reflected"))),
         TokenProblems,
         (status = 404, description = "No such achievement, or hidden from the player", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -250,38 +328,42 @@ pub(crate) async fn my_achievement(
     Path(id): Path<String>,
     Query(query): Query<ReadQuery>,
     headers: HeaderMap,
-) -> Result<Json<AchievementOut>, ApiError> {
-    wait(&state, &principal.subject, &query).await?;
+) -> Result<Response, ApiError> {
+    let timed_out = wait(&state, &principal.subject, &query).await?;
     let view = state.views.player(&principal.subject)?;
     let not_found = || ApiError::NotFound(format!("no achievement `{id}`"));
     let def = state.achievement(&id).ok_or_else(not_found)?;
-    let out = achievement_out(&def, &view, &languages(&headers)).ok_or_else(not_found)?;
-    Ok(Json(out))
+    let mut out =
+        achievement_out(&def, &view, &languages(&headers), now_ms()).ok_or_else(not_found)?;
+    out.wait_timed_out = timed_out;
+    Ok(waited(out, timed_out))
 }
 
 /// The caller's aggregated stats and points.
 #[utoipa::path(get, path = "/v1/players/me/stats", tag = "players", security(("bearer" = [])),
     params(ReadQuery),
-    responses((status = 200, body = StatsOut),
+    responses((status = 200, body = StatsOut, headers(("laurel-wait" = String, description = "With `wait_for`: `reached`, or `timed-out` when the wait ended before the token's events were reflected"))),
         TokenProblems,
     ))]
 pub(crate) async fn my_stats(
     State(state): State<AppState>,
     principal: Principal,
     Query(query): Query<ReadQuery>,
-) -> Result<Json<StatsOut>, ApiError> {
-    wait(&state, &principal.subject, &query).await?;
+) -> Result<Response, ApiError> {
+    let timed_out = wait(&state, &principal.subject, &query).await?;
     let view = state.views.player(&principal.subject)?;
-    Ok(Json(StatsOut {
+    let out = StatsOut {
         stats: view.stats,
         points_total: view.points_total,
-    }))
+        wait_timed_out: timed_out,
+    };
+    Ok(waited(out, timed_out))
 }
 
 /// Any player's achievements (servers and admins).
 #[utoipa::path(get, path = "/v1/players/{player_id}/achievements", tag = "players", security(("bearer" = [])),
     params(("player_id" = String, Path), ReadQuery),
-    responses((status = 200, body = AchievementsOut),
+    responses((status = 200, body = AchievementsOut, headers(("laurel-wait" = String, description = "With `wait_for`: `reached`, or `timed-out` when the wait ended before the token's events were reflected"))),
         TokenProblems,
         (status = 403, description = "Needs `laurel:server` or `laurel:admin`", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -291,11 +373,11 @@ pub(crate) async fn player_achievements(
     Path(player): Path<String>,
     Query(query): Query<ReadQuery>,
     headers: HeaderMap,
-) -> Result<Json<AchievementsOut>, ApiError> {
+) -> Result<Response, ApiError> {
     principal.require_server()?;
-    Ok(Json(
-        achievements_of(&state, &player, &query, &headers).await?,
-    ))
+    let out = achievements_of(&state, &player, &query, &headers).await?;
+    let timed_out = out.wait_timed_out;
+    Ok(waited(out, timed_out))
 }
 
 /// One published achievement with its rarity.

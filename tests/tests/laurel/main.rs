@@ -7,6 +7,7 @@ mod faults;
 mod http;
 mod integrity;
 mod log;
+mod players;
 mod projections;
 mod replay;
 mod support;
