@@ -27,6 +27,13 @@ pub struct Fold<'a> {
     pub replay: bool,
 }
 
+/// The message a refusal is about.
+#[derive(Clone, Copy)]
+enum Refused<'m> {
+    Stat(&'m StatEvent),
+    Grant(&'m Grant),
+}
+
 /// What caused an evaluation: carried into any unlock it produces.
 #[derive(Debug, Clone, Copy)]
 struct Cause {
@@ -52,18 +59,23 @@ impl<'a> Fold<'a> {
         }
     }
 
-    fn reject(
-        &self,
-        event_id: Uuid,
-        player_id: &PlayerId,
-        reason: Reason,
-        at: Millis,
-        out: &mut Vec<Output>,
-    ) {
+    fn reject(&self, msg: Refused<'_>, reason: Reason, out: &mut Vec<Output>) {
+        let (event_id, player_id, at, stat, value) = match msg {
+            Refused::Stat(e) => (
+                e.event_id,
+                &e.player_id,
+                e.received_at,
+                Some(e.stat.clone()),
+                Some(e.value),
+            ),
+            Refused::Grant(g) => (g.event_id, &g.player_id, g.received_at, None, None),
+        };
         out.push(Output::Rejected(Rejected {
             v: SchemaVersion::CURRENT,
             event_id,
             player_id: player_id.clone(),
+            stat,
+            value,
             reason,
             at,
         }));
@@ -78,13 +90,11 @@ impl<'a> Fold<'a> {
             let reason = Reason::UnknownStat {
                 stat: e.stat.to_string(),
             };
-            return self.reject(e.event_id, &e.player_id, reason, e.received_at, out);
+            return self.reject(Refused::Stat(e), reason, out);
         };
         let reported = match check_report(def, e.value, e.source) {
             Ok(v) => v,
-            Err(reason) => {
-                return self.reject(e.event_id, &e.player_id, reason, e.received_at, out);
-            }
+            Err(reason) => return self.reject(Refused::Stat(e), reason, out),
         };
         let old = player.stat(idx);
         let new = clamp(
@@ -99,7 +109,7 @@ impl<'a> Fold<'a> {
                     delta,
                     max_delta: max_delta.as_f64(),
                 };
-                return self.reject(e.event_id, &e.player_id, reason, e.received_at, out);
+                return self.reject(Refused::Stat(e), reason, out);
             }
         }
         if old.is_some_and(|o| o == new) {
@@ -164,20 +174,10 @@ impl<'a> Fold<'a> {
             .and_then(|idx| Some((idx, self.defs.achievements[idx.get()].def.as_ref()?)));
         let id = g.achievement_id.to_string();
         match defined {
-            None => self.reject(
-                g.event_id,
-                &g.player_id,
-                Reason::UnknownAchievement { id },
-                g.received_at,
-                out,
-            ),
-            Some((_, def)) if def.archived => self.reject(
-                g.event_id,
-                &g.player_id,
-                Reason::Archived { id },
-                g.received_at,
-                out,
-            ),
+            None => self.reject(Refused::Grant(g), Reason::UnknownAchievement { id }, out),
+            Some((_, def)) if def.archived => {
+                self.reject(Refused::Grant(g), Reason::Archived { id }, out)
+            }
             Some((idx, _)) if player.has_earned(idx) => {}
             Some((idx, _)) => {
                 let cause = match g.replay {

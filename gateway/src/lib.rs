@@ -40,6 +40,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(players::my_stats))
         .routes(utoipa_axum::routes!(notifications::my_notifications))
         .routes(utoipa_axum::routes!(players::player_achievements))
+        .routes(utoipa_axum::routes!(players::player_refusals))
         .routes(utoipa_axum::routes!(players::published))
         .routes(utoipa_axum::routes!(admin::list_stats))
         .routes(utoipa_axum::routes!(admin::put_stat))

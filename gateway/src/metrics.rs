@@ -236,6 +236,22 @@ impl Collector for Live {
             "STATS positions the views reflect, summed over partitions",
             applied,
         )?;
+        // Each reason is its own series, so an anti-cheat alert can watch one.
+        match self.views.refusal_counts() {
+            Ok(counts) => {
+                let mut family = encoder.encode_descriptor(
+                    "engine_refusals",
+                    "Stat events and grants the engine refused, by reason (anti-cheat bounds, unknown stats...)",
+                    None,
+                    prometheus_client::metrics::MetricType::Counter,
+                )?;
+                for (reason, n) in counts {
+                    let labels = [("reason", reason.as_str())];
+                    ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reading refusal counts for /metrics"),
+        }
         gauge(
             &mut encoder,
             "notification_players",

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use laurel_schemas::{
-    AchievementDefinition, DefinitionEvent, Millis, Output, StatChanged, Value, decode, encode,
+    AchievementDefinition, DefinitionEvent, Millis, Output, Reason, Rejected, StatChanged, Value,
+    decode, encode,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -25,6 +26,27 @@ pub struct Earned {
     pub definition_version: u64,
 }
 
+/// An event the engine refused, as a player's refusals record holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The refused event (or grant).
+    pub event_id: Uuid,
+    /// The stat it reported (absent for a grant).
+    pub stat: Option<String>,
+    /// The value it reported (absent for a grant).
+    pub value: Option<Value>,
+    /// Why.
+    pub reason: Reason,
+    /// When the gateway received it.
+    pub at: Millis,
+}
+
+/// Refusals a player's record keeps, newest first.
+pub const RECENT_REFUSALS: usize = 20;
+
+/// A player's most recent refusals, newest first.
+pub(crate) type RefusalsRecord = Vec<Refusal>;
+
 /// Reads through a batch's writes to the view; stages them with the position they reach.
 pub(crate) struct Overlay<'a> {
     view: &'a Staged,
@@ -33,6 +55,8 @@ pub(crate) struct Overlay<'a> {
     stats: HashMap<String, StatsRecord>,
     /// Players' earned records touched by the batch (only unlocks touch them).
     earned: HashMap<String, EarnedRecord>,
+    /// Players' refusals records touched by the batch (only refusals touch them).
+    refusals: HashMap<String, RefusalsRecord>,
 }
 
 /// A player's stats, as the view stores them.
@@ -53,6 +77,7 @@ impl<'a> Overlay<'a> {
             writes: BTreeMap::new(),
             stats: HashMap::new(),
             earned: HashMap::new(),
+            refusals: HashMap::new(),
         }
     }
 
@@ -85,6 +110,9 @@ impl<'a> Overlay<'a> {
         }
         for (player, record) in &self.earned {
             self.writes.insert(keys::earned(player), encode(record));
+        }
+        for (player, record) in &self.refusals {
+            self.writes.insert(keys::refusals(player), encode(record));
         }
         self.writes
             .insert(keys::POSITION.to_vec(), position.to_be_bytes().to_vec());
@@ -161,14 +189,46 @@ impl<'a> Overlay<'a> {
                 for s in &c.stats {
                     self.stat(s)?;
                 }
+                for r in &c.rejected {
+                    self.refused(r)?;
+                }
                 if c.complete {
                     self.checkpoint(c.stats_seq)?;
                 }
             }
-            // Progress is derived at read time from stats and definitions; rejections are
-            // for analytics. Neither changes a view.
-            Output::Progress(_) | Output::Rejected(_) => {}
+            Output::Rejected(r) => self.refused(r)?,
+            // Progress is derived at read time from stats and definitions.
+            Output::Progress(_) => {}
         }
+        Ok(())
+    }
+
+    /// Counts a refusal by reason and keeps it among the player's most recent.
+    fn refused(&mut self, r: &Rejected) -> Result<(), sled::Error> {
+        self.add(keys::refusal_count(r.reason.code()), 1)?;
+        let player = r.player_id.as_str();
+        if !self.refusals.contains_key(player) {
+            let record = match self.view.get(&keys::refusals(player))? {
+                Some(raw) => decode(&raw).unwrap_or_else(|e| {
+                    tracing::error!(player, error = %e, "unreadable player refusals; starting them again");
+                    RefusalsRecord::default()
+                }),
+                None => RefusalsRecord::default(),
+            };
+            self.refusals.insert(player.to_string(), record);
+        }
+        let record = self.refusals.get_mut(player).expect("inserted above");
+        record.insert(
+            0,
+            Refusal {
+                event_id: r.event_id,
+                stat: r.stat.as_ref().map(|s| s.to_string()),
+                value: r.value,
+                reason: r.reason.clone(),
+                at: r.at,
+            },
+        );
+        record.truncate(RECENT_REFUSALS);
         Ok(())
     }
 

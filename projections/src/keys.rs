@@ -27,6 +27,16 @@ pub(crate) fn earned(player: &str) -> Vec<u8> {
     key(b'E', &[player])
 }
 
+/// A player's most recent refusals, one record: `X<player>`.
+pub(crate) fn refusals(player: &str) -> Vec<u8> {
+    key(b'X', &[player])
+}
+
+/// How many events of the partition the engine refused for a reason: `C<code>`.
+pub(crate) fn refusal_count(code: &str) -> Vec<u8> {
+    key(b'C', &[code])
+}
+
 /// How many of the partition's players earned an achievement: `R<achievement>`.
 pub(crate) fn rarity(achievement: &str) -> Vec<u8> {
     key(b'R', &[achievement])

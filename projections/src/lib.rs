@@ -18,6 +18,6 @@ mod projector;
 mod staged;
 mod views;
 
-pub use apply::Earned;
+pub use apply::{Earned, RECENT_REFUSALS, Refusal};
 pub use projector::{ProjectorConfig, ProjectorError, run};
 pub use views::{PartitionEarned, PlayerView, Rarity, Views};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use laurel_schemas::{AchievementDefinition, Output, StatDefinition, Value, decode};
 use tokio::sync::{broadcast, watch};
 
-use crate::apply::{Earned, EarnedRecord, StatsRecord};
+use crate::apply::{Earned, EarnedRecord, Refusal, StatsRecord};
 use crate::keys;
 use crate::staged::Staged;
 
@@ -164,6 +164,32 @@ impl Views {
             checkpoint,
             players,
         })
+    }
+
+    /// A player's most recent refusals (at most [`RECENT_REFUSALS`](crate::RECENT_REFUSALS)),
+    /// newest first.
+    pub fn refusals(&self, player: &str) -> Result<Vec<Refusal>, sled::Error> {
+        let tree = self.tree(laurel_log::partition_of(player, self.partitions()));
+        Ok(match tree.get(&keys::refusals(player))? {
+            None => Vec::new(),
+            Some(raw) => decode(&raw).unwrap_or_else(|e| {
+                tracing::error!(player, error = %e, "unreadable player refusals");
+                Vec::new()
+            }),
+        })
+    }
+
+    /// Events the engine refused, by reason code, over all partitions.
+    pub fn refusal_counts(&self) -> Result<BTreeMap<String, u64>, sled::Error> {
+        let mut counts = BTreeMap::new();
+        for tree in &self.inner.partitions {
+            for (k, v) in tree.scan_prefix(b"C")? {
+                if let Some(code) = keys::suffix(&k, 1) {
+                    *counts.entry(code.to_string()).or_default() += keys::u64_of(Some(&v));
+                }
+            }
+        }
+        Ok(counts)
     }
 
     /// Every stat definition, by name.

@@ -124,6 +124,12 @@ pub struct Rejected {
     pub event_id: Uuid,
     /// The player.
     pub player_id: PlayerId,
+    /// The stat the refused event reported (absent for a grant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<StatName>,
+    /// The value the refused event reported (absent for a grant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
     /// Why.
     pub reason: Reason,
     /// Server time the event was received.
@@ -302,6 +308,8 @@ impl<'de> Deserialize<'de> for Output {
                 v,
                 event_id: need(f.event_id, "event_id")?,
                 player_id: need(f.player_id, "player_id")?,
+                stat: f.stat,
+                value: f.value,
                 reason: need(f.reason, "reason")?,
                 at: need(f.at, "at")?,
             }),

@@ -157,6 +157,8 @@ fn stats_messages_and_outputs_round_trip() {
             v: SchemaVersion::CURRENT,
             event_id: Uuid::new_v4(),
             player_id: p.clone(),
+            stat: Some(stat("kills")),
+            value: Some(Value::Int(100)),
             reason: Reason::DeltaTooLarge {
                 delta: 100.0,
                 max_delta: 10.0,
@@ -419,4 +421,52 @@ fn stats_entries_decode_every_form_and_refuse_what_is_not_one() {
     assert_eq!(entry.into_messages(), vec![grant]);
     assert!(decode::<StatsEntry>(&encode(&serde_json::json!({"type": "stat", "v": 1}))).is_err());
     assert!(decode::<StatsEntry>(&encode(&serde_json::json!({"type": "nope"}))).is_err());
+}
+
+#[test]
+fn every_reason_code_is_its_wire_code() {
+    let reasons = [
+        Reason::Empty,
+        Reason::TooLong {
+            max: 1,
+            unit: "bytes".into(),
+        },
+        Reason::Pattern {
+            pattern: "x".into(),
+        },
+        Reason::ControlCharacter,
+        Reason::SurroundingWhitespace,
+        Reason::InvisibleCharacter { code_point: 1 },
+        Reason::NotFinite,
+        Reason::NotInteger,
+        Reason::IntegerOutOfRange,
+        Reason::MinAboveMax,
+        Reason::NotPositive,
+        Reason::EmptyWindow,
+        Reason::ExactlyOneOf {
+            a: "a".into(),
+            b: "b".into(),
+        },
+        Reason::SelfReference,
+        Reason::Duplicate,
+        Reason::UnknownStat { stat: "s".into() },
+        Reason::UnknownAchievement { id: "a".into() },
+        Reason::Archived { id: "a".into() },
+        Reason::BelowMin { min: Value::Int(0) },
+        Reason::AboveMax { max: Value::Int(0) },
+        Reason::DeltaTooLarge {
+            delta: 1.0,
+            max_delta: 0.5,
+        },
+        Reason::NotWritable { stat: "s".into() },
+        Reason::Fixed,
+        Reason::LanguageTag,
+    ];
+    for reason in reasons {
+        assert_eq!(
+            serde_json::to_value(&reason).unwrap()["code"],
+            reason.code(),
+            "{reason:?}"
+        );
+    }
 }

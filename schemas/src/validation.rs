@@ -133,6 +133,38 @@ pub enum Reason {
     LanguageTag,
 }
 
+impl Reason {
+    /// The reason's code, as on the wire (`delta_too_large`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::Empty => "empty",
+            Reason::TooLong { .. } => "too_long",
+            Reason::Pattern { .. } => "pattern",
+            Reason::ControlCharacter => "control_character",
+            Reason::SurroundingWhitespace => "surrounding_whitespace",
+            Reason::InvisibleCharacter { .. } => "invisible_character",
+            Reason::NotFinite => "not_finite",
+            Reason::NotInteger => "not_integer",
+            Reason::IntegerOutOfRange => "integer_out_of_range",
+            Reason::MinAboveMax => "min_above_max",
+            Reason::NotPositive => "not_positive",
+            Reason::EmptyWindow => "empty_window",
+            Reason::ExactlyOneOf { .. } => "exactly_one_of",
+            Reason::SelfReference => "self_reference",
+            Reason::Duplicate => "duplicate",
+            Reason::UnknownStat { .. } => "unknown_stat",
+            Reason::UnknownAchievement { .. } => "unknown_achievement",
+            Reason::Archived { .. } => "archived",
+            Reason::BelowMin { .. } => "below_min",
+            Reason::AboveMax { .. } => "above_max",
+            Reason::DeltaTooLarge { .. } => "delta_too_large",
+            Reason::NotWritable { .. } => "not_writable",
+            Reason::Fixed => "fixed",
+            Reason::LanguageTag => "language_tag",
+        }
+    }
+}
+
 /// A field that failed validation, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{field}: {reason}")]

@@ -380,6 +380,65 @@ pub(crate) async fn player_achievements(
     Ok(waited(out, timed_out))
 }
 
+/// One event the engine refused.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RefusalOut {
+    /// The refused event (or grant).
+    event_id: String,
+    /// The stat it reported (absent for a grant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stat: Option<String>,
+    /// The value it reported (absent for a grant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    value: Option<Value>,
+    /// Why, in words.
+    reason: String,
+    /// Why, as a code and its data.
+    code: laurel_schemas::Reason,
+    /// When the gateway received it (RFC 3339).
+    at: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RefusalList {
+    /// Newest first; at most the last 20.
+    refusals: Vec<RefusalOut>,
+}
+
+/// A player's most recent refused events (servers and admins): what the engine refused
+/// after the gateway accepted it (a change past `max_delta`, a stat since undefined...).
+/// The player's own token cannot read them: a cheater learns nothing from them.
+#[utoipa::path(get, path = "/v1/players/{player_id}/refusals", tag = "players", security(("bearer" = [])),
+    params(("player_id" = String, Path), ReadQuery),
+    responses((status = 200, body = RefusalList, headers(("laurel-wait" = String, description = "With `wait_for`: `reached` or `timed-out`"))),
+        TokenProblems,
+        (status = 403, description = "Needs `laurel:server` or `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn player_refusals(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(player): Path<String>,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    principal.require_server()?;
+    let timed_out = wait(&state, &player, &query).await?;
+    let refusals = state
+        .views
+        .refusals(&player)?
+        .into_iter()
+        .map(|r| RefusalOut {
+            event_id: r.event_id.to_string(),
+            stat: r.stat,
+            value: r.value,
+            reason: r.reason.to_string(),
+            code: r.reason,
+            at: rfc3339(r.at),
+        })
+        .collect();
+    Ok(waited(RefusalList { refusals }, timed_out))
+}
+
 /// One published achievement with its rarity.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PublishedOut {

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::http::{launch_with, token_of};
+use crate::http::{launch, launch_with, token_of};
 use crate::support::Backend;
 
 /// A time-limited achievement carries its window and where now stands in it; one whose
@@ -126,3 +126,66 @@ fn a_wait_that_times_out_says_so() {
         );
     }
 }
+
+/// What the engine refuses after the gateway accepted it (here, changes past `max_delta`)
+/// is visible: a player's recent refusals to servers and admins (never to the player), and a
+/// metric by reason.
+fn engine_refusals_are_listed_and_counted(backend: Backend) {
+    let l = launch(backend);
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/stats/score",
+        Some(&l.admin),
+        Some(json!({"aggregation": "latest", "kind": "int", "client_writable": true, "max_delta": 100})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let t = token_of(&l.events(
+        &ann,
+        json!([{"stat": "score", "value": 50}, {"stat": "score", "value": 500},
+               {"stat": "score", "value": 120}, {"stat": "score", "value": 999}]),
+    ));
+    assert_eq!(l.my(&ann, "stats", Some(&t))["stats"]["score"], 120);
+    let r = l.laurel.call(
+        "GET",
+        &format!("/v1/players/ann/refusals?wait_for={t}"),
+        Some(&l.server),
+        None,
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    let refusals = r.json["refusals"].as_array().unwrap();
+    let seen: Vec<(&serde_json::Value, &serde_json::Value, &serde_json::Value)> = refusals
+        .iter()
+        .map(|r| (&r["stat"], &r["value"], &r["code"]["code"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (&json!("score"), &json!(999), &json!("delta_too_large")),
+            (&json!("score"), &json!(500), &json!("delta_too_large")),
+        ],
+        "newest first"
+    );
+    assert_eq!(refusals[1]["code"]["max_delta"], 100.0);
+    assert!(
+        refusals[0]["at"]
+            .as_str()
+            .is_some_and(|at| at.ends_with('Z'))
+    );
+    let r = l
+        .laurel
+        .call("GET", "/v1/players/ann/refusals", Some(&ann), None);
+    assert_eq!(r.status, 403, "a player does not learn what was refused");
+    let r = l
+        .laurel
+        .call("GET", "/v1/players/bob/refusals", Some(&l.admin), None);
+    assert_eq!((r.status, &r.json["refusals"]), (200, &json!([])));
+    let text = String::from_utf8(l.laurel.call("GET", "/metrics", None, None).body).unwrap();
+    assert!(
+        text.lines()
+            .any(|line| line == r#"laurel_engine_refusals_total{reason="delta_too_large"} 2"#),
+        "{text}"
+    );
+}
+
+crate::both_backends_sync!(engine_refusals_are_listed_and_counted);
