@@ -55,3 +55,42 @@ pub(crate) async fn serve() -> impl IntoResponse {
         body.as_str(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// docs/reference.md documents exactly the fields each schema it names has: each section
+    /// says `Schema: \`Name\`` and has a table row per field.
+    #[test]
+    fn the_field_reference_matches_the_schemas() {
+        let text = include_str!("../../docs/reference.md");
+        let document = serde_json::to_value(super::document()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        let mut checked = 0;
+        for section in text.split("\n#").skip(1) {
+            let Some(name) = section
+                .split("Schema: `")
+                .nth(1)
+                .and_then(|rest| rest.split('`').next())
+            else {
+                continue;
+            };
+            let documented: BTreeSet<&str> = section
+                .lines()
+                .filter_map(|l| l.strip_prefix("| `"))
+                .filter_map(|l| l.split('`').next())
+                .collect();
+            let properties = schemas[name]["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("docs/reference.md names `{name}`, which is not a schema"));
+            let actual: BTreeSet<&str> = properties.keys().map(String::as_str).collect();
+            assert_eq!(
+                documented, actual,
+                "docs/reference.md's `{name}` section against the code"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 7, "the reference has its sections ({checked})");
+    }
+}
