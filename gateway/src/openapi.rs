@@ -81,9 +81,9 @@ mod tests {
                 .filter_map(|l| l.strip_prefix("| `"))
                 .filter_map(|l| l.split('`').next())
                 .collect();
-            let properties = schemas[name]["properties"]
-                .as_object()
-                .unwrap_or_else(|| panic!("docs/reference.md names `{name}`, which is not a schema"));
+            let properties = schemas[name]["properties"].as_object().unwrap_or_else(|| {
+                panic!("docs/reference.md names `{name}`, which is not a schema")
+            });
             let actual: BTreeSet<&str> = properties.keys().map(String::as_str).collect();
             assert_eq!(
                 documented, actual,

@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod engine;
+mod examples;
 mod faults;
 mod http;
 mod integrity;
