@@ -142,7 +142,7 @@ pub async fn run(
         let worker = partition::Worker::open(p, &log, &db, defs.clone(), &config, metrics.clone())?;
         tasks.spawn(worker.run(shutdown.clone()));
     }
-    tracing::info!(partitions = config.partitions.len(), "engine running");
+    tracing::debug!(partitions = config.partitions.len(), "engine running");
     let mut result = Ok(());
     while let Some(done) = tasks.join_next().await {
         let outcome = done

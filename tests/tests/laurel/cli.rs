@@ -244,3 +244,67 @@ fn a_config_file_gives_way_to_the_environment_and_to_flags() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown setting `lisen`"), "{err}");
 }
+
+/// For people: an error is said once, and nothing written to a file or pipe has colour
+/// codes; `serve` says one line when it is ready (after the dev key's notice, on first
+/// start), not one per partition.
+#[test]
+fn the_cli_speaks_once_and_plainly() {
+    use std::io::{BufRead as _, BufReader};
+    let out = Command::new(laurel_bin())
+        .args(["defs", "apply", "/nonexistent/achievements.json"])
+        .env_remove("LAUREL_LOG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "said once: {err:?}");
+    assert!(
+        err.starts_with("laurel: reading /nonexistent/achievements.json"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut serve = Command::new(laurel_bin())
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env_remove("LAUREL_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(serve.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let ready = line.contains("laurel ready on http://");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(
+        lines.last().is_some_and(|l| l.contains("laurel ready")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.len() <= 2
+            && lines[..lines.len() - 1]
+                .iter()
+                .all(|l| l.contains("development signing key")),
+        "one line when ready, after the dev key's notice: {lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains('\u{1b}')),
+        "no colour codes in a pipe: {lines:#?}"
+    );
+}
