@@ -138,17 +138,7 @@ impl Scenario {
     }
 
     pub(crate) fn grant(&mut self, player: &str, achievement: &str) -> Vec<Output> {
-        let grant = Grant {
-            v: SchemaVersion::CURRENT,
-            event_id: self.id(),
-            player_id: PlayerId::new(player).unwrap(),
-            achievement_id: AchievementId::new(achievement).unwrap(),
-            received_at: self.now,
-            source: Source::Admin,
-            replay: None,
-            earned_at: None,
-        };
-        self.send(StatsMessage::Grant(grant))
+        self.send_grant(player, achievement, None)
     }
 
     /// A replay's grant (`laurel replay --apply`) of what the history earned at `earned_at`.
@@ -159,6 +149,15 @@ impl Scenario {
         replay: Uuid,
         earned_at: Millis,
     ) -> Vec<Output> {
+        self.send_grant(player, achievement, Some((replay, earned_at)))
+    }
+
+    fn send_grant(
+        &mut self,
+        player: &str,
+        achievement: &str,
+        replay: Option<(Uuid, Millis)>,
+    ) -> Vec<Output> {
         let grant = Grant {
             v: SchemaVersion::CURRENT,
             event_id: self.id(),
@@ -166,8 +165,8 @@ impl Scenario {
             achievement_id: AchievementId::new(achievement).unwrap(),
             received_at: self.now,
             source: Source::Admin,
-            replay: Some(replay),
-            earned_at: Some(earned_at),
+            replay: replay.map(|(id, _)| id),
+            earned_at: replay.map(|(_, at)| at),
         };
         self.send(StatsMessage::Grant(grant))
     }
