@@ -46,6 +46,9 @@ const DEFAULT_SAMPLES: usize = 5;
 /// Grants appended per log call.
 const GRANT_CHUNK: usize = 500;
 
+/// How long a replay waits for the views to reach the log before it folds a partition.
+const VIEWS_CATCH_UP: Duration = Duration::from_secs(60);
+
 /// How often progress is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -171,8 +174,11 @@ impl Job {
         let log = &self.state.log;
         let partitions = log.config().partitions;
         let mut total = 0;
+        // The history the replay must cover: every partition's STATS as it is now.
+        let mut targets = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
             total += log.entries(StreamKind::Stats, p).await?;
+            targets.push(log.last_seq(StreamKind::Stats, p).await?);
         }
         let samples = self.request.samples.unwrap_or(DEFAULT_SAMPLES).min(1_000);
         let mut replay = Replay::new(&defs, samples, CONSUMER);
@@ -200,7 +206,17 @@ impl Job {
                 if !self.request.apply && self.lines.is_closed() {
                     anyhow::bail!("the client went away");
                 }
+                // What players hold is read from the views, and the history is folded up to
+                // the position they reflect: views that lag (Laurel just restarted, the
+                // projector catching up) would hide history, so wait until they reach it.
                 let views = self.state.views.clone();
+                let target = targets[p as usize];
+                if !views.wait_for(p, target, VIEWS_CATCH_UP).await {
+                    anyhow::bail!(
+                        "the views of partition {p} are at STATS position {} of {target}: Laurel is still catching up (see /readyz); run the replay again shortly",
+                        views.checkpoint(p)
+                    );
+                }
                 let earned = laurel_log::blocking(|| views.earned_in_partition(p))?;
                 let holdings = holdings(earned.players);
                 replay

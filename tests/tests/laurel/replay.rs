@@ -416,7 +416,12 @@ fn an_interrupted_apply_run_again_grants_each_gain_once(backend: Backend) {
         let line = line.unwrap();
         seen.push(line.clone());
         if line.starts_with("replay: apply") {
+            // One replay at a time: a second one while this applies is refused.
+            let second = l
+                .laurel
+                .call("POST", "/v1/admin/replay", Some(&l.admin), Some(json!({})));
             l.laurel.kill9();
+            assert_eq!(second.status, 409, "{:?}", second.json);
             break;
         }
     }
