@@ -437,6 +437,9 @@ fn every_reason_code_is_its_wire_code() {
         Reason::ControlCharacter,
         Reason::SurroundingWhitespace,
         Reason::InvisibleCharacter { code_point: 1 },
+        Reason::NotANumber {
+            found: "a string".into(),
+        },
         Reason::NotFinite,
         Reason::NotInteger,
         Reason::IntegerOutOfRange,

@@ -43,6 +43,12 @@ pub enum Reason {
         /// The character's code point.
         code_point: u32,
     },
+    /// A number was expected and something else was given (`"5"`, `true`, `null`).
+    #[error("must be a number, not {found}")]
+    NotANumber {
+        /// What was given: `a string`, `a boolean`, `null`, `an array` or `an object`.
+        found: String,
+    },
     /// A number is NaN or infinite.
     #[error("must be a finite number")]
     NotFinite,
@@ -143,6 +149,7 @@ impl Reason {
             Reason::ControlCharacter => "control_character",
             Reason::SurroundingWhitespace => "surrounding_whitespace",
             Reason::InvisibleCharacter { .. } => "invisible_character",
+            Reason::NotANumber { .. } => "not_a_number",
             Reason::NotFinite => "not_finite",
             Reason::NotInteger => "not_integer",
             Reason::IntegerOutOfRange => "integer_out_of_range",

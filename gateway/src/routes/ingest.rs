@@ -274,6 +274,20 @@ fn check(
     };
     let player_id = PlayerId::new(player).map_err(|r| invalid("player_id", r))?;
     let stat = StatName::new(e.stat).map_err(|r| invalid("stat", r))?;
+    let found = match &e.value {
+        serde_json::Value::Number(_) => None,
+        serde_json::Value::String(_) => Some("a string"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Null => Some("null"),
+        serde_json::Value::Array(_) => Some("an array"),
+        serde_json::Value::Object(_) => Some("an object"),
+    };
+    if let Some(found) = found {
+        let reason = Reason::NotANumber {
+            found: found.into(),
+        };
+        return Err(invalid("value", reason));
+    }
     let value: Value =
         serde_json::from_value(e.value).map_err(|_| invalid("value", Reason::NotFinite))?;
     let event_id = match e.event_id {

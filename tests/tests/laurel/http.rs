@@ -141,7 +141,7 @@ fn an_invalid_batch_is_refused_whole(backend: Backend) {
     let l = launch(backend);
     l.define_game();
     let ann = l.laurel.token(&["--player", "ann"]);
-    let r = l.events(&ann, json!([{"stat": "bananas", "value": 5}, {"stat": "nope", "value": 1}, {"stat": "bananas", "value": 1.5}]));
+    let r = l.events(&ann, json!([{"stat": "bananas", "value": 5}, {"stat": "nope", "value": 1}, {"stat": "bananas", "value": 1.5}, {"stat": "bananas", "value": "5"}]));
     assert_eq!(r.status, 422);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     let errors = r.json["errors"].as_array().unwrap();
@@ -150,10 +150,23 @@ fn an_invalid_batch_is_refused_whole(backend: Backend) {
             .iter()
             .map(|e| e["index"].as_u64().unwrap())
             .collect::<Vec<_>>(),
-        vec![1, 2]
+        vec![1, 2, 3]
     );
     assert_eq!(errors[0]["field"], "stat");
     assert_eq!(errors[1]["code"]["code"], "not_integer");
+    // A string is a type error, said as one (not "must be a finite number").
+    assert_eq!(
+        (
+            &errors[2]["field"],
+            &errors[2]["code"]["code"],
+            &errors[2]["reason"]
+        ),
+        (
+            &json!("value"),
+            &json!("not_a_number"),
+            &json!("must be a number, not a string")
+        )
+    );
     // Nothing of the refused batch was appended: only the next valid event counts.
     let t = token_of(&l.events(&ann, json!([{"stat": "bananas", "value": 1}])));
     assert_eq!(l.my(&ann, "stats", Some(&t))["stats"]["bananas"], 1);
