@@ -426,6 +426,7 @@ fn stats_entries_decode_every_form_and_refuse_what_is_not_one() {
 #[test]
 fn every_reason_code_is_its_wire_code() {
     let reasons = [
+        Reason::Required,
         Reason::Empty,
         Reason::TooLong {
             max: 1,

@@ -11,6 +11,10 @@ use crate::value::Value;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
+    /// The field is required here and was not given (a server or admin token must name
+    /// the player of each event).
+    #[error("is required")]
+    Required,
     /// The field is empty.
     #[error("must not be empty")]
     Empty,
@@ -143,6 +147,7 @@ impl Reason {
     /// The reason's code, as on the wire (`delta_too_large`).
     pub fn code(&self) -> &'static str {
         match self {
+            Reason::Required => "required",
             Reason::Empty => "empty",
             Reason::TooLong { .. } => "too_long",
             Reason::Pattern { .. } => "pattern",

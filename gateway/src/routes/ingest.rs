@@ -258,7 +258,7 @@ fn check(
     let player = match (&e.player_id, principal.is_server()) {
         (Some(p), true) => p.clone(),
         (None, true) => {
-            return Err(invalid("player_id", Reason::Empty));
+            return Err(invalid("player_id", Reason::Required));
         }
         (Some(p), false) if *p != principal.subject => {
             let reason = Reason::Pattern {

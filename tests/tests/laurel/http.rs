@@ -167,6 +167,16 @@ fn an_invalid_batch_is_refused_whole(backend: Backend) {
             &json!("must be a number, not a string")
         )
     );
+    // A server token must name the player of each event: a missing one is "required".
+    let r = l.events(&l.server, json!([{"stat": "bananas", "value": 1}]));
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        (
+            &r.json["errors"][0]["field"],
+            &r.json["errors"][0]["code"]["code"]
+        ),
+        (&json!("player_id"), &json!("required"))
+    );
     // Nothing of the refused batch was appended: only the next valid event counts.
     let t = token_of(&l.events(&ann, json!([{"stat": "bananas", "value": 1}])));
     assert_eq!(l.my(&ann, "stats", Some(&t))["stats"]["bananas"], 1);
