@@ -137,7 +137,7 @@ impl AuthConfig {
     /// Checks a raw token and says who is calling.
     pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
+            .map_err(|e| ApiError::Unauthorized(format!("invalid token: {}", refusal(&e))))?;
         let keys = self.keys(header.kid.as_deref(), header.alg).await?;
         let validation = self.validation(header.alg);
         let mut failure = None;
@@ -152,7 +152,7 @@ impl AuthConfig {
             }
         }
         Err(ApiError::Unauthorized(match failure {
-            Some(e) => format!("invalid token: {e}"),
+            Some(e) => format!("invalid token: {}", refusal(&e)),
             None => "invalid token".into(),
         }))
     }
@@ -253,6 +253,28 @@ impl Principal {
                 Vec::new(),
             ))
         }
+    }
+}
+
+/// Why a token was refused, in words (jsonwebtoken says only `InvalidToken` and the like).
+fn refusal(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidToken => "not a JSON Web Token (three base64url parts)".into(),
+        ErrorKind::InvalidSignature => "the signature does not match the key".into(),
+        ErrorKind::ExpiredSignature => "expired (`exp` has passed)".into(),
+        ErrorKind::ImmatureSignature => "not valid yet (`nbf` is in the future)".into(),
+        ErrorKind::InvalidIssuer => "issued by another issuer (`iss`)".into(),
+        ErrorKind::InvalidAudience => "meant for another audience (`aud`)".into(),
+        ErrorKind::InvalidSubject => "for another subject (`sub`)".into(),
+        ErrorKind::InvalidAlgorithm => "signed with an algorithm this key does not take".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the `{claim}` claim is missing"),
+        ErrorKind::InvalidClaimFormat(claim) => format!("the `{claim}` claim is malformed"),
+        ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            format!("not a JSON Web Token (three base64url parts of JSON): {e}")
+        }
+        // Key and signing errors are the server's, and jsonwebtoken may add kinds.
+        _ => e.to_string(),
     }
 }
 

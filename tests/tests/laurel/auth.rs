@@ -287,6 +287,20 @@ fn every_invalid_token_gets_401() {
             "{what}"
         );
     }
+    // The refusal says why, for the developer holding the token (not just "InvalidToken").
+    for (what, says) in [
+        ("expired", "expired"),
+        ("not valid before tomorrow", "`nbf`"),
+        ("wrong audience", "`aud`"),
+        ("wrong issuer", "`iss`"),
+        ("not a JWT", "not a JSON Web Token"),
+        ("bad signature (another key, same kid)", "signature"),
+    ] {
+        let token = &cases.iter().find(|(w, _)| *w == what).unwrap().1;
+        let r = laurel.call("GET", "/v1/players/me/stats", Some(token), None);
+        let detail = r.json["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(says), "{what}: {detail}");
+    }
     assert_eq!(status(&laurel, "/v1/players/me/stats", &valid), 200);
     let skewed = p.rsa.sign(&with(good.clone(), "nbf", json!(now() + 10)));
     assert_eq!(
