@@ -60,6 +60,25 @@ pub(crate) async fn serve() -> impl IntoResponse {
 mod tests {
     use std::collections::BTreeSet;
 
+    /// `points` is a u32: the document says so (it said int32, while 3,000,000,000 was
+    /// accepted).
+    #[test]
+    fn points_are_documented_as_the_server_takes_them() {
+        let document = serde_json::to_value(super::document()).unwrap();
+        for schema in ["AchievementSpec", "AchievementDefinition"] {
+            let points = &document["components"]["schemas"][schema]["properties"]["points"];
+            assert_eq!(
+                (&points["format"], &points["minimum"], &points["maximum"]),
+                (
+                    &serde_json::json!("int64"),
+                    &serde_json::json!(0),
+                    &serde_json::json!(u32::MAX)
+                ),
+                "{schema}"
+            );
+        }
+    }
+
     /// docs/reference.md documents exactly the fields each schema it names has: each section
     /// says `Schema: \`Name\`` and has a table row per field.
     #[test]

@@ -315,8 +315,9 @@ macro_rules! achievement_fields {
             /// The icon shown once earned (a URL or an icon digest).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub unlocked_icon: Option<String>,
-            /// Points awarded when earned.
+            /// Points awarded when earned (0 to 4294967295).
             #[serde(default)]
+            #[cfg_attr(feature = "openapi", schema(format = Int64, minimum = 0, maximum = 4294967295_u64))]
             pub points: u32,
             /// Sort key in lists.
             #[serde(default)]
