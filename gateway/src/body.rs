@@ -30,8 +30,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Parsed<T> {
             laurel_schemas::decode_whole(&bytes)
                 .map_err(|e| ApiError::BadRequest(format!("invalid msgpack body: {e}")))?
         } else {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+            // The path names the field at fault (`available_until`, `conditions[0]`).
+            let mut json = serde_json::Deserializer::from_slice(&bytes);
+            let parsed = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                match path.as_str() {
+                    "" | "." => ApiError::BadRequest(format!("invalid JSON body: {inner}")),
+                    _ => ApiError::BadRequest(format!("invalid JSON body: `{path}`: {inner}")),
+                }
+            })?;
+            json.end()
+                .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+            parsed
         };
         Ok(Parsed(parsed))
     }

@@ -44,6 +44,16 @@ fn time_limited_achievements_show_their_window() {
         "conditions": kills(1)}),
     );
     define("ALWAYS", json!({"title": "Always", "conditions": kills(1)}));
+    // A date alone is not a date-time: refused, naming the field.
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/achievements/DATE_ONLY",
+        Some(&l.admin),
+        Some(json!({"title": "t", "available_until": "2026-12-24", "conditions": kills(1)})),
+    );
+    assert_eq!(r.status, 400);
+    let detail = r.json["detail"].as_str().unwrap();
+    assert!(detail.contains("`available_until`"), "{detail}");
     let ann = l.laurel.token(&["--player", "ann"]);
     let t = token_of(&l.events(&ann, json!([{"stat": "kills", "value": 5}])));
     let r = l.laurel.call(
