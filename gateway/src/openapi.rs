@@ -34,7 +34,60 @@ pub(crate) struct ApiDoc;
 
 /// The document.
 pub fn document() -> utoipa::openapi::OpenApi {
-    crate::routes().into_openapi()
+    let mut doc = crate::routes().into_openapi();
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+        ];
+        for operation in operations.into_iter().flatten() {
+            document_common_refusals(operation);
+        }
+    }
+    doc
+}
+
+/// Adds the refusals any route gives from the layers before its handler, where the route
+/// does not document them itself: a 400 for a malformed path, query, header or body, and,
+/// for a route with a body, a 408 for a body that did not arrive in time and a 413 for one
+/// over the limit.
+fn document_common_refusals(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    let has_body = operation.request_body.is_some();
+    let has_input = has_body || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let mut refusals = Vec::new();
+    if has_input {
+        refusals.push((
+            "400",
+            "Malformed request: a path, query, header or body the schema does not admit",
+        ));
+    }
+    if has_body {
+        refusals.push(("408", "The body did not arrive within the body timeout"));
+        refusals.push(("413", "The body is larger than the limit"));
+    }
+    for (status, description) in refusals {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem(description).into());
+    }
 }
 
 /// This OpenAPI document.

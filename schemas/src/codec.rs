@@ -28,43 +28,14 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) {
         .expect("laurel wire types always encode to msgpack");
 }
 
+/// How deeply msgpack values may nest, as serde_json allows JSON to: free-form fields
+/// (`metadata`, a body's `value`) could otherwise nest deep enough to overflow a thread's
+/// stack while they are decoded.
+pub const MAX_DEPTH: usize = 128;
+
 /// Decodes a message from msgpack.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes).with_human_readable();
+    de.set_max_depth(MAX_DEPTH);
     Ok(T::deserialize(&mut de)?)
-}
-
-/// Decodes exactly one message: bytes after it are refused, as JSON refuses trailing
-/// characters (a request body is one value).
-pub fn decode_whole<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let mut rest = bytes;
-    let value = {
-        let mut de = rmp_serde::Deserializer::new(&mut rest).with_human_readable();
-        T::deserialize(&mut de)?
-    };
-    if !rest.is_empty() {
-        return Err(DecodeError(rmp_serde::decode::Error::Syntax(format!(
-            "{} bytes follow the msgpack value",
-            rest.len()
-        ))));
-    }
-    Ok(value)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_whole_decode_refuses_trailing_bytes_and_takes_one_value() {
-        let mut bytes = encode(&serde_json::json!({"events": [{"stat": "kills", "value": 1}]}));
-        let one: serde_json::Value = decode_whole(&bytes).unwrap();
-        assert_eq!(one["events"][0]["value"], 1);
-        bytes.push(0xc0); // a msgpack nil after the value
-        assert!(decode_whole::<serde_json::Value>(&bytes).is_err());
-        assert!(
-            decode::<serde_json::Value>(&bytes).is_ok(),
-            "a log message may be padded"
-        );
-    }
 }

@@ -235,19 +235,18 @@ struct ConditionRepr {
 }
 
 impl TryFrom<ConditionRepr> for Condition {
-    type Error = ValidationError;
-    fn try_from(r: ConditionRepr) -> Result<Self, ValidationError> {
+    type Error = Reason;
+    fn try_from(r: ConditionRepr) -> Result<Self, Reason> {
         let threshold = match (r.at_least, r.at_most) {
             (Some(v), None) => Threshold::AtLeast(v),
             (None, Some(v)) => Threshold::AtMost(v),
             _ => {
-                return Err(ValidationError::new(
-                    "",
-                    Reason::ExactlyOneOf {
-                        a: "at_least".into(),
-                        b: "at_most".into(),
-                    },
-                ));
+                let reason = Reason::ExactlyOneOf {
+                    a: "at_least".into(),
+                    b: "at_most".into(),
+                };
+                crate::validation::note_refusal(&reason);
+                return Err(reason);
             }
         };
         Ok(Condition {
@@ -278,12 +277,15 @@ impl From<Condition> for ConditionRepr {
 pub struct Localization {
     /// The title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::validation::openapi::localized_title))]
     pub title: Option<String>,
     /// The description shown before it is earned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::validation::openapi::localized_description))]
     pub locked_description: Option<String>,
     /// The description shown once earned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::validation::openapi::localized_description))]
     pub unlocked_description: Option<String>,
 }
 
@@ -302,25 +304,30 @@ macro_rules! achievement_fields {
         pub struct $name {
             $($extra)*
             /// The title (default language).
+            #[cfg_attr(feature = "openapi", schema(schema_with = crate::validation::openapi::title))]
             pub title: String,
             /// The description shown before it is earned.
             #[serde(default)]
+            #[cfg_attr(feature = "openapi", schema(schema_with = crate::validation::openapi::description))]
             pub locked_description: String,
             /// The description shown once earned.
             #[serde(default)]
+            #[cfg_attr(feature = "openapi", schema(schema_with = crate::validation::openapi::description))]
             pub unlocked_description: String,
             /// The icon shown before it is earned (a URL or an icon digest).
             #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[cfg_attr(feature = "openapi", schema(schema_with = crate::validation::openapi::icon))]
             pub locked_icon: Option<String>,
             /// The icon shown once earned (a URL or an icon digest).
             #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[cfg_attr(feature = "openapi", schema(schema_with = crate::validation::openapi::icon))]
             pub unlocked_icon: Option<String>,
             /// Points awarded when earned (0 to 4294967295).
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::integral::exact")]
             #[cfg_attr(feature = "openapi", schema(format = Int64, minimum = 0, maximum = 4294967295_u64))]
             pub points: u32,
             /// Sort key in lists.
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::integral::exact")]
             pub order: i32,
             /// Who sees it before it is earned.
             #[serde(default)]
@@ -390,7 +397,10 @@ impl AchievementSpec {
                 ));
             }
             let multiline = field.ends_with("description");
-            if !text.trim().is_empty()
+            // An all-blank title is reported as empty, below.
+            let blank_title = field == "title" && text.trim().is_empty();
+            if !text.is_empty()
+                && !blank_title
                 && let Err(reason) = crate::validation::check_text(text, multiline)
             {
                 errors.push(ValidationError::new(field, reason));

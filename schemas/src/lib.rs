@@ -13,13 +13,14 @@
 pub mod codec;
 pub mod defs;
 pub mod events;
+pub mod integral;
 pub mod names;
 pub mod outputs;
 pub mod replay;
 pub mod validation;
 pub mod value;
 
-pub use codec::{DecodeError, decode, decode_whole, encode};
+pub use codec::{DecodeError, decode, encode};
 pub use defs::{
     AchievementDefinition, AchievementSpec, Aggregation, Condition, DefinitionEvent, Localization,
     StatDefinition, StatKind, StatSpec, Threshold, Visibility,
@@ -32,7 +33,7 @@ pub use outputs::{
 pub use replay::{
     AchievementDiff, DefinitionsFile, ReplayLine, ReplayProgress, ReplayReport, ReplayRequest,
 };
-pub use validation::{Reason, ValidationError};
+pub use validation::{Reason, ValidationError, note_refusal, take_refusal};
 pub use value::Value;
 
 /// The version of the wire schema this crate writes, carried in every message's `v` field.

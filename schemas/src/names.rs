@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::validation::Reason;
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $check:path) => {
+    ($(#[$doc:meta])* $name:ident, $check:path, pattern = $pattern:expr, max = $max:expr) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "Arc<str>")]
@@ -23,6 +23,9 @@ macro_rules! name_type {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some($pattern))
+                    .min_length(Some(1))
+                    .max_length(Some($max))
                     .into()
             }
         }
@@ -51,7 +54,9 @@ macro_rules! name_type {
         impl TryFrom<String> for $name {
             type Error = Reason;
             fn try_from(s: String) -> Result<Self, Reason> {
-                Self::new(s)
+                // Serde calls this for every name it decodes: a refusal is noted for a
+                // body parser to answer with its code.
+                Self::new(s).inspect_err(crate::validation::note_refusal)
             }
         }
 
@@ -97,17 +102,24 @@ macro_rules! name_type {
 name_type!(
     /// A stat's name: segments of `[A-Za-z0-9_-]+` joined by single dots, at most 128 characters.
     StatName,
-    check_stat_name
+    check_stat_name,
+    pattern = STAT_NAME_PATTERN,
+    max = STAT_NAME_MAX
 );
 name_type!(
     /// An achievement's id: `[A-Za-z0-9_-]{1,64}`, case-sensitive.
     AchievementId,
-    check_achievement_id
+    check_achievement_id,
+    pattern = ACHIEVEMENT_ID_PATTERN,
+    max = ACHIEVEMENT_ID_MAX
 );
 name_type!(
     /// A player's id: 1 to 128 bytes of UTF-8 with no control characters.
     PlayerId,
-    check_player_id
+    check_player_id,
+    pattern = crate::validation::ONE_LINE_PATTERN,
+    // JSON Schema counts characters; the rule counts bytes (see docs/api.md).
+    max = PLAYER_ID_MAX
 );
 
 /// The longest stat name, in characters.
@@ -116,6 +128,10 @@ pub const STAT_NAME_MAX: usize = 128;
 pub const ACHIEVEMENT_ID_MAX: usize = 64;
 /// The longest player id, in bytes.
 pub const PLAYER_ID_MAX: usize = 128;
+/// A stat name's pattern, as the OpenAPI document states it.
+pub const STAT_NAME_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
+/// An achievement id's pattern, as the OpenAPI document states it.
+pub const ACHIEVEMENT_ID_PATTERN: &str = r"^[A-Za-z0-9_-]+$";
 
 fn is_word_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
@@ -244,5 +260,78 @@ mod tests {
                 .as_str(),
             "a.b"
         );
+    }
+}
+
+/// The patterns the OpenAPI document states agree with the rules the server applies.
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+    use crate::validation::{
+        MULTILINE_PATTERN, ONE_LINE_OR_EMPTY_PATTERN, ONE_LINE_PATTERN, check_text,
+    };
+    use proptest::prelude::*;
+
+    fn matches(pattern: &str, s: &str) -> bool {
+        regex::Regex::new(pattern).unwrap().is_match(s)
+    }
+
+    /// Strings mixing plain text with every kind of character a rule is about.
+    fn tricky() -> impl Strategy<Value = String> {
+        let pieces = prop_oneof![
+            "[a-z0-9_.-]{1,3}",
+            Just(" ".to_string()),
+            Just("\n".to_string()),
+            Just("\t".to_string()),
+            Just("\u{0}".to_string()),
+            Just("\u{1b}".to_string()),
+            Just("\u{85}".to_string()),
+            Just("\u{a0}".to_string()),
+            Just("\u{ad}".to_string()),
+            Just("\u{200b}".to_string()),
+            Just("\u{202e}".to_string()),
+            Just("\u{2066}".to_string()),
+            Just("\u{3000}".to_string()),
+            Just("\u{feff}".to_string()),
+            Just("é🍌".to_string()),
+            any::<char>().prop_map(String::from),
+        ];
+        proptest::collection::vec(pieces, 0..6).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn the_documented_patterns_say_what_the_rules_say(s in tricky()) {
+            prop_assert_eq!(
+                matches(ONE_LINE_PATTERN, &s),
+                !s.is_empty() && check_text(&s, false).is_ok(),
+                "one line: {:?}", s
+            );
+            prop_assert_eq!(
+                matches(ONE_LINE_OR_EMPTY_PATTERN, &s),
+                s.is_empty() || check_text(&s, false).is_ok(),
+                "one line or empty: {:?}", s
+            );
+            prop_assert_eq!(
+                matches(MULTILINE_PATTERN, &s),
+                check_text(&s, true).is_ok(),
+                "several lines: {:?}", s
+            );
+            prop_assert_eq!(
+                matches(STAT_NAME_PATTERN, &s) && s.chars().count() <= STAT_NAME_MAX,
+                StatName::new(s.as_str()).is_ok(),
+                "stat: {:?}", s
+            );
+            prop_assert_eq!(
+                matches(ACHIEVEMENT_ID_PATTERN, &s) && s.chars().count() <= ACHIEVEMENT_ID_MAX,
+                AchievementId::new(s.as_str()).is_ok(),
+                "achievement: {:?}", s
+            );
+            prop_assert_eq!(
+                matches(ONE_LINE_PATTERN, &s) && s.len() <= PLAYER_ID_MAX,
+                PlayerId::new(s.as_str()).is_ok(),
+                "player: {:?}", s
+            );
+        }
     }
 }

@@ -39,7 +39,7 @@ pub struct ReplayRequest {
     #[serde(default)]
     pub apply: bool,
     /// How many player ids each achievement's diff names, at most (default 5).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integral::optional")]
     pub samples: Option<usize>,
 }
 

@@ -209,6 +209,117 @@ impl ValidationError {
     }
 }
 
+thread_local! {
+    static REFUSED: std::cell::RefCell<Option<Reason>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Notes why a value was refused while it was being deserialized. serde carries only a
+/// message out of a refusal; a body parser that wants the reason itself (to answer 422 with
+/// its code rather than 400 with words) clears the note, deserializes on this thread, and
+/// takes the note when the parse fails.
+pub fn note_refusal(reason: &Reason) {
+    REFUSED.with(|r| *r.borrow_mut() = Some(reason.clone()));
+}
+
+/// Takes (and clears) the reason last noted on this thread by [`note_refusal`].
+pub fn take_refusal() -> Option<Reason> {
+    REFUSED.with(|r| r.borrow_mut().take())
+}
+
+/// Characters never shown: controls, invisible and bidirectional-control characters (a
+/// JSON Schema character-class body).
+macro_rules! never_shown {
+    () => {
+        r"\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+    };
+}
+
+/// Whitespace, as Rust's `trim` takes it (a JSON Schema character-class body).
+macro_rules! spaces {
+    () => {
+        r"\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    };
+}
+
+/// A one-line text fit to show, as `check_text` rules it.
+macro_rules! one_line {
+    () => {
+        concat!(
+            "[^",
+            never_shown!(),
+            spaces!(),
+            "]",
+            "([^",
+            never_shown!(),
+            "]*[^",
+            never_shown!(),
+            spaces!(),
+            "])?"
+        )
+    };
+}
+
+/// A one-line text fit to show (ids, titles) as a JSON Schema pattern: no control or
+/// invisible character, no whitespace at either end. `check_text` is the rule; this says
+/// the same for the OpenAPI document (ECMA-262, as JSON Schema reads it).
+pub const ONE_LINE_PATTERN: &str = concat!("^", one_line!(), "$");
+
+/// [`ONE_LINE_PATTERN`], or empty (icons, localized titles).
+pub const ONE_LINE_OR_EMPTY_PATTERN: &str = concat!("^(", one_line!(), ")?$");
+
+/// A text of several lines fit to show (descriptions), as a JSON Schema pattern: no
+/// control character but the line feed, no invisible character.
+pub const MULTILINE_PATTERN: &str = concat!(
+    r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064",
+    r"\u2066-\u2069\ufeff]*$",
+);
+
+/// OpenAPI schemas of the texts the rules above apply to.
+#[cfg(feature = "openapi")]
+pub mod openapi {
+    use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+
+    use crate::defs::{DESCRIPTION_MAX, ICON_MAX, TITLE_MAX};
+
+    fn text(pattern: &str, max: usize, optional: bool) -> Object {
+        let kind = if optional {
+            SchemaType::from_iter([Type::String, Type::Null])
+        } else {
+            SchemaType::Type(Type::String)
+        };
+        ObjectBuilder::new()
+            .schema_type(kind)
+            .pattern(Some(pattern))
+            .max_length(Some(max))
+            .build()
+    }
+
+    /// An achievement's title.
+    pub fn title() -> Object {
+        text(super::ONE_LINE_PATTERN, TITLE_MAX, false)
+    }
+
+    /// A description (may be empty).
+    pub fn description() -> Object {
+        text(super::MULTILINE_PATTERN, DESCRIPTION_MAX, false)
+    }
+
+    /// An icon reference (optional, may be empty).
+    pub fn icon() -> Object {
+        text(super::ONE_LINE_OR_EMPTY_PATTERN, ICON_MAX, true)
+    }
+
+    /// A localized title (optional, may be empty).
+    pub fn localized_title() -> Object {
+        text(super::ONE_LINE_OR_EMPTY_PATTERN, TITLE_MAX, true)
+    }
+
+    /// A localized description (optional).
+    pub fn localized_description() -> Object {
+        text(super::MULTILINE_PATTERN, DESCRIPTION_MAX, true)
+    }
+}
+
 /// Invisible and bidirectional-control characters: zero-width spaces and joiners, the
 /// directional marks, embeddings, overrides and isolates, word joiners and invisible
 /// operators, the byte-order mark, the soft hyphen.

@@ -66,7 +66,7 @@ fn created_or_ok<T: Serialize>(created: bool, body: &T, version: u64) -> Respons
 
 /// Create or update a stat definition.
 #[utoipa::path(put, path = "/v1/admin/stats/{name}", tag = "admin", security(("bearer" = [])),
-    params(("name" = String, Path)),
+    params(("name" = laurel_schemas::StatName, Path)),
     request_body = StatSpec,
     responses((status = 201, description = "Created", body = StatDefinition), (status = 200, description = "Updated", body = StatDefinition),
         AdminProblems,
@@ -146,7 +146,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<Option<u64>>, ApiError> {
 
 /// Create or update an achievement; `If-Match: <version>` guards concurrent edits.
 #[utoipa::path(put, path = "/v1/admin/achievements/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The version being replaced, or `*`")),
+    params(("id" = laurel_schemas::AchievementId, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"?[0-9]{1,19}"?)$"#, description = "The version being replaced, or `*`")),
     request_body = AchievementSpec,
     responses((status = 201, description = "Created", body = AchievementDefinition), (status = 200, description = "Updated", body = AchievementDefinition),
         AdminProblems,
@@ -202,7 +202,7 @@ pub(crate) async fn put_achievement(
 
 /// One achievement definition, with its `ETag`.
 #[utoipa::path(get, path = "/v1/admin/achievements/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)),
+    params(("id" = laurel_schemas::AchievementId, Path)),
     responses((status = 200, body = AchievementDefinition),
         AdminProblems,
         (status = 404, description = "No such achievement", body = Problem, content_type = "application/problem+json"),
@@ -239,7 +239,7 @@ pub(crate) async fn list_achievements(
 
 /// Archive an achievement: it unlocks no more; earned ones stay earned.
 #[utoipa::path(delete, path = "/v1/admin/achievements/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)),
+    params(("id" = laurel_schemas::AchievementId, Path)),
     responses((status = 200, body = AchievementDefinition),
         AdminProblems,
         (status = 404, description = "No such achievement", body = Problem, content_type = "application/problem+json"),
@@ -271,6 +271,7 @@ pub(crate) async fn archive_achievement(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GrantBody {
+    #[schema(value_type = laurel_schemas::AchievementId)]
     achievement_id: String,
 }
 
@@ -283,7 +284,7 @@ pub(crate) struct GrantAccepted {
 
 /// Grant an achievement to a player, through the log.
 #[utoipa::path(post, path = "/v1/admin/players/{player_id}/grants", tag = "admin", security(("bearer" = [])),
-    params(("player_id" = String, Path)),
+    params(("player_id" = laurel_schemas::PlayerId, Path)),
     request_body = GrantBody,
     responses((status = 202, body = GrantAccepted),
         AdminProblems,

@@ -34,14 +34,22 @@ pub(crate) struct IngestBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IngestEvent {
+    /// A UUID the client chose, so a retry is counted once.
     #[serde(default)]
+    #[schema(
+        format = "uuid",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     event_id: Option<String>,
+    /// The player (server and admin tokens; a player token reports as itself).
     #[serde(default)]
+    #[schema(value_type = Option<laurel_schemas::PlayerId>)]
     player_id: Option<String>,
+    #[schema(value_type = laurel_schemas::StatName)]
     stat: String,
     #[schema(value_type = f64)]
     value: serde_json::Value,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "laurel_schemas::integral::optional")]
     ts: Option<i64>,
 }
 
@@ -86,51 +94,19 @@ pub(crate) async fn post_events(
             body.events.len()
         )));
     }
-    if body.events.is_empty() {
-        return Err(ApiError::Unprocessable(
-            "the batch has no events".into(),
-            Vec::new(),
-        ));
-    }
     let received_at = now_ms();
-    let source = if principal.is_admin() {
-        Source::Admin
-    } else if principal.is_server() {
-        Source::Server
-    } else {
-        Source::Player
-    };
-    let mut events = Vec::with_capacity(body.events.len());
-    let (mut invalid, mut forbidden) = (Vec::new(), Vec::new());
-    state.defs.read(|defs| {
-        for (i, e) in body.events.into_iter().enumerate() {
-            let client_id = e.event_id.is_some();
-            match check(i, e, &principal, source, defs, received_at) {
-                Ok(event) => events.push((event, client_id)),
-                Err(Refusal::Invalid(e)) => invalid.push(e),
-                Err(Refusal::Forbidden(e)) => forbidden.push(e),
-            }
+    let count = body.events.len();
+    let events = match state
+        .defs
+        .read(|defs| check_batch(body, &principal, defs, received_at))
+    {
+        Ok(events) => events,
+        Err(e) => {
+            state.metrics.ingested(IngestOutcome::Refused, count);
+            return Err(e);
         }
-    });
-    if !(forbidden.is_empty() && invalid.is_empty()) {
-        state.metrics.ingested(
-            IngestOutcome::Refused,
-            events.len() + forbidden.len() + invalid.len(),
-        );
-    }
-    if !forbidden.is_empty() {
-        forbidden.extend(invalid);
-        return Err(ApiError::Forbidden(
-            "the token may not report some of these events; nothing was accepted".into(),
-            forbidden,
-        ));
-    }
-    if !invalid.is_empty() {
-        return Err(ApiError::Unprocessable(
-            "some events are invalid; nothing was accepted".into(),
-            invalid,
-        ));
-    }
+    };
+    let source = source_of(&principal);
     if source == Source::Player
         && let Err(e) = throttle(&state, &principal.subject, events.len())
     {
@@ -169,6 +145,59 @@ pub(crate) async fn post_events(
             token: token.to_string(),
         }),
     ))
+}
+
+/// Where a caller's events come from.
+fn source_of(principal: &Principal) -> Source {
+    if principal.is_admin() {
+        Source::Admin
+    } else if principal.is_server() {
+        Source::Server
+    } else {
+        Source::Player
+    }
+}
+
+/// Checks a batch whole, event by event, against the definitions in force: the events
+/// ready for the log (with whether the client chose each id), or every refusal (403 when
+/// any event is not the caller's to report, else 422).
+pub(crate) fn check_batch(
+    body: IngestBody,
+    principal: &Principal,
+    defs: &Definitions,
+    received_at: i64,
+) -> Result<Vec<(StatEvent, bool)>, ApiError> {
+    if body.events.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "the batch has no events".into(),
+            Vec::new(),
+        ));
+    }
+    let source = source_of(principal);
+    let mut events = Vec::with_capacity(body.events.len());
+    let (mut invalid, mut forbidden) = (Vec::new(), Vec::new());
+    for (i, e) in body.events.into_iter().enumerate() {
+        let client_id = e.event_id.is_some();
+        match check(i, e, principal, source, defs, received_at) {
+            Ok(event) => events.push((event, client_id)),
+            Err(Refusal::Invalid(e)) => invalid.push(e),
+            Err(Refusal::Forbidden(e)) => forbidden.push(e),
+        }
+    }
+    if !forbidden.is_empty() {
+        forbidden.extend(invalid);
+        return Err(ApiError::Forbidden(
+            "the token may not report some of these events; nothing was accepted".into(),
+            forbidden,
+        ));
+    }
+    if !invalid.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "some events are invalid; nothing was accepted".into(),
+            invalid,
+        ));
+    }
+    Ok(events)
 }
 
 /// The STATS entries of a batch, with how many events each holds. An event whose id the

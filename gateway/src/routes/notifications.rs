@@ -69,10 +69,23 @@ enum Next {
     Notice(Option<Notice>),
 }
 
+/// One Server-Sent Event of a live stream, as its fields arrive.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the wire; the stream writes events with axum's `Event`
+pub(crate) struct StreamEvent {
+    /// `ready`, `progress`, `unlocked`, `lagged` or `expired`.
+    #[schema(pattern = "^(ready|progress|unlocked|lagged|expired)$")]
+    event: String,
+    /// The event's JSON object (`{}` for `ready`).
+    data: String,
+    /// An unlock's id (`unlocked` only), so a client can tell one it has already shown.
+    id: Option<String>,
+}
+
 /// The caller's unlocks and progress, live, as Server-Sent Events (`ready`, `progress`,
 /// `unlocked`, `lagged`).
 #[utoipa::path(get, path = "/v1/players/me/notifications", tag = "players", security(("bearer" = [])),
-    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = StreamEvent),
         TokenProblems,
         (status = 429, description = "The player has as many live streams open as allowed; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use laurel_projections::{PlayerView, Rarity};
-use laurel_schemas::{AchievementDefinition, Value, Visibility};
+use laurel_schemas::{AchievementDefinition, PlayerId, Value, Visibility};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
@@ -20,6 +20,7 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub(crate) struct ReadQuery {
     /// A `token` from `POST /v1/events`: wait (bounded) until its events are reflected.
+    #[param(pattern = "^,*([0-9]{1,9}:[0-9]{1,19}(,+[0-9]{1,9}:[0-9]{1,19})*)?,*$")]
     wait_for: Option<String>,
 }
 
@@ -317,7 +318,7 @@ pub(crate) async fn my_achievements(
 
 /// One of the caller's achievements.
 #[utoipa::path(get, path = "/v1/players/me/achievements/{id}", tag = "players", security(("bearer" = [])),
-    params(("id" = String, Path), ReadQuery),
+    params(("id" = laurel_schemas::AchievementId, Path), ReadQuery),
     responses((status = 200, body = AchievementOut, headers(("laurel-wait" = String, description = "With `wait_for`: `reached`, or `timed-out` when the wait ended before the token's events were reflected"))),
         TokenProblems,
         (status = 404, description = "No such achievement, or hidden from the player", body = Problem, content_type = "application/problem+json"),
@@ -362,10 +363,11 @@ pub(crate) async fn my_stats(
 
 /// Any player's achievements (servers and admins).
 #[utoipa::path(get, path = "/v1/players/{player_id}/achievements", tag = "players", security(("bearer" = [])),
-    params(("player_id" = String, Path), ReadQuery),
+    params(("player_id" = laurel_schemas::PlayerId, Path), ReadQuery),
     responses((status = 200, body = AchievementsOut, headers(("laurel-wait" = String, description = "With `wait_for`: `reached`, or `timed-out` when the wait ended before the token's events were reflected"))),
         TokenProblems,
         (status = 403, description = "Needs `laurel:server` or `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No player can have this id (it breaks the player id rules)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn player_achievements(
     State(state): State<AppState>,
@@ -375,9 +377,18 @@ pub(crate) async fn player_achievements(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.require_server()?;
+    no_such_player_unless_valid(&player)?;
     let out = achievements_of(&state, &player, &query, &headers).await?;
     let timed_out = out.wait_timed_out;
     Ok(waited(out, timed_out))
+}
+
+/// A player id in a path that no player can have is a player that does not exist (a valid
+/// id of a player who never played reads as empty).
+fn no_such_player_unless_valid(player: &str) -> Result<(), ApiError> {
+    PlayerId::new(player).map(drop).map_err(|reason| {
+        ApiError::NotFound(format!("no player can have the id {player:?}: it {reason}"))
+    })
 }
 
 /// One event the engine refused.
@@ -410,10 +421,11 @@ pub(crate) struct RefusalList {
 /// after the gateway accepted it (a change past `max_delta`, a stat since undefined...).
 /// The player's own token cannot read them: a cheater learns nothing from them.
 #[utoipa::path(get, path = "/v1/players/{player_id}/refusals", tag = "players", security(("bearer" = [])),
-    params(("player_id" = String, Path), ReadQuery),
+    params(("player_id" = laurel_schemas::PlayerId, Path), ReadQuery),
     responses((status = 200, body = RefusalList, headers(("laurel-wait" = String, description = "With `wait_for`: `reached` or `timed-out`"))),
         TokenProblems,
         (status = 403, description = "Needs `laurel:server` or `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No player can have this id (it breaks the player id rules)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn player_refusals(
     State(state): State<AppState>,
@@ -422,6 +434,7 @@ pub(crate) async fn player_refusals(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     principal.require_server()?;
+    no_such_player_unless_valid(&player)?;
     let timed_out = wait(&state, &player, &query).await?;
     let refusals = state
         .views

@@ -1232,6 +1232,44 @@ fn look_alike_ids_and_control_characters_in_titles_are_refused() {
 }
 
 #[test]
+fn a_rule_broken_inside_an_admin_body_is_a_422_naming_field_and_code() {
+    let l = launch(Backend::Embedded);
+    l.define_game();
+    for (body, field, code) in [
+        (
+            json!({"title": "Both", "conditions": [
+                {"stat": "bananas", "at_least": 1, "at_most": 9}]}),
+            "conditions[0]",
+            "exactly_one_of",
+        ),
+        (
+            json!({"title": "Neither", "conditions": [{"stat": "bananas"}]}),
+            "conditions[0]",
+            "exactly_one_of",
+        ),
+        (
+            json!({"title": "Empty", "requires": [""]}),
+            "requires[0]",
+            "empty",
+        ),
+    ] {
+        let r = l.laurel.call(
+            "PUT",
+            "/v1/admin/achievements/BROKEN",
+            Some(&l.admin),
+            Some(body.clone()),
+        );
+        assert_eq!(r.status, 422, "{body}: {r:?}");
+        assert_eq!(r.json["errors"][0]["field"], field, "{r:?}");
+        assert_eq!(r.json["errors"][0]["code"]["code"], code, "{r:?}");
+    }
+    let r = l
+        .laurel
+        .call("GET", "/v1/admin/achievements/BROKEN", Some(&l.admin), None);
+    assert_eq!(r.status, 404, "nothing was stored: {r:?}");
+}
+
+#[test]
 fn refusals_from_every_layer_are_problem_documents() {
     let l = launch(Backend::Embedded);
     let ann = l.laurel.token(&["--player", "ann"]);
