@@ -6,6 +6,8 @@ pub mod cli;
 pub mod config_file;
 pub mod defs;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod listen;
 pub mod metrics;
 pub mod notify;

@@ -187,10 +187,26 @@ impl AuthConfig {
         Ok(Principal {
             subject,
             scopes: scopes(claims),
-            // `exp` is a required claim and checked to be a number before this.
-            expires_at: claims.get("exp").and_then(serde_json::Value::as_u64),
+            expires_at: expiry(claims)?,
         })
     }
+}
+
+/// When a token expires (Unix seconds). jsonwebtoken takes `exp` as an integer or a
+/// number with a fraction (`2051222424.0`); a live stream must end then either way (the
+/// fuzzer found a float `exp` read as none, and the stream never ended).
+fn expiry(claims: &serde_json::Map<String, serde_json::Value>) -> Result<Option<u64>, ApiError> {
+    let Some(exp) = claims.get("exp") else {
+        return Ok(None);
+    };
+    let seconds = exp.as_u64().or_else(|| {
+        exp.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f as u64)
+    });
+    seconds
+        .map(Some)
+        .ok_or_else(|| ApiError::Unauthorized("the `exp` claim is malformed".into()))
 }
 
 /// Scopes from `scope` (space-separated), `scp` (array or string) and `cognito:groups`.
@@ -341,4 +357,45 @@ pub fn mint_dev_token(secret: &[u8], subject: &str, scope: &str, ttl_secs: u64) 
         &EncodingKey::from_secret(secret),
     )
     .expect("HS256 signing does not fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify(claims: serde_json::Value) -> Result<Principal, ApiError> {
+        let secret = b"unit-secret";
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap();
+        let auth = AuthConfig::hs256(
+            secret,
+            Claims {
+                subject_claim: "sub".into(),
+                ..Claims::default()
+            },
+        );
+        let verify = std::pin::pin!(auth.verify(&token));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::future::Future::poll(verify, &mut context) {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => panic!("an HS256 check waited"),
+        }
+    }
+
+    #[test]
+    fn a_token_s_expiry_is_read_whether_exp_is_an_integer_or_a_float() {
+        let exp = jsonwebtoken::get_current_timestamp() + 600;
+        let int = verify(serde_json::json!({"sub": "ann", "exp": exp})).unwrap();
+        assert_eq!(int.expires_at, Some(exp));
+        let float = verify(serde_json::json!({"sub": "ann", "exp": exp as f64 + 0.5})).unwrap();
+        assert_eq!(
+            float.expires_at,
+            Some(exp),
+            "a live stream must end at a float `exp`"
+        );
+    }
 }
