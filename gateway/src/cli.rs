@@ -46,6 +46,21 @@ pub enum Command {
     /// Re-fold the stats history against definitions, print who would gain, and with
     /// `--apply` apply them and grant the gains.
     Replay(ReplayArgs),
+    /// Tools for studios moving from AWS GameKit (docs/gamekit.md).
+    #[command(subcommand)]
+    Gamekit(GameKitCommand),
+}
+
+/// `laurel gamekit`.
+#[derive(Debug, Subcommand)]
+pub enum GameKitCommand {
+    /// Turn GameKit's achievement definitions (the JSON its admin API lists,
+    /// `{"data": {"achievements": [...]}}` or `{"achievements": [...]}`) into a Laurel
+    /// definitions file on stdout, for `laurel defs apply`.
+    Import {
+        /// The GameKit JSON (`-` for stdin).
+        file: PathBuf,
+    },
 }
 
 /// `laurel token`.
@@ -83,6 +98,16 @@ pub fn run(cli: Cli) -> ExitCode {
             tokio::runtime::Builder::new_current_thread(),
             crate::replay::run(args),
         ),
+        Command::Gamekit(GameKitCommand::Import { file }) => match crate::gamekit::import(&file) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("laurel: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         other => {
             eprintln!(
                 "laurel: `{}` is not available in this build yet",

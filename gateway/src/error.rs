@@ -255,6 +255,11 @@ impl From<laurel_log::LogError> for ApiError {
     }
 }
 
+/// Marks a response whose body is another API's contract (the GameKit envelope), which
+/// `problems_only` must leave as it is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verbatim;
+
 /// Answers every refusal as a problem document, whatever layer made it: axum's own path and
 /// query rejections (an undecodable path, a repeated query parameter) answer in plain text,
 /// which this turns into `application/problem+json` with that text as the detail. Headers
@@ -265,6 +270,9 @@ pub(crate) async fn problems_only(
 ) -> Response {
     let response = next.run(request).await;
     let status = response.status();
+    if response.extensions().get::<Verbatim>().is_some() {
+        return response;
+    }
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)

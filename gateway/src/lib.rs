@@ -8,6 +8,7 @@ pub mod defs;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gamekit;
 pub mod listen;
 pub mod metrics;
 pub mod notify;
@@ -62,7 +63,10 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The HTTP API over `state`.
 pub fn app(state: AppState) -> Router {
-    let (router, _) = routes().split_for_parts();
+    let (mut router, _) = routes().split_for_parts();
+    if let Some(gamekit) = &state.gamekit {
+        router = router.merge(gamekit::router(gamekit));
+    }
     router
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -206,6 +206,47 @@ impl LimitArgs {
     }
 }
 
+/// The AWS GameKit drop-in (docs/gamekit.md).
+#[derive(Debug, Clone, Args)]
+pub struct GameKitArgs {
+    /// The path GameKit's achievements routes are served under: a game's achievements base
+    /// URL is this server's URL with it (`https://laurel.example.com/gamekit/achievements`).
+    /// Empty: not served.
+    #[arg(
+        long,
+        env = "LAUREL_GAMEKIT_BASE",
+        default_value = "/gamekit/achievements"
+    )]
+    pub gamekit_base: String,
+    /// The ID token claim naming the player on GameKit routes (GameKit's Cognito user
+    /// pools put it in `custom:gk_user_id`).
+    #[arg(
+        long,
+        env = "LAUREL_GAMEKIT_PLAYER_CLAIM",
+        default_value = "custom:gk_user_id"
+    )]
+    pub gamekit_player_claim: String,
+}
+
+impl GameKitArgs {
+    /// The routes' settings (`None`: not served); paging tokens are signed with a key
+    /// derived from the data dir's signing key.
+    pub fn config(&self, secret: &[u8]) -> Option<Arc<crate::gamekit::GameKitConfig>> {
+        let base = self.gamekit_base.trim().trim_end_matches('/');
+        (!base.is_empty()).then(|| {
+            Arc::new(crate::gamekit::GameKitConfig {
+                base: if base.starts_with('/') {
+                    base.to_string()
+                } else {
+                    format!("/{base}")
+                },
+                player_claim: self.gamekit_player_claim.clone(),
+                paging: crate::gamekit::PagingKey::derive(secret),
+            })
+        })
+    }
+}
+
 /// `laurel serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -221,6 +262,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub gamekit: GameKitArgs,
     /// Longest time, in seconds, that a shutdown (SIGTERM, ctrl-c) waits for in-flight work
     /// before the process exits anyway; whatever was not stored is folded again on the next
     /// start.
@@ -246,34 +290,50 @@ pub fn dev_key_path(data_dir: &Path) -> PathBuf {
 /// file is readable by its owner only (one found readable by others is made so, with a
 /// warning).
 pub fn dev_key(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
+    let (key, created) = secret_file(&dev_key_path(data_dir), create)
+        .with_context(|| format!("the dev key in {}", data_dir.display()))?;
+    if created {
+        tracing::warn!(path = %dev_key_path(data_dir).display(), "created a development signing key: use `laurel token` for tokens; configure real keys for production");
+    }
+    Ok(key)
+}
+
+/// The secret that signs GameKit paging tokens, created in the data dir when missing.
+fn paging_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    Ok(secret_file(&data_dir.join("gamekit-paging-key"), true)?.0)
+}
+
+/// A random secret kept in a file readable by its owner only: read, or created if `create`
+/// (and whether it was).
+fn secret_file(path: &Path, create: bool) -> anyhow::Result<(Vec<u8>, bool)> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let path = dev_key_path(data_dir);
-    match std::fs::read_to_string(&path) {
+    match std::fs::read_to_string(path) {
         Ok(key) => {
-            let mode = std::fs::metadata(&path)?.permissions().mode();
+            let mode = std::fs::metadata(path)?.permissions().mode();
             if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the dev signing key was readable by others; making it owner-only");
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "a secret was readable by others; making it owner-only");
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
             }
-            Ok(key.trim().as_bytes().to_vec())
+            Ok((key.trim().as_bytes().to_vec(), false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-            std::fs::create_dir_all(data_dir)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
             let bytes: [u8; 32] = rand::random();
             let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("creating the dev key at {}", path.display()))?;
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
             file.write_all(key.as_bytes())?;
             file.sync_all()?;
-            tracing::warn!(path = %path.display(), "created a development signing key: use `laurel token` for tokens; configure real keys for production");
-            Ok(key.into_bytes())
+            Ok((key.into_bytes(), true))
         }
-        Err(e) => Err(e).with_context(|| format!("reading the dev key at {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
@@ -377,6 +437,7 @@ pub async fn run(
         hub,
         metrics,
         shutdown: shutdown.clone(),
+        gamekit: args.gamekit.config(&paging_secret(data_dir)?),
     };
     let addr = listener.local_addr()?;
     let backend = if args.log.nats.is_some() {

@@ -76,6 +76,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Turns true when the server stops (ends live streams).
     pub shutdown: watch::Receiver<bool>,
+    /// The AWS GameKit routes' settings, when they are served.
+    pub gamekit: Option<Arc<crate::gamekit::GameKitConfig>>,
 }
 
 impl axum::extract::FromRef<AppState> for Metrics {

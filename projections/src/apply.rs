@@ -24,6 +24,10 @@ pub struct Earned {
     pub points: u32,
     /// The definition version that unlocked.
     pub definition_version: u64,
+    /// The stat event, grant or definition change that caused it (absent in views written
+    /// before it was kept).
+    #[serde(default)]
+    pub caused_by: Option<Uuid>,
 }
 
 /// An event the engine refused, as a player's refusals record holds it.
@@ -178,6 +182,7 @@ impl<'a> Overlay<'a> {
                         unlocked_at: u.unlocked_at,
                         points: u.points,
                         definition_version: u.definition_version,
+                        caused_by: Some(u.caused_by),
                     };
                     record.earned.insert(id.to_string(), earned);
                     record.points_total += u64::from(u.points);

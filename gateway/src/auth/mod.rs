@@ -78,7 +78,7 @@ impl AuthConfig {
         })
     }
 
-    fn validation(&self, algorithm: Algorithm) -> Validation {
+    fn validation(&self, algorithm: Algorithm, audience: Option<&str>) -> Validation {
         let mut validation = Validation::new(algorithm);
         // A configured claim must be present, not just right when present.
         let mut required = vec!["exp", "sub"];
@@ -89,7 +89,7 @@ impl AuthConfig {
             validation.set_issuer(&[iss]);
             required.push("iss");
         }
-        match &self.claims.audience {
+        match audience {
             Some(aud) => {
                 validation.set_audience(&[aud]);
                 required.push("aud");
@@ -136,10 +136,48 @@ impl AuthConfig {
 
     /// Checks a raw token and says who is calling.
     pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let claims = self
+            .checked_claims(token, self.claims.audience.as_deref())
+            .await?;
+        self.principal(&claims)
+    }
+
+    /// Checks an ID token as Amazon Cognito issues them and AWS GameKit's clients send them
+    /// (signature, `exp`, `nbf`, `iss`; `aud` is the app client, `--jwt-client-id`, when
+    /// set; `token_use` is `id` when present) and names its player by `player_claim`.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        player_claim: &str,
+    ) -> Result<String, ApiError> {
+        let claims = self
+            .checked_claims(token, self.claims.client_id.as_deref())
+            .await?;
+        let text = |name: &str| claims.get(name).and_then(|v| v.as_str());
+        if let Some(use_) = text("token_use").filter(|u| *u != "id") {
+            return Err(ApiError::Unauthorized(format!(
+                "a `{use_}` token is not an ID token"
+            )));
+        }
+        text(player_claim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ApiError::Unauthorized(format!("the token has no `{player_claim}` claim"))
+            })
+    }
+
+    /// A token's claims, once its signature and time and issuer claims check out (and its
+    /// `aud` is `audience`, when given).
+    async fn checked_claims(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| ApiError::Unauthorized(format!("invalid token: {}", refusal(&e))))?;
         let keys = self.keys(header.kid.as_deref(), header.alg).await?;
-        let validation = self.validation(header.alg);
+        let validation = self.validation(header.alg, audience);
         let mut failure = None;
         for key in &keys {
             match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
@@ -147,7 +185,7 @@ impl AuthConfig {
                 key,
                 &validation,
             ) {
-                Ok(data) => return self.principal(&data.claims),
+                Ok(data) => return Ok(data.claims),
                 Err(e) => failure = Some(e),
             }
         }

@@ -115,6 +115,25 @@ pub(crate) async fn post_events(
             .ingested(IngestOutcome::Throttled, events.len());
         return Err(e);
     }
+    let (token, accepted, duplicates) = append(&state, events).await?;
+    state.metrics.ingested(IngestOutcome::Accepted, accepted);
+    state.metrics.ingested(IngestOutcome::Duplicate, duplicates);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            accepted,
+            duplicates,
+            token: token.to_string(),
+        }),
+    ))
+}
+
+/// Appends checked events to STATS: the read-your-writes position they reach, and how many
+/// were accepted and how many were duplicates.
+pub(crate) async fn append(
+    state: &AppState,
+    events: Vec<(StatEvent, bool)>,
+) -> Result<(ReadToken, usize, usize), ApiError> {
     let partitions = state.log.config().partitions;
     let (entries, sizes) = entries_of(events, partitions);
     let targets: Vec<u32> = entries
@@ -135,16 +154,7 @@ pub(crate) async fn post_events(
             accepted += size;
         }
     }
-    state.metrics.ingested(IngestOutcome::Accepted, accepted);
-    state.metrics.ingested(IngestOutcome::Duplicate, duplicates);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            accepted,
-            duplicates,
-            token: token.to_string(),
-        }),
-    ))
+    Ok((token, accepted, duplicates))
 }
 
 /// Where a caller's events come from.

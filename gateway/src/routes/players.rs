@@ -161,7 +161,7 @@ pub(crate) fn icon_url(icon: Option<&String>) -> Option<String> {
     })
 }
 
-fn rfc3339(ms: i64) -> Option<String> {
+pub(crate) fn rfc3339(ms: i64) -> Option<String> {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
     t.format(&time::format_description::well_known::Rfc3339)
         .ok()

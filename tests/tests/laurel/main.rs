@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod examples;
 mod faults;
+mod gamekit;
 mod http;
 mod integrity;
 mod log;

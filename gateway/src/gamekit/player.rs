@@ -1,0 +1,277 @@
+//! GameKit's player routes: list, one, unlock.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use laurel_projections::PlayerView;
+use laurel_schemas::{
+    AchievementDefinition, PlayerId, SchemaVersion, Source, StatEvent, StatName, Value,
+};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use super::{Envelope, GameKitAchievement, GameKitPlayer, paging, stat_of};
+use crate::routes::ingest::append;
+use crate::routes::now_ms;
+use crate::routes::players::rfc3339;
+use crate::state::AppState;
+
+/// A page holds at most this many achievements (GameKit's limit and default).
+const PAGE_MAX: usize = 100;
+
+/// The query of `GET {base}`, as GameKit's client sends it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    limit: Option<String>,
+    start_key: Option<String>,
+    paging_token: Option<String>,
+    wait_for_all_pages: Option<String>,
+    use_consistent_read: Option<String>,
+}
+
+/// Python's `strtobool`, which GameKit reads its flags with (`1`/`0` from its client).
+fn flag(name: &str, raw: Option<&str>) -> Result<bool, Envelope> {
+    match raw.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(false),
+        Some("1" | "y" | "yes" | "t" | "true" | "on") => Ok(true),
+        Some("0" | "n" | "no" | "f" | "false" | "off") => Ok(false),
+        Some(other) => Err(Envelope::refuse(
+            StatusCode::BAD_REQUEST,
+            format!("`{name}` must be 1 or 0 (true or false), not {other:?}"),
+        )),
+    }
+}
+
+/// Where a page starts: after this achievement in list order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+struct StartKey {
+    achievement_id: String,
+    #[serde(default)]
+    order_number: i32,
+}
+
+/// The GameKit achievements players may see (not hidden, not archived), in list order.
+fn listed(state: &AppState) -> Vec<(GameKitAchievement, AchievementDefinition)> {
+    let mut all: Vec<_> = state.defs.read(|defs| {
+        defs.achievements()
+            .filter(|def| !def.archived)
+            .filter_map(|def| Some((GameKitAchievement::from_laurel(def)?, def.clone())))
+            .filter(|(gk, _)| !gk.is_hidden)
+            .collect()
+    });
+    all.sort_by(|(a, _), (b, _)| {
+        (a.order_number, &a.achievement_id).cmp(&(b.order_number, &b.achievement_id))
+    });
+    all
+}
+
+/// One achievement as a player sees it in GameKit: its fields, with the player's
+/// `current_value` (at most `max_value`), `earned` and `earned_at`.
+fn player_item(gk: &GameKitAchievement, view: &PlayerView) -> Json {
+    let mut item = serde_json::to_value(gk).expect("plain fields serialize");
+    let current = match view.stats.get(&stat_of(&gk.achievement_id)) {
+        Some(Value::Int(n)) => *n,
+        Some(Value::Float(f)) => *f as i64,
+        None => 0,
+    };
+    let earned = view.earned.get(&gk.achievement_id);
+    item["current_value"] = json!(current.clamp(0, i64::from(gk.max_value)));
+    item["earned"] = json!(earned.is_some());
+    item["earned_at"] = json!(earned.and_then(|e| rfc3339(e.unlocked_at)));
+    item
+}
+
+fn player_view(state: &AppState, player: &str) -> Result<PlayerView, Envelope> {
+    state.views.player(player).map_err(|e| {
+        tracing::error!(error = %e, "reading a player view");
+        Envelope::refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the views are unreadable",
+        )
+    })
+}
+
+/// `GET {base}`: the player's achievements, a page at a time (`limit`, at most 100), or all
+/// of them (`wait_for_all_pages=1`). A next page is asked for with the `next_start_key`
+/// and `paging_token` of the previous answer.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    GameKitPlayer(player): GameKitPlayer,
+    Query(query): Query<ListQuery>,
+) -> Envelope {
+    list_page(&state, &player, &query).unwrap_or_else(|refusal| refusal)
+}
+
+fn list_page(state: &AppState, player: &str, query: &ListQuery) -> Result<Envelope, Envelope> {
+    let config = state.gamekit.as_ref().expect("routed only when configured");
+    let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+    let all_pages = flag("wait_for_all_pages", query.wait_for_all_pages.as_deref())?;
+    // Laurel's reads are always of the latest views; the flag is taken and checked.
+    flag("use_consistent_read", query.use_consistent_read.as_deref())?;
+    let limit = match query.limit.as_deref() {
+        None => PAGE_MAX,
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(n) if n > 0 && n <= PAGE_MAX as i64 => n as usize,
+            Ok(_) => PAGE_MAX,
+            Err(_) => {
+                return Err(Envelope::refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("`limit` must be an integer, not {raw:?}"),
+                ));
+            }
+        },
+    };
+    let start = match query.start_key.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => {
+            let key: StartKey = serde_json::from_str(raw).map_err(|_| {
+                Envelope::refuse(
+                    StatusCode::BAD_REQUEST,
+                    "`start_key` must be the `next_start_key` of the previous page",
+                )
+            })?;
+            let token = query.paging_token.as_deref().unwrap_or_default();
+            if !config.paging.check(token, player, raw, now) {
+                return Err(Envelope::refuse(
+                    StatusCode::FORBIDDEN,
+                    "Invalid paging token",
+                ));
+            }
+            Some(key)
+        }
+    };
+    let view = player_view(state, player)?;
+    let listed = listed(state);
+    let from = start.as_ref().map_or(0, |key| {
+        listed.partition_point(|(gk, _)| {
+            (gk.order_number, gk.achievement_id.as_str())
+                <= (key.order_number, key.achievement_id.as_str())
+        })
+    });
+    let rest = &listed[from..];
+    let page = if all_pages {
+        rest.len()
+    } else {
+        limit.min(rest.len())
+    };
+    let achievements: Vec<Json> = rest[..page]
+        .iter()
+        .map(|(gk, _)| player_item(gk, &view))
+        .collect();
+    let paging = (page < rest.len()).then(|| {
+        let last = &rest[page - 1].0;
+        let next = serde_json::to_value(StartKey {
+            achievement_id: last.achievement_id.clone(),
+            order_number: last.order_number,
+        })
+        .expect("plain fields serialize");
+        let compact = next.to_string();
+        json!({
+            "next_start_key": next,
+            "paging_token": config.paging.issue(player, &compact, now),
+            "version": paging::VERSION,
+        })
+    });
+    Ok(Envelope::ok(json!({"achievements": achievements})).with_paging(paging))
+}
+
+/// A GameKit achievement the player may address: not hidden, not archived (`None`: 404).
+fn addressable(state: &AppState, id: &str) -> Option<GameKitAchievement> {
+    state.defs.read(|defs| {
+        let def = defs.achievement(id).filter(|def| !def.archived)?;
+        GameKitAchievement::from_laurel(def).filter(|gk| !gk.is_hidden)
+    })
+}
+
+/// `GET {base}/{achievement_id}`: one achievement; 404 for a hidden one, and for a secret
+/// one the player has not earned.
+pub(crate) async fn one(
+    State(state): State<AppState>,
+    GameKitPlayer(player): GameKitPlayer,
+    Path(id): Path<String>,
+) -> Envelope {
+    let Some(gk) = addressable(&state, &id) else {
+        return Envelope::refuse(StatusCode::NOT_FOUND, format!("no achievement {id:?}"));
+    };
+    let view = match player_view(&state, &player) {
+        Ok(view) => view,
+        Err(refusal) => return refusal,
+    };
+    if gk.is_secret && !view.earned.contains_key(&gk.achievement_id) {
+        return Envelope::refuse(StatusCode::NOT_FOUND, format!("no achievement {id:?}"));
+    }
+    Envelope::ok(player_item(&gk, &view))
+}
+
+/// The body of an unlock.
+#[derive(Debug, Deserialize)]
+struct UnlockBody {
+    #[serde(default, deserialize_with = "laurel_schemas::integral::optional")]
+    increment_by: Option<i64>,
+}
+
+/// `POST {base}/{achievement_id}/unlock` `{"increment_by": n}`: adds `n` (a positive
+/// integer) to the player's progress, through the log. The answer is the achievement as
+/// the views hold it once they reflect the increment: `current_value` at most `max_value`,
+/// and `newly_earned: true` on the one call whose increment earned it.
+pub(crate) async fn unlock(
+    State(state): State<AppState>,
+    GameKitPlayer(player): GameKitPlayer,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Envelope {
+    let bad = |why: &str| Envelope::refuse(StatusCode::BAD_REQUEST, why);
+    let Ok(body) = serde_json::from_slice::<UnlockBody>(&body) else {
+        return bad("the body must be JSON: {\"increment_by\": <a positive integer>}");
+    };
+    let increment = match body.increment_by {
+        None => return bad("`increment_by` is required"),
+        Some(n) if n <= 0 => return bad("`increment_by` must be greater than zero"),
+        Some(n) => n,
+    };
+    let Some(gk) = addressable(&state, &id) else {
+        return Envelope::refuse(StatusCode::NOT_FOUND, format!("no achievement {id:?}"));
+    };
+    let (Ok(player_id), Ok(stat)) = (
+        PlayerId::new(player.as_str()),
+        StatName::new(stat_of(&gk.achievement_id)),
+    ) else {
+        return bad("the token's player id is not one Laurel can store");
+    };
+    let received_at = now_ms();
+    let event = StatEvent {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::new_v4(),
+        player_id,
+        stat,
+        value: Value::Int(increment),
+        ts: received_at,
+        received_at,
+        source: Source::Player,
+    };
+    let event_id = event.event_id;
+    let token = match append(&state, vec![(event, false)]).await {
+        Ok((token, _, _)) => token,
+        Err(e) => {
+            tracing::warn!(error = %e, "a GameKit unlock was not stored");
+            return Envelope::refuse(StatusCode::SERVICE_UNAVAILABLE, "the log is unreachable");
+        }
+    };
+    let deadline = tokio::time::Instant::now() + state.limits.max_wait;
+    for (&partition, &seq) in &token.0 {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        state.views.wait_for(partition, seq, left).await;
+    }
+    let view = match player_view(&state, &player) {
+        Ok(view) => view,
+        Err(refusal) => return refusal,
+    };
+    let mut item = player_item(&gk, &view);
+    let newly = view
+        .earned
+        .get(&gk.achievement_id)
+        .is_some_and(|e| e.caused_by == Some(event_id));
+    item["newly_earned"] = json!(newly);
+    Envelope::ok(item)
+}

@@ -1,0 +1,374 @@
+//! The AWS GameKit drop-in through a real `laurel serve`: GameKit's own Lambda test cases
+//! (aws-gamekit-unreal `functionsTests/test_achievements/`), translated, with Cognito-like
+//! ID tokens (RS256, from a JWKS file) sent raw in `authorization` as GameKit's client
+//! sends them, and the definitions imported from a GameKit admin list with
+//! `laurel gamekit import`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use laurel_tests::{Laurel, Reply, laurel_bin};
+use rsa::pkcs1::EncodeRsaPrivateKey as _;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const BASE: &str = "/gamekit/achievements";
+const ADMIN_SECRET: &str = "gamekit-test-admin-secret";
+
+/// A Cognito user pool stand-in: an RSA key whose public half Laurel reads as a JWKS file.
+struct Pool {
+    key: EncodingKey,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl Pool {
+    fn new(dir: &std::path::Path) -> (Self, std::path::PathBuf) {
+        let private =
+            rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key generation");
+        let der = private.to_pkcs1_der().expect("PKCS#1 DER");
+        let key = EncodingKey::from_rsa_der(der.as_bytes());
+        let mut public = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("public JWK");
+        public.common.key_id = Some("pool-key".into());
+        let path = dir.join("jwks.json");
+        let set = JwkSet { keys: vec![public] };
+        std::fs::write(&path, serde_json::to_vec(&set).unwrap()).unwrap();
+        (Self { key }, path)
+    }
+
+    /// An ID token as Cognito issues it for a GameKit player.
+    fn id_token(&self, player: Option<&str>) -> String {
+        let mut claims = json!({"sub": "cognito-sub-1", "token_use": "id",
+            "aud": "gamekit-client", "exp": now() + 600, "iat": now()});
+        if let Some(player) = player {
+            claims["custom:gk_user_id"] = json!(player);
+        }
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("pool-key".into());
+        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+    }
+}
+
+struct GameKit {
+    _dir: TempDir,
+    laurel: Laurel,
+    pool: Pool,
+}
+
+/// GameKit's definitions as its admin API lists them: the Lambda tests' fixtures.
+fn gamekit_admin_list() -> Value {
+    let achievement = |id: &str, order: i32, max: u32, secret: bool, hidden: bool| {
+        json!({"achievement_id": id, "title": format!("Title {id}"),
+            "locked_description": "Locked", "unlocked_description": "Unlocked",
+            "locked_icon_url": format!("icons/{id}_locked.png"), "unlocked_icon_url": "",
+            "points": 10, "is_stateful": max > 1, "max_value": max, "is_secret": secret,
+            "is_hidden": hidden, "order_number": order,
+            "created_at": "2022-01-01T00:00:00+00:00", "updated_at": "2022-01-01T00:00:00+00:00"})
+    };
+    json!({"meta": {"code": 200, "message": "OK"}, "data": {"achievements": [
+        achievement("EAT_BANANAS", 1, 3, false, false),
+        achievement("FIRST_STEP", 2, 1, false, false),
+        achievement("SECRET_ROOM", 3, 1, true, false),
+        achievement("NOT_YET", 4, 1, false, true),
+    ]}})
+}
+
+fn start() -> GameKit {
+    let dir = TempDir::new().unwrap();
+    let (pool, jwks) = Pool::new(dir.path());
+    let laurel = Laurel::start(
+        &dir.path().join("data"),
+        &[
+            "--jwks-file".into(),
+            jwks.display().to_string(),
+            "--jwt-secret".into(),
+            ADMIN_SECRET.into(),
+        ],
+    );
+    GameKit {
+        _dir: dir,
+        laurel,
+        pool,
+    }
+}
+
+impl GameKit {
+    fn admin_token(&self) -> String {
+        let claims = json!({"sub": "admin", "exp": now() + 600, "scope": "laurel:admin"});
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(ADMIN_SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// `laurel gamekit import` of the admin list, then `laurel defs apply` of the result.
+    fn import(&self) {
+        let list = self._dir.path().join("gamekit.json");
+        std::fs::write(&list, gamekit_admin_list().to_string()).unwrap();
+        let out = std::process::Command::new(laurel_bin())
+            .args(["gamekit", "import"])
+            .arg(&list)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let defs = self._dir.path().join("defs.json");
+        std::fs::write(&defs, &out.stdout).unwrap();
+        let apply = std::process::Command::new(laurel_bin())
+            .args(["defs", "apply", "--url"])
+            .arg(self.laurel.url())
+            .args(["--token", &self.admin_token()])
+            .arg(&defs)
+            .output()
+            .unwrap();
+        assert!(
+            apply.status.success(),
+            "{}",
+            String::from_utf8_lossy(&apply.stderr)
+        );
+    }
+
+    /// A GameKit call: the ID token raw in `authorization`, as GameKit's client sends it.
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
+        let headers: Vec<(&str, &str)> = token.map(|t| ("authorization", t)).into_iter().collect();
+        let body = body.map(|b| ("application/json", b.as_bytes().to_vec()));
+        self.laurel
+            .client()
+            .try_request_with(method, path, None, body, &headers)
+            .expect("laurel answers")
+    }
+
+    fn player(&self, player: &str) -> String {
+        self.pool.id_token(Some(player))
+    }
+}
+
+fn assert_envelope(r: &Reply, code: u16) {
+    assert_eq!(r.status, code, "{r:?}");
+    assert_eq!(r.json["meta"]["code"], code, "{r:?}");
+    assert!(r.json["meta"]["message"].is_string(), "{r:?}");
+    assert!(r.json.get("data").is_some(), "{r:?}");
+}
+
+fn ids(r: &Reply) -> Vec<String> {
+    r.json["data"]["achievements"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r:?}"))
+        .iter()
+        .map(|a| a["achievement_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn get_achievements_as_gamekit_lists_them() {
+    let g = start();
+    let ann = g.player("ann");
+
+    // test_lambda_returns_a_401_error_code_when_player_id_is_empty (and no token at all,
+    // which API Gateway's authorizer answers itself).
+    for token in [Some(g.pool.id_token(None)), None, Some("not-a-jwt".into())] {
+        let r = g.call("GET", BASE, token.as_deref(), None);
+        assert_eq!(r.status, 401, "{r:?}");
+        assert_eq!(r.json, json!({"message": "Unauthorized"}));
+    }
+    // test_lambda_returns_a_200_success_code_achievement_scan_is_empty
+    let r = g.call("GET", BASE, Some(&ann), None);
+    assert_envelope(&r, 200);
+    assert_eq!(r.json["data"]["achievements"], json!([]));
+    assert!(r.json.get("paging").is_none(), "{r:?}");
+
+    g.import();
+    // test_lambda_returns_a_200_success_code_using_defaults_when_query_string_is_empty:
+    // hidden ones are not listed; secret ones are.
+    let r = g.call("GET", BASE, Some(&ann), None);
+    assert_envelope(&r, 200);
+    assert_eq!(ids(&r), ["EAT_BANANAS", "FIRST_STEP", "SECRET_ROOM"]);
+    let first = &r.json["data"]["achievements"][0];
+    for (field, want) in [
+        ("title", json!("Title EAT_BANANAS")),
+        ("locked_icon_url", json!("icons/EAT_BANANAS_locked.png")),
+        ("unlocked_icon_url", json!("")),
+        ("max_value", json!(3)),
+        ("points", json!(10)),
+        ("order_number", json!(1)),
+        ("is_stateful", json!(true)),
+        ("is_secret", json!(false)),
+        ("is_hidden", json!(false)),
+        // test_lambda_returns_a_200_success_code_with_unearned_achievements_using_defaults
+        ("current_value", json!(0)),
+        ("earned", json!(false)),
+        ("earned_at", Value::Null),
+    ] {
+        assert_eq!(first[field], want, "{field}: {first}");
+    }
+
+    // test_lambda_returns_a_200_success_code_when_there_are_more_pages: a page of one, then
+    // the next with the previous answer's start key and paging token.
+    let r = g.call(
+        "GET",
+        &format!("{BASE}?limit=1&wait_for_all_pages=0"),
+        Some(&ann),
+        None,
+    );
+    assert_envelope(&r, 200);
+    assert_eq!(ids(&r), ["EAT_BANANAS"]);
+    let paging = r.json["paging"].clone();
+    assert_eq!(paging["version"], "1.0.0", "{r:?}");
+    let start_key = paging["next_start_key"].to_string();
+    let token = paging["paging_token"].as_str().unwrap().to_string();
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let page = |player: &str, token: &str| {
+        g.call(
+            "GET",
+            &format!(
+                "{BASE}?limit=1&start_key={}&paging_token={}",
+                enc(&start_key),
+                enc(token)
+            ),
+            Some(player),
+            None,
+        )
+    };
+    let r = page(&ann, &token);
+    assert_envelope(&r, 200);
+    assert_eq!(ids(&r), ["FIRST_STEP"]);
+    // A token is the player's own and its page's: another player's, a forged or a
+    // malformed one is GameKit's 403 (GameKit itself crashes on a malformed one).
+    let bob = g.player("bob");
+    let forged = base64::engine::general_purpose::STANDARD.encode(format!("ABCD:{}", now() + 60));
+    for (who, token) in [
+        (&bob, token.as_str()),
+        (&ann, forged.as_str()),
+        (&ann, "%%%"),
+    ] {
+        let r = page(who, token);
+        assert_envelope(&r, 403);
+        assert!(
+            r.json["meta"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Invalid paging token")
+        );
+    }
+    // wait_for_all_pages=1 takes every page at once.
+    let r = g.call(
+        "GET",
+        &format!("{BASE}?limit=1&wait_for_all_pages=1"),
+        Some(&ann),
+        None,
+    );
+    assert_eq!(ids(&r), ["EAT_BANANAS", "FIRST_STEP", "SECRET_ROOM"]);
+    assert!(r.json.get("paging").is_none(), "{r:?}");
+    // Where GameKit answers 500 (int() and strtobool() raising), a clean 400.
+    for query in [
+        "limit=ten",
+        "wait_for_all_pages=maybe",
+        "start_key=%7Bnot-json",
+    ] {
+        let r = g.call("GET", &format!("{BASE}?{query}"), Some(&ann), None);
+        assert_envelope(&r, 400);
+    }
+    // test_lambda_returns_a_200_success_code_when_query_string_passed: a limit out of
+    // range is GameKit's 100.
+    let r = g.call(
+        "GET",
+        &format!("{BASE}?limit=0&use_consistent_read=1"),
+        Some(&ann),
+        None,
+    );
+    assert_eq!(ids(&r).len(), 3);
+}
+
+#[test]
+fn get_achievement_and_unlock_as_gamekit_do() {
+    let g = start();
+    g.import();
+    let ann = g.player("ann");
+    let one = |id: &str, token: &str| g.call("GET", &format!("{BASE}/{id}"), Some(token), None);
+    let unlock = |id: &str, body: Option<&str>| {
+        g.call("POST", &format!("{BASE}/{id}/unlock"), Some(&ann), body)
+    };
+
+    // GetAchievement: 401 without a player; 404 for hidden, for unknown, and for secret
+    // until earned; 200 with the player's progress.
+    let r = one("FIRST_STEP", &g.pool.id_token(None));
+    assert_eq!(r.status, 401, "{r:?}");
+    for id in ["NOT_YET", "NO_SUCH", "SECRET_ROOM"] {
+        assert_envelope(&one(id, &ann), 404);
+    }
+    let r = one("EAT_BANANAS", &ann);
+    assert_envelope(&r, 200);
+    assert_eq!(r.json["data"]["earned"], false);
+
+    // UpdateAchievements: 400 for an empty body, a missing, zero, negative or non-integer
+    // increment_by; 404 for hidden and unknown achievements.
+    for body in [
+        None,
+        Some("{}"),
+        Some(r#"{"increment_by": 0}"#),
+        Some(r#"{"increment_by": -1}"#),
+        Some(r#"{"increment_by": 1.5}"#),
+        Some(r#"{"increment_by": "1"}"#),
+    ] {
+        assert_envelope(&unlock("EAT_BANANAS", body), 400);
+    }
+    assert_envelope(&unlock("NOT_YET", Some(r#"{"increment_by": 1}"#)), 404);
+    assert_envelope(&unlock("NO_SUCH", Some(r#"{"increment_by": 1}"#)), 404);
+
+    // test_lambda_returns_a_200_success_code_when_incrementing: progress, then the unlock
+    // (newly_earned exactly once), then progress clamped to max_value.
+    let r = unlock("EAT_BANANAS", Some(r#"{"increment_by": 2}"#));
+    assert_envelope(&r, 200);
+    assert_eq!(r.json["data"]["current_value"], 2, "{r:?}");
+    assert_eq!(r.json["data"]["earned"], false);
+    assert_eq!(r.json["data"]["newly_earned"], false);
+    let r = unlock("EAT_BANANAS", Some(r#"{"increment_by": 2}"#));
+    assert_eq!(r.json["data"]["current_value"], 3, "clamped: {r:?}");
+    assert_eq!(r.json["data"]["earned"], true);
+    assert_eq!(r.json["data"]["newly_earned"], true);
+    assert!(r.json["data"]["earned_at"].is_string(), "{r:?}");
+    let r = unlock("EAT_BANANAS", Some(r#"{"increment_by": 1}"#));
+    assert_eq!(r.json["data"]["current_value"], 3);
+    assert_eq!(r.json["data"]["newly_earned"], false, "only once: {r:?}");
+
+    // test_lambda_returns_a_200_code_for_secret_earned_achievement
+    let r = unlock("SECRET_ROOM", Some(r#"{"increment_by": 1}"#));
+    assert_eq!(r.json["data"]["newly_earned"], true, "{r:?}");
+    assert_envelope(&one("SECRET_ROOM", &ann), 200);
+    assert_envelope(&one("SECRET_ROOM", &g.player("bob")), 404);
+
+    // The unlock went through Laurel's log and engine: its own API sees it too.
+    let admin = g.admin_token();
+    let r = g
+        .laurel
+        .call("GET", "/v1/players/ann/achievements", Some(&admin), None);
+    let earned: Vec<&str> = r.json["achievements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["earned"] == true)
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(earned, ["EAT_BANANAS", "SECRET_ROOM"], "{r:?}");
+}
