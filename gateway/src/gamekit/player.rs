@@ -12,7 +12,7 @@ use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 use super::{Envelope, GameKitAchievement, GameKitPlayer, paging, stat_of};
-use crate::routes::ingest::append;
+use crate::routes::ingest::{append, throttle};
 use crate::routes::now_ms;
 use crate::routes::players::rfc3339;
 use crate::state::AppState;
@@ -239,6 +239,20 @@ pub(crate) async fn unlock(
     ) else {
         return bad("the token's player id is not one Laurel can store");
     };
+    // The stat must take the increment as any report (defined, writable by players).
+    let checked = state
+        .defs
+        .read(|defs| defs.check_report(stat.as_str(), Value::Int(increment), Source::Player));
+    if let Err(reason) = checked {
+        return bad(&format!("`increment_by`: {reason}"));
+    }
+    // Unlock calls count against the player's ingest rate, as any stat event.
+    if throttle(&state, &player, 1).is_err() {
+        return Envelope::refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "this player sends more events per minute than allowed",
+        );
+    }
     let received_at = now_ms();
     let event = StatEvent {
         v: SchemaVersion::CURRENT,

@@ -252,7 +252,7 @@ fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, V
     (entries, sizes)
 }
 /// Takes `events` from the player's ingest quota, or says when to retry (429).
-fn throttle(state: &AppState, player: &str, events: usize) -> Result<(), ApiError> {
+pub(crate) fn throttle(state: &AppState, player: &str, events: usize) -> Result<(), ApiError> {
     let Some(quota) = &state.player_quota else {
         return Ok(());
     };
