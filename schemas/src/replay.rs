@@ -26,6 +26,9 @@ pub struct DefinitionsFile {
     pub achievements: BTreeMap<String, AchievementSpec>,
 }
 
+/// The most player ids a replay's diff names per achievement (`samples`).
+pub const SAMPLES_MAX: usize = 1000;
+
 /// What to replay.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -38,8 +41,9 @@ pub struct ReplayRequest {
     /// Apply the definitions, then grant every gained achievement (marked `replay`).
     #[serde(default)]
     pub apply: bool,
-    /// How many player ids each achievement's diff names, at most (default 5).
+    /// How many player ids each achievement's diff names, at most (default 5, up to 1000).
     #[serde(default, deserialize_with = "crate::integral::optional")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000))]
     pub samples: Option<usize>,
 }
 

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use laurel_engine::shell::{Gain, Holding, Replay};
 use laurel_engine::{Definitions, Overlaid};
 use laurel_log::{Entry, StreamKind, Target, partition_of};
+use laurel_schemas::replay::SAMPLES_MAX;
 use laurel_schemas::{
     DefinitionEvent, DefinitionsFile, Grant, PlayerId, ReplayLine, ReplayProgress, ReplayReport,
     ReplayRequest, SchemaVersion, Source, StatsMessage, encode,
@@ -67,6 +68,18 @@ pub(crate) async fn replay(
     Admin(_admin): Admin,
     Parsed(request): Parsed<ReplayRequest>,
 ) -> Result<Response, ApiError> {
+    if let Some(samples) = request.samples.filter(|&n| n > SAMPLES_MAX) {
+        let reason = laurel_schemas::Reason::TooLong {
+            max: SAMPLES_MAX,
+            unit: "samples".into(),
+        };
+        return Err(ApiError::Unprocessable(
+            format!("`samples` is {samples}"),
+            vec![ItemError::from(laurel_schemas::ValidationError::new(
+                "samples", reason,
+            ))],
+        ));
+    }
     let running = state
         .replay
         .clone()
@@ -180,7 +193,7 @@ impl Job {
             total += log.entries(StreamKind::Stats, p).await?;
             targets.push(log.last_seq(StreamKind::Stats, p).await?);
         }
-        let samples = self.request.samples.unwrap_or(DEFAULT_SAMPLES).min(1_000);
+        let samples = self.request.samples.unwrap_or(DEFAULT_SAMPLES);
         let mut replay = Replay::new(&defs, samples, CONSUMER);
         let read = Arc::new(AtomicU64::new(0));
         let ticker = {

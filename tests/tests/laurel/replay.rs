@@ -527,6 +527,17 @@ fn an_invalid_file_is_refused_whole(backend: Backend) {
         Some(json!({"definitions": {}, "oops": true})),
     );
     assert_eq!(r.status, 400, "unknown fields are refused: {:?}", r.json);
+    // Past the limit: the rule's 422; past any integer: a 400 naming the field.
+    for (samples, status) in [(json!(1001), 422), (json!(1e22), 400)] {
+        let r = l.laurel.call(
+            "POST",
+            "/v1/admin/replay",
+            Some(&l.admin),
+            Some(json!({"samples": samples})),
+        );
+        assert_eq!(r.status, status, "samples {samples}: {:?}", r.json);
+        assert!(r.json.to_string().contains("samples"), "{:?}", r.json);
+    }
     let player = l.laurel.token(&["--player", "p01"]);
     let r = l
         .laurel
