@@ -226,24 +226,43 @@ pub struct GameKitArgs {
         default_value = "custom:gk_user_id"
     )]
     pub gamekit_player_claim: String,
+    /// A file of AWS key pairs (`ACCESS_KEY_ID SECRET_ACCESS_KEY` per line, owner-readable
+    /// only) whose SigV4 signatures GameKit's admin routes take. Without it, every admin
+    /// call is refused.
+    #[arg(long, env = "LAUREL_GAMEKIT_ADMIN_KEYS")]
+    pub gamekit_admin_keys: Option<PathBuf>,
 }
 
 impl GameKitArgs {
     /// The routes' settings (`None`: not served); paging tokens are signed with a key
-    /// derived from the data dir's signing key.
-    pub fn config(&self, secret: &[u8]) -> Option<Arc<crate::gamekit::GameKitConfig>> {
+    /// derived from `secret`.
+    pub fn config(
+        &self,
+        secret: &[u8],
+    ) -> anyhow::Result<Option<Arc<crate::gamekit::GameKitConfig>>> {
         let base = self.gamekit_base.trim().trim_end_matches('/');
-        (!base.is_empty()).then(|| {
-            Arc::new(crate::gamekit::GameKitConfig {
-                base: if base.starts_with('/') {
-                    base.to_string()
-                } else {
-                    format!("/{base}")
-                },
-                player_claim: self.gamekit_player_claim.clone(),
-                paging: crate::gamekit::PagingKey::derive(secret),
-            })
-        })
+        if base.is_empty() {
+            return Ok(None);
+        }
+        let admin_keys = match &self.gamekit_admin_keys {
+            None => crate::gamekit::SigV4Keys::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                crate::gamekit::SigV4Keys::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+        };
+        Ok(Some(Arc::new(crate::gamekit::GameKitConfig {
+            base: if base.starts_with('/') {
+                base.to_string()
+            } else {
+                format!("/{base}")
+            },
+            player_claim: self.gamekit_player_claim.clone(),
+            paging: crate::gamekit::PagingKey::derive(secret),
+            admin_keys,
+        })))
     }
 }
 
@@ -437,7 +456,7 @@ pub async fn run(
         hub,
         metrics,
         shutdown: shutdown.clone(),
-        gamekit: args.gamekit.config(&paging_secret(data_dir)?),
+        gamekit: args.gamekit.config(&paging_secret(data_dir)?)?,
     };
     let addr = listener.local_addr()?;
     let backend = if args.log.nats.is_some() {

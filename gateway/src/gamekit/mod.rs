@@ -6,9 +6,11 @@
 //! event on the same log as everything else, so live notifications, analytics, rarity and
 //! replay see it.
 
+mod admin;
 mod model;
 mod paging;
 mod player;
+mod sigv4;
 
 use axum::Json;
 use axum::extract::FromRequestParts;
@@ -22,6 +24,7 @@ use crate::state::AppState;
 
 pub(crate) use model::{GameKitAchievement, stat_of};
 pub use paging::PagingKey;
+pub use sigv4::{SigV4Keys, authorization as sigv4_authorization};
 
 /// Where and how the GameKit routes are served.
 #[derive(Debug, Clone)]
@@ -32,6 +35,9 @@ pub struct GameKitConfig {
     pub player_claim: String,
     /// Signs the paging tokens of lists.
     pub paging: PagingKey,
+    /// The AWS key pairs whose SigV4 signatures the admin routes take (none: every admin
+    /// call is refused).
+    pub admin_keys: SigV4Keys,
 }
 
 /// The GameKit routes, under `config.base`.
@@ -39,6 +45,10 @@ pub fn router(config: &GameKitConfig) -> axum::Router<AppState> {
     let base = config.base.trim_end_matches('/');
     axum::Router::new()
         .route(base, get(player::list))
+        .route(
+            &format!("{base}/admin"),
+            get(admin::list).post(admin::add).delete(admin::delete),
+        )
         .route(&format!("{base}/{{achievement_id}}"), get(player::one))
         .route(
             &format!("{base}/{{achievement_id}}/unlock"),

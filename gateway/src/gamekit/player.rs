@@ -4,14 +4,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use laurel_projections::PlayerView;
-use laurel_schemas::{
-    AchievementDefinition, PlayerId, SchemaVersion, Source, StatEvent, StatName, Value,
-};
+use laurel_schemas::{PlayerId, SchemaVersion, Source, StatEvent, StatName, Value};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
-use super::{Envelope, GameKitAchievement, GameKitPlayer, paging, stat_of};
+use super::{Envelope, GameKitAchievement, GameKitPlayer, PagingKey, paging, stat_of};
 use crate::routes::ingest::{append, throttle};
 use crate::routes::now_ms;
 use crate::routes::players::rfc3339;
@@ -52,15 +50,15 @@ struct StartKey {
 }
 
 /// The GameKit achievements players may see (not hidden, not archived), in list order.
-fn listed(state: &AppState) -> Vec<(GameKitAchievement, AchievementDefinition)> {
-    let mut all: Vec<_> = state.defs.read(|defs| {
+fn listed(state: &AppState) -> Vec<GameKitAchievement> {
+    let mut all: Vec<GameKitAchievement> = state.defs.read(|defs| {
         defs.achievements()
             .filter(|def| !def.archived)
-            .filter_map(|def| Some((GameKitAchievement::from_laurel(def)?, def.clone())))
-            .filter(|(gk, _)| !gk.is_hidden)
+            .filter_map(GameKitAchievement::from_laurel)
+            .filter(|gk| !gk.is_hidden)
             .collect()
     });
-    all.sort_by(|(a, _), (b, _)| {
+    all.sort_by(|a, b| {
         (a.order_number, &a.achievement_id).cmp(&(b.order_number, &b.achievement_id))
     });
     all
@@ -105,6 +103,34 @@ pub(crate) async fn list(
 
 fn list_page(state: &AppState, player: &str, query: &ListQuery) -> Result<Envelope, Envelope> {
     let config = state.gamekit.as_ref().expect("routed only when configured");
+    let page = page_of(query, listed(state), Some((player, &config.paging)))?;
+    let view = player_view(state, player)?;
+    let achievements: Vec<Json> = page.items.iter().map(|gk| player_item(gk, &view)).collect();
+    let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+    let paging = page.next.map(|next| {
+        json!({
+            "next_start_key": next,
+            "paging_token": config.paging.issue(player, &next.to_string(), now),
+            "version": paging::VERSION,
+        })
+    });
+    Ok(Envelope::ok(json!({"achievements": achievements})).with_paging(paging))
+}
+
+/// A page of a list, and where the next one starts.
+pub(crate) struct Page {
+    pub(crate) items: Vec<GameKitAchievement>,
+    /// The `next_start_key` (`None`: this is the last page).
+    pub(crate) next: Option<Json>,
+}
+
+/// Reads a list query as GameKit does and takes its page of `all` (in list order). With
+/// `paging`, a start key must come with a paging token issued to that player for it.
+pub(crate) fn page_of(
+    query: &ListQuery,
+    all: Vec<GameKitAchievement>,
+    paging: Option<(&str, &PagingKey)>,
+) -> Result<Page, Envelope> {
     let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
     let all_pages = flag("wait_for_all_pages", query.wait_for_all_pages.as_deref())?;
     // Laurel's reads are always of the latest views; the flag is taken and checked.
@@ -131,49 +157,43 @@ fn list_page(state: &AppState, player: &str, query: &ListQuery) -> Result<Envelo
                     "`start_key` must be the `next_start_key` of the previous page",
                 )
             })?;
-            let token = query.paging_token.as_deref().unwrap_or_default();
-            if !config.paging.check(token, player, raw, now) {
-                return Err(Envelope::refuse(
-                    StatusCode::FORBIDDEN,
-                    "Invalid paging token",
-                ));
+            if let Some((player, signer)) = paging {
+                let token = query.paging_token.as_deref().unwrap_or_default();
+                // The key as the token signed it: compact JSON, as GameKit's client sends it.
+                let compact = serde_json::to_string(&key).expect("plain fields serialize");
+                if !signer.check(token, player, &compact, now) {
+                    return Err(Envelope::refuse(
+                        StatusCode::FORBIDDEN,
+                        "Invalid paging token",
+                    ));
+                }
             }
             Some(key)
         }
     };
-    let view = player_view(state, player)?;
-    let listed = listed(state);
     let from = start.as_ref().map_or(0, |key| {
-        listed.partition_point(|(gk, _)| {
+        all.partition_point(|gk| {
             (gk.order_number, gk.achievement_id.as_str())
                 <= (key.order_number, key.achievement_id.as_str())
         })
     });
-    let rest = &listed[from..];
-    let page = if all_pages {
+    let mut rest: Vec<GameKitAchievement> = all.into_iter().skip(from).collect();
+    let take = if all_pages {
         rest.len()
     } else {
         limit.min(rest.len())
     };
-    let achievements: Vec<Json> = rest[..page]
-        .iter()
-        .map(|(gk, _)| player_item(gk, &view))
-        .collect();
-    let paging = (page < rest.len()).then(|| {
-        let last = &rest[page - 1].0;
-        let next = serde_json::to_value(StartKey {
+    let more = take < rest.len();
+    rest.truncate(take);
+    let next = more.then(|| {
+        let last = rest.last().expect("a page that has more is not empty");
+        serde_json::to_value(StartKey {
             achievement_id: last.achievement_id.clone(),
             order_number: last.order_number,
         })
-        .expect("plain fields serialize");
-        let compact = next.to_string();
-        json!({
-            "next_start_key": next,
-            "paging_token": config.paging.issue(player, &compact, now),
-            "version": paging::VERSION,
-        })
+        .expect("plain fields serialize")
     });
-    Ok(Envelope::ok(json!({"achievements": achievements})).with_paging(paging))
+    Ok(Page { items: rest, next })
 }
 
 /// A GameKit achievement the player may address: not hidden, not archived (`None`: 404).

@@ -16,6 +16,8 @@ use tempfile::TempDir;
 
 const BASE: &str = "/gamekit/achievements";
 const ADMIN_SECRET: &str = "gamekit-test-admin-secret";
+/// The AWS key pair GameKit's editor plugin signs admin calls with, in these tests.
+const AWS_KEY: (&str, &str) = ("AKIDLAURELTEST", "laurel-test-aws-secret");
 
 /// A Cognito user pool stand-in: an RSA key whose public half Laurel reads as a JWKS file.
 struct Pool {
@@ -83,6 +85,12 @@ fn gamekit_admin_list() -> Value {
 fn start() -> GameKit {
     let dir = TempDir::new().unwrap();
     let (pool, jwks) = Pool::new(dir.path());
+    let keys = dir.path().join("aws-keys");
+    std::fs::write(
+        &keys,
+        format!("# GameKit editor\n{} {}\n", AWS_KEY.0, AWS_KEY.1),
+    )
+    .unwrap();
     let laurel = Laurel::start(
         &dir.path().join("data"),
         &[
@@ -90,6 +98,8 @@ fn start() -> GameKit {
             jwks.display().to_string(),
             "--jwt-secret".into(),
             ADMIN_SECRET.into(),
+            "--gamekit-admin-keys".into(),
+            keys.display().to_string(),
         ],
     );
     GameKit {
@@ -152,6 +162,44 @@ impl GameKit {
 
     fn player(&self, player: &str) -> String {
         self.pool.id_token(Some(player))
+    }
+
+    /// A GameKit admin call, signed with AWS SigV4 (`execute-api`) by `key`, as the editor
+    /// plugin signs them.
+    fn admin(&self, method: &str, path_and_query: &str, body: &str, key: (&str, &str)) -> Reply {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        let host = self.laurel.url().trim_start_matches("http://").to_string();
+        let date = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap();
+        let authorization = laurel_gateway::gamekit::sigv4_authorization(
+            method,
+            path,
+            query,
+            &[
+                ("host", &host),
+                ("x-amz-date", &date),
+                ("content-type", "application/json"),
+            ],
+            body.as_bytes(),
+            key.0,
+            key.1,
+            "us-west-2",
+        );
+        let headers = [
+            ("x-amz-date", date.as_str()),
+            ("authorization", authorization.as_str()),
+        ];
+        let body = (!body.is_empty()).then(|| ("application/json", body.as_bytes().to_vec()));
+        self.laurel
+            .client()
+            .try_request_with(method, path_and_query, None, body, &headers)
+            .expect("laurel answers")
     }
 }
 
@@ -371,4 +419,114 @@ fn get_achievement_and_unlock_as_gamekit_do() {
         .map(|a| a["id"].as_str().unwrap())
         .collect();
     assert_eq!(earned, ["EAT_BANANAS", "SECRET_ROOM"], "{r:?}");
+}
+
+#[test]
+fn admin_calls_as_gamekit_makes_them() {
+    let g = start();
+    let admin = format!("{BASE}/admin");
+    let list = gamekit_admin_list()["data"]["achievements"].clone();
+    let body = json!({"achievements": list}).to_string();
+
+    // API Gateway's AWS_IAM: unsigned, wrongly signed or unknown keys get 403.
+    let r = g.call("POST", &admin, None, Some(&body));
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.json["message"].is_string(), "{r:?}");
+    for key in [(AWS_KEY.0, "wrong-secret"), ("AKIDUNKNOWN", AWS_KEY.1)] {
+        let r = g.admin("POST", &admin, &body, key);
+        assert_eq!(r.status, 403, "{key:?}: {r:?}");
+    }
+
+    // AdminAddAchievements: 400 for an empty body, a missing or empty list; 200 with the
+    // achievements as stored.
+    for bad in [
+        "",
+        "{}",
+        r#"{"achievements": []}"#,
+        r#"{"achievements": "A"}"#,
+    ] {
+        assert_envelope(&g.admin("POST", &admin, bad, AWS_KEY), 400);
+    }
+    let r = g.admin("POST", &admin, &body, AWS_KEY);
+    assert_envelope(&r, 200);
+    assert_eq!(
+        r.json["data"]["achievements"].as_array().unwrap().len(),
+        4,
+        "{r:?}"
+    );
+    assert_eq!(r.json["data"]["achievements"][0]["max_value"], 3);
+    // Players see them at once (hidden ones not).
+    let r = g.call("GET", BASE, Some(&g.player("ann")), None);
+    assert_eq!(ids(&r), ["EAT_BANANAS", "FIRST_STEP", "SECRET_ROOM"]);
+
+    // AdminGetAchievements: every achievement, hidden included; pages by next_start_key.
+    let r = g.admin("GET", &admin, "", AWS_KEY);
+    assert_envelope(&r, 200);
+    assert_eq!(
+        ids(&r),
+        ["EAT_BANANAS", "FIRST_STEP", "SECRET_ROOM", "NOT_YET"]
+    );
+    let r = g.admin(
+        "GET",
+        &format!("{admin}?limit=3&wait_for_all_pages=0"),
+        "",
+        AWS_KEY,
+    );
+    assert_eq!(ids(&r).len(), 3);
+    let next = r.json["paging"]["next_start_key"].to_string();
+    let enc: String = next
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let r = g.admin(
+        "GET",
+        &format!("{admin}?limit=3&start_key={enc}"),
+        "",
+        AWS_KEY,
+    );
+    assert_eq!(ids(&r), ["NOT_YET"], "{r:?}");
+
+    // AdminDeleteAchievements: 400 without payload or ids; the ids URL-encoded twice in
+    // `payload`, as GameKit's client sends them; 204; ids not defined are skipped.
+    let twice = |ids: Value| -> String {
+        let once: String = json!({"achievement_ids": ids})
+            .to_string()
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        once.replace('%', "%25")
+    };
+    for query in [String::new(), format!("?payload={}", twice(json!([])))] {
+        assert_envelope(
+            &g.admin("DELETE", &format!("{admin}{query}"), "", AWS_KEY),
+            400,
+        );
+    }
+    let r = g.admin(
+        "DELETE",
+        &format!(
+            "{admin}?payload={}",
+            twice(json!(["FIRST_STEP", "NEVER_DEFINED"]))
+        ),
+        "",
+        AWS_KEY,
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = g.admin("GET", &admin, "", AWS_KEY);
+    assert_eq!(ids(&r), ["EAT_BANANAS", "SECRET_ROOM", "NOT_YET"]);
+    let r = g.call(
+        "GET",
+        &format!("{BASE}/FIRST_STEP"),
+        Some(&g.player("ann")),
+        None,
+    );
+    assert_envelope(&r, 404);
 }

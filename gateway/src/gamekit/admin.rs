@@ -1,0 +1,212 @@
+//! GameKit's admin routes (`{base}/admin`): list, add or update, delete achievements, signed
+//! with AWS SigV4 as GameKit's editor plugin signs them.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use laurel_schemas::{DefinitionEvent, DefinitionsFile, SchemaVersion};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::sigv4::{Signed, verify};
+use super::{Envelope, GameKitAchievement};
+use crate::routes::admin::publish_definition;
+use crate::routes::now_ms;
+use crate::state::AppState;
+
+/// API Gateway's answer when `AWS_IAM` authorization refuses a call: 403 with a message.
+fn forbidden(message: &str) -> Response {
+    let mut response = (StatusCode::FORBIDDEN, Json(json!({"message": message}))).into_response();
+    response.extensions_mut().insert(crate::error::Verbatim);
+    response
+}
+
+/// The request's body once its signature checks out, or API Gateway's 403.
+async fn signed_body(
+    state: &AppState,
+    request: Request,
+) -> Result<(Bytes, Option<String>), Response> {
+    let config = state.gamekit.as_ref().expect("routed only when configured");
+    let (parts, body) = request.into_parts();
+    // Read whole (and bounded) by `read_bodies` before this runs.
+    let body = axum::body::to_bytes(body, state.limits.max_body)
+        .await
+        .map_err(|_| forbidden("the body could not be read"))?;
+    let signed = Signed {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let now = now_ms() / 1000;
+    match verify(&config.admin_keys, &signed, now) {
+        Ok(_access_key) => Ok((body, parts.uri.query().map(str::to_string))),
+        Err(why) => {
+            tracing::info!(why, "a GameKit admin call was refused");
+            Err(forbidden(&why))
+        }
+    }
+}
+
+fn query_of<T: for<'de> Deserialize<'de>>(query: Option<&str>) -> Result<T, Envelope> {
+    Query::<T>::try_from_uri(
+        &format!("/?{}", query.unwrap_or_default())
+            .parse()
+            .map_err(|_| Envelope::refuse(StatusCode::BAD_REQUEST, "an unreadable query"))?,
+    )
+    .map(|Query(q)| q)
+    .map_err(|e| Envelope::refuse(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+/// Every GameKit achievement not deleted, hidden ones included, in list order.
+fn all(state: &AppState) -> Vec<GameKitAchievement> {
+    let mut all: Vec<GameKitAchievement> = state.defs.read(|defs| {
+        defs.achievements()
+            .filter(|def| !def.archived)
+            .filter_map(GameKitAchievement::from_laurel)
+            .collect()
+    });
+    all.sort_by(|a, b| {
+        (a.order_number, &a.achievement_id).cmp(&(b.order_number, &b.achievement_id))
+    });
+    all
+}
+
+/// `GET {base}/admin`: every achievement, a page at a time (`limit`, `start_key`,
+/// `wait_for_all_pages`), with GameKit's `next_start_key` (no paging token: GameKit's
+/// admin lists have none).
+pub(crate) async fn list(State(state): State<AppState>, request: Request) -> Response {
+    let (_, query) = match signed_body(&state, request).await {
+        Ok(signed) => signed,
+        Err(refused) => return refused,
+    };
+    let query: super::player::ListQuery = match query_of(query.as_deref()) {
+        Ok(q) => q,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let page = match super::player::page_of(&query, all(&state), None) {
+        Ok(page) => page,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let achievements: Vec<Value> = page
+        .items
+        .iter()
+        .map(|gk| serde_json::to_value(gk).expect("plain fields serialize"))
+        .collect();
+    let paging = page.next.map(|next| json!({"next_start_key": next}));
+    Envelope::ok(json!({"achievements": achievements}))
+        .with_paging(paging)
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct AddBody {
+    achievements: Option<Vec<GameKitAchievement>>,
+}
+
+/// `POST {base}/admin` `{"achievements": [...]}`: adds or updates each, all or nothing.
+pub(crate) async fn add(State(state): State<AppState>, request: Request) -> Response {
+    let (body, _) = match signed_body(&state, request).await {
+        Ok(signed) => signed,
+        Err(refused) => return refused,
+    };
+    add_achievements(&state, &body).await.into_response()
+}
+
+async fn add_achievements(state: &AppState, body: &[u8]) -> Envelope {
+    let bad = |why: String| Envelope::refuse(StatusCode::BAD_REQUEST, why);
+    let achievements = match serde_json::from_slice::<AddBody>(body) {
+        Ok(AddBody {
+            achievements: Some(list),
+        }) if !list.is_empty() => list,
+        Ok(_) => return bad("`achievements` must be a list of at least one achievement".into()),
+        Err(e) => return bad(format!("the body is not GameKit's achievements: {e}")),
+    };
+    let mut file = DefinitionsFile::default();
+    for gk in &achievements {
+        let (stat, stat_spec, spec) = gk.to_laurel();
+        file.stats.insert(stat, stat_spec);
+        file.achievements.insert(gk.achievement_id.clone(), spec);
+    }
+    let _writing = state.admin.lock().await;
+    let overlaid = match state.defs.read(|defs| defs.overlay(&file, now_ms())) {
+        Ok(overlaid) => overlaid,
+        Err(errors) => {
+            let why: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return bad(why.join("; "));
+        }
+    };
+    for change in &overlaid.changes {
+        if let Err(e) = publish_definition(state, change).await {
+            tracing::warn!(error = %e, "a GameKit admin change was not stored");
+            return Envelope::refuse(StatusCode::SERVICE_UNAVAILABLE, "the log is unreachable");
+        }
+    }
+    let stored: Vec<Value> = achievements
+        .iter()
+        .filter_map(|gk| {
+            let def = overlaid.defs.achievement(&gk.achievement_id)?;
+            serde_json::to_value(GameKitAchievement::from_laurel(def)?).ok()
+        })
+        .collect();
+    Envelope::ok(json!({"achievements": stored}))
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteQuery {
+    payload: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeletePayload {
+    achievement_ids: Option<Vec<String>>,
+}
+
+/// `DELETE {base}/admin?payload=...`: GameKit's client sends `{"achievement_ids": [...]}`
+/// URL-encoded twice in `payload`. Each is archived (earned stays earned); ids not defined
+/// are skipped, as GameKit's batch delete skips them. 204.
+pub(crate) async fn delete(State(state): State<AppState>, request: Request) -> Response {
+    let (_, query) = match signed_body(&state, request).await {
+        Ok(signed) => signed,
+        Err(refused) => return refused,
+    };
+    let bad = |why: &str| Envelope::refuse(StatusCode::BAD_REQUEST, why).into_response();
+    let payload = match query_of::<DeleteQuery>(query.as_deref()) {
+        Ok(DeleteQuery { payload: Some(p) }) => p,
+        Ok(_) => return bad("`payload` is required"),
+        Err(refusal) => return refusal.into_response(),
+    };
+    let decoded = super::sigv4::percent_decode(&payload);
+    let ids = match serde_json::from_str::<DeletePayload>(&decoded) {
+        Ok(DeletePayload {
+            achievement_ids: Some(ids),
+        }) if !ids.is_empty() => ids,
+        Ok(_) => return bad("`achievement_ids` must list at least one achievement"),
+        Err(_) => return bad("`payload` is not {\"achievement_ids\": [...]} URL-encoded"),
+    };
+    let _writing = state.admin.lock().await;
+    for id in ids {
+        let Some(def) = state.achievement(&id).filter(|d| !d.archived) else {
+            continue;
+        };
+        let event = DefinitionEvent::AchievementArchived {
+            v: SchemaVersion::CURRENT,
+            event_id: Uuid::new_v4(),
+            id: def.id.clone(),
+            version: def.version + 1,
+            at: now_ms(),
+        };
+        if let Err(e) = publish_definition(&state, &event).await {
+            tracing::warn!(error = %e, "a GameKit delete was not stored");
+            return Envelope::refuse(StatusCode::SERVICE_UNAVAILABLE, "the log is unreachable")
+                .into_response();
+        }
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.extensions_mut().insert(crate::error::Verbatim);
+    response
+}
