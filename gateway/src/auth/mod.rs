@@ -144,12 +144,13 @@ impl AuthConfig {
 
     /// Checks an ID token as Amazon Cognito issues them and AWS GameKit's clients send them
     /// (signature, `exp`, `nbf`, `iss`; `aud` is the app client, `--jwt-client-id`, when
-    /// set; `token_use` is `id` when present) and names its player by `player_claim`.
+    /// set; `token_use` is `id` when present) and names its player by `player_claim`
+    /// (`None`: a valid token without that claim).
     pub async fn verify_id_token(
         &self,
         token: &str,
         player_claim: &str,
-    ) -> Result<String, ApiError> {
+    ) -> Result<Option<String>, ApiError> {
         let claims = self
             .checked_claims(token, self.claims.client_id.as_deref())
             .await?;
@@ -159,12 +160,9 @@ impl AuthConfig {
                 "a `{use_}` token is not an ID token"
             )));
         }
-        text(player_claim)
+        Ok(text(player_claim)
             .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                ApiError::Unauthorized(format!("the token has no `{player_claim}` claim"))
-            })
+            .map(str::to_string))
     }
 
     /// A token's claims, once its signature and time and issuer claims check out (and its

@@ -118,18 +118,31 @@ impl IntoResponse for Envelope {
 /// configured claim (`custom:gk_user_id`).
 pub(crate) struct GameKitPlayer(pub(crate) String);
 
-/// API Gateway's answer when its Cognito authorizer refuses a token.
-pub(crate) struct Unauthorized;
+/// API Gateway's answer when its Cognito authorizer refuses a token: 401
+/// `{"message": "Unauthorized"}`; or, for a valid token without the player claim, the
+/// Lambda's own 401 envelope.
+pub(crate) enum Unauthorized {
+    Token,
+    NoPlayer,
+}
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
-        let mut response = (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Unauthorized"})),
-        )
-            .into_response();
-        response.extensions_mut().insert(crate::error::Verbatim);
-        response
+        match self {
+            Unauthorized::NoPlayer => {
+                Envelope::refuse(StatusCode::UNAUTHORIZED, "the token names no player")
+                    .into_response()
+            }
+            Unauthorized::Token => {
+                let mut response = (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"message": "Unauthorized"})),
+                )
+                    .into_response();
+                response.extensions_mut().insert(crate::error::Verbatim);
+                response
+            }
+        }
     }
 }
 
@@ -138,7 +151,7 @@ impl FromRequestParts<AppState> for GameKitPlayer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Unauthorized> {
         let Some(config) = &state.gamekit else {
-            return Err(Unauthorized);
+            return Err(Unauthorized::Token);
         };
         let token = parts
             .headers
@@ -146,16 +159,17 @@ impl FromRequestParts<AppState> for GameKitPlayer {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
             .filter(|t| !t.is_empty())
-            .ok_or(Unauthorized)?;
+            .ok_or(Unauthorized::Token)?;
         match state
             .auth
             .verify_id_token(token, &config.player_claim)
             .await
         {
-            Ok(player) => Ok(GameKitPlayer(player)),
+            Ok(Some(player)) => Ok(GameKitPlayer(player)),
+            Ok(None) => Err(Unauthorized::NoPlayer),
             Err(e) => {
                 tracing::debug!(error = %e, "GameKit token refused");
-                Err(Unauthorized)
+                Err(Unauthorized::Token)
             }
         }
     }

@@ -52,6 +52,10 @@ impl Pool {
         if let Some(player) = player {
             claims["custom:gk_user_id"] = json!(player);
         }
+        self.sign(claims)
+    }
+
+    fn sign(&self, claims: Value) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("pool-key".into());
         jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
@@ -224,9 +228,20 @@ fn get_achievements_as_gamekit_lists_them() {
     let g = start();
     let ann = g.player("ann");
 
-    // test_lambda_returns_a_401_error_code_when_player_id_is_empty (and no token at all,
-    // which API Gateway's authorizer answers itself).
-    for token in [Some(g.pool.id_token(None)), None, Some("not-a-jwt".into())] {
+    // test_lambda_returns_a_401_error_code_when_player_id_is_empty: the Lambda's envelope.
+    let r = g.call("GET", BASE, Some(&g.pool.id_token(None)), None);
+    assert_envelope(&r, 401);
+    // No token, a malformed, expired or access token: API Gateway's authorizer answers.
+    let expired = g.pool.sign(json!({"sub": "s", "custom:gk_user_id": "ann",
+        "token_use": "id", "exp": now() - 3600}));
+    let access = g.pool.sign(json!({"sub": "s", "custom:gk_user_id": "ann",
+        "token_use": "access", "exp": now() + 600}));
+    for token in [
+        None,
+        Some("not-a-jwt".to_string()),
+        Some(expired),
+        Some(access),
+    ] {
         let r = g.call("GET", BASE, token.as_deref(), None);
         assert_eq!(r.status, 401, "{r:?}");
         assert_eq!(r.json, json!({"message": "Unauthorized"}));
@@ -360,8 +375,7 @@ fn get_achievement_and_unlock_as_gamekit_do() {
 
     // GetAchievement: 401 without a player; 404 for hidden, for unknown, and for secret
     // until earned; 200 with the player's progress.
-    let r = one("FIRST_STEP", &g.pool.id_token(None));
-    assert_eq!(r.status, 401, "{r:?}");
+    assert_envelope(&one("FIRST_STEP", &g.pool.id_token(None)), 401);
     for id in ["NOT_YET", "NO_SUCH", "SECRET_ROOM"] {
         assert_envelope(&one(id, &ann), 404);
     }
