@@ -62,20 +62,6 @@ fn query_of<T: for<'de> Deserialize<'de>>(query: Option<&str>) -> Result<T, Enve
     .map_err(|e| Envelope::refuse(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
-/// Every GameKit achievement not deleted, hidden ones included, in list order.
-fn all(state: &AppState) -> Vec<GameKitAchievement> {
-    let mut all: Vec<GameKitAchievement> = state.defs.read(|defs| {
-        defs.achievements()
-            .filter(|def| !def.archived)
-            .filter_map(GameKitAchievement::from_laurel)
-            .collect()
-    });
-    all.sort_by(|a, b| {
-        (a.order_number, &a.achievement_id).cmp(&(b.order_number, &b.achievement_id))
-    });
-    all
-}
-
 /// `GET {base}/admin`: every achievement, a page at a time (`limit`, `start_key`,
 /// `wait_for_all_pages`), with GameKit's `next_start_key` (no paging token: GameKit's
 /// admin lists have none).
@@ -88,7 +74,7 @@ pub(crate) async fn list(State(state): State<AppState>, request: Request) -> Res
         Ok(q) => q,
         Err(refusal) => return refusal.into_response(),
     };
-    let page = match super::player::page_of(&query, all(&state), None) {
+    let page = match super::player::page_of(&query, super::achievements(&state, true), None) {
         Ok(page) => page,
         Err(refusal) => return refusal.into_response(),
     };

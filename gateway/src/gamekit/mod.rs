@@ -56,6 +56,22 @@ pub fn router(config: &GameKitConfig) -> axum::Router<AppState> {
         )
 }
 
+/// GameKit's achievements (definitions with `metadata.gamekit`), not archived, in list order
+/// (`order_number`, then id); hidden ones only with `hidden`.
+pub(crate) fn achievements(state: &AppState, hidden: bool) -> Vec<GameKitAchievement> {
+    let mut all: Vec<GameKitAchievement> = state.defs.read(|defs| {
+        defs.achievements()
+            .filter(|def| !def.archived)
+            .filter_map(GameKitAchievement::from_laurel)
+            .filter(|gk| hidden || !gk.is_hidden)
+            .collect()
+    });
+    all.sort_by(|a, b| {
+        (a.order_number, &a.achievement_id).cmp(&(b.order_number, &b.achievement_id))
+    });
+    all
+}
+
 /// A GameKit answer: the envelope, with `data` and (for a list with more) `paging`.
 pub(crate) struct Envelope {
     status: StatusCode,

@@ -49,21 +49,6 @@ struct StartKey {
     order_number: i32,
 }
 
-/// The GameKit achievements players may see (not hidden, not archived), in list order.
-fn listed(state: &AppState) -> Vec<GameKitAchievement> {
-    let mut all: Vec<GameKitAchievement> = state.defs.read(|defs| {
-        defs.achievements()
-            .filter(|def| !def.archived)
-            .filter_map(GameKitAchievement::from_laurel)
-            .filter(|gk| !gk.is_hidden)
-            .collect()
-    });
-    all.sort_by(|a, b| {
-        (a.order_number, &a.achievement_id).cmp(&(b.order_number, &b.achievement_id))
-    });
-    all
-}
-
 /// One achievement as a player sees it in GameKit: its fields, with the player's
 /// `current_value` (at most `max_value`), `earned` and `earned_at`.
 fn player_item(gk: &GameKitAchievement, view: &PlayerView) -> Json {
@@ -103,7 +88,11 @@ pub(crate) async fn list(
 
 fn list_page(state: &AppState, player: &str, query: &ListQuery) -> Result<Envelope, Envelope> {
     let config = state.gamekit.as_ref().expect("routed only when configured");
-    let page = page_of(query, listed(state), Some((player, &config.paging)))?;
+    let page = page_of(
+        query,
+        super::achievements(state, false),
+        Some((player, &config.paging)),
+    )?;
     let view = player_view(state, player)?;
     let achievements: Vec<Json> = page.items.iter().map(|gk| player_item(gk, &view)).collect();
     let now = u64::try_from(now_ms() / 1000).unwrap_or(0);

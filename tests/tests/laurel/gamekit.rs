@@ -207,6 +207,16 @@ impl GameKit {
     }
 }
 
+/// Percent-encodes all but unreserved characters, as a query value.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn assert_envelope(r: &Reply, code: u16) {
     assert_eq!(r.status, code, "{r:?}");
     assert_eq!(r.json["meta"]["code"], code, "{r:?}");
@@ -291,23 +301,13 @@ fn get_achievements_as_gamekit_lists_them() {
     assert_eq!(paging["version"], "1.0.0", "{r:?}");
     let start_key = paging["next_start_key"].to_string();
     let token = paging["paging_token"].as_str().unwrap().to_string();
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
     let page = |player: &str, token: &str| {
         g.call(
             "GET",
             &format!(
                 "{BASE}?limit=1&start_key={}&paging_token={}",
-                enc(&start_key),
-                enc(token)
+                url_encode(&start_key),
+                url_encode(token)
             ),
             Some(player),
             None,
@@ -488,13 +488,7 @@ fn admin_calls_as_gamekit_makes_them() {
     );
     assert_eq!(ids(&r).len(), 3);
     let next = r.json["paging"]["next_start_key"].to_string();
-    let enc: String = next
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
+    let enc = url_encode(&next);
     let r = g.admin(
         "GET",
         &format!("{admin}?limit=3&start_key={enc}"),
@@ -506,16 +500,7 @@ fn admin_calls_as_gamekit_makes_them() {
     // AdminDeleteAchievements: 400 without payload or ids; the ids URL-encoded twice in
     // `payload`, as GameKit's client sends them; 204; ids not defined are skipped.
     let twice = |ids: Value| -> String {
-        let once: String = json!({"achievement_ids": ids})
-            .to_string()
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
+        let once = url_encode(&json!({"achievement_ids": ids}).to_string());
         once.replace('%', "%25")
     };
     for query in [String::new(), format!("?payload={}", twice(json!([])))] {
