@@ -10,7 +10,6 @@ use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use laurel_tests::{Laurel, Reply, laurel_bin};
-use rsa::pkcs1::EncodeRsaPrivateKey as _;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -33,10 +32,10 @@ fn now() -> u64 {
 
 impl Pool {
     fn new(dir: &std::path::Path) -> (Self, std::path::PathBuf) {
-        let private =
-            rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key generation");
-        let der = private.to_pkcs1_der().expect("PKCS#1 DER");
-        let key = EncodingKey::from_rsa_der(der.as_bytes());
+        // A fixed test key (generating one takes seconds in a debug build, in each test's
+        // process); it signs nothing outside these tests.
+        let key = EncodingKey::from_rsa_pem(include_bytes!("gamekit-pool-key.pem"))
+            .expect("the test key parses");
         let mut public = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("public JWK");
         public.common.key_id = Some("pool-key".into());
         let path = dir.join("jwks.json");
