@@ -84,7 +84,11 @@ impl Laurel {
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .args(&self.extra)
-            .env("LAUREL_LOG", "warn")
+            // LAUREL_TEST_LOG raises the servers' log level when a test needs explaining.
+            .env(
+                "LAUREL_LOG",
+                std::env::var("LAUREL_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -464,15 +464,25 @@ fn an_interrupted_apply_run_again_grants_each_gain_once(backend: Backend) {
                 Some(&l.admin),
                 None,
             );
+            let ready = l.laurel.call("GET", "/readyz", None, None);
+            let metrics = l.laurel.call("GET", "/metrics", None, None);
+            let metrics = String::from_utf8_lossy(&metrics.body);
+            let positions: Vec<&str> = metrics
+                .lines()
+                .filter(|line| {
+                    line.starts_with("laurel_engine") || line.starts_with("laurel_projections")
+                })
+                .collect();
             let kept =
                 std::env::temp_dir().join(format!("laurel-replay-{}.log", std::process::id()));
             let _ = std::fs::copy(l.dir.path().join("data.log"), &kept);
             panic!(
-                "{} players never got their grant, first {:?} (partition {}); {first}'s refusals: {}; the re-run's report: {report}; server log kept at {}",
+                "{} players never got their grant, first {:?} (partition {}); {first}'s refusals: {}; the re-run's report: {report}; /readyz: {}; {positions:#?}; server log kept at {}",
                 missing.len(),
                 &missing[..missing.len().min(5)],
                 laurel_log::partition_of(first, 4),
                 refusals.json,
+                ready.json,
                 kept.display()
             );
         }
