@@ -25,6 +25,10 @@ pub struct Fold<'a> {
     pub defs: &'a Definitions,
     /// Whether outputs are emitted by a replay rather than live play.
     pub replay: bool,
+    /// Whether achievements are evaluated. Without it a fold only moves values: recovery
+    /// folds events that were folded before, perhaps under other definitions, and what they
+    /// unlocked then is on OUTPUT, which alone says what was earned.
+    pub unlocks: bool,
 }
 
 /// The message a refusal is about.
@@ -48,6 +52,16 @@ impl<'a> Fold<'a> {
         Self {
             defs,
             replay: false,
+            unlocks: true,
+        }
+    }
+
+    /// A fold that moves stat values and unlocks nothing (recovery: see
+    /// [`Fold::unlocks`]).
+    pub fn values_only(defs: &'a Definitions) -> Self {
+        Self {
+            unlocks: false,
+            ..Self::live(defs)
         }
     }
 
@@ -178,7 +192,7 @@ impl<'a> Fold<'a> {
             Some((_, def)) if def.archived => {
                 self.reject(Refused::Grant(g), Reason::Archived { id }, out)
             }
-            Some((idx, _)) if player.has_earned(idx) => {}
+            Some((idx, _)) if !self.unlocks || player.has_earned(idx) => {}
             Some((idx, _)) => {
                 let cause = match g.replay {
                     None => Cause {
@@ -226,7 +240,7 @@ impl<'a> Fold<'a> {
         cause: Cause,
         out: &mut Vec<Output>,
     ) {
-        if player.has_earned(ach) {
+        if !self.unlocks || player.has_earned(ach) {
             return;
         }
         let entry = &self.defs.achievements[ach.get()];

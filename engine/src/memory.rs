@@ -57,6 +57,7 @@ impl Engine {
         let fold = Fold {
             defs: &self.defs,
             replay: self.replay,
+            unlocks: true,
         };
         // Player order is fixed so the outputs are deterministic.
         let mut ids: Vec<&PlayerId> = self.players.keys().collect();
@@ -78,6 +79,7 @@ impl Engine {
         Fold {
             defs: &self.defs,
             replay: self.replay,
+            unlocks: true,
         }
         .apply(player, msg, out);
     }
@@ -93,6 +95,7 @@ impl Engine {
         let fold = Fold {
             defs: &self.defs,
             replay: self.replay,
+            unlocks: true,
         };
         for output in batch {
             let change = match &output {

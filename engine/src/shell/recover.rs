@@ -8,8 +8,9 @@
 //!    every `unlocked` output (an unlock happened once it is on OUTPUT: consumers may have
 //!    seen it, even one of a batch that a crash interrupted before its checkpoint);
 //! 2. folds the STATS events between the stored position and that checkpoint into the state,
-//!    emitting nothing (they were emitted);
-//! 3. marks those unlocks earned, so none is emitted again.
+//!    for their values only: nothing is emitted (it was), and nothing is evaluated, since
+//!    the definitions may have changed since the events were first folded;
+//! 3. marks those unlocks earned, so none is emitted again, and nothing else.
 //!
 //! Values never come from OUTPUT's `stat` outputs: where such an output sits on OUTPUT says
 //! nothing certain (the log's deduplication keeps the first copy of a re-emitted output,
@@ -173,8 +174,11 @@ pub(super) async fn recover(
         return Box::pin(recover(log, partition, consumer, store, defs)).await;
     }
     read?;
-    // 2. The STATS events those checkpoints cover, folded again without emitting.
-    let fold = Fold::live(defs);
+    // 2. The STATS events those checkpoints cover, folded again for their values only: what
+    //    they unlocked is on OUTPUT (step 3). Evaluated again, under definitions that may
+    //    have changed since, they would mark earned what was never emitted (an achievement
+    //    defined after the event, which then never reaches the player).
+    let fold = Fold::values_only(defs);
     let mut scratch = Vec::new();
     read_range(
         log,

@@ -432,6 +432,101 @@ fn faults_at_fixed_points_lose_nothing_and_count_nothing_twice(backend: Backend,
     eprintln!("seed {seed}: faults {schedule:?}, {retries} client retries");
 }
 
+/// An achievement defined while the engine is down (by another gateway, or just before a
+/// crash that came before the engine stored its state) must not count as earned by events
+/// folded before it existed. Recovery folds those events again: under the new definition
+/// they meet its threshold, and recovery once marked it earned without emitting anything,
+/// so the player never got it, not even from a later grant (the replay apply that lost 93
+/// grants in a loaded run of `an_interrupted_apply_run_again_grants_each_gain_once`).
+fn a_definition_added_while_the_engine_was_down_earns_nothing_from_the_past(backend: Backend) {
+    // State is written at definition changes and at shutdown only: the crash leaves it
+    // from before the events, and recovery folds them again.
+    let mut l = crate::http::launch_with(backend, &["--checkpoint-interval-ms", "3600000"]);
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/stats/best",
+        Some(&l.admin),
+        Some(json!({"aggregation": "latest", "kind": "int"})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    // A first event in ann's partition: once it is folded, that partition's worker has
+    // taken the stat's definition (and written its state) before it reads ann's events.
+    let partition = laurel_log::partition_of("ann", 4);
+    let zed = (0..)
+        .map(|i| format!("zed{i}"))
+        .find(|p| laurel_log::partition_of(p, 4) == partition)
+        .unwrap();
+    let r = l.events(
+        &l.server,
+        json!([{"player_id": zed, "stat": "best", "value": 2}]),
+    );
+    let token = crate::http::token_of(&r);
+    let zed_token = l.laurel.token(&["--player", &zed]);
+    assert_eq!(l.my(&zed_token, "stats", Some(&token))["stats"]["best"], 2);
+    let r = l.events(
+        &l.server,
+        json!([{"player_id": "ann", "stat": "best", "value": 50},
+               {"player_id": "ann", "stat": "best", "value": 1},
+               {"player_id": "bob", "stat": "best", "value": 50},
+               {"player_id": "bob", "stat": "best", "value": 1}]),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let token = crate::http::token_of(&r);
+    let ann = l.laurel.token(&["--player", "ann"]);
+    assert_eq!(l.my(&ann, "stats", Some(&token))["stats"]["best"], 1);
+    l.laurel.kill9();
+
+    // ONCE_45 goes on DEFS while Laurel is down.
+    let once = crate::engine::achievement_defined(
+        "ONCE_45",
+        json!({"title": "Once 45", "conditions": [{"stat": "best", "at_least": 45}]}),
+        1,
+    );
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let log = open_log(&l, 4).await;
+        crate::engine::define(&log, &[once]).await;
+    });
+    l.laurel.restart();
+
+    // Live, ONCE_45 came after the 50s: re-evaluated at 1, nobody earns it...
+    let earned = |player: &str, wait_for: Option<&str>| -> Vec<String> {
+        let token = l.laurel.token(&["--player", player]);
+        l.my(&token, "achievements", wait_for)["achievements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["earned"] == true)
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(earned("ann", None).is_empty());
+    // ... and a grant gives it to ann, once: recovery did not mark it earned behind her back.
+    let r = l.laurel.call(
+        "POST",
+        "/v1/admin/players/ann/grants",
+        Some(&l.admin),
+        Some(json!({"achievement_id": "ONCE_45"})),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    let token = r.json["token"].as_str().unwrap().to_string();
+    assert_eq!(earned("ann", Some(&token)), ["ONCE_45"]);
+    assert!(earned("bob", None).is_empty());
+    assert!(l.laurel.terminate());
+    let unlocks = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let log = open_log(&l, 4).await;
+        let mut unlocks = Vec::new();
+        for p in 0..4 {
+            for record in read_to_end(&log, StreamKind::Output, p, Start::After(0)).await {
+                if let Ok(Output::Unlocked(u)) = laurel_schemas::decode(&record.payload) {
+                    unlocks.push((u.player_id.to_string(), u.achievement_id.to_string()));
+                }
+            }
+        }
+        unlocks
+    });
+    assert_eq!(unlocks, [("ann".to_string(), "ONCE_45".to_string())]);
+}
+
 /// The seed of the fault schedule: `LAUREL_FAULT_SEED` when set (to loop over many), else
 /// one whose schedule made the code before issue 8's fixes count events twice on NATS.
 fn fault_seed() -> u64 {
@@ -442,6 +537,13 @@ fn fault_seed() -> u64 {
 }
 
 mod embedded {
+    #[test]
+    fn a_definition_added_while_the_engine_was_down_earns_nothing_from_the_past() {
+        super::a_definition_added_while_the_engine_was_down_earns_nothing_from_the_past(
+            crate::support::Backend::Embedded,
+        )
+    }
+
     #[test]
     fn kill_9_loses_no_event_and_duplicates_no_unlock() {
         super::kill_9_loses_no_event_and_duplicates_no_unlock(crate::support::Backend::Embedded)
@@ -457,6 +559,13 @@ mod embedded {
 }
 
 mod jetstream {
+    #[test]
+    fn a_definition_added_while_the_engine_was_down_earns_nothing_from_the_past() {
+        super::a_definition_added_while_the_engine_was_down_earns_nothing_from_the_past(
+            crate::support::Backend::Nats,
+        )
+    }
+
     #[test]
     fn kill_9_and_broker_restarts_lose_no_event_and_duplicate_no_unlock() {
         super::kill_9_loses_no_event_and_duplicates_no_unlock(crate::support::Backend::Nats)
