@@ -74,6 +74,9 @@ pub enum ApiError {
     /// The body did not arrive in time.
     #[error("{0}")]
     RequestTimeout(String),
+    /// The body is of a type the route does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The content is well-formed but refused, with the reasons.
     #[error("{0}")]
     Unprocessable(String, Vec<ItemError>),
@@ -166,6 +169,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",
                 "Payload too large",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
             ),
             ApiError::Unprocessable(..) => (
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -9,6 +9,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gamekit;
+pub mod icons;
 pub mod listen;
 pub mod metrics;
 pub mod notify;
@@ -31,11 +32,22 @@ use utoipa_axum::router::OpenApiRouter;
 pub use error::ApiError;
 pub use state::{AppState, Limits};
 
+/// Lowercase hex of `bytes` (digests, signatures, keys).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route with its documentation: the router and `/openapi.json` come from here.
 fn routes() -> OpenApiRouter<AppState> {
-    use routes::{admin, ingest, notifications, ops, players, replay};
+    use routes::{admin, icons, ingest, notifications, ops, players, replay};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(ingest::post_events))
         .routes(utoipa_axum::routes!(players::my_achievements))
@@ -53,6 +65,8 @@ fn routes() -> OpenApiRouter<AppState> {
             admin::get_achievement,
             admin::archive_achievement
         ))
+        .routes(utoipa_axum::routes!(icons::upload))
+        .routes(utoipa_axum::routes!(icons::serve))
         .routes(utoipa_axum::routes!(admin::grant))
         .routes(utoipa_axum::routes!(replay::replay))
         .routes(utoipa_axum::routes!(ops::healthz))

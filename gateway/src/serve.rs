@@ -266,6 +266,61 @@ impl GameKitArgs {
     }
 }
 
+/// Achievement icons (SPEC 4b, docs/data-protection.md).
+#[derive(Debug, Clone, Args)]
+pub struct IconArgs {
+    /// Where uploaded icons are kept: `dir:PATH`, `nats` (the JetStream object store
+    /// `{STREAM_PREFIX}_ICONS`, so every gateway serves every icon) or `s3://BUCKET/PREFIX`
+    /// (configured by the usual `AWS_*` variables). Default: `dir:` the data dir's `icons`.
+    #[arg(long, env = "LAUREL_ICONS_STORE")]
+    pub icons_store: Option<String>,
+    /// Where players' clients fetch icons: a CDN in front of this server's `/v1/icons`
+    /// (`https://cdn.example.com/v1/icons`); an icon's URL is this plus `/DIGEST`. Default:
+    /// this server's `/v1/icons`.
+    #[arg(long, env = "LAUREL_ICONS_BASE_URL")]
+    pub icons_base_url: Option<String>,
+    /// The side, in pixels, of the square every uploaded icon is redrawn to.
+    #[arg(long, env = "LAUREL_ICON_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(16..=1024))]
+    pub icon_size: u32,
+    /// How long, in seconds, an icon no definition references is kept before it is
+    /// removed.
+    #[arg(long, env = "LAUREL_ICONS_GRACE_SECS", default_value_t = 86_400)]
+    pub icons_grace_secs: u64,
+    /// How often, in seconds, unreferenced icons are looked for.
+    #[arg(long, env = "LAUREL_ICONS_COLLECT_EVERY_SECS", default_value_t = 3_600)]
+    pub icons_collect_every_secs: u64,
+}
+
+impl IconArgs {
+    /// Opens the icon store these flags name.
+    pub async fn open(&self, data_dir: &Path, log: &Log) -> anyhow::Result<crate::icons::Icons> {
+        let spec = match &self.icons_store {
+            Some(spec) => spec.clone(),
+            None => format!("dir:{}", data_dir.join("icons").display()),
+        };
+        let nats = match log {
+            Log::Nats(l) => Some((
+                l.jetstream(),
+                l.config().stream_prefix.as_str(),
+                l.config().replicas,
+            )),
+            Log::Embedded(_) => None,
+        };
+        let store = crate::icons::store::open(&spec, nats)
+            .await
+            .with_context(|| format!("opening the icon store {spec}"))?;
+        Ok(crate::icons::Icons {
+            store,
+            side: self.icon_size,
+            base_url: self
+                .icons_base_url
+                .as_deref()
+                .map(|b| b.trim_end_matches('/').to_string())
+                .filter(|b| !b.is_empty()),
+        })
+    }
+}
+
 /// `laurel serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -284,6 +339,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub gamekit: GameKitArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub icons: IconArgs,
     /// Longest time, in seconds, that a shutdown (SIGTERM, ctrl-c) waits for in-flight work
     /// before the process exits anyway; whatever was not stored is folded again on the next
     /// start.
@@ -341,7 +399,7 @@ fn secret_file(path: &Path, create: bool) -> anyhow::Result<(Vec<u8>, bool)> {
                 std::fs::create_dir_all(dir)?;
             }
             let bytes: [u8; 32] = rand::random();
-            let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let key = crate::hex(&bytes);
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -441,6 +499,13 @@ pub async fn run(
             }
         });
     }
+    let icons = args.icons.open(data_dir, &log).await?;
+    tokio::spawn(icons.clone().collect_every(
+        defs.clone(),
+        Duration::from_secs(args.icons.icons_grace_secs),
+        Duration::from_secs(args.icons.icons_collect_every_secs.max(1)),
+        shutdown.clone(),
+    ));
     let hub = Hub::default();
     tokio::spawn(hub.clone().run(views.clone(), shutdown.clone()));
     let metrics = Metrics::new(Some(metrics), views.clone(), hub.clone());
@@ -456,6 +521,7 @@ pub async fn run(
         hub,
         metrics,
         shutdown: shutdown.clone(),
+        icons,
         gamekit: args.gamekit.config(&paging_secret(data_dir)?)?,
     };
     let addr = listener.local_addr()?;

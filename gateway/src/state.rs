@@ -76,6 +76,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Turns true when the server stops (ends live streams).
     pub shutdown: watch::Receiver<bool>,
+    /// Achievement icons: where they are kept and how they are linked.
+    pub icons: crate::icons::Icons,
     /// The AWS GameKit routes' settings, when they are served.
     pub gamekit: Option<Arc<crate::gamekit::GameKitConfig>>,
 }

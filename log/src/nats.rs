@@ -139,6 +139,12 @@ impl NatsLog {
         }
     }
 
+    /// The JetStream context the log uses (for the deployment's other JetStream state: the
+    /// icons' object store).
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.js
+    }
+
     /// The layout the log was opened with.
     pub fn config(&self) -> &LogConfig {
         &self.inner.config

@@ -295,6 +295,47 @@ pub const TITLE_MAX: usize = 256;
 pub const DESCRIPTION_MAX: usize = 4096;
 /// The longest icon reference, in characters.
 pub const ICON_MAX: usize = 1024;
+/// An icon reference as a JSON Schema pattern: empty, an `http(s)` URL, an uploaded icon's
+/// digest, or a relative path. [`is_icon_reference`] is the rule.
+pub const ICON_REFERENCE_PATTERN: &str = concat!(
+    "^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?",
+    "|[A-Za-z0-9._~%-][A-Za-z0-9._~%/-]*)?$"
+);
+
+/// Whether `s` is an icon digest: 64 lowercase hex digits (a SHA-256).
+pub fn is_icon_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether `s` may stand in an icon field: an uploaded icon's digest; an `http(s)` URL whose
+/// host is a name or IPv4 address (letters, digits, `.` and `-`), with an optional port, and
+/// printable ASCII after it; or a path relative to wherever the game keeps its icons
+/// (letters, digits and `._~%-/`, not starting with `/`: AWS GameKit's
+/// `icons/x_locked.png`). Anything with another scheme (`javascript:`, `data:`) would be
+/// handed to players' clients as a link: refused.
+pub fn is_icon_reference(s: &str) -> bool {
+    let url = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    let path_byte = |b: u8| b.is_ascii_alphanumeric() || b"._~%-/".contains(&b);
+    let Some(rest) = url else {
+        return !s.is_empty() && !s.starts_with('/') && s.bytes().all(path_byte);
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok && tail.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// The most conditions one achievement may have.
 pub const CONDITIONS_MAX: usize = 32;
 
@@ -432,6 +473,17 @@ impl AchievementSpec {
             self.unlocked_icon.as_deref().unwrap_or(""),
             ICON_MAX,
         );
+        for (field, icon) in [
+            ("locked_icon", &self.locked_icon),
+            ("unlocked_icon", &self.unlocked_icon),
+        ] {
+            if let Some(icon) = icon.as_deref().filter(|i| !i.is_empty())
+                && icon.chars().count() <= ICON_MAX
+                && !is_icon_reference(icon)
+            {
+                errors.push(ValidationError::new(field, Reason::IconReference));
+            }
+        }
         for (tag, loc) in &self.localizations {
             let field = format!("localizations.{tag}");
             if !is_language_tag(tag) {

@@ -23,7 +23,7 @@ pub mod value;
 pub use codec::{DecodeError, decode, encode};
 pub use defs::{
     AchievementDefinition, AchievementSpec, Aggregation, Condition, DefinitionEvent, Localization,
-    StatDefinition, StatKind, StatSpec, Threshold, Visibility,
+    StatDefinition, StatKind, StatSpec, Threshold, Visibility, is_icon_digest, is_icon_reference,
 };
 pub use events::{Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage};
 pub use names::{AchievementId, PlayerId, StatName};

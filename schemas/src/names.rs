@@ -267,6 +267,7 @@ mod tests {
 #[cfg(test)]
 mod pattern_tests {
     use super::*;
+    use crate::defs::{ICON_REFERENCE_PATTERN, is_icon_reference};
     use crate::validation::{
         MULTILINE_PATTERN, ONE_LINE_OR_EMPTY_PATTERN, ONE_LINE_PATTERN, check_text,
     };
@@ -294,6 +295,27 @@ mod pattern_tests {
             Just("\u{3000}".to_string()),
             Just("\u{feff}".to_string()),
             Just("é🍌".to_string()),
+            any::<char>().prop_map(String::from),
+        ];
+        proptest::collection::vec(pieces, 0..6).prop_map(|p| p.concat())
+    }
+
+    /// Icon references and near misses: schemes, hosts, ports, paths and odd characters.
+    fn icon_like() -> impl Strategy<Value = String> {
+        let pieces = prop_oneof![
+            Just("https://".to_string()),
+            Just("http://".to_string()),
+            Just("javascript:".to_string()),
+            Just("//".to_string()),
+            Just("/".to_string()),
+            Just(":".to_string()),
+            Just("[".to_string()),
+            Just("@".to_string()),
+            Just("?#".to_string()),
+            Just(" ".to_string()),
+            "[a-f0-9]{1,64}",
+            "[A-Za-z0-9._~%-]{1,4}",
+            "[0-9]{1,6}",
             any::<char>().prop_map(String::from),
         ];
         proptest::collection::vec(pieces, 0..6).prop_map(|p| p.concat())
@@ -331,6 +353,15 @@ mod pattern_tests {
                 matches(ONE_LINE_PATTERN, &s) && s.len() <= PLAYER_ID_MAX,
                 PlayerId::new(s.as_str()).is_ok(),
                 "player: {:?}", s
+            );
+        }
+
+        #[test]
+        fn the_icon_pattern_says_what_the_rule_says(s in icon_like()) {
+            prop_assert_eq!(
+                matches(ICON_REFERENCE_PATTERN, &s),
+                s.is_empty() || is_icon_reference(&s),
+                "icon: {:?}", s
             );
         }
     }

@@ -141,6 +141,25 @@ pub enum Reason {
     /// A language tag is not a BCP 47 tag.
     #[error("is not a BCP 47 language tag")]
     LanguageTag,
+    /// An icon reference is neither an `http(s)` URL nor an icon digest.
+    #[error(
+        "must be an uploaded icon's digest (64 lowercase hex digits), an https:// or http:// URL (a host name or IPv4 address, an optional port, then printable ASCII without spaces), or a relative path (letters, digits, ._~%-/, not starting with /)"
+    )]
+    IconReference,
+    /// An uploaded image was refused (its declared size, or it does not decode).
+    #[error("{problem}")]
+    Image {
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An icon digest names no uploaded icon.
+    #[error(
+        "no icon {digest} was uploaded (PUT /v1/admin/achievements/{{id}}/icons/locked or unlocked)"
+    )]
+    UnknownIcon {
+        /// The digest.
+        digest: String,
+    },
 }
 
 impl Reason {
@@ -173,6 +192,9 @@ impl Reason {
             Reason::NotWritable { .. } => "not_writable",
             Reason::Fixed => "fixed",
             Reason::LanguageTag => "language_tag",
+            Reason::IconReference => "icon_reference",
+            Reason::Image { .. } => "image",
+            Reason::UnknownIcon { .. } => "unknown_icon",
         }
     }
 }
@@ -306,7 +328,7 @@ pub mod openapi {
 
     /// An icon reference (optional, may be empty).
     pub fn icon() -> Object {
-        text(super::ONE_LINE_OR_EMPTY_PATTERN, ICON_MAX, true)
+        text(crate::defs::ICON_REFERENCE_PATTERN, ICON_MAX, true)
     }
 
     /// A localized title (optional, may be empty).

@@ -15,6 +15,7 @@ pub struct Laurel {
     port: u16,
     data_dir: PathBuf,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     client: Client,
 }
 
@@ -52,6 +53,11 @@ impl Laurel {
     /// Starts `laurel serve` on `data_dir` with `extra` arguments (e.g. `--nats URL`), and
     /// waits until it answers.
     pub fn start(data_dir: &Path, extra: &[String]) -> Self {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// [`Laurel::start`] with environment variables set for the process (and its restarts).
+    pub fn start_with_env(data_dir: &Path, extra: &[String], env: &[(String, String)]) -> Self {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -62,6 +68,7 @@ impl Laurel {
             port,
             data_dir: data_dir.to_path_buf(),
             extra: extra.to_vec(),
+            env: env.to_vec(),
             client: Client {
                 port,
                 agent: config.into(),
@@ -84,6 +91,7 @@ impl Laurel {
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             // LAUREL_TEST_LOG raises the servers' log level when a test needs explaining.
             .env(
                 "LAUREL_LOG",

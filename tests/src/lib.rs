@@ -3,9 +3,11 @@
 
 mod laurel;
 mod nats;
+mod s3;
 
 pub use laurel::{Laurel, Reply, SseStream};
 pub use nats::NatsServer;
+pub use s3::S3Server;
 
 use std::path::PathBuf;
 use std::process::Command;

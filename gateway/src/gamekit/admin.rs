@@ -126,6 +126,20 @@ async fn add_achievements(state: &AppState, body: &[u8]) -> Envelope {
             return bad(why.join("; "));
         }
     };
+    match state.icons.missing_in_file(&file).await {
+        Ok(missing) if missing.is_empty() => {}
+        Ok(missing) => {
+            let why: Vec<String> = missing.iter().map(ToString::to_string).collect();
+            return bad(why.join("; "));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the icon store is unreachable");
+            return Envelope::refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the icon store is unreachable",
+            );
+        }
+    }
     for change in &overlaid.changes {
         if let Err(e) = publish_definition(state, change).await {
             tracing::warn!(error = %e, "a GameKit admin change was not stored");

@@ -11,6 +11,8 @@ use axum::http::{HeaderMap, Method};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::hex;
+
 /// How far a request's `x-amz-date` may be from now, in seconds (AWS's own limit).
 const SKEW_SECS: i64 = 15 * 60;
 /// The service GameKit's admin API is signed for.
@@ -132,10 +134,6 @@ fn hmac(key: &[u8], data: &str) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
     mac.update(data.as_bytes());
     mac.finalize().into_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header.

@@ -49,7 +49,21 @@ pub(crate) async fn publish_definition(
     Ok(())
 }
 
-fn etag(version: u64) -> HeaderValue {
+/// Appends an achievement's new definition (see [`publish_definition`]).
+pub(crate) async fn publish_achievement(
+    state: &AppState,
+    definition: &AchievementDefinition,
+) -> Result<(), ApiError> {
+    let event = DefinitionEvent::AchievementDefined {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::new_v4(),
+        definition: definition.clone(),
+        at: now_ms(),
+    };
+    publish_definition(state, &event).await
+}
+
+pub(crate) fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
 }
 
@@ -129,7 +143,7 @@ pub(crate) async fn list_stats(
 }
 
 /// The version an `If-Match` header names (`"3"`, `3`, `W/"3"`), `Some(None)` for `*`.
-fn if_match(headers: &HeaderMap) -> Result<Option<Option<u64>>, ApiError> {
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<Option<u64>>, ApiError> {
     let Some(raw) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -188,15 +202,13 @@ pub(crate) async fn put_achievement(
         .defs
         .read(|d| d.check_achievement(&id, &spec))
         .map_err(|e| invalid("invalid achievement definition", e))?;
+    let missing = state.icons.missing(&spec, None).await?;
+    if !missing.is_empty() {
+        return Err(invalid("invalid achievement definition", missing));
+    }
     let version = current_version.unwrap_or(0) + 1;
     let definition = AchievementDefinition::from_spec(id.clone(), spec, version);
-    let event = DefinitionEvent::AchievementDefined {
-        v: SchemaVersion::CURRENT,
-        event_id: Uuid::new_v4(),
-        definition: definition.clone(),
-        at: now_ms(),
-    };
-    publish_definition(&state, &event).await?;
+    publish_achievement(&state, &definition).await?;
     Ok(created_or_ok(current.is_none(), &definition, version))
 }
 

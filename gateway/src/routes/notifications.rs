@@ -33,7 +33,8 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
                 .achievement(unlocked.achievement_id.as_str())
                 .ok()??;
             let view = state.views.player(player).ok()?;
-            let achievement = achievement_out(&def, &view, langs, crate::routes::now_ms())?;
+            let achievement =
+                achievement_out(&def, &state.icons, &view, langs, crate::routes::now_ms())?;
             let data = json!({"unlock_id": unlocked.unlock_id, "replay": unlocked.replay, "achievement": achievement});
             Some(
                 Event::default()

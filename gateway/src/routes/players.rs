@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem, TokenProblems};
+use crate::icons::Icons;
 use crate::position::ReadToken;
 use crate::routes::now_ms;
 use crate::state::AppState;
@@ -149,18 +150,6 @@ fn texts<'a>(def: &'a AchievementDefinition, langs: &[String]) -> (&'a str, &'a 
     )
 }
 
-/// An icon reference as a URL: references with a scheme are used as they are; anything
-/// else is an uploaded icon's digest, served by `GET /v1/icons/{digest}`.
-pub(crate) fn icon_url(icon: Option<&String>) -> Option<String> {
-    icon.map(|i| {
-        if i.contains("://") || i.starts_with('/') {
-            i.clone()
-        } else {
-            format!("/v1/icons/{i}")
-        }
-    })
-}
-
 pub(crate) fn rfc3339(ms: i64) -> Option<String> {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
     t.format(&time::format_description::well_known::Rfc3339)
@@ -183,6 +172,7 @@ fn window(def: &AchievementDefinition, now: i64) -> Option<Window> {
 /// hidden, or time-limited with its window closed, unless earned.
 pub(crate) fn achievement_out(
     def: &AchievementDefinition,
+    icons: &Icons,
     player: &PlayerView,
     langs: &[String],
     now: i64,
@@ -225,7 +215,7 @@ pub(crate) fn achievement_out(
         id: def.id.to_string(),
         title: title.to_string(),
         description: description.to_string(),
-        icon_url: icon_url(icon),
+        icon_url: icon.map(|i| icons.url(i)),
         points: def.points,
         order: def.order,
         visibility: def.visibility,
@@ -290,7 +280,7 @@ async fn achievements_of(
     let now = now_ms();
     let achievements = sorted(state.achievements())
         .iter()
-        .filter_map(|d| achievement_out(d, &view, &langs, now))
+        .filter_map(|d| achievement_out(d, &state.icons, &view, &langs, now))
         .collect();
     Ok(AchievementsOut {
         achievements,
@@ -334,8 +324,8 @@ pub(crate) async fn my_achievement(
     let view = state.views.player(&principal.subject)?;
     let not_found = || ApiError::NotFound(format!("no achievement `{id}`"));
     let def = state.achievement(&id).ok_or_else(not_found)?;
-    let mut out =
-        achievement_out(&def, &view, &languages(&headers), now_ms()).ok_or_else(not_found)?;
+    let mut out = achievement_out(&def, &state.icons, &view, &languages(&headers), now_ms())
+        .ok_or_else(not_found)?;
     out.wait_timed_out = timed_out;
     Ok(waited(out, timed_out))
 }
@@ -496,7 +486,7 @@ pub(crate) async fn published(
                 } else {
                     locked.to_string()
                 },
-                icon_url: icon_url(d.locked_icon.as_ref()),
+                icon_url: d.locked_icon.as_ref().map(|i| state.icons.url(i)),
                 points: d.points,
                 order: d.order,
                 visibility: d.visibility,

@@ -99,6 +99,13 @@ pub(crate) async fn replay(
                 errors.into_iter().map(ItemError::from).collect(),
             )
         })?;
+    let missing = state.icons.missing_in_file(&file).await?;
+    if !missing.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "invalid definitions".into(),
+            missing.into_iter().map(ItemError::from).collect(),
+        ));
+    }
     let replay_id = Uuid::new_v5(
         &REPLAY_NAMESPACE,
         &serde_json::to_vec(&file).expect("a definitions file serializes"),

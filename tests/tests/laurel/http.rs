@@ -22,6 +22,15 @@ pub(crate) fn launch(backend: Backend) -> Launched {
 
 /// Launches with more `laurel serve` flags.
 pub(crate) fn launch_with(backend: Backend, flags: &[&str]) -> Launched {
+    launch_with_env(backend, flags, &[])
+}
+
+/// Launches with more `laurel serve` flags and environment variables.
+pub(crate) fn launch_with_env(
+    backend: Backend,
+    flags: &[&str],
+    env: &[(String, String)],
+) -> Launched {
     let dir = tempfile::tempdir().unwrap();
     let nats = matches!(backend, Backend::Nats).then(NatsServer::start);
     let mut extra = match &nats {
@@ -34,7 +43,7 @@ pub(crate) fn launch_with(backend: Backend, flags: &[&str]) -> Launched {
         None => vec!["--partitions".into(), "4".into()],
     };
     extra.extend(flags.iter().map(|f| f.to_string()));
-    let laurel = Laurel::start(&dir.path().join("data"), &extra);
+    let laurel = Laurel::start_with_env(&dir.path().join("data"), &extra, env);
     let admin = laurel.token(&["--admin"]);
     let server = laurel.token(&["--server"]);
     Launched {

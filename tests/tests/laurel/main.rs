@@ -7,6 +7,7 @@ mod examples;
 mod faults;
 mod gamekit;
 mod http;
+mod icons;
 mod integrity;
 mod log;
 mod players;

@@ -1,0 +1,151 @@
+//! Achievement icons (SPEC 4b): uploads checked and redrawn as square PNGs
+//! ([`normalize`]), kept content-addressed in a store ([`store`]), referenced by digest from
+//! definitions, served immutable at `GET /v1/icons/{digest}`, and collected when no
+//! definition has referenced them for a grace period.
+
+pub mod normalize;
+pub mod store;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use laurel_engine::shell::SharedDefs;
+use laurel_schemas::{AchievementSpec, DefinitionsFile, Reason, ValidationError, is_icon_digest};
+use tokio::sync::watch;
+
+pub use normalize::{IconError, Normalized};
+pub use store::{IconStore, StoreError, Stored};
+
+/// Icons as a process serves them.
+#[derive(Debug, Clone)]
+pub struct Icons {
+    /// Where they are kept.
+    pub store: Arc<dyn IconStore>,
+    /// The side of the square every upload is redrawn to, in pixels.
+    pub side: u32,
+    /// Where players' clients fetch icons (a CDN in front of `/v1/icons`), without a
+    /// trailing slash; `None`: this server's `/v1/icons`.
+    pub base_url: Option<String>,
+}
+
+impl Icons {
+    /// The URL a client fetches an icon reference from: an uploaded icon's digest becomes
+    /// `{base}/{digest}`; a URL or a relative path is handed on as it is.
+    pub fn url(&self, reference: &str) -> String {
+        if is_icon_digest(reference) {
+            match &self.base_url {
+                Some(base) => format!("{base}/{reference}"),
+                None => format!("/v1/icons/{reference}"),
+            }
+        } else {
+            reference.to_string()
+        }
+    }
+
+    /// The digests `spec` references that no uploaded icon has, as errors on the fields
+    /// (under `parent` when given: `achievements.X`).
+    pub async fn missing(
+        &self,
+        spec: &AchievementSpec,
+        parent: Option<&str>,
+    ) -> Result<Vec<ValidationError>, StoreError> {
+        let mut errors = Vec::new();
+        for (field, icon) in [
+            ("locked_icon", &spec.locked_icon),
+            ("unlocked_icon", &spec.unlocked_icon),
+        ] {
+            let Some(digest) = icon.as_deref().filter(|i| is_icon_digest(i)) else {
+                continue;
+            };
+            if !self.store.contains(digest).await? {
+                let error = ValidationError::new(
+                    field,
+                    Reason::UnknownIcon {
+                        digest: digest.to_string(),
+                    },
+                );
+                errors.push(match parent {
+                    Some(parent) => error.under(parent),
+                    None => error,
+                });
+            }
+        }
+        Ok(errors)
+    }
+
+    /// [`Icons::missing`] for every achievement of a definitions file
+    /// (`achievements.ID.locked_icon`).
+    pub async fn missing_in_file(
+        &self,
+        file: &DefinitionsFile,
+    ) -> Result<Vec<ValidationError>, StoreError> {
+        let mut errors = Vec::new();
+        for (id, spec) in &file.achievements {
+            errors.extend(
+                self.missing(spec, Some(&format!("achievements.{id}")))
+                    .await?,
+            );
+        }
+        Ok(errors)
+    }
+
+    /// Removes the icons no definition references (archived ones included: players who
+    /// earned them still see them) that were written more than `grace` ago; returns how
+    /// many went. The grace covers an upload racing a definition that is about to
+    /// reference it.
+    pub async fn collect(
+        &self,
+        defs: &SharedDefs,
+        grace: Duration,
+        now_ms: u64,
+    ) -> Result<usize, StoreError> {
+        let stored = self.store.list().await?;
+        // Read after the listing: an icon referenced by then is kept.
+        let referenced: HashSet<String> = defs.read(|d| {
+            d.achievements()
+                .flat_map(|def| [def.locked_icon.clone(), def.unlocked_icon.clone()])
+                .flatten()
+                .filter(|i| is_icon_digest(i))
+                .collect()
+        });
+        let cutoff = now_ms.saturating_sub(grace.as_millis() as u64);
+        let mut removed = 0;
+        for icon in stored {
+            if referenced.contains(&icon.digest) || icon.written_ms > cutoff {
+                continue;
+            }
+            self.store.delete(&icon.digest).await?;
+            tracing::info!(
+                digest = icon.digest,
+                "removed an icon no definition references"
+            );
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Collects unreferenced icons every `every` until shutdown.
+    pub async fn collect_every(
+        self,
+        defs: Arc<SharedDefs>,
+        grace: Duration,
+        every: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self
+                .collect(&defs, grace, crate::routes::now_ms().max(0) as u64)
+                .await
+            {
+                tracing::warn!(error = %e, "collecting unreferenced icons failed; trying again later");
+            }
+        }
+    }
+}
