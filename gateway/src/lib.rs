@@ -20,6 +20,7 @@ pub mod replay;
 mod routes;
 pub mod serve;
 pub mod state;
+pub mod tls;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

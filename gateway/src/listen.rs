@@ -10,6 +10,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 
 /// How connections are held to account.
 #[derive(Debug, Clone, Copy)]
@@ -23,11 +24,13 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
 }
 
-/// Serves `app` on `listener` until `shutdown`, then lets open connections finish.
+/// Serves `app` on `listener` until `shutdown`, then lets open connections finish. With
+/// `tls`, each connection's TLS handshake must end within the header timeout.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -60,15 +63,19 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout);
-        let connection =
-            builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone()));
-        let connection = graceful.watch(connection);
+        let (app, watcher, tls) = (app.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => serve_connection(tcp, app, limits, watcher).await,
+                Some(tls) => {
+                    match tokio::time::timeout(limits.header_timeout, tls.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, app, limits, watcher).await,
+                        Ok(Err(e)) => Err(e.into()),
+                        Err(_) => Err("the TLS handshake timed out".into()),
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
@@ -76,5 +83,24 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+    Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it ends or shutdown drains it.
+async fn serve_connection<IO>(
+    io: IO,
+    app: Router,
+    limits: ConnectionLimits,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+    watcher.watch(connection).await?;
     Ok(())
 }

@@ -46,6 +46,16 @@ pub struct LogArgs {
     /// Largest number of entries a stream holds before appends are refused (503).
     #[arg(long, env = "LAUREL_MAX_ENTRIES")]
     pub max_entries: Option<u64>,
+    /// The CA certificate (PEM) that signed the NATS servers' certificates: TLS to NATS
+    /// (as `tls://` URLs also ask), never plain text instead.
+    #[arg(long, env = "LAUREL_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for NATS servers that verify clients (mutual TLS).
+    #[arg(long, env = "LAUREL_NATS_CERT", requires = "nats_key")]
+    pub nats_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, env = "LAUREL_NATS_KEY", requires = "nats_cert")]
+    pub nats_key: Option<PathBuf>,
 }
 
 impl LogArgs {
@@ -60,11 +70,18 @@ impl LogArgs {
             max_entries: self.max_entries,
         };
         Ok(match &self.nats {
-            Some(url) => Log::Nats(
-                NatsLog::connect(url, config)
-                    .await
-                    .with_context(|| format!("connecting to {url}"))?,
-            ),
+            Some(url) => {
+                let tls = laurel_log::NatsTls {
+                    ca: self.nats_ca.clone(),
+                    cert: self.nats_cert.clone(),
+                    key: self.nats_key.clone(),
+                };
+                Log::Nats(
+                    NatsLog::connect_with(url, config, &tls)
+                        .await
+                        .with_context(|| format!("connecting to {url}"))?,
+                )
+            }
             None => {
                 std::fs::create_dir_all(&self.data_dir)?;
                 Log::Embedded(EmbeddedLog::open(&self.data_dir.join("log"), config)?)
@@ -266,6 +283,21 @@ impl GameKitArgs {
     }
 }
 
+/// HTTPS (SPEC 4b, docs/data-protection.md).
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// The certificate chain (PEM, leaf first): with `--tls-key`, serve HTTPS (TLS 1.2 and
+    /// 1.3) instead of HTTP. The files are read again when they change.
+    #[arg(long, env = "LAUREL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "LAUREL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// How often, in seconds, the certificate files are looked at for a renewal.
+    #[arg(long, env = "LAUREL_TLS_RELOAD_SECS", default_value_t = 10)]
+    pub tls_reload_secs: u64,
+}
+
 /// Achievement icons (SPEC 4b, docs/data-protection.md).
 #[derive(Debug, Clone, Args)]
 pub struct IconArgs {
@@ -342,6 +374,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub icons: IconArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub tls: TlsArgs,
     /// Longest time, in seconds, that a shutdown (SIGTERM, ctrl-c) waits for in-flight work
     /// before the process exits anyway; whatever was not stored is folded again on the next
     /// start.
@@ -524,18 +559,41 @@ pub async fn run(
         icons,
         gamekit: args.gamekit.config(&paging_secret(data_dir)?)?,
     };
+    let tls = match (&args.tls.tls_cert, &args.tls.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let (acceptor, reloading) =
+                crate::tls::acceptor(files).context("loading the TLS certificate")?;
+            tokio::spawn(reloading.watch(
+                Duration::from_secs(args.tls.tls_reload_secs.max(1)),
+                shutdown.clone(),
+            ));
+            Some(acceptor)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let addr = listener.local_addr()?;
     let backend = if args.log.nats.is_some() {
         "nats"
     } else {
         "embedded"
     };
-    tracing::info!(%addr, backend, data_dir = %data_dir.display(), "laurel ready on http://{addr}");
+    tracing::info!(%addr, backend, data_dir = %data_dir.display(), "laurel ready on {scheme}://{addr}");
     let connections = crate::listen::ConnectionLimits {
         header_timeout: Duration::from_secs(args.limits.header_timeout_secs.max(1)),
         max_connections: args.limits.max_connections,
     };
-    let server = crate::listen::serve(listener, crate::app(state), connections, shutdown.clone());
+    let server = crate::listen::serve(
+        listener,
+        crate::app(state),
+        connections,
+        tls,
+        shutdown.clone(),
+    );
     roles.spawn(async move { ("HTTP server", server.await.map_err(anyhow::Error::from)) });
     supervise(
         roles,

@@ -19,7 +19,7 @@ pub mod retry;
 use std::time::Duration;
 
 pub use embedded::EmbeddedLog;
-pub use nats::NatsLog;
+pub use nats::{NatsLog, NatsTls};
 
 /// Runs `work`, which blocks on disk, without holding up the other tasks of this runtime
 /// thread: on a multi-thread runtime they move to another thread meanwhile.

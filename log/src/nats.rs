@@ -63,7 +63,16 @@ impl NatsLog {
     /// `nats://user:password@host` or `nats://token@host`) and creates or checks the three
     /// streams.
     pub async fn connect(urls: &str, config: LogConfig) -> Result<Self, LogError> {
-        let (servers, options) = connect_options(urls)?;
+        Self::connect_with(urls, config, &NatsTls::default()).await
+    }
+
+    /// [`NatsLog::connect`] over TLS as `tls` says (and as `tls://` URLs ask).
+    pub async fn connect_with(
+        urls: &str,
+        config: LogConfig,
+        tls: &NatsTls,
+    ) -> Result<Self, LogError> {
+        let (servers, options) = connect_options(urls, tls)?;
         let client = options
             .connection_timeout(Duration::from_secs(5))
             .retry_on_initial_connect()
@@ -379,8 +388,21 @@ impl NatsLog {
 /// The servers of a comma-separated URL list, and the options carrying the credentials
 /// their URLs hold (the client does not read them from URLs itself). Every URL must carry the
 /// same credentials, or none.
+/// TLS to NATS: the certificate authority that signed the servers' certificates (else the
+/// system's roots), and a client certificate and key for mutual TLS.
+#[derive(Debug, Clone, Default)]
+pub struct NatsTls {
+    /// The CA certificate(s), PEM.
+    pub ca: Option<std::path::PathBuf>,
+    /// The client certificate, PEM.
+    pub cert: Option<std::path::PathBuf>,
+    /// The client certificate's key, PEM.
+    pub key: Option<std::path::PathBuf>,
+}
+
 fn connect_options(
     urls: &str,
+    tls: &NatsTls,
 ) -> Result<(Vec<async_nats::ServerAddr>, async_nats::ConnectOptions), LogError> {
     let invalid = |url: &str, e: &dyn std::fmt::Display| {
         LogError::Misconfigured(format!("NATS URL `{url}`: {e}"))
@@ -420,7 +442,32 @@ fn connect_options(
         Some((token, None)) => async_nats::ConnectOptions::with_token(token),
         None => async_nats::ConnectOptions::new(),
     };
-    Ok((servers, options))
+    let readable = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .map_err(|e| LogError::Misconfigured(format!("NATS TLS file {}: {e}", path.display())))
+    };
+    let mut options = options;
+    if let Some(ca) = &tls.ca {
+        readable(ca)?;
+        options = options.add_root_certificates(ca.clone());
+    }
+    match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            readable(cert)?;
+            readable(key)?;
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        (None, None) => {}
+        _ => {
+            return Err(LogError::Misconfigured(
+                "a NATS client certificate needs its key, and the key its certificate".into(),
+            ));
+        }
+    }
+    // A tls:// URL, or any TLS setting, means TLS or nothing: never plain text instead.
+    let wants_tls =
+        servers.iter().any(|s| s.tls_required()) || tls.ca.is_some() || tls.cert.is_some();
+    Ok((servers, options.require_tls(wants_tls)))
 }
 
 fn settle(
@@ -643,20 +690,44 @@ mod tests {
 
     #[test]
     fn credentials_come_from_the_urls() {
-        let (servers, _) =
-            connect_options("nats://ann:p%40ss@127.0.0.1:4222, nats://ann:p%40ss@127.0.0.1:4223")
-                .unwrap();
+        let (servers, _) = connect_options(
+            "nats://ann:p%40ss@127.0.0.1:4222, nats://ann:p%40ss@127.0.0.1:4223",
+            &NatsTls::default(),
+        )
+        .unwrap();
         assert_eq!(servers.len(), 2);
         assert_eq!(servers[1].port(), 4223);
-        let mismatched = connect_options("nats://ann:x@a:1,nats://bob:y@b:2");
+        let mismatched = connect_options("nats://ann:x@a:1,nats://bob:y@b:2", &NatsTls::default());
         assert!(matches!(mismatched, Err(LogError::Misconfigured(_))));
         assert!(matches!(
-            connect_options(" , "),
+            connect_options(" , ", &NatsTls::default()),
             Err(LogError::Misconfigured(_))
         ));
         assert!(matches!(
-            connect_options("http://a:1"),
+            connect_options("http://a:1", &NatsTls::default()),
             Err(LogError::Misconfigured(_))
         ));
+    }
+
+    #[test]
+    fn tls_settings_must_be_whole_and_readable() {
+        let half = NatsTls {
+            cert: Some("client.pem".into()),
+            ..NatsTls::default()
+        };
+        assert!(matches!(
+            connect_options("tls://a:1", &half),
+            Err(LogError::Misconfigured(_))
+        ));
+        let missing = NatsTls {
+            ca: Some("/no/such/ca.pem".into()),
+            ..NatsTls::default()
+        };
+        let refused = connect_options("nats://a:1", &missing);
+        assert!(
+            matches!(&refused, Err(LogError::Misconfigured(m)) if m.contains("/no/such/ca.pem")),
+            "{:?}",
+            refused.map(|_| ())
+        );
     }
 }

@@ -114,6 +114,16 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// Where JetStream keeps its files.
+    pub fn store_dir(&self) -> PathBuf {
+        self.store.path().join("js")
+    }
+
+    /// The client URL over TLS, for a server whose configuration has a `tls` block.
+    pub fn tls_url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
+    }
+
     /// The client URL with a user's credentials, for a server whose configuration has users.
     pub fn url_as(&self, user: &str, password: &str) -> String {
         format!("nats://{user}:{password}@127.0.0.1:{}", self.port)
@@ -135,12 +145,14 @@ impl NatsServer {
 }
 
 /// `config` with JetStream on in the store: a reload of a file without it turns JetStream off,
-/// whatever the command line said.
+/// whatever the command line said. A config with a `jetstream` block of its own (a cipher)
+/// names the store `$STORE`.
 fn with_jetstream(config: &str, store: &std::path::Path) -> String {
-    format!(
-        "{config}\njetstream {{ store_dir: {:?} }}\n",
-        store.join("js").display().to_string()
-    )
+    let dir = format!("{:?}", store.join("js").display().to_string());
+    if config.contains("jetstream") {
+        return config.replace("$STORE", &dir);
+    }
+    format!("{config}\njetstream {{ store_dir: {dir} }}\n")
 }
 
 impl Drop for NatsServer {

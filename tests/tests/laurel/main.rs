@@ -14,3 +14,4 @@ mod players;
 mod projections;
 mod replay;
 mod support;
+mod tls;
