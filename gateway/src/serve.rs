@@ -341,15 +341,12 @@ impl IconArgs {
         let store = crate::icons::store::open(&spec, nats)
             .await
             .with_context(|| format!("opening the icon store {spec}"))?;
-        Ok(crate::icons::Icons {
-            store,
-            side: self.icon_size,
-            base_url: self
-                .icons_base_url
-                .as_deref()
-                .map(|b| b.trim_end_matches('/').to_string())
-                .filter(|b| !b.is_empty()),
-        })
+        let base_url = self
+            .icons_base_url
+            .as_deref()
+            .map(|b| b.trim_end_matches('/').to_string())
+            .filter(|b| !b.is_empty());
+        Ok(crate::icons::Icons::new(store, self.icon_size, base_url))
     }
 }
 

@@ -6,7 +6,7 @@
 pub mod normalize;
 pub mod store;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,9 +27,55 @@ pub struct Icons {
     /// Where players' clients fetch icons (a CDN in front of `/v1/icons`), without a
     /// trailing slash; `None`: this server's `/v1/icons`.
     pub base_url: Option<String>,
+    /// Icons this process is uploading: stored, their definition not yet in force. The
+    /// collection leaves them, whatever the grace.
+    pub uploading: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+}
+
+/// An upload in progress (see [`Icons::uploading`]); dropping it ends it.
+#[derive(Debug)]
+pub struct Uploading {
+    digest: String,
+    set: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Uploading {
+    fn drop(&mut self) {
+        let mut set = self.set.lock().expect("uploading lock");
+        if let Some(n) = set.get_mut(&self.digest) {
+            *n -= 1;
+            if *n == 0 {
+                set.remove(&self.digest);
+            }
+        }
+    }
 }
 
 impl Icons {
+    /// Icons in `store`, redrawn to `side` pixels, linked on `base_url`.
+    pub fn new(store: Arc<dyn IconStore>, side: u32, base_url: Option<String>) -> Self {
+        Self {
+            store,
+            side,
+            base_url,
+            uploading: Arc::default(),
+        }
+    }
+
+    /// Marks `digest` as being uploaded until the guard is dropped.
+    pub fn uploading(&self, digest: &str) -> Uploading {
+        *self
+            .uploading
+            .lock()
+            .expect("uploading lock")
+            .entry(digest.to_string())
+            .or_default() += 1;
+        Uploading {
+            digest: digest.to_string(),
+            set: self.uploading.clone(),
+        }
+    }
+
     /// The URL a client fetches an icon reference from: an uploaded icon's digest becomes
     /// `{base}/{digest}`; a URL or a relative path is handed on as it is.
     pub fn url(&self, reference: &str) -> String {
@@ -112,7 +158,12 @@ impl Icons {
         let cutoff = now_ms.saturating_sub(grace.as_millis() as u64);
         let mut removed = 0;
         for icon in stored {
-            if referenced.contains(&icon.digest) || icon.written_ms > cutoff {
+            let uploading = self
+                .uploading
+                .lock()
+                .expect("uploading lock")
+                .contains_key(&icon.digest);
+            if uploading || referenced.contains(&icon.digest) || icon.written_ms > cutoff {
                 continue;
             }
             self.store.delete(&icon.digest).await?;
@@ -147,5 +198,50 @@ impl Icons {
                 tracing::warn!(error = %e, "collecting unreferenced icons failed; trying again later");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use laurel_log::{EmbeddedLog, Log, LogConfig};
+
+    #[tokio::test]
+    async fn the_collection_leaves_an_upload_in_progress_whatever_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::Embedded(
+            EmbeddedLog::open(&dir.path().join("log"), LogConfig::default()).unwrap(),
+        );
+        let (defs, _follower) = SharedDefs::load(&log, "test").await.unwrap();
+        let store = store::open(&format!("dir:{}", dir.path().join("icons").display()), None)
+            .await
+            .unwrap();
+        let icons = Icons::new(store, 100, None);
+        let digest = "ab".repeat(32);
+        icons
+            .store
+            .put(&digest, vec![1, 2, 3].into())
+            .await
+            .unwrap();
+        let uploading = icons.uploading(&digest);
+        let far_ahead = u64::MAX / 2;
+        assert_eq!(
+            icons
+                .collect(&defs, Duration::ZERO, far_ahead)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(icons.store.contains(&digest).await.unwrap());
+        drop(uploading);
+        assert_eq!(
+            icons
+                .collect(&defs, Duration::ZERO, far_ahead)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(!icons.store.contains(&digest).await.unwrap());
+        assert!(icons.uploading.lock().unwrap().is_empty());
     }
 }

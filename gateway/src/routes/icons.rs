@@ -110,6 +110,8 @@ pub(crate) async fn upload(
             .await
             .map_err(|e| ApiError::Internal(format!("normalizing an icon: {e}")))??;
     // Written before the definition names it: a definition never references a missing icon.
+    // Until the definition is in force, the collection leaves it.
+    let _uploading = state.icons.uploading(&icon.digest);
     state
         .icons
         .store
