@@ -205,6 +205,10 @@ pub struct Target {
     /// The data dir whose dev key makes the token when `--token` is not given.
     #[arg(long, env = "LAUREL_DATA_DIR", default_value = "./laurel-data")]
     pub data_dir: PathBuf,
+    /// A CA certificate (PEM) to trust for an `https://` `--url`, besides the public roots
+    /// (a server whose certificate a private CA signed).
+    #[arg(long, env = "LAUREL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// `laurel defs`.
@@ -249,11 +253,19 @@ impl Client {
                 mint_dev_token(&key, "laurel-defs", ADMIN_SCOPE, 300)
             }
         };
+        // No overall timeout: a replay's answer streams for as long as the work takes.
+        let mut http =
+            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(path) = &target.ca_cert {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} holds no PEM certificate", path.display()))?
+            {
+                http = http.add_root_certificate(cert);
+            }
+        }
         Ok(Self {
-            // No overall timeout: a replay's answer streams for as long as the work takes.
-            http: reqwest::Client::builder()
-                .connect_timeout(std::time::Duration::from_secs(10))
-                .build()?,
+            http: http.build()?,
             url: target.url.trim_end_matches('/').to_string(),
             token,
         })

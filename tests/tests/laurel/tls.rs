@@ -165,6 +165,28 @@ fn https_serves_tls_1_2_and_1_3_and_takes_a_renewed_certificate() {
         assert_eq!(stats["stats"]["wins"], 3, "{stats}");
     });
 
+    // The CLI reaches it too, trusting the private CA it is given (and only then).
+    let ca_file = write(dir.path(), "ca.pem", &first.pem());
+    let export = |ca: Option<&Path>| {
+        let mut command = Command::new(laurel_bin());
+        command.args(["defs", "export", "--url", &url, "--token", &admin]);
+        if let Some(ca) = ca {
+            command.arg("--ca-cert").arg(ca);
+        }
+        command.output().unwrap()
+    };
+    let out = export(Some(&ca_file));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wins"));
+    assert!(
+        !export(None).status.success(),
+        "the public roots do not vouch for a test CA"
+    );
+
     // Plain HTTP on the TLS port gets no HTTP answer.
     let plain = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
