@@ -31,6 +31,14 @@ fn moto_server_binary() -> PathBuf {
         })
 }
 
+/// A client that reads any status as an answer.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
 impl S3Server {
     /// Starts a server and waits until it answers.
     pub fn start() -> Self {
@@ -43,10 +51,7 @@ impl S3Server {
             .spawn()
             .expect("moto_server starts");
         let server = Self { child, port };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = agent();
         wait_until("the S3 server to answer", Duration::from_secs(60), || {
             agent.get(&server.url()).call().ok().map(|_| ())
         });
@@ -74,10 +79,7 @@ impl S3Server {
 
     /// Creates a bucket (moto takes an unsigned request for it).
     pub fn create_bucket(&self, name: &str) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = agent();
         let response = agent
             .put(&format!("{}/{name}", self.url()))
             .send_empty()
@@ -92,10 +94,7 @@ impl S3Server {
     /// The objects of a bucket, as `(key, size)`, listed straight from the server (moto
     /// lists a bucket for an unsigned request; it refuses unsigned reads of objects).
     pub fn objects(&self, bucket: &str) -> Vec<(String, u64)> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = agent();
         let xml = agent
             .get(&format!("{}/{bucket}?list-type=2", self.url()))
             .call()

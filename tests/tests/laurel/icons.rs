@@ -40,6 +40,13 @@ fn upload(l: &Launched, id: &str, slot: &str, token: &str, bytes: Vec<u8>) -> Re
         .expect("laurel answers")
 }
 
+/// An upload of FIRST_WIN's `slot` icon that must be taken.
+fn uploaded(l: &Launched, slot: &str, bytes: Vec<u8>) -> Reply {
+    let r = upload(l, "FIRST_WIN", slot, &l.admin, bytes);
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    r
+}
+
 fn get(l: &Launched, path: &str, headers: &[(&str, &str)]) -> Reply {
     l.laurel
         .try_request_with("GET", path, None, None, headers)
@@ -98,14 +105,7 @@ fn players_icon(l: &Launched, player: &str) -> Value {
 fn an_uploaded_icon_reaches_players_and_is_served_immutable(backend: Backend) {
     let l = launch(backend);
     game(&l);
-    let r = upload(
-        &l,
-        "FIRST_WIN",
-        "locked",
-        &l.admin,
-        picture(300, 120, ImageFormat::Png),
-    );
-    assert_eq!(r.status, 200, "{:?}", r.json);
+    let r = uploaded(&l, "locked", picture(300, 120, ImageFormat::Png));
     let digest = r.json["digest"].as_str().unwrap().to_string();
     assert!(is_digest(&digest), "{digest}");
     assert_eq!(r.json["url"], format!("/v1/icons/{digest}"));
@@ -123,28 +123,14 @@ fn an_uploaded_icon_reaches_players_and_is_served_immutable(backend: Backend) {
     assert_eq!(r.header("etag"), Some("\"2\""));
 
     // A JPEG for the unlocked slot; the locked one stays.
-    let r = upload(
-        &l,
-        "FIRST_WIN",
-        "unlocked",
-        &l.admin,
-        picture(64, 200, ImageFormat::Jpeg),
-    );
-    assert_eq!(r.status, 200, "{:?}", r.json);
+    let r = uploaded(&l, "unlocked", picture(64, 200, ImageFormat::Jpeg));
     let unlocked = r.json["digest"].as_str().unwrap().to_string();
     assert_eq!(r.json["source_type"], "image/jpeg");
     assert_eq!(r.json["achievement"]["locked_icon"], digest.as_str());
     assert_eq!(r.json["achievement"]["unlocked_icon"], unlocked.as_str());
 
     // The same picture again is the same icon, and changes nothing.
-    let again = upload(
-        &l,
-        "FIRST_WIN",
-        "locked",
-        &l.admin,
-        picture(300, 120, ImageFormat::Png),
-    );
-    assert_eq!(again.status, 200, "{:?}", again.json);
+    let again = uploaded(&l, "locked", picture(300, 120, ImageFormat::Png));
     assert_eq!(again.json["digest"], digest.as_str());
     assert_eq!(again.json["achievement"]["version"], 3);
 
@@ -440,14 +426,7 @@ fn a_cdn_base_url_goes_into_icon_urls(backend: Backend) {
         &["--icons-base-url", "https://cdn.example.com/v1/icons/"],
     );
     game(&l);
-    let r = upload(
-        &l,
-        "FIRST_WIN",
-        "locked",
-        &l.admin,
-        picture(20, 20, ImageFormat::WebP),
-    );
-    assert_eq!(r.status, 200, "{:?}", r.json);
+    let r = uploaded(&l, "locked", picture(20, 20, ImageFormat::WebP));
     let digest = r.json["digest"].as_str().unwrap();
     assert_eq!(r.json["source_type"], "image/webp");
     let url = format!("https://cdn.example.com/v1/icons/{digest}");
@@ -467,13 +446,7 @@ fn unreferenced_icons_are_collected(backend: Backend) {
     game(&l);
     let r = define(&l, "RETIRED", json!({}));
     assert_eq!(r.status, 201, "{:?}", r.json);
-    let first = upload(
-        &l,
-        "FIRST_WIN",
-        "locked",
-        &l.admin,
-        picture(30, 30, ImageFormat::Png),
-    );
+    let first = uploaded(&l, "locked", picture(30, 30, ImageFormat::Png));
     let retired = upload(
         &l,
         "RETIRED",
@@ -481,6 +454,7 @@ fn unreferenced_icons_are_collected(backend: Backend) {
         &l.admin,
         picture(31, 30, ImageFormat::Png),
     );
+    assert_eq!(retired.status, 200, "{:?}", retired.json);
     let r = l.laurel.call(
         "DELETE",
         "/v1/admin/achievements/RETIRED",
@@ -488,13 +462,7 @@ fn unreferenced_icons_are_collected(backend: Backend) {
         None,
     );
     assert_eq!(r.status, 200, "{:?}", r.json);
-    let second = upload(
-        &l,
-        "FIRST_WIN",
-        "locked",
-        &l.admin,
-        picture(32, 30, ImageFormat::Png),
-    );
+    let second = uploaded(&l, "locked", picture(32, 30, ImageFormat::Png));
     let digest = |r: &Reply| r.json["digest"].as_str().unwrap().to_string();
     let (first, retired, second) = (digest(&first), digest(&retired), digest(&second));
     wait_until(
@@ -512,8 +480,7 @@ fn unreferenced_icons_are_collected(backend: Backend) {
 /// digest and the answer.
 fn upload_and_serve(l: &Launched, image: Vec<u8>) -> (String, Reply) {
     game(l);
-    let r = upload(l, "FIRST_WIN", "locked", &l.admin, image);
-    assert_eq!(r.status, 200, "{:?}", r.json);
+    let r = uploaded(l, "locked", image);
     let digest = r.json["digest"].as_str().unwrap().to_string();
     let served = get(l, &format!("/v1/icons/{digest}"), &[]);
     assert_eq!(served.status, 200);
