@@ -2,7 +2,9 @@
 //! projections -> views, on the embedded log and on JetStream, against a same-run baseline
 //! of raw JetStream publishing (4,096 acks in flight, with `Nats-Msg-Id`).
 //!
-//! `cargo bench --bench pipeline` (events: `LAUREL_BENCH_EVENTS`, default 200,000).
+//! `cargo bench --bench pipeline` (events: `LAUREL_BENCH_EVENTS`, default 200,000; backends:
+//! `LAUREL_BENCH_BACKENDS`, default `embedded,embedded-sealed,jetstream`, the second with a
+//! data key).
 //! Prints events/s, the ratios to the baseline, disk used and the process's peak memory.
 
 use std::collections::VecDeque;
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use laurel_benches::{Shape, definitions, dir_size, stat_events};
 use laurel_engine::shell::{self, EngineMetrics, ShellConfig};
+use laurel_log::derived::Store;
 use laurel_log::{EmbeddedLog, Entry, Log, LogConfig, NatsLog, StreamKind, Target, partition_of};
 use laurel_projections::{ProjectorConfig, Views};
 use laurel_schemas::encode;
@@ -40,8 +43,8 @@ fn main() {
     let nats = NatsServer::start();
     let baseline = rt.block_on(raw_jetstream(&nats.url(), events));
     println!("raw JetStream publish (4096 in flight, Nats-Msg-Id): {baseline:>10.0} msgs/s");
-    let backends =
-        std::env::var("LAUREL_BENCH_BACKENDS").unwrap_or_else(|_| "embedded,jetstream".into());
+    let backends = std::env::var("LAUREL_BENCH_BACKENDS")
+        .unwrap_or_else(|_| "embedded,embedded-sealed,jetstream".into());
     for backend in backends.split(',') {
         let dir = tempfile::tempdir().unwrap();
         let r = rt.block_on(pipeline(backend, &nats.url(), dir.path(), events));
@@ -104,8 +107,19 @@ async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
         stream_prefix: format!("BENCH_{}", backend.to_uppercase()),
         ..LogConfig::default()
     };
+    // `embedded-sealed`: the embedded log with a data key (log, engine state and views sealed).
+    let seal = (backend == "embedded-sealed").then(|| {
+        let key = laurel_log::seal::DataKey::from_bytes([7; laurel_log::seal::KEY_LEN]);
+        Arc::new(
+            laurel_log::seal::unlock(dir, Some(&key), &[])
+                .unwrap()
+                .unwrap(),
+        )
+    });
     let log = match backend {
-        "embedded" => Log::Embedded(EmbeddedLog::open(&dir.join("log"), config).unwrap()),
+        "embedded" | "embedded-sealed" => {
+            Log::Embedded(EmbeddedLog::open_sealed(&dir.join("log"), config, seal.clone()).unwrap())
+        }
         _ => Log::Nats(NatsLog::connect(url, config).await.unwrap()),
     };
     let shape = Shape::ENGINE_FOLD;
@@ -135,12 +149,12 @@ async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
     let metrics = Arc::new(EngineMetrics::default());
     let engine = tokio::spawn(shell::run_standalone(
         log.clone(),
-        sled::open(dir.join("engine")).unwrap(),
+        Store::new(sled::open(dir.join("engine")).unwrap(), seal.clone()),
         ShellConfig::all(PARTITIONS),
         metrics.clone(),
         shutdown.clone(),
     ));
-    let views_db = sled::open(dir.join("views")).unwrap();
+    let views_db = Store::new(sled::open(dir.join("views")).unwrap(), seal);
     let views = Views::open(&views_db, &log).unwrap();
     let projector = tokio::spawn(laurel_projections::run(
         log.clone(),

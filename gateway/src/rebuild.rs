@@ -18,7 +18,7 @@ use laurel_log::{LogError, StreamKind};
 use laurel_projections::{ProjectorConfig, Views};
 use tokio::sync::watch;
 
-use crate::serve::{LogArgs, open_store};
+use crate::serve::LogArgs;
 
 /// `laurel rebuild`.
 #[derive(Debug, Clone, Args)]
@@ -54,7 +54,7 @@ fn drop_store(path: &Path) -> anyhow::Result<()> {
 pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = &args.log.data_dir;
-    let log = match args.log.open().await {
+    let opened = match args.log.open().await {
         Err(e) if matches!(e.downcast_ref::<LogError>(), Some(LogError::Locked(_))) => {
             bail!(
                 "the log in {} is in use: stop Laurel before rebuilding",
@@ -65,8 +65,9 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
     };
     drop_store(&data_dir.join("engine"))?;
     drop_store(&data_dir.join("views"))?;
-    let engine_db = open_store(&data_dir.join("engine")).context("creating engine state")?;
-    let views_db = open_store(&data_dir.join("views")).context("creating views")?;
+    let engine_db = opened.store("engine")?;
+    let views_db = opened.store("views")?;
+    let log = opened.log;
     let views = Views::open(&views_db, &log)?;
     let partitions = log.config().partitions;
     let mut targets = Vec::with_capacity(partitions as usize);

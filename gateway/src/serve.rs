@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig, ShellError};
+use laurel_log::derived::Store;
 use laurel_log::retry::retrying;
+use laurel_log::seal::{DataKey, Sealer};
 use laurel_log::{EmbeddedLog, Log, LogConfig, NatsLog};
 use laurel_projections::{ProjectorConfig, Views};
 use tokio::net::TcpListener;
@@ -56,11 +58,67 @@ pub struct LogArgs {
     /// The client certificate's key (PEM).
     #[arg(long, env = "LAUREL_NATS_KEY", requires = "nats_cert")]
     pub nats_key: Option<PathBuf>,
+    /// The data key (32 bytes: raw, base64 or hex; e.g. `openssl rand -base64 32`): encrypts
+    /// everything written to the data dir (embedded log, engine state, views). An encrypted
+    /// data dir does not open without it.
+    #[arg(long, env = "LAUREL_DATA_KEY_FILE")]
+    pub data_key_file: Option<PathBuf>,
+    /// The previous data key, while rotating: the data dir is rewrapped to `--data-key-file`
+    /// at start, after which this key no longer opens it.
+    #[arg(long, env = "LAUREL_DATA_OLD_KEY_FILE", requires = "data_key_file")]
+    pub data_old_key_file: Option<PathBuf>,
+}
+
+/// An opened log, and what seals the data dir's derived state.
+pub struct Opened {
+    /// The log.
+    pub log: Log,
+    /// The data dir's sealer, when it is encrypted.
+    pub seal: Option<Arc<Sealer>>,
+    data_dir: PathBuf,
+}
+
+impl Opened {
+    /// The derived-state store `name` in the data dir (engine state, views), sealed as the
+    /// data dir is.
+    pub fn store(&self, name: &str) -> anyhow::Result<Store> {
+        let db =
+            open_store(&self.data_dir.join(name)).with_context(|| format!("opening {name}"))?;
+        Ok(Store::new(db, self.seal.clone()))
+    }
 }
 
 impl LogArgs {
-    /// Opens the log these arguments name.
-    pub async fn open(&self) -> anyhow::Result<Log> {
+    /// The data dir's sealer: `None` in clear; refused when the keys given do not open it.
+    fn unlock(&self) -> anyhow::Result<Option<Arc<Sealer>>> {
+        let key = self
+            .data_key_file
+            .as_deref()
+            .map(DataKey::from_file)
+            .transpose()?;
+        let old = self
+            .data_old_key_file
+            .as_deref()
+            .map(DataKey::from_file)
+            .transpose()?;
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating {}", self.data_dir.display()))?;
+        let seal = laurel_log::seal::unlock(&self.data_dir, key.as_ref(), old.as_slice())?;
+        Ok(seal.map(Arc::new))
+    }
+
+    /// Opens the log these arguments name, and the data dir's sealer.
+    pub async fn open(&self) -> anyhow::Result<Opened> {
+        let seal = self.unlock()?;
+        let log = self.open_log(seal.clone()).await?;
+        Ok(Opened {
+            log,
+            seal,
+            data_dir: self.data_dir.clone(),
+        })
+    }
+
+    async fn open_log(&self, seal: Option<Arc<Sealer>>) -> anyhow::Result<Log> {
         let config = LogConfig {
             partitions: self.partitions,
             duplicate_window: Duration::from_secs(self.duplicate_window_secs),
@@ -82,10 +140,11 @@ impl LogArgs {
                         .with_context(|| format!("connecting to {url}"))?,
                 )
             }
-            None => {
-                std::fs::create_dir_all(&self.data_dir)?;
-                Log::Embedded(EmbeddedLog::open(&self.data_dir.join("log"), config)?)
-            }
+            None => Log::Embedded(EmbeddedLog::open_sealed(
+                &self.data_dir.join("log"),
+                config,
+                seal,
+            )?),
         })
     }
 }
@@ -465,10 +524,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let data_dir = &args.log.data_dir;
     let auth = args.auth.config(data_dir).await?;
-    let log = args.log.open().await?;
-    std::fs::create_dir_all(data_dir)?;
-    let engine_db = open_store(&data_dir.join("engine")).context("opening engine state")?;
-    let views_db = open_store(&data_dir.join("views")).context("opening views")?;
+    let opened = args.log.open().await?;
+    let engine_db = opened.store("engine")?;
+    let views_db = opened.store("views")?;
+    let log = opened.log;
     let partitions = log.config().partitions;
     let views = Views::open(&views_db, &log)?;
     let metrics = Arc::new(EngineMetrics::default());

@@ -15,6 +15,7 @@ pub mod derived;
 pub mod embedded;
 pub mod nats;
 pub mod retry;
+pub mod seal;
 
 use std::time::Duration;
 

@@ -12,9 +12,9 @@ use std::sync::RwLock;
 /// Keys and values, in key order.
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// A sled tree with writes staged in memory.
+/// A derived tree (sealed when the data dir is) with writes staged in memory, in clear.
 pub(crate) struct Staged {
-    tree: sled::Tree,
+    tree: laurel_log::derived::Tree,
     maps: RwLock<Maps>,
 }
 
@@ -27,7 +27,7 @@ struct Maps {
 }
 
 impl Staged {
-    pub(crate) fn new(tree: sled::Tree) -> Self {
+    pub(crate) fn new(tree: laurel_log::derived::Tree) -> Self {
         Self {
             tree,
             maps: RwLock::default(),
@@ -42,22 +42,21 @@ impl Staged {
                 return Ok(Some(v.clone()));
             }
         }
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+        self.tree.get(key)
     }
 
-    /// Every key starting with `prefix`, in order, with its value: staged over stored.
-    pub(crate) fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, sled::Error> {
-        let mut found = BTreeMap::new();
-        for item in self.tree.scan_prefix(prefix) {
-            let (k, v) = item?;
-            found.insert(k.to_vec(), v.to_vec());
-        }
+    /// Every key of the record kind `kind` (its first byte), in order, with its value:
+    /// staged over stored.
+    pub(crate) fn scan_kind(&self, kind: u8) -> Result<Pairs, sled::Error> {
+        let mut found: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.tree.scan_kind(kind)?.into_iter().collect();
+        let prefix = [kind];
         let maps = self.maps.read().expect("staged lock");
         // Older first, so the newest value of a key wins.
         for map in [&maps.flushing, &maps.pending] {
             for (k, v) in map
                 .range(prefix.to_vec()..)
-                .take_while(|(k, _)| k.starts_with(prefix))
+                .take_while(|(k, _)| k.starts_with(&prefix))
             {
                 found.insert(k.clone(), v.clone());
             }
@@ -75,19 +74,18 @@ impl Staged {
     /// Writes what is staged to sled in one atomic batch; reads go on meanwhile. Only the
     /// projector worker of this view flushes, so one flush runs at a time.
     pub(crate) fn flush(&self) -> Result<(), sled::Error> {
-        let mut batch = sled::Batch::default();
-        {
+        let pending = {
             let mut maps = self.maps.write().expect("staged lock");
             if maps.pending.is_empty() {
                 return Ok(());
             }
-            let pending = std::mem::take(&mut maps.pending);
-            for (k, v) in &pending {
-                batch.insert(k.as_slice(), v.as_slice());
-            }
-            maps.flushing = pending;
-        }
-        let written = self.tree.apply_batch(batch);
+            maps.flushing = std::mem::take(&mut maps.pending);
+            // Sealing is the costly part: done outside the lock, from a copy.
+            maps.flushing.clone()
+        };
+        let written = self
+            .tree
+            .write(pending.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
         let mut maps = self.maps.write().expect("staged lock");
         match written {
             Ok(()) => maps.flushing.clear(),

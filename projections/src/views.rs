@@ -84,14 +84,17 @@ fn position(view: &Staged, key: &[u8]) -> Result<u64, sled::Error> {
 impl Views {
     /// Opens the views of `log` in `db`. Views derived from another log are dropped first
     /// (see [`laurel_log::derived::bind`]): the projector then folds this log from the start.
-    pub fn open(db: &sled::Db, log: &laurel_log::Log) -> Result<Self, sled::Error> {
+    pub fn open(
+        db: &laurel_log::derived::Store,
+        log: &laurel_log::Log,
+    ) -> Result<Self, sled::Error> {
         let binding = format!("{} (views: {LAYOUT})", log.identity());
-        laurel_log::derived::bind(db, "views/", &binding)?;
+        db.bind("views/", &binding)?;
         let partitions = log.config().partitions;
         let trees = (0..partitions)
-            .map(|p| Ok(Staged::new(db.open_tree(format!("views/{p}"))?)))
+            .map(|p| Ok(Staged::new(db.tree(&format!("views/{p}"))?)))
             .collect::<Result<Vec<_>, sled::Error>>()?;
-        let defs = Staged::new(db.open_tree("views/defs")?);
+        let defs = Staged::new(db.tree("views/defs")?);
         let checkpoints = trees
             .iter()
             .map(|t| Ok(watch::channel(position(t, keys::CHECKPOINT)?).0))
@@ -151,7 +154,7 @@ impl Views {
         let checkpoint = self.checkpoint(partition);
         let prefix = keys::earned("");
         let mut players = Vec::new();
-        for (key, raw) in self.tree(partition).scan_prefix(&prefix)? {
+        for (key, raw) in self.tree(partition).scan_kind(prefix[0])? {
             let Some(player) = keys::suffix(&key, prefix.len()) else {
                 continue;
             };
@@ -183,7 +186,7 @@ impl Views {
     pub fn refusal_counts(&self) -> Result<BTreeMap<String, u64>, sled::Error> {
         let mut counts = BTreeMap::new();
         for tree in &self.inner.partitions {
-            for (k, v) in tree.scan_prefix(b"C")? {
+            for (k, v) in tree.scan_kind(b'C')? {
                 if let Some(code) = keys::suffix(&k, 1) {
                     *counts.entry(code.to_string()).or_default() += keys::u64_of(Some(&v));
                 }
@@ -194,12 +197,12 @@ impl Views {
 
     /// Every stat definition, by name.
     pub fn stat_definitions(&self) -> Result<Vec<StatDefinition>, sled::Error> {
-        self.decode_prefix(b"s")
+        self.decode_kind(b's')
     }
 
     /// Every achievement definition (archived ones included), by id.
     pub fn achievements(&self) -> Result<Vec<AchievementDefinition>, sled::Error> {
-        self.decode_prefix(b"a")
+        self.decode_kind(b'a')
     }
 
     /// One achievement definition.
@@ -220,12 +223,9 @@ impl Views {
             .and_then(|v| decode(&v).ok()))
     }
 
-    fn decode_prefix<T: serde::de::DeserializeOwned>(
-        &self,
-        prefix: &[u8],
-    ) -> Result<Vec<T>, sled::Error> {
+    fn decode_kind<T: serde::de::DeserializeOwned>(&self, kind: u8) -> Result<Vec<T>, sled::Error> {
         let mut out = Vec::new();
-        for (_, v) in self.inner.defs.scan_prefix(prefix)? {
+        for (_, v) in self.inner.defs.scan_kind(kind)? {
             match decode(&v) {
                 Ok(value) => out.push(value),
                 Err(e) => tracing::error!(error = %e, "corrupt definition in view"),
@@ -239,7 +239,7 @@ impl Views {
         let mut rarity = Rarity::default();
         for tree in &self.inner.partitions {
             rarity.players += keys::u64_of(tree.get(keys::PLAYERS)?.as_deref());
-            for (k, v) in tree.scan_prefix(b"R")? {
+            for (k, v) in tree.scan_kind(b'R')? {
                 if let Some(id) = keys::suffix(&k, 1) {
                     *rarity.earned.entry(id.to_string()).or_default() += keys::u64_of(Some(&v));
                 }

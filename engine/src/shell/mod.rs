@@ -130,13 +130,13 @@ impl ShellError {
 /// every worker has finished its batch and stored its position.
 pub async fn run(
     log: Log,
-    db: sled::Db,
+    db: laurel_log::derived::Store,
     defs: Arc<SharedDefs>,
     config: ShellConfig,
     metrics: Arc<EngineMetrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ShellError> {
-    laurel_log::derived::bind(&db, "engine/", log.identity())?;
+    db.bind("engine/", log.identity())?;
     let mut tasks = tokio::task::JoinSet::new();
     for &p in &config.partitions {
         let worker = partition::Worker::open(p, &log, &db, defs.clone(), &config, metrics.clone())?;
@@ -164,7 +164,7 @@ pub async fn run(
 /// workers, and runs them until `shutdown` turns true.
 pub async fn run_standalone(
     log: Log,
-    db: sled::Db,
+    db: laurel_log::derived::Store,
     config: ShellConfig,
     metrics: Arc<EngineMetrics>,
     shutdown: watch::Receiver<bool>,

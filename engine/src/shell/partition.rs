@@ -49,7 +49,7 @@ impl Worker {
     pub(super) fn open(
         partition: u32,
         log: &Log,
-        db: &sled::Db,
+        db: &laurel_log::derived::Store,
         defs: Arc<SharedDefs>,
         config: &ShellConfig,
         metrics: Arc<EngineMetrics>,

@@ -6,6 +6,7 @@
 //! last DEFS position re-evaluated. A batch's players and positions go in one sled batch, so
 //! they are stored together or not at all.
 
+use laurel_log::derived::{Store, Tree};
 use laurel_schemas::{PlayerId, decode, encode};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -23,10 +24,10 @@ fn player_key(id: &str) -> Vec<u8> {
     key
 }
 
-fn read_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, sled::Error> {
+fn read_u64(tree: &Tree, key: &[u8]) -> Result<u64, sled::Error> {
     Ok(tree
         .get(key)?
-        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+        .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes))
         .unwrap_or(0))
 }
 
@@ -49,7 +50,7 @@ pub enum StoreError {
 
 /// The state of one partition.
 pub(super) struct PartitionStore {
-    tree: sled::Tree,
+    tree: Tree,
     cache: FxHashMap<PlayerId, PlayerState>,
     dirty: FxHashSet<PlayerId>,
     cap: usize,
@@ -62,8 +63,8 @@ pub(super) struct PartitionStore {
 }
 
 impl PartitionStore {
-    pub(super) fn open(db: &sled::Db, partition: u32, cap: usize) -> Result<Self, sled::Error> {
-        let tree = db.open_tree(tree_name(partition))?;
+    pub(super) fn open(db: &Store, partition: u32, cap: usize) -> Result<Self, sled::Error> {
+        let tree = db.tree(&tree_name(partition))?;
         Ok(Self {
             stats_pos: read_u64(&tree, STATS_POS)?,
             output_pos: read_u64(&tree, OUTPUT_POS)?,
@@ -94,7 +95,7 @@ impl PartitionStore {
         defs: &Definitions,
     ) -> Result<&mut PlayerState, StoreError> {
         if !self.cache.contains_key(id.as_str()) {
-            let state = match self.tree.get(player_key(id.as_str()))? {
+            let state = match self.tree.get(&player_key(id.as_str()))? {
                 None => PlayerState::new(),
                 Some(raw) => restore(id, &raw, defs)?,
             };
@@ -114,8 +115,7 @@ impl PartitionStore {
     /// Every player id stored or cached in this partition.
     pub(super) fn player_ids(&self) -> Result<Vec<PlayerId>, sled::Error> {
         let mut ids: FxHashSet<PlayerId> = self.cache.keys().cloned().collect();
-        for item in self.tree.scan_prefix(b"P") {
-            let (key, _) = item?;
+        for (key, _) in self.tree.scan_kind(b'P')? {
             match std::str::from_utf8(&key[1..])
                 .ok()
                 .and_then(|s| PlayerId::new(s).ok())
@@ -133,16 +133,17 @@ impl PartitionStore {
 
     /// Writes the dirty players and the positions in one atomic batch, then trims the cache.
     pub(super) fn persist(&mut self, defs: &Definitions) -> Result<(), sled::Error> {
-        let mut batch = sled::Batch::default();
+        let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(self.dirty.len() + 3);
         for id in self.dirty.drain() {
             if let Some(state) = self.cache.get(id.as_str()) {
-                batch.insert(player_key(id.as_str()), encode(&state.to_snapshot(defs)));
+                records.push((player_key(id.as_str()), encode(&state.to_snapshot(defs))));
             }
         }
-        batch.insert(STATS_POS, &self.stats_pos.to_be_bytes());
-        batch.insert(OUTPUT_POS, &self.output_pos.to_be_bytes());
-        batch.insert(DEFS_POS, &self.defs_pos.to_be_bytes());
-        self.tree.apply_batch(batch)?;
+        records.push((STATS_POS.to_vec(), self.stats_pos.to_be_bytes().to_vec()));
+        records.push((OUTPUT_POS.to_vec(), self.output_pos.to_be_bytes().to_vec()));
+        records.push((DEFS_POS.to_vec(), self.defs_pos.to_be_bytes().to_vec()));
+        self.tree
+            .write(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
         if self.cache.len() > self.cap {
             // Everything is clean now; keep an arbitrary half of the cap.
             let excess = self.cache.len() - self.cap / 2;

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use super::segments::Segments;
 use super::{CHUNK_ENTRIES, Chunk, Meta, SEGMENT_BYTES, storage};
+use crate::seal::Sealer;
 use crate::{LogError, StreamKind};
 
 /// Bytes of frames gathered before each write.
@@ -31,7 +32,7 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Imports the sled log in `dir`, if that is what `dir` holds.
-pub(super) fn import_if_present(dir: &Path) -> Result<(), LogError> {
+pub(super) fn import_if_present(dir: &Path, seal: Option<&Sealer>) -> Result<(), LogError> {
     let staging = sibling(dir, "importing");
     let old = sibling(dir, "sled-imported");
     if !dir.exists() && staging.join("meta").exists() {
@@ -78,7 +79,7 @@ pub(super) fn import_if_present(dir: &Path) -> Result<(), LogError> {
                     let fits = matches!(&open, Some((at, chunk))
                         if *at == at_ms && (chunk.count as usize) < CHUNK_ENTRIES);
                     if !fits && let Some((at, chunk)) = open.take() {
-                        chunk.frame(p, at, &mut frames);
+                        chunk.frame(p, at, seal, &mut frames);
                     }
                     let (_, chunk) = open.get_or_insert_with(|| (at_ms, Chunk::new(seq)));
                     chunk.push(&id, &payload);
@@ -90,7 +91,7 @@ pub(super) fn import_if_present(dir: &Path) -> Result<(), LogError> {
                 }
             }
             if let Some((at, chunk)) = open.take() {
-                chunk.frame(p, at, &mut frames);
+                chunk.frame(p, at, seal, &mut frames);
             }
         }
         if !frames.is_empty() {
@@ -108,6 +109,7 @@ pub(super) fn import_if_present(dir: &Path) -> Result<(), LogError> {
     Meta {
         partitions,
         identity,
+        sealed: seal.map(Sealer::id),
     }
     .write(&staging)
     .map_err(storage)?;

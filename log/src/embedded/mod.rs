@@ -14,7 +14,10 @@
 //! Deduplication keeps the ids appended inside the window in memory, and rebuilds them on
 //! open from the frames appended inside it, as JetStream does.
 //!
-//! Layout of the directory: `meta` (format, partition count, identity), `lock` (held while
+//! With a sealer (`--data-key-file`, see [`crate::seal`]) every frame's body is sealed; `meta`
+//! then names the sealer, so the log never opens without it, nor with another.
+//!
+//! Layout of the directory: `meta` (format, partition count, identity, sealer), `lock` (held while
 //! open: one process at a time), `cursors` (consumers' acknowledged positions), and
 //! `stats/`, `defs/`, `output/` with their segments. A log written by an earlier version
 //! (in sled) is imported on open ([`legacy`]).
@@ -33,8 +36,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::{Mutex, Notify, oneshot};
 
+use crate::seal::Sealer;
 use crate::{AppendError, Appended, Entry, LogConfig, LogError, Record, Start, StreamKind, Target};
-use segments::{Loc, Segments};
+use segments::{Encoding, Loc, Segments};
 
 /// Most entries in one chunk: bounds what a reader decodes to reach one entry.
 const CHUNK_ENTRIES: usize = 256;
@@ -68,6 +72,8 @@ struct Inner {
     identity: String,
     streams: HashMap<StreamKind, StreamState>,
     cursors: Cursors,
+    /// Seals frame bodies when the data dir is encrypted.
+    seal: Option<Arc<Sealer>>,
     /// Held (locked) while the log is open.
     _lock: File,
 }
@@ -221,24 +227,43 @@ impl Chunk {
         self.count += 1;
     }
 
-    /// Appends the chunk as a frame to `out`, compressed when that pays; returns where its
-    /// body starts in `out` and how the frame is laid out.
-    fn frame(&self, partition: u32, at_ms: u64, out: &mut Vec<u8>) -> (usize, Loc) {
+    /// Appends the chunk as a frame to `out`, compressed when that pays, sealed with `seal`
+    /// when given; returns where its body starts in `out` and how the frame is laid out.
+    fn frame(
+        &self,
+        partition: u32,
+        at_ms: u64,
+        seal: Option<&Sealer>,
+        out: &mut Vec<u8>,
+    ) -> (usize, Loc) {
         let compressed = lz4_flex::compress_prepend_size(&self.body);
         let (lz4, body) = if compressed.len() < self.body.len() * 9 / 10 {
             (true, compressed.as_slice())
         } else {
             (false, self.body.as_slice())
         };
+        let sealed = seal.map(|seal| {
+            seal.seal(
+                body,
+                &segments::frame_aad(partition, self.first, self.count),
+            )
+        });
+        let body = sealed.as_deref().unwrap_or(body);
+        let encoding = Encoding {
+            lz4,
+            sealed: seal.is_some(),
+        };
         let start = out.len();
-        segments::push_frame(out, partition, self.first, self.count, at_ms, lz4, body);
+        segments::push_frame(
+            out, partition, self.first, self.count, at_ms, encoding, body,
+        );
         let loc = Loc {
             first: self.first,
             offset: 0,
             segment: 0,
             len: body.len() as u32,
             count: self.count,
-            compressed: lz4,
+            encoding,
         };
         (start + segments::HEADER, loc)
     }
@@ -282,15 +307,29 @@ fn decode_chunk(body: Bytes, count: u32, ids: bool) -> Option<Vec<Stored>> {
     (at == body.len()).then_some(out)
 }
 
-/// A stored chunk's body, decompressed.
-fn chunk_body(raw: Vec<u8>, compressed: bool) -> Option<Bytes> {
-    if compressed {
+/// A stored chunk's body, unsealed and decompressed, and decoded: its entries.
+fn read_chunk(
+    raw: Vec<u8>,
+    encoding: Encoding,
+    at: (u32, u64, u32),
+    seal: Option<&Sealer>,
+    ids: bool,
+) -> Result<Vec<Stored>, String> {
+    let (partition, first, count) = at;
+    let raw = match (encoding.sealed, seal) {
+        (false, _) => raw,
+        (true, None) => return Err("a sealed chunk, and no data key".into()),
+        (true, Some(seal)) => seal
+            .open(&raw, &segments::frame_aad(partition, first, count))
+            .map_err(|e| e.to_string())?,
+    };
+    let body = if encoding.lz4 {
         lz4_flex::decompress_size_prepended(&raw)
-            .ok()
-            .map(Bytes::from)
+            .map_err(|e| format!("corrupt compression: {e}"))?
     } else {
-        Some(Bytes::from(raw))
-    }
+        raw
+    };
+    decode_chunk(Bytes::from(body), count, ids).ok_or_else(|| "corrupt chunk".to_string())
 }
 
 fn storage(what: impl std::fmt::Display) -> LogError {
@@ -298,9 +337,12 @@ fn storage(what: impl std::fmt::Display) -> LogError {
 }
 
 /// The log's `meta` file: what it was created with.
+#[derive(Clone)]
 struct Meta {
     partitions: u32,
     identity: String,
+    /// The id of the sealer that seals the log's frames, once one does.
+    sealed: Option<String>,
 }
 
 impl Meta {
@@ -327,15 +369,19 @@ impl Meta {
                 .parse()
                 .map_err(|_| storage("meta: unreadable partition count"))?,
             identity: field("identity")?.to_string(),
+            sealed: field("sealed").ok().map(str::to_string),
         }))
     }
 
     /// Writes the file whole or not at all.
     fn write(&self, dir: &Path) -> io::Result<()> {
-        let text = format!(
+        let mut text = format!(
             "format={FORMAT}\npartitions={}\nidentity={}\n",
             self.partitions, self.identity
         );
+        if let Some(sealed) = &self.sealed {
+            text.push_str(&format!("sealed={sealed}\n"));
+        }
         write_durably(&dir.join("meta"), text.as_bytes())
     }
 }
@@ -442,9 +488,20 @@ fn lock(dir: &Path) -> Result<File, LogError> {
 }
 
 impl EmbeddedLog {
-    /// Opens (or creates) the log in `dir`.
+    /// Opens (or creates) the log in `dir`, in clear.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, LogError> {
-        legacy::import_if_present(dir)?;
+        Self::open_sealed(dir, config, None)
+    }
+
+    /// Opens (or creates) the log in `dir`, sealing what it writes with `seal` when given. A
+    /// log sealed by a sealer is refused without it or with another; a log in clear that is
+    /// opened with one is sealed from then on (what it held stays in clear).
+    pub fn open_sealed(
+        dir: &Path,
+        config: LogConfig,
+        seal: Option<Arc<Sealer>>,
+    ) -> Result<Self, LogError> {
+        legacy::import_if_present(dir, seal.as_deref())?;
         std::fs::create_dir_all(dir).map_err(storage)?;
         let lock = lock(dir)?;
         let meta = match Meta::read(dir)? {
@@ -461,15 +518,48 @@ impl EmbeddedLog {
                 let meta = Meta {
                     partitions: config.partitions,
                     identity: format!("embedded:{}", uuid::Uuid::new_v4()),
+                    sealed: seal.as_ref().map(|s| s.id()),
                 };
                 meta.write(dir).map_err(storage)?;
                 meta
             }
         };
+        let sealer = seal.as_ref().map(|s| s.id());
+        match (&meta.sealed, &sealer) {
+            (Some(sealed), None) => {
+                return Err(LogError::Misconfigured(format!(
+                    "the log in {} is sealed (by {sealed}) and no data key was given",
+                    dir.display()
+                )));
+            }
+            (Some(sealed), Some(sealer)) if sealed != sealer => {
+                return Err(LogError::Misconfigured(format!(
+                    "the log in {} is sealed by {sealed}, not by this data dir's keyring ({sealer}): \
+                     was the keyring replaced?",
+                    dir.display()
+                )));
+            }
+            (None, Some(_)) => {
+                tracing::warn!(
+                    log = %dir.display(),
+                    "the log was written in clear: from now on it is sealed; what it holds stays in clear"
+                );
+                Meta {
+                    sealed: sealer.clone(),
+                    ..meta.clone()
+                }
+                .write(dir)
+                .map_err(storage)?;
+            }
+            _ => {}
+        }
         let window_start = now_ms().saturating_sub(config.duplicate_window.as_millis() as u64);
         let mut streams = HashMap::new();
         for kind in StreamKind::ALL {
-            streams.insert(kind, open_stream(dir, kind, &config, window_start)?);
+            streams.insert(
+                kind,
+                open_stream(dir, kind, &config, window_start, seal.as_deref())?,
+            );
         }
         let cursors = Cursors::open(dir.join("cursors"))?;
         Ok(Self {
@@ -478,6 +568,7 @@ impl EmbeddedLog {
                 identity: meta.identity,
                 streams,
                 cursors,
+                seal,
                 _lock: lock,
             }),
         })
@@ -618,7 +709,10 @@ impl EmbeddedLog {
         let mut locs = Vec::new();
         for (p, open) in chunks.iter().enumerate() {
             for chunk in open {
-                locs.push((p, chunk.frame(p as u32, now, &mut frames)));
+                locs.push((
+                    p,
+                    chunk.frame(p as u32, now, self.inner.seal.as_deref(), &mut frames),
+                ));
             }
         }
         let outcome = if frames.is_empty() {
@@ -716,6 +810,7 @@ fn open_stream(
     kind: StreamKind,
     config: &LogConfig,
     window_start: u64,
+    seal: Option<&Sealer>,
 ) -> Result<StreamState, LogError> {
     let count = if kind.is_partitioned() {
         config.partitions as usize
@@ -748,9 +843,18 @@ fn open_stream(
             use std::os::unix::fs::FileExt;
             let mut raw = vec![0; found.loc.len as usize];
             file.read_exact_at(&mut raw, found.loc.offset)?;
-            let entries = chunk_body(raw, header.compressed)
-                .and_then(|body| decode_chunk(body, header.count, true))
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "corrupt chunk"))?;
+            let at = (header.partition, header.first, header.count);
+            let entries = read_chunk(raw, header.encoding, at, seal, true).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}/{} at {}: {e}",
+                        kind.name(),
+                        header.partition,
+                        header.first
+                    ),
+                )
+            })?;
             for (i, entry) in entries.into_iter().enumerate() {
                 if let Some(id) = entry.id {
                     recent.push((header.at_ms, id, header.first + i as u64));
@@ -832,9 +936,9 @@ impl EmbeddedReader {
                     storage(format!("{}: entry {next} is missing", self.cursor_key))
                 })?;
                 let raw = state.segments.read(&loc).map_err(storage)?;
-                let entries = chunk_body(raw, loc.compressed)
-                    .and_then(|body| decode_chunk(body, loc.count, false))
-                    .ok_or_else(|| storage(format!("corrupt chunk in {}", self.cursor_key)))?;
+                let at = (self.partition as u32, loc.first, loc.count);
+                let entries = read_chunk(raw, loc.encoding, at, self.inner.seal.as_deref(), false)
+                    .map_err(|e| storage(format!("{} at {}: {e}", self.cursor_key, loc.first)))?;
                 let payloads: Vec<Bytes> = entries.into_iter().map(|e| e.payload).collect();
                 if next >= loc.first + payloads.len() as u64 {
                     return Err(storage(format!(
@@ -954,5 +1058,168 @@ mod tests {
             seqs.extend(batch.iter().map(|r| r.seq));
         }
         assert_eq!(seqs, (1..=501).collect::<Vec<u64>>());
+    }
+
+    fn sealer(dir: &Path, byte: u8) -> Arc<Sealer> {
+        let key = crate::seal::DataKey::from_bytes([byte; crate::seal::KEY_LEN]);
+        Arc::new(crate::seal::unlock(dir, Some(&key), &[]).unwrap().unwrap())
+    }
+
+    async fn read_all(
+        log: &EmbeddedLog,
+        partition: u32,
+        count: usize,
+    ) -> Result<Vec<Bytes>, LogError> {
+        let mut reader = log.reader(StreamKind::Stats, partition, "t", Start::After(0))?;
+        let mut out = Vec::new();
+        while out.len() < count {
+            let batch = reader.next_batch(64, Duration::from_secs(1)).await?;
+            assert!(!batch.is_empty(), "entries missing after {}", out.len());
+            out.extend(batch.into_iter().map(|r| r.payload));
+        }
+        Ok(out)
+    }
+
+    fn segment_bytes(dir: &Path) -> Vec<u8> {
+        let mut all = Vec::new();
+        for kind in StreamKind::ALL {
+            for item in std::fs::read_dir(dir.join(kind.name())).unwrap() {
+                all.extend(std::fs::read(item.unwrap().path()).unwrap());
+            }
+        }
+        all
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sealed_log_holds_nothing_in_clear_and_opens_only_with_its_sealer() {
+        let keys = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let seal = sealer(keys.path(), 1);
+        let ids: Vec<String> = (0..300).map(|i| format!("player-secret-{i}")).collect();
+        {
+            let log =
+                EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal.clone()))
+                    .unwrap();
+            log.append(
+                StreamKind::Stats,
+                ids.iter().map(|id| entry(0, id)).collect(),
+            )
+            .await
+            .unwrap();
+        }
+        let bytes = segment_bytes(dir.path());
+        assert!(bytes.len() > 300, "nothing was written");
+        assert!(
+            !bytes.windows(13).any(|w| w == b"player-secret"),
+            "a player id is in clear"
+        );
+        let log =
+            EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal.clone())).unwrap();
+        let read = read_all(&log, 0, 300).await.unwrap();
+        assert_eq!(
+            read,
+            ids.iter()
+                .map(|id| Bytes::from(id.clone()))
+                .collect::<Vec<_>>()
+        );
+        // The dedup window was rebuilt from the sealed frames.
+        let again = log
+            .append(StreamKind::Stats, vec![entry(0, &ids[5])])
+            .await
+            .unwrap();
+        assert!(again[0].duplicate);
+        drop(log);
+        let refused = EmbeddedLog::open(dir.path(), LogConfig::default());
+        assert!(
+            matches!(refused, Err(LogError::Misconfigured(_))),
+            "{refused:?}"
+        );
+        let other = sealer(tempfile::tempdir().unwrap().path(), 1);
+        let refused = EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(other));
+        assert!(
+            matches!(refused, Err(LogError::Misconfigured(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_altered_sealed_frame_is_an_error_never_other_entries() {
+        let keys = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let seal = sealer(keys.path(), 1);
+        {
+            let log =
+                EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal.clone()))
+                    .unwrap();
+            log.append(StreamKind::Stats, vec![entry(0, "a"), entry(0, "b")])
+                .await
+                .unwrap();
+        }
+        // Flip a byte of the ciphertext and fix the frame's CRC, as a deliberate edit would.
+        let path = dir.path().join("stats").join("00000000.seg");
+        let mut raw = std::fs::read(&path).unwrap();
+        let last = raw.len() - 20;
+        raw[last] ^= 1;
+        let crc = {
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&raw[..segments::HEADER - 4]);
+            hasher.update(&raw[segments::HEADER..]);
+            hasher.finalize()
+        };
+        raw[segments::HEADER - 4..segments::HEADER].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(&path, raw).unwrap();
+        // Inside the dedup window, the frame is read at open: the log is refused.
+        let refused =
+            EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal.clone()));
+        assert!(
+            matches!(&refused, Err(LogError::Storage(e)) if e.contains("authentication")),
+            "{refused:?}"
+        );
+        // Past it, the read of the frame fails.
+        std::thread::sleep(Duration::from_millis(5));
+        let config = LogConfig {
+            duplicate_window: Duration::ZERO,
+            ..LogConfig::default()
+        };
+        let log = EmbeddedLog::open_sealed(dir.path(), config, Some(seal)).unwrap();
+        let read = read_all(&log, 0, 2).await;
+        assert!(
+            matches!(&read, Err(LogError::Storage(e)) if e.contains("authentication")),
+            "{read:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_in_clear_is_sealed_from_when_a_key_is_given() {
+        let keys = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap();
+            log.append(StreamKind::Stats, vec![entry(0, "before")])
+                .await
+                .unwrap();
+        }
+        let seal = sealer(keys.path(), 1);
+        {
+            let log =
+                EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal.clone()))
+                    .unwrap();
+            log.append(StreamKind::Stats, vec![entry(0, "after-secret")])
+                .await
+                .unwrap();
+        }
+        assert!(
+            !segment_bytes(dir.path())
+                .windows(12)
+                .any(|w| w == b"after-secret")
+        );
+        let log = EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal)).unwrap();
+        let read = read_all(&log, 0, 2).await.unwrap();
+        assert_eq!(
+            read,
+            vec![Bytes::from("before"), Bytes::from("after-secret")]
+        );
+        drop(log);
+        assert!(EmbeddedLog::open(dir.path(), LogConfig::default()).is_err());
     }
 }

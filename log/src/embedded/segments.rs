@@ -9,7 +9,9 @@
 //! [body length u32][crc32 of everything before it and of the body u32][body]
 //! ```
 //!
-//! (integers big-endian; flag bit 0: the body is LZ4-compressed). A segment is synced whole
+//! (integers big-endian; flag bit 0: the body is LZ4-compressed; bit 1: it is sealed, see
+//! [`crate::seal`], after compression, bound to the frame's partition and sequences). A
+//! segment is synced whole
 //! before the next one is created, so after a crash only the last segment can end in a torn
 //! frame; opening checks the last segment's frames and cuts it after the last whole one.
 //! Nothing past the last sync was ever acknowledged, so the cut loses nothing that was.
@@ -26,6 +28,7 @@ use tokio::sync::watch;
 pub(super) const HEADER: usize = 34;
 const MAGIC: u8 = 0xF1;
 const FLAG_LZ4: u8 = 1;
+const FLAG_SEALED: u8 = 2;
 /// Largest body a frame may have: bounds what a corrupt length can make a reader allocate.
 const MAX_BODY: usize = 64 << 20;
 
@@ -36,20 +39,23 @@ pub(super) struct FrameHeader {
     pub(super) first: u64,
     pub(super) count: u32,
     pub(super) at_ms: u64,
-    pub(super) compressed: bool,
+    pub(super) encoding: Encoding,
     pub(super) len: u32,
     pub(super) crc: u32,
 }
 
 impl FrameHeader {
     fn parse(raw: &[u8; HEADER]) -> Option<Self> {
-        if raw[0] != MAGIC || raw[1] & !FLAG_LZ4 != 0 {
+        if raw[0] != MAGIC || raw[1] & !(FLAG_LZ4 | FLAG_SEALED) != 0 {
             return None;
         }
         let u32_at = |i: usize| u32::from_be_bytes(raw[i..i + 4].try_into().expect("4 bytes"));
         let u64_at = |i: usize| u64::from_be_bytes(raw[i..i + 8].try_into().expect("8 bytes"));
         let header = Self {
-            compressed: raw[1] & FLAG_LZ4 != 0,
+            encoding: Encoding {
+                lz4: raw[1] & FLAG_LZ4 != 0,
+                sealed: raw[1] & FLAG_SEALED != 0,
+            },
             partition: u32_at(2),
             first: u64_at(6),
             count: u32_at(14),
@@ -69,6 +75,30 @@ impl FrameHeader {
     }
 }
 
+/// How a frame's body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Encoding {
+    /// LZ4-compressed.
+    pub(super) lz4: bool,
+    /// Sealed (after compression).
+    pub(super) sealed: bool,
+}
+
+impl Encoding {
+    fn flags(self) -> u8 {
+        (if self.lz4 { FLAG_LZ4 } else { 0 }) | (if self.sealed { FLAG_SEALED } else { 0 })
+    }
+}
+
+/// What a sealed frame body is bound to: its partition and its entries' sequences.
+pub(super) fn frame_aad(partition: u32, first: u64, count: u32) -> [u8; 16] {
+    let mut aad = [0; 16];
+    aad[..4].copy_from_slice(&partition.to_be_bytes());
+    aad[4..12].copy_from_slice(&first.to_be_bytes());
+    aad[12..].copy_from_slice(&count.to_be_bytes());
+    aad
+}
+
 /// Appends one frame to `out`.
 pub(super) fn push_frame(
     out: &mut Vec<u8>,
@@ -76,12 +106,12 @@ pub(super) fn push_frame(
     first: u64,
     count: u32,
     at_ms: u64,
-    compressed: bool,
+    encoding: Encoding,
     body: &[u8],
 ) {
     let start = out.len();
     out.push(MAGIC);
-    out.push(if compressed { FLAG_LZ4 } else { 0 });
+    out.push(encoding.flags());
     out.extend_from_slice(&partition.to_be_bytes());
     out.extend_from_slice(&first.to_be_bytes());
     out.extend_from_slice(&count.to_be_bytes());
@@ -102,7 +132,7 @@ pub(super) struct Loc {
     pub(super) segment: u32,
     pub(super) len: u32,
     pub(super) count: u32,
-    pub(super) compressed: bool,
+    pub(super) encoding: Encoding,
 }
 
 /// A frame found when a stream is opened.
@@ -333,7 +363,7 @@ fn scan(
             segment,
             len: header.len,
             count: header.count,
-            compressed: header.compressed,
+            encoding: header.encoding,
         };
         found(Found { header, loc }, file)?;
         at = end;
@@ -416,7 +446,15 @@ mod tests {
     fn frames(partition: u32, first: u64, bodies: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();
         for (i, body) in bodies.iter().enumerate() {
-            push_frame(&mut out, partition, first + i as u64, 1, 7, false, body);
+            push_frame(
+                &mut out,
+                partition,
+                first + i as u64,
+                1,
+                7,
+                Encoding::default(),
+                body,
+            );
         }
         out
     }

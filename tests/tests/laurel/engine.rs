@@ -96,7 +96,7 @@ pub(crate) fn start_engine(
     let mut config = ShellConfig::all(log.config().partitions);
     config.poll = Duration::from_millis(50);
     tweak(&mut config);
-    let db = crate::support::open_sled(dir);
+    let db = crate::support::open_store(dir);
     let (stop, shutdown) = watch::channel(false);
     let metrics = Arc::new(EngineMetrics::default());
     let task = tokio::spawn(shell::run_standalone(

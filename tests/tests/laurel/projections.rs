@@ -26,7 +26,7 @@ struct RunningProjector {
 }
 
 fn start_projector(log: &Log, dir: &Path) -> RunningProjector {
-    let db = crate::support::open_sled(dir);
+    let db = crate::support::open_store(dir);
     let views = Views::open(&db, log).unwrap();
     let mut config = ProjectorConfig::all(log.config().partitions);
     config.poll = Duration::from_millis(50);
@@ -232,7 +232,9 @@ async fn views_of_an_earlier_layout_are_rebuilt_from_the_log(backend: Backend) {
     let ann = partition_of("ann", f.log.config().partitions);
     {
         let db = crate::support::open_sled(&dir);
-        laurel_log::derived::bind(&db, "views/", f.log.identity()).unwrap();
+        laurel_log::derived::Store::new(db.clone(), None)
+            .bind("views/", f.log.identity())
+            .unwrap();
         let tree = db.open_tree(format!("views/{ann}")).unwrap();
         tree.insert(b"Sann\0kills", encode(&Value::Int(1))).unwrap();
         let end = f.log.last_seq(StreamKind::Output, ann).await.unwrap();

@@ -199,6 +199,11 @@ pub(crate) fn open_sled(dir: &std::path::Path) -> sled::Db {
     }
 }
 
+/// The derived-state store in `dir`, in clear (see [`open_sled`]).
+pub(crate) fn open_store(dir: &std::path::Path) -> laurel_log::derived::Store {
+    laurel_log::derived::Store::new(open_sled(dir), None)
+}
+
 /// Calls `attempt` until it succeeds, for at most a minute; a lasting (not transient) error
 /// fails the test at once.
 pub(crate) async fn retry_transient<T, F, Fut>(what: &str, mut attempt: F) -> T
