@@ -42,8 +42,10 @@ pub struct LogArgs {
     /// How long an event id is remembered for deduplication, in seconds.
     #[arg(long, env = "LAUREL_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
     pub duplicate_window_secs: u64,
-    /// Prefix of the stream names (`LAUREL` gives `LAUREL_STATS`).
-    #[arg(long, env = "LAUREL_STREAM_PREFIX", default_value = "LAUREL")]
+    /// Prefix of the stream names and, lowercased, of their subjects (`LAUREL` gives
+    /// `LAUREL_STATS` on `laurel.stats.*`): deployments with different prefixes share a NATS
+    /// without seeing each other. Letters, digits, `_` and `-`.
+    #[arg(long, env = "LAUREL_STREAM_PREFIX", default_value = "LAUREL", value_parser = stream_prefix)]
     pub stream_prefix: String,
     /// Largest number of entries a stream holds before appends are refused (503).
     #[arg(long, env = "LAUREL_MAX_ENTRIES")]
@@ -67,6 +69,15 @@ pub struct LogArgs {
     /// at start, after which this key no longer opens it.
     #[arg(long, env = "LAUREL_DATA_OLD_KEY_FILE", requires = "data_key_file")]
     pub data_old_key_file: Option<PathBuf>,
+}
+
+/// A stream prefix: a NATS stream name's start and, lowercased, a subject token.
+fn stream_prefix(value: &str) -> Result<String, String> {
+    let fits = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if value.is_empty() || value.len() > 32 || !value.chars().all(fits) {
+        return Err("1 to 32 letters, digits, `_` or `-`".into());
+    }
+    Ok(value.to_string())
 }
 
 /// An opened log, and what seals the data dir's derived state.
@@ -123,7 +134,7 @@ impl LogArgs {
             partitions: self.partitions,
             duplicate_window: Duration::from_secs(self.duplicate_window_secs),
             stream_prefix: self.stream_prefix.clone(),
-            subject_prefix: "laurel".into(),
+            subject_prefix: self.stream_prefix.to_lowercase(),
             replicas: self.replicas,
             max_entries: self.max_entries,
         };

@@ -3,6 +3,7 @@
 mod at_rest;
 mod auth;
 mod cli;
+mod deploy;
 mod engine;
 mod examples;
 mod faults;
