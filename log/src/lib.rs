@@ -160,6 +160,10 @@ pub enum AppendError {
     /// The entry does not fit the stream (wrong target for the stream).
     #[error("invalid entry: {0}")]
     Invalid(String),
+    /// An append that expected the stream to end at a position found it had moved on:
+    /// another writer appended first.
+    #[error("stream {0} moved on: another writer appended first")]
+    Conflict(&'static str),
 }
 
 impl AppendError {
@@ -248,6 +252,28 @@ impl Log {
         match self {
             Log::Embedded(l) => l.append(stream, entries).await,
             Log::Nats(l) => l.append(stream, entries).await,
+        }
+    }
+
+    /// Appends `entry` to an unpartitioned stream (DEFS) only if the stream's last entry is
+    /// still `expected_last` (optimistic concurrency: [`AppendError::Conflict`] otherwise).
+    /// An entry whose id is inside the dedup window is a duplicate, as with
+    /// [`Log::append`], wherever the stream ends.
+    pub async fn append_after(
+        &self,
+        stream: StreamKind,
+        entry: Entry,
+        expected_last: u64,
+    ) -> Result<Appended, AppendError> {
+        if stream.is_partitioned() {
+            return Err(AppendError::Invalid(format!(
+                "{} is partitioned: expected positions are per stream",
+                stream.name()
+            )));
+        }
+        match self {
+            Log::Embedded(l) => l.append_after(stream, entry, expected_last).await,
+            Log::Nats(l) => l.append_after(stream, entry, expected_last).await,
         }
     }
 

@@ -32,6 +32,9 @@ const MAX_ACKS_IN_FLIGHT: usize = 8_192;
 /// How often an append waiting for acks checks that the connection is still up.
 const DISCONNECT_CHECK: Duration = Duration::from_millis(100);
 
+/// How long a consumer no reader pulls from lives on the server.
+const CONSUMER_INACTIVE: Duration = Duration::from_secs(3600);
+
 /// The JetStream log. Cheap to clone.
 #[derive(Clone)]
 pub struct NatsLog {
@@ -294,6 +297,31 @@ impl NatsLog {
         Ok(results)
     }
 
+    /// See [`crate::Log::append_after`].
+    pub async fn append_after(
+        &self,
+        stream: StreamKind,
+        entry: Entry,
+        expected_last: u64,
+    ) -> Result<Appended, AppendError> {
+        let subject = self.subject(stream, &entry.target)?;
+        let connects = self.connects();
+        if !self.connected() {
+            return Err(AppendError::Unavailable("not connected to NATS".into()));
+        }
+        let publish = PublishMessage::build()
+            .payload(bytes::Bytes::from(entry.payload))
+            .message_id(&entry.id)
+            .expected_last_sequence(expected_last);
+        let ack = self
+            .inner
+            .js
+            .send_publish(subject, publish)
+            .await
+            .map_err(|e| publish_error(stream, e.kind(), &e))?;
+        self.settle(stream, ack, connects).await
+    }
+
     /// See [`crate::Log::reader`].
     pub async fn reader(
         &self,
@@ -492,6 +520,7 @@ fn publish_error(
         || text.contains("resource limits");
     match kind {
         PublishErrorKind::Other if full => AppendError::Full(stream.name()),
+        PublishErrorKind::WrongLastSequence => AppendError::Conflict(stream.name()),
         _ => AppendError::Unavailable(text),
     }
 }
@@ -569,6 +598,10 @@ impl NatsReader {
             ack_policy: AckPolicy::All,
             ack_wait: Duration::from_secs(30),
             max_ack_pending: 100_000,
+            // A reader's own position decides where it reads, never the consumer: one a
+            // reader left behind (a process gone, a per-process name) goes away by itself,
+            // and a live reader whose consumer went makes it again.
+            inactive_threshold: CONSUMER_INACTIVE,
             ..Default::default()
         };
         let consumer: PullConsumer = self

@@ -51,15 +51,18 @@ impl SharedDefs {
     }
 
     /// Reads DEFS to its end: the definitions a process starts with, and the follower that
-    /// keeps them current (run it until shutdown).
+    /// keeps them current (run it until shutdown). `consumer` names the reader; each load
+    /// gets a name of its own from it, since every process (every gateway and engine on one
+    /// NATS) follows DEFS from its start by itself.
     pub async fn load(log: &Log, consumer: &str) -> Result<(Arc<Self>, DefsFollower), ShellError> {
+        let consumer = format!("{consumer}-{}", uuid::Uuid::new_v4().simple());
         let shared = Arc::new(SharedDefs {
             inner: RwLock::new(Inner::default()),
             seq: watch::channel(0).0,
         });
         let target = log.last_seq(StreamKind::Defs, 0).await?;
         let mut reader = log
-            .reader(StreamKind::Defs, 0, consumer, Start::After(0))
+            .reader(StreamKind::Defs, 0, &consumer, Start::After(0))
             .await?;
         while shared.seq() < target {
             let batch = reader.next_batch(500, Duration::from_secs(1)).await?;

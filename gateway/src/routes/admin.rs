@@ -27,21 +27,27 @@ fn invalid(detail: &str, errors: Vec<ValidationError>) -> ApiError {
     )
 }
 
-/// Appends a definition change and waits (bounded) until this process's definitions hold it.
-pub(crate) async fn publish_definition(
-    state: &AppState,
-    event: &DefinitionEvent,
-) -> Result<(), ApiError> {
+fn entry_of(event: &DefinitionEvent) -> Entry {
     let (kind, id) = event.subject();
-    let entry = Entry {
+    Entry {
         target: Target::Definition {
             kind,
             id: id.to_string(),
         },
         id: event.event_id().to_string(),
         payload: encode(event),
-    };
-    let acks = state.log.append(StreamKind::Defs, vec![entry]).await?;
+    }
+}
+
+/// Appends a definition change and waits (bounded) until this process's definitions hold it.
+pub(crate) async fn publish_definition(
+    state: &AppState,
+    event: &DefinitionEvent,
+) -> Result<(), ApiError> {
+    let acks = state
+        .log
+        .append(StreamKind::Defs, vec![entry_of(event)])
+        .await?;
     if let Some(ack) = acks.first() {
         // The next write's version and the next ingest's checks read the compiled copy.
         state.defs.wait_for(ack.seq, state.limits.max_wait).await;
@@ -49,18 +55,57 @@ pub(crate) async fn publish_definition(
     Ok(())
 }
 
-/// Appends an achievement's new definition (see [`publish_definition`]).
-pub(crate) async fn publish_achievement(
+/// How many times [`propose`] makes its change again after losing to another writer.
+const PROPOSE_ATTEMPTS: usize = 8;
+
+/// Appends the definition change `make` builds from the definitions in force (`None`: no
+/// change), with optimistic concurrency through the log: the change goes in only if DEFS
+/// still ends where the definitions `make` read end. When another writer (another gateway,
+/// a replay) appended first, this process's definitions catch up and `make` runs again on
+/// them, so a version is never handed out twice, and a write whose `If-Match` names a
+/// version that moved on gets its 412 from `make`. Waits (bounded) until this process's
+/// definitions hold the change.
+pub(crate) async fn propose<T>(
     state: &AppState,
-    definition: &AchievementDefinition,
-) -> Result<(), ApiError> {
-    let event = DefinitionEvent::AchievementDefined {
+    mut make: impl FnMut() -> Result<(Option<DefinitionEvent>, T), ApiError>,
+) -> Result<T, ApiError> {
+    for _ in 0..PROPOSE_ATTEMPTS {
+        // Read before `make` reads the definitions: they hold at least this much, and any
+        // more makes the append below a conflict, never a lost update.
+        let at = state.defs.seq();
+        let (event, out) = make()?;
+        let Some(event) = event else {
+            return Ok(out);
+        };
+        match state
+            .log
+            .append_after(StreamKind::Defs, entry_of(&event), at)
+            .await
+        {
+            Ok(ack) => {
+                state.defs.wait_for(ack.seq, state.limits.max_wait).await;
+                return Ok(out);
+            }
+            Err(laurel_log::AppendError::Conflict(_)) => {
+                let last = state.log.last_seq(StreamKind::Defs, 0).await?;
+                state.defs.wait_for(last, state.limits.max_wait).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable(
+        "definitions are changing faster than this change could be made on them: try again".into(),
+    ))
+}
+
+/// An achievement's new definition, as a change.
+pub(crate) fn achievement_defined(definition: &AchievementDefinition) -> DefinitionEvent {
+    DefinitionEvent::AchievementDefined {
         v: SchemaVersion::CURRENT,
         event_id: Uuid::new_v4(),
         definition: definition.clone(),
         at: now_ms(),
-    };
-    publish_definition(state, &event).await
+    }
 }
 
 pub(crate) fn etag(version: u64) -> HeaderValue {
@@ -98,29 +143,33 @@ pub(crate) async fn put_stat(
     spec.validate()
         .map_err(|e| invalid("invalid stat definition", e))?;
     let _writing = state.admin.lock().await;
-    let current = state.stat_definition(name.as_str());
-    // Stored totals were folded under one meaning: a sum that became a min (or an int that
-    // became a float) would silently mean something else. A new stat is the migration.
-    if let Some(current) = &current
-        && (current.aggregation != spec.aggregation || current.kind != spec.kind)
-    {
-        let wire = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
-        return Err(ApiError::Conflict(format!(
-            "stat {name} has aggregation {} and kind {}, fixed once defined: define a new stat and point the achievements at it",
-            wire(serde_json::json!(current.aggregation)),
-            wire(serde_json::json!(current.kind)),
-        )));
-    }
-    let version = current.as_ref().map_or(0, |d| d.version) + 1;
-    let definition = StatDefinition::from_spec(name.clone(), spec, version);
-    let event = DefinitionEvent::StatDefined {
-        v: SchemaVersion::CURRENT,
-        event_id: Uuid::new_v4(),
-        definition: definition.clone(),
-        at: now_ms(),
-    };
-    publish_definition(&state, &event).await?;
-    Ok(created_or_ok(current.is_none(), &definition, version))
+    let (created, definition) = propose(&state, || {
+        let current = state.stat_definition(name.as_str());
+        // Stored totals were folded under one meaning: a sum that became a min (or an int
+        // that became a float) would silently mean something else. A new stat is the
+        // migration.
+        if let Some(current) = &current
+            && (current.aggregation != spec.aggregation || current.kind != spec.kind)
+        {
+            let wire = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            return Err(ApiError::Conflict(format!(
+                "stat {name} has aggregation {} and kind {}, fixed once defined: define a new stat and point the achievements at it",
+                wire(serde_json::json!(current.aggregation)),
+                wire(serde_json::json!(current.kind)),
+            )));
+        }
+        let version = current.as_ref().map_or(0, |d| d.version) + 1;
+        let definition = StatDefinition::from_spec(name.clone(), spec.clone(), version);
+        let event = DefinitionEvent::StatDefined {
+            v: SchemaVersion::CURRENT,
+            event_id: Uuid::new_v4(),
+            definition: definition.clone(),
+            at: now_ms(),
+        };
+        Ok((Some(event), (current.is_none(), definition)))
+    })
+    .await?;
+    Ok(created_or_ok(created, &definition, definition.version))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -181,35 +230,41 @@ pub(crate) async fn put_achievement(
         )
     })?;
     let expected = if_match(&headers)?;
-    let _writing = state.admin.lock().await;
-    let current = state.achievement(id.as_str());
-    let current_version = current.as_ref().map(|d| d.version);
-    match (expected, current_version) {
-        (Some(Some(want)), have) if have != Some(want) => {
-            return Err(ApiError::PreconditionFailed(format!(
-                "If-Match names version {want}, but the current version is {}",
-                have.map_or("none (it does not exist)".to_string(), |v| v.to_string())
-            )));
-        }
-        (Some(None), None) => {
-            return Err(ApiError::PreconditionFailed(
-                "If-Match: * but the achievement does not exist".into(),
-            ));
-        }
-        _ => {}
-    }
-    state
-        .defs
-        .read(|d| d.check_achievement(&id, &spec))
-        .map_err(|e| invalid("invalid achievement definition", e))?;
     let missing = state.icons.missing(&spec, None).await?;
     if !missing.is_empty() {
         return Err(invalid("invalid achievement definition", missing));
     }
-    let version = current_version.unwrap_or(0) + 1;
-    let definition = AchievementDefinition::from_spec(id.clone(), spec, version);
-    publish_achievement(&state, &definition).await?;
-    Ok(created_or_ok(current.is_none(), &definition, version))
+    let _writing = state.admin.lock().await;
+    let (created, definition) = propose(&state, || {
+        let current = state.achievement(id.as_str());
+        let current_version = current.as_ref().map(|d| d.version);
+        match (expected, current_version) {
+            (Some(Some(want)), have) if have != Some(want) => {
+                return Err(ApiError::PreconditionFailed(format!(
+                    "If-Match names version {want}, but the current version is {}",
+                    have.map_or("none (it does not exist)".to_string(), |v| v.to_string())
+                )));
+            }
+            (Some(None), None) => {
+                return Err(ApiError::PreconditionFailed(
+                    "If-Match: * but the achievement does not exist".into(),
+                ));
+            }
+            _ => {}
+        }
+        state
+            .defs
+            .read(|d| d.check_achievement(&id, &spec))
+            .map_err(|e| invalid("invalid achievement definition", e))?;
+        let version = current_version.unwrap_or(0) + 1;
+        let definition = AchievementDefinition::from_spec(id.clone(), spec.clone(), version);
+        Ok((
+            Some(achievement_defined(&definition)),
+            (current.is_none(), definition),
+        ))
+    })
+    .await?;
+    Ok(created_or_ok(created, &definition, definition.version))
 }
 
 /// One achievement definition, with its `ETag`.
@@ -262,10 +317,13 @@ pub(crate) async fn archive_achievement(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let _writing = state.admin.lock().await;
-    let mut def = state
-        .achievement(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
-    if !def.archived {
+    let def = propose(&state, || {
+        let mut def = state
+            .achievement(&id)
+            .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
+        if def.archived {
+            return Ok((None, def));
+        }
         def.archived = true;
         def.version += 1;
         let event = DefinitionEvent::AchievementArchived {
@@ -275,8 +333,9 @@ pub(crate) async fn archive_achievement(
             version: def.version,
             at: now_ms(),
         };
-        publish_definition(&state, &event).await?;
-    }
+        Ok((Some(event), def))
+    })
+    .await?;
     Ok(created_or_ok(false, &def, def.version))
 }
 

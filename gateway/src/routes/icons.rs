@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::auth::Admin;
 use crate::error::{AdminProblems, ApiError, ItemError, Problem};
 use crate::icons::{IconError, Normalized, StoreError};
-use crate::routes::admin::{etag, if_match, publish_achievement};
+use crate::routes::admin::{achievement_defined, etag, if_match, propose};
 use crate::state::AppState;
 
 /// What every served icon says about caching: its URL names its bytes, so it never changes.
@@ -118,25 +118,26 @@ pub(crate) async fn upload(
         .put(&icon.digest, icon.png.clone().into())
         .await?;
     let _writing = state.admin.lock().await;
-    let current = state
-        .achievement(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
-    check_version(expected, current.version)?;
-    let mut spec = current.to_spec();
-    let field = if locked {
-        &mut spec.locked_icon
-    } else {
-        &mut spec.unlocked_icon
-    };
-    let definition = if field.as_deref() == Some(icon.digest.as_str()) {
-        current
-    } else {
+    let definition = propose(&state, || {
+        let current = state
+            .achievement(&id)
+            .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
+        check_version(expected, current.version)?;
+        let mut spec = current.to_spec();
+        let field = if locked {
+            &mut spec.locked_icon
+        } else {
+            &mut spec.unlocked_icon
+        };
+        if field.as_deref() == Some(icon.digest.as_str()) {
+            return Ok((None, current));
+        }
         *field = Some(icon.digest.clone());
         let definition =
             AchievementDefinition::from_spec(current.id.clone(), spec, current.version + 1);
-        publish_achievement(&state, &definition).await?;
-        definition
-    };
+        Ok((Some(achievement_defined(&definition)), definition))
+    })
+    .await?;
     let version = definition.version;
     let body = IconUploaded {
         url: state.icons.url(&icon.digest),

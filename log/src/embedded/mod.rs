@@ -91,6 +91,8 @@ struct StreamState {
 /// result goes once written (not yet durable).
 struct Queued {
     entries: Vec<(usize, Entry)>,
+    /// The last sequence the (single-partition) stream must have for this append to go in.
+    expected_last: Option<u64>,
     done: oneshot::Sender<Result<Written, AppendError>>,
 }
 
@@ -601,17 +603,41 @@ impl EmbeddedLog {
         stream: StreamKind,
         entries: Vec<Entry>,
     ) -> Result<Vec<Appended>, AppendError> {
+        self.append_queued(stream, entries, None).await
+    }
+
+    /// See [`crate::Log::append_after`].
+    pub async fn append_after(
+        &self,
+        stream: StreamKind,
+        entry: Entry,
+        expected_last: u64,
+    ) -> Result<Appended, AppendError> {
+        let mut appended = self
+            .append_queued(stream, vec![entry], Some(expected_last))
+            .await?;
+        appended
+            .pop()
+            .ok_or_else(|| AppendError::Invalid("nothing appended".into()))
+    }
+
+    async fn append_queued(
+        &self,
+        stream: StreamKind,
+        entries: Vec<Entry>,
+        expected_last: Option<u64>,
+    ) -> Result<Vec<Appended>, AppendError> {
         let state = &self.inner.streams[&stream];
         let entries = entries
             .into_iter()
             .map(|e| Ok((self.partition_index(stream, &e.target)?, e)))
             .collect::<Result<Vec<_>, AppendError>>()?;
         let (done, mut written) = oneshot::channel();
-        state
-            .queue
-            .lock()
-            .expect("append queue")
-            .push(Queued { entries, done });
+        state.queue.lock().expect("append queue").push(Queued {
+            entries,
+            expected_last,
+            done,
+        });
         let written = loop {
             // A writer that took the queue while this caller waited wrote this append too.
             if let Ok(result) = written.try_recv() {
@@ -657,11 +683,28 @@ impl EmbeddedLog {
         let mut inserted = 0;
         let mut chunks: Vec<Vec<Chunk>> = (0..state.partitions.len()).map(|_| Vec::new()).collect();
         let mut answers = Vec::with_capacity(queued.len());
-        for Queued { entries, done } in queued {
+        for Queued {
+            entries,
+            expected_last,
+            done,
+        } in queued
+        {
             let fresh = entries
                 .iter()
                 .filter(|(_, e)| appending.window.get(&e.id).is_none())
                 .count() as u64;
+            // Earlier appends of this same write count: they come first.
+            if let Some(expected) = expected_last
+                && fresh > 0
+                && appending
+                    .next_seq
+                    .iter()
+                    .map(|next| next - 1)
+                    .ne([expected])
+            {
+                let _ = done.send(Err(AppendError::Conflict(stream.name())));
+                continue;
+            }
             if let Some(max) = self.inner.config.max_entries
                 && appending.entries + fresh > max
             {

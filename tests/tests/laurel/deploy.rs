@@ -96,3 +96,125 @@ fn a_stream_prefix_that_is_no_subject_token_is_refused() {
         assert!(stderr.contains("--stream-prefix"), "{stderr}");
     }
 }
+
+/// Two gateways on one NATS take admin writes to one achievement at the same moment: a
+/// version is never handed out twice (DEFS is appended only where the writer's definitions
+/// end), and of writes that name the same version in `If-Match` exactly one wins, the other
+/// gets 412.
+#[test]
+fn definition_writes_through_two_gateways_never_share_a_version() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let start = |name: &str| {
+        let extra = ["--nats", &nats.url(), "--partitions", "2"].map(String::from);
+        Laurel::start(&dir.path().join(name), &extra)
+    };
+    let gateways = [start("one"), start("two")];
+    let admin = gateways[0].token(&["--admin"]);
+    let admin_two = gateways[1].token(&["--admin"]);
+    let admins = [admin.as_str(), admin_two.as_str()];
+    let r = gateways[0].call(
+        "PUT",
+        "/v1/admin/stats/wins",
+        Some(&admin),
+        Some(json!({"aggregation": "sum", "kind": "int"})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    let spec =
+        |title: String| json!({"title": title, "conditions": [{"stat": "wins", "at_least": 1}]});
+    let put = |g: usize, title: String, if_match: Option<u64>| {
+        let body = serde_json::to_vec(&spec(title)).unwrap();
+        let tag = if_match.map(|v| format!("\"{v}\""));
+        let headers: Vec<(&str, &str)> = tag.iter().map(|t| ("if-match", t.as_str())).collect();
+        gateways[g]
+            .try_request_with(
+                "PUT",
+                "/v1/admin/achievements/FIRST_WIN",
+                Some(admins[g]),
+                Some(("application/json", body)),
+                &headers,
+            )
+            .unwrap()
+    };
+    let version_on = |g: usize| -> u64 {
+        let r = gateways[g].call(
+            "GET",
+            "/v1/admin/achievements/FIRST_WIN",
+            Some(admins[g]),
+            None,
+        );
+        r.json["version"].as_u64().unwrap_or(0)
+    };
+    let both_at = |version: u64| {
+        laurel_tests::wait_until(
+            "both gateways to hold the version",
+            std::time::Duration::from_secs(30),
+            || (version_on(0) == version && version_on(1) == version).then_some(()),
+        )
+    };
+    assert_eq!(put(0, "v1".into(), None).status, 201);
+    both_at(1);
+    let mut versions = vec![1];
+    // Rounds of two writes naming the same version, one through each gateway.
+    for round in 0..10u64 {
+        let current = 1 + round;
+        let statuses: Vec<(u16, Option<u64>)> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..2)
+                .map(|g| s.spawn(move || put(g, format!("round {round} via {g}"), Some(current))))
+                .collect();
+            racers
+                .into_iter()
+                .map(|r| {
+                    let r = r.join().unwrap();
+                    (r.status, r.json["version"].as_u64())
+                })
+                .collect()
+        });
+        let mut codes: Vec<u16> = statuses.iter().map(|(c, _)| *c).collect();
+        codes.sort_unstable();
+        assert_eq!(codes, vec![200, 412], "round {round}: {statuses:?}");
+        versions.extend(
+            statuses
+                .iter()
+                .filter_map(|(c, v)| if *c == 200 { *v } else { None }),
+        );
+        both_at(current + 1);
+    }
+    // Writes without If-Match through both at once: each gets a version of its own.
+    let taken: Vec<u64> = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..8)
+            .map(|i| s.spawn(move || put(i % 2, format!("burst {i}"), None)))
+            .collect();
+        writers
+            .into_iter()
+            .map(|w| {
+                let r = w.join().unwrap();
+                assert_eq!(r.status, 200, "{:?}", r.json);
+                r.json["version"].as_u64().unwrap()
+            })
+            .collect()
+    });
+    versions.extend(taken);
+    let mut sorted = versions.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(
+        sorted,
+        (1..=versions.len() as u64).collect::<Vec<_>>(),
+        "versions handed out: {versions:?}"
+    );
+    both_at(versions.len() as u64);
+    // DEFS holds the stat and one entry per version given out, no more.
+    let entries = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        js.get_stream("LAUREL_DEFS")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .state
+            .messages
+    });
+    assert_eq!(entries, 1 + versions.len() as u64);
+}

@@ -262,6 +262,63 @@ async fn definitions_keep_one_order_across_kinds(backend: Backend) {
     assert_eq!(f.log.last_seq(StreamKind::Defs, 0).await.unwrap(), all[3].0);
 }
 
+/// Optimistic concurrency on DEFS: an append that expects the stream to end where it no
+/// longer does is refused and appends nothing; of writers racing from one position, exactly
+/// one goes in; a duplicate id is a duplicate wherever the stream ends.
+async fn an_append_after_a_position_goes_in_only_there(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    let def = |id: &str| Entry {
+        target: Target::Definition {
+            kind: "stat",
+            id: "wins".into(),
+        },
+        id: id.into(),
+        payload: id.as_bytes().to_vec(),
+    };
+    let first = f
+        .log
+        .append_after(StreamKind::Defs, def("one"), 0)
+        .await
+        .unwrap();
+    assert_eq!((first.seq, first.duplicate), (1, false));
+    let stale = f.log.append_after(StreamKind::Defs, def("two"), 0).await;
+    assert!(matches!(stale, Err(AppendError::Conflict(_))), "{stale:?}");
+    let again = f
+        .log
+        .append_after(StreamKind::Defs, def("one"), 7)
+        .await
+        .unwrap();
+    assert_eq!((again.seq, again.duplicate), (1, true));
+    // Writers racing from position 1: one wins.
+    let racers = (0..8).map(|i| {
+        let log = f.log.clone();
+        let entry = def(&format!("racer-{i}"));
+        tokio::spawn(async move { log.append_after(StreamKind::Defs, entry, 1).await })
+    });
+    let mut won = 0;
+    for racer in racers.collect::<Vec<_>>() {
+        match racer.await.unwrap() {
+            Ok(ack) => {
+                assert_eq!(ack.seq, 2);
+                won += 1;
+            }
+            Err(AppendError::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one racer goes in");
+    let all = read_all(&f.log, StreamKind::Defs, 0, Start::After(0)).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    let partitioned = f
+        .log
+        .append_after(StreamKind::Stats, entry(0, "x", "x"), 0)
+        .await;
+    assert!(
+        matches!(partitioned, Err(AppendError::Invalid(_))),
+        "{partitioned:?}"
+    );
+}
+
 async fn a_full_stream_refuses_appends_and_keeps_what_it_has(backend: Backend) {
     let f = Fixture::new(backend, |c| c.max_entries = Some(3)).await;
     f.log
@@ -495,6 +552,7 @@ crate::both_backends!(
     a_waiting_reader_wakes_when_entries_arrive,
     last_seq_tracks_each_partition,
     definitions_keep_one_order_across_kinds,
+    an_append_after_a_position_goes_in_only_there,
     a_full_stream_refuses_appends_and_keeps_what_it_has,
     entries_for_the_wrong_target_are_refused,
     the_partition_count_is_fixed_at_creation,
