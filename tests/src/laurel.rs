@@ -303,6 +303,18 @@ impl Client {
         }
     }
 
+    /// Defines the integer stat `name`, summed, with the admin token `admin`; panics
+    /// unless it is created.
+    pub fn define_sum_stat(&self, admin: &str, name: &str) {
+        let r = self.call(
+            "PUT",
+            &format!("/v1/admin/stats/{name}"),
+            Some(admin),
+            Some(serde_json::json!({"aggregation": "sum", "kind": "int"})),
+        );
+        assert_eq!(r.status, 201, "defining {name}: {:?}", r.json);
+    }
+
     /// Sends a JSON request and expects an answer.
     pub fn call(
         &self,

@@ -58,13 +58,7 @@ fn holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
 /// Defines a stat and an achievement, sends `PLAYER` 4 wins and waits for the views.
 fn play(laurel: &Laurel) {
     let admin = laurel.token(&["--admin"]);
-    let r = laurel.call(
-        "PUT",
-        "/v1/admin/stats/wins",
-        Some(&admin),
-        Some(json!({"aggregation": "sum", "kind": "int"})),
-    );
-    assert_eq!(r.status, 201, "{:?}", r.json);
+    laurel.define_sum_stat(&admin, "wins");
     let r = laurel.call(
         "PUT",
         "/v1/admin/achievements/FIRST_WIN",

@@ -23,14 +23,7 @@ fn deployments_with_different_stream_prefixes_share_a_nats_apart() {
     };
     let (mut a, b) = (start("GAME_A"), start("GAME_B"));
     for (laurel, wins) in [(&a, 3), (&b, 5)] {
-        let admin = laurel.token(&["--admin"]);
-        let r = laurel.call(
-            "PUT",
-            "/v1/admin/stats/wins",
-            Some(&admin),
-            Some(json!({"aggregation": "sum", "kind": "int"})),
-        );
-        assert_eq!(r.status, 201, "{:?}", r.json);
+        laurel.define_sum_stat(&laurel.token(&["--admin"]), "wins");
         let server = laurel.token(&["--server"]);
         let r = laurel.call(
             "POST",
@@ -113,13 +106,7 @@ fn definition_writes_through_two_gateways_never_share_a_version() {
     let admin = gateways[0].token(&["--admin"]);
     let admin_two = gateways[1].token(&["--admin"]);
     let admins = [admin.as_str(), admin_two.as_str()];
-    let r = gateways[0].call(
-        "PUT",
-        "/v1/admin/stats/wins",
-        Some(&admin),
-        Some(json!({"aggregation": "sum", "kind": "int"})),
-    );
-    assert_eq!(r.status, 201, "{:?}", r.json);
+    gateways[0].define_sum_stat(&admin, "wins");
     let spec =
         |title: String| json!({"title": title, "conditions": [{"stat": "wins", "at_least": 1}]});
     let put = |g: usize, title: String, if_match: Option<u64>| {

@@ -278,13 +278,7 @@ fn laurel_on_nats_over_mutual_tls_with_jetstream_encrypted_at_rest() {
     let laurel = Laurel::start(&dir.path().join("data"), &extra);
     let admin = laurel.token(&["--admin"]);
     let server = laurel.token(&["--server"]);
-    let r = laurel.call(
-        "PUT",
-        "/v1/admin/stats/wins",
-        Some(&admin),
-        Some(json!({"aggregation": "sum", "kind": "int"})),
-    );
-    assert_eq!(r.status, 201, "{:?}", r.json);
+    laurel.define_sum_stat(&admin, "wins");
     let player = "player-with-a-findable-name";
     let r = laurel.call(
         "POST",
