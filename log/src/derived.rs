@@ -71,6 +71,9 @@ pub struct Tree {
 /// Keys and values.
 pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// Records ready to be written by [`Tree::apply`].
+pub struct Batch(sled::Batch);
+
 impl Tree {
     /// The value stored under `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
@@ -104,6 +107,11 @@ impl Tree {
         &self,
         records: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Result<(), sled::Error> {
+        self.apply(self.batch(records))
+    }
+
+    /// `records` as one batch to [`Tree::apply`], sealed when the store is.
+    pub fn batch<'a>(&self, records: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Batch {
         let mut batch = sled::Batch::default();
         for (key, value) in records {
             match &self.seal {
@@ -114,7 +122,12 @@ impl Tree {
                 }
             }
         }
-        self.tree.apply_batch(batch)
+        Batch(batch)
+    }
+
+    /// Writes a batch atomically.
+    pub fn apply(&self, batch: Batch) -> Result<(), sled::Error> {
+        self.tree.apply_batch(batch.0)
     }
 
     /// Removes every record.

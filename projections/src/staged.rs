@@ -74,18 +74,23 @@ impl Staged {
     /// Writes what is staged to sled in one atomic batch; reads go on meanwhile. Only the
     /// projector worker of this view flushes, so one flush runs at a time.
     pub(crate) fn flush(&self) -> Result<(), sled::Error> {
-        let pending = {
+        {
             let mut maps = self.maps.write().expect("staged lock");
             if maps.pending.is_empty() {
                 return Ok(());
             }
             maps.flushing = std::mem::take(&mut maps.pending);
-            // Sealing is the costly part: done outside the lock, from a copy.
-            maps.flushing.clone()
+        }
+        // Made (sealed, when the store is) under the read lock: reads go on meanwhile.
+        let batch = {
+            let maps = self.maps.read().expect("staged lock");
+            self.tree.batch(
+                maps.flushing
+                    .iter()
+                    .map(|(k, v)| (k.as_slice(), v.as_slice())),
+            )
         };
-        let written = self
-            .tree
-            .write(pending.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+        let written = self.tree.apply(batch);
         let mut maps = self.maps.write().expect("staged lock");
         match written {
             Ok(()) => maps.flushing.clear(),
