@@ -30,10 +30,11 @@ pub struct Cli {
 pub enum Command {
     /// Run everything in one process: gateway, engine and projections.
     Serve(Box<ServeArgs>),
-    /// Run the HTTP gateway alone (scale-out on NATS).
-    Gateway,
-    /// Run the evaluation engine alone, for some partitions (scale-out on NATS).
-    Engine,
+    /// Run the HTTP gateway alone, with its own replica of the views (scale-out on NATS).
+    Gateway(Box<ServeArgs>),
+    /// Run the evaluation engine alone: one engine folds, the others stand by (scale-out on
+    /// NATS).
+    Engine(crate::engine_role::EngineArgs),
     /// Run the projections alone (scale-out on NATS).
     Projector,
     /// Print a development token signed with the data dir's dev key.
@@ -87,7 +88,9 @@ pub struct TokenArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve(args) => serve(*args),
+        Command::Serve(args) => serve(*args, crate::serve::Roles::All),
+        Command::Gateway(args) => serve(*args, crate::serve::Roles::Gateway),
+        Command::Engine(args) => engine(args),
         Command::Token(args) => token(args),
         Command::Defs(command) => defs(command),
         Command::Rebuild(args) => block_on(
@@ -170,18 +173,28 @@ fn block_on(
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+fn serve(args: ServeArgs, roles: crate::serve::Roles) -> ExitCode {
     let work = async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        let (stop, shutdown) = watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            stop.send_replace(true);
-        });
-        crate::serve::run(args, listener, shutdown).await
+        crate::serve::run_roles(args, roles, listener, shutdown_on_signal()).await
     };
     block_on(tokio::runtime::Builder::new_multi_thread(), work)
+}
+
+fn engine(args: crate::engine_role::EngineArgs) -> ExitCode {
+    let work = async move { crate::engine_role::run(args, shutdown_on_signal()).await };
+    block_on(tokio::runtime::Builder::new_multi_thread(), work)
+}
+
+/// A receiver that turns true on SIGTERM or ctrl-c.
+fn shutdown_on_signal() -> watch::Receiver<bool> {
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.send_replace(true);
+    });
+    shutdown
 }
 
 async fn shutdown_signal() {

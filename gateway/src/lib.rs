@@ -5,6 +5,7 @@ mod body;
 pub mod cli;
 pub mod config_file;
 pub mod defs;
+pub mod engine_role;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -527,16 +527,44 @@ pub(crate) fn open_store(path: &Path) -> Result<sled::Db, sled::Error> {
         .open()
 }
 
+/// Which roles a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    /// Gateway, engine and projections (`laurel serve`).
+    All,
+    /// The gateway with its own replica of the views, folded from OUTPUT and DEFS; the
+    /// engine runs elsewhere (`laurel gateway`, on NATS).
+    Gateway,
+}
+
 /// Runs gateway, engine and projections until `shutdown` turns true.
 pub async fn run(
     args: ServeArgs,
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    run_roles(args, Roles::All, listener, shutdown).await
+}
+
+/// Runs `roles` until `shutdown` turns true.
+pub async fn run_roles(
+    args: ServeArgs,
+    roles_run: Roles,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    if roles_run == Roles::Gateway && args.log.nats.is_none() {
+        anyhow::bail!(
+            "`laurel gateway` runs on NATS (--nats URLS), beside `laurel engine`; on the embedded log run `laurel serve`"
+        );
+    }
     let data_dir = &args.log.data_dir;
     let auth = args.auth.config(data_dir).await?;
     let opened = args.log.open().await?;
-    let engine_db = opened.store("engine")?;
+    let engine_db = match roles_run {
+        Roles::All => Some(opened.store("engine")?),
+        Roles::Gateway => None,
+    };
     let views_db = opened.store("views")?;
     let log = opened.log;
     let partitions = log.config().partitions;
@@ -560,26 +588,34 @@ pub async fn run(
         let done = following.await.map_err(anyhow::Error::from);
         ("definitions follower", done)
     });
-    let engine = shell::run(
-        log.clone(),
-        engine_db,
-        defs.clone(),
-        ShellConfig {
-            persist_interval: Duration::from_millis(args.checkpoint_interval_ms),
-            cache_players: (args.cached_players / partitions as usize).max(1),
-            ..ShellConfig::all(partitions)
-        },
-        metrics.clone(),
-        shutdown.clone(),
-    );
-    roles.spawn(async move { ("engine", engine.await.map_err(anyhow::Error::from)) });
+    if let Some(engine_db) = engine_db {
+        let engine = shell::run(
+            log.clone(),
+            engine_db,
+            defs.clone(),
+            ShellConfig {
+                persist_interval: Duration::from_millis(args.checkpoint_interval_ms),
+                cache_players: (args.cached_players / partitions as usize).max(1),
+                ..ShellConfig::all(partitions)
+            },
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        roles.spawn(async move { ("engine", engine.await.map_err(anyhow::Error::from)) });
+    }
+    let mut projector_config = ProjectorConfig {
+        flush_interval: Duration::from_millis(args.checkpoint_interval_ms),
+        ..ProjectorConfig::all(partitions)
+    };
+    if roles_run == Roles::Gateway {
+        // Each gateway folds its own replica: a reader of its own on the server (the
+        // positions it reads from are in its views).
+        projector_config.consumer = format!("views-{}", uuid::Uuid::new_v4().simple());
+    }
     let projector = laurel_projections::run(
         log.clone(),
         views.clone(),
-        ProjectorConfig {
-            flush_interval: Duration::from_millis(args.checkpoint_interval_ms),
-            ..ProjectorConfig::all(partitions)
-        },
+        projector_config,
         shutdown.clone(),
     );
     roles.spawn(async move { ("projector", projector.await.map_err(anyhow::Error::from)) });
@@ -610,7 +646,8 @@ pub async fn run(
     ));
     let hub = Hub::default();
     tokio::spawn(hub.clone().run(views.clone(), shutdown.clone()));
-    let metrics = Metrics::new(Some(metrics), views.clone(), hub.clone());
+    let engine_metrics = (roles_run == Roles::All).then_some(metrics);
+    let metrics = Metrics::new(engine_metrics, views.clone(), hub.clone());
     let state = AppState {
         log: log.clone(),
         views,

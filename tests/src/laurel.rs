@@ -11,6 +11,8 @@ use crate::{laurel_bin, wait_until};
 
 /// A running `laurel serve`, killed on drop.
 pub struct Laurel {
+    /// `serve`, or `gateway`.
+    command: &'static str,
     child: Option<Child>,
     port: u16,
     data_dir: PathBuf,
@@ -58,12 +60,28 @@ impl Laurel {
 
     /// [`Laurel::start`] with environment variables set for the process (and its restarts).
     pub fn start_with_env(data_dir: &Path, extra: &[String], env: &[(String, String)]) -> Self {
+        Self::start_command("serve", data_dir, extra, env)
+    }
+
+    /// `laurel gateway` (on NATS: `extra` names it) on `data_dir`, waited for like
+    /// [`Laurel::start`].
+    pub fn start_gateway(data_dir: &Path, extra: &[String]) -> Self {
+        Self::start_command("gateway", data_dir, extra, &[])
+    }
+
+    fn start_command(
+        command: &'static str,
+        data_dir: &Path,
+        extra: &[String],
+        env: &[(String, String)],
+    ) -> Self {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
             .build();
         let port = crate::nats::free_port();
         let mut laurel = Self {
+            command,
             child: None,
             port,
             data_dir: data_dir.to_path_buf(),
@@ -85,7 +103,7 @@ impl Laurel {
             .open(self.data_dir.with_extension("log"))
             .expect("log file");
         let child = Command::new(laurel_bin())
-            .arg("serve")
+            .arg(self.command)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen")

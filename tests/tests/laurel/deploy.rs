@@ -205,3 +205,190 @@ fn definition_writes_through_two_gateways_never_share_a_version() {
     });
     assert_eq!(entries, 1 + versions.len() as u64);
 }
+
+/// A `laurel engine` process (no HTTP: watched through the lease and its log file).
+struct Engine {
+    child: std::process::Child,
+}
+
+impl Engine {
+    fn start(nats: &NatsServer, dir: &std::path::Path, name: &str) -> Self {
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let child = std::process::Command::new(laurel_tests::laurel_bin())
+            .args(["engine", "--nats", &nats.url(), "--partitions", "4"])
+            .args(["--lease-ttl-secs", "3", "--checkpoint-interval-ms", "500"])
+            .arg("--data-dir")
+            .arg(dir.join(name))
+            .env(
+                "LAUREL_LOG",
+                std::env::var("LAUREL_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The pid of the engine holding the engine lease, if one does.
+fn lease_holder(nats: &NatsServer) -> Option<u32> {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.ok()?);
+        let leases = js.get_key_value("LAUREL_LEASES").await.ok()?;
+        let holder = leases.get("engine").await.ok()??;
+        let holder = String::from_utf8_lossy(&holder).to_string();
+        holder.strip_prefix("pid ")?.split(' ').next()?.parse().ok()
+    })
+}
+
+/// A gateway and two engines as separate processes on NATS: one engine folds, the other
+/// stands by. Killing the active engine (SIGKILL) mid-stream hands the lease to the standby,
+/// which restores from the log and folds on: every player's stats are exact, and each
+/// unlock is on OUTPUT exactly once. Prints the takeover time.
+#[test]
+fn a_standby_engine_takes_over_when_the_active_one_is_killed() {
+    use std::time::{Duration, Instant};
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Laurel::start_gateway(
+        &dir.path().join("gateway"),
+        &["--nats", &nats.url(), "--partitions", "4"].map(String::from),
+    );
+    let mut engines = [
+        Engine::start(&nats, dir.path(), "engine-a"),
+        Engine::start(&nats, dir.path(), "engine-b"),
+    ];
+    let admin = gateway.token(&["--admin"]);
+    gateway.define_sum_stat(&admin, "wins");
+    for (id, at_least) in [("FIRST_WIN", 1), ("TEN_WINS", 10)] {
+        let r = gateway.call(
+            "PUT",
+            &format!("/v1/admin/achievements/{id}"),
+            Some(&admin),
+            Some(json!({"title": id, "conditions": [{"stat": "wins", "at_least": at_least}]})),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.json);
+    }
+    let first = laurel_tests::wait_until(
+        "an engine to hold the lease",
+        Duration::from_secs(30),
+        || lease_holder(&nats),
+    );
+    let server = gateway.token(&["--server"]);
+    let players: Vec<String> = (0..20).map(|i| format!("player-{i}")).collect();
+    let wins_of = |player: &str| {
+        let token = gateway.token(&["--player", player]);
+        gateway
+            .call("GET", "/v1/players/me/stats", Some(&token), None)
+            .json["stats"]["wins"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let mut takeover = None;
+    for round in 1..=20u64 {
+        let events: Vec<_> = players
+            .iter()
+            .map(|p| json!({"player_id": p, "stat": "wins", "value": 1, "event_id": uuid::Uuid::new_v4()}))
+            .collect();
+        let r = gateway.call(
+            "POST",
+            "/v1/events",
+            Some(&server),
+            Some(json!({"events": events})),
+        );
+        assert_eq!(r.status, 202, "{:?}", r.json);
+        if round == 10 {
+            let active = engines
+                .iter_mut()
+                .find(|e| e.pid() == first)
+                .expect("the holder is ours");
+            active.kill9();
+            let killed = Instant::now();
+            let r = gateway.call(
+                "POST",
+                "/v1/events",
+                Some(&server),
+                Some(json!({"events": [{"player_id": "late", "stat": "wins", "value": 1}]})),
+            );
+            assert_eq!(
+                r.status, 202,
+                "accepted while no engine folds: {:?}",
+                r.json
+            );
+            laurel_tests::wait_until("the standby to fold on", Duration::from_secs(60), || {
+                (wins_of("late") == 1).then_some(())
+            });
+            takeover = Some(killed.elapsed());
+        }
+    }
+    for player in &players {
+        laurel_tests::wait_until("every win folded", Duration::from_secs(60), || {
+            (wins_of(player) == 20).then_some(())
+        });
+    }
+    let second = lease_holder(&nats).expect("a holder");
+    assert_ne!(second, first, "the standby holds the lease");
+    // Each unlock on OUTPUT exactly once.
+    let unlocks = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let config = laurel_log::LogConfig {
+            partitions: 4,
+            ..Default::default()
+        };
+        let log = laurel_log::Log::Nats(
+            laurel_log::NatsLog::connect(&nats.url(), config)
+                .await
+                .unwrap(),
+        );
+        let mut all = Vec::new();
+        for p in 0..4 {
+            for record in crate::support::read_to_end(
+                &log,
+                laurel_log::StreamKind::Output,
+                p,
+                laurel_log::Start::After(0),
+            )
+            .await
+            {
+                if let Ok(laurel_schemas::Output::Unlocked(u)) =
+                    laurel_schemas::decode(&record.payload)
+                {
+                    all.push((u.player_id.to_string(), u.achievement_id.to_string()));
+                }
+            }
+        }
+        all.sort();
+        all
+    });
+    let mut expected: Vec<(String, String)> = players
+        .iter()
+        .flat_map(|p| {
+            [
+                (p.clone(), "FIRST_WIN".to_string()),
+                (p.clone(), "TEN_WINS".to_string()),
+            ]
+        })
+        .chain([("late".to_string(), "FIRST_WIN".to_string())])
+        .collect();
+    expected.sort();
+    assert_eq!(unlocks, expected);
+    eprintln!(
+        "engine takeover after SIGKILL: {:?} (lease TTL 3 s)",
+        takeover.unwrap()
+    );
+}
