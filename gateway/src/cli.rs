@@ -35,7 +35,7 @@ pub enum Command {
     /// Run the evaluation engine alone: one engine folds, the others stand by (scale-out on
     /// NATS).
     Engine(crate::engine_role::EngineArgs),
-    /// Run the projections alone (scale-out on NATS).
+    /// Not a role of its own: each `laurel gateway` folds its own views (docs/deploy.md).
     Projector,
     /// Print a development token signed with the data dir's dev key.
     Token(TokenArgs),
@@ -111,10 +111,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        other => {
+        Command::Projector => {
             eprintln!(
-                "laurel: `{}` is not available in this build yet",
-                format!("{other:?}").to_lowercase()
+                "laurel: there is no separate projector: each `laurel gateway` folds its own views (docs/deploy.md)"
             );
             ExitCode::from(2)
         }
