@@ -1,18 +1,31 @@
 //! `laurel engine`: the evaluation engine as a process of its own, on NATS.
 //!
-//! Engines of one deployment share the work through a lease in the NATS KV bucket
-//! `{STREAM_PREFIX}_LEASES`: the engine holding key `engine` folds every partition; the
-//! others wait as standbys and take over when the lease expires (`--lease-ttl-secs` after
-//! the holder last renewed it, as when it was killed). The holder renews every third of the
-//! TTL, each renewal conditional on the revision it last wrote, so a holder that lost the
-//! lease can never renew it again; it stops folding at once. Folding is deterministic and
-//! every output's id derives from its causes, so the short overlap a stalled holder may
-//! have with its successor appends nothing twice (the dedup window drops the copies).
+//! Engines of one deployment share the partitions through leases in the NATS KV bucket
+//! `{STREAM_PREFIX}_LEASES`:
+//! - each engine says it is alive under `member.<id>`, renewed every third of the TTL
+//!   (`--lease-ttl-secs`); the bucket forgets every key the TTL after its last write, so a
+//!   dead engine's keys vanish by themselves;
+//! - each partition has a lease `partition.<p>`, created by the engine that takes it and
+//!   renewed by it, each renewal conditional on the revision it wrote last (a lease that
+//!   went elsewhere can never be renewed);
+//! - every engine aims at its fair share of the partitions (the live members sorted by id:
+//!   the first `partitions % members` take one more): below it, it takes free partitions;
+//!   above it (an engine joined), it stops the extra workers, still renewing their leases
+//!   until they have stopped, then deletes the leases for the others to take.
 //!
-//! A new holder restores its state from its own data dir and folds the log since (a standby
-//! with an empty data dir folds the whole history silently first; see
-//! docs/deploy.md).
+//! A partition's worker restores its state from this engine's data dir, brings it up to
+//! what OUTPUT holds (a partition this engine folded before is re-folded from where it
+//! stopped; one it never held, from the start), and folds on. Every append it makes is
+//! fenced twice: by the lease's deadline on the engine's own clock (renewal sent + two
+//! thirds of the TTL, so a stalled engine stops before its lease can expire), and by
+//! JetStream, which refuses an append unless the partition's OUTPUT still ends where the
+//! worker last saw it. A fenced worker stops; if its lease still holds (a stalled former
+//! owner appended), it starts again through recovery, else the partition is gone.
+//!
+//! Definitions are loaded once and followed from DEFS, one compiled copy shared by all the
+//! workers of the process.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,14 +33,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use async_nats::jetstream::kv;
 use clap::Args;
-use laurel_engine::shell::{self, EngineMetrics, ShellConfig};
+use futures::TryStreamExt;
+use laurel_engine::shell::{EngineMetrics, Lease, SharedDefs, ShellConfig, ShellError, Workers};
 use laurel_log::Log;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::serve::LogArgs;
-
-/// The lease key of the engine role.
-const ENGINE_LEASE: &str = "engine";
 
 /// `laurel engine`.
 #[derive(Debug, Clone, Args)]
@@ -35,8 +47,8 @@ pub struct EngineArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub log: LogArgs,
-    /// How long, in seconds, the engine lease outlives its holder's last renewal: the
-    /// longest a standby waits after the holder dies.
+    /// How long, in seconds, a lease outlives its holder's last renewal: the longest a
+    /// dead engine's partitions wait for another engine.
     #[arg(long, env = "LAUREL_LEASE_TTL_SECS", default_value_t = 10)]
     pub lease_ttl_secs: u64,
     /// How often, in milliseconds, the engine writes its state to disk (see `serve`).
@@ -47,8 +59,20 @@ pub struct EngineArgs {
     pub cached_players: usize,
 }
 
-/// Runs the engine role until `shutdown` turns true: waits for the lease, folds while it
-/// holds it, and waits again when it loses it.
+/// A partition this engine holds.
+struct Held {
+    /// The lease's revision, as its renewer last wrote it.
+    revision: Arc<AtomicU64>,
+    lease: Arc<Lease>,
+    stop: Arc<watch::Sender<bool>>,
+    worker: JoinHandle<Result<(), ShellError>>,
+    renewer: JoinHandle<()>,
+    /// Being handed over: the worker was told to stop; the lease goes once it has.
+    releasing: bool,
+}
+
+/// Runs the engine role until `shutdown` turns true: keeps this engine's fair share of the
+/// partitions, folding each one it holds.
 pub async fn run(args: EngineArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     if args.log.nats.is_none() {
         bail!("`laurel engine` runs on NATS (--nats URLS); on the embedded log run `laurel serve`");
@@ -67,74 +91,355 @@ pub async fn run(args: EngineArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         ttl,
     )
     .await?;
-    let holder = format!(
-        "pid {} on {} ({})",
-        std::process::id(),
-        hostname(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let id = uuid::Uuid::new_v4().simple().to_string();
     let partitions = config.partitions;
     let shell_config = ShellConfig {
         persist_interval: Duration::from_millis(args.checkpoint_interval_ms),
         cache_players: (args.cached_players / partitions as usize).max(1),
+        // This engine's own consumers: a partition's former owner may still have its own.
+        consumer: format!("engine-{}", &id[..12]),
         ..ShellConfig::all(partitions)
     };
-    tracing::info!(%holder, "engine ready: waiting for the engine lease");
-    let mut stop = shutdown.clone();
-    loop {
-        let Some(revision) = acquire(&leases, &holder, ttl, &mut stop).await? else {
-            return Ok(());
-        };
-        tracing::info!(%holder, "holding the engine lease: folding every partition");
-        let (lost_tx, lost) = watch::channel(false);
-        let held = Arc::new(AtomicU64::new(revision));
-        let renewing = tokio::spawn(renew(
-            leases.clone(),
-            holder.clone(),
-            held.clone(),
-            ttl,
-            lost_tx,
-        ));
-        // The engine stops on shutdown or when the lease is lost, whichever comes first.
-        let (engine_stop, engine_shutdown) = watch::channel(false);
-        let relay = {
-            let (mut stop, mut lost) = (shutdown.clone(), lost.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => {}
-                    _ = lost.wait_for(|l| *l) => {}
-                }
-                engine_stop.send_replace(true);
-            })
-        };
-        let result = shell::run_standalone(
-            opened.log.clone(),
-            store.clone(),
-            shell_config.clone(),
-            Arc::new(EngineMetrics::default()),
-            engine_shutdown,
-        )
-        .await;
-        relay.abort();
-        renewing.abort();
-        let still_held = !*lost.borrow();
-        if still_held {
-            // Handing over at once instead of after the TTL; a newer holder is left alone.
-            let revision = held.load(Ordering::SeqCst);
-            if let Err(e) = leases
-                .delete_expect_revision(ENGINE_LEASE, Some(revision))
-                .await
-            {
-                tracing::warn!(error = %e, "releasing the engine lease");
+    let log = opened.log.clone();
+    let defs_consumer = format!("{}-defs", shell_config.consumer);
+    let loaded = laurel_log::retry::retrying(
+        &shutdown,
+        "loading definitions",
+        ShellError::is_transient,
+        || SharedDefs::load(&log, &defs_consumer),
+    )
+    .await;
+    let Some(loaded) = loaded else {
+        return Ok(());
+    };
+    let (defs, follower) = loaded.context("loading definitions")?;
+    let following = tokio::spawn(follower.run(shutdown.clone()));
+    let mut engine = Engine {
+        js: nats.jetstream().clone(),
+        leases,
+        id: id.clone(),
+        holder: format!("{id} (pid {} on {})", std::process::id(), hostname()),
+        ttl,
+        partitions,
+        held: BTreeMap::new(),
+        workers: Workers {
+            log,
+            db: store,
+            defs,
+            config: shell_config,
+            metrics: Arc::new(EngineMetrics::default()),
+        },
+        member_renewed: None,
+    };
+    tracing::info!(engine = %engine.holder, partitions, "engine ready: sharing the partitions");
+    let result = engine.keep_share(shutdown.clone()).await;
+    engine.stop_all().await;
+    following.abort();
+    result
+}
+
+struct Engine {
+    js: async_nats::jetstream::Context,
+    leases: kv::Store,
+    id: String,
+    holder: String,
+    ttl: Duration,
+    partitions: u32,
+    held: BTreeMap<u32, Held>,
+    workers: Workers,
+    member_renewed: Option<Instant>,
+}
+
+impl Engine {
+    /// Every tick: says it is alive, collects stopped workers, and takes or hands over
+    /// partitions toward its fair share. Leases are renewed beside, each by a task of its
+    /// own, so a slow NATS answer here delays no renewal. Every request is bounded by a
+    /// third of the TTL.
+    async fn keep_share(&mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let tick = (self.ttl / 10).max(Duration::from_millis(100));
+        while !*shutdown.borrow() {
+            self.heartbeat().await;
+            self.collect().await?;
+            match tokio::time::timeout(self.ttl / 3, self.rebalance()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "reading the leases; trying again"),
+                Err(_) => tracing::warn!("reading the leases timed out; trying again"),
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => {}
+                () = tokio::time::sleep(tick) => {}
             }
         }
-        result.context("engine")?;
-        if *shutdown.borrow() {
-            tracing::info!("engine stopped");
+        Ok(())
+    }
+
+    fn member_key(&self) -> String {
+        format!("member.{}", self.id)
+    }
+
+    async fn heartbeat(&mut self) {
+        if self
+            .member_renewed
+            .is_some_and(|at| at.elapsed() < self.ttl / 3)
+        {
+            return;
+        }
+        let put = self
+            .leases
+            .put(self.member_key(), self.holder.clone().into());
+        match tokio::time::timeout(self.ttl / 3, put).await {
+            Ok(Ok(_)) => self.member_renewed = Some(Instant::now()),
+            Ok(Err(e)) => tracing::warn!(error = %e, "saying this engine is alive"),
+            Err(_) => tracing::warn!("saying this engine is alive timed out"),
+        }
+    }
+
+    /// Collects the workers that stopped: a handed-over partition's lease is deleted; a
+    /// fenced worker whose lease still holds starts again (through recovery); a worker that
+    /// failed otherwise fails the engine.
+    async fn collect(&mut self) -> anyhow::Result<()> {
+        let stopped: Vec<u32> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.worker.is_finished())
+            .map(|(&p, _)| p)
+            .collect();
+        for p in stopped {
+            let mut held = self.held.remove(&p).expect("listed");
+            let outcome = (&mut held.worker)
+                .await
+                .map_err(|e| ShellError::Task(e.to_string()))
+                .and_then(|r| r);
+            let still_held = held.lease.held() && !*held.stop.borrow();
+            match outcome {
+                Err(ShellError::Fenced(_)) if still_held => {
+                    tracing::warn!(
+                        partition = p,
+                        "another engine appended to the partition; recovering it"
+                    );
+                    held.worker = self.spawn_worker(p, &held.lease, &held.stop);
+                    self.held.insert(p, held);
+                    continue;
+                }
+                Ok(()) if held.releasing => {}
+                Ok(()) | Err(ShellError::Fenced(_)) => {
+                    tracing::warn!(partition = p, "partition lost: its worker stopped");
+                }
+                Err(e) => {
+                    held.renewer.abort();
+                    self.release(p, &held).await;
+                    return Err(e).with_context(|| format!("engine partition {p}"));
+                }
+            }
+            held.renewer.abort();
+            if held.lease.held() {
+                self.release(p, &held).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The live engines' ids, this one's included: the `member.` keys not deleted.
+    async fn members(&self) -> anyhow::Result<BTreeSet<String>> {
+        let bucket = self.leases.name.clone();
+        let stream = self.js.get_stream(format!("KV_{bucket}")).await?;
+        let mut subjects = stream
+            .info_with_subjects(format!("$KV.{bucket}.member.*"))
+            .await?;
+        let mut members = BTreeSet::from([self.id.clone()]);
+        while let Some(subject) = subjects.try_next().await? {
+            let key = subject.0.trim_start_matches(&format!("$KV.{bucket}."));
+            if let Some(id) = key.strip_prefix("member.")
+                && self.leases.get(key).await?.is_some()
+            {
+                members.insert(id.to_string());
+            }
+        }
+        Ok(members)
+    }
+
+    /// Takes free partitions below the fair share; hands over the extra ones above it.
+    async fn rebalance(&mut self) -> anyhow::Result<()> {
+        let members = self.members().await?;
+        let rank = members
+            .iter()
+            .position(|m| *m == self.id)
+            .expect("inserted") as u32;
+        let count = members.len() as u32;
+        let share = self.partitions / count + u32::from(rank < self.partitions % count);
+        let keeping: Vec<u32> = self
+            .held
+            .iter()
+            .filter(|(_, h)| !h.releasing)
+            .map(|(&p, _)| p)
+            .collect();
+        if keeping.len() as u32 > share {
+            for &p in keeping.iter().rev().take(keeping.len() - share as usize) {
+                tracing::info!(partition = p, engines = count, "handing the partition over");
+                let held = self.held.get_mut(&p).expect("held");
+                held.releasing = true;
+                held.stop.send_replace(true);
+            }
             return Ok(());
         }
-        tracing::warn!(%holder, "lost the engine lease: folding stopped; waiting as a standby");
+        let mut wanted = share as usize - keeping.len();
+        // Each engine looks from its own place, so engines starting together rarely race.
+        let offset = rank * self.partitions / count;
+        for i in 0..self.partitions {
+            let p = (offset + i) % self.partitions;
+            if wanted == 0 {
+                break;
+            }
+            if self.held.contains_key(&p) || self.leases.get(partition_key(p)).await?.is_some() {
+                continue;
+            }
+            let sent = Instant::now();
+            match self
+                .leases
+                .create(partition_key(p), self.holder.clone().into())
+                .await
+            {
+                Ok(revision) => {
+                    tracing::info!(partition = p, engines = count, "took the partition");
+                    self.take(p, revision, sent);
+                    wanted -= 1;
+                }
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "taking a partition");
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
+
+    /// Starts folding a partition whose lease this engine just wrote (at `sent`).
+    fn take(&mut self, p: u32, revision: u64, sent: Instant) {
+        let lease = Arc::new(Lease::new(sent + self.ttl * 2 / 3));
+        let stop = Arc::new(watch::channel(false).0);
+        let revision = Arc::new(AtomicU64::new(revision));
+        let renewer = tokio::spawn(renew(
+            self.leases.clone(),
+            partition_key(p),
+            self.holder.clone(),
+            self.ttl,
+            revision.clone(),
+            lease.clone(),
+            stop.clone(),
+        ));
+        let worker = self.spawn_worker(p, &lease, &stop);
+        self.held.insert(
+            p,
+            Held {
+                revision,
+                lease,
+                stop,
+                worker,
+                renewer,
+                releasing: false,
+            },
+        );
+    }
+
+    fn spawn_worker(
+        &self,
+        p: u32,
+        lease: &Arc<Lease>,
+        stop: &watch::Sender<bool>,
+    ) -> JoinHandle<Result<(), ShellError>> {
+        tokio::spawn(
+            self.workers
+                .clone()
+                .run_partition(p, lease.clone(), stop.subscribe()),
+        )
+    }
+
+    /// Deletes a lease this engine still holds, for another engine to take at once.
+    async fn release(&self, p: u32, held: &Held) {
+        let revision = held.revision.load(Ordering::SeqCst);
+        let delete = self
+            .leases
+            .delete_expect_revision(partition_key(p), Some(revision));
+        match tokio::time::timeout(self.ttl / 3, delete).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(partition = p, error = %e, "releasing a lease"),
+            Err(_) => tracing::warn!(partition = p, "releasing a lease timed out"),
+        }
+    }
+
+    /// Stops every worker (each stores its state), then hands every lease over.
+    async fn stop_all(&mut self) {
+        for held in self.held.values() {
+            held.stop.send_replace(true);
+        }
+        for (p, held) in std::mem::take(&mut self.held) {
+            let outcome = held.worker.await;
+            held.renewer.abort();
+            if held.lease.held() {
+                let revision = held.revision.load(Ordering::SeqCst);
+                if let Err(e) = self
+                    .leases
+                    .delete_expect_revision(partition_key(p), Some(revision))
+                    .await
+                {
+                    tracing::warn!(partition = p, error = %e, "releasing a lease");
+                }
+            }
+            if let Ok(Err(e)) = outcome {
+                tracing::warn!(partition = p, error = %e, "engine partition stopped");
+            }
+        }
+        if let Err(e) = self.leases.delete(self.member_key()).await {
+            tracing::warn!(error = %e, "leaving the engines");
+        }
+        tracing::info!("engine stopped");
+    }
+}
+
+/// Renews a partition's lease every third of `ttl`, each time on the revision written last;
+/// extends `lease` from when each renewal was sent. When the lease went to another engine,
+/// or no renewal succeeded for two thirds of the TTL (another engine may hold it by the
+/// time this one would notice), revokes `lease` and stops the worker.
+async fn renew(
+    leases: kv::Store,
+    key: String,
+    holder: String,
+    ttl: Duration,
+    revision: Arc<AtomicU64>,
+    lease: Arc<Lease>,
+    stop: Arc<watch::Sender<bool>>,
+) {
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        let sent = Instant::now();
+        let update = leases.update(&key, holder.clone().into(), revision.load(Ordering::SeqCst));
+        match tokio::time::timeout(ttl / 3, update).await {
+            Ok(Ok(next)) => {
+                revision.store(next, Ordering::SeqCst);
+                lease.extend(sent + ttl * 2 / 3);
+                renewed = sent;
+                continue;
+            }
+            Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                tracing::error!(lease = key, "the lease went to another engine");
+            }
+            other => {
+                tracing::warn!(lease = key, outcome = ?other.err(), "renewing a lease failed; trying again");
+                if renewed.elapsed() < ttl * 2 / 3 {
+                    continue;
+                }
+            }
+        }
+        lease.revoke();
+        stop.send_replace(true);
+        return;
+    }
+}
+
+fn partition_key(p: u32) -> String {
+    format!("partition.{p}")
 }
 
 /// The deployment's lease bucket, created on first use.
@@ -168,82 +473,6 @@ async fn lease_bucket(
     js.get_key_value(&bucket)
         .await
         .with_context(|| format!("opening the lease bucket {bucket}"))
-}
-
-/// Waits until this engine holds the lease (its revision), or `None` on shutdown.
-async fn acquire(
-    leases: &kv::Store,
-    holder: &str,
-    ttl: Duration,
-    stop: &mut watch::Receiver<bool>,
-) -> anyhow::Result<Option<u64>> {
-    let mut waiting_since = None;
-    loop {
-        match leases.create(ENGINE_LEASE, holder.to_string().into()).await {
-            Ok(revision) => {
-                if let Some(since) = waiting_since {
-                    tracing::warn!(
-                        waited_ms = Instant::now().duration_since(since).as_millis() as u64,
-                        "took over the engine lease"
-                    );
-                }
-                return Ok(Some(revision));
-            }
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                waiting_since.get_or_insert_with(Instant::now);
-            }
-            Err(e) => tracing::warn!(error = %e, "asking for the engine lease"),
-        }
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return Ok(None),
-            () = tokio::time::sleep(ttl / 10) => {}
-        }
-    }
-}
-
-/// Renews the lease every third of `ttl`, each time on the revision written last (kept in
-/// `held`); says
-/// `lost` when a renewal fails or the lease would expire before one succeeds.
-async fn renew(
-    leases: kv::Store,
-    holder: String,
-    held: Arc<AtomicU64>,
-    ttl: Duration,
-    lost: watch::Sender<bool>,
-) {
-    let mut renewed = Instant::now();
-    loop {
-        tokio::time::sleep(ttl / 3).await;
-        let attempt = tokio::time::timeout(
-            ttl / 3,
-            leases.update(
-                ENGINE_LEASE,
-                holder.clone().into(),
-                held.load(Ordering::SeqCst),
-            ),
-        )
-        .await;
-        match attempt {
-            Ok(Ok(next)) => {
-                held.store(next, Ordering::SeqCst);
-                renewed = Instant::now();
-            }
-            Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                tracing::error!(error = %e, "the engine lease went to another engine");
-                lost.send_replace(true);
-                return;
-            }
-            other => {
-                tracing::warn!(outcome = ?other.err(), "renewing the engine lease failed; trying again");
-                // Stop before the lease can expire: past two thirds of the TTL without a
-                // renewal, another engine may hold it by the time this one notices.
-                if renewed.elapsed() >= ttl * 2 / 3 {
-                    lost.send_replace(true);
-                    return;
-                }
-            }
-        }
-    }
 }
 
 fn hostname() -> String {

@@ -277,6 +277,51 @@ impl Log {
         }
     }
 
+    /// Appends `entries`, all to one partition of a partitioned stream, only while that
+    /// partition still ends at `fence` (its last entry's position, 0 when empty), and each
+    /// entry after the one before: [`AppendError::Conflict`] as soon as another writer
+    /// appended to the partition. This fences a partition's single writer (an engine that
+    /// lost the partition's lease can no longer append to it). A duplicate (an id inside
+    /// the dedup window) moves nothing; the partition's new end is the last non-duplicate
+    /// position returned, else `fence`.
+    pub async fn append_fenced(
+        &self,
+        stream: StreamKind,
+        entries: Vec<Entry>,
+        fence: u64,
+    ) -> Result<Vec<Appended>, AppendError> {
+        let Some(first) = entries.first() else {
+            return Ok(Vec::new());
+        };
+        let one_partition = match &first.target {
+            Target::Partition(p) => entries
+                .iter()
+                .all(|e| matches!(e.target, Target::Partition(q) if q == *p)),
+            Target::Definition { .. } => false,
+        };
+        if !stream.is_partitioned() || !one_partition {
+            return Err(AppendError::Invalid(format!(
+                "a fenced append goes to one partition of a partitioned stream, not {}",
+                stream.name()
+            )));
+        }
+        match self {
+            Log::Embedded(l) => l.append_fenced(stream, entries, fence).await,
+            Log::Nats(l) => l.append_fenced(stream, entries, fence).await,
+        }
+    }
+
+    /// The end of a partition after a fenced append that started at `fence`: see
+    /// [`Log::append_fenced`].
+    pub fn fence_after(fence: u64, appended: &[Appended]) -> u64 {
+        appended
+            .iter()
+            .filter(|a| !a.duplicate)
+            .map(|a| a.seq)
+            .max()
+            .unwrap_or(fence)
+    }
+
     /// Opens a reader of one partition (0 for DEFS) for the durable consumer `consumer`.
     pub async fn reader(
         &self,

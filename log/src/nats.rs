@@ -322,6 +322,41 @@ impl NatsLog {
         self.settle(stream, ack, connects).await
     }
 
+    /// See [`crate::Log::append_fenced`]: one entry at a time, each expecting the one
+    /// before it as the last of its subject (JetStream checks the last sequence per
+    /// subject, and a pipelined entry cannot know the sequence of the one before it).
+    pub async fn append_fenced(
+        &self,
+        stream: StreamKind,
+        entries: Vec<Entry>,
+        mut fence: u64,
+    ) -> Result<Vec<Appended>, AppendError> {
+        let mut results = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let subject = self.subject(stream, &entry.target)?;
+            let connects = self.connects();
+            if !self.connected() {
+                return Err(AppendError::Unavailable("not connected to NATS".into()));
+            }
+            let publish = PublishMessage::build()
+                .payload(bytes::Bytes::from(entry.payload))
+                .message_id(&entry.id)
+                .expected_last_subject_sequence(fence);
+            let ack = self
+                .inner
+                .js
+                .send_publish(subject, publish)
+                .await
+                .map_err(|e| publish_error(stream, e.kind(), &e))?;
+            let appended = self.settle(stream, ack, connects).await?;
+            if !appended.duplicate {
+                fence = appended.seq;
+            }
+            results.push(appended);
+        }
+        Ok(results)
+    }
+
     /// See [`crate::Log::reader`].
     pub async fn reader(
         &self,

@@ -6,7 +6,7 @@ mod nats;
 mod s3;
 
 pub use laurel::{Laurel, Reply, SseStream};
-pub use nats::NatsServer;
+pub use nats::{NatsCluster, NatsServer};
 pub use s3::S3Server;
 
 use std::path::PathBuf;

@@ -155,6 +155,46 @@ fn with_jetstream(config: &str, store: &std::path::Path) -> String {
     format!("{config}\njetstream {{ store_dir: {dir} }}\n")
 }
 
+/// A cluster of `nats-server`s with JetStream on loopback, each on free ports (client and
+/// route), routed to one another; each node killed and its store removed on drop.
+pub struct NatsCluster {
+    /// The nodes, in the order of [`NatsCluster::url`].
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `size` routed nodes and waits until each accepts connections (JetStream
+    /// elects its leaders after that: wait for it with a request that needs them).
+    pub fn start(size: usize) -> Self {
+        let routes: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let urls = routes
+            .iter()
+            .map(|p| format!("\"nats://127.0.0.1:{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let nodes = routes
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                NatsServer::start_configured(&format!(
+                    "server_name: node-{i}\n\
+                     cluster {{\n  name: laurel-test\n  listen: \"127.0.0.1:{port}\"\n  routes: [{urls}]\n}}\n"
+                ))
+            })
+            .collect();
+        Self { nodes }
+    }
+
+    /// The client URLs of every node, comma-separated (as `--nats` takes them).
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();

@@ -17,6 +17,7 @@
 //! every player of the partition against the changed achievement.
 
 mod defs;
+mod lease;
 mod partition;
 mod recover;
 mod replay;
@@ -30,6 +31,7 @@ use laurel_log::{AppendError, Log, LogError};
 use tokio::sync::watch;
 
 pub use defs::{DefsFollower, SharedDefs};
+pub use lease::Lease;
 pub use replay::{Gain, Holding, Replay};
 pub use store::StoreError;
 
@@ -105,6 +107,10 @@ pub enum ShellError {
     /// the next start.
     #[error("interrupted by shutdown")]
     Interrupted,
+    /// The partition's lease lapsed, or another writer appended to the partition's OUTPUT:
+    /// the worker stopped without appending. Its owner checks the lease before going on.
+    #[error("partition {0}: fenced off (the lease lapsed or another engine appended)")]
+    Fenced(u32),
     /// A task panicked or was cancelled.
     #[error("engine task: {0}")]
     Task(String),
@@ -120,6 +126,7 @@ impl ShellError {
             ShellError::Storage(_)
             | ShellError::Store(_)
             | ShellError::Interrupted
+            | ShellError::Fenced(_)
             | ShellError::Task(_) => false,
         }
     }
@@ -158,6 +165,46 @@ pub async fn run(
     }
     db.flush_async().await?;
     result
+}
+
+/// What the partition workers of one engine process share.
+#[derive(Clone)]
+pub struct Workers {
+    /// The log.
+    pub log: Log,
+    /// The engine's state store.
+    pub db: laurel_log::derived::Store,
+    /// The definitions, followed from DEFS by the caller.
+    pub defs: Arc<SharedDefs>,
+    /// How the workers run; `partitions` lists them all (it staggers writes).
+    pub config: ShellConfig,
+    /// The engine's counters.
+    pub metrics: Arc<EngineMetrics>,
+}
+
+impl Workers {
+    /// Runs one partition under a lease until `shutdown` turns true (`Ok`) or the lease is
+    /// lost (`Err(ShellError::Fenced)`): recovers the partition's state from the store and
+    /// OUTPUT, then folds, every append to OUTPUT fenced (see [`Lease`]). The engine role
+    /// runs one of these per partition it holds.
+    pub async fn run_partition(
+        self,
+        partition: u32,
+        lease: Arc<Lease>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ShellError> {
+        self.db.bind("engine/", self.log.identity())?;
+        let worker = partition::Worker::open(
+            partition,
+            &self.log,
+            &self.db,
+            self.defs,
+            &self.config,
+            self.metrics,
+        )?
+        .leased(lease);
+        worker.run(shutdown).await
+    }
 }
 
 /// Runs the engine as a role of its own: loads the definitions, follows DEFS beside the

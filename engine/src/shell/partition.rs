@@ -10,6 +10,7 @@ use laurel_schemas::{
 };
 use tokio::sync::watch;
 
+use super::lease::Lease;
 use super::recover::recover;
 use super::store::{PartitionStore, StoreError};
 use super::{EngineMetrics, SharedDefs, ShellConfig, ShellError, stopped};
@@ -42,6 +43,9 @@ pub(super) struct Worker {
     cached: u64,
     persist_interval: Duration,
     last_persist: tokio::time::Instant,
+    /// Under a lease (the engine role on NATS): the lease, and where this partition of
+    /// OUTPUT ends as far as this worker knows (every append expects it).
+    lease: Option<(Arc<Lease>, u64)>,
 }
 
 impl Worker {
@@ -69,7 +73,14 @@ impl Worker {
             cached: 0,
             persist_interval: config.persist_interval,
             last_persist: staggered(config.persist_interval, partition, &config.partitions),
+            lease: None,
         })
+    }
+
+    /// Folds under `lease`: every append to OUTPUT fenced.
+    pub(super) fn leased(mut self, lease: Arc<Lease>) -> Self {
+        self.lease = Some((lease, 0));
+        self
     }
 
     /// Folds until shutdown. A log that cannot be reached is waited out: the in-memory
@@ -128,6 +139,10 @@ impl Worker {
             .await?;
             self.needs_recovery = false;
             self.reader = None;
+            if let Some((_, fence)) = &mut self.lease {
+                // Anything appended after what recovery read breaks the fence.
+                *fence = found.tail;
+            }
             tracing::debug!(
                 partition = p,
                 position = self.store.stats_pos,
@@ -319,7 +334,7 @@ impl Worker {
     /// there whole (recovery relies on it); on the embedded log one append is all or
     /// nothing, so they go together.
     async fn publish(
-        &self,
+        &mut self,
         outputs: Vec<Output>,
         first: u64,
         last: u64,
@@ -385,9 +400,11 @@ impl Worker {
         }
     }
 
-    /// Appends to this partition of OUTPUT, retrying while the log is unreachable.
+    /// Appends to this partition of OUTPUT, retrying while the log is unreachable. Under a
+    /// lease, the append is fenced and not retried here: an unreachable log sends the worker
+    /// back through recovery, which finds where the partition ends.
     async fn append(
-        &self,
+        &mut self,
         entries: Vec<Entry>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<Vec<Appended>, ShellError> {
@@ -395,6 +412,26 @@ impl Worker {
             return Ok(Vec::new());
         }
         let p = self.partition;
+        if let Some((lease, fence)) = &mut self.lease {
+            if !lease.held() {
+                return Err(ShellError::Fenced(p));
+            }
+            let attempt = tokio::select! {
+                () = stopped(shutdown.clone()) => return Err(ShellError::Interrupted),
+                attempt = self.log.append_fenced(StreamKind::Output, entries, *fence) => attempt,
+            };
+            return match attempt {
+                Ok(acks) => {
+                    *fence = Log::fence_after(*fence, &acks);
+                    self.metrics
+                        .outputs
+                        .fetch_add(acks.len() as u64, Ordering::Relaxed);
+                    Ok(acks)
+                }
+                Err(AppendError::Conflict(_)) => Err(ShellError::Fenced(p)),
+                Err(e) => Err(e.into()),
+            };
+        }
         let mut delay = Duration::from_millis(100);
         loop {
             if *shutdown.borrow() {

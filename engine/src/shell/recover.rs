@@ -39,6 +39,8 @@ pub(super) struct Recovered {
     pub(super) events: u64,
     /// Unlocks found on OUTPUT and marked earned.
     pub(super) unlocks: u64,
+    /// The position of the partition's last OUTPUT entry when recovery read it.
+    pub(super) tail: u64,
 }
 
 /// The partition and STATS position an OUTPUT entry checkpoints: a complete `changes`
@@ -127,7 +129,10 @@ pub(super) async fn recover(
         store.reset()?;
     }
     // 1. OUTPUT after the stored checkpoint: how far emission went, and what unlocked.
-    let mut found = Recovered::default();
+    let mut found = Recovered {
+        tail,
+        ..Recovered::default()
+    };
     let mut unlocks: Vec<Unlocked> = Vec::new();
     let mut reached = (store.stats_pos, store.output_pos);
     let mut verified = store.output_pos == 0;

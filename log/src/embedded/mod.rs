@@ -606,6 +606,16 @@ impl EmbeddedLog {
         self.append_queued(stream, entries, None).await
     }
 
+    /// See [`crate::Log::append_fenced`].
+    pub async fn append_fenced(
+        &self,
+        stream: StreamKind,
+        entries: Vec<Entry>,
+        fence: u64,
+    ) -> Result<Vec<Appended>, AppendError> {
+        self.append_queued(stream, entries, Some(fence)).await
+    }
+
     /// See [`crate::Log::append_after`].
     pub async fn append_after(
         &self,
@@ -694,13 +704,13 @@ impl EmbeddedLog {
                 .filter(|(_, e)| appending.window.get(&e.id).is_none())
                 .count() as u64;
             // Earlier appends of this same write count: they come first.
+            // The partition of the append (one partition; of DEFS, the stream) must still
+            // end where the caller expects.
             if let Some(expected) = expected_last
                 && fresh > 0
-                && appending
-                    .next_seq
-                    .iter()
-                    .map(|next| next - 1)
-                    .ne([expected])
+                && entries
+                    .first()
+                    .is_some_and(|(p, _)| appending.next_seq[*p] - 1 != expected)
             {
                 let _ = done.send(Err(AppendError::Conflict(stream.name())));
                 continue;

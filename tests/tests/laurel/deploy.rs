@@ -1,6 +1,9 @@
 //! Deployments on NATS (SPEC 5, issue 10): what several Laurels sharing a NATS need.
 
-use laurel_tests::{Laurel, NatsServer};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use laurel_tests::{Laurel, NatsCluster, NatsServer};
 use serde_json::json;
 
 /// Two deployments on one NATS with different `--stream-prefix`es: their streams and
@@ -206,16 +209,17 @@ fn definition_writes_through_two_gateways_never_share_a_version() {
     assert_eq!(entries, 1 + versions.len() as u64);
 }
 
-/// A `laurel engine` process (no HTTP: watched through the lease and its log file).
+/// A `laurel engine` process (no HTTP: watched through the leases and its log file).
 struct Engine {
     child: std::process::Child,
 }
 
 impl Engine {
-    fn start(nats: &NatsServer, dir: &std::path::Path, name: &str) -> Self {
+    fn start(urls: &str, replicas: usize, dir: &std::path::Path, name: &str) -> Self {
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
         let child = std::process::Command::new(laurel_tests::laurel_bin())
-            .args(["engine", "--nats", &nats.url(), "--partitions", "4"])
+            .args(["engine", "--nats", urls, "--partitions", "4"])
+            .args(["--replicas", &replicas.to_string()])
             .args(["--lease-ttl-secs", "3", "--checkpoint-interval-ms", "500"])
             .arg("--data-dir")
             .arg(dir.join(name))
@@ -246,34 +250,117 @@ impl Drop for Engine {
     }
 }
 
-/// The pid of the engine holding the engine lease, if one does.
-fn lease_holder(nats: &NatsServer) -> Option<u32> {
+/// A client of every server in a comma-separated URL list.
+async fn connect(urls: &str) -> Option<async_nats::Client> {
+    let servers: Vec<async_nats::ServerAddr> =
+        urls.split(',').map(|u| u.parse().unwrap()).collect();
+    async_nats::connect(servers).await.ok()
+}
+
+/// Who holds which of the 4 partitions: partition → the holding engine's pid.
+fn lease_holders(urls: &str) -> BTreeMap<u32, u32> {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.ok()?);
-        let leases = js.get_key_value("LAUREL_LEASES").await.ok()?;
-        let holder = leases.get("engine").await.ok()??;
-        let holder = String::from_utf8_lossy(&holder).to_string();
-        holder.strip_prefix("pid ")?.split(' ').next()?.parse().ok()
+        let held = async {
+            let js = async_nats::jetstream::new(connect(urls).await?);
+            let leases = js.get_key_value("LAUREL_LEASES").await.ok()?;
+            let mut held = BTreeMap::new();
+            for p in 0..4 {
+                let Some(holder) = leases.get(format!("partition.{p}")).await.ok()? else {
+                    continue;
+                };
+                let holder = String::from_utf8_lossy(&holder).to_string();
+                let pid = holder
+                    .split("(pid ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                held.insert(p, pid);
+            }
+            Some(held)
+        };
+        held.await.unwrap_or_default()
     })
 }
 
-/// A gateway and two engines as separate processes on NATS: one engine folds, the other
-/// stands by. Killing the active engine (SIGKILL) mid-stream hands the lease to the standby,
-/// which restores from the log and folds on: every player's stats are exact, and each
-/// unlock is on OUTPUT exactly once. Prints the takeover time.
-#[test]
-fn a_standby_engine_takes_over_when_the_active_one_is_killed() {
-    use std::time::{Duration, Instant};
-    let nats = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let gateway = Laurel::start_gateway(
-        &dir.path().join("gateway"),
-        &["--nats", &nats.url(), "--partitions", "4"].map(String::from),
+/// How many partitions each engine holds, by pid.
+fn shares(holders: &BTreeMap<u32, u32>) -> BTreeMap<u32, usize> {
+    let mut shares = BTreeMap::new();
+    for pid in holders.values() {
+        *shares.entry(*pid).or_default() += 1;
+    }
+    shares
+}
+
+/// Waits until JetStream in `urls` can place a stream of `replicas` replicas (a cluster
+/// elects its leaders after its nodes accept connections).
+fn wait_for_jetstream(urls: &str, replicas: usize) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    laurel_tests::wait_until(
+        "JetStream to place streams",
+        Duration::from_secs(60),
+        || {
+            rt.block_on(async {
+                let js = async_nats::jetstream::new(connect(urls).await?);
+                let config = async_nats::jetstream::stream::Config {
+                    name: "READY".into(),
+                    subjects: vec!["ready".into()],
+                    num_replicas: replicas,
+                    ..Default::default()
+                };
+                js.get_or_create_stream(config).await.ok()?;
+                js.delete_stream("READY").await.ok()
+            })
+        },
     );
-    let mut engines = [
-        Engine::start(&nats, dir.path(), "engine-a"),
-        Engine::start(&nats, dir.path(), "engine-b"),
-    ];
+}
+
+/// Posts a batch of events through `gateway` until it is accepted (a NATS node being
+/// killed may refuse it for a moment); the events' ids make a repeat count once.
+fn post_until_accepted(gateway: &Laurel, token: &str, events: &serde_json::Value) {
+    let body = ("application/json", serde_json::to_vec(events).unwrap());
+    laurel_tests::wait_until("the events accepted", Duration::from_secs(60), || {
+        let r = gateway
+            .try_request("POST", "/v1/events", Some(token), Some(body.clone()))
+            .ok()?;
+        match r.status {
+            202 => Some(()),
+            503 | 504 => {
+                std::thread::sleep(Duration::from_millis(200));
+                None
+            }
+            other => panic!("events refused with {other}: {:?}", r.json),
+        }
+    });
+}
+
+/// Gateways and two engines as separate processes on NATS. The first engine takes every
+/// partition; the second joins and the partitions are shared two and two; mid-stream the
+/// engine holding the player `late`'s partition is killed (SIGKILL), and `also_kill` runs
+/// (a NATS node is killed). The survivor takes the dead engine's partitions over and
+/// folds on from the log: every player's stats are exact through every gateway, and each
+/// unlock is on OUTPUT exactly once. Prints the rebalance and takeover times.
+fn engines_share_partitions_and_take_over(
+    urls: &str,
+    replicas: usize,
+    gateways: usize,
+    also_kill: impl FnOnce(),
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let log_args = [
+        "--nats",
+        urls,
+        "--partitions",
+        "4",
+        "--replicas",
+        &replicas.to_string(),
+    ]
+    .map(String::from);
+    let gateways: Vec<Laurel> = (0..gateways)
+        .map(|i| Laurel::start_gateway(&dir.path().join(format!("gateway-{i}")), &log_args))
+        .collect();
+    let gateway = &gateways[0];
     let admin = gateway.token(&["--admin"]);
     gateway.define_sum_stat(&admin, "wins");
     for (id, at_least) in [("FIRST_WIN", 1), ("TEN_WINS", 10)] {
@@ -285,14 +372,30 @@ fn a_standby_engine_takes_over_when_the_active_one_is_killed() {
         );
         assert_eq!(r.status, 201, "{:?}", r.json);
     }
-    let first = laurel_tests::wait_until(
-        "an engine to hold the lease",
+    let mut engines = vec![Engine::start(urls, replicas, dir.path(), "engine-a")];
+    let first = engines[0].pid();
+    laurel_tests::wait_until(
+        "the first engine to take every partition",
         Duration::from_secs(30),
-        || lease_holder(&nats),
+        || (shares(&lease_holders(urls)) == BTreeMap::from([(first, 4)])).then_some(()),
     );
-    let server = gateway.token(&["--server"]);
+    engines.push(Engine::start(urls, replicas, dir.path(), "engine-b"));
+    let joined = Instant::now();
+    let second = engines[1].pid();
+    laurel_tests::wait_until(
+        "the partitions shared two and two",
+        Duration::from_secs(30),
+        || {
+            (shares(&lease_holders(urls)) == BTreeMap::from([(first, 2), (second, 2)]))
+                .then_some(())
+        },
+    );
+    let rebalance = joined.elapsed();
+    // Each gateway signs its own development tokens.
+    let servers: Vec<String> = gateways.iter().map(|g| g.token(&["--server"])).collect();
+    let server = &servers[0];
     let players: Vec<String> = (0..20).map(|i| format!("player-{i}")).collect();
-    let wins_of = |player: &str| {
+    let wins_of = |gateway: &Laurel, player: &str| {
         let token = gateway.token(&["--player", player]);
         gateway
             .call("GET", "/v1/players/me/stats", Some(&token), None)
@@ -301,60 +404,61 @@ fn a_standby_engine_takes_over_when_the_active_one_is_killed() {
             .unwrap_or(0)
     };
     let mut takeover = None;
+    let mut also_kill = Some(also_kill);
+    let mut late = None;
     for round in 1..=20u64 {
         let events: Vec<_> = players
             .iter()
             .map(|p| json!({"player_id": p, "stat": "wins", "value": 1, "event_id": uuid::Uuid::new_v4()}))
             .collect();
-        let r = gateway.call(
-            "POST",
-            "/v1/events",
-            Some(&server),
-            Some(json!({"events": events})),
+        let through = round as usize % gateways.len();
+        post_until_accepted(
+            &gateways[through],
+            &servers[through],
+            &json!({"events": events}),
         );
-        assert_eq!(r.status, 202, "{:?}", r.json);
         if round == 10 {
-            let active = engines
-                .iter_mut()
-                .find(|e| e.pid() == first)
-                .expect("the holder is ours");
-            active.kill9();
+            // A player of a partition the first engine holds: folded again only once the
+            // survivor has taken the partition over.
+            let holders = lease_holders(urls);
+            let player = (0..)
+                .map(|i| format!("late-{i}"))
+                .find(|id| holders.get(&laurel_log::partition_of(id, 4)) == Some(&first))
+                .unwrap();
+            engines[0].kill9();
             let killed = Instant::now();
-            let r = gateway.call(
-                "POST",
-                "/v1/events",
-                Some(&server),
-                Some(json!({"events": [{"player_id": "late", "stat": "wins", "value": 1}]})),
+            also_kill.take().unwrap()();
+            post_until_accepted(
+                gateway,
+                server,
+                &json!({"events": [{"player_id": player, "stat": "wins", "value": 1, "event_id": uuid::Uuid::new_v4()}]}),
             );
-            assert_eq!(
-                r.status, 202,
-                "accepted while no engine folds: {:?}",
-                r.json
-            );
-            laurel_tests::wait_until("the standby to fold on", Duration::from_secs(60), || {
-                (wins_of("late") == 1).then_some(())
+            laurel_tests::wait_until("the survivor to fold on", Duration::from_secs(60), || {
+                (wins_of(gateway, &player) == 1).then_some(())
             });
             takeover = Some(killed.elapsed());
+            late = Some(player);
         }
     }
-    for player in &players {
-        laurel_tests::wait_until("every win folded", Duration::from_secs(60), || {
-            (wins_of(player) == 20).then_some(())
-        });
+    for gateway in &gateways {
+        for player in &players {
+            laurel_tests::wait_until("every win folded", Duration::from_secs(60), || {
+                (wins_of(gateway, player) == 20).then_some(())
+            });
+        }
     }
-    let second = lease_holder(&nats).expect("a holder");
-    assert_ne!(second, first, "the standby holds the lease");
+    assert_eq!(
+        shares(&lease_holders(urls)),
+        BTreeMap::from([(second, 4)]),
+        "the survivor holds every partition"
+    );
     // Each unlock on OUTPUT exactly once.
     let unlocks = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let config = laurel_log::LogConfig {
             partitions: 4,
             ..Default::default()
         };
-        let log = laurel_log::Log::Nats(
-            laurel_log::NatsLog::connect(&nats.url(), config)
-                .await
-                .unwrap(),
-        );
+        let log = laurel_log::Log::Nats(laurel_log::NatsLog::connect(urls, config).await.unwrap());
         let mut all = Vec::new();
         for p in 0..4 {
             for record in crate::support::read_to_end(
@@ -383,12 +487,31 @@ fn a_standby_engine_takes_over_when_the_active_one_is_killed() {
                 (p.clone(), "TEN_WINS".to_string()),
             ]
         })
-        .chain([("late".to_string(), "FIRST_WIN".to_string())])
+        .chain([(late.unwrap(), "FIRST_WIN".to_string())])
         .collect();
     expected.sort();
     assert_eq!(unlocks, expected);
     eprintln!(
-        "engine takeover after SIGKILL: {:?} (lease TTL 3 s)",
+        "engines on {urls}: partitions shared {rebalance:?} after the second engine started; \
+         the dead engine's partitions folded on {:?} after its SIGKILL (lease TTL 3 s)",
         takeover.unwrap()
     );
+}
+
+/// One NATS server, one gateway, two engines: sharing, rebalancing on join, and takeover
+/// after a SIGKILL.
+#[test]
+fn engines_share_the_partitions_and_take_over_a_killed_one() {
+    let nats = NatsServer::start();
+    engines_share_partitions_and_take_over(&nats.url(), 1, 1, || {});
+}
+
+/// The production shape: a 3-node JetStream cluster (streams and leases with 3 replicas),
+/// two gateways and two engines; mid-run one engine and one NATS node are killed.
+#[test]
+fn a_three_node_cluster_survives_losing_an_engine_and_a_nats_node() {
+    let mut cluster = NatsCluster::start(3);
+    let urls = cluster.url();
+    wait_for_jetstream(&urls, 3);
+    engines_share_partitions_and_take_over(&urls, 3, 2, || cluster.nodes[1].kill());
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use laurel_engine::shell::{self, EngineMetrics, ShellConfig, ShellError};
+use laurel_engine::shell::{self, EngineMetrics, Lease, ShellConfig, ShellError};
 use laurel_log::{Entry, Log, Start, StreamKind, Target, partition_of};
 use laurel_schemas::{
     AchievementDefinition, AchievementId, DefinitionEvent, Output, PlayerId, SchemaVersion, Source,
@@ -781,7 +781,104 @@ mod redelivery {
     }
 }
 
+/// A worker holding a partition's lease appends under two fences: its lease's deadline and
+/// the partition's end on OUTPUT. Another writer appending to the partition stops it before
+/// it appends anything more; a lapsed lease stops it before it appends at all; the next
+/// holder recovers past the other writer's entry and folds every pending event once.
+async fn a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_once(
+    backend: Backend,
+) {
+    let f = Fixture::new(backend, |_| {}).await;
+    define(&f.log, &game()).await;
+    let p = partition_of("ann", f.log.config().partitions);
+    let kill = |log: &Log| stat_entry(log, "ann", "kills", 1, Uuid::new_v4());
+    let db = crate::support::open_store(&f.dir.path().join("engine"));
+    let mut config = ShellConfig::all(f.log.config().partitions);
+    config.poll = Duration::from_millis(50);
+    let metrics = Arc::new(EngineMetrics::default());
+    let (defs, _) = shell::SharedDefs::load(&f.log, "fenced-defs")
+        .await
+        .unwrap();
+    let run = |lease: Lease| {
+        let (stop, shutdown) = watch::channel(false);
+        let workers = shell::Workers {
+            log: f.log.clone(),
+            db: db.clone(),
+            defs: defs.clone(),
+            config: config.clone(),
+            metrics: metrics.clone(),
+        };
+        let task = tokio::spawn(workers.run_partition(p, Arc::new(lease), shutdown));
+        (stop, task)
+    };
+    let held = || Lease::new(Instant::now() + Duration::from_secs(60));
+    f.log
+        .append(StreamKind::Stats, vec![kill(&f.log)])
+        .await
+        .unwrap();
+    let (_stop, worker) = run(held());
+    wait_for_outputs(&f.log, "the first kill", |o| last_stats(o).len() == 1).await;
+    // Another engine appends to the partition (here, an empty part of a batch).
+    let intruder = Output::Changes(laurel_schemas::Changes {
+        v: SchemaVersion::CURRENT,
+        partition: p,
+        first_seq: 0,
+        stats_seq: 0,
+        complete: false,
+        stats: Vec::new(),
+        progress: Vec::new(),
+        rejected: Vec::new(),
+    });
+    f.log
+        .append(
+            StreamKind::Output,
+            vec![Entry {
+                target: Target::Partition(p),
+                id: "intruder".into(),
+                payload: encode(&intruder),
+            }],
+        )
+        .await
+        .unwrap();
+    let tail = f.log.last_seq(StreamKind::Output, p).await.unwrap();
+    f.log
+        .append(StreamKind::Stats, vec![kill(&f.log)])
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), worker)
+        .await
+        .expect("the worker stops")
+        .unwrap();
+    assert!(
+        matches!(outcome, Err(ShellError::Fenced(q)) if q == p),
+        "{outcome:?}"
+    );
+    assert_eq!(f.log.last_seq(StreamKind::Output, p).await.unwrap(), tail);
+    // A lapsed lease: the worker recovers, folds, and appends nothing.
+    let (_stop, worker) = run(Lease::new(Instant::now()));
+    let outcome = tokio::time::timeout(Duration::from_secs(30), worker)
+        .await
+        .expect("the worker stops")
+        .unwrap();
+    assert!(matches!(outcome, Err(ShellError::Fenced(_))), "{outcome:?}");
+    assert_eq!(f.log.last_seq(StreamKind::Output, p).await.unwrap(), tail);
+    // The next holder folds the pending kill, and one more, each once.
+    f.log
+        .append(StreamKind::Stats, vec![kill(&f.log)])
+        .await
+        .unwrap();
+    let (stop, worker) = run(held());
+    let all = wait_for_outputs(&f.log, "three kills", |o| {
+        last_stats(o).values().any(|v| *v == Value::Int(3))
+    })
+    .await;
+    assert_eq!(unlocks(&all), vec![("ann".into(), "K3".into())]);
+    stop.send_replace(true);
+    worker.await.unwrap().unwrap();
+}
+
 crate::both_backends!(
+    a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_once,
     grouped_entries_count_every_event_once_across_a_rebuild,
     an_output_deduplicated_before_the_resume_point_is_not_lost,
     engine_state_from_another_log_is_rebuilt_not_trusted,

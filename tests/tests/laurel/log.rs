@@ -319,6 +319,51 @@ async fn an_append_after_a_position_goes_in_only_there(backend: Backend) {
     );
 }
 
+/// A fenced append goes in only while its partition ends at the fence, entry after entry;
+/// another writer's append to the partition breaks the fence (and nothing of the refused
+/// append is stored), an append to another partition does not; a duplicate moves nothing.
+async fn a_fenced_append_goes_in_only_while_its_partition_ends_at_the_fence(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    let fenced = |entries: Vec<Entry>, fence: u64| {
+        let log = f.log.clone();
+        async move { log.append_fenced(StreamKind::Output, entries, fence).await }
+    };
+    let acks = fenced(vec![entry(0, "a", "a"), entry(0, "b", "b")], 0)
+        .await
+        .unwrap();
+    let fence = Log::fence_after(0, &acks);
+    assert_eq!(fence, acks[1].seq);
+    // Another partition's entries leave this partition's fence alone.
+    f.log
+        .append(StreamKind::Output, vec![entry(1, "other", "other")])
+        .await
+        .unwrap();
+    let acks = fenced(vec![entry(0, "c", "c")], fence).await.unwrap();
+    let fence = Log::fence_after(fence, &acks);
+    // A duplicate moves nothing.
+    let again = fenced(vec![entry(0, "c", "c")], fence).await.unwrap();
+    assert!(again[0].duplicate);
+    assert_eq!(Log::fence_after(fence, &again), fence);
+    // Another writer appends to the partition: the fence is broken.
+    f.log
+        .append(StreamKind::Output, vec![entry(0, "intruder", "intruder")])
+        .await
+        .unwrap();
+    let refused = fenced(vec![entry(0, "d", "d"), entry(0, "e", "e")], fence).await;
+    assert!(
+        matches!(refused, Err(AppendError::Conflict(_))),
+        "{refused:?}"
+    );
+    let payloads: Vec<String> = read_all(&f.log, StreamKind::Output, 0, Start::After(0))
+        .await
+        .into_iter()
+        .map(|(_, payload)| payload)
+        .collect();
+    assert_eq!(payloads, ["a", "b", "c", "intruder"]);
+    let mixed = fenced(vec![entry(0, "f", "f"), entry(1, "g", "g")], fence).await;
+    assert!(matches!(mixed, Err(AppendError::Invalid(_))), "{mixed:?}");
+}
+
 async fn a_full_stream_refuses_appends_and_keeps_what_it_has(backend: Backend) {
     let f = Fixture::new(backend, |c| c.max_entries = Some(3)).await;
     f.log
@@ -543,6 +588,7 @@ async fn a_reader_whose_old_consumer_cannot_be_deleted_skips_nothing() {
 }
 
 crate::both_backends!(
+    a_fenced_append_goes_in_only_while_its_partition_ends_at_the_fence,
     large_concurrent_batches_are_appended_whole,
     entries_read_back_in_order_per_partition,
     a_duplicate_id_is_not_appended_twice,
