@@ -173,8 +173,20 @@ impl Definitions {
         idx
     }
 
-    /// Applies one change from the DEFS log and says what it means for players.
-    pub fn apply(&mut self, event: &DefinitionEvent) -> DefsChange {
+    /// Applies one entry of the DEFS log (every change of a set) and says what it means
+    /// for players: the achievements to evaluate again, once all are applied.
+    pub fn apply(&mut self, event: &DefinitionEvent) -> Vec<AchIdx> {
+        event
+            .each()
+            .into_iter()
+            .filter_map(|change| match self.apply_one(change) {
+                DefsChange::Reevaluate(ach) => Some(ach),
+                DefsChange::None => None,
+            })
+            .collect()
+    }
+
+    fn apply_one(&mut self, event: &DefinitionEvent) -> DefsChange {
         match event {
             DefinitionEvent::StatDefined { definition, .. } => {
                 let idx = self.intern_stat(&definition.name);
@@ -190,6 +202,10 @@ impl Definitions {
                     def.archived = true;
                     def.version = *version;
                 }
+                DefsChange::None
+            }
+            DefinitionEvent::ChangeSet { .. } => {
+                self.apply(event);
                 DefsChange::None
             }
         }

@@ -34,6 +34,65 @@ impl Definitions {
         file: &DefinitionsFile,
         at: Millis,
     ) -> Result<Overlaid, Vec<ValidationError>> {
+        self.overlay_pruning(file, false, at)
+    }
+
+    /// [`Definitions::overlay`], and with `prune`, archives every achievement in force that
+    /// the file leaves out (last, after the file's own changes); a file achievement must then
+    /// not require one of them.
+    pub fn overlay_pruning(
+        &self,
+        file: &DefinitionsFile,
+        prune: bool,
+        at: Millis,
+    ) -> Result<Overlaid, Vec<ValidationError>> {
+        let mut overlaid = self.overlay_file(file, at)?;
+        if !prune {
+            return Ok(overlaid);
+        }
+        let pruned: Vec<AchievementDefinition> = self
+            .achievements()
+            .filter(|d| !d.archived && !file.achievements.contains_key(d.id.as_str()))
+            .cloned()
+            .collect();
+        let mut errors = Vec::new();
+        for (id, spec) in &file.achievements {
+            for (i, required) in spec.requires.iter().enumerate() {
+                if pruned.iter().any(|d| d.id == *required) {
+                    errors.push(ValidationError::new(
+                        format!("achievements.{id}.requires[{i}]"),
+                        Reason::Archived {
+                            id: required.to_string(),
+                        },
+                    ));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        for definition in pruned {
+            let event = DefinitionEvent::AchievementArchived {
+                v: SchemaVersion::CURRENT,
+                event_id: Uuid::new_v5(
+                    &CHANGE_NAMESPACE,
+                    format!("archive {} {}", definition.id, definition.version).as_bytes(),
+                ),
+                id: definition.id,
+                version: definition.version + 1,
+                at,
+            };
+            overlaid.defs.apply(&event);
+            overlaid.changes.push(event);
+        }
+        Ok(overlaid)
+    }
+
+    fn overlay_file(
+        &self,
+        file: &DefinitionsFile,
+        at: Millis,
+    ) -> Result<Overlaid, Vec<ValidationError>> {
         let mut defs = self.clone();
         let mut changes = Vec::new();
         let mut errors = Vec::new();
@@ -138,7 +197,7 @@ impl Definitions {
 fn requirements_first(mut left: Vec<DefinitionEvent>) -> Vec<DefinitionEvent> {
     let id_of = |e: &DefinitionEvent| match e {
         DefinitionEvent::AchievementDefined { definition, .. } => Some(definition.id.clone()),
-        DefinitionEvent::StatDefined { .. } | DefinitionEvent::AchievementArchived { .. } => None,
+        _ => None,
     };
     let mut placed: Vec<DefinitionEvent> = Vec::with_capacity(left.len());
     while !left.is_empty() {
@@ -147,9 +206,7 @@ fn requirements_first(mut left: Vec<DefinitionEvent>) -> Vec<DefinitionEvent> {
             DefinitionEvent::AchievementDefined { definition, .. } => {
                 definition.requires.iter().all(|r| !pending.contains(r))
             }
-            DefinitionEvent::StatDefined { .. } | DefinitionEvent::AchievementArchived { .. } => {
-                true
-            }
+            _ => true,
         };
         let (now, later): (Vec<_>, Vec<_>) = left.into_iter().partition(|e| ready(e));
         if now.is_empty() {

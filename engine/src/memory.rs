@@ -7,7 +7,7 @@ use laurel_schemas::{DefinitionEvent, Output, PlayerId, StatsMessage};
 use rustc_hash::FxHashMap;
 
 use crate::coalesce::coalesce;
-use crate::defs::{Definitions, DefsChange};
+use crate::defs::Definitions;
 use crate::fold::Fold;
 use crate::state::{PlayerSnapshot, PlayerState};
 
@@ -49,11 +49,13 @@ impl Engine {
         self.players.len()
     }
 
-    /// Applies a definition change and unlocks what players' current state now satisfies.
+    /// Applies a definition change (every change of a set) and unlocks what players'
+    /// current state now satisfies.
     pub fn apply_definition(&mut self, event: &DefinitionEvent, out: &mut Vec<Output>) {
-        let DefsChange::Reevaluate(ach) = self.defs.apply(event) else {
+        let changed = self.defs.apply(event);
+        if changed.is_empty() {
             return;
-        };
+        }
         let fold = Fold {
             defs: &self.defs,
             replay: self.replay,
@@ -63,9 +65,16 @@ impl Engine {
         let mut ids: Vec<&PlayerId> = self.players.keys().collect();
         ids.sort_unstable();
         let ids: Vec<PlayerId> = ids.into_iter().cloned().collect();
-        for id in ids {
-            let player = self.players.get_mut(id.as_str()).expect("listed above");
-            fold.reevaluate(player, &id, ach, event.event_id(), event.at(), out);
+        let causes: Vec<&DefinitionEvent> = event
+            .each()
+            .into_iter()
+            .filter(|e| matches!(e, DefinitionEvent::AchievementDefined { .. }))
+            .collect();
+        for (ach, cause) in changed.into_iter().zip(causes) {
+            for id in &ids {
+                let player = self.players.get_mut(id.as_str()).expect("listed above");
+                fold.reevaluate(player, id, ach, cause.event_id(), cause.at(), out);
+            }
         }
     }
 

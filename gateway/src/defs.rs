@@ -1,6 +1,7 @@
 //! `laurel defs apply FILE` / `laurel defs export`: definitions as code. A reviewed JSON file
 //! in the game's repository holds every stat and achievement; `apply` prints the diff
-//! against a running Laurel and makes it so, through the admin API.
+//! against a running Laurel and makes it so through `PUT /v1/admin/definitions`, which
+//! checks the file whole (on a dry run too) and applies it in one step, all or nothing.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -401,38 +402,29 @@ pub async fn run(command: DefsCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!("{}", render(&changes));
+            // The server checks the file whole and applies it in one step, or not at all.
+            let body = serde_json::json!({
+                "definitions": wanted,
+                "prune": prune,
+                "dry_run": dry_run,
+            });
+            let answer = client
+                .send(
+                    reqwest::Method::PUT,
+                    "/v1/admin/definitions",
+                    Some(serde_json::to_vec(&body)?),
+                    None,
+                )
+                .await?;
+            let made = answer["changes"].as_array().map_or(0, Vec::len);
             if dry_run {
-                println!("dry run: nothing applied");
-                return Ok(());
+                println!("dry run: the server checked the file; nothing applied");
+            } else {
+                println!(
+                    "applied {made} change{} in one step",
+                    if made == 1 { "" } else { "s" }
+                );
             }
-            for change in &changes {
-                let (method, path, body, if_match) = match change {
-                    Change::PutStat { name, .. } => (
-                        reqwest::Method::PUT,
-                        format!("/v1/admin/stats/{name}"),
-                        Some(serde_json::to_vec(&wanted.stats[name])?),
-                        None,
-                    ),
-                    Change::PutAchievement { id, replaces, .. } => (
-                        reqwest::Method::PUT,
-                        format!("/v1/admin/achievements/{id}"),
-                        Some(serde_json::to_vec(&wanted.achievements[id])?),
-                        *replaces,
-                    ),
-                    Change::Archive { id } => (
-                        reqwest::Method::DELETE,
-                        format!("/v1/admin/achievements/{id}"),
-                        None,
-                        None,
-                    ),
-                };
-                client.send(method, &path, body, if_match).await?;
-            }
-            println!(
-                "applied {} change{}",
-                changes.len(),
-                if changes.len() == 1 { "" } else { "s" }
-            );
         }
     }
     Ok(())

@@ -61,6 +61,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(players::published))
         .routes(utoipa_axum::routes!(admin::list_stats))
         .routes(utoipa_axum::routes!(admin::put_stat))
+        .routes(utoipa_axum::routes!(admin::apply_definitions))
         .routes(utoipa_axum::routes!(admin::list_achievements))
         .routes(utoipa_axum::routes!(
             admin::put_achievement,

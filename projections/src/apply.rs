@@ -252,6 +252,11 @@ impl<'a> Overlay<'a> {
     /// Folds one DEFS entry into the definitions view.
     pub(crate) fn apply_definition(&mut self, event: &DefinitionEvent) -> Result<(), sled::Error> {
         match event {
+            DefinitionEvent::ChangeSet { changes, .. } => {
+                for change in changes {
+                    self.apply_definition(change)?;
+                }
+            }
             DefinitionEvent::StatDefined { definition, .. } => {
                 self.put(keys::stat_def(definition.name.as_str()), encode(definition));
             }

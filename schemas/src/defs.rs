@@ -668,15 +668,41 @@ pub enum DefinitionEvent {
         /// When the server accepted the change.
         at: Millis,
     },
+    /// Changes made together, all or none (a definitions file applied whole): one DEFS
+    /// entry, on the subject `laurel.defs.set.file`. Readers apply every change, then
+    /// act on them (a re-evaluation sees the definitions after the whole set).
+    ChangeSet {
+        /// Wire schema version.
+        #[serde(default)]
+        v: SchemaVersion,
+        /// Unique id of the set.
+        event_id: Uuid,
+        /// The changes, in the order they apply (stats first, requirements before the
+        /// achievements requiring them); never a set themselves.
+        changes: Vec<DefinitionEvent>,
+        /// When the server accepted the set.
+        at: Millis,
+    },
 }
 
 impl DefinitionEvent {
+    /// The single changes this entry makes, in order: the changes of a set, or itself.
+    pub fn each(&self) -> Vec<&DefinitionEvent> {
+        match self {
+            DefinitionEvent::ChangeSet { changes, .. } => {
+                changes.iter().flat_map(DefinitionEvent::each).collect()
+            }
+            single => vec![single],
+        }
+    }
+
     /// The unique id of this change.
     pub fn event_id(&self) -> Uuid {
         match self {
             DefinitionEvent::StatDefined { event_id, .. }
             | DefinitionEvent::AchievementDefined { event_id, .. }
-            | DefinitionEvent::AchievementArchived { event_id, .. } => *event_id,
+            | DefinitionEvent::AchievementArchived { event_id, .. }
+            | DefinitionEvent::ChangeSet { event_id, .. } => *event_id,
         }
     }
 
@@ -689,6 +715,7 @@ impl DefinitionEvent {
                 ("achievement", definition.id.as_str())
             }
             DefinitionEvent::AchievementArchived { id, .. } => ("achievement", id.as_str()),
+            DefinitionEvent::ChangeSet { .. } => ("set", "file"),
         }
     }
 
@@ -697,7 +724,8 @@ impl DefinitionEvent {
         match self {
             DefinitionEvent::StatDefined { at, .. }
             | DefinitionEvent::AchievementDefined { at, .. }
-            | DefinitionEvent::AchievementArchived { at, .. } => *at,
+            | DefinitionEvent::AchievementArchived { at, .. }
+            | DefinitionEvent::ChangeSet { at, .. } => *at,
         }
     }
 }

@@ -75,11 +75,15 @@ impl SharedDefs {
         Ok((shared, follower))
     }
 
-    /// The definition changes after `seq`, in order.
+    /// The single definition changes after `seq`, in order (a set's, one by one, each
+    /// at the set's position).
     pub fn changes_after(&self, seq: u64) -> Vec<(u64, DefinitionEvent)> {
         let inner = self.inner.read().expect("defs lock");
         let start = inner.history.partition_point(|(s, _)| *s <= seq);
-        inner.history[start..].to_vec()
+        inner.history[start..]
+            .iter()
+            .flat_map(|(s, event)| event.each().into_iter().map(|e| (*s, e.clone())))
+            .collect()
     }
 
     fn apply(&self, seq: u64, event: DefinitionEvent) {

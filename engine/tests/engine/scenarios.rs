@@ -559,6 +559,38 @@ mod earned_stays_earned {
 mod definition_changes {
     use super::*;
 
+    /// A set of changes (a definitions file applied whole) is applied whole before anyone
+    /// is evaluated again: an achievement requiring another of the same set unlocks too,
+    /// after it, each once.
+    #[test]
+    fn a_change_set_is_applied_whole_then_evaluated() {
+        let mut s = given().stat("kills", json!({"aggregation": "sum", "kind": "int"}));
+        s.report("p", "kills", 5);
+        let file: laurel_schemas::DefinitionsFile = serde_json::from_value(json!({
+            "achievements": {
+                "A_LATER": {"title": "t", "requires": ["Z_FIRST"], "conditions": [{"stat": "kills", "at_least": 5}]},
+                "Z_FIRST": {"title": "t", "conditions": [{"stat": "kills", "at_least": 1}]}
+            }
+        }))
+        .unwrap();
+        let changes = s
+            .engine
+            .definitions()
+            .overlay(&file, s.now)
+            .unwrap()
+            .changes;
+        let set = laurel_schemas::DefinitionEvent::ChangeSet {
+            v: laurel_schemas::SchemaVersion::CURRENT,
+            event_id: s.id(),
+            changes,
+            at: s.now,
+        };
+        let mut out = Vec::new();
+        s.engine.apply_definition(&set, &mut out);
+        assert_eq!(unlocked_ids(&out), ["Z_FIRST", "A_LATER"]);
+        assert!(unlocked_ids(&s.report("p", "kills", 1)).is_empty());
+    }
+
     #[test]
     fn a_new_achievement_unlocks_for_players_who_already_qualify() {
         let mut s = given().stat("kills", int_sum());

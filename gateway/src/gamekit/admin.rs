@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::sigv4::{Signed, verify};
 use super::{Envelope, GameKitAchievement};
+use crate::error::ApiError;
 use crate::routes::admin::publish_definition;
 use crate::routes::now_ms;
 use crate::state::AppState;
@@ -118,34 +119,26 @@ async fn add_achievements(state: &AppState, body: &[u8]) -> Envelope {
         file.stats.insert(stat, stat_spec);
         file.achievements.insert(gk.achievement_id.clone(), spec);
     }
-    let _writing = state.admin.lock().await;
-    let overlaid = match state.defs.read(|defs| defs.overlay(&file, now_ms())) {
+    let overlaid = match crate::routes::admin::apply_file(state, &file, false, false).await {
         Ok(overlaid) => overlaid,
-        Err(errors) => {
-            let why: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return bad(why.join("; "));
-        }
-    };
-    match state.icons.missing_in_file(&file).await {
-        Ok(missing) if missing.is_empty() => {}
-        Ok(missing) => {
-            let why: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        Err(ApiError::Unprocessable(_, errors)) => {
+            let why: Vec<String> = errors
+                .iter()
+                .map(|e| match &e.field {
+                    Some(field) => format!("{field}: {}", e.reason),
+                    None => e.reason.clone(),
+                })
+                .collect();
             return bad(why.join("; "));
         }
         Err(e) => {
-            tracing::warn!(error = %e, "the icon store is unreachable");
+            tracing::warn!(error = %e, "a GameKit admin change was not stored");
             return Envelope::refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "the icon store is unreachable",
+                "the log or the icon store is unreachable",
             );
         }
-    }
-    for change in &overlaid.changes {
-        if let Err(e) = publish_definition(state, change).await {
-            tracing::warn!(error = %e, "a GameKit admin change was not stored");
-            return Envelope::refuse(StatusCode::SERVICE_UNAVAILABLE, "the log is unreachable");
-        }
-    }
+    };
     let stored: Vec<Value> = achievements
         .iter()
         .filter_map(|gk| {

@@ -98,6 +98,134 @@ pub(crate) async fn propose<T>(
     ))
 }
 
+/// A definitions file to lay over the definitions in force.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DefinitionsRequest {
+    /// The stats and achievements the file defines.
+    definitions: laurel_schemas::DefinitionsFile,
+    /// Archive the achievements in force that the file leaves out.
+    #[serde(default)]
+    prune: bool,
+    /// Check the file and say what would change; change nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// One change a definitions file makes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DefinitionChange {
+    /// `stat` or `achievement`.
+    kind: &'static str,
+    /// The stat's name or the achievement's id.
+    id: String,
+    /// `define` (create, update, or bring back an archived achievement) or `archive`.
+    action: &'static str,
+    /// The version it gets.
+    version: u64,
+}
+
+/// What applying a definitions file did (or, on a dry run, would do).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DefinitionsApplied {
+    /// Whether the changes were made: false on a dry run or when nothing changes.
+    applied: bool,
+    /// The changes, in the order they apply.
+    changes: Vec<DefinitionChange>,
+}
+
+impl DefinitionChange {
+    fn of(change: &DefinitionEvent) -> Vec<Self> {
+        change
+            .each()
+            .into_iter()
+            .filter_map(|change| match change {
+                DefinitionEvent::StatDefined { definition, .. } => Some(Self {
+                    kind: "stat",
+                    id: definition.name.to_string(),
+                    action: "define",
+                    version: definition.version,
+                }),
+                DefinitionEvent::AchievementDefined { definition, .. } => Some(Self {
+                    kind: "achievement",
+                    id: definition.id.to_string(),
+                    action: "define",
+                    version: definition.version,
+                }),
+                DefinitionEvent::AchievementArchived { id, version, .. } => Some(Self {
+                    kind: "achievement",
+                    id: id.to_string(),
+                    action: "archive",
+                    version: *version,
+                }),
+                DefinitionEvent::ChangeSet { .. } => None,
+            })
+            .collect()
+    }
+}
+
+/// Lays a definitions file over the definitions in force (see
+/// `Definitions::overlay_pruning`): checked whole, then appended as one DEFS entry, all or
+/// nothing, through [`propose`] (a file laid over definitions another writer changed
+/// meanwhile is laid again over the new ones). Refuses a file naming an icon not uploaded.
+/// Returns the changes, appended unless `dry_run`, and the definitions as they are after.
+pub(crate) async fn apply_file(
+    state: &AppState,
+    file: &laurel_schemas::DefinitionsFile,
+    prune: bool,
+    dry_run: bool,
+) -> Result<laurel_engine::Overlaid, ApiError> {
+    let missing = state.icons.missing_in_file(file).await?;
+    if !missing.is_empty() {
+        return Err(invalid("invalid definitions", missing));
+    }
+    let _writing = state.admin.lock().await;
+    propose(state, || {
+        let overlaid = state
+            .defs
+            .read(|d| d.overlay_pruning(file, prune, now_ms()))
+            .map_err(|errors| invalid("invalid definitions", errors))?;
+        let event = match overlaid.changes.as_slice() {
+            _ if dry_run => None,
+            [] => None,
+            [one] => Some(one.clone()),
+            many => Some(DefinitionEvent::ChangeSet {
+                v: SchemaVersion::CURRENT,
+                event_id: Uuid::new_v4(),
+                changes: many.to_vec(),
+                at: now_ms(),
+            }),
+        };
+        Ok((event, overlaid))
+    })
+    .await
+}
+
+/// Apply a definitions file: every stat and achievement it holds, checked whole against the
+/// definitions as they would be, then made in one step, all or nothing. What the file
+/// leaves out stays as it is, unless `prune` archives it.
+#[utoipa::path(put, path = "/v1/admin/definitions", tag = "admin", security(("bearer" = [])),
+    request_body = DefinitionsRequest,
+    responses((status = 200, body = DefinitionsApplied),
+        AdminProblems,
+        (status = 422, description = "The file is invalid: nothing was changed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn apply_definitions(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+    Parsed(request): Parsed<DefinitionsRequest>,
+) -> Result<Json<DefinitionsApplied>, ApiError> {
+    let overlaid = apply_file(&state, &request.definitions, request.prune, request.dry_run).await?;
+    Ok(Json(DefinitionsApplied {
+        applied: !request.dry_run && !overlaid.changes.is_empty(),
+        changes: overlaid
+            .changes
+            .iter()
+            .flat_map(DefinitionChange::of)
+            .collect(),
+    }))
+}
+
 /// An achievement's new definition, as a change.
 pub(crate) fn achievement_defined(definition: &AchievementDefinition) -> DefinitionEvent {
     DefinitionEvent::AchievementDefined {

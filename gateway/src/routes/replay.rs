@@ -31,7 +31,6 @@ use uuid::Uuid;
 use crate::auth::Admin;
 use crate::body::Parsed;
 use crate::error::{AdminProblems, ApiError, ItemError, Problem};
-use crate::routes::admin::publish_definition;
 use crate::routes::now_ms;
 use crate::state::AppState;
 
@@ -265,29 +264,15 @@ impl Job {
     /// Appends the file's changes (against the definitions in force now, under the admin
     /// lock, checked whole again) and waits until this process's definitions hold them.
     async fn apply_definitions(&self, file: &DefinitionsFile) -> anyhow::Result<()> {
-        let state = &self.state;
-        let _writing = state.admin.lock().await;
-        let changes = state
-            .defs
-            .read(|d| d.overlay(file, now_ms()))
-            .map_err(|errors| {
+        // All or nothing, on the definitions in force now (a change since the dry run is
+        // laid over too, or refuses the file).
+        crate::routes::admin::apply_file(&self.state, file, false, false)
+            .await
+            .map_err(|e| {
                 anyhow::anyhow!(
-                    "the definitions changed during the replay and no longer apply: {}",
-                    errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.field, e.reason))
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    "the definitions changed during the replay and no longer apply: {e}"
                 )
-            })?
-            .changes;
-        for change in &changes {
-            publish_definition(state, change).await?;
-        }
-        let seq = state.log.last_seq(StreamKind::Defs, 0).await?;
-        if !state.defs.wait_for(seq, Duration::from_secs(30)).await {
-            anyhow::bail!("the definitions did not take effect in time; nothing was granted");
-        }
+            })?;
         Ok(())
     }
 
@@ -358,6 +343,9 @@ fn describe(change: &DefinitionEvent) -> String {
         }
         DefinitionEvent::AchievementArchived { id, version, .. } => {
             format!("achievement {id} archived (version {version})")
+        }
+        DefinitionEvent::ChangeSet { changes, .. } => {
+            changes.iter().map(describe).collect::<Vec<_>>().join("; ")
         }
     }
 }

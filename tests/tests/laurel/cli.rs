@@ -157,6 +157,104 @@ fn definitions_as_code_diff_dry_run_apply_export_and_prune() {
     assert!(!ok && err.contains("oops"), "{err}");
 }
 
+/// The number of entries on DEFS.
+fn defs_entries(nats: &laurel_tests::NatsServer) -> u64 {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        let mut stream = js.get_stream("LAUREL_DEFS").await.unwrap();
+        stream.info().await.unwrap().state.messages
+    })
+}
+
+/// A definitions file is checked whole by the server, on a dry run too: a condition on an
+/// undefined stat and a requirement naming an unknown achievement are both named, and
+/// nothing changes. A valid file of five changes goes on DEFS as one entry.
+#[test]
+fn a_definitions_file_is_checked_whole_and_applied_all_or_nothing() {
+    let nats = laurel_tests::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let laurel = Laurel::start(&data, &["--nats".into(), nats.url()]);
+    let admin = laurel.token(&["--admin"]);
+    let mut game = json!({
+        "stats": {
+            "kills": {"aggregation": "sum", "kind": "int"},
+            "deaths": {"aggregation": "sum", "kind": "int"}
+        },
+        "achievements": {
+            "A_FIRST": {"title": "First", "conditions": [{"stat": "kills", "at_least": 1}]},
+            "B_GHOST": {"title": "Ghost", "conditions": [{"stat": "ghost", "at_least": 1}]},
+            "C_NEXT": {"title": "Next", "requires": ["NOPE"], "conditions": [{"stat": "deaths", "at_least": 1}]}
+        }
+    });
+    let file = dir.path().join("game.json");
+    std::fs::write(&file, game.to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    let before = defs_entries(&nats);
+    for dry_run in [true, false] {
+        let r = laurel.call(
+            "PUT",
+            "/v1/admin/definitions",
+            Some(&admin),
+            Some(json!({"definitions": game, "dry_run": dry_run})),
+        );
+        assert_eq!(r.status, 422, "{:?}", r.json);
+        let fields: Vec<&str> = r.json["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.starts_with("achievements.B_GHOST.conditions"))
+                && fields
+                    .iter()
+                    .any(|f| f.starts_with("achievements.C_NEXT.requires")),
+            "{fields:?}"
+        );
+        let args: &[&str] = if dry_run {
+            &["apply", file, "--dry-run"]
+        } else {
+            &["apply", file]
+        };
+        let (ok, out, err) = defs(&laurel, &data, args);
+        assert!(!ok, "{out}");
+        assert!(err.contains("B_GHOST") && err.contains("NOPE"), "{err}");
+        assert_eq!(defs_entries(&nats), before, "nothing applied");
+    }
+    // Fixed, the five changes go in as one entry, with every requirement in place.
+    game["achievements"]["B_GHOST"]["conditions"][0]["stat"] = json!("deaths");
+    game["achievements"]["C_NEXT"]["requires"] = json!(["A_FIRST"]);
+    std::fs::write(file, game.to_string()).unwrap();
+    let (ok, out, err) = defs(&laurel, &data, &["apply", file]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("applied 5 changes in one step"), "{out}");
+    assert_eq!(defs_entries(&nats), before + 1);
+    let achievements = laurel.call("GET", "/v1/admin/achievements", Some(&admin), None);
+    assert_eq!(
+        achievements.json["achievements"].as_array().unwrap().len(),
+        3
+    );
+    // Pruning an achievement the file still requires is refused, whole.
+    let r = laurel.call(
+        "PUT",
+        "/v1/admin/definitions",
+        Some(&admin),
+        Some(json!({
+            "definitions": {"stats": game["stats"], "achievements": {"C_NEXT": game["achievements"]["C_NEXT"]}},
+            "prune": true
+        })),
+    );
+    assert_eq!(r.status, 422, "{:?}", r.json);
+    assert_eq!(
+        r.json["errors"][0]["field"],
+        "achievements.C_NEXT.requires[0]"
+    );
+    assert_eq!(defs_entries(&nats), before + 1);
+}
+
 #[test]
 fn the_dev_signing_key_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt as _;
