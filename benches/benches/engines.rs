@@ -1,0 +1,176 @@
+//! Scale-out: how fast one `laurel engine` and two drain the same backlog on JetStream,
+//! against a same-run baseline of raw JetStream publishing (4,096 acks in flight, with
+//! `Nats-Msg-Id`).
+//!
+//! For each engine count, a deployment of its own (stream prefix) gets the definitions and
+//! `LAUREL_BENCH_EVENTS` stat events (default 300,000) on STATS, then that many engine roles
+//! start together in this process (each with its own NATS connection, data dir and leases,
+//! as separate processes would; they share this machine's cores). The figure is the time
+//! until every partition's last checkpoint on OUTPUT covers its last STATS event, which
+//! includes the engines sharing the partitions out (a few hundred milliseconds).
+//!
+//! `cargo bench --bench engines`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, message::PublishMessage, stream};
+use clap::Parser;
+use laurel_benches::{Shape, definitions, stat_events};
+use laurel_gateway::engine_role::{self, EngineArgs};
+use laurel_log::{Entry, Log, LogConfig, NatsLog, StreamKind, Target, partition_of};
+use laurel_schemas::{Output, decode, encode};
+use laurel_tests::NatsServer;
+use tokio::sync::watch;
+
+const PARTITIONS: u32 = 16;
+
+#[derive(Parser)]
+struct Engine {
+    #[command(flatten)]
+    args: EngineArgs,
+}
+
+fn main() {
+    let events: usize = std::env::var("LAUREL_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let nats = NatsServer::start();
+    let baseline = rt.block_on(raw_jetstream(&nats.url(), events));
+    println!("raw JetStream publish (4096 in flight, Nats-Msg-Id): {baseline:>10.0} msgs/s");
+    let mut one = None;
+    for engines in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let rate = rt.block_on(drain(&nats.url(), dir.path(), engines, events));
+        let vs_one = one.get_or_insert(rate);
+        println!(
+            "{engines} engine{}: {rate:>9.0} ev/s ({:.2}x raw JS, {:.2}x one engine)",
+            if engines == 1 { " " } else { "s" },
+            rate / baseline,
+            rate / *vs_one,
+        );
+    }
+}
+
+async fn raw_jetstream(url: &str, n: usize) -> f64 {
+    let js = jetstream::new(async_nats::connect(url).await.unwrap());
+    js.create_stream(stream::Config {
+        name: "BENCH_RAW".into(),
+        subjects: vec!["bench.raw.*".into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let payload = bytes::Bytes::from(vec![7u8; 100]);
+    let start = Instant::now();
+    let mut inflight = VecDeque::new();
+    for i in 0..n {
+        let msg = PublishMessage::build()
+            .payload(payload.clone())
+            .message_id(format!("raw-{i}"));
+        inflight.push_back(
+            js.send_publish(format!("bench.raw.{}", i % 16), msg)
+                .await
+                .unwrap(),
+        );
+        if inflight.len() >= 4096 {
+            inflight.pop_front().unwrap().await.unwrap();
+        }
+    }
+    for ack in inflight {
+        ack.await.unwrap();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Loads a backlog on a deployment of its own, then times `engines` engines draining it.
+async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f64 {
+    let prefix = format!("BENCH_ENGINES_{engines}");
+    let config = LogConfig {
+        partitions: PARTITIONS,
+        stream_prefix: prefix.clone(),
+        ..LogConfig::default()
+    };
+    let log = Log::Nats(NatsLog::connect(url, config).await.unwrap());
+    let shape = Shape::ENGINE_FOLD;
+    let defs: Vec<Entry> = definitions(shape, 7)
+        .iter()
+        .map(|d| {
+            let (kind, id) = d.subject();
+            Entry {
+                target: Target::Definition {
+                    kind,
+                    id: id.to_string(),
+                },
+                id: d.event_id().to_string(),
+                payload: encode(d),
+            }
+        })
+        .collect();
+    log.append(StreamKind::Defs, defs).await.unwrap();
+    let entries: Vec<Entry> = stat_events(shape, n, 11)
+        .iter()
+        .map(|m| Entry {
+            target: Target::Partition(partition_of(m.player_id().as_str(), PARTITIONS)),
+            id: m.event_id().to_string(),
+            payload: encode(m),
+        })
+        .collect();
+    for batch in entries.chunks(1_000) {
+        log.append(StreamKind::Stats, batch.to_vec()).await.unwrap();
+    }
+    let mut last = Vec::new();
+    for p in 0..PARTITIONS {
+        last.push(log.last_seq(StreamKind::Stats, p).await.unwrap());
+    }
+    let (stop, shutdown) = watch::channel(false);
+    let start = Instant::now();
+    let running: Vec<_> = (0..engines)
+        .map(|i| {
+            let data_dir = dir.join(format!("engine-{i}"));
+            let engine = Engine::parse_from([
+                "engine",
+                "--nats",
+                url,
+                "--stream-prefix",
+                &prefix,
+                "--partitions",
+                &PARTITIONS.to_string(),
+                "--lease-ttl-secs",
+                "3",
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+            ]);
+            tokio::spawn(engine_role::run(engine.args, shutdown.clone()))
+        })
+        .collect();
+    let js = jetstream::new(async_nats::connect(url).await.unwrap());
+    let output = js.get_stream(format!("{prefix}_OUTPUT")).await.unwrap();
+    let subject_prefix = prefix.to_lowercase();
+    for (p, &last) in last.iter().enumerate() {
+        loop {
+            let checkpoint = output
+                .get_last_raw_message_by_subject(&format!("{subject_prefix}.output.{p}"))
+                .await
+                .ok()
+                .and_then(|m| decode::<Output>(&m.payload).ok());
+            if matches!(checkpoint, Some(Output::Changes(c)) if c.complete && c.stats_seq >= last)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    stop.send_replace(true);
+    for engine in running {
+        engine.await.unwrap().unwrap();
+    }
+    rate
+}
