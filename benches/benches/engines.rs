@@ -9,6 +9,9 @@
 //! until every partition's last checkpoint on OUTPUT covers its last STATS event, which
 //! includes the engines sharing the partitions out (a few hundred milliseconds).
 //!
+//! Also timed: the engine shell as `laurel serve` runs it (every partition, no lease, its
+//! appends pipelined instead of fenced one by one), for what fencing costs.
+//!
 //! `cargo bench --bench engines`.
 
 use std::collections::VecDeque;
@@ -32,6 +35,11 @@ struct Engine {
 }
 
 fn main() {
+    if let Ok(filter) = std::env::var("LAUREL_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init();
+    }
     let events: usize = std::env::var("LAUREL_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -43,6 +51,12 @@ fn main() {
     let nats = NatsServer::start();
     let baseline = rt.block_on(raw_jetstream(&nats.url(), events));
     println!("raw JetStream publish (4096 in flight, Nats-Msg-Id): {baseline:>10.0} msgs/s");
+    let dir = tempfile::tempdir().unwrap();
+    let unfenced = rt.block_on(drain(&nats.url(), dir.path(), 0, events));
+    println!(
+        "the shell of `laurel serve` (all partitions, no lease, appends pipelined): {unfenced:>9.0} ev/s ({:.2}x raw JS)",
+        unfenced / baseline
+    );
     let mut one = None;
     for engines in [1, 2] {
         let dir = tempfile::tempdir().unwrap();
@@ -89,12 +103,14 @@ async fn raw_jetstream(url: &str, n: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Loads a backlog on a deployment of its own, then times `engines` engines draining it.
+/// Loads a backlog on a deployment of its own, then times `engines` engines draining it
+/// (0: the engine shell as `laurel serve` runs it, every partition, no leases, no fence).
 async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f64 {
     let prefix = format!("BENCH_ENGINES_{engines}");
     let config = LogConfig {
         partitions: PARTITIONS,
         stream_prefix: prefix.clone(),
+        subject_prefix: prefix.to_lowercase(),
         ..LogConfig::default()
     };
     let log = Log::Nats(NatsLog::connect(url, config).await.unwrap());
@@ -131,7 +147,7 @@ async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f6
     }
     let (stop, shutdown) = watch::channel(false);
     let start = Instant::now();
-    let running: Vec<_> = (0..engines)
+    let mut running: Vec<_> = (0..engines)
         .map(|i| {
             let data_dir = dir.join(format!("engine-{i}"));
             let engine = Engine::parse_from([
@@ -150,18 +166,33 @@ async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f6
             tokio::spawn(engine_role::run(engine.args, shutdown.clone()))
         })
         .collect();
+    if engines == 0 {
+        let store = laurel_log::derived::Store::new(sled::open(dir.join("engine")).unwrap(), None);
+        let unfenced = laurel_engine::shell::run_standalone(
+            log.clone(),
+            store,
+            laurel_engine::shell::ShellConfig::all(PARTITIONS),
+            std::sync::Arc::new(laurel_engine::shell::EngineMetrics::default()),
+            shutdown.clone(),
+        );
+        running.push(tokio::spawn(async move {
+            unfenced.await.map_err(anyhow::Error::from)
+        }));
+    }
     let js = jetstream::new(async_nats::connect(url).await.unwrap());
     let output = js.get_stream(format!("{prefix}_OUTPUT")).await.unwrap();
     let subject_prefix = prefix.to_lowercase();
     for (p, &last) in last.iter().enumerate() {
         loop {
+            if let Some(failed) = running.iter().find(|e| e.is_finished()) {
+                panic!("an engine stopped: {failed:?}");
+            }
             let checkpoint = output
                 .get_last_raw_message_by_subject(&format!("{subject_prefix}.output.{p}"))
                 .await
                 .ok()
                 .and_then(|m| decode::<Output>(&m.payload).ok());
-            if matches!(checkpoint, Some(Output::Changes(c)) if c.complete && c.stats_seq >= last)
-            {
+            if matches!(checkpoint, Some(Output::Changes(c)) if c.complete && c.stats_seq >= last) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
