@@ -14,12 +14,11 @@
 //!
 //! `cargo bench --bench engines`.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::jetstream;
 use clap::Parser;
-use laurel_benches::{Shape, definitions, stat_events};
+use laurel_benches::{Shape, definitions, raw_jetstream, stat_events};
 use laurel_gateway::engine_role::{self, EngineArgs};
 use laurel_log::{Entry, Log, LogConfig, NatsLog, StreamKind, Target, partition_of};
 use laurel_schemas::{Output, decode, encode};
@@ -69,38 +68,6 @@ fn main() {
             rate / *vs_one,
         );
     }
-}
-
-async fn raw_jetstream(url: &str, n: usize) -> f64 {
-    let js = jetstream::new(async_nats::connect(url).await.unwrap());
-    js.create_stream(stream::Config {
-        name: "BENCH_RAW".into(),
-        subjects: vec!["bench.raw.*".into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let payload = bytes::Bytes::from(vec![7u8; 100]);
-    let start = Instant::now();
-    let mut inflight = VecDeque::new();
-    for i in 0..n {
-        let msg = PublishMessage::build()
-            .payload(payload.clone())
-            .message_id(format!("raw-{i}"));
-        inflight.push_back(
-            js.send_publish(format!("bench.raw.{}", i % 16), msg)
-                .await
-                .unwrap(),
-        );
-        if inflight.len() >= 4096 {
-            inflight.pop_front().unwrap().await.unwrap();
-        }
-    }
-    for ack in inflight {
-        ack.await.unwrap();
-    }
-    n as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Loads a backlog on a deployment of its own, then times `engines` engines draining it

@@ -7,13 +7,11 @@
 //! data key).
 //! Prints events/s, the ratios to the baseline, disk used and the process's peak memory.
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, message::PublishMessage, stream};
-use laurel_benches::{Shape, definitions, dir_size, stat_events};
+use laurel_benches::{Shape, definitions, dir_size, raw_jetstream, stat_events};
 use laurel_engine::shell::{self, EngineMetrics, ShellConfig};
 use laurel_log::derived::Store;
 use laurel_log::{EmbeddedLog, Entry, Log, LogConfig, NatsLog, StreamKind, Target, partition_of};
@@ -59,39 +57,6 @@ fn main() {
         );
     }
     println!("peak memory of this process (VmHWM): {}", peak_memory());
-}
-
-async fn raw_jetstream(url: &str, n: usize) -> f64 {
-    let client = async_nats::connect(url).await.unwrap();
-    let js = jetstream::new(client);
-    js.create_stream(stream::Config {
-        name: "BENCH_RAW".into(),
-        subjects: vec!["bench.raw.*".into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let payload = bytes::Bytes::from(vec![7u8; 100]);
-    let start = Instant::now();
-    let mut inflight = VecDeque::new();
-    for i in 0..n {
-        let msg = PublishMessage::build()
-            .payload(payload.clone())
-            .message_id(format!("raw-{i}"));
-        inflight.push_back(
-            js.send_publish(format!("bench.raw.{}", i % 16), msg)
-                .await
-                .unwrap(),
-        );
-        if inflight.len() >= 4096 {
-            inflight.pop_front().unwrap().await.unwrap();
-        }
-    }
-    for ack in inflight {
-        ack.await.unwrap();
-    }
-    n as f64 / start.elapsed().as_secs_f64()
 }
 
 struct Figures {

@@ -137,3 +137,43 @@ pub fn dir_size(path: &std::path::Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The same-run baseline of the JetStream benchmarks: `n` messages of 100 bytes published
+/// to a stream of its own (`BENCH_RAW`, 16 subjects), 4,096 acks in flight, each with a
+/// `Nats-Msg-Id` as Laurel's appends have; returns messages per second.
+pub async fn raw_jetstream(url: &str, n: usize) -> f64 {
+    use async_nats::jetstream::{self, message::PublishMessage, stream};
+    let js = jetstream::new(async_nats::connect(url).await.expect("NATS reachable"));
+    js.create_stream(stream::Config {
+        name: "BENCH_RAW".into(),
+        subjects: vec!["bench.raw.*".into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .expect("stream created");
+    let payload = bytes::Bytes::from(vec![7u8; 100]);
+    let start = std::time::Instant::now();
+    let mut inflight = std::collections::VecDeque::new();
+    for i in 0..n {
+        let msg = PublishMessage::build()
+            .payload(payload.clone())
+            .message_id(format!("raw-{i}"));
+        inflight.push_back(
+            js.send_publish(format!("bench.raw.{}", i % 16), msg)
+                .await
+                .expect("published"),
+        );
+        if inflight.len() >= 4096 {
+            inflight
+                .pop_front()
+                .expect("in flight")
+                .await
+                .expect("acked");
+        }
+    }
+    for ack in inflight {
+        ack.await.expect("acked");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}

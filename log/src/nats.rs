@@ -304,22 +304,8 @@ impl NatsLog {
         entry: Entry,
         expected_last: u64,
     ) -> Result<Appended, AppendError> {
-        let subject = self.subject(stream, &entry.target)?;
-        let connects = self.connects();
-        if !self.connected() {
-            return Err(AppendError::Unavailable("not connected to NATS".into()));
-        }
-        let publish = PublishMessage::build()
-            .payload(bytes::Bytes::from(entry.payload))
-            .message_id(&entry.id)
-            .expected_last_sequence(expected_last);
-        let ack = self
-            .inner
-            .js
-            .send_publish(subject, publish)
+        self.publish_one(stream, entry, |m| m.expected_last_sequence(expected_last))
             .await
-            .map_err(|e| publish_error(stream, e.kind(), &e))?;
-        self.settle(stream, ack, connects).await
     }
 
     /// See [`crate::Log::append_fenced`]: one entry at a time, each expecting the one
@@ -333,28 +319,39 @@ impl NatsLog {
     ) -> Result<Vec<Appended>, AppendError> {
         let mut results = Vec::with_capacity(entries.len());
         for entry in entries {
-            let subject = self.subject(stream, &entry.target)?;
-            let connects = self.connects();
-            if !self.connected() {
-                return Err(AppendError::Unavailable("not connected to NATS".into()));
-            }
-            let publish = PublishMessage::build()
-                .payload(bytes::Bytes::from(entry.payload))
-                .message_id(&entry.id)
-                .expected_last_subject_sequence(fence);
-            let ack = self
-                .inner
-                .js
-                .send_publish(subject, publish)
-                .await
-                .map_err(|e| publish_error(stream, e.kind(), &e))?;
-            let appended = self.settle(stream, ack, connects).await?;
+            let appended = self
+                .publish_one(stream, entry, |m| m.expected_last_subject_sequence(fence))
+                .await?;
             if !appended.duplicate {
                 fence = appended.seq;
             }
             results.push(appended);
         }
         Ok(results)
+    }
+
+    /// Publishes one entry with the expectation `expect` adds, and waits for its ack.
+    async fn publish_one(
+        &self,
+        stream: StreamKind,
+        entry: Entry,
+        expect: impl FnOnce(PublishMessage) -> PublishMessage,
+    ) -> Result<Appended, AppendError> {
+        let subject = self.subject(stream, &entry.target)?;
+        let connects = self.connects();
+        if !self.connected() {
+            return Err(AppendError::Unavailable("not connected to NATS".into()));
+        }
+        let publish = PublishMessage::build()
+            .payload(bytes::Bytes::from(entry.payload))
+            .message_id(&entry.id);
+        let ack = self
+            .inner
+            .js
+            .send_publish(subject, expect(publish))
+            .await
+            .map_err(|e| publish_error(stream, e.kind(), &e))?;
+        self.settle(stream, ack, connects).await
     }
 
     /// See [`crate::Log::reader`].
