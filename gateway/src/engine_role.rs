@@ -31,10 +31,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{kv, object_store};
 use clap::Args;
 use futures::TryStreamExt;
-use laurel_engine::shell::{EngineMetrics, Lease, SharedDefs, ShellConfig, ShellError, Workers};
+use laurel_engine::shell::{
+    EngineMetrics, Lease, Share, SharedDefs, ShellConfig, ShellError, Workers,
+};
 use laurel_log::Log;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -57,6 +59,11 @@ pub struct EngineArgs {
     /// Player states kept in memory, over all partitions.
     #[arg(long, env = "LAUREL_CACHED_PLAYERS", default_value_t = 100_000)]
     pub cached_players: usize,
+    /// How often, in seconds, each partition's state is shared in the object store
+    /// `{STREAM_PREFIX}_SNAPSHOTS`, for the engine that takes the partition after a crash
+    /// (a hand-over always shares it): bounds what that engine re-folds.
+    #[arg(long, env = "LAUREL_SNAPSHOT_INTERVAL_SECS", default_value_t = 60)]
+    pub snapshot_interval_secs: u64,
 }
 
 /// A partition this engine holds.
@@ -114,9 +121,12 @@ pub async fn run(args: EngineArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     };
     let (defs, follower) = loaded.context("loading definitions")?;
     let following = tokio::spawn(follower.run(shutdown.clone()));
+    let snapshots =
+        snapshot_bucket(nats.jetstream(), &config.stream_prefix, config.replicas).await?;
     let mut engine = Engine {
         js: nats.jetstream().clone(),
         leases,
+        snapshots: snapshots.clone(),
         id: id.clone(),
         holder: format!("{id} (pid {} on {})", std::process::id(), hostname()),
         ttl,
@@ -128,6 +138,15 @@ pub async fn run(args: EngineArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
             defs,
             config: shell_config,
             metrics: Arc::new(EngineMetrics::default()),
+            share: Some(Share {
+                every: Duration::from_secs(args.snapshot_interval_secs.max(1)),
+                sink: {
+                    let snapshots = snapshots.clone();
+                    Arc::new(move |p, blob| {
+                        tokio::spawn(upload_snapshot(snapshots.clone(), p, blob, ttl));
+                    })
+                },
+            }),
         },
         member_renewed: None,
     };
@@ -141,6 +160,8 @@ pub async fn run(args: EngineArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
 struct Engine {
     js: async_nats::jetstream::Context,
     leases: kv::Store,
+    /// Partition snapshots handed from engine to engine (`{STREAM_PREFIX}_SNAPSHOTS`).
+    snapshots: object_store::ObjectStore,
     id: String,
     holder: String,
     ttl: Duration,
@@ -221,6 +242,7 @@ impl Engine {
                     self.held.insert(p, held);
                     continue;
                 }
+                Ok(()) if held.releasing && held.lease.held() => self.share_snapshot(p).await,
                 Ok(()) if held.releasing => {}
                 Ok(()) | Err(ShellError::Fenced(_)) => {
                     tracing::warn!(partition = p, "partition lost: its worker stopped");
@@ -342,17 +364,62 @@ impl Engine {
         );
     }
 
+    /// Runs partition `p`'s worker, first taking the partition's shared snapshot when it is
+    /// ahead of this engine's own state.
     fn spawn_worker(
         &self,
         p: u32,
         lease: &Arc<Lease>,
         stop: &watch::Sender<bool>,
     ) -> JoinHandle<Result<(), ShellError>> {
-        tokio::spawn(
-            self.workers
-                .clone()
-                .run_partition(p, lease.clone(), stop.subscribe()),
-        )
+        let (workers, snapshots, ttl) = (self.workers.clone(), self.snapshots.clone(), self.ttl);
+        let (lease, stop) = (lease.clone(), stop.subscribe());
+        tokio::spawn(async move {
+            // Two tries: a NATS node that just died may hold up the first.
+            let mut fetched = tokio::time::timeout(ttl, fetch_snapshot(&snapshots, p)).await;
+            if !matches!(fetched, Ok(Ok(_))) {
+                fetched = tokio::time::timeout(ttl, fetch_snapshot(&snapshots, p)).await;
+            }
+            match fetched {
+                Ok(Ok(Some(blob))) => {
+                    let imported = {
+                        let workers = workers.clone();
+                        tokio::task::spawn_blocking(move || workers.import(p, &blob))
+                            .await
+                            .map_err(|e| ShellError::Task(e.to_string()))?
+                    };
+                    match imported {
+                        Ok(Some(position)) => tracing::info!(
+                            partition = p,
+                            position,
+                            "restored the partition from its shared snapshot"
+                        ),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(partition = p, error = %e, "a shared snapshot was not taken")
+                        }
+                    }
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(partition = p, error = %e, "reading a shared snapshot")
+                }
+                Err(_) => tracing::warn!(partition = p, "reading a shared snapshot timed out"),
+            }
+            workers.run_partition(p, lease, stop).await
+        })
+    }
+
+    /// Shares partition `p`'s stored state, after its worker stopped, for the engine that
+    /// takes the partition next.
+    async fn share_snapshot(&self, p: u32) {
+        let workers = self.workers.clone();
+        let blob = match tokio::task::spawn_blocking(move || workers.export(p)).await {
+            Ok(Ok(blob)) => blob,
+            Ok(Err(e)) => return tracing::warn!(partition = p, error = %e, "exporting a snapshot"),
+            Err(e) => return tracing::warn!(partition = p, error = %e, "exporting a snapshot"),
+        };
+        upload_snapshot(self.snapshots.clone(), p, blob, self.ttl).await;
     }
 
     /// Deletes a lease this engine still holds, for another engine to take at once.
@@ -375,6 +442,9 @@ impl Engine {
         }
         for (p, held) in std::mem::take(&mut self.held) {
             let outcome = held.worker.await;
+            if matches!(outcome, Ok(Ok(()))) && held.lease.held() {
+                self.share_snapshot(p).await;
+            }
             held.renewer.abort();
             if held.lease.held() {
                 let revision = held.revision.load(Ordering::SeqCst);
@@ -438,8 +508,71 @@ async fn renew(
     }
 }
 
+/// Shares partition `p`'s state (`blob`) in the snapshot bucket, within `ttl`.
+async fn upload_snapshot(
+    snapshots: object_store::ObjectStore,
+    p: u32,
+    blob: Vec<u8>,
+    ttl: Duration,
+) {
+    let size = blob.len();
+    let put = async {
+        let mut reader: &[u8] = &blob;
+        snapshots.put(snapshot_name(p).as_str(), &mut reader).await
+    };
+    match tokio::time::timeout(ttl, put).await {
+        Ok(Ok(_)) => tracing::info!(
+            partition = p,
+            bytes = size,
+            "shared the partition's snapshot"
+        ),
+        Ok(Err(e)) => tracing::warn!(partition = p, error = %e, "sharing a snapshot"),
+        Err(_) => tracing::warn!(partition = p, "sharing a snapshot timed out"),
+    }
+}
+
 fn partition_key(p: u32) -> String {
     format!("partition.{p}")
+}
+
+fn snapshot_name(p: u32) -> String {
+    format!("partition-{p}")
+}
+
+/// The deployment's bucket of partition snapshots, created on first use.
+async fn snapshot_bucket(
+    js: &async_nats::jetstream::Context,
+    prefix: &str,
+    replicas: usize,
+) -> anyhow::Result<object_store::ObjectStore> {
+    let name = format!("{prefix}_SNAPSHOTS");
+    if let Ok(bucket) = js.get_object_store(&name).await {
+        return Ok(bucket);
+    }
+    js.create_object_store(object_store::Config {
+        bucket: name.clone(),
+        description: Some("laurel engine partition snapshots".into()),
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("creating the snapshot bucket {name}"))
+}
+
+/// Partition `p`'s shared snapshot, if one was shared.
+async fn fetch_snapshot(
+    snapshots: &object_store::ObjectStore,
+    p: u32,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let mut object = match snapshots.get(snapshot_name(p).as_str()).await {
+        Ok(object) => object,
+        Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut blob = Vec::with_capacity(object.info().size);
+    object.read_to_end(&mut blob).await?;
+    Ok(Some(blob))
 }
 
 /// The deployment's lease bucket, created on first use.

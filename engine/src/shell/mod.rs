@@ -180,9 +180,42 @@ pub struct Workers {
     pub config: ShellConfig,
     /// The engine's counters.
     pub metrics: Arc<EngineMetrics>,
+    /// Where leased workers share their partition's state now and then, if anywhere.
+    pub share: Option<Share>,
+}
+
+/// How often a leased worker shares its partition's state, and with what: `sink` gets the
+/// partition and a blob of [`Workers::export`]'s kind, between batches, at most every
+/// `every`.
+#[derive(Clone)]
+pub struct Share {
+    /// The least time between two shares of a partition.
+    pub every: Duration,
+    /// Takes the blob away (the engine role uploads it).
+    pub sink: Arc<dyn Fn(u32, Vec<u8>) + Send + Sync>,
 }
 
 impl Workers {
+    /// The stored state of `partition` as one blob, for the engine that takes the partition
+    /// over (see [`Workers::import`]). Only while no worker runs the partition.
+    pub fn export(&self, partition: u32) -> Result<Vec<u8>, ShellError> {
+        Ok(store::export(&self.db, self.log.identity(), partition)?)
+    }
+
+    /// Takes `blob` (from [`Workers::export`], perhaps by another engine) as the stored
+    /// state of `partition` when it is of this log and ahead of this engine's own; returns
+    /// its STATS position then. Before a worker runs the partition: its recovery checks the
+    /// state against OUTPUT and folds on from it.
+    pub fn import(&self, partition: u32, blob: &[u8]) -> Result<Option<u64>, ShellError> {
+        self.db.bind("engine/", self.log.identity())?;
+        Ok(store::import(
+            &self.db,
+            self.log.identity(),
+            partition,
+            blob,
+        )?)
+    }
+
     /// Runs one partition under a lease until `shutdown` turns true (`Ok`) or the lease is
     /// lost (`Err(ShellError::Fenced)`): recovers the partition's state from the store and
     /// OUTPUT, then folds, every append to OUTPUT fenced (see [`Lease`]). The engine role
@@ -202,7 +235,7 @@ impl Workers {
             &self.config,
             self.metrics,
         )?
-        .leased(lease);
+        .leased(lease, self.share);
         worker.run(shutdown).await
     }
 }

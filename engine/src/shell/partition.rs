@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::lease::Lease;
 use super::recover::recover;
 use super::store::{PartitionStore, StoreError};
-use super::{EngineMetrics, SharedDefs, ShellConfig, ShellError, stopped};
+use super::{EngineMetrics, Share, SharedDefs, ShellConfig, ShellError, stopped};
 use crate::coalesce::coalesce;
 use crate::defs::Definitions;
 use crate::fold::Fold;
@@ -46,6 +46,8 @@ pub(super) struct Worker {
     /// Under a lease (the engine role on NATS): the lease, and where this partition of
     /// OUTPUT ends as far as this worker knows (every append expects it).
     lease: Option<(Arc<Lease>, u64)>,
+    /// Where the state is shared, and when it last was.
+    share: Option<(Share, tokio::time::Instant)>,
 }
 
 impl Worker {
@@ -74,12 +76,15 @@ impl Worker {
             persist_interval: config.persist_interval,
             last_persist: staggered(config.persist_interval, partition, &config.partitions),
             lease: None,
+            share: None,
         })
     }
 
-    /// Folds under `lease`: every append to OUTPUT fenced.
-    pub(super) fn leased(mut self, lease: Arc<Lease>) -> Self {
+    /// Folds under `lease`: every append to OUTPUT fenced; shares the state through
+    /// `share`, if given.
+    pub(super) fn leased(mut self, lease: Arc<Lease>, share: Option<Share>) -> Self {
         self.lease = Some((lease, 0));
+        self.share = share.map(|s| (s, tokio::time::Instant::now()));
         self
     }
 
@@ -216,6 +221,18 @@ impl Worker {
             let (defs, store) = (&self.defs, &mut self.store);
             laurel_log::blocking(|| defs.read(|defs| store.persist(defs)))?;
             self.last_persist = tokio::time::Instant::now();
+        }
+        if let Some((share, shared)) = &mut self.share
+            && shared.elapsed() >= share.every
+        {
+            let (defs, store, p) = (&self.defs, &mut self.store, self.partition);
+            let identity = self.log.identity();
+            let blob = laurel_log::blocking(|| {
+                defs.read(|defs| store.persist_and_export(defs, identity, p))
+            })?;
+            (share.sink)(p, blob);
+            *shared = tokio::time::Instant::now();
+            self.last_persist = *shared;
         }
         if let Some(reader) = &mut self.reader {
             reader.ack(last).await?;

@@ -166,6 +166,18 @@ impl PartitionStore {
         self.defs_pos = read_u64(&self.tree, DEFS_POS).unwrap_or(self.defs_pos);
     }
 
+    /// Persists, then exports the partition's stored state (see [`export`]): consistent,
+    /// since the caller (the partition's worker, between batches) is its only writer.
+    pub(super) fn persist_and_export(
+        &mut self,
+        defs: &Definitions,
+        identity: &str,
+        partition: u32,
+    ) -> Result<Vec<u8>, sled::Error> {
+        self.persist(defs)?;
+        export_tree(&self.tree, identity, partition)
+    }
+
     /// Whether more players are held in memory than the cache allows.
     pub(super) fn over_capacity(&self) -> bool {
         self.cache.len() > self.cap
@@ -180,6 +192,81 @@ impl PartitionStore {
     pub(super) fn cached_players(&self) -> usize {
         self.cache.len()
     }
+}
+
+/// A partition's stored state, whole, as one engine hands it to another (see
+/// [`export`] and [`import`]).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    /// The identity of the log the state was folded from.
+    identity: String,
+    partition: u32,
+    stats_pos: u64,
+    output_pos: u64,
+    defs_pos: u64,
+    /// Every player's stored record: key and msgpack [`PlayerSnapshot`].
+    players: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The partition's stored state as one blob, to hand to another engine. Only a partition no
+/// worker is writing gives a consistent snapshot (the records are read one by one).
+pub(crate) fn export(db: &Store, identity: &str, partition: u32) -> Result<Vec<u8>, sled::Error> {
+    export_tree(&db.tree(&tree_name(partition))?, identity, partition)
+}
+
+fn export_tree(tree: &Tree, identity: &str, partition: u32) -> Result<Vec<u8>, sled::Error> {
+    let snapshot = Snapshot {
+        identity: identity.to_string(),
+        partition,
+        stats_pos: read_u64(tree, STATS_POS)?,
+        output_pos: read_u64(tree, OUTPUT_POS)?,
+        defs_pos: read_u64(tree, DEFS_POS)?,
+        players: tree.scan_kind(b'P')?,
+    };
+    Ok(encode(&snapshot))
+}
+
+/// Replaces the partition's stored state with `blob` (from [`export`]) when the blob is of
+/// this log and partition and ahead of what is stored; returns its STATS position then.
+/// Recovery checks it against OUTPUT like any stored state.
+pub(crate) fn import(
+    db: &Store,
+    identity: &str,
+    partition: u32,
+    blob: &[u8],
+) -> Result<Option<u64>, StoreError> {
+    let snapshot: Snapshot = decode(blob).map_err(|e| StoreError::Corrupt {
+        player: String::new(),
+        reason: format!("an unreadable snapshot: {e}"),
+    })?;
+    let tree = db.tree(&tree_name(partition))?;
+    if snapshot.identity != identity
+        || snapshot.partition != partition
+        || snapshot.stats_pos <= read_u64(&tree, STATS_POS)?
+    {
+        return Ok(None);
+    }
+    tree.clear()?;
+    let positions = [
+        (
+            STATS_POS.to_vec(),
+            snapshot.stats_pos.to_be_bytes().to_vec(),
+        ),
+        (
+            OUTPUT_POS.to_vec(),
+            snapshot.output_pos.to_be_bytes().to_vec(),
+        ),
+        (DEFS_POS.to_vec(), snapshot.defs_pos.to_be_bytes().to_vec()),
+    ];
+    tree.write(
+        snapshot
+            .players
+            .iter()
+            .chain(positions.iter())
+            .map(|(k, v)| (k.as_slice(), v.as_slice())),
+    )?;
+    tree.flush()?;
+    Ok(Some(snapshot.stats_pos))
 }
 
 /// The sled tree of a partition's engine state.

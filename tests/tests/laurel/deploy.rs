@@ -212,26 +212,38 @@ fn definition_writes_through_two_gateways_never_share_a_version() {
 /// A `laurel engine` process (no HTTP: watched through the leases and its log file).
 struct Engine {
     child: std::process::Child,
+    log: std::path::PathBuf,
 }
 
 impl Engine {
     fn start(urls: &str, replicas: usize, dir: &std::path::Path, name: &str) -> Self {
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let log_path = dir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = std::process::Command::new(laurel_tests::laurel_bin())
             .args(["engine", "--nats", urls, "--partitions", "4"])
             .args(["--replicas", &replicas.to_string()])
             .args(["--lease-ttl-secs", "3", "--checkpoint-interval-ms", "500"])
+            .args(["--snapshot-interval-secs", "1"])
             .arg("--data-dir")
             .arg(dir.join(name))
             .env(
                 "LAUREL_LOG",
-                std::env::var("LAUREL_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                std::env::var("LAUREL_TEST_LOG")
+                    .unwrap_or_else(|_| "warn,laurel_gateway::engine_role=info".into()),
             )
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        Self { child }
+        Self {
+            child,
+            log: log_path,
+        }
+    }
+
+    /// What the engine logged so far.
+    fn logged(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn pid(&self) -> u32 {
@@ -336,16 +348,17 @@ fn post_until_accepted(gateway: &Laurel, token: &str, events: &serde_json::Value
 }
 
 /// Gateways and two engines as separate processes on NATS. The first engine takes every
-/// partition; the second joins and the partitions are shared two and two; mid-stream the
+/// partition and folds a while; the second joins, the partitions are shared two and two,
+/// and the second restores the ones it takes from the snapshots the first shared; mid-stream the
 /// engine holding the player `late`'s partition is killed (SIGKILL), and `also_kill` runs
-/// (a NATS node is killed). The survivor takes the dead engine's partitions over and
-/// folds on from the log: every player's stats are exact through every gateway, and each
+/// (a NATS node is killed). The survivor takes the dead engine's partitions over, from the
+/// snapshots the dead engine shared every second, and folds on from the log: every player's stats are exact through every gateway, and each
 /// unlock is on OUTPUT exactly once. Prints the rebalance and takeover times.
 fn engines_share_partitions_and_take_over(
     urls: &str,
     replicas: usize,
     gateways: usize,
-    also_kill: impl FnOnce(),
+    also_kill: Option<Box<dyn FnOnce() + '_>>,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let log_args = [
@@ -379,18 +392,6 @@ fn engines_share_partitions_and_take_over(
         Duration::from_secs(30),
         || (shares(&lease_holders(urls)) == BTreeMap::from([(first, 4)])).then_some(()),
     );
-    engines.push(Engine::start(urls, replicas, dir.path(), "engine-b"));
-    let joined = Instant::now();
-    let second = engines[1].pid();
-    laurel_tests::wait_until(
-        "the partitions shared two and two",
-        Duration::from_secs(30),
-        || {
-            (shares(&lease_holders(urls)) == BTreeMap::from([(first, 2), (second, 2)]))
-                .then_some(())
-        },
-    );
-    let rebalance = joined.elapsed();
     // Each gateway signs its own development tokens.
     let servers: Vec<String> = gateways.iter().map(|g| g.token(&["--server"])).collect();
     let server = &servers[0];
@@ -403,10 +404,7 @@ fn engines_share_partitions_and_take_over(
             .as_u64()
             .unwrap_or(0)
     };
-    let mut takeover = None;
-    let mut also_kill = Some(also_kill);
-    let mut late = None;
-    for round in 1..=20u64 {
+    let round = |round: u64| {
         let events: Vec<_> = players
             .iter()
             .map(|p| json!({"player_id": p, "stat": "wins", "value": 1, "event_id": uuid::Uuid::new_v4()}))
@@ -417,9 +415,60 @@ fn engines_share_partitions_and_take_over(
             &servers[through],
             &json!({"events": events}),
         );
-        if round == 10 {
+    };
+    for r in 1..=5 {
+        round(r);
+    }
+    laurel_tests::wait_until("the first engine to fold", Duration::from_secs(60), || {
+        (wins_of(gateway, &players[0]) == 5).then_some(())
+    });
+    engines.push(Engine::start(urls, replicas, dir.path(), "engine-b"));
+    let joined = Instant::now();
+    let second = engines[1].pid();
+    laurel_tests::wait_until(
+        "the partitions shared two and two",
+        Duration::from_secs(30),
+        || {
+            (shares(&lease_holders(urls)) == BTreeMap::from([(first, 2), (second, 2)]))
+                .then_some(())
+        },
+    );
+    let rebalance = joined.elapsed();
+    laurel_tests::wait_until(
+        "the second engine to restore its partitions from shared snapshots",
+        Duration::from_secs(30),
+        || {
+            (engines[1]
+                .logged()
+                .matches("restored the partition from its shared snapshot")
+                .count()
+                == 2)
+                .then_some(())
+        },
+    );
+    // Past the snapshot interval (1 s) since the first engine took its partitions: its next
+    // batch of each shares the partition's state.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let mut takeover = None;
+    let mut also_kill = Some(also_kill);
+    let mut late = None;
+    for r in 6..=20u64 {
+        round(r);
+        if r == 10 {
             // A player of a partition the first engine holds: folded again only once the
             // survivor has taken the partition over.
+            laurel_tests::wait_until(
+                "the first engine to share the partitions it kept",
+                Duration::from_secs(30),
+                || {
+                    (engines[0]
+                        .logged()
+                        .matches("shared the partition's snapshot")
+                        .count()
+                        >= 4)
+                        .then_some(())
+                },
+            );
             let holders = lease_holders(urls);
             let player = (0..)
                 .map(|i| format!("late-{i}"))
@@ -427,17 +476,32 @@ fn engines_share_partitions_and_take_over(
                 .unwrap();
             engines[0].kill9();
             let killed = Instant::now();
-            also_kill.take().unwrap()();
+            let nats_node_killed = also_kill.take().flatten().map(|kill| kill()).is_some();
             post_until_accepted(
                 gateway,
                 server,
                 &json!({"events": [{"player_id": player, "stat": "wins", "value": 1, "event_id": uuid::Uuid::new_v4()}]}),
             );
-            laurel_tests::wait_until("the survivor to fold on", Duration::from_secs(60), || {
+            laurel_tests::wait_until("the survivor to fold on", Duration::from_secs(120), || {
                 (wins_of(gateway, &player) == 1).then_some(())
             });
             takeover = Some(killed.elapsed());
             late = Some(player);
+            // The dead engine shared its partitions' state as it folded: the survivor starts
+            // from those snapshots, not from the start of the log. (With a NATS node killed
+            // at the same moment, a snapshot may be out of reach for a while: the survivor
+            // then re-folds from the log, which the exact stats below check.)
+            laurel_tests::wait_until(
+                "the survivor to restore the dead engine's partitions from snapshots",
+                Duration::from_secs(30),
+                || {
+                    let restored = engines[1]
+                        .logged()
+                        .matches("restored the partition from its shared snapshot")
+                        .count();
+                    (restored == 4 || nats_node_killed).then_some(())
+                },
+            );
         }
     }
     for gateway in &gateways {
@@ -491,10 +555,16 @@ fn engines_share_partitions_and_take_over(
         .collect();
     expected.sort();
     assert_eq!(unlocks, expected);
+    let restored = engines[1]
+        .logged()
+        .matches("restored the partition from its shared snapshot")
+        .count();
     eprintln!(
         "engines on {urls}: partitions shared {rebalance:?} after the second engine started; \
-         the dead engine's partitions folded on {:?} after its SIGKILL (lease TTL 3 s)",
-        takeover.unwrap()
+         the dead engine's partitions folded on {:?} after its SIGKILL (lease TTL 3 s), \
+         {} of 2 from its shared snapshots",
+        takeover.unwrap(),
+        restored - 2
     );
 }
 
@@ -503,7 +573,7 @@ fn engines_share_partitions_and_take_over(
 #[test]
 fn engines_share_the_partitions_and_take_over_a_killed_one() {
     let nats = NatsServer::start();
-    engines_share_partitions_and_take_over(&nats.url(), 1, 1, || {});
+    engines_share_partitions_and_take_over(&nats.url(), 1, 1, None);
 }
 
 /// The production shape: a 3-node JetStream cluster (streams and leases with 3 replicas),
@@ -513,5 +583,6 @@ fn a_three_node_cluster_survives_losing_an_engine_and_a_nats_node() {
     let mut cluster = NatsCluster::start(3);
     let urls = cluster.url();
     wait_for_jetstream(&urls, 3);
-    engines_share_partitions_and_take_over(&urls, 3, 2, || cluster.nodes[1].kill());
+    let kill_a_node = Box::new(|| cluster.nodes[1].kill());
+    engines_share_partitions_and_take_over(&urls, 3, 2, Some(kill_a_node));
 }

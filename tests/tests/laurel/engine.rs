@@ -807,6 +807,7 @@ async fn a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_on
             defs: defs.clone(),
             config: config.clone(),
             metrics: metrics.clone(),
+            share: None,
         };
         let task = tokio::spawn(workers.run_partition(p, Arc::new(lease), shutdown));
         (stop, task)
@@ -877,7 +878,74 @@ async fn a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_on
     worker.await.unwrap().unwrap();
 }
 
+/// A partition's state handed from one engine to another: taken when it is of the same log
+/// and ahead of the taker's own, refused otherwise; folding on from it counts every event
+/// once.
+async fn a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    define(&f.log, &game()).await;
+    let p = partition_of("ann", f.log.config().partitions);
+    let (defs, _) = shell::SharedDefs::load(&f.log, "snapshot-defs")
+        .await
+        .unwrap();
+    let mut config = ShellConfig::all(f.log.config().partitions);
+    config.poll = Duration::from_millis(50);
+    let workers = |name: &str, log: &Log| shell::Workers {
+        log: log.clone(),
+        db: crate::support::open_store(&f.dir.path().join(name)),
+        defs: defs.clone(),
+        config: config.clone(),
+        metrics: Arc::new(EngineMetrics::default()),
+        share: None,
+    };
+    let run = |workers: shell::Workers| {
+        let (stop, shutdown) = watch::channel(false);
+        let lease = Arc::new(Lease::new(Instant::now() + Duration::from_secs(60)));
+        (
+            stop,
+            tokio::spawn(workers.run_partition(p, lease, shutdown)),
+        )
+    };
+    let kill = |log: &Log| stat_entry(log, "ann", "kills", 1, Uuid::new_v4());
+    let (a, b) = (workers("a", &f.log), workers("b", &f.log));
+    f.log
+        .append(StreamKind::Stats, vec![kill(&f.log), kill(&f.log)])
+        .await
+        .unwrap();
+    let (stop, worker) = run(a.clone());
+    wait_for_outputs(&f.log, "two kills", |o| {
+        last_stats(o).values().any(|v| *v == Value::Int(2))
+    })
+    .await;
+    stop.send_replace(true);
+    worker.await.unwrap().unwrap();
+    let blob = a.export(p).unwrap();
+    let position = f.log.last_seq(StreamKind::Stats, p).await.unwrap();
+    assert_eq!(b.import(p, &blob).unwrap(), Some(position));
+    assert_eq!(b.import(p, &blob).unwrap(), None, "not ahead: not taken");
+    let other = Fixture::new(backend, |_| {}).await;
+    assert_eq!(
+        workers("c", &other.log).import(p, &blob).unwrap(),
+        None,
+        "another log's state is never taken"
+    );
+    // The taker folds on from the snapshot: the third kill unlocks, each kill counted once.
+    f.log
+        .append(StreamKind::Stats, vec![kill(&f.log)])
+        .await
+        .unwrap();
+    let (stop, worker) = run(b);
+    let all = wait_for_outputs(&f.log, "three kills", |o| {
+        last_stats(o).values().any(|v| *v == Value::Int(3))
+    })
+    .await;
+    assert_eq!(unlocks(&all), vec![("ann".into(), "K3".into())]);
+    stop.send_replace(true);
+    worker.await.unwrap().unwrap();
+}
+
 crate::both_backends!(
+    a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log,
     a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_once,
     grouped_entries_count_every_event_once_across_a_rebuild,
     an_output_deduplicated_before_the_resume_point_is_not_lost,
