@@ -13,9 +13,11 @@
 //!   above it (an engine joined), it stops the extra workers, still renewing their leases
 //!   until they have stopped, then deletes the leases for the others to take.
 //!
-//! A partition's worker restores its state from this engine's data dir, brings it up to
-//! what OUTPUT holds (a partition this engine folded before is re-folded from where it
-//! stopped; one it never held, from the start), and folds on. Every append it makes is
+//! A partition's worker starts from the partition's shared snapshot (the object store
+//! `{STREAM_PREFIX}_SNAPSHOTS`, written at each hand-over and every
+//! `--snapshot-interval-secs` by the partition's owner) or from this engine's data dir,
+//! whichever is ahead, brings that state up to what OUTPUT holds (re-folding the STATS
+//! events after it, silently), and folds on. Every append it makes is
 //! fenced twice: by the lease's deadline on the engine's own clock (renewal sent + two
 //! thirds of the TTL, so a stalled engine stops before its lease can expire), and by
 //! JetStream, which refuses an append unless the partition's OUTPUT still ends where the
