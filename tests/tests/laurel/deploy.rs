@@ -349,11 +349,12 @@ fn post_until_accepted(gateway: &Laurel, token: &str, events: &serde_json::Value
 
 /// Gateways and two engines as separate processes on NATS. The first engine takes every
 /// partition and folds a while; the second joins, the partitions are shared two and two,
-/// and the second restores the ones it takes from the snapshots the first shared; mid-stream the
-/// engine holding the player `late`'s partition is killed (SIGKILL), and `also_kill` runs
-/// (a NATS node is killed). The survivor takes the dead engine's partitions over, from the
-/// snapshots the dead engine shared every second, and folds on from the log: every player's stats are exact through every gateway, and each
-/// unlock is on OUTPUT exactly once. Prints the rebalance and takeover times.
+/// and the second restores the ones it takes from the snapshots the first shared.
+/// Mid-stream the engine holding the player `late`'s partition is killed (SIGKILL), and
+/// `also_kill` runs (a NATS node is killed). The survivor takes the dead engine's
+/// partitions over, from the snapshots the dead engine shared every second, and folds on
+/// from the log: every player's stats are exact through every gateway, and each unlock is
+/// on OUTPUT exactly once. Prints the rebalance and takeover times.
 fn engines_share_partitions_and_take_over(
     urls: &str,
     replicas: usize,
