@@ -111,13 +111,7 @@ pub async fn run(args: EngineArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
     };
     let log = opened.log.clone();
     let defs_consumer = format!("{}-defs", shell_config.consumer);
-    let loaded = laurel_log::retry::retrying(
-        &shutdown,
-        "loading definitions",
-        ShellError::is_transient,
-        || SharedDefs::load(&log, &defs_consumer),
-    )
-    .await;
+    let loaded = SharedDefs::load_retrying(&log, &defs_consumer, &shutdown).await;
     let Some(loaded) = loaded else {
         return Ok(());
     };

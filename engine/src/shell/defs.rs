@@ -50,6 +50,22 @@ impl SharedDefs {
         )
     }
 
+    /// [`SharedDefs::load`], tried again while the log is unreachable; `None` when
+    /// `shutdown` came first.
+    pub async fn load_retrying(
+        log: &Log,
+        consumer: &str,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Option<Result<(Arc<Self>, DefsFollower), ShellError>> {
+        laurel_log::retry::retrying(
+            shutdown,
+            "loading definitions",
+            ShellError::is_transient,
+            || Self::load(log, consumer),
+        )
+        .await
+    }
+
     /// Reads DEFS to its end: the definitions a process starts with, and the follower that
     /// keeps them current (run it until shutdown). `consumer` names the reader; each load
     /// gets a name of its own from it, since every process (every gateway and engine on one

@@ -250,13 +250,7 @@ pub async fn run_standalone(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ShellError> {
     let consumer = format!("{}-defs", config.consumer);
-    let loaded = laurel_log::retry::retrying(
-        &shutdown,
-        "loading definitions",
-        ShellError::is_transient,
-        || SharedDefs::load(&log, &consumer),
-    )
-    .await;
+    let loaded = SharedDefs::load_retrying(&log, &consumer, &shutdown).await;
     let Some(loaded) = loaded else {
         return Ok(());
     };

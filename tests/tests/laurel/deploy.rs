@@ -254,6 +254,16 @@ impl Engine {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Stops the engine as an operator would (SIGTERM) and waits until it has exited.
+    fn terminate(&mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(self.child.wait().unwrap().success(), "{}", self.logged());
+    }
 }
 
 impl Drop for Engine {
@@ -567,6 +577,70 @@ fn engines_share_partitions_and_take_over(
         takeover.unwrap(),
         restored - 2
     );
+}
+
+/// An engine stopped with SIGTERM hands its partitions over before it exits: when it has
+/// exited, none of its leases is left to expire, and the other engine takes them at once,
+/// from the snapshots it shared.
+#[test]
+fn a_stopped_engine_hands_its_partitions_over_before_it_exits() {
+    let nats = NatsServer::start();
+    let urls = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Laurel::start_gateway(
+        &dir.path().join("gateway"),
+        &["--nats", &urls, "--partitions", "4"].map(String::from),
+    );
+    let admin = gateway.token(&["--admin"]);
+    gateway.define_sum_stat(&admin, "wins");
+    let mut a = Engine::start(&urls, 1, dir.path(), "engine-a");
+    let b = Engine::start(&urls, 1, dir.path(), "engine-b");
+    laurel_tests::wait_until(
+        "the partitions shared two and two",
+        Duration::from_secs(30),
+        || {
+            (shares(&lease_holders(&urls)) == BTreeMap::from([(a.pid(), 2), (b.pid(), 2)]))
+                .then_some(())
+        },
+    );
+    let server = gateway.token(&["--server"]);
+    let events: Vec<_> = (0..20)
+        .map(|i| json!({"player_id": format!("player-{i}"), "stat": "wins", "value": 1}))
+        .collect();
+    post_until_accepted(&gateway, &server, &json!({"events": events}));
+    let token = gateway.token(&["--player", "player-0"]);
+    laurel_tests::wait_until("the wins folded", Duration::from_secs(30), || {
+        let r = gateway.call("GET", "/v1/players/me/stats", Some(&token), None);
+        (r.json["stats"]["wins"] == 1).then_some(())
+    });
+    let shared = |e: &Engine| {
+        e.logged()
+            .matches("shared the partition's snapshot")
+            .count()
+    };
+    let restored = |e: &Engine| {
+        e.logged()
+            .matches("restored the partition from its shared snapshot")
+            .count()
+    };
+    let (shared_before, restored_before) = (shared(&a), restored(&b));
+    let gone = a.pid();
+    a.terminate();
+    let held: Vec<u32> = lease_holders(&urls).into_values().collect();
+    assert!(!held.contains(&gone), "no lease left behind: {held:?}");
+    assert_eq!(
+        shared(&a) - shared_before,
+        2,
+        "a snapshot of each partition it held"
+    );
+    laurel_tests::wait_until(
+        "the other engine to take every partition",
+        Duration::from_secs(30),
+        || (shares(&lease_holders(&urls)) == BTreeMap::from([(b.pid(), 4)])).then_some(()),
+    );
+    laurel_tests::wait_until("the snapshots restored", Duration::from_secs(30), || {
+        (restored(&b) - restored_before == 2).then_some(())
+    });
 }
 
 /// One NATS server, one gateway, two engines: sharing, rebalancing on join, and takeover
