@@ -57,6 +57,18 @@ pub enum ProjectorError {
     /// A task panicked.
     #[error("projector task: {0}")]
     Task(String),
+    /// An entry could not be decoded: the projector stops rather than skip it, since what
+    /// it would skip was answered 2xx to someone.
+    #[error("{stream} entry {seq} is undecodable: {source}")]
+    Undecodable {
+        /// The stream (`defs`, `output`).
+        stream: &'static str,
+        /// The entry's position.
+        seq: u64,
+        /// Why it could not be decoded.
+        #[source]
+        source: laurel_schemas::DecodeError,
+    },
 }
 
 /// Runs the projector until `shutdown` turns true.
@@ -165,21 +177,27 @@ async fn worker(
         let mut applied = Vec::new();
         for record in records.iter().filter(|r| r.seq > position) {
             match target {
-                Target::Defs => match decode::<DefinitionEvent>(&record.payload) {
-                    Ok(event) => overlay.apply_definition(&event)?,
-                    Err(e) => {
-                        tracing::error!(seq = record.seq, error = %e, "skipping undecodable definition")
-                    }
-                },
-                Target::Partition(_) => match decode::<Output>(&record.payload) {
-                    Ok(output) => {
-                        overlay.apply_output(&output)?;
-                        applied.extend(output.into_outputs());
-                    }
-                    Err(e) => {
-                        tracing::error!(seq = record.seq, error = %e, "skipping undecodable output")
-                    }
-                },
+                Target::Defs => {
+                    let event = decode::<DefinitionEvent>(&record.payload).map_err(|source| {
+                        ProjectorError::Undecodable {
+                            stream: "defs",
+                            seq: record.seq,
+                            source,
+                        }
+                    })?;
+                    overlay.apply_definition(&event)?;
+                }
+                Target::Partition(_) => {
+                    let output = decode::<Output>(&record.payload).map_err(|source| {
+                        ProjectorError::Undecodable {
+                            stream: "output",
+                            seq: record.seq,
+                            source,
+                        }
+                    })?;
+                    overlay.apply_output(&output)?;
+                    applied.extend(output.into_outputs());
+                }
             }
         }
         if last > position {

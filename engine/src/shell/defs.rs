@@ -82,7 +82,7 @@ impl SharedDefs {
             .await?;
         while shared.seq() < target {
             let batch = reader.next_batch(500, Duration::from_secs(1)).await?;
-            apply_batch(&shared, batch);
+            apply_batch(&shared, batch)?;
         }
         let follower = DefsFollower {
             reader,
@@ -110,6 +110,13 @@ impl SharedDefs {
         self.seq.send_replace(seq);
     }
 
+    /// Waits, at most `timeout`, until every definition appended to DEFS so far is applied:
+    /// whether it is.
+    pub async fn catch_up_within(&self, log: &Log, timeout: Duration) -> Result<bool, ShellError> {
+        let target = log.last_seq(StreamKind::Defs, 0).await?;
+        Ok(self.wait_for(target, timeout).await)
+    }
+
     /// Waits until every definition appended to DEFS so far is applied.
     pub async fn catch_up(&self, log: &Log) -> Result<(), ShellError> {
         let target = log.last_seq(StreamKind::Defs, 0).await?;
@@ -122,20 +129,20 @@ impl SharedDefs {
 }
 
 /// Applies DEFS entries after the position applied so far; anything at or below it was
-/// applied already (a broker may hand it out again) and is skipped.
-fn apply_batch(shared: &SharedDefs, records: Vec<laurel_log::Record>) {
+/// applied already (a broker may hand it out again) and is passed over. An entry that does
+/// not decode stops the follower: the definitions never move past it.
+fn apply_batch(shared: &SharedDefs, records: Vec<laurel_log::Record>) -> Result<(), ShellError> {
     for record in records {
         if record.seq <= shared.seq() {
             continue;
         }
-        match decode::<DefinitionEvent>(&record.payload) {
-            Ok(event) => shared.apply(record.seq, event),
-            Err(e) => {
-                tracing::error!(seq = record.seq, error = %e, "skipping undecodable definition");
-                shared.seq.send_replace(record.seq);
-            }
-        }
+        let event = decode::<DefinitionEvent>(&record.payload).map_err(|e| {
+            tracing::error!(seq = record.seq, error = %e, "an undecodable definition stops the definitions follower");
+            ShellError::undecodable(StreamKind::Defs, 0, record.seq, e)
+        })?;
+        shared.apply(record.seq, event);
     }
+    Ok(())
 }
 
 /// Keeps a [`SharedDefs`] current with DEFS.
@@ -152,7 +159,7 @@ impl DefsFollower {
             tokio::select! {
                 () = super::stopped(shutdown.clone()) => return Ok(()),
                 batch = self.reader.next_batch(100, Duration::from_secs(1)) => match batch {
-                    Ok(records) => apply_batch(&self.shared, records),
+                    Ok(records) => apply_batch(&self.shared, records)?,
                     Err(e) => {
                         tracing::warn!(error = %e, "definitions log unavailable; retrying");
                         tokio::select! {

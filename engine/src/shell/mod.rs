@@ -114,9 +114,38 @@ pub enum ShellError {
     /// A task panicked or was cancelled.
     #[error("engine task: {0}")]
     Task(String),
+    /// An entry on a log could not be decoded: the reader stops rather than skip it, since
+    /// what it would skip was answered 2xx to someone.
+    #[error("{stream} partition {partition} entry {seq} is undecodable: {source}")]
+    Undecodable {
+        /// The stream (`stats`, `defs`, `output`).
+        stream: &'static str,
+        /// Its partition (0 for DEFS).
+        partition: u32,
+        /// The entry's position.
+        seq: u64,
+        /// Why it could not be decoded.
+        #[source]
+        source: laurel_schemas::DecodeError,
+    },
 }
 
 impl ShellError {
+    /// An entry of `stream` that could not be decoded.
+    pub fn undecodable(
+        stream: laurel_log::StreamKind,
+        partition: u32,
+        seq: u64,
+        source: laurel_schemas::DecodeError,
+    ) -> Self {
+        ShellError::Undecodable {
+            stream: stream.name(),
+            partition,
+            seq,
+            source,
+        }
+    }
+
     /// Whether trying again later may succeed (the log was unreachable).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -127,7 +156,8 @@ impl ShellError {
             | ShellError::Store(_)
             | ShellError::Interrupted
             | ShellError::Fenced(_)
-            | ShellError::Task(_) => false,
+            | ShellError::Task(_)
+            | ShellError::Undecodable { .. } => false,
         }
     }
 }

@@ -195,12 +195,11 @@ impl Worker {
         };
         let mut messages: Vec<(u64, StatsMessage)> = Vec::with_capacity(fresh.len());
         for r in &fresh {
-            match decode::<StatsEntry>(&r.payload) {
-                Ok(entry) => messages.extend(entry.into_messages().into_iter().map(|m| (r.seq, m))),
-                Err(e) => {
-                    tracing::error!(partition = self.partition, seq = r.seq, error = %e, "skipping undecodable stat event");
-                }
-            }
+            let entry = decode::<StatsEntry>(&r.payload).map_err(|e| {
+                tracing::error!(partition = self.partition, seq = r.seq, error = %e, "an undecodable stat event stops the partition");
+                ShellError::undecodable(StreamKind::Stats, self.partition, r.seq, e)
+            })?;
+            messages.extend(entry.into_messages().into_iter().map(|m| (r.seq, m)));
         }
         // A definition the gateway saw may not have reached this engine yet.
         if self

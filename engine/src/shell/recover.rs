@@ -139,35 +139,40 @@ pub(super) async fn recover(
     let mut mismatch = false;
     let start = store.output_pos.saturating_sub(1);
     let expected = (store.output_pos, store.stats_pos);
-    let read = read_range(log, StreamKind::Output, partition, consumer, start, tail, |record| {
-        found.outputs += 1;
-        let output = match decode::<Output>(&record.payload) {
-            Ok(output) => output,
-            Err(e) => {
-                tracing::error!(partition, seq = record.seq, error = %e, "skipping an undecodable output");
+    let read = read_range(
+        log,
+        StreamKind::Output,
+        partition,
+        consumer,
+        start,
+        tail,
+        |record| {
+            found.outputs += 1;
+            let output = decode::<Output>(&record.payload).map_err(|e| {
+                ShellError::undecodable(StreamKind::Output, partition, record.seq, e)
+            })?;
+            if !verified {
+                // The first entry must be the checkpoint the stored state recorded.
+                let matches = record.seq == expected.0
+                    && checkpoint_of(&output)
+                        .is_some_and(|(p, seq)| p == partition && seq == expected.1);
+                if !matches {
+                    mismatch = true;
+                    return Err(ShellError::Recovery("mismatch".into()));
+                }
+                verified = true;
                 return Ok(());
             }
-        };
-        if !verified {
-            // The first entry must be the checkpoint the stored state recorded.
-            let matches = record.seq == expected.0
-                && checkpoint_of(&output).is_some_and(|(p, seq)| p == partition && seq == expected.1);
-            if !matches {
-                mismatch = true;
-                return Err(ShellError::Recovery("mismatch".into()));
+            match checkpoint_of(&output) {
+                Some((_, seq)) if seq > reached.0 => reached = (seq, record.seq),
+                _ => {}
             }
-            verified = true;
-            return Ok(());
-        }
-        match checkpoint_of(&output) {
-            Some((_, seq)) if seq > reached.0 => reached = (seq, record.seq),
-            _ => {}
-        }
-        if let Output::Unlocked(u) = output {
-            unlocks.push(u);
-        }
-        Ok(())
-    })
+            if let Output::Unlocked(u) = output {
+                unlocks.push(u);
+            }
+            Ok(())
+        },
+    )
     .await;
     if mismatch || (read.is_ok() && !verified) {
         tracing::warn!(
@@ -193,18 +198,14 @@ pub(super) async fn recover(
         store.stats_pos,
         reached.0,
         |record| {
-            match decode::<StatsEntry>(&record.payload) {
-                Ok(entry) => {
-                    for msg in entry.into_messages() {
-                        let player = store.player_mut(msg.player_id(), defs)?;
-                        fold.apply(player, &msg, &mut scratch);
-                        scratch.clear();
-                        found.events += 1;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(partition, seq = record.seq, error = %e, "skipping undecodable stat event")
-                }
+            let entry = decode::<StatsEntry>(&record.payload).map_err(|e| {
+                ShellError::undecodable(StreamKind::Stats, partition, record.seq, e)
+            })?;
+            for msg in entry.into_messages() {
+                let player = store.player_mut(msg.player_id(), defs)?;
+                fold.apply(player, &msg, &mut scratch);
+                scratch.clear();
+                found.events += 1;
             }
             Ok(())
         },

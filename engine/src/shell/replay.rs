@@ -121,13 +121,9 @@ impl<'a> Replay<'a> {
                 // A batch is CPU work for a while: other tasks of this thread move meanwhile.
                 laurel_log::blocking(|| {
                     for record in records {
-                        let entry = match decode::<StatsEntry>(&record.payload) {
-                            Ok(entry) => entry,
-                            Err(e) => {
-                                tracing::error!(partition, seq = record.seq, error = %e, "replay skips an undecodable stat event");
-                                continue;
-                            }
-                        };
+                        let entry = decode::<StatsEntry>(&record.payload).map_err(|e| {
+                            ShellError::undecodable(StreamKind::Stats, partition, record.seq, e)
+                        })?;
                         for msg in entry.into_messages() {
                             let player = match players.get_mut(msg.player_id()) {
                                 Some(player) => player,
@@ -145,7 +141,8 @@ impl<'a> Replay<'a> {
                             events += 1;
                         }
                     }
-                });
+                    Ok::<_, ShellError>(())
+                })?;
                 read.fetch_add(records.len() as u64, Ordering::Relaxed);
                 Ok(())
             },
