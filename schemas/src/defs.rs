@@ -60,7 +60,7 @@ pub struct StatSpec {
     pub max_value: Option<Value>,
     /// The largest change one event may make to the stat (anti-cheat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>, exclusive_minimum = 0))]
     pub max_delta: Option<Value>,
     /// Whether a player's own token may report it (default: only game servers).
     #[serde(default)]
@@ -124,7 +124,7 @@ pub struct StatDefinition {
     pub max_value: Option<Value>,
     /// The largest change one event may make to the stat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>, exclusive_minimum = 0))]
     pub max_delta: Option<Value>,
     /// Whether a player's own token may report it.
     #[serde(default)]
@@ -290,7 +290,11 @@ pub struct Localization {
 }
 
 /// The longest title, in characters.
-pub const TITLE_MAX: usize = 256;
+pub const TITLE_MAX: usize = 128;
+/// How deeply an achievement's `metadata` may nest (the object itself is level 1): deep
+/// enough for any game's data, shallow enough that a definition always decodes from the log
+/// (whose decoder stops at [`crate::codec::MAX_DEPTH`]).
+pub const METADATA_MAX_DEPTH: usize = 32;
 /// The longest description, in characters.
 pub const DESCRIPTION_MAX: usize = 4096;
 /// The longest icon reference, in characters.
@@ -387,6 +391,7 @@ macro_rules! achievement_fields {
             pub available_until: Option<OffsetDateTime>,
             /// Texts per BCP 47 language tag, chosen by `Accept-Language`.
             #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+            #[cfg_attr(feature = "openapi", schema(schema_with = crate::names::openapi::localizations_by_tag))]
             pub localizations: BTreeMap<String, Localization>,
             /// Free-form data, returned as is.
             #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
@@ -510,6 +515,14 @@ impl AchievementSpec {
         if self.title.trim().is_empty() {
             errors.push(ValidationError::new("title", Reason::Empty));
         }
+        if object_depth(&self.metadata) > METADATA_MAX_DEPTH {
+            errors.push(ValidationError::new(
+                "metadata",
+                Reason::TooDeep {
+                    max: METADATA_MAX_DEPTH,
+                },
+            ));
+        }
         if self.conditions.len() > CONDITIONS_MAX {
             errors.push(ValidationError::new(
                 "conditions",
@@ -551,6 +564,21 @@ impl AchievementSpec {
             Err(errors)
         }
     }
+}
+
+/// How deeply an object nests: 1 for `{}` or `{"a": 1}`, 2 for `{"a": []}`.
+fn object_depth(map: &serde_json::Map<String, serde_json::Value>) -> usize {
+    fn depth(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            serde_json::Value::Null
+            | serde_json::Value::Bool(_)
+            | serde_json::Value::Number(_)
+            | serde_json::Value::String(_) => 0,
+        }
+    }
+    1 + map.values().map(depth).max().unwrap_or(0)
 }
 
 impl AchievementDefinition {
@@ -615,6 +643,9 @@ impl AchievementDefinition {
 }
 
 /// Whether `tag` is shaped like a BCP 47 language tag (`en`, `pt-BR`, `zh-Hant-TW`).
+/// A language tag's shape, as the OpenAPI document states it ([`is_language_tag`]'s rule).
+pub const LANGUAGE_TAG_PATTERN: &str = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$";
+
 fn is_language_tag(tag: &str) -> bool {
     let mut parts = tag.split('-');
     let primary_ok = parts

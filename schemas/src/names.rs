@@ -13,6 +13,9 @@ use crate::validation::Reason;
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $check:path, pattern = $pattern:expr, max = $max:expr) => {
+        name_type!($(#[$doc])* $name, $check, stored = $check, pattern = $pattern, max = $max);
+    };
+    ($(#[$doc:meta])* $name:ident, $check:path, stored = $stored:path, pattern = $pattern:expr, max = $max:expr) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "Arc<str>")]
@@ -21,12 +24,7 @@ macro_rules! name_type {
         #[cfg(feature = "openapi")]
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::String)
-                    .pattern(Some($pattern))
-                    .min_length(Some(1))
-                    .max_length(Some($max))
-                    .into()
+                openapi::name($pattern, $max).into()
             }
         }
 
@@ -34,9 +32,17 @@ macro_rules! name_type {
         impl utoipa::ToSchema for $name {}
 
         impl $name {
-            /// Validates and wraps a name.
+            /// Validates and wraps a name that enters Laurel now (a request's).
             pub fn new(s: impl AsRef<str> + Into<Arc<str>>) -> Result<Self, Reason> {
                 $check(s.as_ref())?;
+                Ok(Self(s.into()))
+            }
+
+            /// Wraps a name as stored (on a log, in a view, in a lookup's path): checked by
+            /// the rule every stored name met, which may be looser than today's rule for new
+            /// names, so that what was once accepted still decodes.
+            pub fn stored(s: impl AsRef<str> + Into<Arc<str>>) -> Result<Self, Reason> {
+                $stored(s.as_ref())?;
                 Ok(Self(s.into()))
             }
 
@@ -54,9 +60,9 @@ macro_rules! name_type {
         impl TryFrom<String> for $name {
             type Error = Reason;
             fn try_from(s: String) -> Result<Self, Reason> {
-                // Serde calls this for every name it decodes: a refusal is noted for a
-                // body parser to answer with its code.
-                Self::new(s).inspect_err(crate::validation::note_refusal)
+                // Serde calls this for every name it decodes, from a log too: the stored
+                // rule. A refusal is noted for a body parser to answer with its code.
+                Self::stored(s).inspect_err(crate::validation::note_refusal)
             }
         }
 
@@ -114,13 +120,64 @@ name_type!(
     max = ACHIEVEMENT_ID_MAX
 );
 name_type!(
-    /// A player's id: 1 to 128 bytes of UTF-8 with no control characters.
+    /// A player's id: 1 to 128 bytes of ASCII letters, digits and `_-.@:|+=~`, or letters
+    /// and digits of one script that Unicode's identifier profile allows (docs/reference.md).
     PlayerId,
     check_player_id,
-    pattern = crate::validation::ONE_LINE_PATTERN,
+    stored = check_stored_player_id,
+    pattern = PLAYER_ID_PATTERN,
     // JSON Schema counts characters; the rule counts bytes (see docs/api.md).
     max = PLAYER_ID_MAX
 );
+
+/// OpenAPI schemas of names, and of maps keyed by them (definitions files, localizations).
+#[cfg(feature = "openapi")]
+pub mod openapi {
+    use utoipa::openapi::Ref;
+    use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Type};
+
+    /// A name: a string of `pattern`, 1 to `max` characters.
+    pub fn name(pattern: &str, max: usize) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .min_length(Some(1))
+            .max_length(Some(max))
+            .build()
+    }
+
+    /// An object whose keys are `keys` and whose values are the schema named `values`.
+    fn keyed_by(keys: Object, values: &str) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(Some(keys))
+            .additional_properties(Some(AdditionalProperties::RefOr(
+                Ref::from_schema_name(values).into(),
+            )))
+            .build()
+    }
+
+    /// Stat definitions by name.
+    pub fn stats_by_name() -> Object {
+        keyed_by(
+            name(super::STAT_NAME_PATTERN, super::STAT_NAME_MAX),
+            "StatSpec",
+        )
+    }
+
+    /// Achievement definitions by id.
+    pub fn achievements_by_id() -> Object {
+        keyed_by(
+            name(super::ACHIEVEMENT_ID_PATTERN, super::ACHIEVEMENT_ID_MAX),
+            "AchievementSpec",
+        )
+    }
+
+    /// Texts by BCP 47 language tag.
+    pub fn localizations_by_tag() -> Object {
+        keyed_by(name(crate::defs::LANGUAGE_TAG_PATTERN, 255), "Localization")
+    }
+}
 
 /// The longest stat name, in characters.
 pub const STAT_NAME_MAX: usize = 128;
@@ -132,6 +189,17 @@ pub const PLAYER_ID_MAX: usize = 128;
 pub const STAT_NAME_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
 /// An achievement id's pattern, as the OpenAPI document states it.
 pub const ACHIEVEMENT_ID_PATTERN: &str = r"^[A-Za-z0-9_-]+$";
+/// A player id's pattern, as the OpenAPI document states it: exact for ASCII; of other
+/// characters it says only that they are no control, invisible or space character (which
+/// letters, scripts and look-alikes are allowed is no regular expression's to say).
+pub const PLAYER_ID_PATTERN: &str = concat!(
+    r"^([A-Za-z0-9_.@:|+=~-]|[^\x00-\x7f\u0080-\u009f\u00a0\u00ad\u1680\u2000-\u200f",
+    r"\u2028-\u202f\u205f-\u2064\u2066-\u2069\u3000\ufeff])+$"
+);
+
+/// ASCII punctuation a player id may hold besides letters and digits: what identity
+/// providers put in theirs (UUIDs, `auth0|123`, e-mail addresses, `eu:123`, base64's `+=`).
+const PLAYER_ID_PUNCTUATION: &[u8] = b"_-.@:|+=~";
 
 fn is_word_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
@@ -178,7 +246,9 @@ fn check_achievement_id(s: &str) -> Result<(), Reason> {
     }
 }
 
-fn check_player_id(s: &str) -> Result<(), Reason> {
+/// The rule player ids were stored under before the identifier profile (1 to 128 bytes of
+/// text fit to show): every stored id meets it, so entries written then still decode.
+fn check_stored_player_id(s: &str) -> Result<(), Reason> {
     if s.is_empty() {
         return Err(Reason::Empty);
     }
@@ -189,6 +259,50 @@ fn check_player_id(s: &str) -> Result<(), Reason> {
         });
     }
     crate::validation::check_text(s, false)
+}
+
+/// A new player id: the stored rule, and then a profile under which no two ids look alike.
+/// Each character is an ASCII letter, digit or one of `_-.@:|+=~`, or a character UTS #39
+/// allows in identifiers (letters and digits of modern scripts: no format, invisible,
+/// compatibility or fullwidth forms). The id is in NFC, its letters come from one script
+/// (`аnn` with a Cyrillic `а` is refused), and one written in other letters must not look
+/// like an ASCII id (an all-Cyrillic `асе` passes for `ace`).
+fn check_player_id(s: &str) -> Result<(), Reason> {
+    use unicode_security::{GeneralSecurityProfile as _, MixedScript as _};
+    check_stored_player_id(s)?;
+    let allowed = |c: char| {
+        if c.is_ascii() {
+            c.is_ascii_alphanumeric() || PLAYER_ID_PUNCTUATION.contains(&(c as u8))
+        } else {
+            c.identifier_allowed()
+        }
+    };
+    if let Some(c) = s.chars().find(|&c| !allowed(c)) {
+        return Err(Reason::DisallowedCharacter {
+            code_point: u32::from(c),
+        });
+    }
+    if s.is_ascii() {
+        return Ok(());
+    }
+    if !unicode_normalization::is_nfc(s) {
+        return Err(Reason::Confusable {
+            why: "not in Unicode Normalization Form C (an accent must be composed with its letter)"
+                .into(),
+        });
+    }
+    if !s.is_single_script() {
+        return Err(Reason::Confusable {
+            why: "mixes letters of several scripts".into(),
+        });
+    }
+    let skeleton: String = unicode_security::skeleton(s).collect();
+    if skeleton.is_ascii() {
+        return Err(Reason::Confusable {
+            why: format!("looks like the ASCII id {skeleton:?}"),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -231,7 +345,7 @@ mod tests {
 
     #[test]
     fn player_ids_are_bounded_utf8_without_control_characters() {
-        assert!(PlayerId::new("játékos-1 ✓").is_ok());
+        assert!(PlayerId::new("játékos-1").is_ok());
         assert_eq!(PlayerId::new("a\nb"), Err(Reason::ControlCharacter));
         assert_eq!(PlayerId::new(" "), Err(Reason::SurroundingWhitespace));
         assert_eq!(
@@ -242,13 +356,55 @@ mod tests {
             PlayerId::new("ann\u{202E}"),
             Err(Reason::InvisibleCharacter { code_point: 0x202E })
         );
-        assert!(PlayerId::new("Ann Smith").is_ok(), "inner spaces are fine");
         assert_eq!(PlayerId::new(""), Err(Reason::Empty));
         assert!(PlayerId::new("é".repeat(64)).is_ok());
         assert!(matches!(
             PlayerId::new("é".repeat(65)),
             Err(Reason::TooLong { max: 128, .. })
         ));
+    }
+
+    #[test]
+    fn player_ids_follow_the_identifier_profile() {
+        let disallowed = |code_point: u32| Err(Reason::DisallowedCharacter { code_point });
+        // What identity providers hand out.
+        for id in [
+            "ann",
+            "3f0c9a52-7d1e-4b8e-9a0c-2f6d5e4b3a21",
+            "auth0|5f7c8ec7c33c6c004bbafe82",
+            "google-oauth2|1090",
+            "ann.smith+game@example.com",
+            "eu:76561198000000000",
+            "aGVsbG8=~_",
+            "élodie",
+            "иван",
+            "山田たろう",
+            "Δημήτρης",
+        ] {
+            assert_eq!(PlayerId::new(id).map(drop), Ok(()), "{id}");
+        }
+        // Invisible, format, separator and compatibility characters.
+        assert_eq!(PlayerId::new("ann\u{061C}"), disallowed(0x061C));
+        assert_eq!(PlayerId::new("\u{3164}ann"), disallowed(0x3164));
+        assert_eq!(PlayerId::new("ann\u{E0041}"), disallowed(0xE0041));
+        assert_eq!(PlayerId::new("an\u{2028}n"), Err(Reason::ControlCharacter));
+        assert_eq!(PlayerId::new("ａｎｎ"), disallowed(0xFF41));
+        assert_eq!(PlayerId::new("Ann Smith"), disallowed(0x20));
+        assert_eq!(PlayerId::new("ann/1"), disallowed(u32::from('/')));
+        assert_eq!(PlayerId::new("ann✓"), disallowed(0x2713));
+        // Look-alikes: a Cyrillic а among Latin letters, an all-Cyrillic ASCII look-alike,
+        // a decomposed accent.
+        for id in ["аnn", "асе", "e\u{301}lodie"] {
+            assert!(
+                matches!(PlayerId::new(id), Err(Reason::Confusable { .. })),
+                "{id}: {:?}",
+                PlayerId::new(id)
+            );
+        }
+        // Ids stored under the looser rule still decode (and can be looked up).
+        let stored: PlayerId = serde_json::from_str("\"Ann Smith ✓\"").unwrap();
+        assert_eq!(stored.as_str(), "Ann Smith ✓");
+        assert!(PlayerId::stored("аnn").is_ok());
     }
 
     #[test]
@@ -295,6 +451,12 @@ mod pattern_tests {
             Just("\u{3000}".to_string()),
             Just("\u{feff}".to_string()),
             Just("é🍌".to_string()),
+            Just("\u{2028}".to_string()),
+            Just("@|+=~:/".to_string()),
+            Just("аи".to_string()),
+            Just("ａ".to_string()),
+            Just("山".to_string()),
+            Just("e\u{301}".to_string()),
             any::<char>().prop_map(String::from),
         ];
         proptest::collection::vec(pieces, 0..6).prop_map(|p| p.concat())
@@ -351,9 +513,18 @@ mod pattern_tests {
             );
             prop_assert_eq!(
                 matches(ONE_LINE_PATTERN, &s) && s.len() <= PLAYER_ID_MAX,
-                PlayerId::new(s.as_str()).is_ok(),
-                "player: {:?}", s
+                PlayerId::stored(s.as_str()).is_ok(),
+                "stored player: {:?}", s
             );
+            // Exact for ASCII; beyond it the pattern admits what the rule may still refuse
+            // (scripts, look-alikes), never the other way round.
+            let player_ok = PlayerId::new(s.as_str()).is_ok();
+            let player_matches = matches(PLAYER_ID_PATTERN, &s) && s.len() <= PLAYER_ID_MAX;
+            if s.is_ascii() {
+                prop_assert_eq!(player_matches, player_ok, "player: {:?}", s);
+            } else {
+                prop_assert!(player_matches || !player_ok, "player: {:?}", s);
+            }
         }
 
         #[test]

@@ -19,10 +19,12 @@ use crate::names::PlayerId;
 pub struct DefinitionsFile {
     /// Stat definitions by name.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::names::openapi::stats_by_name))]
     pub stats: BTreeMap<String, StatSpec>,
     /// Achievement definitions by id. An achievement absent here is left as it is (archived
     /// by `laurel defs apply --prune`); stats are never deleted.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::names::openapi::achievements_by_id))]
     pub achievements: BTreeMap<String, AchievementSpec>,
 }
 

@@ -160,6 +160,29 @@ pub enum Reason {
         /// The digest.
         digest: String,
     },
+    /// A free-form value nests deeper than allowed.
+    #[error("must nest at most {max} levels deep")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
+    /// An id holds a character outside the player id profile (docs/reference.md): not an
+    /// ASCII letter, digit or one of `_-.@:|+=~`, nor a letter or digit that Unicode's
+    /// identifier profile (UTS #39) allows.
+    #[error(
+        "must be ASCII letters, digits and _-.@:|+=~, or letters and digits of one script (found U+{code_point:04X})"
+    )]
+    DisallowedCharacter {
+        /// The character's code point.
+        code_point: u32,
+    },
+    /// An id mixes scripts (Cyrillic `а` in a Latin name) or is written in other letters
+    /// that look like ASCII ones (an all-Cyrillic `асе`), so it would pass for another.
+    #[error("must not pass for another id: {why}")]
+    Confusable {
+        /// `mixes scripts`, or `looks like the ASCII id <skeleton>`.
+        why: String,
+    },
 }
 
 impl Reason {
@@ -195,6 +218,9 @@ impl Reason {
             Reason::IconReference => "icon_reference",
             Reason::Image { .. } => "image",
             Reason::UnknownIcon { .. } => "unknown_icon",
+            Reason::TooDeep { .. } => "too_deep",
+            Reason::DisallowedCharacter { .. } => "disallowed_character",
+            Reason::Confusable { .. } => "confusable",
         }
     }
 }
@@ -252,7 +278,7 @@ pub fn take_refusal() -> Option<Reason> {
 /// JSON Schema character-class body).
 macro_rules! never_shown {
     () => {
-        r"\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+        r"\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
     };
 }
 
@@ -292,7 +318,7 @@ pub const ONE_LINE_OR_EMPTY_PATTERN: &str = concat!("^(", one_line!(), ")?$");
 /// A text of several lines fit to show (descriptions), as a JSON Schema pattern: no
 /// control character but the line feed, no invisible character.
 pub const MULTILINE_PATTERN: &str = concat!(
-    r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064",
+    r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064",
     r"\u2066-\u2069\ufeff]*$",
 );
 
@@ -351,13 +377,13 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
-/// Checks text shown to players: no control characters (a line break only where
-/// `multiline`), no invisible or bidirectional-control characters, and, unless `multiline`,
-/// no whitespace at either end.
+/// Checks text shown to players: no control characters (a line feed only where
+/// `multiline`; Unicode's line and paragraph separators U+2028 and U+2029 count as control
+/// characters, since the line feed is the one line break), no invisible or
+/// bidirectional-control characters, and, unless `multiline`, no whitespace at either end.
 pub fn check_text(s: &str, multiline: bool) -> Result<(), Reason> {
-    if s.chars()
-        .any(|c| c.is_control() && !(multiline && c == '\n'))
-    {
+    let control = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if s.chars().any(|c| control(c) && !(multiline && c == '\n')) {
         return Err(Reason::ControlCharacter);
     }
     if let Some(c) = s.chars().find(|&c| is_invisible(c)) {
