@@ -19,17 +19,41 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Parsed<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let msgpack = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/msgpack"));
+        let msgpack = match encoding_of(req.headers().get(header::CONTENT_TYPE)) {
+            Some(Encoding::Json) => false,
+            Some(Encoding::Msgpack) => true,
+            None => {
+                return Err(ApiError::UnsupportedMediaType(
+                    "the body must be JSON (Content-Type: application/json) or msgpack (Content-Type: application/msgpack)".into(),
+                ));
+            }
+        };
         // Read whole (and bounded) by `read_bodies` before anything answered the request.
         let bytes = axum::body::to_bytes(req.into_body(), state.limits.max_body)
             .await
             .map_err(|_| ApiError::TooLarge("the body is too large".into()))?;
         let parsed = parse(&bytes, msgpack)?;
         Ok(Parsed(parsed))
+    }
+}
+
+/// The encodings a body may come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Json,
+    Msgpack,
+}
+
+/// A body's encoding by its `Content-Type` (`application/json` or `application/msgpack`,
+/// parameters such as `charset` aside, in any case), or `None` for any other type or none.
+fn encoding_of(content_type: Option<&axum::http::HeaderValue>) -> Option<Encoding> {
+    let media = content_type?.to_str().ok()?.split(';').next()?.trim();
+    if media.eq_ignore_ascii_case("application/json") {
+        Some(Encoding::Json)
+    } else if media.eq_ignore_ascii_case("application/msgpack") {
+        Some(Encoding::Msgpack)
+    } else {
+        None
     }
 }
 
@@ -195,6 +219,25 @@ mod tests {
             serde_json::to_vec(body).unwrap()
         };
         parse::<T>(&bytes, msgpack).unwrap_err()
+    }
+
+    #[test]
+    fn only_json_and_msgpack_bodies_are_taken() {
+        let of = |v: &str| encoding_of(Some(&axum::http::HeaderValue::from_str(v).unwrap()));
+        assert_eq!(of("application/json"), Some(Encoding::Json));
+        assert_eq!(of("Application/JSON; charset=utf-8"), Some(Encoding::Json));
+        assert_eq!(of("application/msgpack"), Some(Encoding::Msgpack));
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "application/msgpackish",
+            "",
+        ] {
+            assert_eq!(of(other), None, "{other}");
+        }
+        assert_eq!(encoding_of(None), None);
     }
 
     #[test]

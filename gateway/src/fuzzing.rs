@@ -107,7 +107,7 @@ pub fn ingest(data: &[u8]) {
     let Ok(body) = parse::<IngestBody>(body, msgpack) else {
         return;
     };
-    let Ok(events) = check_batch(body, &principal, base_definitions(), 1_000) else {
+    let Ok(events) = check_batch(&body, &principal, base_definitions(), 1_000) else {
         return;
     };
     for (event, _) in events {

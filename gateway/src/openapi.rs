@@ -28,7 +28,9 @@ impl Modify for Bearer {
         title = "Laurel",
         description = "An event-sourced achievements backend for games."
     ),
-    modifiers(&Bearer)
+    modifiers(&Bearer),
+    // Named by `localizations`' schema (a map keyed by language tag), not by a handler.
+    components(schemas(laurel_schemas::Localization))
 )]
 pub(crate) struct ApiDoc;
 
@@ -53,8 +55,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
 
 /// Adds the refusals any route gives from the layers before its handler, where the route
 /// does not document them itself: a 400 for a malformed path, query, header or body, and,
-/// for a route with a body, a 408 for a body that did not arrive in time and a 413 for one
-/// over the limit.
+/// for a route with a body, a 408 for a body that did not arrive in time, a 413 for one
+/// over the limit and a 415 for one neither JSON nor msgpack.
 fn document_common_refusals(operation: &mut utoipa::openapi::path::Operation) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let problem = |description: &str| {
@@ -80,6 +82,10 @@ fn document_common_refusals(operation: &mut utoipa::openapi::path::Operation) {
     if has_body {
         refusals.push(("408", "The body did not arrive within the body timeout"));
         refusals.push(("413", "The body is larger than the limit"));
+        refusals.push((
+            "415",
+            "The body's Content-Type is neither application/json nor application/msgpack",
+        ));
     }
     for (status, description) in refusals {
         operation

@@ -12,6 +12,7 @@ use laurel_schemas::{AchievementDefinition, StatDefinition};
 use tokio::sync::watch;
 
 use crate::auth::AuthConfig;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::notify::Hub;
 
@@ -102,6 +103,50 @@ impl Limits {
 }
 
 impl AppState {
+    /// Brings this process's definitions up to the last entry on DEFS now (waiting at most
+    /// `--max-wait`), so that what another gateway defined a moment ago counts: whether they
+    /// moved. A decision that depends on definitions is taken again after this before it
+    /// refuses anything. 503 when the log cannot say where DEFS ends, or the definitions do
+    /// not get there in time.
+    pub(crate) async fn catch_up_defs(&self) -> Result<bool, ApiError> {
+        let before = self.defs.seq();
+        match self
+            .defs
+            .catch_up_within(&self.log, self.limits.max_wait)
+            .await
+        {
+            Ok(true) => Ok(self.defs.seq() != before),
+            Ok(false) => Err(ApiError::Unavailable(
+                "this gateway's definitions are catching up with the log: try again".into(),
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "the definitions log is unreachable");
+                Err(ApiError::Unavailable(
+                    "the definitions log is unreachable: try again".into(),
+                ))
+            }
+        }
+    }
+
+    /// Runs `decide` against the definitions in force; when it refuses, catches up with DEFS
+    /// and, if the definitions moved, decides again: a refusal is never made on definitions
+    /// older than the log's when the request arrived.
+    pub(crate) async fn decide_on_latest<T>(
+        &self,
+        mut decide: impl FnMut() -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        match decide() {
+            Ok(done) => Ok(done),
+            Err(refusal) => {
+                if self.catch_up_defs().await? {
+                    decide()
+                } else {
+                    Err(refusal)
+                }
+            }
+        }
+    }
+
     /// A stat's definition.
     pub fn stat_definition(&self, name: &str) -> Option<StatDefinition> {
         self.defs.read(|d| d.stat(name).cloned())

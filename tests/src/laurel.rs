@@ -189,6 +189,23 @@ impl Laurel {
         }
     }
 
+    /// Waits at most `limit` for the process to exit by itself: its status, or `None` when it
+    /// is still running.
+    pub fn exited_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts the process again, on the same port and data dir.
     pub fn restart(&mut self) {
         self.kill9();

@@ -118,7 +118,7 @@ impl PartitionStore {
         for (key, _) in self.tree.scan_kind(b'P')? {
             match std::str::from_utf8(&key[1..])
                 .ok()
-                .and_then(|s| PlayerId::new(s).ok())
+                .and_then(|s| PlayerId::stored(s).ok())
             {
                 Some(id) => {
                     ids.insert(id);

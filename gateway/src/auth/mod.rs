@@ -78,7 +78,7 @@ impl AuthConfig {
         })
     }
 
-    fn validation(&self, algorithm: Algorithm, audience: Option<&str>) -> Validation {
+    fn validation(&self, algorithm: Algorithm, audiences: &[&str]) -> Validation {
         let mut validation = Validation::new(algorithm);
         // A configured claim must be present, not just right when present.
         let mut required = vec!["exp", "sub"];
@@ -89,12 +89,12 @@ impl AuthConfig {
             validation.set_issuer(&[iss]);
             required.push("iss");
         }
-        match audience {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
+        if audiences.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            // Any of them here; every one of them is checked once the token decodes.
+            validation.set_audience(audiences);
+            required.push("aud");
         }
         validation.set_required_spec_claims(&required);
         validation
@@ -136,24 +136,25 @@ impl AuthConfig {
 
     /// Checks a raw token and says who is calling.
     pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
-        let claims = self
-            .checked_claims(token, self.claims.audience.as_deref())
-            .await?;
+        let audiences: Vec<&str> = self.claims.audience.as_deref().into_iter().collect();
+        let claims = self.checked_claims(token, &audiences).await?;
         self.principal(&claims)
     }
 
     /// Checks an ID token as Amazon Cognito issues them and AWS GameKit's clients send them
-    /// (signature, `exp`, `nbf`, `iss`; `aud` is the app client, `--jwt-client-id`, when
-    /// set; `token_use` is `id` when present) and names its player by `player_claim`
-    /// (`None`: a valid token without that claim).
+    /// (signature, `exp`, `nbf`, `iss`; `aud` names the app client, `--jwt-client-id`, and
+    /// `--jwt-audience`, each when set; `token_use` is `id` when present) and names its
+    /// player by `player_claim` (`None`: a valid token without that claim).
     pub async fn verify_id_token(
         &self,
         token: &str,
         player_claim: &str,
     ) -> Result<Option<String>, ApiError> {
-        let claims = self
-            .checked_claims(token, self.claims.client_id.as_deref())
-            .await?;
+        let audiences: Vec<&str> = [&self.claims.client_id, &self.claims.audience]
+            .into_iter()
+            .filter_map(|a| a.as_deref())
+            .collect();
+        let claims = self.checked_claims(token, &audiences).await?;
         let text = |name: &str| claims.get(name).and_then(|v| v.as_str());
         if let Some(use_) = text("token_use").filter(|u| *u != "id") {
             return Err(ApiError::Unauthorized(format!(
@@ -165,17 +166,17 @@ impl AuthConfig {
             .map(str::to_string))
     }
 
-    /// A token's claims, once its signature and time and issuer claims check out (and its
-    /// `aud` is `audience`, when given).
+    /// A token's claims, once its signature and time and issuer claims check out, and its
+    /// `aud` names every one of `audiences`.
     async fn checked_claims(
         &self,
         token: &str,
-        audience: Option<&str>,
+        audiences: &[&str],
     ) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| ApiError::Unauthorized(format!("invalid token: {}", refusal(&e))))?;
         let keys = self.keys(header.kid.as_deref(), header.alg).await?;
-        let validation = self.validation(header.alg, audience);
+        let validation = self.validation(header.alg, audiences);
         let mut failure = None;
         for key in &keys {
             match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
@@ -183,7 +184,21 @@ impl AuthConfig {
                 key,
                 &validation,
             ) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => {
+                    let named = |want: &str| match data.claims.get("aud") {
+                        Some(serde_json::Value::String(aud)) => aud == want,
+                        Some(serde_json::Value::Array(auds)) => {
+                            auds.iter().any(|a| a.as_str() == Some(want))
+                        }
+                        _ => false,
+                    };
+                    if let Some(missing) = audiences.iter().find(|a| !named(a)) {
+                        return Err(ApiError::Unauthorized(format!(
+                            "invalid token: meant for another audience (`aud` does not name `{missing}`)"
+                        )));
+                    }
+                    return Ok(data.claims);
+                }
                 Err(e) => failure = Some(e),
             }
         }

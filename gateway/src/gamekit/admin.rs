@@ -6,15 +6,15 @@ use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use laurel_schemas::{DefinitionEvent, DefinitionsFile, SchemaVersion};
+use laurel_schemas::DefinitionsFile;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
+use super::model::{GameKitExtra, python_isoformat};
 use super::sigv4::{Signed, verify};
 use super::{Envelope, GameKitAchievement};
 use crate::error::ApiError;
-use crate::routes::admin::publish_definition;
+use crate::routes::admin::archive;
 use crate::routes::now_ms;
 use crate::state::AppState;
 
@@ -82,7 +82,8 @@ pub(crate) async fn list(State(state): State<AppState>, request: Request) -> Res
     let achievements: Vec<Value> = page
         .items
         .iter()
-        .map(|gk| serde_json::to_value(gk).expect("plain fields serialize"))
+        .filter_map(|gk| state.achievement(&gk.achievement_id))
+        .filter_map(|def| admin_item(&def))
         .collect();
     let paging = page.next.map(|next| json!({"next_start_key": next}));
     Envelope::ok(json!({"achievements": achievements}))
@@ -113,9 +114,26 @@ async fn add_achievements(state: &AppState, body: &[u8]) -> Envelope {
         Ok(_) => return bad("`achievements` must be a list of at least one achievement".into()),
         Err(e) => return bad(format!("the body is not GameKit's achievements: {e}")),
     };
+    // As AdminAddAchievements stores them: sanitized, `created_at` kept from the first
+    // store and `updated_at` now.
+    let achievements: Vec<GameKitAchievement> = achievements
+        .iter()
+        .map(GameKitAchievement::sanitized)
+        .collect();
+    let now = python_isoformat(time::OffsetDateTime::now_utc());
     let mut file = DefinitionsFile::default();
     for gk in &achievements {
-        let (stat, stat_spec, spec) = gk.to_laurel();
+        let (stat, stat_spec, mut spec) = gk.to_laurel();
+        let created_at = state
+            .achievement(&gk.achievement_id)
+            .as_ref()
+            .and_then(GameKitExtra::of)
+            .and_then(|extra| extra.created_at)
+            .unwrap_or_else(|| now.clone());
+        if let Some(Value::Object(extra)) = spec.metadata.get_mut("gamekit") {
+            extra.insert("created_at".into(), json!(created_at));
+            extra.insert("updated_at".into(), json!(now));
+        }
         file.stats.insert(stat, stat_spec);
         file.achievements.insert(gk.achievement_id.clone(), spec);
     }
@@ -141,12 +159,25 @@ async fn add_achievements(state: &AppState, body: &[u8]) -> Envelope {
     };
     let stored: Vec<Value> = achievements
         .iter()
-        .filter_map(|gk| {
-            let def = overlaid.defs.achievement(&gk.achievement_id)?;
-            serde_json::to_value(GameKitAchievement::from_laurel(def)?).ok()
-        })
+        .filter_map(|gk| admin_item(overlaid.defs.achievement(&gk.achievement_id)?))
         .collect();
     Envelope::ok(json!({"achievements": stored}))
+}
+
+/// An achievement as GameKit's admin API gives it: its fields, and `created_at` and
+/// `updated_at` where its admin API stored it (`None`: not a GameKit achievement).
+fn admin_item(def: &laurel_schemas::AchievementDefinition) -> Option<Value> {
+    let mut item = serde_json::to_value(GameKitAchievement::from_laurel(def)?).ok()?;
+    let extra = GameKitExtra::of(def)?;
+    for (name, at) in [
+        ("created_at", extra.created_at),
+        ("updated_at", extra.updated_at),
+    ] {
+        if let Some(at) = at {
+            item[name] = json!(at);
+        }
+    }
+    Some(item)
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,22 +212,14 @@ pub(crate) async fn delete(State(state): State<AppState>, request: Request) -> R
         Ok(_) => return bad("`achievement_ids` must list at least one achievement"),
         Err(_) => return bad("`payload` is not {\"achievement_ids\": [...]} URL-encoded"),
     };
-    let _writing = state.admin.lock().await;
     for id in ids {
-        let Some(def) = state.achievement(&id).filter(|d| !d.archived) else {
-            continue;
-        };
-        let event = DefinitionEvent::AchievementArchived {
-            v: SchemaVersion::CURRENT,
-            event_id: Uuid::new_v4(),
-            id: def.id.clone(),
-            version: def.version + 1,
-            at: now_ms(),
-        };
-        if let Err(e) = publish_definition(&state, &event).await {
-            tracing::warn!(error = %e, "a GameKit delete was not stored");
-            return Envelope::refuse(StatusCode::SERVICE_UNAVAILABLE, "the log is unreachable")
-                .into_response();
+        match archive(&state, &id).await {
+            Ok(_) | Err(ApiError::NotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "a GameKit delete was not stored");
+                return Envelope::refuse(StatusCode::SERVICE_UNAVAILABLE, "the log is unreachable")
+                    .into_response();
+            }
         }
     }
     let mut response = StatusCode::NO_CONTENT.into_response();

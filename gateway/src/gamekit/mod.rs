@@ -10,6 +10,8 @@ mod admin;
 mod model;
 mod paging;
 mod player;
+mod python;
+mod sanitize;
 mod sigv4;
 
 use axum::Json;
@@ -75,16 +77,39 @@ pub(crate) fn achievements(state: &AppState, hidden: bool) -> Vec<GameKitAchieve
 /// A GameKit answer: the envelope, with `data` and (for a list with more) `paging`.
 pub(crate) struct Envelope {
     status: StatusCode,
-    message: Option<String>,
+    /// `meta.message` when a Lambda passes its own (else the status's name).
+    message: Option<&'static str>,
+    /// Why, for whoever debugs: logged and sent in the `laurel-detail` header, never in the
+    /// body, which stays GameKit's byte for byte.
+    detail: Option<String>,
     data: Value,
     paging: Option<Value>,
 }
+
+/// The envelope as GameKit's `response_envelope` builds it, in its key order.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    meta: Meta<'a>,
+    data: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paging: Option<&'a Value>,
+}
+
+#[derive(serde::Serialize)]
+struct Meta<'a> {
+    code: u16,
+    message: &'a str,
+}
+
+/// The header that carries why a GameKit call was refused.
+pub(crate) const DETAIL_HEADER: &str = "laurel-detail";
 
 impl Envelope {
     pub(crate) fn ok(data: Value) -> Self {
         Self {
             status: StatusCode::OK,
             message: None,
+            detail: None,
             data,
             paging: None,
         }
@@ -95,34 +120,62 @@ impl Envelope {
         self
     }
 
-    /// A refusal: GameKit's envelope with the status, `data: null`, and a message saying
-    /// why (GameKit says only the status's name; the reason is added for whoever debugs).
-    pub(crate) fn refuse(status: StatusCode, message: impl Into<String>) -> Self {
+    /// A refusal as GameKit's Lambdas give it: the status, its name as `meta.message`
+    /// (Python's `http.client.responses`), `data: null`; `detail` says why in a header.
+    pub(crate) fn refuse(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             status,
-            message: Some(message.into()),
+            message: None,
+            detail: Some(detail.into()),
             data: Value::Null,
             paging: None,
+        }
+    }
+
+    /// A refusal whose `meta.message` the Lambda words itself ("Invalid paging token").
+    pub(crate) fn refuse_saying(status: StatusCode, message: &'static str) -> Self {
+        Self {
+            message: Some(message),
+            ..Self::refuse(status, message)
         }
     }
 }
 
 impl IntoResponse for Envelope {
     fn into_response(self) -> Response {
-        let reason = self.status.canonical_reason().unwrap_or("Error");
-        let message = match self.message {
-            Some(m) if !self.status.is_success() => format!("{reason}: {m}"),
-            Some(m) => m,
-            None => reason.to_string(),
-        };
-        let mut body = json!({
-            "meta": {"code": self.status.as_u16(), "message": message},
-            "data": self.data,
+        let message = self
+            .message
+            .or_else(|| self.status.canonical_reason())
+            .unwrap_or("Error");
+        let body = python::dumps(&Body {
+            meta: Meta {
+                code: self.status.as_u16(),
+                message,
+            },
+            data: &self.data,
+            paging: self.paging.as_ref(),
         });
-        if let Some(paging) = self.paging {
-            body["paging"] = paging;
+        let mut response = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response();
+        if let Some(detail) = self.detail {
+            tracing::debug!(
+                status = self.status.as_u16(),
+                detail,
+                "GameKit call refused"
+            );
+            // Header values are visible ASCII: anything else in the detail is escaped.
+            let ascii: String = detail.escape_default().collect();
+            if let Ok(value) = axum::http::HeaderValue::from_str(&ascii) {
+                response.headers_mut().insert(DETAIL_HEADER, value);
+            }
         }
-        let mut response = (self.status, Json(body)).into_response();
         // Not rewritten as a problem document: GameKit's clients read this envelope.
         response.extensions_mut().insert(crate::error::Verbatim);
         response

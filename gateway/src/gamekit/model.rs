@@ -50,11 +50,43 @@ fn one() -> u32 {
 }
 
 /// What `metadata.gamekit` holds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct GameKitExtra {
     pub(crate) is_stateful: bool,
     pub(crate) is_hidden: bool,
     pub(crate) max_value: u32,
+    /// When GameKit's admin API first stored it (Python's `isoformat()`, kept across
+    /// updates), and last stored it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) updated_at: Option<String>,
+}
+
+impl GameKitExtra {
+    /// A definition's GameKit fields (`None`: not a GameKit achievement).
+    pub(crate) fn of(def: &AchievementDefinition) -> Option<Self> {
+        serde_json::from_value(def.metadata.get("gamekit")?.clone()).ok()
+    }
+}
+
+/// A UTC time as GameKit's Lambdas write it: Python's `datetime.isoformat()`, with
+/// microseconds unless there are none (`2021-07-27T00:38:42.927855+00:00`).
+pub(crate) fn python_isoformat(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let fraction = match at.microsecond() {
+        0 => String::new(),
+        micros => format!(".{micros:06}"),
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}+00:00",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 /// The stat counting an achievement's progress.
@@ -63,6 +95,21 @@ pub(crate) fn stat_of(achievement_id: &str) -> String {
 }
 
 impl GameKitAchievement {
+    /// This achievement as GameKit's AdminAddAchievements stores it: its id, title,
+    /// descriptions and icon URLs through GameKit's sanitizer.
+    pub(crate) fn sanitized(&self) -> Self {
+        use super::sanitize::sanitize;
+        Self {
+            achievement_id: sanitize(&self.achievement_id),
+            title: sanitize(&self.title),
+            locked_description: sanitize(&self.locked_description),
+            unlocked_description: sanitize(&self.unlocked_description),
+            locked_icon_url: sanitize(&self.locked_icon_url),
+            unlocked_icon_url: sanitize(&self.unlocked_icon_url),
+            ..self.clone()
+        }
+    }
+
     /// The stat and achievement definitions that mean this achievement in Laurel.
     pub(crate) fn to_laurel(&self) -> (String, StatSpec, AchievementSpec) {
         let max_value = self.max_value.max(1);
@@ -79,6 +126,8 @@ impl GameKitAchievement {
             is_stateful: self.is_stateful,
             is_hidden: self.is_hidden,
             max_value,
+            created_at: None,
+            updated_at: None,
         };
         let mut metadata = serde_json::Map::new();
         metadata.insert(
@@ -119,8 +168,7 @@ impl GameKitAchievement {
 
     /// A Laurel definition as GameKit shows it (`None`: not a GameKit achievement).
     pub(crate) fn from_laurel(def: &AchievementDefinition) -> Option<Self> {
-        let extra: GameKitExtra =
-            serde_json::from_value(def.metadata.get("gamekit")?.clone()).ok()?;
+        let extra = GameKitExtra::of(def)?;
         Some(Self {
             achievement_id: def.id.to_string(),
             title: def.title.clone(),
@@ -141,6 +189,14 @@ impl GameKitAchievement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_written_as_python_writes_them() {
+        let at = time::macros::datetime!(2021-07-27 00:38:42.927855 UTC);
+        assert_eq!(python_isoformat(at), "2021-07-27T00:38:42.927855+00:00");
+        let whole = time::macros::datetime!(2022-01-01 00:00:00 UTC);
+        assert_eq!(python_isoformat(whole), "2022-01-01T00:00:00+00:00");
+    }
 
     #[test]
     fn a_gamekit_achievement_maps_to_laurel_and_back() {

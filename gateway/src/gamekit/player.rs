@@ -151,7 +151,7 @@ pub(crate) fn page_of(
                 // The key as the token signed it: compact JSON, as GameKit's client sends it.
                 let compact = serde_json::to_string(&key).expect("plain fields serialize");
                 if !signer.check(token, player, &compact, now) {
-                    return Err(Envelope::refuse(
+                    return Err(Envelope::refuse_saying(
                         StatusCode::FORBIDDEN,
                         "Invalid paging token",
                     ));
@@ -223,7 +223,7 @@ struct UnlockBody {
 /// `POST {base}/{achievement_id}/unlock` `{"increment_by": n}`: adds `n` (a positive
 /// integer) to the player's progress, through the log. The answer is the achievement as
 /// the views hold it once they reflect the increment: `current_value` at most `max_value`,
-/// and `newly_earned: true` on the one call whose increment earned it.
+/// and `newly_earned: true` on the one call whose increment earned it (absent on others).
 pub(crate) async fn unlock(
     State(state): State<AppState>,
     GameKitPlayer(player): GameKitPlayer,
@@ -239,22 +239,40 @@ pub(crate) async fn unlock(
         Some(n) if n <= 0 => return bad("`increment_by` must be greater than zero"),
         Some(n) => n,
     };
-    let Some(gk) = addressable(&state, &id) else {
-        return Envelope::refuse(StatusCode::NOT_FOUND, format!("no achievement {id:?}"));
-    };
-    let (Ok(player_id), Ok(stat)) = (
-        PlayerId::new(player.as_str()),
-        StatName::new(stat_of(&gk.achievement_id)),
-    ) else {
+    let Ok(player_id) = PlayerId::new(player.as_str()) else {
         return bad("the token's player id is not one Laurel can store");
     };
-    // The stat must take the increment as any report (defined, writable by players).
-    let checked = state
-        .defs
-        .read(|defs| defs.check_report(stat.as_str(), Value::Int(increment), Source::Player));
-    if let Err(reason) = checked {
-        return bad(&format!("`increment_by`: {reason}"));
-    }
+    // The achievement must be there, and its stat take the increment as any report
+    // (defined, writable by players), on definitions at least as new as DEFS now.
+    let decide = || {
+        let gk = addressable(&state, &id).ok_or_else(|| {
+            Envelope::refuse(StatusCode::NOT_FOUND, format!("no achievement {id:?}"))
+        })?;
+        let stat = StatName::new(stat_of(&gk.achievement_id))
+            .map_err(|_| bad("the achievement's id makes no stat name"))?;
+        state
+            .defs
+            .read(|defs| defs.check_report(stat.as_str(), Value::Int(increment), Source::Player))
+            .map_err(|reason| bad(&format!("`increment_by`: {reason}")))?;
+        Ok((gk, stat))
+    };
+    let decided = match decide() {
+        Ok(decided) => decided,
+        Err(refusal) => match state.catch_up_defs().await {
+            Ok(true) => match decide() {
+                Ok(decided) => decided,
+                Err(refusal) => return refusal,
+            },
+            Ok(false) => return refusal,
+            Err(_) => {
+                return Envelope::refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the definitions log is unreachable",
+                );
+            }
+        },
+    };
+    let (gk, stat) = decided;
     // Unlock calls count against the player's ingest rate, as any stat event.
     if throttle(&state, &player, 1).is_err() {
         return Envelope::refuse(
@@ -291,10 +309,13 @@ pub(crate) async fn unlock(
         Err(refusal) => return refusal,
     };
     let mut item = player_item(&gk, &view);
+    // As UpdateAchievements: the key is there on the one call that earned it, else absent.
     let newly = view
         .earned
         .get(&gk.achievement_id)
         .is_some_and(|e| e.caused_by == Some(event_id));
-    item["newly_earned"] = json!(newly);
+    if newly {
+        item["newly_earned"] = json!(true);
+    }
     Envelope::ok(item)
 }

@@ -27,32 +27,26 @@ fn invalid(detail: &str, errors: Vec<ValidationError>) -> ApiError {
     )
 }
 
-fn entry_of(event: &DefinitionEvent) -> Entry {
+/// The DEFS entry of a change, once its encoding is known to decode: what is answered 2xx is
+/// exactly what every reader applies, and a reader stops at an entry it cannot decode.
+fn entry_of(event: &DefinitionEvent) -> Result<Entry, ApiError> {
     let (kind, id) = event.subject();
-    Entry {
+    let payload = encode(event);
+    if let Err(e) = laurel_schemas::decode::<DefinitionEvent>(&payload) {
+        tracing::warn!(error = %e, "a definition change does not decode from its own encoding");
+        return Err(ApiError::Unprocessable(
+            format!("the definition cannot be stored: its log entry would not decode ({e})"),
+            Vec::new(),
+        ));
+    }
+    Ok(Entry {
         target: Target::Definition {
             kind,
             id: id.to_string(),
         },
         id: event.event_id().to_string(),
-        payload: encode(event),
-    }
-}
-
-/// Appends a definition change and waits (bounded) until this process's definitions hold it.
-pub(crate) async fn publish_definition(
-    state: &AppState,
-    event: &DefinitionEvent,
-) -> Result<(), ApiError> {
-    let acks = state
-        .log
-        .append(StreamKind::Defs, vec![entry_of(event)])
-        .await?;
-    if let Some(ack) = acks.first() {
-        // The next write's version and the next ingest's checks read the compiled copy.
-        state.defs.wait_for(ack.seq, state.limits.max_wait).await;
-    }
-    Ok(())
+        payload,
+    })
 }
 
 /// How many times [`propose`] makes its change again after losing to another writer.
@@ -69,6 +63,10 @@ pub(crate) async fn propose<T>(
     state: &AppState,
     mut make: impl FnMut() -> Result<(Option<DefinitionEvent>, T), ApiError>,
 ) -> Result<T, ApiError> {
+    // Decide on definitions at least as new as DEFS when the request arrived: behind a
+    // load balancer, the stat this change names may have been defined on another gateway
+    // a moment ago.
+    state.catch_up_defs().await?;
     for _ in 0..PROPOSE_ATTEMPTS {
         // Read before `make` reads the definitions: they hold at least this much, and any
         // more makes the append below a conflict, never a lost update.
@@ -79,7 +77,7 @@ pub(crate) async fn propose<T>(
         };
         match state
             .log
-            .append_after(StreamKind::Defs, entry_of(&event), at)
+            .append_after(StreamKind::Defs, entry_of(&event)?, at)
             .await
         {
             Ok(ack) => {
@@ -408,8 +406,12 @@ pub(crate) async fn get_achievement(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let def = state
-        .achievement(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
+        .decide_on_latest(|| {
+            state
+                .achievement(&id)
+                .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))
+        })
+        .await?;
     Ok(created_or_ok(false, &def, def.version))
 }
 
@@ -444,10 +446,17 @@ pub(crate) async fn archive_achievement(
     Admin(_admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let def = archive(&state, &id).await?;
+    Ok(created_or_ok(false, &def, def.version))
+}
+
+/// Archives an achievement (through [`propose`]): its definition as it is after, archived
+/// (unchanged when it was archived already); 404 when there is no such achievement.
+pub(crate) async fn archive(state: &AppState, id: &str) -> Result<AchievementDefinition, ApiError> {
     let _writing = state.admin.lock().await;
-    let def = propose(&state, || {
+    propose(state, || {
         let mut def = state
-            .achievement(&id)
+            .achievement(id)
             .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
         if def.archived {
             return Ok((None, def));
@@ -463,8 +472,7 @@ pub(crate) async fn archive_achievement(
         };
         Ok((Some(event), def))
     })
-    .await?;
-    Ok(created_or_ok(false, &def, def.version))
+    .await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -508,27 +516,29 @@ pub(crate) async fn grant(
             vec![ValidationError::new("achievement_id", r)],
         )
     })?;
-    match state.achievement(achievement_id.as_str()) {
-        None => {
-            let reason = Reason::UnknownAchievement {
-                id: achievement_id.to_string(),
-            };
-            return Err(invalid(
-                "cannot grant",
-                vec![ValidationError::new("achievement_id", reason)],
-            ));
-        }
-        Some(d) if d.archived => {
-            let reason = Reason::Archived {
-                id: achievement_id.to_string(),
-            };
-            return Err(invalid(
-                "cannot grant",
-                vec![ValidationError::new("achievement_id", reason)],
-            ));
-        }
-        Some(_) => {}
-    }
+    state
+        .decide_on_latest(|| match state.achievement(achievement_id.as_str()) {
+            None => {
+                let reason = Reason::UnknownAchievement {
+                    id: achievement_id.to_string(),
+                };
+                Err(invalid(
+                    "cannot grant",
+                    vec![ValidationError::new("achievement_id", reason)],
+                ))
+            }
+            Some(d) if d.archived => {
+                let reason = Reason::Archived {
+                    id: achievement_id.to_string(),
+                };
+                Err(invalid(
+                    "cannot grant",
+                    vec![ValidationError::new("achievement_id", reason)],
+                ))
+            }
+            Some(_) => Ok(()),
+        })
+        .await?;
     let grant = Grant {
         v: SchemaVersion::CURRENT,
         event_id: Uuid::new_v4(),

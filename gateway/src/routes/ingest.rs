@@ -27,6 +27,7 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IngestBody {
+    #[schema(min_items = 1)]
     events: Vec<IngestEvent>,
 }
 
@@ -96,10 +97,16 @@ pub(crate) async fn post_events(
     }
     let received_at = now_ms();
     let count = body.events.len();
-    let events = match state
-        .defs
-        .read(|defs| check_batch(body, &principal, defs, received_at))
-    {
+    // A refusal is decided on definitions at least as new as DEFS when the request came:
+    // a stat defined a moment ago through another gateway counts.
+    let checked = state
+        .decide_on_latest(|| {
+            state
+                .defs
+                .read(|defs| check_batch(&body, &principal, defs, received_at))
+        })
+        .await;
+    let events = match checked {
         Ok(events) => events,
         Err(e) => {
             state.metrics.ingested(IngestOutcome::Refused, count);
@@ -172,7 +179,7 @@ fn source_of(principal: &Principal) -> Source {
 /// ready for the log (with whether the client chose each id), or every refusal (403 when
 /// any event is not the caller's to report, else 422).
 pub(crate) fn check_batch(
-    body: IngestBody,
+    body: &IngestBody,
     principal: &Principal,
     defs: &Definitions,
     received_at: i64,
@@ -186,7 +193,7 @@ pub(crate) fn check_batch(
     let source = source_of(principal);
     let mut events = Vec::with_capacity(body.events.len());
     let (mut invalid, mut forbidden) = (Vec::new(), Vec::new());
-    for (i, e) in body.events.into_iter().enumerate() {
+    for (i, e) in body.events.iter().enumerate() {
         let client_id = e.event_id.is_some();
         match check(i, e, principal, source, defs, received_at) {
             Ok(event) => events.push((event, client_id)),
@@ -225,7 +232,7 @@ fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, V
         if client_id {
             entries.push(Entry {
                 target: Target::Partition(p),
-                id: event.event_id.to_string(),
+                id: dedup_id(&event.player_id, event.event_id),
                 payload: encode(&StatsMessage::Stat(event)),
             });
             sizes.push(1);
@@ -251,6 +258,21 @@ fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, V
     }
     (entries, sizes)
 }
+/// Names the player's event `event_id` under UUIDv5 within this namespace for the log's
+/// deduplication.
+const DEDUP_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_7572_656c_0001_8000_0064_6564_7570);
+
+/// The log's idempotency key of a client-chosen `event_id`: scoped to the player, so the
+/// same player resending an id is a duplicate, and one player's ids (learnt or guessed)
+/// never make another's events vanish.
+pub(crate) fn dedup_id(player: &PlayerId, event_id: Uuid) -> String {
+    let mut name = Vec::with_capacity(player.as_str().len() + 17);
+    name.extend_from_slice(event_id.as_bytes());
+    name.push(0);
+    name.extend_from_slice(player.as_str().as_bytes());
+    Uuid::new_v5(&DEDUP_NAMESPACE, &name).to_string()
+}
+
 /// Takes `events` from the player's ingest quota, or says when to retry (429).
 pub(crate) fn throttle(state: &AppState, player: &str, events: usize) -> Result<(), ApiError> {
     let Some(quota) = &state.player_quota else {
@@ -285,7 +307,7 @@ pub(crate) fn throttle(state: &AppState, player: &str, events: usize) -> Result<
 
 fn check(
     index: usize,
-    e: IngestEvent,
+    e: &IngestEvent,
     principal: &Principal,
     source: Source,
     defs: &Definitions,
@@ -295,7 +317,7 @@ fn check(
         Refusal::Invalid(ItemError::event(index, Some(field), reason))
     };
     let player = match (&e.player_id, principal.is_server()) {
-        (Some(p), true) => p.clone(),
+        (Some(p), true) => p.as_str(),
         (None, true) => {
             return Err(invalid("player_id", Reason::Required));
         }
@@ -309,10 +331,10 @@ fn check(
                 reason,
             )));
         }
-        (_, false) => principal.subject.clone(),
+        (_, false) => principal.subject.as_str(),
     };
     let player_id = PlayerId::new(player).map_err(|r| invalid("player_id", r))?;
-    let stat = StatName::new(e.stat).map_err(|r| invalid("stat", r))?;
+    let stat = StatName::new(e.stat.as_str()).map_err(|r| invalid("stat", r))?;
     let found = match &e.value {
         serde_json::Value::Number(_) => None,
         serde_json::Value::String(_) => Some("a string"),
@@ -327,10 +349,10 @@ fn check(
         };
         return Err(invalid("value", reason));
     }
-    let value: Value =
-        serde_json::from_value(e.value).map_err(|_| invalid("value", Reason::NotFinite))?;
-    let event_id = match e.event_id {
-        Some(id) => Uuid::parse_str(&id).map_err(|_| {
+    let value: Value = serde::Deserialize::deserialize(&e.value)
+        .map_err(|_| invalid("value", Reason::NotFinite))?;
+    let event_id = match &e.event_id {
+        Some(id) => Uuid::parse_str(id).map_err(|_| {
             invalid(
                 "event_id",
                 Reason::Pattern {

@@ -376,7 +376,7 @@ pub(crate) async fn player_achievements(
 /// A player id in a path that no player can have is a player that does not exist (a valid
 /// id of a player who never played reads as empty).
 fn no_such_player_unless_valid(player: &str) -> Result<(), ApiError> {
-    PlayerId::new(player).map(drop).map_err(|reason| {
+    PlayerId::stored(player).map(drop).map_err(|reason| {
         ApiError::NotFound(format!("no player can have the id {player:?}: it {reason}"))
     })
 }

@@ -360,7 +360,7 @@ fn holdings(
     players
         .into_iter()
         .filter_map(|(player, earned)| {
-            let player = PlayerId::new(player).ok()?;
+            let player = PlayerId::stored(player).ok()?;
             let held = earned
                 .into_iter()
                 .map(|(achievement, e)| Holding {

@@ -97,6 +97,56 @@ fn a_stream_prefix_that_is_no_subject_token_is_refused() {
 /// version is never handed out twice (DEFS is appended only where the writer's definitions
 /// end), and of writes that name the same version in `If-Match` exactly one wins, the other
 /// gets 412.
+/// Behind a load balancer: a stat defined through one gateway is used at once through the
+/// other, by an achievement and by an event, 100 times in alternation, never refused.
+#[test]
+fn what_one_gateway_defines_the_other_takes_at_once() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ["--nats", &nats.url(), "--partitions", "2"].map(String::from);
+    let gateways = [
+        Laurel::start_gateway(&dir.path().join("one"), &extra),
+        Laurel::start_gateway(&dir.path().join("two"), &extra),
+    ];
+    let admins = [
+        gateways[0].token(&["--admin"]),
+        gateways[1].token(&["--admin"]),
+    ];
+    let servers = [
+        gateways[0].token(&["--server"]),
+        gateways[1].token(&["--server"]),
+    ];
+    for i in 0..100 {
+        let (a, b) = (i % 2, 1 - i % 2);
+        let stat = format!("s{i}");
+        gateways[a].define_sum_stat(&admins[a], &stat);
+        let r = gateways[b].call(
+            "PUT",
+            &format!("/v1/admin/achievements/A{i}"),
+            Some(&admins[b]),
+            Some(json!({"title": format!("A{i}"), "conditions": [{"stat": stat, "at_least": 1}]})),
+        );
+        assert_eq!(
+            r.status, 201,
+            "round {i}: an achievement on the stat just defined: {r:?}"
+        );
+        let r = gateways[b].call(
+            "POST",
+            "/v1/events",
+            Some(&servers[b]),
+            Some(json!({"events": [{"player_id": "ann", "stat": stat, "value": 1}]})),
+        );
+        assert_eq!(r.status, 202, "round {i}: an event for it: {r:?}");
+        let r = gateways[a].call(
+            "POST",
+            "/v1/admin/players/ann/grants",
+            Some(&admins[a]),
+            Some(json!({"achievement_id": format!("A{i}")})),
+        );
+        assert_eq!(r.status, 202, "round {i}: a grant of it: {r:?}");
+    }
+}
+
 #[test]
 fn definition_writes_through_two_gateways_never_share_a_version() {
     let nats = NatsServer::start();

@@ -86,6 +86,11 @@ fn gamekit_admin_list() -> Value {
 }
 
 fn start() -> GameKit {
+    start_with(&[])
+}
+
+/// [`start`] with more `laurel serve` flags.
+fn start_with(flags: &[&str]) -> GameKit {
     let dir = TempDir::new().unwrap();
     let (pool, jwks) = Pool::new(dir.path());
     let keys = dir.path().join("aws-keys");
@@ -94,17 +99,16 @@ fn start() -> GameKit {
         format!("# GameKit editor\n{} {}\n", AWS_KEY.0, AWS_KEY.1),
     )
     .unwrap();
-    let laurel = Laurel::start(
-        &dir.path().join("data"),
-        &[
-            "--jwks-file".into(),
-            jwks.display().to_string(),
-            "--jwt-secret".into(),
-            ADMIN_SECRET.into(),
-            "--gamekit-admin-keys".into(),
-            keys.display().to_string(),
-        ],
-    );
+    let mut args = vec![
+        "--jwks-file".into(),
+        jwks.display().to_string(),
+        "--jwt-secret".into(),
+        ADMIN_SECRET.into(),
+        "--gamekit-admin-keys".into(),
+        keys.display().to_string(),
+    ];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let laurel = Laurel::start(&dir.path().join("data"), &args);
     GameKit {
         _dir: dir,
         laurel,
@@ -114,7 +118,9 @@ fn start() -> GameKit {
 
 impl GameKit {
     fn admin_token(&self) -> String {
-        let claims = json!({"sub": "admin", "exp": now() + 600, "scope": "laurel:admin"});
+        // `aud` is checked only where `--jwt-audience` is set.
+        let claims = json!({"sub": "admin", "exp": now() + 600, "scope": "laurel:admin",
+            "aud": "laurel-aud"});
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -216,11 +222,38 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// `meta.message` as GameKit's Lambdas write it: Python's `http.client.responses[code]`.
+fn python_reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        other => panic!("no reason listed for {other}"),
+    }
+}
+
+/// GameKit's envelope with `code`, its message as the Lambdas word it, and (on a refusal)
+/// `data: null` and nothing else, byte for byte.
 fn assert_envelope(r: &Reply, code: u16) {
     assert_eq!(r.status, code, "{r:?}");
-    assert_eq!(r.json["meta"]["code"], code, "{r:?}");
-    assert!(r.json["meta"]["message"].is_string(), "{r:?}");
+    assert_eq!(
+        r.json["meta"],
+        json!({"code": code, "message": python_reason(code)}),
+        "{r:?}"
+    );
     assert!(r.json.get("data").is_some(), "{r:?}");
+    if code >= 400 {
+        // As Python's json.dumps writes it: keys in order, `, ` and `: ` between.
+        let body = format!(
+            r#"{{"meta": {{"code": {code}, "message": "{}"}}, "data": null}}"#,
+            python_reason(code)
+        );
+        assert_eq!(String::from_utf8_lossy(&r.body), body, "byte for byte");
+    }
 }
 
 fn ids(r: &Reply) -> Vec<String> {
@@ -325,12 +358,11 @@ fn get_achievements_as_gamekit_lists_them() {
         (&ann, "%%%"),
     ] {
         let r = page(who, token);
-        assert_envelope(&r, 403);
-        assert!(
-            r.json["meta"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("Invalid paging token")
+        assert_eq!(r.status, 403, "{r:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&r.body),
+            r#"{"meta": {"code": 403, "message": "Invalid paging token"}, "data": null}"#,
+            "as GetAchievements words it"
         );
     }
     // wait_for_all_pages=1 takes every page at once.
@@ -403,15 +435,40 @@ fn get_achievement_and_unlock_as_gamekit_do() {
     assert_envelope(&r, 200);
     assert_eq!(r.json["data"]["current_value"], 2, "{r:?}");
     assert_eq!(r.json["data"]["earned"], false);
-    assert_eq!(r.json["data"]["newly_earned"], false);
+    // UpdateAchievements sets `newly_earned` on the newly earned path alone.
+    assert_eq!(r.json["data"].get("newly_earned"), None, "absent: {r:?}");
     let r = unlock("EAT_BANANAS", Some(r#"{"increment_by": 2}"#));
     assert_eq!(r.json["data"]["current_value"], 3, "clamped: {r:?}");
     assert_eq!(r.json["data"]["earned"], true);
     assert_eq!(r.json["data"]["newly_earned"], true);
     assert!(r.json["data"]["earned_at"].is_string(), "{r:?}");
+    let mut keys: Vec<&String> = r.json["data"].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "achievement_id",
+            "current_value",
+            "earned",
+            "earned_at",
+            "is_hidden",
+            "is_secret",
+            "is_stateful",
+            "locked_description",
+            "locked_icon_url",
+            "max_value",
+            "newly_earned",
+            "order_number",
+            "points",
+            "title",
+            "unlocked_description",
+            "unlocked_icon_url"
+        ],
+        "GameKit's fields, no more: {r:?}"
+    );
     let r = unlock("EAT_BANANAS", Some(r#"{"increment_by": 1}"#));
     assert_eq!(r.json["data"]["current_value"], 3);
-    assert_eq!(r.json["data"]["newly_earned"], false, "only once: {r:?}");
+    assert_eq!(r.json["data"].get("newly_earned"), None, "only once: {r:?}");
 
     // test_lambda_returns_a_200_code_for_secret_earned_achievement
     let r = unlock("SECRET_ROOM", Some(r#"{"increment_by": 1}"#));
@@ -467,7 +524,60 @@ fn admin_calls_as_gamekit_makes_them() {
         4,
         "{r:?}"
     );
-    assert_eq!(r.json["data"]["achievements"][0]["max_value"], 3);
+    let first = r.json["data"]["achievements"][0].clone();
+    assert_eq!(first["max_value"], 3);
+    // Each item as DynamoDB's ALL_NEW has it: the fields given, and the times GameKit
+    // stamps (Python's isoformat), the fixture's own times ignored.
+    let python_time = |v: &Value| {
+        let t = v.as_str().unwrap_or_default();
+        t.len() >= 25
+            && t.ends_with("+00:00")
+            && t.as_bytes()[10] == b'T'
+            && time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .is_ok()
+    };
+    assert!(python_time(&first["created_at"]), "{first}");
+    assert_eq!(first["created_at"], first["updated_at"], "{first}");
+    assert_ne!(first["created_at"], "2022-01-01T00:00:00+00:00");
+    // An update keeps created_at and moves updated_at.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let r = g.admin("POST", &admin, &body, AWS_KEY);
+    let again = &r.json["data"]["achievements"][0];
+    assert_eq!(again["created_at"], first["created_at"], "{again}");
+    assert!(python_time(&again["updated_at"]), "{again}");
+    assert_ne!(again["updated_at"], first["updated_at"], "{again}");
+    // AdminAddAchievements sanitizes the id, title, descriptions and icon URLs.
+    let tagged = json!({"achievements": [{"achievement_id": "TAGGED", "title": "Hi <script>x</script><b>y</b>",
+        "locked_description": "Eat <img src=x onerror=alert(1)>bananas",
+        "unlocked_description": "<a href='https://x'>Done</a>", "locked_icon_url": "", "unlocked_icon_url": "",
+        "points": 1, "is_stateful": false, "max_value": 1, "is_secret": false, "is_hidden": true, "order_number": 9}]});
+    let r = g.admin("POST", &admin, &tagged.to_string(), AWS_KEY);
+    assert_envelope(&r, 200);
+    let stored = &r.json["data"]["achievements"][0];
+    assert_eq!(stored["title"], "Hi x<b>y</b>", "{stored}");
+    assert_eq!(stored["locked_description"], "Eat bananas", "{stored}");
+    assert_eq!(stored["unlocked_description"], "Done", "{stored}");
+    let r = g.admin("GET", &admin, "", AWS_KEY);
+    let listed = r.json["data"]["achievements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["achievement_id"] == "TAGGED")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        &listed, stored,
+        "the admin list reads back what was answered"
+    );
+    g.admin(
+        "DELETE",
+        &format!(
+            "{admin}?payload={}",
+            url_encode(&json!({"achievement_ids": ["TAGGED"]}).to_string()).replace('%', "%25")
+        ),
+        "",
+        AWS_KEY,
+    );
     // Players see them at once (hidden ones not).
     let r = g.call("GET", BASE, Some(&g.player("ann")), None);
     assert_eq!(ids(&r), ["EAT_BANANAS", "FIRST_STEP", "SECRET_ROOM"]);
@@ -527,4 +637,44 @@ fn admin_calls_as_gamekit_makes_them() {
         None,
     );
     assert_envelope(&r, 404);
+}
+
+/// `--jwt-audience` applies to GameKit's ID tokens as to every token: one naming another
+/// audience, or none, is refused as API Gateway refuses it.
+#[test]
+fn gamekit_tokens_must_name_the_configured_audience() {
+    let g = start_with(&["--jwt-audience", "laurel-aud"]);
+    g.import();
+    let token = |aud: Option<&str>| {
+        let mut claims = json!({"sub": "s", "token_use": "id", "custom:gk_user_id": "ann",
+            "exp": now() + 600});
+        if let Some(aud) = aud {
+            claims["aud"] = json!(aud);
+        }
+        g.pool.sign(claims)
+    };
+    for refused in [token(Some("other")), token(None)] {
+        for (method, path, body) in [
+            ("GET", BASE.to_string(), None),
+            ("GET", format!("{BASE}/EAT_BANANAS"), None),
+            (
+                "POST",
+                format!("{BASE}/EAT_BANANAS/unlock"),
+                Some(r#"{"increment_by": 1}"#),
+            ),
+        ] {
+            let r = g.call(method, &path, Some(&refused), body);
+            assert_eq!(r.status, 401, "{method} {path}: {r:?}");
+            assert_eq!(r.json, json!({"message": "Unauthorized"}));
+        }
+    }
+    let r = g.call("GET", BASE, Some(&token(Some("laurel-aud"))), None);
+    assert_envelope(&r, 200);
+    let r = g.call(
+        "POST",
+        &format!("{BASE}/EAT_BANANAS/unlock"),
+        Some(&token(Some("laurel-aud"))),
+        Some(r#"{"increment_by": 1}"#),
+    );
+    assert_envelope(&r, 200);
 }

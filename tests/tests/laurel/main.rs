@@ -1,5 +1,6 @@
 //! Laurel's integration tests: one binary, a module per feature.
 
+mod answers;
 mod at_rest;
 mod auth;
 mod cli;
