@@ -19,9 +19,9 @@ use laurel_schemas::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
+use crate::app::ingest::{IngestBody, check_batch};
 use crate::auth::{AuthConfig, Claims, Principal};
 use crate::body::parse;
-use crate::routes::ingest::{IngestBody, check_batch};
 
 /// Decodes `data` as `T` from msgpack (as the log holds it) and from JSON (as the API and
 /// files hold it); what decodes must encode and decode back to the same value.

@@ -1,5 +1,6 @@
 //! Laurel's gateway: the HTTP API and the `laurel` command line.
 
+mod app;
 pub mod auth;
 mod body;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gamekit;
+mod headers;
 pub mod icons;
 pub mod listen;
 pub mod metrics;

@@ -29,8 +29,9 @@ impl Modify for Bearer {
         description = "An event-sourced achievements backend for games."
     ),
     modifiers(&Bearer),
-    // Named by `localizations`' schema (a map keyed by language tag), not by a handler.
-    components(schemas(laurel_schemas::Localization))
+    // Named by `localizations`' schema (a map keyed by language tag), and by the player
+    // lookups' path parameter, not by a handler's types.
+    components(schemas(laurel_schemas::Localization, laurel_schemas::StoredPlayerId))
 )]
 pub(crate) struct ApiDoc;
 

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use super::model::{GameKitExtra, python_isoformat};
 use super::sigv4::{Signed, verify};
 use super::{Envelope, GameKitAchievement};
+use crate::app::definitions::{apply_file, archive};
+use crate::app::now_ms;
 use crate::error::ApiError;
-use crate::routes::admin::archive;
-use crate::routes::now_ms;
 use crate::state::AppState;
 
 /// API Gateway's answer when `AWS_IAM` authorization refuses a call: 403 with a message.
@@ -137,7 +137,7 @@ async fn add_achievements(state: &AppState, body: &[u8]) -> Envelope {
         file.stats.insert(stat, stat_spec);
         file.achievements.insert(gk.achievement_id.clone(), spec);
     }
-    let overlaid = match crate::routes::admin::apply_file(state, &file, false, false).await {
+    let overlaid = match apply_file(state, &file, false, false).await {
         Ok(overlaid) => overlaid,
         Err(ApiError::Unprocessable(_, errors)) => {
             let why: Vec<String> = errors

@@ -10,9 +10,8 @@ use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 use super::{Envelope, GameKitAchievement, GameKitPlayer, PagingKey, paging, stat_of};
-use crate::routes::ingest::{append, throttle};
-use crate::routes::now_ms;
-use crate::routes::players::rfc3339;
+use crate::app::ingest::{append, throttle};
+use crate::app::{now_ms, rfc3339};
 use crate::state::AppState;
 
 /// A page holds at most this many achievements (GameKit's limit and default).

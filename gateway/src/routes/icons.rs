@@ -7,10 +7,11 @@ use axum::response::{IntoResponse, Response};
 use laurel_schemas::{AchievementDefinition, Reason, ValidationError, is_icon_digest};
 use serde::Serialize;
 
+use crate::app::definitions;
 use crate::auth::Admin;
 use crate::error::{AdminProblems, ApiError, ItemError, Problem};
+use crate::headers::{etag, if_match};
 use crate::icons::{IconError, Normalized, StoreError};
-use crate::routes::admin::{achievement_defined, etag, if_match, propose};
 use crate::state::AppState;
 
 /// What every served icon says about caching: its URL names its bytes, so it never changes.
@@ -63,6 +64,23 @@ pub(crate) struct IconUploaded {
     achievement: AchievementDefinition,
 }
 
+/// An upload's body in the OpenAPI document: any bytes (what makes them an image is told by
+/// the bytes themselves).
+struct ImageBytes;
+
+impl utoipa::PartialSchema for ImageBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Binary,
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ImageBytes {}
+
 /// Upload an achievement's icon (the raw image as the body: PNG, JPEG or WebP, told by its
 /// bytes, at most 512 KiB and 4096 pixels a side). It is redrawn as a square PNG, stored
 /// under its digest, and set as the achievement's `locked_icon` or `unlocked_icon`.
@@ -72,7 +90,7 @@ pub(crate) struct IconUploaded {
         ("slot" = String, Path, pattern = "^(locked|unlocked)$", description = "`locked` or `unlocked`"),
         ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"?[0-9]{1,19}"?)$"#, description = "The achievement's version being replaced, or `*`"),
     ),
-    request_body(description = "The image", content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"), (Vec<u8> = "application/octet-stream"))),
+    request_body(description = "The image", content((ImageBytes = "image/png"), (ImageBytes = "image/jpeg"), (ImageBytes = "image/webp"), (ImageBytes = "application/octet-stream"))),
     responses((status = 200, description = "Stored and set", body = IconUploaded),
         AdminProblems,
         (status = 404, description = "No such achievement", body = Problem, content_type = "application/problem+json"),
@@ -99,11 +117,17 @@ pub(crate) async fn upload(
         }
     };
     let expected = if_match(&headers)?;
-    // Checked before anything is stored, and again under the admin lock below.
+    // Checked before anything is stored (on definitions caught up with DEFS: the achievement
+    // may have been defined through another gateway a moment ago), and again under the
+    // admin lock below.
     let current = state
-        .achievement(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
-    check_version(expected, current.version)?;
+        .decide_on_latest(|| {
+            state
+                .achievement(&id)
+                .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))
+        })
+        .await?;
+    definitions::check_version(expected, current.version)?;
     let side = state.icons.side;
     let icon: Normalized =
         tokio::task::spawn_blocking(move || crate::icons::normalize::normalize(&body, side))
@@ -117,27 +141,7 @@ pub(crate) async fn upload(
         .store
         .put(&icon.digest, icon.png.clone().into())
         .await?;
-    let _writing = state.admin.lock().await;
-    let definition = propose(&state, || {
-        let current = state
-            .achievement(&id)
-            .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
-        check_version(expected, current.version)?;
-        let mut spec = current.to_spec();
-        let field = if locked {
-            &mut spec.locked_icon
-        } else {
-            &mut spec.unlocked_icon
-        };
-        if field.as_deref() == Some(icon.digest.as_str()) {
-            return Ok((None, current));
-        }
-        *field = Some(icon.digest.clone());
-        let definition =
-            AchievementDefinition::from_spec(current.id.clone(), spec, current.version + 1);
-        Ok((Some(achievement_defined(&definition)), definition))
-    })
-    .await?;
+    let definition = definitions::set_icon(&state, &id, locked, &icon.digest, expected).await?;
     let version = definition.version;
     let body = IconUploaded {
         url: state.icons.url(&icon.digest),
@@ -152,16 +156,6 @@ pub(crate) async fn upload(
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
     Ok(response)
-}
-
-/// `If-Match`'s version against the achievement's.
-fn check_version(expected: Option<Option<u64>>, current: u64) -> Result<(), ApiError> {
-    match expected {
-        Some(Some(want)) if want != current => Err(ApiError::PreconditionFailed(format!(
-            "If-Match names version {want}, but the current version is {current}"
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// An icon's bytes (`HEAD` too), immutable: `Cache-Control: public, max-age=31536000,

@@ -7,10 +7,3 @@ pub(crate) mod notifications;
 pub(crate) mod ops;
 pub(crate) mod players;
 pub(crate) mod replay;
-
-/// Milliseconds since the epoch, now.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}

@@ -3,10 +3,11 @@
 
 use std::convert::Infallible;
 
+use crate::app::players::achievement_out;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem, TokenProblems};
+use crate::headers::languages;
 use crate::notify::Notice;
-use crate::routes::players::{achievement_out, languages};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -34,7 +35,7 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
                 .ok()??;
             let view = state.views.player(player).ok()?;
             let achievement =
-                achievement_out(&def, &state.icons, &view, langs, crate::routes::now_ms())?;
+                achievement_out(&def, &state.icons, &view, langs, crate::app::now_ms())?;
             let data = json!({"unlock_id": unlocked.unlock_id, "replay": unlocked.replay, "achievement": achievement});
             Some(
                 Event::default()

@@ -28,10 +28,11 @@ use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::app::ingest::append_stats;
+use crate::app::now_ms;
 use crate::auth::Admin;
 use crate::body::Parsed;
 use crate::error::{AdminProblems, ApiError, ItemError, Problem};
-use crate::routes::now_ms;
 use crate::state::AppState;
 
 /// Namespace of replay ids (from the definitions folded against) and of a replay's grant ids.
@@ -266,7 +267,7 @@ impl Job {
     async fn apply_definitions(&self, file: &DefinitionsFile) -> anyhow::Result<()> {
         // All or nothing, on the definitions in force now (a change since the dry run is
         // laid over too, or refuses the file).
-        crate::routes::admin::apply_file(&self.state, file, false, false)
+        crate::app::definitions::apply_file(&self.state, file, false, false)
             .await
             .map_err(|e| {
                 anyhow::anyhow!(
@@ -309,7 +310,7 @@ impl Job {
                     }
                 })
                 .collect();
-            let acks = log.append(StreamKind::Stats, entries).await?;
+            let acks = append_stats(&self.state, entries).await?;
             granted += acks.iter().filter(|a| !a.duplicate).count() as u64;
             sent += chunk.len();
             self.progress("apply", sent as u64, gains.len() as u64);

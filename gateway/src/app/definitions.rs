@@ -1,0 +1,298 @@
+//! Definitions: every change to stats and achievements, decided on definitions caught up
+//! with DEFS and appended to it with optimistic concurrency ([`propose`]), so a version is
+//! never handed out twice and what is answered is exactly what every reader applies.
+
+use laurel_log::{Entry, StreamKind, Target};
+use laurel_schemas::{
+    AchievementDefinition, AchievementId, AchievementSpec, DefinitionEvent, SchemaVersion,
+    StatDefinition, StatName, StatSpec, ValidationError, encode,
+};
+use uuid::Uuid;
+
+use super::now_ms;
+use crate::error::{ApiError, ItemError};
+use crate::state::AppState;
+
+/// A 422 with the fields at fault.
+pub(crate) fn invalid(detail: &str, errors: Vec<ValidationError>) -> ApiError {
+    ApiError::Unprocessable(
+        detail.into(),
+        errors.into_iter().map(ItemError::from).collect(),
+    )
+}
+
+/// The DEFS entry of a change, once its encoding is known to decode: what is answered 2xx is
+/// exactly what every reader applies, and a reader stops at an entry it cannot decode.
+fn entry_of(event: &DefinitionEvent) -> Result<Entry, ApiError> {
+    let (kind, id) = event.subject();
+    let payload = encode(event);
+    if let Err(e) = laurel_schemas::decode::<DefinitionEvent>(&payload) {
+        tracing::warn!(error = %e, "a definition change does not decode from its own encoding");
+        return Err(ApiError::Unprocessable(
+            format!("the definition cannot be stored: its log entry would not decode ({e})"),
+            Vec::new(),
+        ));
+    }
+    Ok(Entry {
+        target: Target::Definition {
+            kind,
+            id: id.to_string(),
+        },
+        id: event.event_id().to_string(),
+        payload,
+    })
+}
+
+/// How many times [`propose`] makes its change again after losing to another writer.
+const PROPOSE_ATTEMPTS: usize = 8;
+
+/// Appends the definition change `make` builds from the definitions in force (`None`: no
+/// change), with optimistic concurrency through the log: the change goes in only if DEFS
+/// still ends where the definitions `make` read end. When another writer (another gateway,
+/// a replay) appended first, this process's definitions catch up and `make` runs again on
+/// them, so a version is never handed out twice, and a write whose `If-Match` names a
+/// version that moved on gets its 412 from `make`. Waits (bounded) until this process's
+/// definitions hold the change.
+pub(crate) async fn propose<T>(
+    state: &AppState,
+    mut make: impl FnMut() -> Result<(Option<DefinitionEvent>, T), ApiError>,
+) -> Result<T, ApiError> {
+    // Decide on definitions at least as new as DEFS when the request arrived: behind a
+    // load balancer, the stat this change names may have been defined on another gateway
+    // a moment ago.
+    state.catch_up_defs().await?;
+    for _ in 0..PROPOSE_ATTEMPTS {
+        // Read before `make` reads the definitions: they hold at least this much, and any
+        // more makes the append below a conflict, never a lost update.
+        let at = state.defs.seq();
+        let (event, out) = make()?;
+        let Some(event) = event else {
+            return Ok(out);
+        };
+        match state
+            .log
+            .append_after(StreamKind::Defs, entry_of(&event)?, at)
+            .await
+        {
+            Ok(ack) => {
+                state.defs.wait_for(ack.seq, state.limits.max_wait).await;
+                return Ok(out);
+            }
+            Err(laurel_log::AppendError::Conflict(_)) => {
+                let last = state.log.last_seq(StreamKind::Defs, 0).await?;
+                state.defs.wait_for(last, state.limits.max_wait).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable(
+        "definitions are changing faster than this change could be made on them: try again".into(),
+    ))
+}
+
+/// Lays a definitions file over the definitions in force (see
+/// `Definitions::overlay_pruning`): checked whole, then appended as one DEFS entry, all or
+/// nothing, through [`propose`] (a file laid over definitions another writer changed
+/// meanwhile is laid again over the new ones). Refuses a file naming an icon not uploaded.
+/// Returns the changes, appended unless `dry_run`, and the definitions as they are after.
+pub(crate) async fn apply_file(
+    state: &AppState,
+    file: &laurel_schemas::DefinitionsFile,
+    prune: bool,
+    dry_run: bool,
+) -> Result<laurel_engine::Overlaid, ApiError> {
+    let missing = state.icons.missing_in_file(file).await?;
+    if !missing.is_empty() {
+        return Err(invalid("invalid definitions", missing));
+    }
+    let _writing = state.admin.lock().await;
+    propose(state, || {
+        let overlaid = state
+            .defs
+            .read(|d| d.overlay_pruning(file, prune, now_ms()))
+            .map_err(|errors| invalid("invalid definitions", errors))?;
+        let event = match overlaid.changes.as_slice() {
+            _ if dry_run => None,
+            [] => None,
+            [one] => Some(one.clone()),
+            many => Some(DefinitionEvent::ChangeSet {
+                v: SchemaVersion::CURRENT,
+                event_id: Uuid::new_v4(),
+                changes: many.to_vec(),
+                at: now_ms(),
+            }),
+        };
+        Ok((event, overlaid))
+    })
+    .await
+}
+
+/// An achievement's new definition, as a change.
+pub(crate) fn achievement_defined(definition: &AchievementDefinition) -> DefinitionEvent {
+    DefinitionEvent::AchievementDefined {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::new_v4(),
+        definition: definition.clone(),
+        at: now_ms(),
+    }
+}
+
+/// Archives an achievement (through [`propose`]): its definition as it is after, archived
+/// (unchanged when it was archived already); 404 when there is no such achievement.
+pub(crate) async fn archive(state: &AppState, id: &str) -> Result<AchievementDefinition, ApiError> {
+    let _writing = state.admin.lock().await;
+    propose(state, || {
+        let mut def = state
+            .achievement(id)
+            .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
+        if def.archived {
+            return Ok((None, def));
+        }
+        def.archived = true;
+        def.version += 1;
+        let event = DefinitionEvent::AchievementArchived {
+            v: SchemaVersion::CURRENT,
+            event_id: Uuid::new_v4(),
+            id: def.id.clone(),
+            version: def.version,
+            at: now_ms(),
+        };
+        Ok((Some(event), def))
+    })
+    .await
+}
+
+/// Defines a stat or changes one (its `aggregation` and `kind` are fixed once defined: 409):
+/// whether it was created, and its definition as stored.
+pub(crate) async fn define_stat(
+    state: &AppState,
+    name: String,
+    spec: StatSpec,
+) -> Result<(bool, StatDefinition), ApiError> {
+    let name = StatName::new(name)
+        .map_err(|r| invalid("invalid stat name", vec![ValidationError::new("name", r)]))?;
+    spec.validate()
+        .map_err(|e| invalid("invalid stat definition", e))?;
+    let _writing = state.admin.lock().await;
+    let (created, definition) = propose(state, || {
+        let current = state.stat_definition(name.as_str());
+        // Stored totals were folded under one meaning: a sum that became a min (or an int
+        // that became a float) would silently mean something else. A new stat is the
+        // migration.
+        if let Some(current) = &current
+            && (current.aggregation != spec.aggregation || current.kind != spec.kind)
+        {
+            let wire = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            return Err(ApiError::Conflict(format!(
+                "stat {name} has aggregation {} and kind {}, fixed once defined: define a new stat and point the achievements at it",
+                wire(serde_json::json!(current.aggregation)),
+                wire(serde_json::json!(current.kind)),
+            )));
+        }
+        let version = current.as_ref().map_or(0, |d| d.version) + 1;
+        let definition = StatDefinition::from_spec(name.clone(), spec.clone(), version);
+        let event = DefinitionEvent::StatDefined {
+            v: SchemaVersion::CURRENT,
+            event_id: Uuid::new_v4(),
+            definition: definition.clone(),
+            at: now_ms(),
+        };
+        Ok((Some(event), (current.is_none(), definition)))
+    })
+    .await?;
+    Ok((created, definition))
+}
+
+/// Defines an achievement or changes one; `expected` is `If-Match` (`Some(None)`: `*`), 412
+/// when the achievement is not at that version. Whether it was created, and its definition.
+pub(crate) async fn define_achievement(
+    state: &AppState,
+    id: String,
+    spec: AchievementSpec,
+    expected: Option<Option<u64>>,
+) -> Result<(bool, AchievementDefinition), ApiError> {
+    let id = AchievementId::new(id).map_err(|r| {
+        invalid(
+            "invalid achievement id",
+            vec![ValidationError::new("id", r)],
+        )
+    })?;
+    let missing = state.icons.missing(&spec, None).await?;
+    if !missing.is_empty() {
+        return Err(invalid("invalid achievement definition", missing));
+    }
+    let _writing = state.admin.lock().await;
+    let (created, definition) = propose(state, || {
+        let current = state.achievement(id.as_str());
+        let current_version = current.as_ref().map(|d| d.version);
+        match (expected, current_version) {
+            (Some(Some(want)), have) if have != Some(want) => {
+                return Err(ApiError::PreconditionFailed(format!(
+                    "If-Match names version {want}, but the current version is {}",
+                    have.map_or("none (it does not exist)".to_string(), |v| v.to_string())
+                )));
+            }
+            (Some(None), None) => {
+                return Err(ApiError::PreconditionFailed(
+                    "If-Match: * but the achievement does not exist".into(),
+                ));
+            }
+            _ => {}
+        }
+        state
+            .defs
+            .read(|d| d.check_achievement(&id, &spec))
+            .map_err(|e| invalid("invalid achievement definition", e))?;
+        let version = current_version.unwrap_or(0) + 1;
+        let definition = AchievementDefinition::from_spec(id.clone(), spec.clone(), version);
+        Ok((
+            Some(achievement_defined(&definition)),
+            (current.is_none(), definition),
+        ))
+    })
+    .await?;
+    Ok((created, definition))
+}
+
+/// Sets an uploaded icon (`digest`, stored already) as an achievement's locked or unlocked
+/// icon, a new version unless it is that icon already; `expected` is `If-Match` (412).
+pub(crate) async fn set_icon(
+    state: &AppState,
+    id: &str,
+    locked: bool,
+    digest: &str,
+    expected: Option<Option<u64>>,
+) -> Result<AchievementDefinition, ApiError> {
+    let _writing = state.admin.lock().await;
+    let definition = propose(state, || {
+        let current = state
+            .achievement(id)
+            .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
+        check_version(expected, current.version)?;
+        let mut spec = current.to_spec();
+        let field = if locked {
+            &mut spec.locked_icon
+        } else {
+            &mut spec.unlocked_icon
+        };
+        if field.as_deref() == Some(digest) {
+            return Ok((None, current));
+        }
+        *field = Some(digest.to_string());
+        let definition =
+            AchievementDefinition::from_spec(current.id.clone(), spec, current.version + 1);
+        Ok((Some(achievement_defined(&definition)), definition))
+    })
+    .await?;
+    Ok(definition)
+}
+
+/// `If-Match`'s version against the achievement's.
+pub(crate) fn check_version(expected: Option<Option<u64>>, current: u64) -> Result<(), ApiError> {
+    match expected {
+        Some(Some(want)) if want != current => Err(ApiError::PreconditionFailed(format!(
+            "If-Match names version {want}, but the current version is {current}"
+        ))),
+        _ => Ok(()),
+    }
+}

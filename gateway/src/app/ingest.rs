@@ -1,0 +1,391 @@
+//! Ingest: stat events checked whole against the definitions in force, throttled per
+//! player, and appended to STATS. Every STATS append of the gateway (events, grants, a
+//! replay's grants) goes through [`append_stats`].
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+
+use laurel_engine::Definitions;
+use laurel_log::{Appended, Entry, StreamKind, Target, partition_of};
+use laurel_schemas::{
+    AchievementId, Grant, PlayerId, Reason, SchemaVersion, Source, StatEvent, StatEvents, StatName,
+    StatsEntry, StatsMessage, ValidationError, Value, encode,
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::definitions::invalid;
+use super::now_ms;
+use crate::auth::Principal;
+use crate::error::{ApiError, ItemError};
+use crate::position::ReadToken;
+use crate::state::AppState;
+
+/// The ingest body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IngestBody {
+    #[schema(min_items = 1)]
+    events: Vec<IngestEvent>,
+}
+
+impl IngestBody {
+    /// How many events the batch holds.
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+}
+
+/// One event as a client sends it; checked field by field so each refusal names its event.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct IngestEvent {
+    /// A UUID the client chose, so a retry is counted once.
+    #[serde(default)]
+    #[schema(
+        format = "uuid",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
+    event_id: Option<String>,
+    /// The player (server and admin tokens; a player token reports as itself).
+    #[serde(default)]
+    #[schema(value_type = Option<laurel_schemas::PlayerId>)]
+    player_id: Option<String>,
+    #[schema(value_type = laurel_schemas::StatName)]
+    stat: String,
+    #[schema(value_type = f64)]
+    value: serde_json::Value,
+    #[serde(default, deserialize_with = "laurel_schemas::integral::optional")]
+    ts: Option<i64>,
+}
+
+enum Refusal {
+    Invalid(ItemError),
+    Forbidden(ItemError),
+}
+
+/// Appends checked events to STATS: the read-your-writes position they reach, and how many
+/// were accepted and how many were duplicates.
+pub(crate) async fn append(
+    state: &AppState,
+    events: Vec<(StatEvent, bool)>,
+) -> Result<(ReadToken, usize, usize), ApiError> {
+    let partitions = state.log.config().partitions;
+    let (entries, sizes) = entries_of(events, partitions);
+    let targets: Vec<u32> = entries
+        .iter()
+        .map(|e| match e.target {
+            Target::Partition(p) => p,
+            Target::Definition { .. } => 0,
+        })
+        .collect();
+    let acks = append_stats(state, entries).await?;
+    let mut token = ReadToken::default();
+    let (mut accepted, mut duplicates) = (0, 0);
+    for ((ack, p), size) in acks.iter().zip(targets).zip(sizes) {
+        token.reach(p, ack.seq);
+        if ack.duplicate {
+            duplicates += size;
+        } else {
+            accepted += size;
+        }
+    }
+    Ok((token, accepted, duplicates))
+}
+
+/// Appends entries to STATS: the one way the gateway writes there.
+pub(crate) async fn append_stats(
+    state: &AppState,
+    entries: Vec<Entry>,
+) -> Result<Vec<Appended>, laurel_log::AppendError> {
+    state.log.append(StreamKind::Stats, entries).await
+}
+
+/// Grants an achievement to a player through the log (an admin's grant, ordered with the
+/// player's stats): the read-your-writes position it reaches. 422 for an id no player can
+/// have, or an achievement that is unknown or archived (on definitions caught up with DEFS).
+pub(crate) async fn grant(
+    state: &AppState,
+    player: String,
+    achievement_id: String,
+) -> Result<ReadToken, ApiError> {
+    let player_id = PlayerId::new(player).map_err(|r| {
+        invalid(
+            "invalid player id",
+            vec![ValidationError::new("player_id", r)],
+        )
+    })?;
+    let achievement_id = AchievementId::new(achievement_id).map_err(|r| {
+        invalid(
+            "invalid achievement id",
+            vec![ValidationError::new("achievement_id", r)],
+        )
+    })?;
+    state
+        .decide_on_latest(|| match state.achievement(achievement_id.as_str()) {
+            None => {
+                let reason = Reason::UnknownAchievement {
+                    id: achievement_id.to_string(),
+                };
+                Err(invalid(
+                    "cannot grant",
+                    vec![ValidationError::new("achievement_id", reason)],
+                ))
+            }
+            Some(d) if d.archived => {
+                let reason = Reason::Archived {
+                    id: achievement_id.to_string(),
+                };
+                Err(invalid(
+                    "cannot grant",
+                    vec![ValidationError::new("achievement_id", reason)],
+                ))
+            }
+            Some(_) => Ok(()),
+        })
+        .await?;
+    let grant = Grant {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::new_v4(),
+        player_id: player_id.clone(),
+        achievement_id,
+        received_at: now_ms(),
+        source: Source::Admin,
+        replay: None,
+        earned_at: None,
+    };
+    let partition = partition_of(player_id.as_str(), state.log.config().partitions);
+    let entry = Entry {
+        target: Target::Partition(partition),
+        id: grant.event_id.to_string(),
+        payload: encode(&StatsMessage::Grant(grant)),
+    };
+    let acks = append_stats(state, vec![entry]).await?;
+    let mut token = ReadToken::default();
+    for ack in &acks {
+        token.reach(partition, ack.seq);
+    }
+    Ok(token)
+}
+
+/// Where a caller's events come from.
+pub(crate) fn source_of(principal: &Principal) -> Source {
+    if principal.is_admin() {
+        Source::Admin
+    } else if principal.is_server() {
+        Source::Server
+    } else {
+        Source::Player
+    }
+}
+
+/// Checks a batch whole, event by event, against the definitions in force: the events
+/// ready for the log (with whether the client chose each id), or every refusal (403 when
+/// any event is not the caller's to report, else 422).
+pub(crate) fn check_batch(
+    body: &IngestBody,
+    principal: &Principal,
+    defs: &Definitions,
+    received_at: i64,
+) -> Result<Vec<(StatEvent, bool)>, ApiError> {
+    if body.events.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "the batch has no events".into(),
+            Vec::new(),
+        ));
+    }
+    let source = source_of(principal);
+    let mut events = Vec::with_capacity(body.events.len());
+    let (mut invalid, mut forbidden) = (Vec::new(), Vec::new());
+    for (i, e) in body.events.iter().enumerate() {
+        let client_id = e.event_id.is_some();
+        match check(i, e, principal, source, defs, received_at) {
+            Ok(event) => events.push((event, client_id)),
+            Err(Refusal::Invalid(e)) => invalid.push(e),
+            Err(Refusal::Forbidden(e)) => forbidden.push(e),
+        }
+    }
+    if !forbidden.is_empty() {
+        forbidden.extend(invalid);
+        return Err(ApiError::Forbidden(
+            "the token may not report some of these events; nothing was accepted".into(),
+            forbidden,
+        ));
+    }
+    if !invalid.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "some events are invalid; nothing was accepted".into(),
+            invalid,
+        ));
+    }
+    Ok(events)
+}
+
+/// The STATS entries of a batch, with how many events each holds. An event whose id the
+/// client chose is an entry of its own under that id, so the log deduplicates it alone
+/// (a retry may regroup events) and says exactly which events were duplicates. Events whose
+/// ids the gateway made cannot come again, so those of one partition go together in one
+/// entry (`stats`), under a fresh random UUID of its own: one log message instead of one
+/// per event.
+fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, Vec<usize>) {
+    let mut entries = Vec::new();
+    let mut sizes = Vec::new();
+    let mut grouped: BTreeMap<u32, Vec<StatEvent>> = BTreeMap::new();
+    for (event, client_id) in events {
+        let p = partition_of(event.player_id.as_str(), partitions);
+        if client_id {
+            entries.push(Entry {
+                target: Target::Partition(p),
+                id: dedup_id(&event.player_id, event.event_id),
+                payload: encode(&StatsMessage::Stat(event)),
+            });
+            sizes.push(1);
+        } else {
+            grouped.entry(p).or_default().push(event);
+        }
+    }
+    for (p, mut events) in grouped {
+        sizes.push(events.len());
+        let payload = if events.len() == 1 {
+            encode(&StatsMessage::Stat(events.pop().expect("one event")))
+        } else {
+            encode(&StatsEntry::Stats(StatEvents {
+                v: SchemaVersion::CURRENT,
+                events,
+            }))
+        };
+        entries.push(Entry {
+            target: Target::Partition(p),
+            id: Uuid::new_v4().to_string(),
+            payload,
+        });
+    }
+    (entries, sizes)
+}
+/// Names the player's event `event_id` under UUIDv5 within this namespace for the log's
+/// deduplication.
+const DEDUP_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_7572_656c_0001_8000_0064_6564_7570);
+
+/// The log's idempotency key of a client-chosen `event_id`: scoped to the player, so the
+/// same player resending an id is a duplicate, and one player's ids (learnt or guessed)
+/// never make another's events vanish.
+pub(crate) fn dedup_id(player: &PlayerId, event_id: Uuid) -> String {
+    let mut name = Vec::with_capacity(player.as_str().len() + 17);
+    name.extend_from_slice(event_id.as_bytes());
+    name.push(0);
+    name.extend_from_slice(player.as_str().as_bytes());
+    Uuid::new_v5(&DEDUP_NAMESPACE, &name).to_string()
+}
+
+/// Takes `events` from the player's ingest quota, or says when to retry (429).
+pub(crate) fn throttle(state: &AppState, player: &str, events: usize) -> Result<(), ApiError> {
+    let Some(quota) = &state.player_quota else {
+        return Ok(());
+    };
+    let n = u32::try_from(events)
+        .ok()
+        .and_then(NonZeroU32::new)
+        .unwrap_or(NonZeroU32::MIN);
+    match quota.check_key_n(&player.to_string(), n) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(not_until)) => {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(quota.clock()));
+            let per_minute = state
+                .limits
+                .player_events_per_minute
+                .map_or(0, NonZeroU32::get);
+            Err(ApiError::TooManyRequests(
+                format!("this player sends more than {per_minute} events per minute"),
+                wait.as_secs_f64().ceil().max(1.0) as u64,
+            ))
+        }
+        Err(_) => Err(ApiError::TooManyRequests(
+            format!(
+                "a player may send at most {} events at once",
+                state.limits.player_events_burst
+            ),
+            60,
+        )),
+    }
+}
+
+fn check(
+    index: usize,
+    e: &IngestEvent,
+    principal: &Principal,
+    source: Source,
+    defs: &Definitions,
+    received_at: i64,
+) -> Result<StatEvent, Refusal> {
+    let invalid = |field: &str, reason: Reason| {
+        Refusal::Invalid(ItemError::event(index, Some(field), reason))
+    };
+    let player = match (&e.player_id, principal.is_server()) {
+        (Some(p), true) => p.as_str(),
+        (None, true) => {
+            return Err(invalid("player_id", Reason::Required));
+        }
+        (Some(p), false) if *p != principal.subject => {
+            let reason = Reason::Pattern {
+                pattern: "the token's own player id".into(),
+            };
+            return Err(Refusal::Forbidden(ItemError::event(
+                index,
+                Some("player_id"),
+                reason,
+            )));
+        }
+        (_, false) => principal.subject.as_str(),
+    };
+    let player_id = PlayerId::new(player).map_err(|r| invalid("player_id", r))?;
+    let stat = StatName::new(e.stat.as_str()).map_err(|r| invalid("stat", r))?;
+    let found = match &e.value {
+        serde_json::Value::Number(_) => None,
+        serde_json::Value::String(_) => Some("a string"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Null => Some("null"),
+        serde_json::Value::Array(_) => Some("an array"),
+        serde_json::Value::Object(_) => Some("an object"),
+    };
+    if let Some(found) = found {
+        let reason = Reason::NotANumber {
+            found: found.into(),
+        };
+        return Err(invalid("value", reason));
+    }
+    let value: Value = serde::Deserialize::deserialize(&e.value)
+        .map_err(|_| invalid("value", Reason::NotFinite))?;
+    let event_id = match &e.event_id {
+        Some(id) => Uuid::parse_str(id).map_err(|_| {
+            invalid(
+                "event_id",
+                Reason::Pattern {
+                    pattern: "a UUID".into(),
+                },
+            )
+        })?,
+        None => Uuid::new_v4(),
+    };
+    let value = match defs.check_report(stat.as_str(), value, source) {
+        Ok(v) => v,
+        Err(reason @ Reason::NotWritable { .. }) => {
+            return Err(Refusal::Forbidden(ItemError::event(
+                index,
+                Some("stat"),
+                reason,
+            )));
+        }
+        Err(reason @ Reason::UnknownStat { .. }) => return Err(invalid("stat", reason)),
+        Err(reason) => return Err(invalid("value", reason)),
+    };
+    Ok(StatEvent {
+        v: SchemaVersion::CURRENT,
+        event_id,
+        player_id,
+        stat,
+        value,
+        ts: e.ts.unwrap_or(received_at),
+        received_at,
+        source,
+    })
+}

@@ -1,0 +1,169 @@
+//! Players: a player's view of the achievements (texts in their language, progress, the
+//! availability window, icons as URLs), which the player reads, the live stream sends and
+//! the console shows alike.
+
+use laurel_projections::PlayerView;
+use laurel_schemas::{AchievementDefinition, Value, Visibility};
+use serde::Serialize;
+
+use super::rfc3339;
+use crate::icons::Icons;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ProgressOut {
+    stat: String,
+    #[schema(value_type = f64)]
+    current: Value,
+    #[schema(value_type = f64)]
+    required: Value,
+}
+
+/// Where now stands in a time-limited achievement's availability window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Window {
+    /// Before `available_from`: it cannot be earned yet.
+    Upcoming,
+    /// Inside the window: it can be earned now.
+    Open,
+    /// At or past `available_until`: it can no longer be earned.
+    Closed,
+}
+
+/// One achievement as a player sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AchievementOut {
+    id: String,
+    title: String,
+    description: String,
+    icon_url: Option<String>,
+    points: u32,
+    order: i32,
+    visibility: Visibility,
+    earned: bool,
+    /// RFC 3339.
+    earned_at: Option<String>,
+    progress: Vec<ProgressOut>,
+    /// When it can first be earned (RFC 3339), for a time-limited achievement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    available_from: Option<String>,
+    /// When it can no longer be earned (RFC 3339, exclusive), for a time-limited achievement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    available_until: Option<String>,
+    /// Where now stands in its window; absent for an achievement without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: Option<Window>,
+    /// With `wait_for`, on the one-achievement route: true when the wait ended before the
+    /// token's events were reflected (the answer is what the views held then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) wait_timed_out: Option<bool>,
+}
+
+/// The texts of `def` in the best language the client accepts.
+pub(crate) fn texts<'a>(
+    def: &'a AchievementDefinition,
+    langs: &[String],
+) -> (&'a str, &'a str, &'a str) {
+    let loc = langs.iter().find_map(|want| {
+        let want = want.to_ascii_lowercase();
+        def.localizations
+            .iter()
+            .find(|(tag, _)| tag.to_ascii_lowercase() == want)
+            .or_else(|| {
+                let primary = want.split('-').next().unwrap_or_default();
+                def.localizations
+                    .iter()
+                    .find(|(tag, _)| tag.to_ascii_lowercase().split('-').next() == Some(primary))
+            })
+            .map(|(_, l)| l)
+    });
+    let pick = |over: Option<&'a String>, base: &'a str| over.map_or(base, String::as_str);
+    (
+        pick(loc.and_then(|l| l.title.as_ref()), &def.title),
+        pick(
+            loc.and_then(|l| l.locked_description.as_ref()),
+            &def.locked_description,
+        ),
+        pick(
+            loc.and_then(|l| l.unlocked_description.as_ref()),
+            &def.unlocked_description,
+        ),
+    )
+}
+
+/// Where `now` stands in `def`'s availability window, if it has one.
+fn window(def: &AchievementDefinition, now: i64) -> Option<Window> {
+    let from = def.available_from.map(laurel_schemas::to_millis);
+    let until = def.available_until.map(laurel_schemas::to_millis);
+    match (from, until) {
+        (None, None) => None,
+        (Some(from), _) if now < from => Some(Window::Upcoming),
+        (_, Some(until)) if now >= until => Some(Window::Closed),
+        _ => Some(Window::Open),
+    }
+}
+
+/// The player's view of `def` at `now`, or `None` when the player may not see it: archived,
+/// hidden, or time-limited with its window closed, unless earned.
+pub(crate) fn achievement_out(
+    def: &AchievementDefinition,
+    icons: &Icons,
+    player: &PlayerView,
+    langs: &[String],
+    now: i64,
+) -> Option<AchievementOut> {
+    let earned = player.earned.get(def.id.as_str());
+    let window = window(def, now);
+    if earned.is_none()
+        && (def.archived || def.visibility == Visibility::Hidden || window == Some(Window::Closed))
+    {
+        return None;
+    }
+    let (title, locked, unlocked) = texts(def, langs);
+    let description = match (earned, def.visibility) {
+        (Some(_), _) => unlocked,
+        (None, Visibility::Secret) => "",
+        (None, _) => locked,
+    };
+    let icon = if earned.is_some() {
+        def.unlocked_icon.as_ref().or(def.locked_icon.as_ref())
+    } else {
+        def.locked_icon.as_ref()
+    };
+    // A secret achievement does not tell how to earn it until earned.
+    let secret = earned.is_none() && def.visibility == Visibility::Secret;
+    let progress = def
+        .conditions
+        .iter()
+        .filter(|_| !secret)
+        .map(|c| ProgressOut {
+            stat: c.stat.to_string(),
+            current: player
+                .stats
+                .get(c.stat.as_str())
+                .copied()
+                .unwrap_or(Value::Int(0)),
+            required: c.threshold.value(),
+        })
+        .collect();
+    Some(AchievementOut {
+        id: def.id.to_string(),
+        title: title.to_string(),
+        description: description.to_string(),
+        icon_url: icon.map(|i| icons.url(i)),
+        points: def.points,
+        order: def.order,
+        visibility: def.visibility,
+        earned: earned.is_some(),
+        earned_at: earned.and_then(|e| rfc3339(e.unlocked_at)),
+        progress,
+        available_from: def
+            .available_from
+            .and_then(|t| rfc3339(laurel_schemas::to_millis(t))),
+        available_until: def
+            .available_until
+            .and_then(|t| rfc3339(laurel_schemas::to_millis(t))),
+        window,
+        wait_timed_out: None,
+    })
+}
