@@ -26,6 +26,8 @@ pub use defs::{
     StatDefinition, StatKind, StatSpec, Threshold, Visibility, is_icon_digest, is_icon_reference,
 };
 pub use events::{Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage};
+#[cfg(feature = "openapi")]
+pub use names::StoredPlayerId;
 pub use names::{AchievementId, PlayerId, StatName};
 pub use outputs::{
     CauseKind, Changes, Checkpoint, Output, Progress, Rejected, StatChanged, Unlocked,

@@ -130,6 +130,22 @@ name_type!(
     max = PLAYER_ID_MAX
 );
 
+/// A player id as a lookup takes it (a path naming a player to read): any id stored under
+/// the rules of every version, [`PlayerId::stored`]'s rule. Only its OpenAPI schema is used.
+#[cfg(feature = "openapi")]
+#[derive(Debug)]
+pub struct StoredPlayerId;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for StoredPlayerId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        openapi::name(crate::validation::ONE_LINE_PATTERN, PLAYER_ID_MAX).into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for StoredPlayerId {}
+
 /// OpenAPI schemas of names, and of maps keyed by them (definitions files, localizations).
 #[cfg(feature = "openapi")]
 pub mod openapi {
