@@ -139,6 +139,38 @@ mod tests {
         }
     }
 
+    /// Every rule JSON Schema can state is stated, so a schema-valid request is not refused
+    /// for it: a non-empty batch, `max_delta` above 0, the keys of definitions files and
+    /// localizations, and a 415 for a body neither JSON nor msgpack.
+    #[test]
+    fn the_document_states_the_rules_json_schema_can() {
+        let document = serde_json::to_value(super::document()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(schemas["IngestBody"]["properties"]["events"]["minItems"], 1);
+        assert_eq!(
+            schemas["StatSpec"]["properties"]["max_delta"]["exclusiveMinimum"],
+            0
+        );
+        let file = &schemas["DefinitionsFile"]["properties"];
+        for (map, pattern) in [
+            ("stats", laurel_schemas::names::STAT_NAME_PATTERN),
+            (
+                "achievements",
+                laurel_schemas::names::ACHIEVEMENT_ID_PATTERN,
+            ),
+        ] {
+            assert_eq!(file[map]["propertyNames"]["pattern"], pattern, "{map}");
+            assert_eq!(file[map]["propertyNames"]["minLength"], 1, "{map}");
+        }
+        let localizations = &schemas["AchievementSpec"]["properties"]["localizations"];
+        assert_eq!(
+            localizations["propertyNames"]["pattern"],
+            laurel_schemas::defs::LANGUAGE_TAG_PATTERN
+        );
+        let events = &document["paths"]["/v1/events"]["post"]["responses"];
+        assert!(events.get("415").is_some(), "{events}");
+    }
+
     /// docs/reference.md documents exactly the fields each schema it names has: each section
     /// says `Schema: \`Name\`` and has a table row per field.
     #[test]

@@ -458,6 +458,11 @@ pub struct ServeArgs {
     /// from disk when their player reports again.
     #[arg(long, env = "LAUREL_CACHED_PLAYERS", default_value_t = 100_000)]
     pub cached_players: usize,
+    /// Fault injection for tests: hold each batch of definitions read from DEFS this many
+    /// milliseconds before applying it, so that this process lags behind the log (as a
+    /// gateway behind a load balancer may).
+    #[arg(long, env = "LAUREL_DEFS_LAG_MS", default_value_t = 0, hide = true)]
+    pub defs_lag_ms: u64,
 }
 
 /// The file holding the development signing key.
@@ -583,7 +588,9 @@ pub async fn run_roles(
         return Ok(());
     };
     let (defs, follower) = loaded.context("loading definitions")?;
-    let following = follower.run(shutdown.clone());
+    let following = follower
+        .lagging(Duration::from_millis(args.defs_lag_ms))
+        .run(shutdown.clone());
     roles.spawn(async move {
         let done = following.await.map_err(anyhow::Error::from);
         ("definitions follower", done)

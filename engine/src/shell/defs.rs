@@ -87,6 +87,7 @@ impl SharedDefs {
         let follower = DefsFollower {
             reader,
             shared: shared.clone(),
+            lag: Duration::ZERO,
         };
         Ok((shared, follower))
     }
@@ -150,16 +151,29 @@ fn apply_batch(shared: &SharedDefs, records: Vec<laurel_log::Record>) -> Result<
 pub struct DefsFollower {
     reader: Reader,
     shared: Arc<SharedDefs>,
+    lag: Duration,
 }
 
 impl DefsFollower {
+    /// Holds each batch `lag` before applying it: fault injection, for tests of a process
+    /// whose definitions lag behind the log.
+    pub fn lagging(mut self, lag: Duration) -> Self {
+        self.lag = lag;
+        self
+    }
+
     /// Follows DEFS until shutdown.
     pub async fn run(mut self, shutdown: watch::Receiver<bool>) -> Result<(), ShellError> {
         loop {
             tokio::select! {
                 () = super::stopped(shutdown.clone()) => return Ok(()),
                 batch = self.reader.next_batch(100, Duration::from_secs(1)) => match batch {
-                    Ok(records) => apply_batch(&self.shared, records)?,
+                    Ok(records) => {
+                        if !records.is_empty() && !self.lag.is_zero() {
+                            tokio::time::sleep(self.lag).await;
+                        }
+                        apply_batch(&self.shared, records)?;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "definitions log unavailable; retrying");
                         tokio::select! {

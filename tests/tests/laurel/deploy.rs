@@ -98,12 +98,23 @@ fn a_stream_prefix_that_is_no_subject_token_is_refused() {
 /// end), and of writes that name the same version in `If-Match` exactly one wins, the other
 /// gets 412.
 /// Behind a load balancer: a stat defined through one gateway is used at once through the
-/// other, by an achievement and by an event, 100 times in alternation, never refused.
+/// other, by an achievement, an event and a grant, 100 times in alternation, never refused.
+/// Each gateway's definitions lag 150 ms behind DEFS (`--defs-lag-ms`), so every request
+/// on the other gateway arrives before its definitions have the change: without catching
+/// up first, each would be refused.
 #[test]
 fn what_one_gateway_defines_the_other_takes_at_once() {
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let extra = ["--nats", &nats.url(), "--partitions", "2"].map(String::from);
+    let extra = [
+        "--nats",
+        &nats.url(),
+        "--partitions",
+        "2",
+        "--defs-lag-ms",
+        "150",
+    ]
+    .map(String::from);
     let gateways = [
         Laurel::start_gateway(&dir.path().join("one"), &extra),
         Laurel::start_gateway(&dir.path().join("two"), &extra),
