@@ -1,11 +1,9 @@
-//! Laurel's gateway: the HTTP API and the `laurel` command line.
+//! Laurel's gateway: the HTTP API over the application layer (`app`), and the roles it
+//! runs (`serve`, `engine_role`); the `laurel` binary (crate `laurel`) dispatches to them.
 
 mod app;
 pub mod auth;
 mod body;
-pub mod cli;
-pub mod config_file;
-pub mod defs;
 pub mod engine_role;
 pub mod error;
 #[doc(hidden)]
@@ -18,8 +16,6 @@ pub mod metrics;
 pub mod notify;
 pub mod openapi;
 mod position;
-pub mod rebuild;
-pub mod replay;
 mod routes;
 pub mod serve;
 pub mod state;

@@ -37,14 +37,7 @@ pub fn laurel_bin() -> PathBuf {
             }
         }
         let status = build
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "laurel-gateway",
-                "--bin",
-                "laurel",
-            ])
+            .args(["build", "--quiet", "-p", "laurel", "--bin", "laurel"])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the laurel binary failed");

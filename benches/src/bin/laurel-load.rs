@@ -105,7 +105,7 @@ fn main() -> anyhow::Result<()> {
     };
     anyhow::ensure!(
         laurel.is_file(),
-        "{} is missing: build it with `cargo build --release -p laurel-gateway --bin laurel`",
+        "{} is missing: build it with `cargo build --release -p laurel --bin laurel`",
         laurel.display()
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,4 +1,12 @@
-//! The `laurel` command line (SPEC section 5).
+//! The `laurel` command line (SPEC section 5): each subcommand parses its flags and hands
+//! over to the crate that owns it (the roles to `laurel_gateway::serve` and
+//! `laurel_gateway::engine_role`); the tools that talk to a running Laurel (`defs`,
+//! `replay`) and `rebuild` live here.
+
+pub mod config_file;
+pub mod defs;
+pub mod rebuild;
+pub mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,11 +14,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
 
-use crate::auth::{ADMIN_SCOPE, SERVER_SCOPE, mint_dev_token};
-use crate::defs::DefsCommand;
-use crate::rebuild::RebuildArgs;
-use crate::replay::ReplayArgs;
-use crate::serve::{ServeArgs, dev_key};
+use defs::DefsCommand;
+use laurel_gateway::auth::{ADMIN_SCOPE, SERVER_SCOPE, mint_dev_token};
+use laurel_gateway::serve::{ServeArgs, dev_key};
+use rebuild::RebuildArgs;
+use replay::ReplayArgs;
 
 /// Laurel: an event-sourced achievements backend for games.
 #[derive(Debug, Parser)]
@@ -34,7 +42,7 @@ pub enum Command {
     Gateway(Box<ServeArgs>),
     /// Run the evaluation engine alone: one engine folds, the others stand by (scale-out on
     /// NATS).
-    Engine(crate::engine_role::EngineArgs),
+    Engine(laurel_gateway::engine_role::EngineArgs),
     /// Not a role of its own: each `laurel gateway` folds its own views (docs/deploy.md).
     Projector,
     /// Print a development token signed with the data dir's dev key.
@@ -88,29 +96,31 @@ pub struct TokenArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve(args) => serve(*args, crate::serve::Roles::All),
-        Command::Gateway(args) => serve(*args, crate::serve::Roles::Gateway),
+        Command::Serve(args) => serve(*args, laurel_gateway::serve::Roles::All),
+        Command::Gateway(args) => serve(*args, laurel_gateway::serve::Roles::Gateway),
         Command::Engine(args) => engine(args),
         Command::Token(args) => token(args),
         Command::Defs(command) => defs(command),
         Command::Rebuild(args) => block_on(
             tokio::runtime::Builder::new_multi_thread(),
-            crate::rebuild::run(args),
+            rebuild::run(args),
         ),
         Command::Replay(args) => block_on(
             tokio::runtime::Builder::new_current_thread(),
-            crate::replay::run(args),
+            replay::run(args),
         ),
-        Command::Gamekit(GameKitCommand::Import { file }) => match crate::gamekit::import(&file) {
-            Ok(json) => {
-                println!("{json}");
-                ExitCode::SUCCESS
+        Command::Gamekit(GameKitCommand::Import { file }) => {
+            match laurel_gateway::gamekit::import(&file) {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("laurel: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("laurel: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Projector => {
             eprintln!(
                 "laurel: there is no separate projector: each `laurel gateway` folds its own views (docs/deploy.md)"
@@ -143,7 +153,7 @@ fn token(args: TokenArgs) -> ExitCode {
 fn defs(command: DefsCommand) -> ExitCode {
     block_on(
         tokio::runtime::Builder::new_current_thread(),
-        crate::defs::run(command),
+        defs::run(command),
     )
 }
 
@@ -172,16 +182,16 @@ fn block_on(
     }
 }
 
-fn serve(args: ServeArgs, roles: crate::serve::Roles) -> ExitCode {
+fn serve(args: ServeArgs, roles: laurel_gateway::serve::Roles) -> ExitCode {
     let work = async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        crate::serve::run_roles(args, roles, listener, shutdown_on_signal()).await
+        laurel_gateway::serve::run_roles(args, roles, listener, shutdown_on_signal()).await
     };
     block_on(tokio::runtime::Builder::new_multi_thread(), work)
 }
 
-fn engine(args: crate::engine_role::EngineArgs) -> ExitCode {
-    let work = async move { crate::engine_role::run(args, shutdown_on_signal()).await };
+fn engine(args: laurel_gateway::engine_role::EngineArgs) -> ExitCode {
+    let work = async move { laurel_gateway::engine_role::run(args, shutdown_on_signal()).await };
     block_on(tokio::runtime::Builder::new_multi_thread(), work)
 }
 

@@ -1,4 +1,10 @@
-//! The `laurel` binary: parses the command line, sets up logging, hands over to the library.
+//! The `laurel` binary: parses the command line (and a config file), sets up logging, and
+//! hands each subcommand to the crate that owns it. Nothing else lives here.
+
+// A binary: its modules' items are `pub` for their readers, reachable from nowhere else.
+#![allow(unreachable_pub)]
+
+mod cli;
 
 use std::io::IsTerminal as _;
 
@@ -11,14 +17,14 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let args = match laurel_gateway::config_file::with_config_file(std::env::args_os().collect()) {
+    let args = match cli::config_file::with_config_file(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(e) => {
             eprintln!("laurel: {e:#}");
             return std::process::ExitCode::from(2);
         }
     };
-    let cli = laurel_gateway::cli::Cli::parse_from(args);
+    let cli = cli::Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("LAUREL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -27,5 +33,5 @@ fn main() -> std::process::ExitCode {
         // Colour for people at a terminal; plain text in files and log collectors.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    laurel_gateway::cli::run(cli)
+    cli::run(cli)
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::CommandFactory;
 
-use crate::cli::Cli;
+use super::Cli;
 
 /// The config file named by `--config FILE`, `--config=FILE` or `LAUREL_CONFIG`.
 fn config_path(args: &[OsString]) -> Option<PathBuf> {

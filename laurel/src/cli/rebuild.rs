@@ -18,7 +18,7 @@ use laurel_log::{LogError, StreamKind};
 use laurel_projections::{ProjectorConfig, Views};
 use tokio::sync::watch;
 
-use crate::serve::LogArgs;
+use laurel_gateway::serve::LogArgs;
 
 /// `laurel rebuild`.
 #[derive(Debug, Clone, Args)]

@@ -13,7 +13,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use laurel_schemas::{DefinitionsFile, ReplayLine, ReplayProgress, ReplayReport, ReplayRequest};
 
-use crate::defs::{Client, Target};
+use super::defs::{Client, Target};
 
 /// `laurel replay`.
 #[derive(Debug, Args)]
