@@ -17,21 +17,14 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use clap::Parser;
 use laurel_benches::{Shape, definitions, raw_jetstream, stat_events};
-use laurel_gateway::engine_role::{self, EngineArgs};
+use laurel_engine::role::{self, RoleConfig};
 use laurel_log::{Entry, Log, LogConfig, NatsLog, StreamKind, Target, partition_of};
+use laurel_runtime::Stopper;
 use laurel_schemas::{Output, decode, encode};
 use laurel_tests::NatsServer;
-use tokio::sync::watch;
 
 const PARTITIONS: u32 = 16;
-
-#[derive(Parser)]
-struct Engine {
-    #[command(flatten)]
-    args: EngineArgs,
-}
 
 fn main() {
     if let Ok(filter) = std::env::var("LAUREL_LOG") {
@@ -80,7 +73,7 @@ async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f6
         subject_prefix: prefix.to_lowercase(),
         ..LogConfig::default()
     };
-    let log = Log::Nats(NatsLog::connect(url, config).await.unwrap());
+    let log = Log::Nats(NatsLog::connect(url, config.clone()).await.unwrap());
     let shape = Shape::ENGINE_FOLD;
     let defs: Vec<Entry> = definitions(shape, 7)
         .iter()
@@ -112,27 +105,24 @@ async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f6
     for p in 0..PARTITIONS {
         last.push(log.last_seq(StreamKind::Stats, p).await.unwrap());
     }
-    let (stop, shutdown) = watch::channel(false);
+    let (stop, shutdown) = Stopper::new();
     let start = Instant::now();
-    let mut running: Vec<_> = (0..engines)
-        .map(|i| {
-            let data_dir = dir.join(format!("engine-{i}"));
-            let engine = Engine::parse_from([
-                "engine",
-                "--nats",
-                url,
-                "--stream-prefix",
-                &prefix,
-                "--partitions",
-                &PARTITIONS.to_string(),
-                "--lease-ttl-secs",
-                "3",
-                "--data-dir",
-                data_dir.to_str().unwrap(),
-            ]);
-            tokio::spawn(engine_role::run(engine.args, shutdown.clone()))
-        })
-        .collect();
+    let mut running = Vec::new();
+    for i in 0..engines {
+        let own = Log::Nats(NatsLog::connect(url, config.clone()).await.unwrap());
+        let db = sled::open(dir.join(format!("engine-{i}"))).unwrap();
+        let store = laurel_log::derived::Store::new(db, None);
+        let config = RoleConfig {
+            lease_ttl: Duration::from_secs(3),
+            checkpoint_interval: Duration::from_secs(5),
+            cached_players: 100_000,
+            snapshot_interval: Duration::from_secs(60),
+        };
+        let engine = role::run(own, store, config, shutdown.clone());
+        running.push(tokio::spawn(async move {
+            engine.await.map_err(anyhow::Error::from)
+        }));
+    }
     if engines == 0 {
         let store = laurel_log::derived::Store::new(sled::open(dir.join("engine")).unwrap(), None);
         let unfenced = laurel_engine::shell::run_standalone(
@@ -166,7 +156,7 @@ async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f6
         }
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    stop.send_replace(true);
+    stop.stop();
     for engine in running {
         engine.await.unwrap().unwrap();
     }

@@ -16,9 +16,9 @@ use laurel_engine::shell::{self, EngineMetrics, ShellConfig};
 use laurel_log::derived::Store;
 use laurel_log::{EmbeddedLog, Entry, Log, LogConfig, NatsLog, StreamKind, Target, partition_of};
 use laurel_projections::{ProjectorConfig, Views};
+use laurel_runtime::Stopper;
 use laurel_schemas::encode;
 use laurel_tests::NatsServer;
-use tokio::sync::watch;
 
 const PARTITIONS: u32 = 16;
 const APPEND_BATCH: usize = 1_000;
@@ -110,7 +110,7 @@ async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
         })
         .collect();
 
-    let (stop, shutdown) = watch::channel(false);
+    let (stop, shutdown) = Stopper::new();
     let metrics = Arc::new(EngineMetrics::default());
     let engine = tokio::spawn(shell::run_standalone(
         log.clone(),
@@ -154,7 +154,7 @@ async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
         while !views.wait_for(p, last, Duration::from_secs(600)).await {}
     }
     let e2e_rate = n as f64 / start.elapsed().as_secs_f64();
-    stop.send_replace(true);
+    stop.stop();
     engine.await.unwrap().unwrap();
     projector.await.unwrap().unwrap();
     views_db.flush_async().await.unwrap();

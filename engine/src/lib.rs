@@ -11,6 +11,8 @@ mod defs;
 mod file;
 mod fold;
 mod memory;
+#[cfg(feature = "role")]
+pub mod role;
 pub mod shell;
 mod state;
 

@@ -1,10 +1,9 @@
-//! Laurel's gateway: the HTTP API over the application layer (`app`), and the roles it
-//! runs (`serve`, `engine_role`); the `laurel` binary (crate `laurel`) dispatches to them.
+//! Laurel's gateway: the HTTP API over the application layer (`app`). The `laurel` binary
+//! (crate `laurel`) builds its state and serves it.
 
 mod app;
 pub mod auth;
 mod body;
-pub mod engine_role;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -17,7 +16,6 @@ pub mod notify;
 pub mod openapi;
 mod position;
 mod routes;
-pub mod serve;
 pub mod state;
 pub mod tls;
 

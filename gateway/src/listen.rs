@@ -8,8 +8,9 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use laurel_runtime::Shutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// How connections are held to account.
@@ -31,14 +32,11 @@ pub async fn serve(
     app: Router,
     limits: ConnectionLimits,
     tls: Option<TlsAcceptor>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let mut stop = shutdown.clone();
-    let stopped = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
+    let stopped = async move { shutdown.wait().await };
     tokio::pin!(stopped);
     loop {
         let (tcp, peer) = tokio::select! {

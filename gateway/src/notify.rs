@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use laurel_projections::Views;
+use laurel_runtime::Shutdown;
 use laurel_schemas::Output;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
@@ -128,11 +129,11 @@ impl Hub {
     }
 
     /// Forwards the views' outputs to subscribers until `shutdown` turns true.
-    pub async fn run(self, views: Views, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, views: Views, shutdown: Shutdown) {
         let mut outputs = views.subscribe();
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => return,
+                () = shutdown.wait() => return,
                 next = outputs.recv() => match next {
                     Ok(output) => {
                         let player = match output.as_ref() {

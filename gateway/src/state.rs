@@ -9,7 +9,7 @@ use laurel_log::Log;
 use laurel_projections::Views;
 use laurel_schemas::{AchievementDefinition, StatDefinition};
 
-use tokio::sync::watch;
+use laurel_runtime::Shutdown;
 
 use crate::auth::AuthConfig;
 use crate::error::ApiError;
@@ -76,7 +76,7 @@ pub struct AppState {
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Turns true when the server stops (ends live streams).
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: Shutdown,
     /// Achievement icons: where they are kept and how they are linked.
     pub icons: crate::icons::Icons,
     /// The AWS GameKit routes' settings, when they are served.

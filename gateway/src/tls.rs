@@ -7,12 +7,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use laurel_runtime::Shutdown;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// The certificate and key files.
@@ -100,11 +100,11 @@ impl Reloading {
     }
 
     /// Looks at the files every `every` until shutdown.
-    pub async fn watch(self: Arc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    pub async fn watch(self: Arc<Self>, every: Duration, shutdown: Shutdown) {
         let mut seen = stamp(&self.files);
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => return,
+                () = shutdown.wait() => return,
                 () = tokio::time::sleep(every) => {}
             }
             seen = self.reload_if_changed(seen);

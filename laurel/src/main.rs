@@ -1,10 +1,12 @@
 //! The `laurel` binary: parses the command line (and a config file), sets up logging, and
-//! hands each subcommand to the crate that owns it. Nothing else lives here.
+//! hands each subcommand to the crate that owns it; `roles` puts the roles of a process
+//! together from those crates and supervises them. Nothing else lives here.
 
 // A binary: its modules' items are `pub` for their readers, reachable from nowhere else.
 #![allow(unreachable_pub)]
 
 mod cli;
+mod roles;
 
 use std::io::IsTerminal as _;
 

@@ -11,25 +11,17 @@
 //! [`StreamKind::Defs`] (`laurel.defs.<kind>.<id>`, one total order) and
 //! [`StreamKind::Output`] (`laurel.output.<partition>`).
 
+pub mod coord;
 pub mod derived;
 pub mod embedded;
 pub mod nats;
-pub mod retry;
+pub mod open;
 pub mod seal;
 
 use std::time::Duration;
 
 pub use embedded::EmbeddedLog;
 pub use nats::{NatsLog, NatsTls};
-
-/// Runs `work`, which blocks on disk, without holding up the other tasks of this runtime
-/// thread: on a multi-thread runtime they move to another thread meanwhile.
-pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
-}
 
 /// One of the three logical streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -213,6 +205,15 @@ pub enum Log {
 }
 
 impl Log {
+    /// Writes what the log holds in memory to disk (the embedded log; NATS stores as it
+    /// acknowledges).
+    pub async fn flush(&self) -> Result<(), LogError> {
+        match self {
+            Log::Embedded(l) => l.flush().await,
+            Log::Nats(_) => Ok(()),
+        }
+    }
+
     /// The layout the log was opened with.
     pub fn config(&self) -> &LogConfig {
         match self {

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use laurel_log::retry::retrying;
 use laurel_log::{Log, LogError, Reader, Start, StreamKind};
+use laurel_runtime::{Shutdown, Supervisor, TaskFailed, retrying};
 use laurel_schemas::{DefinitionEvent, Output, decode};
-use tokio::sync::watch;
 
 use crate::apply::Overlay;
 use crate::keys;
@@ -55,8 +54,8 @@ pub enum ProjectorError {
     #[error("views: {0}")]
     Storage(#[from] sled::Error),
     /// A task panicked.
-    #[error("projector task: {0}")]
-    Task(String),
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
     /// An entry could not be decoded: the projector stops rather than skip it, since what
     /// it would skip was answered 2xx to someone.
     #[error("{stream} entry {seq} is undecodable: {source}")]
@@ -76,9 +75,9 @@ pub async fn run(
     log: Log,
     views: Views,
     config: ProjectorConfig,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> Result<(), ProjectorError> {
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = Supervisor::default();
     let first = config.partitions.iter().min().copied().unwrap_or(0);
     let defs_consumer = format!("{}-defs-{first}", config.consumer);
     let output_consumer = format!("{}-output", config.consumer);
@@ -91,7 +90,7 @@ pub async fn run(
     for (target, consumer) in targets {
         let (log, views, config, shutdown) =
             (log.clone(), views.clone(), config.clone(), shutdown.clone());
-        tasks.spawn(async move {
+        tasks.spawn("projector", async move {
             let (stream, partition, tree) = match target {
                 Target::Defs => (StreamKind::Defs, 0, views.defs_tree()),
                 Target::Partition(p) => (StreamKind::Output, p, views.tree(p)),
@@ -108,20 +107,7 @@ pub async fn run(
             }
         });
     }
-    let mut result = Ok(());
-    while let Some(done) = tasks.join_next().await {
-        let outcome = done
-            .map_err(|e| ProjectorError::Task(e.to_string()))
-            .and_then(|r| r);
-        if let Err(e) = outcome {
-            tracing::error!(error = %e, "projector task failed");
-            if result.is_ok() {
-                result = Err(e);
-            }
-            tasks.abort_all();
-        }
-    }
-    result
+    tasks.join_all().await
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +121,7 @@ async fn worker(
     mut reader: Reader,
     views: Views,
     config: ProjectorConfig,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> Result<(), ProjectorError> {
     let tree = match target {
         Target::Defs => views.defs_tree(),
@@ -150,10 +136,9 @@ async fn worker(
     };
     let offset = config.flush_interval * rank / config.partitions.len().max(1) as u32;
     let mut last_flush = now.checked_sub(offset).unwrap_or(now);
-    let mut stop = shutdown.clone();
-    while !*shutdown.borrow() {
+    while !shutdown.is_stopping() {
         let read = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
+            () = shutdown.wait() => break,
             read = reader.next_batch(config.batch_max, config.poll) => read,
         };
         let records = match read {
@@ -161,14 +146,14 @@ async fn worker(
             Err(e) => {
                 tracing::warn!(?target, error = %e, "log unavailable; retrying");
                 tokio::select! {
-                    _ = stop.wait_for(|s| *s) => break,
+                    () = shutdown.wait() => break,
                     () = tokio::time::sleep(Duration::from_millis(500)) => continue,
                 }
             }
         };
         let Some(last) = records.last().map(|r| r.seq) else {
             if last_flush.elapsed() >= config.flush_interval {
-                laurel_log::blocking(|| tree.flush())?;
+                laurel_runtime::block_here(|| tree.flush())?;
                 last_flush = tokio::time::Instant::now();
             }
             continue;
@@ -204,12 +189,12 @@ async fn worker(
             let staged = overlay.commit(last);
             position = last;
             if staged >= MAX_STAGED || last_flush.elapsed() >= config.flush_interval {
-                laurel_log::blocking(|| tree.flush())?;
+                laurel_runtime::block_here(|| tree.flush())?;
                 last_flush = tokio::time::Instant::now();
             }
         }
         let acked = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
+            () = shutdown.wait() => break,
             acked = reader.ack(last) => acked,
         };
         if let Err(e) = acked {

@@ -8,6 +8,8 @@ use laurel_log::{Log, Reader, Start, StreamKind};
 use laurel_schemas::{DefinitionEvent, decode};
 use tokio::sync::watch;
 
+use laurel_runtime::Shutdown;
+
 use super::ShellError;
 use crate::defs::Definitions;
 
@@ -55,9 +57,9 @@ impl SharedDefs {
     pub async fn load_retrying(
         log: &Log,
         consumer: &str,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: &Shutdown,
     ) -> Option<Result<(Arc<Self>, DefsFollower), ShellError>> {
-        laurel_log::retry::retrying(
+        laurel_runtime::retrying(
             shutdown,
             "loading definitions",
             ShellError::is_transient,
@@ -122,9 +124,8 @@ impl SharedDefs {
     pub async fn catch_up(&self, log: &Log) -> Result<(), ShellError> {
         let target = log.last_seq(StreamKind::Defs, 0).await?;
         let mut rx = self.seq.subscribe();
-        rx.wait_for(|seq| *seq >= target)
-            .await
-            .map_err(|e| ShellError::Task(e.to_string()))?;
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = rx.wait_for(|seq| *seq >= target).await;
         Ok(())
     }
 }
@@ -163,10 +164,10 @@ impl DefsFollower {
     }
 
     /// Follows DEFS until shutdown.
-    pub async fn run(mut self, shutdown: watch::Receiver<bool>) -> Result<(), ShellError> {
+    pub async fn run(mut self, shutdown: Shutdown) -> Result<(), ShellError> {
         loop {
             tokio::select! {
-                () = super::stopped(shutdown.clone()) => return Ok(()),
+                () = shutdown.wait() => return Ok(()),
                 batch = self.reader.next_batch(100, Duration::from_secs(1)) => match batch {
                     Ok(records) => {
                         if !records.is_empty() && !self.lag.is_zero() {
@@ -177,7 +178,7 @@ impl DefsFollower {
                     Err(e) => {
                         tracing::warn!(error = %e, "definitions log unavailable; retrying");
                         tokio::select! {
-                            () = super::stopped(shutdown.clone()) => return Ok(()),
+                            () = shutdown.wait() => return Ok(()),
                             () = tokio::time::sleep(Duration::from_millis(500)) => {}
                         }
                     }

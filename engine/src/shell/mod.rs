@@ -28,7 +28,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use laurel_log::{AppendError, Log, LogError};
-use tokio::sync::watch;
+use laurel_runtime::{Shutdown, Supervisor, TaskFailed};
 
 pub use defs::{DefsFollower, SharedDefs};
 pub use lease::Lease;
@@ -112,8 +112,8 @@ pub enum ShellError {
     #[error("partition {0}: fenced off (the lease lapsed or another engine appended)")]
     Fenced(u32),
     /// A task panicked or was cancelled.
-    #[error("engine task: {0}")]
-    Task(String),
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
     /// An entry on a log could not be decoded: the reader stops rather than skip it, since
     /// what it would skip was answered 2xx to someone.
     #[error("{stream} partition {partition} entry {seq} is undecodable: {source}")]
@@ -171,28 +171,16 @@ pub async fn run(
     defs: Arc<SharedDefs>,
     config: ShellConfig,
     metrics: Arc<EngineMetrics>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> Result<(), ShellError> {
     db.bind("engine/", log.identity())?;
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut workers = Supervisor::default();
     for &p in &config.partitions {
         let worker = partition::Worker::open(p, &log, &db, defs.clone(), &config, metrics.clone())?;
-        tasks.spawn(worker.run(shutdown.clone()));
+        workers.spawn("partition worker", worker.run(shutdown.clone()));
     }
     tracing::debug!(partitions = config.partitions.len(), "engine running");
-    let mut result = Ok(());
-    while let Some(done) = tasks.join_next().await {
-        let outcome = done
-            .map_err(|e| ShellError::Task(e.to_string()))
-            .and_then(|r| r);
-        if let Err(e) = outcome {
-            tracing::error!(error = %e, "engine task failed");
-            if result.is_ok() {
-                result = Err(e);
-            }
-            tasks.abort_all();
-        }
-    }
+    let result = workers.join_all().await;
     db.flush_async().await?;
     result
 }
@@ -254,7 +242,7 @@ impl Workers {
         self,
         partition: u32,
         lease: Arc<Lease>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: Shutdown,
     ) -> Result<(), ShellError> {
         self.db.bind("engine/", self.log.identity())?;
         let worker = partition::Worker::open(
@@ -277,7 +265,7 @@ pub async fn run_standalone(
     db: laurel_log::derived::Store,
     config: ShellConfig,
     metrics: Arc<EngineMetrics>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> Result<(), ShellError> {
     let consumer = format!("{}-defs", config.consumer);
     let loaded = SharedDefs::load_retrying(&log, &consumer, &shutdown).await;
@@ -285,17 +273,8 @@ pub async fn run_standalone(
         return Ok(());
     };
     let (defs, follower) = loaded?;
-    let following = tokio::spawn(follower.run(shutdown.clone()));
-    let result = run(log, db, defs, config, metrics, shutdown).await;
-    following.abort();
-    result
-}
-
-/// Resolves once `shutdown` turns true (or its sender is gone).
-pub(crate) async fn stopped(mut shutdown: watch::Receiver<bool>) {
-    while !*shutdown.borrow_and_update() {
-        if shutdown.changed().await.is_err() {
-            return;
-        }
-    }
+    let mut tasks = Supervisor::default();
+    tasks.spawn("definitions follower", follower.run(shutdown.clone()));
+    tasks.spawn("engine", run(log, db, defs, config, metrics, shutdown));
+    tasks.join_all().await
 }

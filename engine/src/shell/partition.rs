@@ -5,15 +5,15 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use laurel_log::{AppendError, Appended, Entry, Log, Reader, Record, Start, StreamKind, Target};
+use laurel_runtime::Shutdown;
 use laurel_schemas::{
     Changes, DefinitionEvent, Output, SchemaVersion, StatsEntry, StatsMessage, decode, encode,
 };
-use tokio::sync::watch;
 
 use super::lease::Lease;
 use super::recover::recover;
 use super::store::{PartitionStore, StoreError};
-use super::{EngineMetrics, Share, SharedDefs, ShellConfig, ShellError, stopped};
+use super::{EngineMetrics, Share, SharedDefs, ShellConfig, ShellError};
 use crate::coalesce::coalesce;
 use crate::defs::Definitions;
 use crate::fold::Fold;
@@ -91,8 +91,8 @@ impl Worker {
     /// Folds until shutdown. A log that cannot be reached is waited out: the in-memory
     /// state is dropped, and the worker goes on from what is stored. An unreadable player
     /// state rebuilds the partition from OUTPUT.
-    pub(super) async fn run(mut self, shutdown: watch::Receiver<bool>) -> Result<(), ShellError> {
-        while !*shutdown.borrow() {
+    pub(super) async fn run(mut self, shutdown: Shutdown) -> Result<(), ShellError> {
+        while !shutdown.is_stopping() {
             match self.step(&shutdown).await {
                 Ok(()) => {}
                 // Perhaps mid-batch: what is in memory may hold a batch not published whole,
@@ -117,7 +117,7 @@ impl Worker {
                     self.needs_recovery = true;
                     self.reader = None;
                     tokio::select! {
-                        () = stopped(shutdown.clone()) => return Ok(()),
+                        () = shutdown.wait() => return Ok(()),
                         () = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
                 }
@@ -130,7 +130,7 @@ impl Worker {
     }
 
     /// One turn: recover or reopen what is missing, apply definition changes, fold a batch.
-    async fn step(&mut self, shutdown: &watch::Receiver<bool>) -> Result<(), ShellError> {
+    async fn step(&mut self, shutdown: &Shutdown) -> Result<(), ShellError> {
         let p = self.partition;
         if self.needs_recovery {
             let snapshot = self.defs.read(Definitions::clone);
@@ -171,7 +171,7 @@ impl Worker {
         };
         let records = tokio::select! {
             // Between batches: the loop ends and writes what is in memory.
-            () = stopped(shutdown.clone()) => return Ok(()),
+            () = shutdown.wait() => return Ok(()),
             read = reader.next_batch(self.batch_max, self.poll) => read?,
         };
         if records.is_empty() {
@@ -186,7 +186,7 @@ impl Worker {
     async fn process(
         &mut self,
         records: Vec<Record>,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: &Shutdown,
     ) -> Result<(), ShellError> {
         let fresh = unapplied(records, self.store.stats_pos);
         let (Some(first), Some(last)) = (fresh.first().map(|r| r.seq), fresh.last().map(|r| r.seq))
@@ -207,7 +207,7 @@ impl Worker {
             .read(|d| messages.iter().any(|(_, m)| !knows(d, m)))
         {
             tokio::select! {
-                () = stopped(shutdown.clone()) => return Err(ShellError::Interrupted),
+                () = shutdown.wait() => return Err(ShellError::Interrupted),
                 caught_up = self.defs.catch_up(&self.log) => caught_up?,
             }
         }
@@ -218,7 +218,7 @@ impl Worker {
         self.store.output_pos = checkpoint;
         if self.last_persist.elapsed() >= self.persist_interval || self.store.over_capacity() {
             let (defs, store) = (&self.defs, &mut self.store);
-            laurel_log::blocking(|| defs.read(|defs| store.persist(defs)))?;
+            laurel_runtime::block_here(|| defs.read(|defs| store.persist(defs)))?;
             self.last_persist = tokio::time::Instant::now();
         }
         if let Some((share, shared)) = &mut self.share
@@ -226,7 +226,7 @@ impl Worker {
         {
             let (defs, store, p) = (&self.defs, &mut self.store, self.partition);
             let identity = self.log.identity();
-            let blob = laurel_log::blocking(|| {
+            let blob = laurel_runtime::block_here(|| {
                 defs.read(|defs| store.persist_and_export(defs, identity, p))
             })?;
             (share.sink)(p, blob);
@@ -274,10 +274,7 @@ impl Worker {
 
     /// Re-evaluates the partition's players against definitions that changed since the
     /// partition last looked.
-    async fn apply_definition_changes(
-        &mut self,
-        shutdown: &watch::Receiver<bool>,
-    ) -> Result<(), ShellError> {
+    async fn apply_definition_changes(&mut self, shutdown: &Shutdown) -> Result<(), ShellError> {
         if self.defs.seq() <= self.store.defs_pos {
             return Ok(());
         }
@@ -331,7 +328,7 @@ impl Worker {
             self.append(entries, shutdown).await?;
             self.record_cache_size();
             let (defs, store) = (&self.defs, &mut self.store);
-            laurel_log::blocking(|| defs.read(|defs| store.persist(defs)))?;
+            laurel_runtime::block_here(|| defs.read(|defs| store.persist(defs)))?;
         }
         self.store.defs_pos = last;
         self.defs.read(|defs| self.store.persist(defs))?;
@@ -354,7 +351,7 @@ impl Worker {
         outputs: Vec<Output>,
         first: u64,
         last: u64,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: &Shutdown,
     ) -> Result<u64, ShellError> {
         let (mut entries, mut parts) = (Vec::new(), vec![self.changes(first, last)]);
         for output in outputs {
@@ -422,7 +419,7 @@ impl Worker {
     async fn append(
         &mut self,
         entries: Vec<Entry>,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: &Shutdown,
     ) -> Result<Vec<Appended>, ShellError> {
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -433,7 +430,7 @@ impl Worker {
                 return Err(ShellError::Fenced(p));
             }
             let attempt = tokio::select! {
-                () = stopped(shutdown.clone()) => return Err(ShellError::Interrupted),
+                () = shutdown.wait() => return Err(ShellError::Interrupted),
                 attempt = self.log.append_fenced(StreamKind::Output, entries, *fence) => attempt,
             };
             return match attempt {
@@ -448,32 +445,23 @@ impl Worker {
                 Err(e) => Err(e.into()),
             };
         }
-        let mut delay = Duration::from_millis(100);
-        loop {
-            if *shutdown.borrow() {
-                return Err(ShellError::Interrupted);
+        let log = &self.log;
+        let appended = laurel_runtime::retrying(
+            shutdown,
+            "appending to OUTPUT",
+            |e| matches!(e, AppendError::Unavailable(_)),
+            || log.append(StreamKind::Output, entries.clone()),
+        )
+        .await;
+        match appended {
+            None => Err(ShellError::Interrupted),
+            Some(Ok(acks)) => {
+                self.metrics
+                    .outputs
+                    .fetch_add(acks.len() as u64, Ordering::Relaxed);
+                Ok(acks)
             }
-            let attempt = tokio::select! {
-                () = stopped(shutdown.clone()) => return Err(ShellError::Interrupted),
-                attempt = self.log.append(StreamKind::Output, entries.clone()) => attempt,
-            };
-            match attempt {
-                Ok(acks) => {
-                    self.metrics
-                        .outputs
-                        .fetch_add(acks.len() as u64, Ordering::Relaxed);
-                    return Ok(acks);
-                }
-                Err(AppendError::Unavailable(e)) => {
-                    tracing::warn!(partition = p, error = %e, "output log unavailable; retrying");
-                    tokio::select! {
-                        () = stopped(shutdown.clone()) => return Err(ShellError::Interrupted),
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e.into()),
-            }
+            Some(Err(e)) => Err(e.into()),
         }
     }
 

@@ -119,7 +119,7 @@ impl<'a> Replay<'a> {
             upto,
             |records| {
                 // A batch is CPU work for a while: other tasks of this thread move meanwhile.
-                laurel_log::blocking(|| {
+                laurel_runtime::block_here(|| {
                     for record in records {
                         let entry = decode::<StatsEntry>(&record.payload).map_err(|e| {
                             ShellError::undecodable(StreamKind::Stats, partition, record.seq, e)

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use laurel_engine::shell::SharedDefs;
+use laurel_runtime::Shutdown;
 use laurel_schemas::{AchievementSpec, DefinitionsFile, Reason, ValidationError, is_icon_digest};
-use tokio::sync::watch;
 
 pub use normalize::{IconError, Normalized};
 pub use store::{IconStore, StoreError, Stored};
@@ -182,13 +182,13 @@ impl Icons {
         defs: Arc<SharedDefs>,
         grace: Duration,
         every: Duration,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: Shutdown,
     ) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => return,
+                () = shutdown.wait() => return,
                 _ = tick.tick() => {}
             }
             if let Err(e) = self
@@ -213,7 +213,7 @@ mod tests {
             EmbeddedLog::open(&dir.path().join("log"), LogConfig::default()).unwrap(),
         );
         let (defs, _follower) = SharedDefs::load(&log, "test").await.unwrap();
-        let store = store::open(&format!("dir:{}", dir.path().join("icons").display()), None)
+        let store = store::open(&format!("dir:{}", dir.path().join("icons").display()), &log)
             .await
             .unwrap();
         let icons = Icons::new(store, 100, None);

@@ -5,10 +5,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use async_nats::jetstream;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use laurel_log::Log;
+use laurel_log::coord::Blobs;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 
@@ -49,20 +50,15 @@ pub trait IconStore: Send + Sync + std::fmt::Debug {
 /// `s3://BUCKET[/PREFIX]` (with the usual `AWS_*` environment: `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and `AWS_ENDPOINT_URL` plus `AWS_ALLOW_HTTP` for
 /// an S3-compatible server).
-pub async fn open(
-    spec: &str,
-    nats: Option<(&jetstream::Context, &str, usize)>,
-) -> anyhow::Result<Arc<dyn IconStore>> {
+pub async fn open(spec: &str, log: &Log) -> anyhow::Result<Arc<dyn IconStore>> {
     if let Some(path) = spec.strip_prefix("dir:") {
         return Ok(Arc::new(Objects::dir(Path::new(path))?));
     }
     if spec == "nats" {
-        let Some((js, prefix, replicas)) = nats else {
+        if !log.has_shared_state() {
             anyhow::bail!("--icons-store nats needs --nats: the embedded log has no object store");
-        };
-        return Ok(Arc::new(
-            JetStreamObjects::open(js, prefix, replicas).await?,
-        ));
+        }
+        return Ok(Arc::new(JetStreamObjects::open(log).await?));
     }
     if let Some(rest) = spec.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -184,106 +180,56 @@ impl std::fmt::Display for Objects {
     }
 }
 
-/// A store in a JetStream object store bucket (`{STREAM_PREFIX}_ICONS`).
-#[derive(Clone)]
+/// A store in the deployment's blob bucket on JetStream (`{STREAM_PREFIX}_ICONS`).
+#[derive(Debug, Clone)]
 pub struct JetStreamObjects {
-    bucket: jetstream::object_store::ObjectStore,
-}
-
-impl std::fmt::Debug for JetStreamObjects {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JetStreamObjects").finish_non_exhaustive()
-    }
+    bucket: Blobs,
 }
 
 impl JetStreamObjects {
-    /// Opens (or creates) the bucket of the deployment with stream prefix `prefix`.
-    pub async fn open(
-        js: &jetstream::Context,
-        prefix: &str,
-        replicas: usize,
-    ) -> anyhow::Result<Self> {
-        let name = format!("{prefix}_ICONS");
-        let bucket = match js.get_object_store(&name).await {
-            Ok(bucket) => bucket,
-            Err(_) => js
-                .create_object_store(jetstream::object_store::Config {
-                    bucket: name.clone(),
-                    description: Some("Laurel achievement icons, named by digest".into()),
-                    num_replicas: replicas.max(1),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| anyhow::anyhow!("creating the object store {name}: {e}"))?,
-        };
+    /// Opens (or creates) the bucket of the deployment on `log`.
+    pub async fn open(log: &Log) -> Result<Self, StoreError> {
+        let bucket = log
+            .blobs("ICONS", "Laurel achievement icons, named by digest")
+            .await
+            .map_err(failed)?;
         Ok(Self { bucket })
     }
 }
 
 impl IconStore for JetStreamObjects {
     fn put<'a>(&'a self, digest: &'a str, png: Bytes) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            // Written again when present: its time restarts the collection's grace.
-            let mut reader: &[u8] = &png;
-            self.bucket.put(digest, &mut reader).await.map_err(failed)?;
-            Ok(())
-        })
+        // Written again when present: its time restarts the collection's grace.
+        Box::pin(async move { self.bucket.put(digest, &png).await.map_err(failed) })
     }
 
     fn get<'a>(&'a self, digest: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {
         Box::pin(async move {
-            use jetstream::object_store::GetErrorKind;
-            use tokio::io::AsyncReadExt;
-            let mut object = match self.bucket.get(digest).await {
-                Ok(object) => object,
-                Err(e) if e.kind() == GetErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(failed(e)),
-            };
-            let mut bytes = Vec::with_capacity(object.info().size);
-            object.read_to_end(&mut bytes).await.map_err(failed)?;
-            Ok(Some(bytes.into()))
+            let found = self.bucket.get(digest).await.map_err(failed)?;
+            Ok(found.map(Bytes::from))
         })
     }
 
     fn contains<'a>(&'a self, digest: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            use jetstream::object_store::InfoErrorKind;
-            match self.bucket.info(digest).await {
-                Ok(info) => Ok(!info.deleted),
-                Err(e) if e.kind() == InfoErrorKind::NotFound => Ok(false),
-                Err(e) => Err(failed(e)),
-            }
-        })
+        Box::pin(async move { self.bucket.contains(digest).await.map_err(failed) })
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>> {
         Box::pin(async move {
-            let mut listed = self.bucket.list().await.map_err(failed)?;
-            let mut found = Vec::new();
-            while let Some(info) = listed.next().await {
-                let info = info.map_err(failed)?;
-                if info.deleted || !is_digest(&info.name) {
-                    continue;
-                }
-                let written_ms = info
-                    .modified
-                    .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000).max(0) as u64);
-                found.push(Stored {
-                    digest: info.name,
-                    written_ms,
-                });
-            }
-            Ok(found)
+            let listed = self.bucket.list().await.map_err(failed)?;
+            Ok(listed
+                .into_iter()
+                .filter(|blob| is_digest(&blob.name))
+                .map(|blob| Stored {
+                    digest: blob.name,
+                    written_ms: blob.written_ms,
+                })
+                .collect())
         })
     }
 
     fn delete<'a>(&'a self, digest: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            if !self.contains(digest).await? {
-                return Ok(());
-            }
-            self.bucket.delete(digest).await.map_err(failed)
-        })
+        Box::pin(async move { self.bucket.delete(digest).await.map_err(failed) })
     }
 }
 

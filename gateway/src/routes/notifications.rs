@@ -121,7 +121,7 @@ pub(crate) async fn my_notifications(
     let hello = Event::default().event("ready").data("{}");
     let live = futures::stream::unfold(
         (Some(subscription), state.shutdown.clone()),
-        move |(subscription, mut shutdown)| {
+        move |(subscription, shutdown)| {
             let (state, player, langs) = (state.clone(), player.clone(), langs.clone());
             async move {
                 let mut subscription = subscription?;
@@ -135,7 +135,7 @@ pub(crate) async fn my_notifications(
                 loop {
                     let next = tokio::select! {
                         // Open streams would hold a graceful shutdown forever.
-                        _ = shutdown.wait_for(|s| *s) => Next::Stop,
+                        () = shutdown.wait() => Next::Stop,
                         () = &mut expired => Next::Expired,
                         next = subscription.recv() => Next::Notice(next),
                     };

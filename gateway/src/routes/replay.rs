@@ -237,7 +237,7 @@ impl Job {
                         views.checkpoint(p)
                     );
                 }
-                let earned = laurel_log::blocking(|| views.earned_in_partition(p))?;
+                let earned = laurel_runtime::block_here(|| views.earned_in_partition(p))?;
                 let holdings = holdings(earned.players);
                 replay
                     .partition(log, p, earned.checkpoint, holdings, &read)

@@ -13,8 +13,8 @@ use laurel_schemas::{AchievementDefinition, AchievementSpec, StatDefinition};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::keys::dev_key;
 use laurel_gateway::auth::{ADMIN_SCOPE, mint_dev_token};
-use laurel_gateway::serve::dev_key;
 
 /// The definitions file.
 pub use laurel_schemas::DefinitionsFile as DefsFile;

@@ -1,24 +1,28 @@
-//! The `laurel` command line (SPEC section 5): each subcommand parses its flags and hands
-//! over to the crate that owns it (the roles to `laurel_gateway::serve` and
-//! `laurel_gateway::engine_role`); the tools that talk to a running Laurel (`defs`,
+//! The `laurel` command line (SPEC section 5): each subcommand parses its flags (`serve`
+//! holds the roles' flags) and hands over to the crate that owns it, through
+//! [`crate::roles`] for the roles; the tools that talk to a running Laurel (`defs`,
 //! `replay`) and `rebuild` live here.
 
 pub mod config_file;
 pub mod defs;
+pub mod keys;
 pub mod rebuild;
 pub mod replay;
+pub mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tokio::sync::watch;
+use laurel_runtime::{Shutdown, Stopper};
 
+use crate::roles::Roles;
 use defs::DefsCommand;
+use keys::dev_key;
 use laurel_gateway::auth::{ADMIN_SCOPE, SERVER_SCOPE, mint_dev_token};
-use laurel_gateway::serve::{ServeArgs, dev_key};
 use rebuild::RebuildArgs;
 use replay::ReplayArgs;
+use serve::{EngineArgs, ServeArgs};
 
 /// Laurel: an event-sourced achievements backend for games.
 #[derive(Debug, Parser)]
@@ -40,9 +44,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Run the HTTP gateway alone, with its own replica of the views (scale-out on NATS).
     Gateway(Box<ServeArgs>),
-    /// Run the evaluation engine alone: one engine folds, the others stand by (scale-out on
-    /// NATS).
-    Engine(laurel_gateway::engine_role::EngineArgs),
+    /// Run the evaluation engine alone, sharing the partitions with the other engines
+    /// (scale-out on NATS).
+    Engine(EngineArgs),
     /// Not a role of its own: each `laurel gateway` folds its own views (docs/deploy.md).
     Projector,
     /// Print a development token signed with the data dir's dev key.
@@ -96,8 +100,8 @@ pub struct TokenArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve(args) => serve(*args, laurel_gateway::serve::Roles::All),
-        Command::Gateway(args) => serve(*args, laurel_gateway::serve::Roles::Gateway),
+        Command::Serve(args) => serve(*args, Roles::All),
+        Command::Gateway(args) => serve(*args, Roles::Gateway),
         Command::Engine(args) => engine(args),
         Command::Token(args) => token(args),
         Command::Defs(command) => defs(command),
@@ -182,26 +186,26 @@ fn block_on(
     }
 }
 
-fn serve(args: ServeArgs, roles: laurel_gateway::serve::Roles) -> ExitCode {
+fn serve(args: ServeArgs, roles: Roles) -> ExitCode {
     let work = async move {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        laurel_gateway::serve::run_roles(args, roles, listener, shutdown_on_signal()).await
+        crate::roles::serve(args, roles, listener, shutdown_on_signal()).await
     };
     block_on(tokio::runtime::Builder::new_multi_thread(), work)
 }
 
-fn engine(args: laurel_gateway::engine_role::EngineArgs) -> ExitCode {
-    let work = async move { laurel_gateway::engine_role::run(args, shutdown_on_signal()).await };
+fn engine(args: EngineArgs) -> ExitCode {
+    let work = async move { crate::roles::engine(args, shutdown_on_signal()).await };
     block_on(tokio::runtime::Builder::new_multi_thread(), work)
 }
 
-/// A receiver that turns true on SIGTERM or ctrl-c.
-fn shutdown_on_signal() -> watch::Receiver<bool> {
-    let (stop, shutdown) = watch::channel(false);
+/// The process's shutdown, given on SIGTERM or ctrl-c.
+fn shutdown_on_signal() -> Shutdown {
+    let (stopper, shutdown) = Stopper::new();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
-        stop.send_replace(true);
+        stopper.stop();
     });
     shutdown
 }

@@ -16,9 +16,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig};
 use laurel_log::{LogError, StreamKind};
 use laurel_projections::{ProjectorConfig, Views};
-use tokio::sync::watch;
+use laurel_runtime::{Stopper, Supervisor};
 
-use laurel_gateway::serve::LogArgs;
+use super::serve::LogArgs;
 
 /// `laurel rebuild`.
 #[derive(Debug, Clone, Args)]
@@ -74,23 +74,28 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
     for p in 0..partitions {
         targets.push(log.last_seq(StreamKind::Stats, p).await?);
     }
-    let (stop, shutdown) = watch::channel(false);
+    let (stopper, shutdown) = Stopper::new();
     let (defs, follower) = SharedDefs::load(&log, "laurel-defs").await?;
-    let following = tokio::spawn(follower.run(shutdown.clone()));
-    let engine = tokio::spawn(shell::run(
+    let mut tasks: Supervisor<anyhow::Error> = Supervisor::default();
+    let following = follower.run(shutdown.clone());
+    tasks.spawn("definitions follower", async move { Ok(following.await?) });
+    let engine = shell::run(
         log.clone(),
         engine_db,
         defs,
         ShellConfig::all(partitions),
         Arc::new(EngineMetrics::default()),
         shutdown.clone(),
-    ));
-    let projector = tokio::spawn(laurel_projections::run(
+    );
+    tasks.spawn("engine", async move { Ok(engine.await?) });
+    let projector = laurel_projections::run(
         log.clone(),
         views.clone(),
         ProjectorConfig::all(partitions),
         shutdown.clone(),
-    ));
+    );
+    tasks.spawn("projector", async move { Ok(projector.await?) });
+    let running = tokio::spawn(tasks.join_all());
     let total: u64 = targets.iter().sum();
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(total);
@@ -120,21 +125,17 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
             eprintln!("rebuild: {}/{total} positions", done());
             last_line = Instant::now();
         }
-        if engine.is_finished() || projector.is_finished() {
+        if running.is_finished() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bar.finish();
     let reached = done();
-    stop.send_replace(true);
-    engine.await??;
-    projector.await??;
-    following.abort();
+    stopper.stop();
+    running.await??;
     views_db.flush_async().await?;
-    if let laurel_log::Log::Embedded(l) = &log {
-        l.flush().await?;
-    }
+    log.flush().await?;
     if reached < total {
         bail!("the rebuild stopped at {reached} of {total} positions");
     }

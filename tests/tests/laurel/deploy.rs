@@ -290,7 +290,7 @@ impl Engine {
             .env(
                 "LAUREL_LOG",
                 std::env::var("LAUREL_TEST_LOG")
-                    .unwrap_or_else(|_| "warn,laurel_gateway::engine_role=info".into()),
+                    .unwrap_or_else(|_| "warn,laurel_engine::role=info".into()),
             )
             .stdout(std::process::Stdio::null())
             .stderr(log)

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use laurel_engine::shell::{self, EngineMetrics, Lease, ShellConfig, ShellError};
 use laurel_log::{Entry, Log, Start, StreamKind, Target, partition_of};
+use laurel_runtime::Stopper;
 use laurel_schemas::{
     AchievementDefinition, AchievementId, DefinitionEvent, Output, PlayerId, SchemaVersion, Source,
     StatDefinition, StatEvent, StatName, StatsMessage, Value, encode,
 };
 use serde_json::json;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::support::{Backend, Fixture, read_to_end, reset_consumer_behind};
@@ -83,7 +83,7 @@ pub(crate) fn stat_entry(log: &Log, player: &str, stat: &str, value: i64, event_
 }
 
 pub(crate) struct RunningEngine {
-    stop: watch::Sender<bool>,
+    stop: Stopper,
     task: tokio::task::JoinHandle<Result<(), ShellError>>,
     pub(crate) metrics: Arc<EngineMetrics>,
 }
@@ -97,7 +97,7 @@ pub(crate) fn start_engine(
     config.poll = Duration::from_millis(50);
     tweak(&mut config);
     let db = crate::support::open_store(dir);
-    let (stop, shutdown) = watch::channel(false);
+    let (stop, shutdown) = Stopper::new();
     let metrics = Arc::new(EngineMetrics::default());
     let task = tokio::spawn(shell::run_standalone(
         log.clone(),
@@ -115,7 +115,7 @@ pub(crate) fn start_engine(
 
 impl RunningEngine {
     pub(crate) async fn stop(self) {
-        self.stop.send_replace(true);
+        self.stop.stop();
         self.task.await.unwrap().unwrap();
     }
 }
@@ -800,7 +800,7 @@ async fn a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_on
         .await
         .unwrap();
     let run = |lease: Lease| {
-        let (stop, shutdown) = watch::channel(false);
+        let (stop, shutdown) = Stopper::new();
         let workers = shell::Workers {
             log: f.log.clone(),
             db: db.clone(),
@@ -874,7 +874,7 @@ async fn a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_on
     })
     .await;
     assert_eq!(unlocks(&all), vec![("ann".into(), "K3".into())]);
-    stop.send_replace(true);
+    stop.stop();
     worker.await.unwrap().unwrap();
 }
 
@@ -899,7 +899,7 @@ async fn a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log(backend:
         share: None,
     };
     let run = |workers: shell::Workers| {
-        let (stop, shutdown) = watch::channel(false);
+        let (stop, shutdown) = Stopper::new();
         let lease = Arc::new(Lease::new(Instant::now() + Duration::from_secs(60)));
         (
             stop,
@@ -917,7 +917,7 @@ async fn a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log(backend:
         last_stats(o).values().any(|v| *v == Value::Int(2))
     })
     .await;
-    stop.send_replace(true);
+    stop.stop();
     worker.await.unwrap().unwrap();
     let blob = a.export(p).unwrap();
     let position = f.log.last_seq(StreamKind::Stats, p).await.unwrap();
@@ -940,7 +940,7 @@ async fn a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log(backend:
     })
     .await;
     assert_eq!(unlocks(&all), vec![("ann".into(), "K3".into())]);
-    stop.send_replace(true);
+    stop.stop();
     worker.await.unwrap().unwrap();
 }
 

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use laurel_log::{Entry, Log, StreamKind, Target, partition_of};
 use laurel_projections::{ProjectorConfig, ProjectorError, Views};
+use laurel_runtime::Stopper;
 use laurel_schemas::outputs::unlock_id;
 use laurel_schemas::{
     AchievementId, CauseKind, DefinitionEvent, Output, PlayerId, SchemaVersion, Unlocked, Value,
     encode,
 };
 use serde_json::json;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::engine::{
@@ -20,7 +20,7 @@ use crate::engine::{
 use crate::support::{Backend, Fixture};
 
 struct RunningProjector {
-    stop: watch::Sender<bool>,
+    stop: Stopper,
     task: tokio::task::JoinHandle<Result<(), ProjectorError>>,
     views: Views,
 }
@@ -30,7 +30,7 @@ fn start_projector(log: &Log, dir: &Path) -> RunningProjector {
     let views = Views::open(&db, log).unwrap();
     let mut config = ProjectorConfig::all(log.config().partitions);
     config.poll = Duration::from_millis(50);
-    let (stop, shutdown) = watch::channel(false);
+    let (stop, shutdown) = Stopper::new();
     let task = tokio::spawn(laurel_projections::run(
         log.clone(),
         views.clone(),
@@ -42,7 +42,7 @@ fn start_projector(log: &Log, dir: &Path) -> RunningProjector {
 
 impl RunningProjector {
     async fn stop(self) {
-        self.stop.send_replace(true);
+        self.stop.stop();
         self.task.await.unwrap().unwrap();
     }
 }

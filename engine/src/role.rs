@@ -1,4 +1,5 @@
-//! `laurel engine`: the evaluation engine as a process of its own, on NATS.
+//! The engine role (`laurel engine`): the evaluation engine as a process of its own, on
+//! NATS, sharing the partitions with the other engines of the deployment.
 //!
 //! Engines of one deployment share the partitions through leases in the NATS KV bucket
 //! `{STREAM_PREFIX}_LEASES`:
@@ -32,40 +33,45 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use async_nats::jetstream::{kv, object_store};
-use clap::Args;
-use futures::TryStreamExt;
-use laurel_engine::shell::{
-    EngineMetrics, Lease, Share, SharedDefs, ShellConfig, ShellError, Workers,
-};
+use crate::shell::{EngineMetrics, Lease, Share, SharedDefs, ShellConfig, ShellError, Workers};
 use laurel_log::Log;
-use tokio::sync::watch;
+use laurel_log::coord::{Blobs, CoordError, Leases};
+use laurel_runtime::{Shutdown, Stopper, TaskFailed};
 use tokio::task::JoinHandle;
 
-use crate::serve::LogArgs;
-
-/// `laurel engine`.
-#[derive(Debug, Clone, Args)]
-pub struct EngineArgs {
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub log: LogArgs,
-    /// How long, in seconds, a lease outlives its holder's last renewal: the longest a
-    /// dead engine's partitions wait for another engine.
-    #[arg(long, env = "LAUREL_LEASE_TTL_SECS", default_value_t = 10)]
-    pub lease_ttl_secs: u64,
-    /// How often, in milliseconds, the engine writes its state to disk (see `serve`).
-    #[arg(long, env = "LAUREL_CHECKPOINT_INTERVAL_MS", default_value_t = 5000)]
-    pub checkpoint_interval_ms: u64,
+/// How an engine runs.
+#[derive(Debug, Clone)]
+pub struct RoleConfig {
+    /// How long a lease outlives its holder's last renewal: the longest a dead engine's
+    /// partitions wait for another engine (at least 3 s).
+    pub lease_ttl: Duration,
+    /// How often the engine writes its state to disk.
+    pub checkpoint_interval: Duration,
     /// Player states kept in memory, over all partitions.
-    #[arg(long, env = "LAUREL_CACHED_PLAYERS", default_value_t = 100_000)]
     pub cached_players: usize,
-    /// How often, in seconds, each partition's state is shared in the object store
-    /// `{STREAM_PREFIX}_SNAPSHOTS`, for the engine that takes the partition after a crash
-    /// (a hand-over always shares it): bounds what that engine re-folds.
-    #[arg(long, env = "LAUREL_SNAPSHOT_INTERVAL_SECS", default_value_t = 60)]
-    pub snapshot_interval_secs: u64,
+    /// How often each partition's state is shared in the snapshot bucket, for the engine
+    /// that takes the partition after a crash (a hand-over always shares it).
+    pub snapshot_interval: Duration,
+}
+
+/// The engine role stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    /// The leases or snapshots could not be opened (or the log is the embedded one).
+    #[error(transparent)]
+    Coord(#[from] CoordError),
+    /// Loading the definitions failed.
+    #[error("loading definitions: {0}")]
+    Definitions(#[source] ShellError),
+    /// A partition's worker failed otherwise than by losing its lease.
+    #[error("engine partition {partition}: {source}")]
+    Partition {
+        /// The partition.
+        partition: u32,
+        /// Why.
+        #[source]
+        source: ShellError,
+    },
 }
 
 /// A partition this engine holds.
@@ -73,7 +79,7 @@ struct Held {
     /// The lease's revision, as its renewer last wrote it.
     revision: Arc<AtomicU64>,
     lease: Arc<Lease>,
-    stop: Arc<watch::Sender<bool>>,
+    stop: Arc<Stopper>,
     worker: JoinHandle<Result<(), ShellError>>,
     renewer: JoinHandle<()>,
     /// Being handed over: the worker was told to stop; the lease goes once it has.
@@ -82,45 +88,34 @@ struct Held {
 
 /// Runs the engine role until `shutdown` turns true: keeps this engine's fair share of the
 /// partitions, folding each one it holds.
-pub async fn run(args: EngineArgs, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    if args.log.nats.is_none() {
-        bail!("`laurel engine` runs on NATS (--nats URLS); on the embedded log run `laurel serve`");
-    }
-    let ttl = Duration::from_secs(args.lease_ttl_secs.max(3));
-    let opened = args.log.open().await?;
-    let store = opened.store("engine")?;
-    let Log::Nats(nats) = &opened.log else {
-        bail!("`laurel engine` runs on NATS");
-    };
-    let config = nats.config();
-    let leases = lease_bucket(
-        nats.jetstream(),
-        &config.stream_prefix,
-        config.replicas,
-        ttl,
-    )
-    .await?;
+pub async fn run(
+    log: Log,
+    store: laurel_log::derived::Store,
+    config: RoleConfig,
+    shutdown: Shutdown,
+) -> Result<(), RoleError> {
+    let ttl = config.lease_ttl.max(Duration::from_secs(3));
+    let leases = log.leases(ttl).await?;
+    let snapshots = log
+        .blobs("SNAPSHOTS", "laurel engine partition snapshots")
+        .await?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let partitions = config.partitions;
+    let partitions = log.config().partitions;
     let shell_config = ShellConfig {
-        persist_interval: Duration::from_millis(args.checkpoint_interval_ms),
-        cache_players: (args.cached_players / partitions as usize).max(1),
+        persist_interval: config.checkpoint_interval,
+        cache_players: (config.cached_players / partitions as usize).max(1),
         // This engine's own consumers: a partition's former owner may still have its own.
         consumer: format!("engine-{}", &id[..12]),
         ..ShellConfig::all(partitions)
     };
-    let log = opened.log.clone();
     let defs_consumer = format!("{}-defs", shell_config.consumer);
     let loaded = SharedDefs::load_retrying(&log, &defs_consumer, &shutdown).await;
     let Some(loaded) = loaded else {
         return Ok(());
     };
-    let (defs, follower) = loaded.context("loading definitions")?;
+    let (defs, follower) = loaded.map_err(RoleError::Definitions)?;
     let following = tokio::spawn(follower.run(shutdown.clone()));
-    let snapshots =
-        snapshot_bucket(nats.jetstream(), &config.stream_prefix, config.replicas).await?;
     let mut engine = Engine {
-        js: nats.jetstream().clone(),
         leases,
         snapshots: snapshots.clone(),
         id: id.clone(),
@@ -135,7 +130,7 @@ pub async fn run(args: EngineArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
             config: shell_config,
             metrics: Arc::new(EngineMetrics::default()),
             share: Some(Share {
-                every: Duration::from_secs(args.snapshot_interval_secs.max(1)),
+                every: config.snapshot_interval.max(Duration::from_secs(1)),
                 sink: {
                     let snapshots = snapshots.clone();
                     Arc::new(move |p, blob| {
@@ -147,17 +142,16 @@ pub async fn run(args: EngineArgs, shutdown: watch::Receiver<bool>) -> anyhow::R
         member_renewed: None,
     };
     tracing::info!(engine = %engine.holder, partitions, "engine ready: sharing the partitions");
-    let result = engine.keep_share(shutdown.clone()).await;
+    let result = engine.keep_share(&shutdown).await;
     engine.stop_all().await;
     following.abort();
     result
 }
 
 struct Engine {
-    js: async_nats::jetstream::Context,
-    leases: kv::Store,
+    leases: Leases,
     /// Partition snapshots handed from engine to engine (`{STREAM_PREFIX}_SNAPSHOTS`).
-    snapshots: object_store::ObjectStore,
+    snapshots: Blobs,
     id: String,
     holder: String,
     ttl: Duration,
@@ -172,9 +166,9 @@ impl Engine {
     /// partitions toward its fair share. Leases are renewed beside, each by a task of its
     /// own, so a slow NATS answer here delays no renewal. Every request is bounded by a
     /// third of the TTL.
-    async fn keep_share(&mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn keep_share(&mut self, shutdown: &Shutdown) -> Result<(), RoleError> {
         let tick = (self.ttl / 10).max(Duration::from_millis(100));
-        while !*shutdown.borrow() {
+        while !shutdown.is_stopping() {
             self.heartbeat().await;
             self.collect().await?;
             match tokio::time::timeout(self.ttl / 3, self.rebalance()).await {
@@ -183,7 +177,7 @@ impl Engine {
                 Err(_) => tracing::warn!("reading the leases timed out; trying again"),
             }
             tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => {}
+                () = shutdown.wait() => {}
                 () = tokio::time::sleep(tick) => {}
             }
         }
@@ -201,9 +195,8 @@ impl Engine {
         {
             return;
         }
-        let put = self
-            .leases
-            .put(self.member_key(), self.holder.clone().into());
+        let key = self.member_key();
+        let put = self.leases.put(&key, &self.holder);
         match tokio::time::timeout(self.ttl / 3, put).await {
             Ok(Ok(_)) => self.member_renewed = Some(Instant::now()),
             Ok(Err(e)) => tracing::warn!(error = %e, "saying this engine is alive"),
@@ -214,7 +207,7 @@ impl Engine {
     /// Collects the workers that stopped: a handed-over partition's lease is deleted; a
     /// fenced worker whose lease still holds starts again (through recovery); a worker that
     /// failed otherwise fails the engine.
-    async fn collect(&mut self) -> anyhow::Result<()> {
+    async fn collect(&mut self) -> Result<(), RoleError> {
         let stopped: Vec<u32> = self
             .held
             .iter()
@@ -225,9 +218,14 @@ impl Engine {
             let mut held = self.held.remove(&p).expect("listed");
             let outcome = (&mut held.worker)
                 .await
-                .map_err(|e| ShellError::Task(e.to_string()))
+                .map_err(|e| {
+                    ShellError::Task(TaskFailed {
+                        task: "partition worker",
+                        reason: e.to_string(),
+                    })
+                })
                 .and_then(|r| r);
-            let still_held = held.lease.held() && !*held.stop.borrow();
+            let still_held = held.lease.held() && !held.stop.is_stopping();
             match outcome {
                 Err(ShellError::Fenced(_)) if still_held => {
                     tracing::warn!(
@@ -246,7 +244,10 @@ impl Engine {
                 Err(e) => {
                     held.renewer.abort();
                     self.release(p, &held).await;
-                    return Err(e).with_context(|| format!("engine partition {p}"));
+                    return Err(RoleError::Partition {
+                        partition: p,
+                        source: e,
+                    });
                 }
             }
             held.renewer.abort();
@@ -258,26 +259,19 @@ impl Engine {
     }
 
     /// The live engines' ids, this one's included: the `member.` keys not deleted.
-    async fn members(&self) -> anyhow::Result<BTreeSet<String>> {
-        let bucket = self.leases.name.clone();
-        let stream = self.js.get_stream(format!("KV_{bucket}")).await?;
-        let mut subjects = stream
-            .info_with_subjects(format!("$KV.{bucket}.member.*"))
-            .await?;
-        let mut members = BTreeSet::from([self.id.clone()]);
-        while let Some(subject) = subjects.try_next().await? {
-            let key = subject.0.trim_start_matches(&format!("$KV.{bucket}."));
-            if let Some(id) = key.strip_prefix("member.")
-                && self.leases.get(key).await?.is_some()
-            {
-                members.insert(id.to_string());
-            }
-        }
+    async fn members(&self) -> Result<BTreeSet<String>, CoordError> {
+        let mut members: BTreeSet<String> = self
+            .leases
+            .held_under("member.")
+            .await?
+            .into_iter()
+            .collect();
+        members.insert(self.id.clone());
         Ok(members)
     }
 
     /// Takes free partitions below the fair share; hands over the extra ones above it.
-    async fn rebalance(&mut self) -> anyhow::Result<()> {
+    async fn rebalance(&mut self) -> Result<(), CoordError> {
         let members = self.members().await?;
         let rank = members
             .iter()
@@ -296,7 +290,7 @@ impl Engine {
                 tracing::info!(partition = p, engines = count, "handing the partition over");
                 let held = self.held.get_mut(&p).expect("held");
                 held.releasing = true;
-                held.stop.send_replace(true);
+                held.stop.stop();
             }
             return Ok(());
         }
@@ -308,21 +302,17 @@ impl Engine {
             if wanted == 0 {
                 break;
             }
-            if self.held.contains_key(&p) || self.leases.get(partition_key(p)).await?.is_some() {
+            if self.held.contains_key(&p) || self.leases.is_held(&partition_key(p)).await? {
                 continue;
             }
             let sent = Instant::now();
-            match self
-                .leases
-                .create(partition_key(p), self.holder.clone().into())
-                .await
-            {
+            match self.leases.create(&partition_key(p), &self.holder).await {
                 Ok(revision) => {
                     tracing::info!(partition = p, engines = count, "took the partition");
                     self.take(p, revision, sent);
                     wanted -= 1;
                 }
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(CoordError::Taken(_)) => {}
                 Err(e) => {
                     tracing::warn!(partition = p, error = %e, "taking a partition");
                     break;
@@ -335,7 +325,7 @@ impl Engine {
     /// Starts folding a partition whose lease this engine just wrote (at `sent`).
     fn take(&mut self, p: u32, revision: u64, sent: Instant) {
         let lease = Arc::new(Lease::new(sent + self.ttl * 2 / 3));
-        let stop = Arc::new(watch::channel(false).0);
+        let stop = Arc::new(Stopper::new().0);
         let revision = Arc::new(AtomicU64::new(revision));
         let renewer = tokio::spawn(renew(
             self.leases.clone(),
@@ -366,23 +356,22 @@ impl Engine {
         &self,
         p: u32,
         lease: &Arc<Lease>,
-        stop: &watch::Sender<bool>,
+        stop: &Stopper,
     ) -> JoinHandle<Result<(), ShellError>> {
         let (workers, snapshots, ttl) = (self.workers.clone(), self.snapshots.clone(), self.ttl);
-        let (lease, stop) = (lease.clone(), stop.subscribe());
+        let (lease, stop) = (lease.clone(), stop.shutdown());
         tokio::spawn(async move {
             // Two tries: a NATS node that just died may hold up the first.
-            let mut fetched = tokio::time::timeout(ttl, fetch_snapshot(&snapshots, p)).await;
+            let name = snapshot_name(p);
+            let mut fetched = tokio::time::timeout(ttl, snapshots.get(&name)).await;
             if !matches!(fetched, Ok(Ok(_))) {
-                fetched = tokio::time::timeout(ttl, fetch_snapshot(&snapshots, p)).await;
+                fetched = tokio::time::timeout(ttl, snapshots.get(&name)).await;
             }
             match fetched {
                 Ok(Ok(Some(blob))) => {
                     let imported = {
                         let workers = workers.clone();
-                        tokio::task::spawn_blocking(move || workers.import(p, &blob))
-                            .await
-                            .map_err(|e| ShellError::Task(e.to_string()))?
+                        laurel_runtime::blocking(move || workers.import(p, &blob)).await
                     };
                     match imported {
                         Ok(Some(position)) => tracing::info!(
@@ -410,9 +399,8 @@ impl Engine {
     /// takes the partition next.
     async fn share_snapshot(&self, p: u32) {
         let workers = self.workers.clone();
-        let blob = match tokio::task::spawn_blocking(move || workers.export(p)).await {
-            Ok(Ok(blob)) => blob,
-            Ok(Err(e)) => return tracing::warn!(partition = p, error = %e, "exporting a snapshot"),
+        let blob = match laurel_runtime::blocking(move || workers.export(p)).await {
+            Ok(blob) => blob,
             Err(e) => return tracing::warn!(partition = p, error = %e, "exporting a snapshot"),
         };
         upload_snapshot(self.snapshots.clone(), p, blob, self.ttl).await;
@@ -421,9 +409,8 @@ impl Engine {
     /// Deletes a lease this engine still holds, for another engine to take at once.
     async fn release(&self, p: u32, held: &Held) {
         let revision = held.revision.load(Ordering::SeqCst);
-        let delete = self
-            .leases
-            .delete_expect_revision(partition_key(p), Some(revision));
+        let key = partition_key(p);
+        let delete = self.leases.release(&key, Some(revision));
         match tokio::time::timeout(self.ttl / 3, delete).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(partition = p, error = %e, "releasing a lease"),
@@ -434,7 +421,7 @@ impl Engine {
     /// Stops every worker (each stores its state), then hands every lease over.
     async fn stop_all(&mut self) {
         for held in self.held.values() {
-            held.stop.send_replace(true);
+            held.stop.stop();
         }
         for (p, held) in std::mem::take(&mut self.held) {
             let outcome = held.worker.await;
@@ -444,11 +431,7 @@ impl Engine {
             held.renewer.abort();
             if held.lease.held() {
                 let revision = held.revision.load(Ordering::SeqCst);
-                if let Err(e) = self
-                    .leases
-                    .delete_expect_revision(partition_key(p), Some(revision))
-                    .await
-                {
+                if let Err(e) = self.leases.release(&partition_key(p), Some(revision)).await {
                     tracing::warn!(partition = p, error = %e, "releasing a lease");
                 }
             }
@@ -456,7 +439,7 @@ impl Engine {
                 tracing::warn!(partition = p, error = %e, "engine partition stopped");
             }
         }
-        if let Err(e) = self.leases.delete(self.member_key()).await {
+        if let Err(e) = self.leases.release(&self.member_key(), None).await {
             tracing::warn!(error = %e, "leaving the engines");
         }
         tracing::info!("engine stopped");
@@ -468,19 +451,19 @@ impl Engine {
 /// or no renewal succeeded for two thirds of the TTL (another engine may hold it by the
 /// time this one would notice), revokes `lease` and stops the worker.
 async fn renew(
-    leases: kv::Store,
+    leases: Leases,
     key: String,
     holder: String,
     ttl: Duration,
     revision: Arc<AtomicU64>,
     lease: Arc<Lease>,
-    stop: Arc<watch::Sender<bool>>,
+    stop: Arc<Stopper>,
 ) {
     let mut renewed = Instant::now();
     loop {
         tokio::time::sleep(ttl / 3).await;
         let sent = Instant::now();
-        let update = leases.update(&key, holder.clone().into(), revision.load(Ordering::SeqCst));
+        let update = leases.renew(&key, &holder, revision.load(Ordering::SeqCst));
         match tokio::time::timeout(ttl / 3, update).await {
             Ok(Ok(next)) => {
                 revision.store(next, Ordering::SeqCst);
@@ -488,7 +471,7 @@ async fn renew(
                 renewed = sent;
                 continue;
             }
-            Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+            Ok(Err(CoordError::Lost(_))) => {
                 tracing::error!(lease = key, "the lease went to another engine");
             }
             other => {
@@ -499,25 +482,16 @@ async fn renew(
             }
         }
         lease.revoke();
-        stop.send_replace(true);
+        stop.stop();
         return;
     }
 }
 
 /// Shares partition `p`'s state (`blob`) in the snapshot bucket, within `ttl`.
-async fn upload_snapshot(
-    snapshots: object_store::ObjectStore,
-    p: u32,
-    blob: Vec<u8>,
-    ttl: Duration,
-) {
+async fn upload_snapshot(snapshots: Blobs, p: u32, blob: Vec<u8>, ttl: Duration) {
     let size = blob.len();
-    let put = async {
-        let mut reader: &[u8] = &blob;
-        snapshots.put(snapshot_name(p).as_str(), &mut reader).await
-    };
-    match tokio::time::timeout(ttl, put).await {
-        Ok(Ok(_)) => tracing::info!(
+    match tokio::time::timeout(ttl, snapshots.put(&snapshot_name(p), &blob)).await {
+        Ok(Ok(())) => tracing::info!(
             partition = p,
             bytes = size,
             "shared the partition's snapshot"
@@ -533,75 +507,6 @@ fn partition_key(p: u32) -> String {
 
 fn snapshot_name(p: u32) -> String {
     format!("partition-{p}")
-}
-
-/// The deployment's bucket of partition snapshots, created on first use.
-async fn snapshot_bucket(
-    js: &async_nats::jetstream::Context,
-    prefix: &str,
-    replicas: usize,
-) -> anyhow::Result<object_store::ObjectStore> {
-    let name = format!("{prefix}_SNAPSHOTS");
-    if let Ok(bucket) = js.get_object_store(&name).await {
-        return Ok(bucket);
-    }
-    js.create_object_store(object_store::Config {
-        bucket: name.clone(),
-        description: Some("laurel engine partition snapshots".into()),
-        num_replicas: replicas.max(1),
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("creating the snapshot bucket {name}"))
-}
-
-/// Partition `p`'s shared snapshot, if one was shared.
-async fn fetch_snapshot(
-    snapshots: &object_store::ObjectStore,
-    p: u32,
-) -> anyhow::Result<Option<Vec<u8>>> {
-    use tokio::io::AsyncReadExt;
-    let mut object = match snapshots.get(snapshot_name(p).as_str()).await {
-        Ok(object) => object,
-        Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let mut blob = Vec::with_capacity(object.info().size);
-    object.read_to_end(&mut blob).await?;
-    Ok(Some(blob))
-}
-
-/// The deployment's lease bucket, created on first use.
-async fn lease_bucket(
-    js: &async_nats::jetstream::Context,
-    prefix: &str,
-    replicas: usize,
-    ttl: Duration,
-) -> anyhow::Result<kv::Store> {
-    let bucket = format!("{prefix}_LEASES");
-    if let Ok(store) = js.get_key_value(&bucket).await {
-        return Ok(store);
-    }
-    // The bucket's stream made directly: async-nats's `create_key_value` asks for settings
-    // that nats-server 2.9 (Debian's) does not know.
-    js.get_or_create_stream(async_nats::jetstream::stream::Config {
-        name: format!("KV_{bucket}"),
-        subjects: vec![format!("$KV.{bucket}.>")],
-        description: Some("laurel leases".into()),
-        max_messages_per_subject: 1,
-        max_age: ttl,
-        num_replicas: replicas,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: async_nats::jetstream::stream::DiscardPolicy::New,
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("creating the lease bucket {bucket}"))?;
-    js.get_key_value(&bucket)
-        .await
-        .with_context(|| format!("opening the lease bucket {bucket}"))
 }
 
 fn hostname() -> String {

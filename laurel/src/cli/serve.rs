@@ -1,4 +1,5 @@
-//! `laurel serve`: gateway, engine and projections in one process.
+//! The flags of the roles (`laurel serve`, `gateway`, `engine`): each group turns into the
+//! configuration of the crate that owns it.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -8,19 +9,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig, ShellError};
-use laurel_log::derived::Store;
-use laurel_log::retry::retrying;
-use laurel_log::seal::{DataKey, Sealer};
-use laurel_log::{EmbeddedLog, Log, LogConfig, NatsLog};
-use laurel_projections::{ProjectorConfig, Views};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use laurel_gateway::Limits;
+use laurel_gateway::auth::{AuthConfig, Claims, JwksSource, RefetchPolicy};
+use laurel_log::open::{Location, Opened};
+use laurel_log::{Log, LogConfig, NatsTls};
 
-use crate::auth::{AuthConfig, Claims, JwksSource, RefetchPolicy};
-use crate::metrics::Metrics;
-use crate::notify::Hub;
-use crate::state::{AppState, Limits};
+use super::keys::dev_key;
 
 /// Where the logs are and how they are laid out.
 #[derive(Debug, Clone, Args)]
@@ -80,83 +74,37 @@ fn stream_prefix(value: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
-/// An opened log, and what seals the data dir's derived state.
-pub struct Opened {
-    /// The log.
-    pub log: Log,
-    /// The data dir's sealer, when it is encrypted.
-    pub seal: Option<Arc<Sealer>>,
-    data_dir: PathBuf,
-}
-
-impl Opened {
-    /// The derived-state store `name` in the data dir (engine state, views), sealed as the
-    /// data dir is.
-    pub fn store(&self, name: &str) -> anyhow::Result<Store> {
-        let db =
-            open_store(&self.data_dir.join(name)).with_context(|| format!("opening {name}"))?;
-        Ok(Store::new(db, self.seal.clone()))
-    }
-}
-
 impl LogArgs {
-    /// The data dir's sealer: `None` in clear; refused when the keys given do not open it.
-    fn unlock(&self) -> anyhow::Result<Option<Arc<Sealer>>> {
-        let key = self
-            .data_key_file
-            .as_deref()
-            .map(DataKey::from_file)
-            .transpose()?;
-        let old = self
-            .data_old_key_file
-            .as_deref()
-            .map(DataKey::from_file)
-            .transpose()?;
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("creating {}", self.data_dir.display()))?;
-        let seal = laurel_log::seal::unlock(&self.data_dir, key.as_ref(), old.as_slice())?;
-        Ok(seal.map(Arc::new))
-    }
-
-    /// Opens the log these arguments name, and the data dir's sealer.
-    pub async fn open(&self) -> anyhow::Result<Opened> {
-        let seal = self.unlock()?;
-        let log = self.open_log(seal.clone()).await?;
-        Ok(Opened {
-            log,
-            seal,
+    /// Where the log and the data dir are.
+    pub fn location(&self) -> Location {
+        Location {
             data_dir: self.data_dir.clone(),
-        })
+            nats: self.nats.clone(),
+            nats_tls: NatsTls {
+                ca: self.nats_ca.clone(),
+                cert: self.nats_cert.clone(),
+                key: self.nats_key.clone(),
+            },
+            data_key_file: self.data_key_file.clone(),
+            data_old_key_file: self.data_old_key_file.clone(),
+        }
     }
 
-    async fn open_log(&self, seal: Option<Arc<Sealer>>) -> anyhow::Result<Log> {
-        let config = LogConfig {
+    /// How the streams are laid out.
+    pub fn config(&self) -> LogConfig {
+        LogConfig {
             partitions: self.partitions,
             duplicate_window: Duration::from_secs(self.duplicate_window_secs),
             stream_prefix: self.stream_prefix.clone(),
             subject_prefix: self.stream_prefix.to_lowercase(),
             replicas: self.replicas,
             max_entries: self.max_entries,
-        };
-        Ok(match &self.nats {
-            Some(url) => {
-                let tls = laurel_log::NatsTls {
-                    ca: self.nats_ca.clone(),
-                    cert: self.nats_cert.clone(),
-                    key: self.nats_key.clone(),
-                };
-                Log::Nats(
-                    NatsLog::connect_with(url, config, &tls)
-                        .await
-                        .with_context(|| format!("connecting to {url}"))?,
-                )
-            }
-            None => Log::Embedded(EmbeddedLog::open_sealed(
-                &self.data_dir.join("log"),
-                config,
-                seal,
-            )?),
-        })
+        }
+    }
+
+    /// Opens the log these arguments name, and the data dir's sealer.
+    pub async fn open(&self) -> anyhow::Result<Opened> {
+        Ok(self.location().open(self.config()).await?)
     }
 }
 
@@ -326,28 +274,28 @@ impl GameKitArgs {
     pub fn config(
         &self,
         secret: &[u8],
-    ) -> anyhow::Result<Option<Arc<crate::gamekit::GameKitConfig>>> {
+    ) -> anyhow::Result<Option<Arc<laurel_gateway::gamekit::GameKitConfig>>> {
         let base = self.gamekit_base.trim().trim_end_matches('/');
         if base.is_empty() {
             return Ok(None);
         }
         let admin_keys = match &self.gamekit_admin_keys {
-            None => crate::gamekit::SigV4Keys::default(),
+            None => laurel_gateway::gamekit::SigV4Keys::default(),
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                crate::gamekit::SigV4Keys::parse(&text)
+                laurel_gateway::gamekit::SigV4Keys::parse(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }
         };
-        Ok(Some(Arc::new(crate::gamekit::GameKitConfig {
+        Ok(Some(Arc::new(laurel_gateway::gamekit::GameKitConfig {
             base: if base.starts_with('/') {
                 base.to_string()
             } else {
                 format!("/{base}")
             },
             player_claim: self.gamekit_player_claim.clone(),
-            paging: crate::gamekit::PagingKey::derive(secret),
+            paging: laurel_gateway::gamekit::PagingKey::derive(secret),
             admin_keys,
         })))
     }
@@ -395,20 +343,16 @@ pub struct IconArgs {
 
 impl IconArgs {
     /// Opens the icon store these flags name.
-    pub async fn open(&self, data_dir: &Path, log: &Log) -> anyhow::Result<crate::icons::Icons> {
+    pub async fn open(
+        &self,
+        data_dir: &Path,
+        log: &Log,
+    ) -> anyhow::Result<laurel_gateway::icons::Icons> {
         let spec = match &self.icons_store {
             Some(spec) => spec.clone(),
             None => format!("dir:{}", data_dir.join("icons").display()),
         };
-        let nats = match log {
-            Log::Nats(l) => Some((
-                l.jetstream(),
-                l.config().stream_prefix.as_str(),
-                l.config().replicas,
-            )),
-            Log::Embedded(_) => None,
-        };
-        let store = crate::icons::store::open(&spec, nats)
+        let store = laurel_gateway::icons::store::open(&spec, log)
             .await
             .with_context(|| format!("opening the icon store {spec}"))?;
         let base_url = self
@@ -416,7 +360,11 @@ impl IconArgs {
             .as_deref()
             .map(|b| b.trim_end_matches('/').to_string())
             .filter(|b| !b.is_empty());
-        Ok(crate::icons::Icons::new(store, self.icon_size, base_url))
+        Ok(laurel_gateway::icons::Icons::new(
+            store,
+            self.icon_size,
+            base_url,
+        ))
     }
 }
 
@@ -465,297 +413,37 @@ pub struct ServeArgs {
     pub defs_lag_ms: u64,
 }
 
-/// The file holding the development signing key.
-pub fn dev_key_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("dev-signing-key")
+/// `laurel engine`.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub log: LogArgs,
+    /// How long, in seconds, a lease outlives its holder's last renewal: the longest a
+    /// dead engine's partitions wait for another engine.
+    #[arg(long, env = "LAUREL_LEASE_TTL_SECS", default_value_t = 10)]
+    pub lease_ttl_secs: u64,
+    /// How often, in milliseconds, the engine writes its state to disk (see `serve`).
+    #[arg(long, env = "LAUREL_CHECKPOINT_INTERVAL_MS", default_value_t = 5000)]
+    pub checkpoint_interval_ms: u64,
+    /// Player states kept in memory, over all partitions.
+    #[arg(long, env = "LAUREL_CACHED_PLAYERS", default_value_t = 100_000)]
+    pub cached_players: usize,
+    /// How often, in seconds, each partition's state is shared in the object store
+    /// `{STREAM_PREFIX}_SNAPSHOTS`, for the engine that takes the partition after a crash
+    /// (a hand-over always shares it): bounds what that engine re-folds.
+    #[arg(long, env = "LAUREL_SNAPSHOT_INTERVAL_SECS", default_value_t = 60)]
+    pub snapshot_interval_secs: u64,
 }
 
-/// Reads the data dir's development key, creating it if `create` and it is missing. The
-/// file is readable by its owner only (one found readable by others is made so, with a
-/// warning).
-pub fn dev_key(data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
-    let (key, created) = secret_file(&dev_key_path(data_dir), create)
-        .with_context(|| format!("the dev key in {}", data_dir.display()))?;
-    if created {
-        tracing::warn!(path = %dev_key_path(data_dir).display(), "created a development signing key: use `laurel token` for tokens; configure real keys for production");
-    }
-    Ok(key)
-}
-
-/// The secret that signs GameKit paging tokens, created in the data dir when missing.
-fn paging_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
-    Ok(secret_file(&data_dir.join("gamekit-paging-key"), true)?.0)
-}
-
-/// A random secret kept in a file readable by its owner only: read, or created if `create`
-/// (and whether it was).
-fn secret_file(path: &Path, create: bool) -> anyhow::Result<(Vec<u8>, bool)> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    match std::fs::read_to_string(path) {
-        Ok(key) => {
-            let mode = std::fs::metadata(path)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "a secret was readable by others; making it owner-only");
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-            }
-            Ok((key.trim().as_bytes().to_vec(), false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let bytes: [u8; 32] = rand::random();
-            let key = crate::hex(&bytes);
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            file.write_all(key.as_bytes())?;
-            file.sync_all()?;
-            Ok((key.into_bytes(), true))
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-/// sled's page cache per derived store (engine state, views); sled's default is 1 GiB each.
-const STORE_CACHE_BYTES: u64 = 64 << 20;
-
-/// Opens a derived sled store with a bounded page cache.
-pub(crate) fn open_store(path: &Path) -> Result<sled::Db, sled::Error> {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(STORE_CACHE_BYTES)
-        .open()
-}
-
-/// Which roles a process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Roles {
-    /// Gateway, engine and projections (`laurel serve`).
-    All,
-    /// The gateway with its own replica of the views, folded from OUTPUT and DEFS; the
-    /// engine runs elsewhere (`laurel gateway`, on NATS).
-    Gateway,
-}
-
-/// Runs gateway, engine and projections until `shutdown` turns true.
-pub async fn run(
-    args: ServeArgs,
-    listener: TcpListener,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    run_roles(args, Roles::All, listener, shutdown).await
-}
-
-/// Runs `roles` until `shutdown` turns true.
-pub async fn run_roles(
-    args: ServeArgs,
-    roles_run: Roles,
-    listener: TcpListener,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    if roles_run == Roles::Gateway && args.log.nats.is_none() {
-        anyhow::bail!(
-            "`laurel gateway` runs on NATS (--nats URLS), beside `laurel engine`; on the embedded log run `laurel serve`"
-        );
-    }
-    let data_dir = &args.log.data_dir;
-    let auth = args.auth.config(data_dir).await?;
-    let opened = args.log.open().await?;
-    let engine_db = match roles_run {
-        Roles::All => Some(opened.store("engine")?),
-        Roles::Gateway => None,
-    };
-    let views_db = opened.store("views")?;
-    let log = opened.log;
-    let partitions = log.config().partitions;
-    let views = Views::open(&views_db, &log)?;
-    let metrics = Arc::new(EngineMetrics::default());
-    let mut roles = tokio::task::JoinSet::new();
-    // One compiled copy of the definitions for the whole process, following DEFS.
-    let loaded = retrying(
-        &shutdown,
-        "loading definitions",
-        ShellError::is_transient,
-        || SharedDefs::load(&log, "laurel-defs"),
-    )
-    .await;
-    let Some(loaded) = loaded else {
-        return Ok(());
-    };
-    let (defs, follower) = loaded.context("loading definitions")?;
-    let following = follower
-        .lagging(Duration::from_millis(args.defs_lag_ms))
-        .run(shutdown.clone());
-    roles.spawn(async move {
-        let done = following.await.map_err(anyhow::Error::from);
-        ("definitions follower", done)
-    });
-    if let Some(engine_db) = engine_db {
-        let engine = shell::run(
-            log.clone(),
-            engine_db,
-            defs.clone(),
-            ShellConfig {
-                persist_interval: Duration::from_millis(args.checkpoint_interval_ms),
-                cache_players: (args.cached_players / partitions as usize).max(1),
-                ..ShellConfig::all(partitions)
-            },
-            metrics.clone(),
-            shutdown.clone(),
-        );
-        roles.spawn(async move { ("engine", engine.await.map_err(anyhow::Error::from)) });
-    }
-    let mut projector_config = ProjectorConfig {
-        flush_interval: Duration::from_millis(args.checkpoint_interval_ms),
-        ..ProjectorConfig::all(partitions)
-    };
-    if roles_run == Roles::Gateway {
-        // Each gateway folds its own replica: a reader of its own on the server (the
-        // positions it reads from are in its views).
-        projector_config.consumer = format!("views-{}", uuid::Uuid::new_v4().simple());
-    }
-    let projector = laurel_projections::run(
-        log.clone(),
-        views.clone(),
-        projector_config,
-        shutdown.clone(),
-    );
-    roles.spawn(async move { ("projector", projector.await.map_err(anyhow::Error::from)) });
-    let limits = args.limits.limits();
-    let player_quota = limits.player_quota();
-    if let Some(quota) = player_quota.clone() {
-        // Forget players whose quota is full again, so memory follows active players.
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    _ = tick.tick() => {
-                        quota.retain_recent();
-                        quota.shrink_to_fit();
-                    }
-                }
-            }
-        });
-    }
-    let icons = args.icons.open(data_dir, &log).await?;
-    tokio::spawn(icons.clone().collect_every(
-        defs.clone(),
-        Duration::from_secs(args.icons.icons_grace_secs),
-        Duration::from_secs(args.icons.icons_collect_every_secs.max(1)),
-        shutdown.clone(),
-    ));
-    let hub = Hub::default();
-    tokio::spawn(hub.clone().run(views.clone(), shutdown.clone()));
-    let engine_metrics = (roles_run == Roles::All).then_some(metrics);
-    let metrics = Metrics::new(engine_metrics, views.clone(), hub.clone());
-    let state = AppState {
-        log: log.clone(),
-        views,
-        defs,
-        auth: Arc::new(auth),
-        limits,
-        player_quota,
-        admin: Arc::new(tokio::sync::Mutex::new(())),
-        replay: Arc::new(tokio::sync::Mutex::new(())),
-        hub,
-        metrics,
-        shutdown: shutdown.clone(),
-        icons,
-        gamekit: args.gamekit.config(&paging_secret(data_dir)?)?,
-    };
-    let tls = match (&args.tls.tls_cert, &args.tls.tls_key) {
-        (Some(cert), Some(key)) => {
-            let files = crate::tls::TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-            };
-            let (acceptor, reloading) =
-                crate::tls::acceptor(files).context("loading the TLS certificate")?;
-            tokio::spawn(reloading.watch(
-                Duration::from_secs(args.tls.tls_reload_secs.max(1)),
-                shutdown.clone(),
-            ));
-            Some(acceptor)
-        }
-        _ => None,
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let addr = listener.local_addr()?;
-    let backend = if args.log.nats.is_some() {
-        "nats"
-    } else {
-        "embedded"
-    };
-    tracing::info!(%addr, backend, data_dir = %data_dir.display(), "laurel ready on {scheme}://{addr}");
-    let connections = crate::listen::ConnectionLimits {
-        header_timeout: Duration::from_secs(args.limits.header_timeout_secs.max(1)),
-        max_connections: args.limits.max_connections,
-    };
-    let server = crate::listen::serve(
-        listener,
-        crate::app(state),
-        connections,
-        tls,
-        shutdown.clone(),
-    );
-    roles.spawn(async move { ("HTTP server", server.await.map_err(anyhow::Error::from)) });
-    supervise(
-        roles,
-        shutdown,
-        Duration::from_secs(args.shutdown_timeout_secs),
-    )
-    .await?;
-    views_db.flush_async().await?;
-    if let Log::Embedded(l) = &log {
-        l.flush().await?;
-    }
-    tracing::info!("laurel stopped");
-    Ok(())
-}
-
-/// Waits for the roles: until shutdown, one that ends is fatal (a supervisor restarts the
-/// process, which recovers from the log); after it, they get `drain` to finish, and what is
-/// still running then is left (it is folded again on the next start).
-async fn supervise(
-    mut roles: tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>,
-    shutdown: watch::Receiver<bool>,
-    drain: Duration,
-) -> anyhow::Result<()> {
-    let mut stop = shutdown.clone();
-    let mut deadline = None;
-    loop {
-        let give_up = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s), if deadline.is_none() => {
-                deadline = Some(tokio::time::Instant::now() + drain);
-            }
-            () = give_up => {
-                tracing::warn!(
-                    timeout_secs = drain.as_secs(),
-                    "shutdown timed out; exiting with work in flight (it is folded again on the next start)"
-                );
-                return Ok(());
-            }
-            joined = roles.join_next() => match joined {
-                None => return Ok(()),
-                Some(Ok((_, Ok(())))) if *shutdown.borrow() => {}
-                Some(Ok((role, Ok(())))) => anyhow::bail!("the {role} stopped unexpectedly"),
-                Some(Ok((role, Err(e)))) => return Err(e.context(format!("the {role} failed"))),
-                Some(Err(e)) => anyhow::bail!("a role's task failed: {e}"),
-            },
+impl EngineArgs {
+    /// The engine role's configuration.
+    pub fn config(&self) -> laurel_engine::role::RoleConfig {
+        laurel_engine::role::RoleConfig {
+            lease_ttl: Duration::from_secs(self.lease_ttl_secs),
+            checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
+            cached_players: self.cached_players,
+            snapshot_interval: Duration::from_secs(self.snapshot_interval_secs),
         }
     }
 }

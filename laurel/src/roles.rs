@@ -1,0 +1,218 @@
+//! The roles a process runs, put together from the crates that own them and supervised as
+//! one: `serve` (gateway, engine and projections), `gateway` (with its own views) and
+//! `engine` (leased partitions, on NATS).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig, ShellError};
+use laurel_gateway::AppState;
+use laurel_gateway::metrics::Metrics;
+use laurel_gateway::notify::Hub;
+use laurel_projections::{ProjectorConfig, Views};
+use laurel_runtime::{Shutdown, Stopped, Supervisor, retrying};
+use tokio::net::TcpListener;
+
+use crate::cli::keys::paging_secret;
+use crate::cli::serve::{EngineArgs, ServeArgs};
+
+/// Which roles a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    /// Gateway, engine and projections (`laurel serve`).
+    All,
+    /// The gateway with its own replica of the views, folded from OUTPUT and DEFS; the
+    /// engine runs elsewhere (`laurel gateway`, on NATS).
+    Gateway,
+}
+
+/// Runs `roles_run` until `shutdown`.
+pub async fn serve(
+    args: ServeArgs,
+    roles_run: Roles,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    if roles_run == Roles::Gateway && args.log.nats.is_none() {
+        anyhow::bail!(
+            "`laurel gateway` runs on NATS (--nats URLS), beside `laurel engine`; on the embedded log run `laurel serve`"
+        );
+    }
+    let data_dir = &args.log.data_dir;
+    let auth = args.auth.config(data_dir).await?;
+    let opened = args.log.open().await?;
+    let engine_db = match roles_run {
+        Roles::All => Some(opened.store("engine")?),
+        Roles::Gateway => None,
+    };
+    let views_db = opened.store("views")?;
+    let log = opened.log;
+    let partitions = log.config().partitions;
+    let views = Views::open(&views_db, &log)?;
+    let metrics = Arc::new(EngineMetrics::default());
+    let mut roles: Supervisor<anyhow::Error> = Supervisor::default();
+    // One compiled copy of the definitions for the whole process, following DEFS.
+    let loaded = retrying(
+        &shutdown,
+        "loading definitions",
+        ShellError::is_transient,
+        || SharedDefs::load(&log, "laurel-defs"),
+    )
+    .await;
+    let Some(loaded) = loaded else {
+        return Ok(());
+    };
+    let (defs, follower) = loaded.context("loading definitions")?;
+    let following = follower
+        .lagging(Duration::from_millis(args.defs_lag_ms))
+        .run(shutdown.clone());
+    roles.spawn("definitions follower", async move { Ok(following.await?) });
+    if let Some(engine_db) = engine_db {
+        let engine = shell::run(
+            log.clone(),
+            engine_db,
+            defs.clone(),
+            ShellConfig {
+                persist_interval: Duration::from_millis(args.checkpoint_interval_ms),
+                cache_players: (args.cached_players / partitions as usize).max(1),
+                ..ShellConfig::all(partitions)
+            },
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        roles.spawn("engine", async move { Ok(engine.await?) });
+    }
+    let mut projector_config = ProjectorConfig {
+        flush_interval: Duration::from_millis(args.checkpoint_interval_ms),
+        ..ProjectorConfig::all(partitions)
+    };
+    if roles_run == Roles::Gateway {
+        // Each gateway folds its own replica: a reader of its own on the server (the
+        // positions it reads from are in its views).
+        projector_config.consumer = format!("views-{}", uuid::Uuid::new_v4().simple());
+    }
+    let projector = laurel_projections::run(
+        log.clone(),
+        views.clone(),
+        projector_config,
+        shutdown.clone(),
+    );
+    roles.spawn("projector", async move { Ok(projector.await?) });
+    let limits = args.limits.limits();
+    let player_quota = limits.player_quota();
+    if let Some(quota) = player_quota.clone() {
+        // Forget players whose quota is full again, so memory follows active players.
+        let stop = shutdown.clone();
+        roles.spawn("player quota", async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    () = stop.wait() => return Ok(()),
+                    _ = tick.tick() => {
+                        quota.retain_recent();
+                        quota.shrink_to_fit();
+                    }
+                }
+            }
+        });
+    }
+    let icons = args.icons.open(data_dir, &log).await?;
+    let collecting = icons.clone().collect_every(
+        defs.clone(),
+        Duration::from_secs(args.icons.icons_grace_secs),
+        Duration::from_secs(args.icons.icons_collect_every_secs.max(1)),
+        shutdown.clone(),
+    );
+    roles.spawn("icon collection", async move {
+        collecting.await;
+        Ok(())
+    });
+    let hub = Hub::default();
+    let notifying = hub.clone().run(views.clone(), shutdown.clone());
+    roles.spawn("notification hub", async move {
+        notifying.await;
+        Ok(())
+    });
+    let engine_metrics = (roles_run == Roles::All).then_some(metrics);
+    let metrics = Metrics::new(engine_metrics, views.clone(), hub.clone());
+    let state = AppState {
+        log: log.clone(),
+        views,
+        defs,
+        auth: Arc::new(auth),
+        limits,
+        player_quota,
+        admin: Arc::new(tokio::sync::Mutex::new(())),
+        replay: Arc::new(tokio::sync::Mutex::new(())),
+        hub,
+        metrics,
+        shutdown: shutdown.clone(),
+        icons,
+        gamekit: args.gamekit.config(&paging_secret(data_dir)?)?,
+    };
+    let tls = match (&args.tls.tls_cert, &args.tls.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = laurel_gateway::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let (acceptor, reloading) =
+                laurel_gateway::tls::acceptor(files).context("loading the TLS certificate")?;
+            let watching = reloading.watch(
+                Duration::from_secs(args.tls.tls_reload_secs.max(1)),
+                shutdown.clone(),
+            );
+            roles.spawn("TLS reload", async move {
+                watching.await;
+                Ok(())
+            });
+            Some(acceptor)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let addr = listener.local_addr()?;
+    let backend = if args.log.nats.is_some() {
+        "nats"
+    } else {
+        "embedded"
+    };
+    tracing::info!(%addr, backend, data_dir = %data_dir.display(), "laurel ready on {scheme}://{addr}");
+    let connections = laurel_gateway::listen::ConnectionLimits {
+        header_timeout: Duration::from_secs(args.limits.header_timeout_secs.max(1)),
+        max_connections: args.limits.max_connections,
+    };
+    let server = laurel_gateway::listen::serve(
+        listener,
+        laurel_gateway::app(state),
+        connections,
+        tls,
+        shutdown.clone(),
+    );
+    roles.spawn("HTTP server", async move { Ok(server.await?) });
+    roles
+        .serve(&shutdown, Duration::from_secs(args.shutdown_timeout_secs))
+        .await
+        .map_err(|stopped| match stopped {
+            Stopped::Failed { task, error } => error.context(format!("the {task} failed")),
+            other => anyhow::anyhow!("{other}"),
+        })?;
+    views_db.flush_async().await?;
+    log.flush().await?;
+    tracing::info!("laurel stopped");
+    Ok(())
+}
+
+/// Runs the engine role (`laurel engine`) until `shutdown`: keeps this engine's fair share
+/// of the partitions, folding each one it holds.
+pub async fn engine(args: EngineArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    if args.log.nats.is_none() {
+        anyhow::bail!(
+            "`laurel engine` runs on NATS (--nats URLS); on the embedded log run `laurel serve`"
+        );
+    }
+    let opened = args.log.open().await?;
+    let store = opened.store("engine")?;
+    Ok(laurel_engine::role::run(opened.log, store, args.config(), shutdown).await?)
+}
