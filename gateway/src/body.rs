@@ -29,7 +29,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Parsed<T> {
             }
         };
         // Read whole (and bounded) by `read_bodies` before anything answered the request.
-        let bytes = axum::body::to_bytes(req.into_body(), state.limits.max_body)
+        let bytes = axum::body::to_bytes(req.into_body(), state.app.limits.max_body)
             .await
             .map_err(|_| ApiError::TooLarge("the body is too large".into()))?;
         let parsed = parse(&bytes, msgpack)?;
@@ -128,7 +128,7 @@ pub(crate) async fn read_bodies(
     request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let limit = state.limits.max_body;
+    let limit = state.app.limits.max_body;
     let announced = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -140,7 +140,7 @@ pub(crate) async fn read_bodies(
         .into_response();
     }
     let (parts, body) = request.into_parts();
-    let timeout = state.limits.body_timeout;
+    let timeout = state.app.limits.body_timeout;
     let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Err(_) => {
             return ApiError::RequestTimeout(format!(

@@ -3,46 +3,9 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use laurel_schemas::{Reason, ValidationError};
 use serde::Serialize;
 
-/// One refused event of a batch, or one refused field.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct ItemError {
-    /// The event's index in the batch (absent for a field of a single body).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<usize>,
-    /// The field, when one is to blame.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// Why, in words.
-    pub reason: String,
-    /// Why, as a code and its data.
-    pub code: Reason,
-}
-
-impl ItemError {
-    /// A refused event of a batch.
-    pub fn event(index: usize, field: Option<&str>, reason: Reason) -> Self {
-        Self {
-            index: Some(index),
-            field: field.map(str::to_string),
-            reason: reason.to_string(),
-            code: reason,
-        }
-    }
-}
-
-impl From<ValidationError> for ItemError {
-    fn from(e: ValidationError) -> Self {
-        Self {
-            index: None,
-            field: Some(e.field),
-            reason: e.reason.to_string(),
-            code: e.reason,
-        }
-    }
-}
+pub use laurel_app::ItemError;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +205,26 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<laurel_app::AppError> for ApiError {
+    fn from(e: laurel_app::AppError) -> Self {
+        use laurel_app::AppError;
+        match e {
+            AppError::Malformed(detail) => ApiError::BadRequest(detail),
+            AppError::Forbidden(detail, items) => ApiError::Forbidden(detail, items),
+            AppError::NotFound(detail) => ApiError::NotFound(detail),
+            AppError::Conflict(detail) => ApiError::Conflict(detail),
+            AppError::VersionMismatch(detail) => ApiError::PreconditionFailed(detail),
+            AppError::TooLarge(detail) => ApiError::TooLarge(detail),
+            AppError::Invalid(detail, items) => ApiError::Unprocessable(detail, items),
+            AppError::Throttled(detail, retry_after) => {
+                ApiError::TooManyRequests(detail, retry_after)
+            }
+            AppError::Unavailable(detail) => ApiError::Unavailable(detail),
+            AppError::Internal(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
 impl From<sled::Error> for ApiError {
     fn from(e: sled::Error) -> Self {
         ApiError::Internal(format!("views: {e}"))
@@ -266,7 +249,7 @@ impl From<laurel_log::LogError> for ApiError {
 /// Marks a response whose body is another API's contract (the GameKit envelope), which
 /// `problems_only` must leave as it is.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Verbatim;
+pub struct Verbatim;
 
 /// Answers every refusal as a problem document, whatever layer made it: axum's own path and
 /// query rejections (an undecodable path, a repeated query parameter) answer in plain text,

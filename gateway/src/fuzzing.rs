@@ -19,9 +19,9 @@ use laurel_schemas::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::app::ingest::{IngestBody, check_batch};
 use crate::auth::{AuthConfig, Claims, Principal};
 use crate::body::parse;
+use laurel_app::ingest::{IngestBody, check_batch};
 
 /// Decodes `data` as `T` from msgpack (as the log holds it) and from JSON (as the API and
 /// files hold it); what decodes must encode and decode back to the same value.
@@ -107,7 +107,7 @@ pub fn ingest(data: &[u8]) {
     let Ok(body) = parse::<IngestBody>(body, msgpack) else {
         return;
     };
-    let Ok(events) = check_batch(&body, &principal, base_definitions(), 1_000) else {
+    let Ok(events) = check_batch(&body, &principal.caller(), base_definitions(), 1_000) else {
         return;
     };
     for (event, _) in events {

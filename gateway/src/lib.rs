@@ -1,20 +1,17 @@
-//! Laurel's gateway: the HTTP API over the application layer (`app`). The `laurel` binary
-//! (crate `laurel`) builds its state and serves it.
+//! Laurel's gateway: the HTTP API over the application layer (crate `laurel-app`): routes,
+//! tokens, bodies, problems, OpenAPI, live notifications, metrics, listening and TLS. The
+//! `laurel` binary builds its state and serves it.
 
-mod app;
 pub mod auth;
-mod body;
+pub mod body;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod gamekit;
-mod headers;
-pub mod icons;
+pub mod headers;
 pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
-mod position;
 mod routes;
 pub mod state;
 pub mod tls;
@@ -28,10 +25,11 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
-pub use state::{AppState, Limits};
+pub use laurel_app::Limits;
+pub use state::AppState;
 
 /// Lowercase hex of `bytes` (digests, signatures, keys).
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()
@@ -74,11 +72,14 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(openapi::serve))
 }
 
-/// The HTTP API over `state`.
-pub fn app(state: AppState) -> Router {
-    let (mut router, _) = routes().split_for_parts();
-    if let Some(gamekit) = &state.gamekit {
-        router = router.merge(gamekit::router(gamekit));
+/// The HTTP API over `state`, with other surfaces over the same application layer (the
+/// GameKit routes) beside it: every route gets the same body limits, problem documents,
+/// request ids, traces and metrics.
+pub fn app(state: AppState, surfaces: impl IntoIterator<Item = Router>) -> Router {
+    let (router, _) = routes().split_for_parts();
+    let mut router: Router = router.with_state(state.clone());
+    for surface in surfaces {
+        router = router.merge(surface);
     }
     router
         .route_layer(axum::middleware::from_fn_with_state(
@@ -101,5 +102,4 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use laurel_app::App;
 use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig, ShellError};
 use laurel_gateway::AppState;
 use laurel_gateway::metrics::Metrics;
@@ -99,9 +100,15 @@ pub async fn serve(
         shutdown.clone(),
     );
     roles.spawn("projector", async move { Ok(projector.await?) });
-    let limits = args.limits.limits();
-    let player_quota = limits.player_quota();
-    if let Some(quota) = player_quota.clone() {
+    let icons = args.icons.open(data_dir, &log).await?;
+    let app = App::new(
+        log.clone(),
+        views.clone(),
+        defs.clone(),
+        args.limits.limits(),
+        icons.clone(),
+    );
+    if let Some(quota) = app.player_quota.clone() {
         // Forget players whose quota is full again, so memory follows active players.
         let stop = shutdown.clone();
         roles.spawn("player quota", async move {
@@ -117,7 +124,6 @@ pub async fn serve(
             }
         });
     }
-    let icons = args.icons.open(data_dir, &log).await?;
     let collecting = icons.clone().collect_every(
         defs.clone(),
         Duration::from_secs(args.icons.icons_grace_secs),
@@ -136,20 +142,23 @@ pub async fn serve(
     });
     let engine_metrics = (roles_run == Roles::All).then_some(metrics);
     let metrics = Metrics::new(engine_metrics, views.clone(), hub.clone());
+    let auth = Arc::new(auth);
+    let gamekit = args
+        .gamekit
+        .config(&paging_secret(data_dir)?)?
+        .map(|config| {
+            laurel_gamekit::router(laurel_gamekit::GameKit {
+                app: app.clone(),
+                auth: auth.clone(),
+                config,
+            })
+        });
     let state = AppState {
-        log: log.clone(),
-        views,
-        defs,
-        auth: Arc::new(auth),
-        limits,
-        player_quota,
-        admin: Arc::new(tokio::sync::Mutex::new(())),
-        replay: Arc::new(tokio::sync::Mutex::new(())),
+        app,
+        auth,
         hub,
         metrics,
         shutdown: shutdown.clone(),
-        icons,
-        gamekit: args.gamekit.config(&paging_secret(data_dir)?)?,
     };
     let tls = match (&args.tls.tls_cert, &args.tls.tls_key) {
         (Some(cert), Some(key)) => {
@@ -185,7 +194,7 @@ pub async fn serve(
     };
     let server = laurel_gateway::listen::serve(
         listener,
-        laurel_gateway::app(state),
+        laurel_gateway::app(state, gamekit),
         connections,
         tls,
         shutdown.clone(),

@@ -176,7 +176,7 @@ pub enum LogError {
     Misconfigured(String),
     /// The local store failed.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[from] StorageError),
     /// The embedded log in this directory is open in another process (or handle).
     #[error("the log in {0} is in use by another process")]
     Locked(String),
@@ -191,8 +191,32 @@ impl LogError {
 
 impl From<sled::Error> for LogError {
     fn from(e: sled::Error) -> Self {
-        LogError::Storage(e.to_string())
+        LogError::Storage(StorageError::Sled(e))
     }
+}
+
+impl From<std::io::Error> for LogError {
+    fn from(e: std::io::Error) -> Self {
+        LogError::Storage(StorageError::Io(e))
+    }
+}
+
+/// How the local store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Reading or writing a file failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The derived-state store failed.
+    #[error(transparent)]
+    Sled(#[from] sled::Error),
+    /// What is stored is not what was written (a missing entry, a frame that does not
+    /// decode or whose seal does not open): the log stops rather than guess.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A blocking task that did the work was lost.
+    #[error("{0}")]
+    Task(String),
 }
 
 /// A log, on one of the two backends.

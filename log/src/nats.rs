@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    self,
+    self, ErrorCode,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
     context::PublishErrorKind,
     message::PublishMessage,
@@ -287,7 +287,7 @@ impl NatsLog {
                             None => tokio::time::sleep(Duration::from_millis(1)).await,
                         }
                     }
-                    Err(e) => return Err(publish_error(stream, e.kind(), &e)),
+                    Err(e) => return Err(publish_error(stream, &e)),
                 }
             }
         }
@@ -350,7 +350,7 @@ impl NatsLog {
             .js
             .send_publish(subject, expect(publish))
             .await
-            .map_err(|e| publish_error(stream, e.kind(), &e))?;
+            .map_err(|e| publish_error(stream, &e))?;
         self.settle(stream, ack, connects).await
     }
 
@@ -534,26 +534,30 @@ fn settle(
     stream: StreamKind,
     ack: Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
 ) -> Result<Appended, AppendError> {
-    let ack = ack.map_err(|e| publish_error(stream, e.kind(), &e))?;
+    let ack = ack.map_err(|e| publish_error(stream, &e))?;
     Ok(Appended {
         seq: ack.sequence,
         duplicate: ack.duplicate,
     })
 }
 
-fn publish_error(
-    stream: StreamKind,
-    kind: PublishErrorKind,
-    e: &dyn std::fmt::Display,
-) -> AppendError {
-    let text = e.to_string();
-    let full = text.contains("maximum messages")
-        || text.contains("maximum bytes")
-        || text.contains("resource limits");
-    match kind {
+fn publish_error(stream: StreamKind, e: &jetstream::context::PublishError) -> AppendError {
+    // JetStream's own refusal, when it is one: the API error code says why, not the text.
+    let code = std::error::Error::source(e)
+        .and_then(|source| source.downcast_ref::<jetstream::Error>())
+        .map(jetstream::Error::error_code);
+    let full = matches!(
+        code,
+        Some(
+            ErrorCode::STREAM_STORE_FAILED
+                | ErrorCode::ACCOUNT_RESOURCES_EXCEEDED
+                | ErrorCode::STREAM_LIMITS
+        )
+    );
+    match e.kind() {
         PublishErrorKind::Other if full => AppendError::Full(stream.name()),
         PublishErrorKind::WrongLastSequence => AppendError::Conflict(stream.name()),
-        _ => AppendError::Unavailable(text),
+        _ => AppendError::Unavailable(e.to_string()),
     }
 }
 

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::names::{AchievementId, StatName};
+pub use crate::names::LANGUAGE_TAG_PATTERN;
+use crate::names::{AchievementId, StatName, is_language_tag};
+pub use crate::validation::{DESCRIPTION_MAX, ICON_MAX, ICON_REFERENCE_PATTERN, TITLE_MAX};
 use crate::validation::{Reason, ValidationError};
 use crate::value::Value;
 use crate::{Millis, SchemaVersion};
@@ -289,23 +291,10 @@ pub struct Localization {
     pub unlocked_description: Option<String>,
 }
 
-/// The longest title, in characters.
-pub const TITLE_MAX: usize = 128;
 /// How deeply an achievement's `metadata` may nest (the object itself is level 1): deep
 /// enough for any game's data, shallow enough that a definition always decodes from the log
 /// (whose decoder stops at [`crate::codec::MAX_DEPTH`]).
 pub const METADATA_MAX_DEPTH: usize = 32;
-/// The longest description, in characters.
-pub const DESCRIPTION_MAX: usize = 4096;
-/// The longest icon reference, in characters.
-pub const ICON_MAX: usize = 1024;
-/// An icon reference as a JSON Schema pattern: empty, an `http(s)` URL, an uploaded icon's
-/// digest, or a relative path. [`is_icon_reference`] is the rule.
-pub const ICON_REFERENCE_PATTERN: &str = concat!(
-    "^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?",
-    "|[A-Za-z0-9._~%-][A-Za-z0-9._~%/-]*)?$"
-);
-
 /// Whether `s` is an icon digest: 64 lowercase hex digits (a SHA-256).
 pub fn is_icon_digest(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -640,19 +629,6 @@ impl AchievementDefinition {
             metadata: self.metadata.clone(),
         }
     }
-}
-
-/// Whether `tag` is shaped like a BCP 47 language tag (`en`, `pt-BR`, `zh-Hant-TW`).
-/// A language tag's shape, as the OpenAPI document states it ([`is_language_tag`]'s rule).
-pub const LANGUAGE_TAG_PATTERN: &str = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$";
-
-fn is_language_tag(tag: &str) -> bool {
-    let mut parts = tag.split('-');
-    let primary_ok = parts
-        .next()
-        .is_some_and(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()));
-    primary_ok
-        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// A change to the definitions: what the DEFS log carries.

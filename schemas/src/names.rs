@@ -191,7 +191,7 @@ pub mod openapi {
 
     /// Texts by BCP 47 language tag.
     pub fn localizations_by_tag() -> Object {
-        keyed_by(name(crate::defs::LANGUAGE_TAG_PATTERN, 255), "Localization")
+        keyed_by(name(super::LANGUAGE_TAG_PATTERN, 255), "Localization")
     }
 }
 
@@ -435,11 +435,25 @@ mod tests {
     }
 }
 
+/// A language tag's shape, as the OpenAPI document states it ([`is_language_tag`]'s rule).
+pub const LANGUAGE_TAG_PATTERN: &str = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$";
+
+/// Whether `tag` is shaped like a BCP 47 language tag (`en`, `pt-BR`, `zh-Hant-TW`).
+pub(crate) fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let primary_ok = parts
+        .next()
+        .is_some_and(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()));
+    primary_ok
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 /// The patterns the OpenAPI document states agree with the rules the server applies.
 #[cfg(test)]
 mod pattern_tests {
     use super::*;
-    use crate::defs::{ICON_REFERENCE_PATTERN, is_icon_reference};
+    use crate::defs::is_icon_reference;
+    use crate::validation::ICON_REFERENCE_PATTERN;
     use crate::validation::{
         MULTILINE_PATTERN, ONE_LINE_OR_EMPTY_PATTERN, ONE_LINE_PATTERN, check_text,
     };

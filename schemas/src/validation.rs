@@ -6,6 +6,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::value::Value;
 
+/// The longest title, in characters.
+pub const TITLE_MAX: usize = 128;
+/// The longest description, in characters.
+pub const DESCRIPTION_MAX: usize = 4096;
+/// The longest icon reference, in characters.
+pub const ICON_MAX: usize = 1024;
+/// An icon reference as a JSON Schema pattern: empty, an `http(s)` URL, an uploaded icon's
+/// digest, or a relative path. [`crate::is_icon_reference`] is the rule.
+pub const ICON_REFERENCE_PATTERN: &str = concat!(
+    "^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?",
+    "|[A-Za-z0-9._~%-][A-Za-z0-9._~%/-]*)?$"
+);
+
 /// Why a field, an event or a definition was refused. Also the reason on a `rejected` output.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
@@ -327,7 +340,7 @@ pub const MULTILINE_PATTERN: &str = concat!(
 pub mod openapi {
     use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 
-    use crate::defs::{DESCRIPTION_MAX, ICON_MAX, TITLE_MAX};
+    use super::{DESCRIPTION_MAX, ICON_MAX, TITLE_MAX};
 
     fn text(pattern: &str, max: usize, optional: bool) -> Object {
         let kind = if optional {
@@ -354,7 +367,7 @@ pub mod openapi {
 
     /// An icon reference (optional, may be empty).
     pub fn icon() -> Object {
-        text(crate::defs::ICON_REFERENCE_PATTERN, ICON_MAX, true)
+        text(super::ICON_REFERENCE_PATTERN, ICON_MAX, true)
     }
 
     /// A localized title (optional, may be empty).

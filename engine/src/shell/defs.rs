@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use laurel_runtime::Shutdown;
 
-use super::ShellError;
+use super::error::ShellError;
 use crate::defs::Definitions;
 
 /// Definitions shared by a process's roles (engine workers, gateway), with the DEFS history
@@ -23,14 +23,23 @@ pub struct SharedDefs {
 
 #[derive(Debug, Default)]
 struct Inner {
-    defs: Definitions,
+    /// Replaced, never changed in place while a snapshot is out: a reader holds its
+    /// snapshot as long as it likes without holding the lock.
+    defs: Arc<Definitions>,
     history: Vec<(u64, DefinitionEvent)>,
 }
 
 impl SharedDefs {
-    /// Runs `f` with the current definitions (never across an await).
+    /// Runs `f` with the current definitions, under the lock: for quick looks only (no
+    /// I/O, never across an await); [`SharedDefs::snapshot`] for anything longer.
     pub fn read<T>(&self, f: impl FnOnce(&Definitions) -> T) -> T {
         f(&self.inner.read().expect("defs lock").defs)
+    }
+
+    /// The current definitions, to keep as long as needed (a fold and its writes to disk)
+    /// without holding up the follower or anyone else.
+    pub fn snapshot(&self) -> Arc<Definitions> {
+        self.inner.read().expect("defs lock").defs.clone()
     }
 
     /// The DEFS position applied so far.
@@ -107,7 +116,8 @@ impl SharedDefs {
 
     fn apply(&self, seq: u64, event: DefinitionEvent) {
         let mut inner = self.inner.write().expect("defs lock");
-        inner.defs.apply(&event);
+        // Copied first when a snapshot is out (definitions change rarely).
+        Arc::make_mut(&mut inner.defs).apply(&event);
         inner.history.push((seq, event));
         drop(inner);
         self.seq.send_replace(seq);

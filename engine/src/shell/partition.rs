@@ -10,10 +10,12 @@ use laurel_schemas::{
     Changes, DefinitionEvent, Output, SchemaVersion, StatsEntry, StatsMessage, decode, encode,
 };
 
+use super::config::{EngineMetrics, Share, ShellConfig};
+use super::defs::SharedDefs;
+use super::error::ShellError;
 use super::lease::Lease;
 use super::recover::recover;
 use super::store::{PartitionStore, StoreError};
-use super::{EngineMetrics, Share, SharedDefs, ShellConfig, ShellError};
 use crate::coalesce::coalesce;
 use crate::defs::Definitions;
 use crate::fold::Fold;
@@ -125,7 +127,7 @@ impl Worker {
             }
         }
         // Between batches: what is in memory is exactly what OUTPUT holds.
-        self.defs.read(|defs| self.store.persist(defs))?;
+        self.store.persist(&self.defs.snapshot())?;
         Ok(())
     }
 
@@ -133,7 +135,7 @@ impl Worker {
     async fn step(&mut self, shutdown: &Shutdown) -> Result<(), ShellError> {
         let p = self.partition;
         if self.needs_recovery {
-            let snapshot = self.defs.read(Definitions::clone);
+            let snapshot = Definitions::clone(&self.defs.snapshot());
             let found = recover(
                 &self.log,
                 p,
@@ -211,24 +213,24 @@ impl Worker {
                 caught_up = self.defs.catch_up(&self.log) => caught_up?,
             }
         }
-        let defs = self.defs.clone();
-        let outputs = defs.read(|defs| self.fold(defs, &messages))?;
+        // A snapshot, not the lock: the fold reads player states from disk and the writes
+        // below go to disk, which must not hold up the definitions' follower.
+        let defs = self.defs.snapshot();
+        let outputs = self.fold(&defs, &messages)?;
         let checkpoint = self.publish(outputs, first, last, shutdown).await?;
         self.store.stats_pos = last;
         self.store.output_pos = checkpoint;
         if self.last_persist.elapsed() >= self.persist_interval || self.store.over_capacity() {
-            let (defs, store) = (&self.defs, &mut self.store);
-            laurel_runtime::block_here(|| defs.read(|defs| store.persist(defs)))?;
+            let store = &mut self.store;
+            laurel_runtime::block_here(|| store.persist(&defs))?;
             self.last_persist = tokio::time::Instant::now();
         }
         if let Some((share, shared)) = &mut self.share
             && shared.elapsed() >= share.every
         {
-            let (defs, store, p) = (&self.defs, &mut self.store, self.partition);
+            let (store, p) = (&mut self.store, self.partition);
             let identity = self.log.identity();
-            let blob = laurel_runtime::block_here(|| {
-                defs.read(|defs| store.persist_and_export(defs, identity, p))
-            })?;
+            let blob = laurel_runtime::block_here(|| store.persist_and_export(&defs, identity, p))?;
             (share.sink)(p, blob);
             *shared = tokio::time::Instant::now();
             self.last_persist = *shared;
@@ -288,8 +290,10 @@ impl Worker {
         // re-evaluation runs again from the start; what it emitted is marked earned by then
         // (written, or found on OUTPUT by recovery) and is not emitted twice.
         let chunk = (self.store.capacity() / 2).clamp(1, REEVALUATE_PLAYERS);
+        let snapshot = self.defs.snapshot();
+        let defs: &Definitions = &snapshot;
         for ids in players.chunks(chunk) {
-            let outputs = self.defs.read(|defs| -> Result<Vec<Output>, ShellError> {
+            let outputs = (|| -> Result<Vec<Output>, ShellError> {
                 let fold = Fold::live(defs);
                 let mut outputs = Vec::new();
                 for (_, change) in &changes {
@@ -312,7 +316,7 @@ impl Worker {
                     }
                 }
                 Ok(outputs)
-            })?;
+            })()?;
             // Only unlocks come out of a re-evaluation; their ids are their `unlock_id`s.
             let entries: Vec<Entry> = outputs
                 .iter()
@@ -327,11 +331,11 @@ impl Worker {
                 .collect();
             self.append(entries, shutdown).await?;
             self.record_cache_size();
-            let (defs, store) = (&self.defs, &mut self.store);
-            laurel_runtime::block_here(|| defs.read(|defs| store.persist(defs)))?;
+            let store = &mut self.store;
+            laurel_runtime::block_here(|| store.persist(defs))?;
         }
         self.store.defs_pos = last;
-        self.defs.read(|defs| self.store.persist(defs))?;
+        self.store.persist(defs)?;
         self.record_cache_size();
         tracing::debug!(
             partition = self.partition,

@@ -25,7 +25,7 @@ use std::time::Duration;
 use laurel_log::{Log, Reader, Record, Start, StreamKind};
 use laurel_schemas::{Output, StatsEntry, Unlocked, decode};
 
-use super::ShellError;
+use super::error::ShellError;
 use super::store::PartitionStore;
 use crate::defs::Definitions;
 use crate::fold::Fold;

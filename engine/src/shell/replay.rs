@@ -16,7 +16,7 @@ use laurel_schemas::{
 };
 use rustc_hash::FxHashMap;
 
-use super::ShellError;
+use super::error::ShellError;
 use super::recover::read_batches;
 use crate::defs::{AchIdx, Definitions};
 use crate::fold::Fold;

@@ -4,14 +4,15 @@ mod jwks;
 
 use std::collections::HashSet;
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 use jwks::Jwks;
 pub use jwks::{JwksError, JwksSource, RefetchPolicy};
 
@@ -298,6 +299,21 @@ impl Principal {
         self.is_admin() || self.scopes.contains(SERVER_SCOPE)
     }
 
+    /// The caller as the application layer knows it.
+    pub fn caller(&self) -> laurel_app::Caller {
+        let source = if self.is_admin() {
+            laurel_schemas::Source::Admin
+        } else if self.is_server() {
+            laurel_schemas::Source::Server
+        } else {
+            laurel_schemas::Source::Player
+        };
+        laurel_app::Caller {
+            subject: self.subject.clone(),
+            source,
+        }
+    }
+
     /// Refuses callers without the admin scope.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.is_admin() {
@@ -345,10 +361,15 @@ fn refusal(e: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
-impl FromRequestParts<AppState> for Principal {
+/// Every state that holds the token checks can check a caller.
+impl<S> FromRequestParts<S> for Principal
+where
+    Arc<AuthConfig>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -361,7 +382,9 @@ impl FromRequestParts<AppState> for Principal {
             .ok_or_else(|| {
                 ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into())
             })?;
-        state.auth.verify(token.trim()).await
+        Arc::<AuthConfig>::from_ref(state)
+            .verify(token.trim())
+            .await
     }
 }
 
@@ -371,10 +394,14 @@ impl FromRequestParts<AppState> for Principal {
 #[derive(Debug, Clone)]
 pub struct Admin(pub Principal);
 
-impl FromRequestParts<AppState> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    Arc<AuthConfig>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let principal = Principal::from_request_parts(parts, state).await?;
         principal.require_admin()?;
         Ok(Admin(principal))

@@ -9,13 +9,13 @@ use laurel_schemas::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::app::definitions::{self, apply_file};
-use crate::app::ingest;
 use crate::auth::Admin;
 use crate::body::Parsed;
 use crate::error::{AdminProblems, ApiError, Problem};
 use crate::headers::{etag, if_match};
 use crate::state::AppState;
+use laurel_app::definitions::{self, apply_file};
+use laurel_app::ingest;
 
 /// A definitions file to lay over the definitions in force.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -97,7 +97,13 @@ pub(crate) async fn apply_definitions(
     Admin(_admin): Admin,
     Parsed(request): Parsed<DefinitionsRequest>,
 ) -> Result<Json<DefinitionsApplied>, ApiError> {
-    let overlaid = apply_file(&state, &request.definitions, request.prune, request.dry_run).await?;
+    let overlaid = apply_file(
+        &state.app,
+        &request.definitions,
+        request.prune,
+        request.dry_run,
+    )
+    .await?;
     Ok(Json(DefinitionsApplied {
         applied: !request.dry_run && !overlaid.changes.is_empty(),
         changes: overlaid
@@ -134,7 +140,7 @@ pub(crate) async fn put_stat(
     Path(name): Path<String>,
     Parsed(spec): Parsed<StatSpec>,
 ) -> Result<Response, ApiError> {
-    let (created, definition) = definitions::define_stat(&state, name, spec).await?;
+    let (created, definition) = definitions::define_stat(&state.app, name, spec).await?;
     Ok(created_or_ok(created, &definition, definition.version))
 }
 
@@ -153,7 +159,7 @@ pub(crate) async fn list_stats(
     Admin(_admin): Admin,
 ) -> Result<Json<StatList>, ApiError> {
     Ok(Json(StatList {
-        stats: state.stat_definitions(),
+        stats: state.app.stat_definitions(),
     }))
 }
 
@@ -174,7 +180,8 @@ pub(crate) async fn put_achievement(
     Parsed(spec): Parsed<AchievementSpec>,
 ) -> Result<Response, ApiError> {
     let expected = if_match(&headers)?;
-    let (created, definition) = definitions::define_achievement(&state, id, spec, expected).await?;
+    let (created, definition) =
+        definitions::define_achievement(&state.app, id, spec, expected).await?;
     Ok(created_or_ok(created, &definition, definition.version))
 }
 
@@ -190,13 +197,7 @@ pub(crate) async fn get_achievement(
     Admin(_admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let def = state
-        .decide_on_latest(|| {
-            state
-                .achievement(&id)
-                .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))
-        })
-        .await?;
+    let def = definitions::achievement(&state.app, &id).await?;
     Ok(created_or_ok(false, &def, def.version))
 }
 
@@ -215,7 +216,7 @@ pub(crate) async fn list_achievements(
     Admin(_admin): Admin,
 ) -> Result<Json<AchievementList>, ApiError> {
     Ok(Json(AchievementList {
-        achievements: state.achievements(),
+        achievements: state.app.achievements(),
     }))
 }
 
@@ -231,7 +232,7 @@ pub(crate) async fn archive_achievement(
     Admin(_admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let def = definitions::archive(&state, &id).await?;
+    let def = definitions::archive(&state.app, &id).await?;
     Ok(created_or_ok(false, &def, def.version))
 }
 
@@ -264,7 +265,7 @@ pub(crate) async fn grant(
     Path(player): Path<String>,
     Parsed(body): Parsed<GrantBody>,
 ) -> Result<(StatusCode, Json<GrantAccepted>), ApiError> {
-    let token = ingest::grant(&state, player, body.achievement_id).await?;
+    let token = ingest::grant(&state.app, player, body.achievement_id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(GrantAccepted {

@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use laurel_schemas::{AchievementDefinition, Reason, ValidationError, is_icon_digest};
 use serde::Serialize;
 
-use crate::app::definitions;
 use crate::auth::Admin;
 use crate::error::{AdminProblems, ApiError, ItemError, Problem};
 use crate::headers::{etag, if_match};
-use crate::icons::{IconError, Normalized, StoreError};
 use crate::state::AppState;
+use laurel_app::definitions;
+use laurel_app::icons::{IconError, Normalized, StoreError};
 
 /// What every served icon says about caching: its URL names its bytes, so it never changes.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -120,31 +120,25 @@ pub(crate) async fn upload(
     // Checked before anything is stored (on definitions caught up with DEFS: the achievement
     // may have been defined through another gateway a moment ago), and again under the
     // admin lock below.
-    let current = state
-        .decide_on_latest(|| {
-            state
-                .achievement(&id)
-                .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))
-        })
-        .await?;
+    let current = definitions::achievement(&state.app, &id).await?;
     definitions::check_version(expected, current.version)?;
-    let side = state.icons.side;
+    let side = state.app.icons.side;
     let icon: Normalized =
-        tokio::task::spawn_blocking(move || crate::icons::normalize::normalize(&body, side))
-            .await
-            .map_err(|e| ApiError::Internal(format!("normalizing an icon: {e}")))??;
+        laurel_runtime::blocking(move || laurel_app::icons::normalize::normalize(&body, side))
+            .await?;
     // Written before the definition names it: a definition never references a missing icon.
     // Until the definition is in force, the collection leaves it.
-    let _uploading = state.icons.uploading(&icon.digest);
+    let _uploading = state.app.icons.uploading(&icon.digest);
     state
+        .app
         .icons
         .store
         .put(&icon.digest, icon.png.clone().into())
         .await?;
-    let definition = definitions::set_icon(&state, &id, locked, &icon.digest, expected).await?;
+    let definition = definitions::set_icon(&state.app, &id, locked, &icon.digest, expected).await?;
     let version = definition.version;
     let body = IconUploaded {
-        url: state.icons.url(&icon.digest),
+        url: state.app.icons.url(&icon.digest),
         digest: icon.digest,
         content_type: "image/png",
         side,
@@ -188,10 +182,16 @@ pub(crate) async fn serve(
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .any(|t| t == "*" || t == tag || t.strip_prefix("W/") == Some(tag.as_str()));
-    let mut response = if cached && state.icons.store.contains(&digest).await? {
+    let mut response = if cached && state.app.icons.store.contains(&digest).await? {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let bytes = state.icons.store.get(&digest).await?.ok_or_else(missing)?;
+        let bytes = state
+            .app
+            .icons
+            .store
+            .get(&digest)
+            .await?
+            .ok_or_else(missing)?;
         let mut response = bytes.into_response();
         response
             .headers_mut()

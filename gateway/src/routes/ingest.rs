@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use laurel_schemas::Source;
 use serde::Serialize;
 
-use crate::app::ingest::{IngestBody, append, check_batch, source_of, throttle};
-use crate::app::now_ms;
 use crate::auth::Principal;
 use crate::body::Parsed;
 use crate::error::{ApiError, Problem, TokenProblems};
 use crate::metrics::IngestOutcome;
 use crate::state::AppState;
+use laurel_app::ingest::{IngestBody, append, check_on_latest, throttle};
+use laurel_app::now_ms;
 
 /// The ingest answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -43,41 +43,34 @@ pub(crate) async fn post_events(
     principal: Principal,
     Parsed(body): Parsed<IngestBody>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    if body.len() > state.limits.max_batch {
+    if body.len() > state.app.limits.max_batch {
         return Err(ApiError::TooLarge(format!(
             "a batch holds at most {} events; this one has {}",
-            state.limits.max_batch,
+            state.app.limits.max_batch,
             body.len()
         )));
     }
     let received_at = now_ms();
     let count = body.len();
-    // A refusal is decided on definitions at least as new as DEFS when the request came:
-    // a stat defined a moment ago through another gateway counts.
-    let checked = state
-        .decide_on_latest(|| {
-            state
-                .defs
-                .read(|defs| check_batch(&body, &principal, defs, received_at))
-        })
-        .await;
+    let caller = principal.caller();
+    let checked = check_on_latest(&state.app, &body, &caller, received_at).await;
     let events = match checked {
         Ok(events) => events,
         Err(e) => {
             state.metrics.ingested(IngestOutcome::Refused, count);
-            return Err(e);
+            return Err(e.into());
         }
     };
-    let source = source_of(&principal);
+    let source = caller.source;
     if source == Source::Player
-        && let Err(e) = throttle(&state, &principal.subject, events.len())
+        && let Err(e) = throttle(&state.app, &principal.subject, events.len())
     {
         state
             .metrics
             .ingested(IngestOutcome::Throttled, events.len());
-        return Err(e);
+        return Err(e.into());
     }
-    let (token, accepted, duplicates) = append(&state, events).await?;
+    let (token, accepted, duplicates) = append(&state.app, events).await?;
     state.metrics.ingested(IngestOutcome::Accepted, accepted);
     state.metrics.ingested(IngestOutcome::Duplicate, duplicates);
     Ok((

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 
-use crate::app::players::achievement_out;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem, TokenProblems};
 use crate::headers::languages;
@@ -13,6 +12,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
+use laurel_app::players::achievement_out;
 use laurel_schemas::{Output, Visibility};
 use serde_json::json;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,13 +29,10 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
     };
     match output.as_ref() {
         Output::Unlocked(unlocked) => {
-            let def = state
-                .views
-                .achievement(unlocked.achievement_id.as_str())
-                .ok()??;
-            let view = state.views.player(player).ok()?;
+            let def = state.app.achievement(unlocked.achievement_id.as_str())?;
+            let view = state.app.views.player(player).ok()?;
             let achievement =
-                achievement_out(&def, &state.icons, &view, langs, crate::app::now_ms())?;
+                achievement_out(&def, &state.app.icons, &view, langs, laurel_app::now_ms())?;
             let data = json!({"unlock_id": unlocked.unlock_id, "replay": unlocked.replay, "achievement": achievement});
             Some(
                 Event::default()
@@ -45,10 +42,7 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
             )
         }
         Output::Progress(progress) => {
-            let def = state
-                .views
-                .achievement(progress.achievement_id.as_str())
-                .ok()??;
+            let def = state.app.achievement(progress.achievement_id.as_str())?;
             // Progress tells how to earn it: not for hidden or secret ones.
             if def.archived || def.visibility != Visibility::Visible {
                 return None;
@@ -96,7 +90,7 @@ pub(crate) async fn my_notifications(
     principal: Principal,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let max = state.limits.max_streams_per_player;
+    let max = state.app.limits.max_streams_per_player;
     let subscription = state
         .hub
         .subscribe(&principal.subject, max)

@@ -21,9 +21,9 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "Ready"), (status = 503, description = "Log unreachable or views catching up")))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let mut lag = 0;
-    for p in 0..state.views.partitions() {
-        match state.log.last_seq(StreamKind::Stats, p).await {
-            Ok(last) => lag = lag.max(last.saturating_sub(state.views.checkpoint(p))),
+    for p in 0..state.app.views.partitions() {
+        match state.app.log.last_seq(StreamKind::Stats, p).await {
+            Ok(last) => lag = lag.max(last.saturating_sub(state.app.views.checkpoint(p))),
             Err(e) => {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,

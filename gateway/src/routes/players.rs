@@ -10,13 +10,13 @@ use laurel_projections::Rarity;
 use laurel_schemas::{AchievementDefinition, PlayerId, Value, Visibility};
 use serde::{Deserialize, Serialize};
 
-use crate::app::players::{AchievementOut, achievement_out, texts};
-use crate::app::{now_ms, rfc3339};
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem, TokenProblems};
 use crate::headers::languages;
-use crate::position::ReadToken;
 use crate::state::AppState;
+use laurel_app::ReadToken;
+use laurel_app::players::{self, AchievementOut, achievement_out, texts};
+use laurel_app::{now_ms, rfc3339};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -56,12 +56,12 @@ async fn wait(state: &AppState, player: &str, query: &ReadQuery) -> Result<Optio
         return Ok(None);
     };
     let token = ReadToken::parse(raw)?;
-    let own = laurel_log::partition_of(player, state.views.partitions());
-    let deadline = tokio::time::Instant::now() + state.limits.max_wait;
+    let own = laurel_log::partition_of(player, state.app.views.partitions());
+    let deadline = tokio::time::Instant::now() + state.app.limits.max_wait;
     let mut timed_out = false;
     for (&p, &seq) in token.0.iter().filter(|(p, _)| **p == own) {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        timed_out |= !state.views.wait_for(p, seq, left).await;
+        timed_out |= !state.app.views.wait_for(p, seq, left).await;
     }
     Ok(Some(timed_out))
 }
@@ -90,12 +90,12 @@ async fn achievements_of(
     headers: &HeaderMap,
 ) -> Result<AchievementsOut, ApiError> {
     let wait_timed_out = wait(state, player, query).await?;
-    let view = state.views.player(player)?;
+    let view = players::view(&state.app, player).await?;
     let langs = languages(headers);
     let now = now_ms();
-    let achievements = sorted(state.achievements())
+    let achievements = sorted(state.app.achievements())
         .iter()
-        .filter_map(|d| achievement_out(d, &state.icons, &view, &langs, now))
+        .filter_map(|d| achievement_out(d, &state.app.icons, &view, &langs, now))
         .collect();
     Ok(AchievementsOut {
         achievements,
@@ -136,11 +136,17 @@ pub(crate) async fn my_achievement(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let timed_out = wait(&state, &principal.subject, &query).await?;
-    let view = state.views.player(&principal.subject)?;
+    let view = players::view(&state.app, &principal.subject).await?;
     let not_found = || ApiError::NotFound(format!("no achievement `{id}`"));
-    let def = state.achievement(&id).ok_or_else(not_found)?;
-    let mut out = achievement_out(&def, &state.icons, &view, &languages(&headers), now_ms())
-        .ok_or_else(not_found)?;
+    let def = state.app.achievement(&id).ok_or_else(not_found)?;
+    let mut out = achievement_out(
+        &def,
+        &state.app.icons,
+        &view,
+        &languages(&headers),
+        now_ms(),
+    )
+    .ok_or_else(not_found)?;
     out.wait_timed_out = timed_out;
     Ok(waited(out, timed_out))
 }
@@ -157,7 +163,7 @@ pub(crate) async fn my_stats(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     let timed_out = wait(&state, &principal.subject, &query).await?;
-    let view = state.views.player(&principal.subject)?;
+    let view = players::view(&state.app, &principal.subject).await?;
     let out = StatsOut {
         stats: view.stats,
         points_total: view.points_total,
@@ -241,9 +247,8 @@ pub(crate) async fn player_refusals(
     principal.require_server()?;
     no_such_player_unless_valid(&player)?;
     let timed_out = wait(&state, &player, &query).await?;
-    let refusals = state
-        .views
-        .refusals(&player)?
+    let refusals = players::refusals(&state.app, &player)
+        .await?
         .into_iter()
         .map(|r| RefusalOut {
             event_id: r.event_id.to_string(),
@@ -286,9 +291,9 @@ pub(crate) async fn published(
     _principal: Principal,
     headers: HeaderMap,
 ) -> Result<Json<PublishedList>, ApiError> {
-    let rarity: Rarity = state.views.rarity()?;
+    let rarity: Rarity = players::rarity(&state.app).await?;
     let langs = languages(&headers);
-    let achievements = sorted(state.achievements())
+    let achievements = sorted(state.app.achievements())
         .iter()
         .filter(|d| !d.archived && d.visibility != Visibility::Hidden)
         .map(|d| {
@@ -301,7 +306,7 @@ pub(crate) async fn published(
                 } else {
                     locked.to_string()
                 },
-                icon_url: d.locked_icon.as_ref().map(|i| state.icons.url(i)),
+                icon_url: d.locked_icon.as_ref().map(|i| state.app.icons.url(i)),
                 points: d.points,
                 order: d.order,
                 visibility: d.visibility,

@@ -113,18 +113,16 @@ pub fn run(cli: Cli) -> ExitCode {
             tokio::runtime::Builder::new_current_thread(),
             replay::run(args),
         ),
-        Command::Gamekit(GameKitCommand::Import { file }) => {
-            match laurel_gateway::gamekit::import(&file) {
-                Ok(json) => {
-                    println!("{json}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("laurel: {e:#}");
-                    ExitCode::FAILURE
-                }
+        Command::Gamekit(GameKitCommand::Import { file }) => match laurel_gamekit::import(&file) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("laurel: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Projector => {
             eprintln!(
                 "laurel: there is no separate projector: each `laurel gateway` folds its own views (docs/deploy.md)"

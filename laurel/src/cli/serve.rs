@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use laurel_gateway::Limits;
+use laurel_app::Limits;
 use laurel_gateway::auth::{AuthConfig, Claims, JwksSource, RefetchPolicy};
 use laurel_log::open::{Location, Opened};
 use laurel_log::{Log, LogConfig, NatsTls};
@@ -274,28 +274,28 @@ impl GameKitArgs {
     pub fn config(
         &self,
         secret: &[u8],
-    ) -> anyhow::Result<Option<Arc<laurel_gateway::gamekit::GameKitConfig>>> {
+    ) -> anyhow::Result<Option<Arc<laurel_gamekit::GameKitConfig>>> {
         let base = self.gamekit_base.trim().trim_end_matches('/');
         if base.is_empty() {
             return Ok(None);
         }
         let admin_keys = match &self.gamekit_admin_keys {
-            None => laurel_gateway::gamekit::SigV4Keys::default(),
+            None => laurel_gamekit::SigV4Keys::default(),
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                laurel_gateway::gamekit::SigV4Keys::parse(&text)
+                laurel_gamekit::SigV4Keys::parse(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }
         };
-        Ok(Some(Arc::new(laurel_gateway::gamekit::GameKitConfig {
+        Ok(Some(Arc::new(laurel_gamekit::GameKitConfig {
             base: if base.starts_with('/') {
                 base.to_string()
             } else {
                 format!("/{base}")
             },
             player_claim: self.gamekit_player_claim.clone(),
-            paging: laurel_gateway::gamekit::PagingKey::derive(secret),
+            paging: laurel_gamekit::PagingKey::derive(secret),
             admin_keys,
         })))
     }
@@ -347,12 +347,12 @@ impl IconArgs {
         &self,
         data_dir: &Path,
         log: &Log,
-    ) -> anyhow::Result<laurel_gateway::icons::Icons> {
+    ) -> anyhow::Result<laurel_app::icons::Icons> {
         let spec = match &self.icons_store {
             Some(spec) => spec.clone(),
             None => format!("dir:{}", data_dir.join("icons").display()),
         };
-        let store = laurel_gateway::icons::store::open(&spec, log)
+        let store = laurel_app::icons::store::open(&spec, log)
             .await
             .with_context(|| format!("opening the icon store {spec}"))?;
         let base_url = self
@@ -360,7 +360,7 @@ impl IconArgs {
             .as_deref()
             .map(|b| b.trim_end_matches('/').to_string())
             .filter(|b| !b.is_empty());
-        Ok(laurel_gateway::icons::Icons::new(
+        Ok(laurel_app::icons::Icons::new(
             store,
             self.icon_size,
             base_url,

@@ -4,7 +4,7 @@ use async_nats::jetstream::object_store::{self, GetErrorKind, InfoErrorKind, Obj
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 
-use super::{CoordError, unavailable};
+use super::error::{CoordError, unavailable};
 use crate::NatsLog;
 
 /// A bucket of named blobs shared by every process of a deployment.

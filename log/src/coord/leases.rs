@@ -7,7 +7,7 @@ use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
 use async_nats::jetstream::stream;
 use futures::TryStreamExt;
 
-use super::{CoordError, unavailable};
+use super::error::{CoordError, unavailable};
 use crate::NatsLog;
 
 /// The lease bucket of a deployment (`{STREAM_PREFIX}_LEASES`).

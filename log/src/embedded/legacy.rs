@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::segments::Segments;
-use super::{CHUNK_ENTRIES, Chunk, Meta, SEGMENT_BYTES, storage};
+use super::chunk::{CHUNK_ENTRIES, Chunk};
+use super::fail::{corrupt, storage};
+use super::meta::{Meta, write_durably};
+use super::segments::{SEGMENT_BYTES, Segments};
 use crate::seal::Sealer;
 use crate::{LogError, StreamKind};
 
@@ -51,11 +53,11 @@ pub(super) fn import_if_present(dir: &Path, seal: Option<&Sealer>) -> Result<(),
     let partitions = meta
         .get("partitions")?
         .and_then(|v| v.as_ref().try_into().ok().map(u32::from_be_bytes))
-        .ok_or_else(|| storage("the earlier log has no partition count"))?;
+        .ok_or_else(|| corrupt("the earlier log has no partition count"))?;
     let identity = meta
         .get("identity")?
         .map(|v| String::from_utf8_lossy(&v).into_owned())
-        .ok_or_else(|| storage("the earlier log has no identity"))?;
+        .ok_or_else(|| corrupt("the earlier log has no identity"))?;
     std::fs::create_dir_all(&staging).map_err(storage)?;
     let mut imported = 0u64;
     for kind in StreamKind::ALL {
@@ -70,7 +72,7 @@ pub(super) fn import_if_present(dir: &Path, seal: Option<&Sealer>) -> Result<(),
                 let (key, raw) = item?;
                 let first = key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
                 let entries = decode(first, &raw).ok_or_else(|| {
-                    storage(format!(
+                    corrupt(format!(
                         "a corrupt chunk in the earlier log's {}/{p}",
                         kind.name()
                     ))
@@ -105,7 +107,7 @@ pub(super) fn import_if_present(dir: &Path, seal: Option<&Sealer>) -> Result<(),
         let seq = seq.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
         cursors.push_str(&format!("{} {seq}\n", String::from_utf8_lossy(&key)));
     }
-    super::write_durably(&staging.join("cursors"), cursors.as_bytes()).map_err(storage)?;
+    write_durably(&staging.join("cursors"), cursors.as_bytes()).map_err(storage)?;
     Meta {
         partitions,
         identity,

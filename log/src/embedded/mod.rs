@@ -22,35 +22,36 @@
 //! `stats/`, `defs/`, `output/` with their segments. A log written by an earlier version
 //! (in sled) is imported on open ([`legacy`]).
 
+mod chunk;
+mod cursors;
+mod dedup;
+mod fail;
 mod legacy;
+mod meta;
 mod segments;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{Mutex, Notify, oneshot};
 
 use crate::seal::Sealer;
-use crate::{AppendError, Appended, Entry, LogConfig, LogError, Record, Start, StreamKind, Target};
-use segments::{Encoding, Loc, Segments};
-
-/// Most entries in one chunk: bounds what a reader decodes to reach one entry.
-const CHUNK_ENTRIES: usize = 256;
-
-/// Size past which a stream starts a new segment.
-const SEGMENT_BYTES: u64 = 128 << 20;
-
-/// The format this version writes, named in `meta`.
-const FORMAT: &str = "segments-1";
-
-/// How often acknowledged cursors are written out at most (and at every flush).
-const CURSOR_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+use crate::{
+    AppendError, Appended, Entry, LogConfig, LogError, Record, Start, StorageError, StreamKind,
+    Target,
+};
+use chunk::{CHUNK_ENTRIES, Chunk, read_chunk};
+use cursors::Cursors;
+use dedup::DedupWindow;
+use fail::{corrupt, storage};
+use meta::Meta;
+use segments::{Loc, SEGMENT_BYTES, Segments};
 
 /// The embedded log. Cheap to clone.
 #[derive(Clone)]
@@ -120,358 +121,10 @@ struct PartitionState {
     notify: Notify,
 }
 
-/// Ids appended inside the window, with their sequence. A UUID id is held as its 16 bytes,
-/// once per map: at 100,000 events/s a two-minute window holds millions of ids.
-#[derive(Default)]
-struct DedupWindow {
-    ids: HashMap<IdKey, u64>,
-    order: VecDeque<(u64, IdKey)>,
-}
-
-/// An id as the window holds it.
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum IdKey {
-    /// A UUID in canonical (hyphenated, lowercase) form.
-    Uuid(u128),
-    /// Any other id.
-    Other(Box<str>),
-}
-
-impl IdKey {
-    fn of(id: &str) -> Self {
-        match canonical_uuid(id) {
-            Some(u) => IdKey::Uuid(u.as_u128()),
-            None => IdKey::Other(id.into()),
-        }
-    }
-}
-
-/// The UUID `id` is, when it is one written in canonical form (so the id comes back the
-/// same from it).
-fn canonical_uuid(id: &str) -> Option<uuid::Uuid> {
-    let u = uuid::Uuid::try_parse(id).ok()?;
-    let mut buf = uuid::Uuid::encode_buffer();
-    (u.hyphenated().encode_lower(&mut buf) == id).then_some(u)
-}
-
-impl DedupWindow {
-    fn get(&self, id: &str) -> Option<u64> {
-        self.ids.get(&IdKey::of(id)).copied()
-    }
-
-    fn insert(&mut self, id: &str, seq: u64, at_ms: u64) {
-        let key = IdKey::of(id);
-        self.ids.insert(key.clone(), seq);
-        self.order.push_back((at_ms, key));
-    }
-
-    /// Takes back the last `n` insertions (of an append that was not written).
-    fn undo(&mut self, n: usize) {
-        for _ in 0..n {
-            if let Some((_, key)) = self.order.pop_back() {
-                self.ids.remove(&key);
-            }
-        }
-    }
-
-    fn prune(&mut self, before_ms: u64) {
-        while let Some((at, _)) = self.order.front() {
-            if *at >= before_ms {
-                break;
-            }
-            let (_, key) = self.order.pop_front().expect("front exists");
-            self.ids.remove(&key);
-        }
-    }
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// An id length saying "16 bytes of a UUID, written as a string in canonical form".
-const UUID_ID: u16 = u16::MAX;
-
-/// Builds the body of one chunk: per entry `[id length: u16][id][payload length:
-/// u32][payload]`.
-struct Chunk {
-    first: u64,
-    count: u32,
-    body: Vec<u8>,
-}
-
-impl Chunk {
-    fn new(first: u64) -> Self {
-        Self {
-            first,
-            count: 0,
-            body: Vec::with_capacity(4096),
-        }
-    }
-
-    fn push(&mut self, id: &str, payload: &[u8]) {
-        match canonical_uuid(id) {
-            Some(uuid) => {
-                self.body.extend_from_slice(&UUID_ID.to_be_bytes());
-                self.body.extend_from_slice(uuid.as_bytes());
-            }
-            None => {
-                self.body
-                    .extend_from_slice(&(id.len() as u16).to_be_bytes());
-                self.body.extend_from_slice(id.as_bytes());
-            }
-        }
-        self.body
-            .extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        self.body.extend_from_slice(payload);
-        self.count += 1;
-    }
-
-    /// Appends the chunk as a frame to `out`, compressed when that pays, sealed with `seal`
-    /// when given; returns where its body starts in `out` and how the frame is laid out.
-    fn frame(
-        &self,
-        partition: u32,
-        at_ms: u64,
-        seal: Option<&Sealer>,
-        out: &mut Vec<u8>,
-    ) -> (usize, Loc) {
-        let compressed = lz4_flex::compress_prepend_size(&self.body);
-        let (lz4, body) = if compressed.len() < self.body.len() * 9 / 10 {
-            (true, compressed.as_slice())
-        } else {
-            (false, self.body.as_slice())
-        };
-        let sealed = seal.map(|seal| {
-            seal.seal(
-                body,
-                &segments::frame_aad(partition, self.first, self.count),
-            )
-        });
-        let body = sealed.as_deref().unwrap_or(body);
-        let encoding = Encoding {
-            lz4,
-            sealed: seal.is_some(),
-        };
-        let start = out.len();
-        segments::push_frame(
-            out, partition, self.first, self.count, at_ms, encoding, body,
-        );
-        let loc = Loc {
-            first: self.first,
-            offset: 0,
-            segment: 0,
-            len: body.len() as u32,
-            count: self.count,
-            encoding,
-        };
-        (start + segments::HEADER, loc)
-    }
-}
-
-/// One entry of a stored chunk.
-struct Stored {
-    /// Decoded only when asked for (readers do not need it).
-    id: Option<String>,
-    payload: Bytes,
-}
-
-/// Decodes a chunk's body (decompressed): its `count` entries in order, with their ids when
-/// `ids`. `None` when corrupt.
-fn decode_chunk(body: Bytes, count: u32, ids: bool) -> Option<Vec<Stored>> {
-    let mut at = 0;
-    let mut out = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let len = u16::from_be_bytes(body.get(at..at + 2)?.try_into().ok()?);
-        at += 2;
-        let id = if len == UUID_ID {
-            let bytes: [u8; 16] = body.get(at..at + 16)?.try_into().ok()?;
-            at += 16;
-            ids.then(|| uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
-        } else {
-            let id = std::str::from_utf8(body.get(at..at + len as usize)?).ok()?;
-            at += len as usize;
-            ids.then(|| id.to_string())
-        };
-        let plen = u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?) as usize;
-        at += 4;
-        if body.len() < at + plen {
-            return None;
-        }
-        out.push(Stored {
-            id,
-            payload: body.slice(at..at + plen),
-        });
-        at += plen;
-    }
-    (at == body.len()).then_some(out)
-}
-
-/// A stored chunk's body, unsealed and decompressed, and decoded: its entries.
-fn read_chunk(
-    raw: Vec<u8>,
-    encoding: Encoding,
-    at: (u32, u64, u32),
-    seal: Option<&Sealer>,
-    ids: bool,
-) -> Result<Vec<Stored>, String> {
-    let (partition, first, count) = at;
-    let raw = match (encoding.sealed, seal) {
-        (false, _) => raw,
-        (true, None) => return Err("a sealed chunk, and no data key".into()),
-        (true, Some(seal)) => seal
-            .open(&raw, &segments::frame_aad(partition, first, count))
-            .map_err(|e| e.to_string())?,
-    };
-    let body = if encoding.lz4 {
-        lz4_flex::decompress_size_prepended(&raw)
-            .map_err(|e| format!("corrupt compression: {e}"))?
-    } else {
-        raw
-    };
-    decode_chunk(Bytes::from(body), count, ids).ok_or_else(|| "corrupt chunk".to_string())
-}
-
-fn storage(what: impl std::fmt::Display) -> LogError {
-    LogError::Storage(what.to_string())
-}
-
-/// The log's `meta` file: what it was created with.
-#[derive(Clone)]
-struct Meta {
-    partitions: u32,
-    identity: String,
-    /// The id of the sealer that seals the log's frames, once one does.
-    sealed: Option<String>,
-}
-
-impl Meta {
-    fn read(dir: &Path) -> Result<Option<Self>, LogError> {
-        let text = match std::fs::read_to_string(dir.join("meta")) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(storage(e)),
-        };
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
-                .ok_or_else(|| storage(format!("{} has no {name}", dir.join("meta").display())))
-        };
-        if field("format")? != FORMAT {
-            return Err(LogError::Misconfigured(format!(
-                "the log in {} is of format {}, which this version does not read",
-                dir.display(),
-                field("format")?
-            )));
-        }
-        Ok(Some(Self {
-            partitions: field("partitions")?
-                .parse()
-                .map_err(|_| storage("meta: unreadable partition count"))?,
-            identity: field("identity")?.to_string(),
-            sealed: field("sealed").ok().map(str::to_string),
-        }))
-    }
-
-    /// Writes the file whole or not at all.
-    fn write(&self, dir: &Path) -> io::Result<()> {
-        let mut text = format!(
-            "format={FORMAT}\npartitions={}\nidentity={}\n",
-            self.partitions, self.identity
-        );
-        if let Some(sealed) = &self.sealed {
-            text.push_str(&format!("sealed={sealed}\n"));
-        }
-        write_durably(&dir.join("meta"), text.as_bytes())
-    }
-}
-
-/// Replaces `path` with `bytes`, whole, and makes it durable.
-fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
-}
-
-/// Consumers' acknowledged positions: in memory, written out at most every
-/// [`CURSOR_SAVE_INTERVAL`] and at every flush.
-struct Cursors {
-    path: PathBuf,
-    state: std::sync::Mutex<CursorState>,
-}
-
-struct CursorState {
-    positions: HashMap<String, u64>,
-    dirty: bool,
-    saved: Instant,
-}
-
-impl Cursors {
-    fn open(path: PathBuf) -> Result<Self, LogError> {
-        let positions = match std::fs::read_to_string(&path) {
-            Ok(text) => parse_cursors(&text),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => return Err(storage(e)),
-        };
-        Ok(Self {
-            path,
-            state: std::sync::Mutex::new(CursorState {
-                positions,
-                dirty: false,
-                saved: Instant::now(),
-            }),
-        })
-    }
-
-    fn get(&self, key: &str) -> u64 {
-        let state = self.state.lock().expect("cursors");
-        state.positions.get(key).copied().unwrap_or(0)
-    }
-
-    fn set(&self, key: &str, seq: u64) -> Result<(), LogError> {
-        let mut state = self.state.lock().expect("cursors");
-        state.positions.insert(key.to_string(), seq);
-        state.dirty = true;
-        if state.saved.elapsed() >= CURSOR_SAVE_INTERVAL {
-            self.save(&mut state)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&self) -> Result<(), LogError> {
-        let mut state = self.state.lock().expect("cursors");
-        self.save(&mut state)
-    }
-
-    fn save(&self, state: &mut CursorState) -> Result<(), LogError> {
-        if !state.dirty {
-            return Ok(());
-        }
-        let mut text = String::new();
-        for (key, seq) in &state.positions {
-            text.push_str(&format!("{key} {seq}\n"));
-        }
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(storage)?;
-        state.dirty = false;
-        state.saved = Instant::now();
-        Ok(())
-    }
-}
-
-fn parse_cursors(text: &str) -> HashMap<String, u64> {
-    text.lines()
-        .filter_map(|line| {
-            let (key, seq) = line.rsplit_once(' ')?;
-            Some((key.to_string(), seq.parse().ok()?))
-        })
-        .collect()
 }
 
 /// Takes the log's lock file: one process at a time writes a log.
@@ -844,7 +497,7 @@ impl EmbeddedLog {
             inner.cursors.flush()
         })
         .await
-        .map_err(storage)?
+        .map_err(|e| LogError::Storage(StorageError::Task(e.to_string())))?
     }
 }
 
@@ -986,15 +639,15 @@ impl EmbeddedReader {
                     i.checked_sub(1).map(|i| index[i])
                 };
                 let loc = loc.ok_or_else(|| {
-                    storage(format!("{}: entry {next} is missing", self.cursor_key))
+                    corrupt(format!("{}: entry {next} is missing", self.cursor_key))
                 })?;
                 let raw = state.segments.read(&loc).map_err(storage)?;
                 let at = (self.partition as u32, loc.first, loc.count);
                 let entries = read_chunk(raw, loc.encoding, at, self.inner.seal.as_deref(), false)
-                    .map_err(|e| storage(format!("{} at {}: {e}", self.cursor_key, loc.first)))?;
+                    .map_err(|e| corrupt(format!("{} at {}: {e}", self.cursor_key, loc.first)))?;
                 let payloads: Vec<Bytes> = entries.into_iter().map(|e| e.payload).collect();
                 if next >= loc.first + payloads.len() as u64 {
-                    return Err(storage(format!(
+                    return Err(corrupt(format!(
                         "{}: entry {next} is missing",
                         self.cursor_key
                     )));
@@ -1225,7 +878,7 @@ mod tests {
         let refused =
             EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal.clone()));
         assert!(
-            matches!(&refused, Err(LogError::Storage(e)) if e.contains("authentication")),
+            matches!(&refused, Err(LogError::Storage(StorageError::Corrupt(e))) if e.contains("authentication")),
             "{refused:?}"
         );
         // Past it, the read of the frame fails.
@@ -1237,7 +890,7 @@ mod tests {
         let log = EmbeddedLog::open_sealed(dir.path(), config, Some(seal)).unwrap();
         let read = read_all(&log, 0, 2).await;
         assert!(
-            matches!(&read, Err(LogError::Storage(e)) if e.contains("authentication")),
+            matches!(&read, Err(LogError::Storage(StorageError::Corrupt(e))) if e.contains("authentication")),
             "{read:?}"
         );
     }

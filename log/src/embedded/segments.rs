@@ -24,6 +24,9 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use tokio::sync::watch;
 
+/// Size past which a stream starts a new segment.
+pub(super) const SEGMENT_BYTES: u64 = 128 << 20;
+
 /// Bytes of a frame header.
 pub(super) const HEADER: usize = 34;
 const MAGIC: u8 = 0xF1;

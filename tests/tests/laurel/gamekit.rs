@@ -186,7 +186,7 @@ impl GameKit {
                 "[year][month][day]T[hour][minute][second]Z"
             ))
             .unwrap();
-        let authorization = laurel_gateway::gamekit::sigv4_authorization(
+        let authorization = laurel_gamekit::sigv4_authorization(
             method,
             path,
             query,

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::hex;
+use laurel_gateway::hex;
 
 /// How far a request's `x-amz-date` may be from now, in seconds (AWS's own limit).
 const SKEW_SECS: i64 = 15 * 60;

@@ -237,3 +237,9 @@ impl IconStore for JetStreamObjects {
 pub fn is_digest(s: &str) -> bool {
     laurel_schemas::is_icon_digest(s)
 }
+
+impl From<StoreError> for crate::AppError {
+    fn from(e: StoreError) -> Self {
+        crate::AppError::Unavailable(e.to_string())
+    }
+}

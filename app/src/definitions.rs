@@ -9,13 +9,13 @@ use laurel_schemas::{
 };
 use uuid::Uuid;
 
-use super::now_ms;
-use crate::error::{ApiError, ItemError};
-use crate::state::AppState;
+use crate::App;
+use crate::now_ms;
+use crate::{AppError, ItemError};
 
 /// A 422 with the fields at fault.
-pub(crate) fn invalid(detail: &str, errors: Vec<ValidationError>) -> ApiError {
-    ApiError::Unprocessable(
+pub fn invalid(detail: &str, errors: Vec<ValidationError>) -> AppError {
+    AppError::Invalid(
         detail.into(),
         errors.into_iter().map(ItemError::from).collect(),
     )
@@ -23,12 +23,12 @@ pub(crate) fn invalid(detail: &str, errors: Vec<ValidationError>) -> ApiError {
 
 /// The DEFS entry of a change, once its encoding is known to decode: what is answered 2xx is
 /// exactly what every reader applies, and a reader stops at an entry it cannot decode.
-fn entry_of(event: &DefinitionEvent) -> Result<Entry, ApiError> {
+fn entry_of(event: &DefinitionEvent) -> Result<Entry, AppError> {
     let (kind, id) = event.subject();
     let payload = encode(event);
     if let Err(e) = laurel_schemas::decode::<DefinitionEvent>(&payload) {
         tracing::warn!(error = %e, "a definition change does not decode from its own encoding");
-        return Err(ApiError::Unprocessable(
+        return Err(AppError::Invalid(
             format!("the definition cannot be stored: its log entry would not decode ({e})"),
             Vec::new(),
         ));
@@ -53,39 +53,39 @@ const PROPOSE_ATTEMPTS: usize = 8;
 /// them, so a version is never handed out twice, and a write whose `If-Match` names a
 /// version that moved on gets its 412 from `make`. Waits (bounded) until this process's
 /// definitions hold the change.
-pub(crate) async fn propose<T>(
-    state: &AppState,
-    mut make: impl FnMut() -> Result<(Option<DefinitionEvent>, T), ApiError>,
-) -> Result<T, ApiError> {
+pub async fn propose<T>(
+    app: &App,
+    mut make: impl FnMut() -> Result<(Option<DefinitionEvent>, T), AppError>,
+) -> Result<T, AppError> {
     // Decide on definitions at least as new as DEFS when the request arrived: behind a
     // load balancer, the stat this change names may have been defined on another gateway
     // a moment ago.
-    state.catch_up_defs().await?;
+    app.catch_up_defs().await?;
     for _ in 0..PROPOSE_ATTEMPTS {
         // Read before `make` reads the definitions: they hold at least this much, and any
         // more makes the append below a conflict, never a lost update.
-        let at = state.defs.seq();
+        let at = app.defs.seq();
         let (event, out) = make()?;
         let Some(event) = event else {
             return Ok(out);
         };
-        match state
+        match app
             .log
             .append_after(StreamKind::Defs, entry_of(&event)?, at)
             .await
         {
             Ok(ack) => {
-                state.defs.wait_for(ack.seq, state.limits.max_wait).await;
+                app.defs.wait_for(ack.seq, app.limits.max_wait).await;
                 return Ok(out);
             }
             Err(laurel_log::AppendError::Conflict(_)) => {
-                let last = state.log.last_seq(StreamKind::Defs, 0).await?;
-                state.defs.wait_for(last, state.limits.max_wait).await;
+                let last = app.log.last_seq(StreamKind::Defs, 0).await?;
+                app.defs.wait_for(last, app.limits.max_wait).await;
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Unavailable(
+    Err(AppError::Unavailable(
         "definitions are changing faster than this change could be made on them: try again".into(),
     ))
 }
@@ -95,19 +95,19 @@ pub(crate) async fn propose<T>(
 /// nothing, through [`propose`] (a file laid over definitions another writer changed
 /// meanwhile is laid again over the new ones). Refuses a file naming an icon not uploaded.
 /// Returns the changes, appended unless `dry_run`, and the definitions as they are after.
-pub(crate) async fn apply_file(
-    state: &AppState,
+pub async fn apply_file(
+    app: &App,
     file: &laurel_schemas::DefinitionsFile,
     prune: bool,
     dry_run: bool,
-) -> Result<laurel_engine::Overlaid, ApiError> {
-    let missing = state.icons.missing_in_file(file).await?;
+) -> Result<laurel_engine::Overlaid, AppError> {
+    let missing = app.icons.missing_in_file(file).await?;
     if !missing.is_empty() {
         return Err(invalid("invalid definitions", missing));
     }
-    let _writing = state.admin.lock().await;
-    propose(state, || {
-        let overlaid = state
+    let _writing = app.admin.lock().await;
+    propose(app, || {
+        let overlaid = app
             .defs
             .read(|d| d.overlay_pruning(file, prune, now_ms()))
             .map_err(|errors| invalid("invalid definitions", errors))?;
@@ -128,7 +128,7 @@ pub(crate) async fn apply_file(
 }
 
 /// An achievement's new definition, as a change.
-pub(crate) fn achievement_defined(definition: &AchievementDefinition) -> DefinitionEvent {
+pub fn achievement_defined(definition: &AchievementDefinition) -> DefinitionEvent {
     DefinitionEvent::AchievementDefined {
         v: SchemaVersion::CURRENT,
         event_id: Uuid::new_v4(),
@@ -139,12 +139,12 @@ pub(crate) fn achievement_defined(definition: &AchievementDefinition) -> Definit
 
 /// Archives an achievement (through [`propose`]): its definition as it is after, archived
 /// (unchanged when it was archived already); 404 when there is no such achievement.
-pub(crate) async fn archive(state: &AppState, id: &str) -> Result<AchievementDefinition, ApiError> {
-    let _writing = state.admin.lock().await;
-    propose(state, || {
-        let mut def = state
+pub async fn archive(app: &App, id: &str) -> Result<AchievementDefinition, AppError> {
+    let _writing = app.admin.lock().await;
+    propose(app, || {
+        let mut def = app
             .achievement(id)
-            .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
+            .ok_or_else(|| AppError::NotFound(format!("no achievement `{id}`")))?;
         if def.archived {
             return Ok((None, def));
         }
@@ -164,18 +164,18 @@ pub(crate) async fn archive(state: &AppState, id: &str) -> Result<AchievementDef
 
 /// Defines a stat or changes one (its `aggregation` and `kind` are fixed once defined: 409):
 /// whether it was created, and its definition as stored.
-pub(crate) async fn define_stat(
-    state: &AppState,
+pub async fn define_stat(
+    app: &App,
     name: String,
     spec: StatSpec,
-) -> Result<(bool, StatDefinition), ApiError> {
+) -> Result<(bool, StatDefinition), AppError> {
     let name = StatName::new(name)
         .map_err(|r| invalid("invalid stat name", vec![ValidationError::new("name", r)]))?;
     spec.validate()
         .map_err(|e| invalid("invalid stat definition", e))?;
-    let _writing = state.admin.lock().await;
-    let (created, definition) = propose(state, || {
-        let current = state.stat_definition(name.as_str());
+    let _writing = app.admin.lock().await;
+    let (created, definition) = propose(app, || {
+        let current = app.stat_definition(name.as_str());
         // Stored totals were folded under one meaning: a sum that became a min (or an int
         // that became a float) would silently mean something else. A new stat is the
         // migration.
@@ -183,7 +183,7 @@ pub(crate) async fn define_stat(
             && (current.aggregation != spec.aggregation || current.kind != spec.kind)
         {
             let wire = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
-            return Err(ApiError::Conflict(format!(
+            return Err(AppError::Conflict(format!(
                 "stat {name} has aggregation {} and kind {}, fixed once defined: define a new stat and point the achievements at it",
                 wire(serde_json::json!(current.aggregation)),
                 wire(serde_json::json!(current.kind)),
@@ -205,42 +205,41 @@ pub(crate) async fn define_stat(
 
 /// Defines an achievement or changes one; `expected` is `If-Match` (`Some(None)`: `*`), 412
 /// when the achievement is not at that version. Whether it was created, and its definition.
-pub(crate) async fn define_achievement(
-    state: &AppState,
+pub async fn define_achievement(
+    app: &App,
     id: String,
     spec: AchievementSpec,
     expected: Option<Option<u64>>,
-) -> Result<(bool, AchievementDefinition), ApiError> {
+) -> Result<(bool, AchievementDefinition), AppError> {
     let id = AchievementId::new(id).map_err(|r| {
         invalid(
             "invalid achievement id",
             vec![ValidationError::new("id", r)],
         )
     })?;
-    let missing = state.icons.missing(&spec, None).await?;
+    let missing = app.icons.missing(&spec, None).await?;
     if !missing.is_empty() {
         return Err(invalid("invalid achievement definition", missing));
     }
-    let _writing = state.admin.lock().await;
-    let (created, definition) = propose(state, || {
-        let current = state.achievement(id.as_str());
+    let _writing = app.admin.lock().await;
+    let (created, definition) = propose(app, || {
+        let current = app.achievement(id.as_str());
         let current_version = current.as_ref().map(|d| d.version);
         match (expected, current_version) {
             (Some(Some(want)), have) if have != Some(want) => {
-                return Err(ApiError::PreconditionFailed(format!(
+                return Err(AppError::VersionMismatch(format!(
                     "If-Match names version {want}, but the current version is {}",
                     have.map_or("none (it does not exist)".to_string(), |v| v.to_string())
                 )));
             }
             (Some(None), None) => {
-                return Err(ApiError::PreconditionFailed(
+                return Err(AppError::VersionMismatch(
                     "If-Match: * but the achievement does not exist".into(),
                 ));
             }
             _ => {}
         }
-        state
-            .defs
+        app.defs
             .read(|d| d.check_achievement(&id, &spec))
             .map_err(|e| invalid("invalid achievement definition", e))?;
         let version = current_version.unwrap_or(0) + 1;
@@ -256,18 +255,18 @@ pub(crate) async fn define_achievement(
 
 /// Sets an uploaded icon (`digest`, stored already) as an achievement's locked or unlocked
 /// icon, a new version unless it is that icon already; `expected` is `If-Match` (412).
-pub(crate) async fn set_icon(
-    state: &AppState,
+pub async fn set_icon(
+    app: &App,
     id: &str,
     locked: bool,
     digest: &str,
     expected: Option<Option<u64>>,
-) -> Result<AchievementDefinition, ApiError> {
-    let _writing = state.admin.lock().await;
-    let definition = propose(state, || {
-        let current = state
+) -> Result<AchievementDefinition, AppError> {
+    let _writing = app.admin.lock().await;
+    let definition = propose(app, || {
+        let current = app
             .achievement(id)
-            .ok_or_else(|| ApiError::NotFound(format!("no achievement `{id}`")))?;
+            .ok_or_else(|| AppError::NotFound(format!("no achievement `{id}`")))?;
         check_version(expected, current.version)?;
         let mut spec = current.to_spec();
         let field = if locked {
@@ -287,10 +286,21 @@ pub(crate) async fn set_icon(
     Ok(definition)
 }
 
+/// An achievement's definition (archived ones included): 404 only when DEFS has none, on
+/// definitions caught up with it (it may have been defined through another gateway a
+/// moment ago).
+pub async fn achievement(app: &App, id: &str) -> Result<AchievementDefinition, AppError> {
+    app.decide_on_latest(|| {
+        app.achievement(id)
+            .ok_or_else(|| AppError::NotFound(format!("no achievement `{id}`")))
+    })
+    .await
+}
+
 /// `If-Match`'s version against the achievement's.
-pub(crate) fn check_version(expected: Option<Option<u64>>, current: u64) -> Result<(), ApiError> {
+pub fn check_version(expected: Option<Option<u64>>, current: u64) -> Result<(), AppError> {
     match expected {
-        Some(Some(want)) if want != current => Err(ApiError::PreconditionFailed(format!(
+        Some(Some(want)) if want != current => Err(AppError::VersionMismatch(format!(
             "If-Match names version {want}, but the current version is {current}"
         ))),
         _ => Ok(()),

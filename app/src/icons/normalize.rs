@@ -8,8 +8,6 @@ use image::imageops::FilterType;
 use image::{DynamicImage, GenericImageView, ImageFormat, ImageReader, Limits, RgbaImage};
 use sha2::{Digest, Sha256};
 
-use crate::hex;
-
 /// The largest upload, in bytes.
 pub const MAX_BYTES: usize = 512 * 1024;
 /// The longest side an upload may declare: a larger one is refused before decoding, so a
@@ -179,6 +177,17 @@ pub fn dimensions(png: &[u8]) -> Option<(u32, u32)> {
     image::load_from_memory_with_format(png, ImageFormat::Png)
         .ok()
         .map(|i| i.dimensions())
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

@@ -13,27 +13,29 @@ use serde_json::{Value, json};
 use super::model::{GameKitExtra, python_isoformat};
 use super::sigv4::{Signed, verify};
 use super::{Envelope, GameKitAchievement};
-use crate::app::definitions::{apply_file, archive};
-use crate::app::now_ms;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::GameKit;
+use laurel_app::AppError;
+use laurel_app::definitions::{apply_file, archive};
+use laurel_app::now_ms;
 
 /// API Gateway's answer when `AWS_IAM` authorization refuses a call: 403 with a message.
 fn forbidden(message: &str) -> Response {
     let mut response = (StatusCode::FORBIDDEN, Json(json!({"message": message}))).into_response();
-    response.extensions_mut().insert(crate::error::Verbatim);
+    response
+        .extensions_mut()
+        .insert(laurel_gateway::error::Verbatim);
     response
 }
 
 /// The request's body once its signature checks out, or API Gateway's 403.
 async fn signed_body(
-    state: &AppState,
+    state: &GameKit,
     request: Request,
 ) -> Result<(Bytes, Option<String>), Response> {
-    let config = state.gamekit.as_ref().expect("routed only when configured");
+    let config = &state.config;
     let (parts, body) = request.into_parts();
     // Read whole (and bounded) by `read_bodies` before this runs.
-    let body = axum::body::to_bytes(body, state.limits.max_body)
+    let body = axum::body::to_bytes(body, state.app.limits.max_body)
         .await
         .map_err(|_| forbidden("the body could not be read"))?;
     let signed = Signed {
@@ -66,7 +68,7 @@ fn query_of<T: for<'de> Deserialize<'de>>(query: Option<&str>) -> Result<T, Enve
 /// `GET {base}/admin`: every achievement, a page at a time (`limit`, `start_key`,
 /// `wait_for_all_pages`), with GameKit's `next_start_key` (no paging token: GameKit's
 /// admin lists have none).
-pub(crate) async fn list(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn list(State(state): State<GameKit>, request: Request) -> Response {
     let (_, query) = match signed_body(&state, request).await {
         Ok(signed) => signed,
         Err(refused) => return refused,
@@ -82,7 +84,7 @@ pub(crate) async fn list(State(state): State<AppState>, request: Request) -> Res
     let achievements: Vec<Value> = page
         .items
         .iter()
-        .filter_map(|gk| state.achievement(&gk.achievement_id))
+        .filter_map(|gk| state.app.achievement(&gk.achievement_id))
         .filter_map(|def| admin_item(&def))
         .collect();
     let paging = page.next.map(|next| json!({"next_start_key": next}));
@@ -97,7 +99,7 @@ struct AddBody {
 }
 
 /// `POST {base}/admin` `{"achievements": [...]}`: adds or updates each, all or nothing.
-pub(crate) async fn add(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn add(State(state): State<GameKit>, request: Request) -> Response {
     let (body, _) = match signed_body(&state, request).await {
         Ok(signed) => signed,
         Err(refused) => return refused,
@@ -105,7 +107,7 @@ pub(crate) async fn add(State(state): State<AppState>, request: Request) -> Resp
     add_achievements(&state, &body).await.into_response()
 }
 
-async fn add_achievements(state: &AppState, body: &[u8]) -> Envelope {
+async fn add_achievements(state: &GameKit, body: &[u8]) -> Envelope {
     let bad = |why: String| Envelope::refuse(StatusCode::BAD_REQUEST, why);
     let achievements = match serde_json::from_slice::<AddBody>(body) {
         Ok(AddBody {
@@ -125,6 +127,7 @@ async fn add_achievements(state: &AppState, body: &[u8]) -> Envelope {
     for gk in &achievements {
         let (stat, stat_spec, mut spec) = gk.to_laurel();
         let created_at = state
+            .app
             .achievement(&gk.achievement_id)
             .as_ref()
             .and_then(GameKitExtra::of)
@@ -137,9 +140,9 @@ async fn add_achievements(state: &AppState, body: &[u8]) -> Envelope {
         file.stats.insert(stat, stat_spec);
         file.achievements.insert(gk.achievement_id.clone(), spec);
     }
-    let overlaid = match apply_file(state, &file, false, false).await {
+    let overlaid = match apply_file(&state.app, &file, false, false).await {
         Ok(overlaid) => overlaid,
-        Err(ApiError::Unprocessable(_, errors)) => {
+        Err(AppError::Invalid(_, errors)) => {
             let why: Vec<String> = errors
                 .iter()
                 .map(|e| match &e.field {
@@ -193,7 +196,7 @@ struct DeletePayload {
 /// `DELETE {base}/admin?payload=...`: GameKit's client sends `{"achievement_ids": [...]}`
 /// URL-encoded twice in `payload`. Each is archived (earned stays earned); ids not defined
 /// are skipped, as GameKit's batch delete skips them. 204.
-pub(crate) async fn delete(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn delete(State(state): State<GameKit>, request: Request) -> Response {
     let (_, query) = match signed_body(&state, request).await {
         Ok(signed) => signed,
         Err(refused) => return refused,
@@ -213,8 +216,8 @@ pub(crate) async fn delete(State(state): State<AppState>, request: Request) -> R
         Err(_) => return bad("`payload` is not {\"achievement_ids\": [...]} URL-encoded"),
     };
     for id in ids {
-        match archive(&state, &id).await {
-            Ok(_) | Err(ApiError::NotFound(_)) => {}
+        match archive(&state.app, &id).await {
+            Ok(_) | Err(AppError::NotFound(_)) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "a GameKit delete was not stored");
                 return Envelope::refuse(StatusCode::SERVICE_UNAVAILABLE, "the log is unreachable")
@@ -223,6 +226,8 @@ pub(crate) async fn delete(State(state): State<AppState>, request: Request) -> R
         }
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.extensions_mut().insert(crate::error::Verbatim);
+    response
+        .extensions_mut()
+        .insert(laurel_gateway::error::Verbatim);
     response
 }

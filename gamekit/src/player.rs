@@ -10,9 +10,9 @@ use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 use super::{Envelope, GameKitAchievement, GameKitPlayer, PagingKey, paging, stat_of};
-use crate::app::ingest::{append, throttle};
-use crate::app::{now_ms, rfc3339};
-use crate::state::AppState;
+use crate::GameKit;
+use laurel_app::ingest::{append, throttle};
+use laurel_app::{now_ms, rfc3339};
 
 /// A page holds at most this many achievements (GameKit's limit and default).
 const PAGE_MAX: usize = 100;
@@ -64,35 +64,39 @@ fn player_item(gk: &GameKitAchievement, view: &PlayerView) -> Json {
     item
 }
 
-fn player_view(state: &AppState, player: &str) -> Result<PlayerView, Envelope> {
-    state.views.player(player).map_err(|e| {
-        tracing::error!(error = %e, "reading a player view");
-        Envelope::refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the views are unreadable",
-        )
-    })
+async fn player_view(state: &GameKit, player: &str) -> Result<PlayerView, Envelope> {
+    laurel_app::players::view(&state.app, player)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "reading a player view");
+            Envelope::refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the views are unreadable",
+            )
+        })
 }
 
 /// `GET {base}`: the player's achievements, a page at a time (`limit`, at most 100), or all
 /// of them (`wait_for_all_pages=1`). A next page is asked for with the `next_start_key`
 /// and `paging_token` of the previous answer.
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<GameKit>,
     GameKitPlayer(player): GameKitPlayer,
     Query(query): Query<ListQuery>,
 ) -> Envelope {
-    list_page(&state, &player, &query).unwrap_or_else(|refusal| refusal)
+    list_page(&state, &player, &query)
+        .await
+        .unwrap_or_else(|refusal| refusal)
 }
 
-fn list_page(state: &AppState, player: &str, query: &ListQuery) -> Result<Envelope, Envelope> {
-    let config = state.gamekit.as_ref().expect("routed only when configured");
+async fn list_page(state: &GameKit, player: &str, query: &ListQuery) -> Result<Envelope, Envelope> {
+    let config = &state.config;
     let page = page_of(
         query,
         super::achievements(state, false),
         Some((player, &config.paging)),
     )?;
-    let view = player_view(state, player)?;
+    let view = player_view(state, player).await?;
     let achievements: Vec<Json> = page.items.iter().map(|gk| player_item(gk, &view)).collect();
     let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
     let paging = page.next.map(|next| {
@@ -185,8 +189,8 @@ pub(crate) fn page_of(
 }
 
 /// A GameKit achievement the player may address: not hidden, not archived (`None`: 404).
-fn addressable(state: &AppState, id: &str) -> Option<GameKitAchievement> {
-    state.defs.read(|defs| {
+fn addressable(state: &GameKit, id: &str) -> Option<GameKitAchievement> {
+    state.app.defs.read(|defs| {
         let def = defs.achievement(id).filter(|def| !def.archived)?;
         GameKitAchievement::from_laurel(def).filter(|gk| !gk.is_hidden)
     })
@@ -195,14 +199,14 @@ fn addressable(state: &AppState, id: &str) -> Option<GameKitAchievement> {
 /// `GET {base}/{achievement_id}`: one achievement; 404 for a hidden one, and for a secret
 /// one the player has not earned.
 pub(crate) async fn one(
-    State(state): State<AppState>,
+    State(state): State<GameKit>,
     GameKitPlayer(player): GameKitPlayer,
     Path(id): Path<String>,
 ) -> Envelope {
     let Some(gk) = addressable(&state, &id) else {
         return Envelope::refuse(StatusCode::NOT_FOUND, format!("no achievement {id:?}"));
     };
-    let view = match player_view(&state, &player) {
+    let view = match player_view(&state, &player).await {
         Ok(view) => view,
         Err(refusal) => return refusal,
     };
@@ -224,7 +228,7 @@ struct UnlockBody {
 /// the views hold it once they reflect the increment: `current_value` at most `max_value`,
 /// and `newly_earned: true` on the one call whose increment earned it (absent on others).
 pub(crate) async fn unlock(
-    State(state): State<AppState>,
+    State(state): State<GameKit>,
     GameKitPlayer(player): GameKitPlayer,
     Path(id): Path<String>,
     body: Bytes,
@@ -250,6 +254,7 @@ pub(crate) async fn unlock(
         let stat = StatName::new(stat_of(&gk.achievement_id))
             .map_err(|_| bad("the achievement's id makes no stat name"))?;
         state
+            .app
             .defs
             .read(|defs| defs.check_report(stat.as_str(), Value::Int(increment), Source::Player))
             .map_err(|reason| bad(&format!("`increment_by`: {reason}")))?;
@@ -257,7 +262,7 @@ pub(crate) async fn unlock(
     };
     let decided = match decide() {
         Ok(decided) => decided,
-        Err(refusal) => match state.catch_up_defs().await {
+        Err(refusal) => match state.app.catch_up_defs().await {
             Ok(true) => match decide() {
                 Ok(decided) => decided,
                 Err(refusal) => return refusal,
@@ -273,7 +278,7 @@ pub(crate) async fn unlock(
     };
     let (gk, stat) = decided;
     // Unlock calls count against the player's ingest rate, as any stat event.
-    if throttle(&state, &player, 1).is_err() {
+    if throttle(&state.app, &player, 1).is_err() {
         return Envelope::refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "this player sends more events per minute than allowed",
@@ -291,19 +296,19 @@ pub(crate) async fn unlock(
         source: Source::Player,
     };
     let event_id = event.event_id;
-    let token = match append(&state, vec![(event, false)]).await {
+    let token = match append(&state.app, vec![(event, false)]).await {
         Ok((token, _, _)) => token,
         Err(e) => {
             tracing::warn!(error = %e, "a GameKit unlock was not stored");
             return Envelope::refuse(StatusCode::SERVICE_UNAVAILABLE, "the log is unreachable");
         }
     };
-    let deadline = tokio::time::Instant::now() + state.limits.max_wait;
+    let deadline = tokio::time::Instant::now() + state.app.limits.max_wait;
     for (&partition, &seq) in &token.0 {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        state.views.wait_for(partition, seq, left).await;
+        state.app.views.wait_for(partition, seq, left).await;
     }
-    let view = match player_view(&state, &player) {
+    let view = match player_view(&state, &player).await {
         Ok(view) => view,
         Err(refusal) => return refusal,
     };

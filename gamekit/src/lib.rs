@@ -22,7 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::state::AppState;
+use std::sync::Arc;
+
+use laurel_app::App;
+use laurel_gateway::auth::AuthConfig;
 
 pub(crate) use model::{GameKitAchievement, stat_of};
 pub use paging::PagingKey;
@@ -42,9 +45,23 @@ pub struct GameKitConfig {
     pub admin_keys: SigV4Keys,
 }
 
-/// The GameKit routes, under `config.base`.
-pub fn router(config: &GameKitConfig) -> axum::Router<AppState> {
-    let base = config.base.trim_end_matches('/');
+/// What the GameKit routes share: the application layer, the token checks, and their own
+/// settings.
+#[derive(Clone)]
+pub struct GameKit {
+    /// The application layer: every operation goes through its services.
+    pub app: App,
+    /// How ID tokens are checked.
+    pub auth: Arc<AuthConfig>,
+    /// Where and how the routes are served.
+    pub config: Arc<GameKitConfig>,
+}
+
+/// The GameKit routes, under `state.config.base`, for the gateway to serve beside its own
+/// (`laurel_gateway::app`).
+pub fn router(state: GameKit) -> axum::Router {
+    let base = state.config.base.trim_end_matches('/').to_string();
+    let base = base.as_str();
     axum::Router::new()
         .route(base, get(player::list))
         .route(
@@ -56,12 +73,13 @@ pub fn router(config: &GameKitConfig) -> axum::Router<AppState> {
             &format!("{base}/{{achievement_id}}/unlock"),
             post(player::unlock),
         )
+        .with_state(state)
 }
 
 /// GameKit's achievements (definitions with `metadata.gamekit`), not archived, in list order
 /// (`order_number`, then id); hidden ones only with `hidden`.
-pub(crate) fn achievements(state: &AppState, hidden: bool) -> Vec<GameKitAchievement> {
-    let mut all: Vec<GameKitAchievement> = state.defs.read(|defs| {
+pub(crate) fn achievements(state: &GameKit, hidden: bool) -> Vec<GameKitAchievement> {
+    let mut all: Vec<GameKitAchievement> = state.app.defs.read(|defs| {
         defs.achievements()
             .filter(|def| !def.archived)
             .filter_map(GameKitAchievement::from_laurel)
@@ -177,7 +195,9 @@ impl IntoResponse for Envelope {
             }
         }
         // Not rewritten as a problem document: GameKit's clients read this envelope.
-        response.extensions_mut().insert(crate::error::Verbatim);
+        response
+            .extensions_mut()
+            .insert(laurel_gateway::error::Verbatim);
         response
     }
 }
@@ -208,20 +228,20 @@ impl IntoResponse for Unauthorized {
                     Json(json!({"message": "Unauthorized"})),
                 )
                     .into_response();
-                response.extensions_mut().insert(crate::error::Verbatim);
+                response
+                    .extensions_mut()
+                    .insert(laurel_gateway::error::Verbatim);
                 response
             }
         }
     }
 }
 
-impl FromRequestParts<AppState> for GameKitPlayer {
+impl FromRequestParts<GameKit> for GameKitPlayer {
     type Rejection = Unauthorized;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Unauthorized> {
-        let Some(config) = &state.gamekit else {
-            return Err(Unauthorized::Token);
-        };
+    async fn from_request_parts(parts: &mut Parts, state: &GameKit) -> Result<Self, Unauthorized> {
+        let config = &state.config;
         let token = parts
             .headers
             .get(header::AUTHORIZATION)

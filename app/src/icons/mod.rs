@@ -192,7 +192,7 @@ impl Icons {
                 _ = tick.tick() => {}
             }
             if let Err(e) = self
-                .collect(&defs, grace, crate::app::now_ms().max(0) as u64)
+                .collect(&defs, grace, crate::now_ms().max(0) as u64)
                 .await
             {
                 tracing::warn!(error = %e, "collecting unreferenced icons failed; trying again later");

@@ -14,25 +14,30 @@ use laurel_schemas::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::definitions::invalid;
-use super::now_ms;
-use crate::auth::Principal;
-use crate::error::{ApiError, ItemError};
-use crate::position::ReadToken;
-use crate::state::AppState;
+use crate::App;
+use crate::Caller;
+use crate::ReadToken;
+use crate::definitions::invalid;
+use crate::now_ms;
+use crate::{AppError, ItemError};
 
 /// The ingest body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct IngestBody {
+pub struct IngestBody {
     #[schema(min_items = 1)]
     events: Vec<IngestEvent>,
 }
 
 impl IngestBody {
     /// How many events the batch holds.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.events.len()
+    }
+
+    /// Whether the batch holds no event (refused).
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
     }
 }
 
@@ -66,11 +71,11 @@ enum Refusal {
 
 /// Appends checked events to STATS: the read-your-writes position they reach, and how many
 /// were accepted and how many were duplicates.
-pub(crate) async fn append(
-    state: &AppState,
+pub async fn append(
+    app: &App,
     events: Vec<(StatEvent, bool)>,
-) -> Result<(ReadToken, usize, usize), ApiError> {
-    let partitions = state.log.config().partitions;
+) -> Result<(ReadToken, usize, usize), AppError> {
+    let partitions = app.log.config().partitions;
     let (entries, sizes) = entries_of(events, partitions);
     let targets: Vec<u32> = entries
         .iter()
@@ -79,7 +84,7 @@ pub(crate) async fn append(
             Target::Definition { .. } => 0,
         })
         .collect();
-    let acks = append_stats(state, entries).await?;
+    let acks = append_stats(app, entries).await?;
     let mut token = ReadToken::default();
     let (mut accepted, mut duplicates) = (0, 0);
     for ((ack, p), size) in acks.iter().zip(targets).zip(sizes) {
@@ -94,21 +99,21 @@ pub(crate) async fn append(
 }
 
 /// Appends entries to STATS: the one way the gateway writes there.
-pub(crate) async fn append_stats(
-    state: &AppState,
+pub async fn append_stats(
+    app: &App,
     entries: Vec<Entry>,
 ) -> Result<Vec<Appended>, laurel_log::AppendError> {
-    state.log.append(StreamKind::Stats, entries).await
+    app.log.append(StreamKind::Stats, entries).await
 }
 
 /// Grants an achievement to a player through the log (an admin's grant, ordered with the
 /// player's stats): the read-your-writes position it reaches. 422 for an id no player can
 /// have, or an achievement that is unknown or archived (on definitions caught up with DEFS).
-pub(crate) async fn grant(
-    state: &AppState,
+pub async fn grant(
+    app: &App,
     player: String,
     achievement_id: String,
-) -> Result<ReadToken, ApiError> {
+) -> Result<ReadToken, AppError> {
     let player_id = PlayerId::new(player).map_err(|r| {
         invalid(
             "invalid player id",
@@ -121,29 +126,28 @@ pub(crate) async fn grant(
             vec![ValidationError::new("achievement_id", r)],
         )
     })?;
-    state
-        .decide_on_latest(|| match state.achievement(achievement_id.as_str()) {
-            None => {
-                let reason = Reason::UnknownAchievement {
-                    id: achievement_id.to_string(),
-                };
-                Err(invalid(
-                    "cannot grant",
-                    vec![ValidationError::new("achievement_id", reason)],
-                ))
-            }
-            Some(d) if d.archived => {
-                let reason = Reason::Archived {
-                    id: achievement_id.to_string(),
-                };
-                Err(invalid(
-                    "cannot grant",
-                    vec![ValidationError::new("achievement_id", reason)],
-                ))
-            }
-            Some(_) => Ok(()),
-        })
-        .await?;
+    app.decide_on_latest(|| match app.achievement(achievement_id.as_str()) {
+        None => {
+            let reason = Reason::UnknownAchievement {
+                id: achievement_id.to_string(),
+            };
+            Err(invalid(
+                "cannot grant",
+                vec![ValidationError::new("achievement_id", reason)],
+            ))
+        }
+        Some(d) if d.archived => {
+            let reason = Reason::Archived {
+                id: achievement_id.to_string(),
+            };
+            Err(invalid(
+                "cannot grant",
+                vec![ValidationError::new("achievement_id", reason)],
+            ))
+        }
+        Some(_) => Ok(()),
+    })
+    .await?;
     let grant = Grant {
         v: SchemaVersion::CURRENT,
         event_id: Uuid::new_v4(),
@@ -154,13 +158,13 @@ pub(crate) async fn grant(
         replay: None,
         earned_at: None,
     };
-    let partition = partition_of(player_id.as_str(), state.log.config().partitions);
+    let partition = partition_of(player_id.as_str(), app.log.config().partitions);
     let entry = Entry {
         target: Target::Partition(partition),
         id: grant.event_id.to_string(),
         payload: encode(&StatsMessage::Grant(grant)),
     };
-    let acks = append_stats(state, vec![entry]).await?;
+    let acks = append_stats(app, vec![entry]).await?;
     let mut token = ReadToken::default();
     for ack in &acks {
         token.reach(partition, ack.seq);
@@ -168,38 +172,42 @@ pub(crate) async fn grant(
     Ok(token)
 }
 
-/// Where a caller's events come from.
-pub(crate) fn source_of(principal: &Principal) -> Source {
-    if principal.is_admin() {
-        Source::Admin
-    } else if principal.is_server() {
-        Source::Server
-    } else {
-        Source::Player
-    }
+/// [`check_batch`] on the definitions in force, and again on definitions caught up with DEFS
+/// before refusing: a stat defined a moment ago through another gateway counts.
+pub async fn check_on_latest(
+    app: &App,
+    body: &IngestBody,
+    caller: &Caller,
+    received_at: i64,
+) -> Result<Vec<(StatEvent, bool)>, AppError> {
+    app.decide_on_latest(|| {
+        app.defs
+            .read(|defs| check_batch(body, caller, defs, received_at))
+    })
+    .await
 }
 
 /// Checks a batch whole, event by event, against the definitions in force: the events
 /// ready for the log (with whether the client chose each id), or every refusal (403 when
 /// any event is not the caller's to report, else 422).
-pub(crate) fn check_batch(
+pub fn check_batch(
     body: &IngestBody,
-    principal: &Principal,
+    caller: &Caller,
     defs: &Definitions,
     received_at: i64,
-) -> Result<Vec<(StatEvent, bool)>, ApiError> {
+) -> Result<Vec<(StatEvent, bool)>, AppError> {
     if body.events.is_empty() {
-        return Err(ApiError::Unprocessable(
+        return Err(AppError::Invalid(
             "the batch has no events".into(),
             Vec::new(),
         ));
     }
-    let source = source_of(principal);
+    let source = caller.source;
     let mut events = Vec::with_capacity(body.events.len());
     let (mut invalid, mut forbidden) = (Vec::new(), Vec::new());
     for (i, e) in body.events.iter().enumerate() {
         let client_id = e.event_id.is_some();
-        match check(i, e, principal, source, defs, received_at) {
+        match check(i, e, caller, source, defs, received_at) {
             Ok(event) => events.push((event, client_id)),
             Err(Refusal::Invalid(e)) => invalid.push(e),
             Err(Refusal::Forbidden(e)) => forbidden.push(e),
@@ -207,13 +215,13 @@ pub(crate) fn check_batch(
     }
     if !forbidden.is_empty() {
         forbidden.extend(invalid);
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "the token may not report some of these events; nothing was accepted".into(),
             forbidden,
         ));
     }
     if !invalid.is_empty() {
-        return Err(ApiError::Unprocessable(
+        return Err(AppError::Invalid(
             "some events are invalid; nothing was accepted".into(),
             invalid,
         ));
@@ -269,7 +277,7 @@ const DEDUP_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_7572_656c_0001_8000_0064_65
 /// The log's idempotency key of a client-chosen `event_id`: scoped to the player, so the
 /// same player resending an id is a duplicate, and one player's ids (learnt or guessed)
 /// never make another's events vanish.
-pub(crate) fn dedup_id(player: &PlayerId, event_id: Uuid) -> String {
+pub fn dedup_id(player: &PlayerId, event_id: Uuid) -> String {
     let mut name = Vec::with_capacity(player.as_str().len() + 17);
     name.extend_from_slice(event_id.as_bytes());
     name.push(0);
@@ -278,8 +286,8 @@ pub(crate) fn dedup_id(player: &PlayerId, event_id: Uuid) -> String {
 }
 
 /// Takes `events` from the player's ingest quota, or says when to retry (429).
-pub(crate) fn throttle(state: &AppState, player: &str, events: usize) -> Result<(), ApiError> {
-    let Some(quota) = &state.player_quota else {
+pub fn throttle(app: &App, player: &str, events: usize) -> Result<(), AppError> {
+    let Some(quota) = &app.player_quota else {
         return Ok(());
     };
     let n = u32::try_from(events)
@@ -290,19 +298,19 @@ pub(crate) fn throttle(state: &AppState, player: &str, events: usize) -> Result<
         Ok(Ok(())) => Ok(()),
         Ok(Err(not_until)) => {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(quota.clock()));
-            let per_minute = state
+            let per_minute = app
                 .limits
                 .player_events_per_minute
                 .map_or(0, NonZeroU32::get);
-            Err(ApiError::TooManyRequests(
+            Err(AppError::Throttled(
                 format!("this player sends more than {per_minute} events per minute"),
                 wait.as_secs_f64().ceil().max(1.0) as u64,
             ))
         }
-        Err(_) => Err(ApiError::TooManyRequests(
+        Err(_) => Err(AppError::Throttled(
             format!(
                 "a player may send at most {} events at once",
-                state.limits.player_events_burst
+                app.limits.player_events_burst
             ),
             60,
         )),
@@ -312,7 +320,7 @@ pub(crate) fn throttle(state: &AppState, player: &str, events: usize) -> Result<
 fn check(
     index: usize,
     e: &IngestEvent,
-    principal: &Principal,
+    caller: &Caller,
     source: Source,
     defs: &Definitions,
     received_at: i64,
@@ -320,12 +328,12 @@ fn check(
     let invalid = |field: &str, reason: Reason| {
         Refusal::Invalid(ItemError::event(index, Some(field), reason))
     };
-    let player = match (&e.player_id, principal.is_server()) {
+    let player = match (&e.player_id, caller.is_server()) {
         (Some(p), true) => p.as_str(),
         (None, true) => {
             return Err(invalid("player_id", Reason::Required));
         }
-        (Some(p), false) if *p != principal.subject => {
+        (Some(p), false) if *p != caller.subject => {
             let reason = Reason::Pattern {
                 pattern: "the token's own player id".into(),
             };
@@ -335,7 +343,7 @@ fn check(
                 reason,
             )));
         }
-        (_, false) => principal.subject.as_str(),
+        (_, false) => caller.subject.as_str(),
     };
     let player_id = PlayerId::new(player).map_err(|r| invalid("player_id", r))?;
     let stat = StatName::new(e.stat.as_str()).map_err(|r| invalid("stat", r))?;

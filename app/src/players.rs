@@ -2,15 +2,36 @@
 //! availability window, icons as URLs), which the player reads, the live stream sends and
 //! the console shows alike.
 
-use laurel_projections::PlayerView;
+use laurel_projections::{PlayerView, Rarity, Refusal};
 use laurel_schemas::{AchievementDefinition, Value, Visibility};
 use serde::Serialize;
 
-use super::rfc3339;
 use crate::icons::Icons;
+use crate::{App, AppError, rfc3339};
 
+/// A player's view (stats, progress, what they earned), read off the async threads: the
+/// views live on disk.
+pub async fn view(app: &App, player: &str) -> Result<PlayerView, AppError> {
+    let (views, player) = (app.views.clone(), player.to_string());
+    Ok(laurel_runtime::blocking(move || views.player(&player)).await?)
+}
+
+/// The events of a player the engine refused, newest last, read off the async threads.
+pub async fn refusals(app: &App, player: &str) -> Result<Vec<Refusal>, AppError> {
+    let (views, player) = (app.views.clone(), player.to_string());
+    Ok(laurel_runtime::blocking(move || views.refusals(&player)).await?)
+}
+
+/// How many players earned each achievement (a scan of every partition), read off the
+/// async threads.
+pub async fn rarity(app: &App) -> Result<Rarity, AppError> {
+    let views = app.views.clone();
+    Ok(laurel_runtime::blocking(move || views.rarity()).await?)
+}
+
+/// An achievement's progress toward one of its stats, as a player sees it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct ProgressOut {
+pub struct ProgressOut {
     stat: String,
     #[schema(value_type = f64)]
     current: Value,
@@ -21,7 +42,7 @@ pub(crate) struct ProgressOut {
 /// Where now stands in a time-limited achievement's availability window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Window {
+pub enum Window {
     /// Before `available_from`: it cannot be earned yet.
     Upcoming,
     /// Inside the window: it can be earned now.
@@ -32,7 +53,7 @@ pub(crate) enum Window {
 
 /// One achievement as a player sees it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct AchievementOut {
+pub struct AchievementOut {
     id: String,
     title: String,
     description: String,
@@ -56,14 +77,11 @@ pub(crate) struct AchievementOut {
     /// With `wait_for`, on the one-achievement route: true when the wait ended before the
     /// token's events were reflected (the answer is what the views held then).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) wait_timed_out: Option<bool>,
+    pub wait_timed_out: Option<bool>,
 }
 
 /// The texts of `def` in the best language the client accepts.
-pub(crate) fn texts<'a>(
-    def: &'a AchievementDefinition,
-    langs: &[String],
-) -> (&'a str, &'a str, &'a str) {
+pub fn texts<'a>(def: &'a AchievementDefinition, langs: &[String]) -> (&'a str, &'a str, &'a str) {
     let loc = langs.iter().find_map(|want| {
         let want = want.to_ascii_lowercase();
         def.localizations
@@ -105,7 +123,7 @@ fn window(def: &AchievementDefinition, now: i64) -> Option<Window> {
 
 /// The player's view of `def` at `now`, or `None` when the player may not see it: archived,
 /// hidden, or time-limited with its window closed, unless earned.
-pub(crate) fn achievement_out(
+pub fn achievement_out(
     def: &AchievementDefinition,
     icons: &Icons,
     player: &PlayerView,

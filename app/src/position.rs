@@ -2,28 +2,28 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::ApiError;
+use crate::AppError;
 
 /// Positions per partition: `"3:1042,7:99"` on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ReadToken(pub(crate) BTreeMap<u32, u64>);
+pub struct ReadToken(pub BTreeMap<u32, u64>);
 
 impl ReadToken {
     /// Records that `partition` reached `seq`.
-    pub(crate) fn reach(&mut self, partition: u32, seq: u64) {
+    pub fn reach(&mut self, partition: u32, seq: u64) {
         let at = self.0.entry(partition).or_default();
         *at = (*at).max(seq);
     }
 
     /// Parses a token given back by a client.
-    pub(crate) fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(s: &str) -> Result<Self, AppError> {
         let mut token = Self::default();
         for part in s.split(',').filter(|p| !p.is_empty()) {
             let parsed = part
                 .split_once(':')
                 .and_then(|(p, seq)| Some((p.parse().ok()?, seq.parse().ok()?)));
             let (p, seq) = parsed.ok_or_else(|| {
-                ApiError::BadRequest(format!(
+                AppError::Malformed(format!(
                     "wait_for: `{s}` is not a token from POST /v1/events"
                 ))
             })?;

@@ -1,0 +1,66 @@
+//! How the engine shell runs, what it counts, and how leased workers share their state.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+/// How the engine shell runs.
+#[derive(Debug, Clone)]
+pub struct ShellConfig {
+    /// The partitions this process evaluates.
+    pub partitions: Vec<u32>,
+    /// Largest number of STATS entries folded per batch.
+    pub batch_max: usize,
+    /// Player states kept in memory per partition; the rest stay on disk.
+    pub cache_players: usize,
+    /// Durable consumer name prefix.
+    pub consumer: String,
+    /// How long a read waits for new entries before checking for definitions and shutdown.
+    pub poll: Duration,
+    /// How often a partition writes its changed player states to disk. In between, state
+    /// lives in memory; after a crash it is brought back by reading OUTPUT from the last
+    /// write, so this bounds the recovery's work, not what can be lost (nothing can).
+    pub persist_interval: Duration,
+}
+
+impl ShellConfig {
+    /// Every partition of a log with `partitions` partitions, with default tuning.
+    pub fn all(partitions: u32) -> Self {
+        Self {
+            partitions: (0..partitions).collect(),
+            batch_max: 1_000,
+            cache_players: 50_000,
+            consumer: "engine".into(),
+            poll: Duration::from_millis(200),
+            persist_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Counters of a running engine, for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct EngineMetrics {
+    /// STATS entries folded.
+    pub events: AtomicU64,
+    /// Batches folded.
+    pub batches: AtomicU64,
+    /// Outputs appended to OUTPUT.
+    pub outputs: AtomicU64,
+    /// Player states held in memory, summed over partitions, as of each one's last batch.
+    pub cached_players: AtomicU64,
+    /// Largest number of player states one partition held in memory after a batch.
+    pub max_cached_players: AtomicU64,
+    /// Partitions rebuilt from the log because a stored player state was unreadable.
+    pub rebuilds: AtomicU64,
+}
+
+/// How often a leased worker shares its partition's state, and with what: `sink` gets the
+/// partition and a blob of [`Workers::export`]'s kind, between batches, at most every
+/// `every`.
+#[derive(Clone)]
+pub struct Share {
+    /// The least time between two shares of a partition.
+    pub every: Duration,
+    /// Takes the blob away (the engine role uploads it).
+    pub sink: Arc<dyn Fn(u32, Vec<u8>) + Send + Sync>,
+}
