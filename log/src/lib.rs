@@ -219,6 +219,17 @@ pub enum StorageError {
     Task(String),
 }
 
+/// The records of a batch that a reader has not applied yet: those past `position` (the last
+/// it applied), in order, each once. A broker may hand an entry out again (a redelivery, a
+/// consumer made again after a reconnect): every reader applies only what this returns, so
+/// its position only moves forward.
+pub fn unapplied(records: Vec<Record>, position: u64) -> Vec<Record> {
+    let mut fresh: Vec<Record> = records.into_iter().filter(|r| r.seq > position).collect();
+    fresh.sort_by_key(|r| r.seq);
+    fresh.dedup_by_key(|r| r.seq);
+    fresh
+}
+
 /// A log, on one of the two backends.
 #[derive(Debug, Clone)]
 pub enum Log {
@@ -428,6 +439,21 @@ pub fn partition_of(key: &str, partitions: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(seq: u64) -> Record {
+        Record {
+            seq,
+            payload: Default::default(),
+        }
+    }
+
+    #[test]
+    fn entries_at_or_below_the_position_are_never_applied_again() {
+        let handed_out = vec![record(3), record(4), record(5), record(6), record(5)];
+        let seqs: Vec<u64> = unapplied(handed_out, 4).iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![5, 6]);
+        assert!(unapplied(vec![record(1), record(2)], 4).is_empty());
+    }
 
     #[test]
     fn partitions_are_stable_and_spread() {

@@ -160,7 +160,7 @@ async fn worker(
         };
         let mut overlay = Overlay::new(tree);
         let mut applied = Vec::new();
-        for record in records.iter().filter(|r| r.seq > position) {
+        for record in &laurel_log::unapplied(records, position) {
             match target {
                 Target::Defs => {
                     let event = decode::<DefinitionEvent>(&record.payload).map_err(|source| {

@@ -144,10 +144,7 @@ impl SharedDefs {
 /// applied already (a broker may hand it out again) and is passed over. An entry that does
 /// not decode stops the follower: the definitions never move past it.
 fn apply_batch(shared: &SharedDefs, records: Vec<laurel_log::Record>) -> Result<(), ShellError> {
-    for record in records {
-        if record.seq <= shared.seq() {
-            continue;
-        }
+    for record in laurel_log::unapplied(records, shared.seq()) {
         let event = decode::<DefinitionEvent>(&record.payload).map_err(|e| {
             tracing::error!(seq = record.seq, error = %e, "an undecodable definition stops the definitions follower");
             ShellError::undecodable(StreamKind::Defs, 0, record.seq, e)

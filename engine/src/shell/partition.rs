@@ -190,7 +190,7 @@ impl Worker {
         records: Vec<Record>,
         shutdown: &Shutdown,
     ) -> Result<(), ShellError> {
-        let fresh = unapplied(records, self.store.stats_pos);
+        let fresh = laurel_log::unapplied(records, self.store.stats_pos);
         let (Some(first), Some(last)) = (fresh.first().map(|r| r.seq), fresh.last().map(|r| r.seq))
         else {
             return Ok(());
@@ -488,39 +488,10 @@ fn staggered(interval: Duration, partition: u32, partitions: &[u32]) -> tokio::t
     now.checked_sub(offset).unwrap_or(now)
 }
 
-/// The entries of a batch not yet applied: those after `position`, in order. The position
-/// only moves forward, so anything at or below it is dropped, whatever the log handed out.
-fn unapplied(records: Vec<Record>, position: u64) -> Vec<Record> {
-    let mut fresh: Vec<Record> = records.into_iter().filter(|r| r.seq > position).collect();
-    fresh.sort_by_key(|r| r.seq);
-    fresh.dedup_by_key(|r| r.seq);
-    fresh
-}
-
 /// Whether the definitions know what the message names.
 fn knows(defs: &Definitions, msg: &StatsMessage) -> bool {
     match msg {
         StatsMessage::Stat(e) => defs.stat(e.stat.as_str()).is_some(),
         StatsMessage::Grant(g) => defs.achievement(g.achievement_id.as_str()).is_some(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(seq: u64) -> Record {
-        Record {
-            seq,
-            payload: Default::default(),
-        }
-    }
-
-    #[test]
-    fn entries_at_or_below_the_position_are_never_applied_again() {
-        let handed_out = vec![record(3), record(4), record(5), record(6), record(5)];
-        let seqs: Vec<u64> = unapplied(handed_out, 4).iter().map(|r| r.seq).collect();
-        assert_eq!(seqs, vec![5, 6]);
-        assert!(unapplied(vec![record(1), record(2)], 4).is_empty());
     }
 }
