@@ -3,10 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use laurel_schemas::{
-    AchievementDefinition, DefinitionEvent, Millis, Output, Reason, Rejected, StatChanged, Value,
-    decode, encode,
-};
+use laurel_schemas::{Millis, Output, Reason, Rejected, StatChanged, Value, decode, encode};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -246,40 +243,6 @@ impl<'a> Overlay<'a> {
     fn checkpoint(&mut self, stats_seq: u64) -> Result<(), sled::Error> {
         let seq = self.get_u64(keys::CHECKPOINT)?.max(stats_seq);
         self.put(keys::CHECKPOINT.to_vec(), seq.to_be_bytes().to_vec());
-        Ok(())
-    }
-
-    /// Folds one DEFS entry into the definitions view.
-    pub(crate) fn apply_definition(&mut self, event: &DefinitionEvent) -> Result<(), sled::Error> {
-        match event {
-            DefinitionEvent::ChangeSet { changes, .. } => {
-                for change in changes {
-                    self.apply_definition(change)?;
-                }
-            }
-            DefinitionEvent::StatDefined { definition, .. } => {
-                self.put(keys::stat_def(definition.name.as_str()), encode(definition));
-            }
-            DefinitionEvent::AchievementDefined { definition, .. } => {
-                self.put(
-                    keys::achievement_def(definition.id.as_str()),
-                    encode(definition),
-                );
-            }
-            DefinitionEvent::AchievementArchived { id, version, .. } => {
-                let key = keys::achievement_def(id.as_str());
-                let stored = self.get(&key)?;
-                match stored.as_deref().map(decode::<AchievementDefinition>) {
-                    Some(Ok(mut def)) => {
-                        def.archived = true;
-                        def.version = *version;
-                        self.put(key, encode(&def));
-                    }
-                    Some(Err(e)) => tracing::error!(%id, error = %e, "corrupt definition in view"),
-                    None => tracing::warn!(%id, "archive of an achievement the view never saw"),
-                }
-            }
-        }
         Ok(())
     }
 }

@@ -42,16 +42,6 @@ pub(crate) fn rarity(achievement: &str) -> Vec<u8> {
     key(b'R', &[achievement])
 }
 
-/// A stat definition in the definitions tree.
-pub(crate) fn stat_def(name: &str) -> Vec<u8> {
-    key(b's', &[name])
-}
-
-/// An achievement definition in the definitions tree.
-pub(crate) fn achievement_def(id: &str) -> Vec<u8> {
-    key(b'a', &[id])
-}
-
 /// The last part of a key after its prefix, as a string.
 pub(crate) fn suffix(key: &[u8], prefix_len: usize) -> Option<&str> {
     std::str::from_utf8(key.get(prefix_len..)?).ok()

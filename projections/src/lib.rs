@@ -1,9 +1,11 @@
-//! Laurel's read models, folded from the OUTPUT and DEFS logs into sled.
+//! Laurel's read models, folded from the OUTPUT log into sled.
 //!
 //! - Per partition of OUTPUT (tree `views/<p>`): each player's aggregated stats, earned
 //!   achievements and points total; per achievement how many of the partition's players
 //!   earned it, and how many players the partition has; the last STATS checkpoint.
-//! - DEFS (tree `views/defs`): every stat and achievement definition as stored.
+//!
+//! Definitions are not a view: each process follows DEFS once, into the engine's
+//! `SharedDefs`, which the application layer reads.
 //!
 //! Every batch of log entries is staged in memory together with the log position it reaches
 //! (reads see it at once) and written behind, data and position in one sled batch, so a

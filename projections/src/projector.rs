@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use laurel_log::{Log, LogError, Reader, Start, StreamKind};
 use laurel_runtime::{Shutdown, Supervisor, TaskFailed, retrying};
-use laurel_schemas::{DefinitionEvent, Output, decode};
+use laurel_schemas::{Output, decode};
 
 use crate::apply::Overlay;
 use crate::keys;
@@ -60,7 +60,7 @@ pub enum ProjectorError {
     /// it would skip was answered 2xx to someone.
     #[error("{stream} entry {seq} is undecodable: {source}")]
     Undecodable {
-        /// The stream (`defs`, `output`).
+        /// The stream (`output`).
         stream: &'static str,
         /// The entry's position.
         seq: u64,
@@ -78,62 +78,49 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), ProjectorError> {
     let mut tasks = Supervisor::default();
-    let first = config.partitions.iter().min().copied().unwrap_or(0);
-    let defs_consumer = format!("{}-defs-{first}", config.consumer);
-    let output_consumer = format!("{}-output", config.consumer);
-    let targets = std::iter::once((Target::Defs, defs_consumer)).chain(
-        config
-            .partitions
-            .iter()
-            .map(|&p| (Target::Partition(p), output_consumer.clone())),
-    );
-    for (target, consumer) in targets {
-        let (log, views, config, shutdown) =
-            (log.clone(), views.clone(), config.clone(), shutdown.clone());
+    let consumer = format!("{}-output", config.consumer);
+    for &partition in &config.partitions {
+        let (log, views, config, shutdown, consumer) = (
+            log.clone(),
+            views.clone(),
+            config.clone(),
+            shutdown.clone(),
+            consumer.clone(),
+        );
         tasks.spawn("projector", async move {
-            let (stream, partition, tree) = match target {
-                Target::Defs => (StreamKind::Defs, 0, views.defs_tree()),
-                Target::Partition(p) => (StreamKind::Output, p, views.tree(p)),
-            };
+            let tree = views.tree(partition);
             let position = keys::u64_of(tree.get(keys::POSITION)?.as_deref());
-            let what = format!("opening the projector of {target:?}");
+            let what = format!("opening the projector of partition {partition}");
             let opened = retrying(&shutdown, &what, LogError::is_transient, || {
-                log.reader(stream, partition, &consumer, Start::After(position))
+                log.reader(
+                    StreamKind::Output,
+                    partition,
+                    &consumer,
+                    Start::After(position),
+                )
             })
             .await;
             match opened {
                 None => Ok(()),
-                Some(reader) => worker(target, reader?, views, config, shutdown).await,
+                Some(reader) => worker(partition, reader?, views, config, shutdown).await,
             }
         });
     }
     tasks.join_all().await
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Target {
-    Defs,
-    Partition(u32),
-}
-
 async fn worker(
-    target: Target,
+    partition: u32,
     mut reader: Reader,
     views: Views,
     config: ProjectorConfig,
     shutdown: Shutdown,
 ) -> Result<(), ProjectorError> {
-    let tree = match target {
-        Target::Defs => views.defs_tree(),
-        Target::Partition(p) => views.tree(p),
-    };
+    let tree = views.tree(partition);
     let mut position = keys::u64_of(tree.get(keys::POSITION)?.as_deref());
     // Partitions' writes spread over the interval rather than falling due at once.
     let now = tokio::time::Instant::now();
-    let rank = match target {
-        Target::Defs => 0,
-        Target::Partition(p) => config.partitions.iter().filter(|&&q| q < p).count() as u32,
-    };
+    let rank = config.partitions.iter().filter(|&&q| q < partition).count() as u32;
     let offset = config.flush_interval * rank / config.partitions.len().max(1) as u32;
     let mut last_flush = now.checked_sub(offset).unwrap_or(now);
     while !shutdown.is_stopping() {
@@ -144,7 +131,7 @@ async fn worker(
         let records = match read {
             Ok(records) => records,
             Err(e) => {
-                tracing::warn!(?target, error = %e, "log unavailable; retrying");
+                tracing::warn!(partition, error = %e, "log unavailable; retrying");
                 tokio::select! {
                     () = shutdown.wait() => break,
                     () = tokio::time::sleep(Duration::from_millis(500)) => continue,
@@ -161,29 +148,15 @@ async fn worker(
         let mut overlay = Overlay::new(tree);
         let mut applied = Vec::new();
         for record in &laurel_log::unapplied(records, position) {
-            match target {
-                Target::Defs => {
-                    let event = decode::<DefinitionEvent>(&record.payload).map_err(|source| {
-                        ProjectorError::Undecodable {
-                            stream: "defs",
-                            seq: record.seq,
-                            source,
-                        }
-                    })?;
-                    overlay.apply_definition(&event)?;
+            let output = decode::<Output>(&record.payload).map_err(|source| {
+                ProjectorError::Undecodable {
+                    stream: "output",
+                    seq: record.seq,
+                    source,
                 }
-                Target::Partition(_) => {
-                    let output = decode::<Output>(&record.payload).map_err(|source| {
-                        ProjectorError::Undecodable {
-                            stream: "output",
-                            seq: record.seq,
-                            source,
-                        }
-                    })?;
-                    overlay.apply_output(&output)?;
-                    applied.extend(output.into_outputs());
-                }
-            }
+            })?;
+            overlay.apply_output(&output)?;
+            applied.extend(output.into_outputs());
         }
         if last > position {
             let staged = overlay.commit(last);
@@ -198,15 +171,10 @@ async fn worker(
             acked = reader.ack(last) => acked,
         };
         if let Err(e) = acked {
-            tracing::warn!(?target, error = %e, "ack failed; the entries may come again");
+            tracing::warn!(partition, error = %e, "ack failed; the entries may come again");
         }
-        match target {
-            Target::Defs => views.defs_applied(position),
-            Target::Partition(p) => {
-                let checkpoint = keys::u64_of(tree.get(keys::CHECKPOINT)?.as_deref());
-                views.applied(p, checkpoint, applied);
-            }
-        }
+        let checkpoint = keys::u64_of(tree.get(keys::CHECKPOINT)?.as_deref());
+        views.applied(partition, checkpoint, applied);
     }
     tree.flush()?;
     Ok(())

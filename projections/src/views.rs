@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use laurel_schemas::{AchievementDefinition, Output, StatDefinition, Value, decode};
+use laurel_schemas::{Output, Value, decode};
 use tokio::sync::{broadcast, watch};
 
 use crate::apply::{Earned, EarnedRecord, Refusal, StatsRecord};
@@ -22,9 +22,7 @@ pub struct Views {
 
 struct Inner {
     partitions: Vec<Staged>,
-    defs: Staged,
     checkpoints: Vec<watch::Sender<u64>>,
-    defs_position: watch::Sender<u64>,
     events: broadcast::Sender<Arc<Output>>,
 }
 
@@ -94,18 +92,14 @@ impl Views {
         let trees = (0..partitions)
             .map(|p| Ok(Staged::new(db.tree(&format!("views/{p}"))?)))
             .collect::<Result<Vec<_>, sled::Error>>()?;
-        let defs = Staged::new(db.tree("views/defs")?);
         let checkpoints = trees
             .iter()
             .map(|t| Ok(watch::channel(position(t, keys::CHECKPOINT)?).0))
             .collect::<Result<Vec<_>, sled::Error>>()?;
-        let defs_position = watch::channel(position(&defs, keys::POSITION)?).0;
         Ok(Self {
             inner: Arc::new(Inner {
                 partitions: trees,
-                defs,
                 checkpoints,
-                defs_position,
                 events: broadcast::channel(4096).0,
             }),
         })
@@ -118,10 +112,6 @@ impl Views {
 
     pub(crate) fn tree(&self, partition: u32) -> &Staged {
         &self.inner.partitions[partition as usize]
-    }
-
-    pub(crate) fn defs_tree(&self) -> &Staged {
-        &self.inner.defs
     }
 
     /// A player's stats, earned achievements and points.
@@ -195,45 +185,6 @@ impl Views {
         Ok(counts)
     }
 
-    /// Every stat definition, by name.
-    pub fn stat_definitions(&self) -> Result<Vec<StatDefinition>, sled::Error> {
-        self.decode_kind(b's')
-    }
-
-    /// Every achievement definition (archived ones included), by id.
-    pub fn achievements(&self) -> Result<Vec<AchievementDefinition>, sled::Error> {
-        self.decode_kind(b'a')
-    }
-
-    /// One achievement definition.
-    pub fn achievement(&self, id: &str) -> Result<Option<AchievementDefinition>, sled::Error> {
-        Ok(self
-            .inner
-            .defs
-            .get(&keys::achievement_def(id))?
-            .and_then(|v| decode(&v).ok()))
-    }
-
-    /// One stat definition.
-    pub fn stat_definition(&self, name: &str) -> Result<Option<StatDefinition>, sled::Error> {
-        Ok(self
-            .inner
-            .defs
-            .get(&keys::stat_def(name))?
-            .and_then(|v| decode(&v).ok()))
-    }
-
-    fn decode_kind<T: serde::de::DeserializeOwned>(&self, kind: u8) -> Result<Vec<T>, sled::Error> {
-        let mut out = Vec::new();
-        for (_, v) in self.inner.defs.scan_kind(kind)? {
-            match decode(&v) {
-                Ok(value) => out.push(value),
-                Err(e) => tracing::error!(error = %e, "corrupt definition in view"),
-            }
-        }
-        Ok(out)
-    }
-
     /// Earners per achievement and players, over all partitions.
     pub fn rarity(&self) -> Result<Rarity, sled::Error> {
         let mut rarity = Rarity::default();
@@ -263,20 +214,6 @@ impl Views {
         )
     }
 
-    /// The DEFS position the definitions view holds.
-    pub fn defs_position(&self) -> u64 {
-        *self.inner.defs_position.borrow()
-    }
-
-    /// Waits until the definitions view holds DEFS up to `seq`; false on timeout.
-    pub async fn wait_for_defs(&self, seq: u64, timeout: Duration) -> bool {
-        let mut rx = self.inner.defs_position.subscribe();
-        matches!(
-            tokio::time::timeout(timeout, rx.wait_for(|s| *s >= seq)).await,
-            Ok(Ok(_))
-        )
-    }
-
     /// The `unlocked` and `progress` outputs as they are applied (for live notifications). A
     /// slow receiver misses entries (`Lagged`) rather than slowing the projector.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Output>> {
@@ -296,9 +233,5 @@ impl Views {
                 }
             }
         }
-    }
-
-    pub(crate) fn defs_applied(&self, seq: u64) {
-        self.inner.defs_position.send_replace(seq);
     }
 }

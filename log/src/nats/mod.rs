@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self, ErrorCode,
-    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    consumer::pull,
     context::PublishErrorKind,
     message::PublishMessage,
     stream::{
@@ -22,18 +22,25 @@ use async_nats::jetstream::{
         StorageType,
     },
 };
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 
-use crate::{AppendError, Appended, Entry, LogConfig, LogError, Record, Start, StreamKind, Target};
+use crate::{AppendError, Appended, Entry, LogConfig, LogError, Start, StreamKind, Target};
+
+mod connect;
+mod error;
+mod reader;
+
+pub use connect::NatsTls;
+pub use reader::NatsReader;
+
+use connect::connect_options;
+use error::unavailable;
 
 /// Publishes awaiting their ack, over all appends of one connection.
 const MAX_ACKS_IN_FLIGHT: usize = 8_192;
 
 /// How often an append waiting for acks checks that the connection is still up.
 const DISCONNECT_CHECK: Duration = Duration::from_millis(100);
-
-/// How long a consumer no reader pulls from lives on the server.
-const CONSUMER_INACTIVE: Duration = Duration::from_secs(3600);
 
 /// The JetStream log. Cheap to clone.
 #[derive(Clone)]
@@ -55,10 +62,6 @@ impl std::fmt::Debug for NatsLog {
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
-}
-
-fn unavailable(e: impl std::fmt::Display) -> LogError {
-    LogError::Unavailable(e.to_string())
 }
 
 impl NatsLog {
@@ -387,20 +390,8 @@ impl NatsLog {
                 Err(_) => 0,
             },
         };
-        let mut reader = NatsReader {
-            client: self.inner.client.clone(),
-            stream,
-            name,
-            filter: self.filter(kind, partition),
-            consumer: None,
-            messages: None,
-            delivered: Vec::new(),
-            after,
-            consumer_seq: 0,
-            connects: 0,
-        };
-        reader.reposition().await?;
-        Ok(reader)
+        let filter = self.filter(kind, partition);
+        NatsReader::open(self.inner.client.clone(), stream, name, filter, after).await
     }
 
     /// See [`crate::Log::entries`].
@@ -445,91 +436,6 @@ impl NatsLog {
     }
 }
 
-/// The servers of a comma-separated URL list, and the options carrying the credentials
-/// their URLs hold (the client does not read them from URLs itself). Every URL must carry the
-/// same credentials, or none.
-/// TLS to NATS: the certificate authority that signed the servers' certificates (else the
-/// system's roots), and a client certificate and key for mutual TLS.
-#[derive(Debug, Clone, Default)]
-pub struct NatsTls {
-    /// The CA certificate(s), PEM.
-    pub ca: Option<std::path::PathBuf>,
-    /// The client certificate, PEM.
-    pub cert: Option<std::path::PathBuf>,
-    /// The client certificate's key, PEM.
-    pub key: Option<std::path::PathBuf>,
-}
-
-fn connect_options(
-    urls: &str,
-    tls: &NatsTls,
-) -> Result<(Vec<async_nats::ServerAddr>, async_nats::ConnectOptions), LogError> {
-    let invalid = |url: &str, e: &dyn std::fmt::Display| {
-        LogError::Misconfigured(format!("NATS URL `{url}`: {e}"))
-    };
-    let mut servers = Vec::new();
-    let mut credentials = None;
-    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-        let server: async_nats::ServerAddr = url.parse().map_err(|e| invalid(url, &e))?;
-        let decode = |part: &str| {
-            percent_encoding::percent_decode_str(part)
-                .decode_utf8()
-                .map(|s| s.into_owned())
-                .map_err(|e| invalid(url, &e))
-        };
-        let found = match (server.username(), server.password()) {
-            (Some(user), Some(password)) => Some((decode(user)?, Some(decode(password)?))),
-            (Some(token), None) => Some((decode(token)?, None)),
-            (None, _) => None,
-        };
-        if servers.is_empty() {
-            credentials = found;
-        } else if found.is_some() && found != credentials {
-            return Err(invalid(
-                url,
-                &"every URL of the list must carry the same credentials",
-            ));
-        }
-        servers.push(server);
-    }
-    if servers.is_empty() {
-        return Err(LogError::Misconfigured("no NATS URL given".into()));
-    }
-    let options = match credentials {
-        Some((user, Some(password))) => {
-            async_nats::ConnectOptions::with_user_and_password(user, password)
-        }
-        Some((token, None)) => async_nats::ConnectOptions::with_token(token),
-        None => async_nats::ConnectOptions::new(),
-    };
-    let readable = |path: &std::path::Path| {
-        std::fs::metadata(path)
-            .map_err(|e| LogError::Misconfigured(format!("NATS TLS file {}: {e}", path.display())))
-    };
-    let mut options = options;
-    if let Some(ca) = &tls.ca {
-        readable(ca)?;
-        options = options.add_root_certificates(ca.clone());
-    }
-    match (&tls.cert, &tls.key) {
-        (Some(cert), Some(key)) => {
-            readable(cert)?;
-            readable(key)?;
-            options = options.add_client_certificate(cert.clone(), key.clone());
-        }
-        (None, None) => {}
-        _ => {
-            return Err(LogError::Misconfigured(
-                "a NATS client certificate needs its key, and the key its certificate".into(),
-            ));
-        }
-    }
-    // A tls:// URL, or any TLS setting, means TLS or nothing: never plain text instead.
-    let wants_tls =
-        servers.iter().any(|s| s.tls_required()) || tls.ca.is_some() || tls.cert.is_some();
-    Ok((servers, options.require_tls(wants_tls)))
-}
-
 fn settle(
     stream: StreamKind,
     ack: Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
@@ -558,198 +464,6 @@ fn publish_error(stream: StreamKind, e: &jetstream::context::PublishError) -> Ap
         PublishErrorKind::Other if full => AppendError::Full(stream.name()),
         PublishErrorKind::WrongLastSequence => AppendError::Conflict(stream.name()),
         _ => AppendError::Unavailable(e.to_string()),
-    }
-}
-
-/// A durable pull consumer of one partition.
-///
-/// The reader's own position (`after`, the last entry it handed out) is the authority, never
-/// the consumer's state on the server: after an error, a reconnect, or a delivery that
-/// skips one (the consumer sequence jumped), the reader deletes its durable consumer and
-/// creates it again starting right after its position. So a broker restart can neither
-/// hand an entry out twice nor make the reader pass over one.
-pub struct NatsReader {
-    client: async_nats::Client,
-    stream: jetstream::stream::Stream,
-    name: String,
-    filter: String,
-    consumer: Option<PullConsumer>,
-    messages: Option<pull::Stream>,
-    delivered: Vec<(u64, jetstream::Message)>,
-    after: u64,
-    /// The consumer sequence of the last delivery taken (0 for a new consumer).
-    consumer_seq: u64,
-    /// The client's connection count when the consumer was made.
-    connects: u64,
-}
-
-impl std::fmt::Debug for NatsReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsReader")
-            .field("consumer", &self.name)
-            .field("after", &self.after)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What to do with a delivered message.
-enum Delivery {
-    /// A new entry.
-    Fresh(Record),
-    /// At or below the reader's position: already handed out.
-    Stale,
-    /// A delivery before it never arrived.
-    Gap,
-}
-
-impl NatsReader {
-    /// Creates the durable consumer afresh, delivering what comes after the position.
-    async fn reposition(&mut self) -> Result<(), LogError> {
-        self.messages = None;
-        self.delivered.clear();
-        self.consumer = None;
-        self.consumer_seq = 0;
-        self.connects = self.client.statistics().connects.load(Ordering::Relaxed);
-        let deliver_policy = match self.after {
-            0 => DeliverPolicy::All,
-            seq => DeliverPolicy::ByStartSequence {
-                start_sequence: seq + 1,
-            },
-        };
-        // A missing consumer is fine. One that could not be deleted (a broker restarting)
-        // must not be taken over: a create with the same config would hand back the old
-        // consumer, which delivers after what it delivered before, not after the position.
-        match self.stream.delete_consumer(&self.name).await {
-            Ok(_) => {}
-            Err(e)
-                if matches!(e.kind(), async_nats::jetstream::stream::ConsumerErrorKind::JetStream(ref js)
-                    if js.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND) => {
-            }
-            Err(e) => return Err(unavailable(e)),
-        }
-        let config = pull::Config {
-            durable_name: Some(self.name.clone()),
-            filter_subject: self.filter.clone(),
-            deliver_policy,
-            ack_policy: AckPolicy::All,
-            ack_wait: Duration::from_secs(30),
-            max_ack_pending: 100_000,
-            // A reader's own position decides where it reads, never the consumer: one a
-            // reader left behind (a process gone, a per-process name) goes away by itself,
-            // and a live reader whose consumer went makes it again.
-            inactive_threshold: CONSUMER_INACTIVE,
-            ..Default::default()
-        };
-        let consumer: PullConsumer = self
-            .stream
-            .create_consumer(config)
-            .await
-            .map_err(unavailable)?;
-        self.consumer = Some(consumer);
-        Ok(())
-    }
-
-    /// Classifies a delivered message; a stale one is acknowledged and dropped.
-    async fn take(&mut self, message: jetstream::Message) -> Result<Delivery, LogError> {
-        let info = message.info().map_err(unavailable)?;
-        let (seq, consumer_seq) = (info.stream_sequence, info.consumer_sequence);
-        // A fresh consumer's first delivery is its first (consumer sequence 1): a later one
-        // means an older consumer was handed back, which would skip what it delivered.
-        let expected = self.consumer_seq + 1;
-        if consumer_seq != expected {
-            return Ok(Delivery::Gap);
-        }
-        self.consumer_seq = consumer_seq;
-        if seq <= self.after {
-            if let Err(e) = message.ack().await {
-                tracing::debug!(seq, error = %e, "ack of a redelivered entry failed");
-            }
-            return Ok(Delivery::Stale);
-        }
-        self.after = seq;
-        let record = Record {
-            seq,
-            payload: message.payload.clone(),
-        };
-        self.delivered.push((seq, message));
-        Ok(Delivery::Fresh(record))
-    }
-
-    /// See [`crate::Reader::next_batch`].
-    pub async fn next_batch(
-        &mut self,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Record>, LogError> {
-        let reconnected =
-            self.client.statistics().connects.load(Ordering::Relaxed) != self.connects;
-        if self.consumer.is_none() || reconnected {
-            // The server may have lost the consumer's state or its pull requests.
-            self.reposition().await?;
-        }
-        if self.messages.is_none() {
-            let consumer = self.consumer.as_ref().expect("positioned above");
-            let stream = consumer
-                .stream()
-                .max_messages_per_batch(max.max(1))
-                .heartbeat(Duration::from_secs(5))
-                .messages()
-                .await
-                .map_err(unavailable)?;
-            self.messages = Some(stream);
-        }
-        let messages = self.messages.as_mut().expect("set above");
-        let mut out = Vec::new();
-        let first = match tokio::time::timeout(wait, messages.next()).await {
-            Err(_) => return Ok(out),
-            Ok(first) => first,
-        };
-        let mut next = first;
-        loop {
-            match next {
-                Some(Ok(message)) => match self.take(message).await? {
-                    Delivery::Fresh(record) => out.push(record),
-                    Delivery::Stale => {}
-                    Delivery::Gap => {
-                        tracing::warn!(consumer = %self.name, after = self.after, "a delivery went missing; repositioning");
-                        self.consumer = None;
-                        return Ok(out);
-                    }
-                },
-                Some(Err(e)) => {
-                    // Start afresh from the position on the next call.
-                    self.consumer = None;
-                    if out.is_empty() {
-                        return Err(unavailable(e));
-                    }
-                    return Ok(out);
-                }
-                None => {
-                    self.consumer = None;
-                    return Ok(out);
-                }
-            }
-            if out.len() >= max {
-                return Ok(out);
-            }
-            let messages = self.messages.as_mut().expect("still set");
-            match messages.next().now_or_never() {
-                Some(item) => next = item,
-                None => return Ok(out),
-            }
-        }
-    }
-
-    /// See [`crate::Reader::ack`]: with `AckPolicy::All`, acknowledging the message at `seq`
-    /// acknowledges everything before it.
-    pub async fn ack(&mut self, seq: u64) -> Result<(), LogError> {
-        let Some(index) = self.delivered.iter().rposition(|(s, _)| *s <= seq) else {
-            return Ok(());
-        };
-        let (_, message) = &self.delivered[index];
-        message.ack().await.map_err(unavailable)?;
-        self.delivered.drain(..=index);
-        Ok(())
     }
 }
 
