@@ -699,9 +699,15 @@ fn a_stopped_engine_hands_its_partitions_over_before_it_exits() {
         Duration::from_secs(30),
         || (shares(&lease_holders(&urls)) == BTreeMap::from([(b.pid(), 4)])).then_some(()),
     );
-    laurel_tests::wait_until("the snapshots restored", Duration::from_secs(30), || {
-        (restored(&b) - restored_before == 2).then_some(())
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while restored(&b) - restored_before != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for the snapshots restored; the taking engine logged:\n{}",
+            b.logged()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// One NATS server, one gateway, two engines: sharing, rebalancing on join, and takeover
