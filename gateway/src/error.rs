@@ -225,26 +225,19 @@ impl From<laurel_app::AppError> for ApiError {
     }
 }
 
-impl From<sled::Error> for ApiError {
-    fn from(e: sled::Error) -> Self {
-        ApiError::Internal(format!("views: {e}"))
-    }
-}
-
-impl From<laurel_log::AppendError> for ApiError {
-    fn from(e: laurel_log::AppendError) -> Self {
-        match e {
-            laurel_log::AppendError::Invalid(detail) => ApiError::Internal(detail),
-            other => ApiError::Unavailable(other.to_string()),
+/// Store and log failures mean what the application layer says they mean (one mapping,
+/// in `laurel_app::AppError`), whichever layer meets them.
+macro_rules! through_app_error {
+    ($($source:ty),*) => {$(
+        impl From<$source> for ApiError {
+            fn from(e: $source) -> Self {
+                ApiError::from(laurel_app::AppError::from(e))
+            }
         }
-    }
+    )*};
 }
 
-impl From<laurel_log::LogError> for ApiError {
-    fn from(e: laurel_log::LogError) -> Self {
-        ApiError::Unavailable(e.to_string())
-    }
-}
+through_app_error!(sled::Error, laurel_log::AppendError, laurel_log::LogError);
 
 /// Marks a response whose body is another API's contract (the GameKit envelope), which
 /// `problems_only` must leave as it is.
