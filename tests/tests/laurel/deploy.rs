@@ -491,9 +491,13 @@ fn engines_share_partitions_and_take_over(
     for r in 1..=5 {
         round(r);
     }
-    laurel_tests::wait_until("the first engine to fold", Duration::from_secs(60), || {
-        (wins_of(gateway, &players[0]) == 5).then_some(())
-    });
+    // Every partition folded, so that each snapshot handed over on the join is ahead of the
+    // joining engine's empty state.
+    for player in &players {
+        laurel_tests::wait_until("the first engine to fold", Duration::from_secs(60), || {
+            (wins_of(gateway, player) == 5).then_some(())
+        });
+    }
     engines.push(Engine::start(urls, replicas, dir.path(), "engine-b"));
     let joined = Instant::now();
     let second = engines[1].pid();
@@ -669,11 +673,15 @@ fn a_stopped_engine_hands_its_partitions_over_before_it_exits() {
         .map(|i| json!({"player_id": format!("player-{i}"), "stat": "wins", "value": 1}))
         .collect();
     post_until_accepted(&gateway, &server, &json!({"events": events}));
-    let token = gateway.token(&["--player", "player-0"]);
-    laurel_tests::wait_until("the wins folded", Duration::from_secs(30), || {
-        let r = gateway.call("GET", "/v1/players/me/stats", Some(&token), None);
-        (r.json["stats"]["wins"] == 1).then_some(())
-    });
+    // Every partition folded before the stop: a partition whose events are still unfolded
+    // would share a snapshot at position 0, which the taking engine has no reason to restore.
+    for i in 0..20 {
+        let token = gateway.token(&["--player", &format!("player-{i}")]);
+        laurel_tests::wait_until("the wins folded", Duration::from_secs(30), || {
+            let r = gateway.call("GET", "/v1/players/me/stats", Some(&token), None);
+            (r.json["stats"]["wins"] == 1).then_some(())
+        });
+    }
     let shared = |e: &Engine| {
         e.logged()
             .matches("shared the partition's snapshot")
