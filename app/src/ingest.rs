@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use laurel_engine::Definitions;
 use laurel_log::{Appended, Entry, StreamKind, Target, partition_of};
@@ -14,11 +15,11 @@ use laurel_schemas::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::App;
 use crate::Caller;
 use crate::ReadToken;
 use crate::definitions::invalid;
 use crate::now_ms;
+use crate::{App, MAX_EVENT_AHEAD};
 use crate::{AppError, ItemError};
 
 /// The ingest body.
@@ -180,9 +181,10 @@ pub async fn check_on_latest(
     caller: &Caller,
     received_at: i64,
 ) -> Result<Vec<(StatEvent, bool)>, AppError> {
+    let max_age = app.limits.max_event_age;
     app.decide_on_latest(|| {
         app.defs
-            .read(|defs| check_batch(body, caller, defs, received_at))
+            .read(|defs| check_batch(body, caller, defs, received_at, max_age))
     })
     .await
 }
@@ -195,6 +197,7 @@ pub fn check_batch(
     caller: &Caller,
     defs: &Definitions,
     received_at: i64,
+    max_age: Duration,
 ) -> Result<Vec<(StatEvent, bool)>, AppError> {
     if body.events.is_empty() {
         return Err(AppError::Invalid(
@@ -202,12 +205,11 @@ pub fn check_batch(
             Vec::new(),
         ));
     }
-    let source = caller.source;
     let mut events = Vec::with_capacity(body.events.len());
     let (mut invalid, mut forbidden) = (Vec::new(), Vec::new());
     for (i, e) in body.events.iter().enumerate() {
         let client_id = e.event_id.is_some();
-        match check(i, e, caller, source, defs, received_at) {
+        match check(i, e, caller, defs, (received_at, max_age)) {
             Ok(event) => events.push((event, client_id)),
             Err(Refusal::Invalid(e)) => invalid.push(e),
             Err(Refusal::Forbidden(e)) => forbidden.push(e),
@@ -317,14 +319,42 @@ pub fn throttle(app: &App, player: &str, events: usize) -> Result<(), AppError> 
     }
 }
 
+/// The time the play happened, when `ts` counts for the event: a game server's (or an
+/// admin's), or a player's own for a `client_time` stat, within `max_age` in the past and
+/// [`MAX_EVENT_AHEAD`] in the future of `received_at`. Otherwise `ts` is informational.
+fn occurred_at(
+    ts: Option<i64>,
+    source: Source,
+    client_time: bool,
+    received_at: i64,
+    max_age: Duration,
+) -> Result<Option<i64>, Reason> {
+    let Some(ts) = ts else { return Ok(None) };
+    if source == Source::Player && !client_time {
+        return Ok(None);
+    }
+    let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+    if ts < received_at.saturating_sub(max_age_ms) {
+        return Err(Reason::TooOld {
+            max_age_secs: max_age.as_secs(),
+        });
+    }
+    if ts > received_at + MAX_EVENT_AHEAD.as_millis() as i64 {
+        return Err(Reason::InTheFuture {
+            max_ahead_secs: MAX_EVENT_AHEAD.as_secs(),
+        });
+    }
+    Ok(Some(ts))
+}
+
 fn check(
     index: usize,
     e: &IngestEvent,
     caller: &Caller,
-    source: Source,
     defs: &Definitions,
-    received_at: i64,
+    (received_at, max_age): (i64, Duration),
 ) -> Result<StatEvent, Refusal> {
+    let source = caller.source;
     let invalid = |field: &str, reason: Reason| {
         Refusal::Invalid(ItemError::event(index, Some(field), reason))
     };
@@ -386,6 +416,9 @@ fn check(
         Err(reason @ Reason::UnknownStat { .. }) => return Err(invalid("stat", reason)),
         Err(reason) => return Err(invalid("value", reason)),
     };
+    let client_time = defs.stat(stat.as_str()).is_some_and(|d| d.client_time);
+    let occurred_at = occurred_at(e.ts, source, client_time, received_at, max_age)
+        .map_err(|reason| invalid("ts", reason))?;
     Ok(StatEvent {
         v: SchemaVersion::CURRENT,
         event_id,
@@ -395,5 +428,6 @@ fn check(
         ts: e.ts.unwrap_or(received_at),
         received_at,
         source,
+        occurred_at,
     })
 }

@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod players;
 mod position;
 pub mod replay;
+pub mod rewards;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -49,7 +50,12 @@ pub struct Limits {
     pub player_events_per_minute: Option<NonZeroU32>,
     /// Events one player token may send at once before the rate applies.
     pub player_events_burst: NonZeroU32,
+    /// How far in the past an event's trusted `ts` may lie (422 past it).
+    pub max_event_age: Duration,
 }
+
+/// How far in the future an event's trusted `ts` may lie (clocks drift; 422 past it).
+pub const MAX_EVENT_AHEAD: Duration = Duration::from_secs(300);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -62,6 +68,7 @@ impl Default for Limits {
             replay_grants_per_second: 20_000,
             player_events_per_minute: NonZeroU32::new(6000),
             player_events_burst: NonZeroU32::new(2000).expect("non-zero"),
+            max_event_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -192,6 +199,26 @@ impl App {
             self.defs.read(|d| d.achievements().cloned().collect());
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
+    }
+
+    /// Every achievement definition carrying `tag` (every one without a tag asked for), by
+    /// id: what every list's `?tag=` filter reads. A tag no achievement can carry is a
+    /// malformed request, not an empty list.
+    pub fn achievements_tagged(
+        &self,
+        tag: Option<&str>,
+    ) -> Result<Vec<AchievementDefinition>, AppError> {
+        let Some(tag) = tag else {
+            return Ok(self.achievements());
+        };
+        if !laurel_schemas::is_tag(tag) {
+            return Err(AppError::Malformed(format!(
+                "tag: {tag:?} is not a tag: tags are 1 to 64 ASCII letters, digits and _.:-"
+            )));
+        }
+        let mut all = self.achievements();
+        all.retain(|d| d.has_tag(tag));
+        Ok(all)
     }
 }
 

@@ -3,7 +3,7 @@
 //! the console shows alike.
 
 use laurel_projections::{PlayerView, Rarity, Refusal};
-use laurel_schemas::{AchievementDefinition, Value, Visibility};
+use laurel_schemas::{AchievementDefinition, Repeat, Threshold, Value, Visibility};
 use serde::Serialize;
 
 use crate::icons::Icons;
@@ -74,6 +74,25 @@ pub struct AchievementOut {
     /// Where now stands in its window; absent for an achievement without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     window: Option<Window>,
+    /// Its categories.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
+    /// How it repeats, for a repeatable achievement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repeat: Option<Repeat>,
+    /// How many times the player earned it (0 or 1 unless it repeats); `earned_at` is the
+    /// first earn, `last_earned_at` the latest.
+    times_earned: u32,
+    /// The latest earn (RFC 3339), for a repeatable earned more than once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_earned_at: Option<String>,
+    /// What each earn pays out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    rewards: laurel_schemas::Rewards,
+    /// Whether the player claims the rewards.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    claim: bool,
     /// With `wait_for`, on the one-achievement route: true when the wait ended before the
     /// token's events were reflected (the answer is what the views held then).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,18 +169,27 @@ pub fn achievement_out(
     };
     // A secret achievement does not tell how to earn it until earned.
     let secret = earned.is_none() && def.visibility == Visibility::Secret;
+    // A repeatable's progress is towards its next earn: `at_least` conditions count from
+    // the values at the last earn.
+    let baseline = earned.filter(|_| def.repeat.is_some()).map(|e| &e.baseline);
     let progress = def
         .conditions
         .iter()
         .filter(|_| !secret)
-        .map(|c| ProgressOut {
-            stat: c.stat.to_string(),
-            current: player
+        .map(|c| {
+            let value = player
                 .stats
                 .get(c.stat.as_str())
                 .copied()
-                .unwrap_or(Value::Int(0)),
-            required: c.threshold.value(),
+                .unwrap_or(Value::Int(0));
+            let base = baseline
+                .filter(|_| matches!(c.threshold, Threshold::AtLeast(_)))
+                .and_then(|b| b.get(c.stat.as_str()));
+            ProgressOut {
+                stat: c.stat.to_string(),
+                current: base.map_or(value, |b| value.minus(*b)),
+                required: c.threshold.value(),
+            }
         })
         .collect();
     Some(AchievementOut {
@@ -182,6 +210,12 @@ pub fn achievement_out(
             .available_until
             .and_then(|t| rfc3339(laurel_schemas::to_millis(t))),
         window,
+        tags: def.tags.clone(),
+        repeat: def.repeat,
+        times_earned: earned.map_or(0, |e| e.times),
+        last_earned_at: earned.and_then(|e| e.last_unlocked_at).and_then(rfc3339),
+        rewards: def.rewards.clone(),
+        claim: def.claim,
         wait_timed_out: None,
     })
 }

@@ -52,6 +52,7 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
             max_value: None,
             max_delta: Some(Value::Int(1_000)),
             client_writable: i % 2 == 0,
+            client_time: false,
         };
         events.push(DefinitionEvent::StatDefined {
             v: SchemaVersion::CURRENT,
@@ -87,6 +88,24 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
             available_until: None,
             localizations: Default::default(),
             metadata: Default::default(),
+            tags: vec![format!("tier-{}", i % 3)],
+            // Live-ops in play: every fifth achievement is repeatable and pays a reward,
+            // every tenth one to claim.
+            repeat: (i % 5 == 0).then_some(laurel_schemas::Repeat {
+                max: None,
+                cooldown_secs: 0,
+            }),
+            rewards: if i % 5 == 0 {
+                vec![
+                    serde_json::json!({"currency": "gold", "amount": 10})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ]
+            } else {
+                Vec::new()
+            },
+            claim: i % 10 == 0,
         };
         let id = AchievementId::new(format!("ACH_{i}")).expect("valid id");
         events.push(DefinitionEvent::AchievementDefined {
@@ -117,6 +136,7 @@ pub fn stat_events(shape: Shape, count: usize, seed: u64) -> Vec<StatsMessage> {
                 ts: 1_800_000_000_000 + i as i64,
                 received_at: 1_800_000_000_000 + i as i64,
                 source: Source::Server,
+                occurred_at: None,
             })
         })
         .collect()

@@ -22,7 +22,9 @@ pub fn coalesce(outputs: &mut Vec<Output>) {
                 Output::Unlocked(_)
                 | Output::Rejected(_)
                 | Output::Checkpoint(_)
-                | Output::Changes(_) => continue,
+                | Output::Changes(_)
+                | Output::Reward(_)
+                | Output::RewardClaimed(_) => continue,
             };
             match seen.get(&key) {
                 Some(&kept) => {

@@ -7,8 +7,8 @@
 //! met, until the definition arrives.
 
 use laurel_schemas::{
-    AchievementDefinition, AchievementId, AchievementSpec, DefinitionEvent, Millis, Reason, Source,
-    StatDefinition, StatKind, StatName, Threshold, ValidationError, Value, to_millis,
+    AchievementDefinition, AchievementId, AchievementSpec, DefinitionEvent, Millis, Reason, Repeat,
+    Source, StatDefinition, StatKind, StatName, Threshold, ValidationError, Value, to_millis,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -47,6 +47,8 @@ pub(crate) struct AchEntry {
     pub(crate) requires: Vec<AchIdx>,
     pub(crate) from_ms: Option<Millis>,
     pub(crate) until_ms: Option<Millis>,
+    /// Whether (and how) it is earned again.
+    pub(crate) repeat: Option<Repeat>,
 }
 
 impl AchEntry {
@@ -167,6 +169,7 @@ impl Definitions {
             requires: Vec::new(),
             from_ms: None,
             until_ms: None,
+            repeat: None,
         });
         self.required_by.push(Vec::new());
         self.ach_index.insert(id.clone(), idx);
@@ -247,6 +250,7 @@ impl Definitions {
         entry.requires = requires;
         entry.from_ms = def.available_from.map(to_millis);
         entry.until_ms = def.available_until.map(to_millis);
+        entry.repeat = def.repeat;
         idx
     }
 

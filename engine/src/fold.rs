@@ -4,18 +4,24 @@
 //! once per batch: [`coalesce`](crate::coalesce) keeps the last `stat` output per player
 //! stat, and [`Fold::progress`] expands each into the conditions it moves.
 //!
-//! Pure and deterministic: no I/O, no clock. Time is the event's server `received_at` (or a
-//! definition change's `at`), so replaying the same events against the same definitions
-//! gives the same outputs.
+//! Pure and deterministic: no I/O, no clock. Time is the event's time as stored (the
+//! trusted `occurred_at`, else the server's `received_at`; a definition change's `at`), so
+//! replaying the same events against the same definitions gives the same outputs.
+//!
+//! A repeatable achievement is earned again once it may be (below its `max`, past its
+//! cooldown) and its `at_least` conditions hold counted from the stat values at the last
+//! earn; `at_most` conditions read the values as they are. Each earn is its own `unlocked`
+//! output ([`earn_id`] of its occurrence), and, when the achievement has rewards, its own
+//! `reward` output keyed by the same id.
 
-use laurel_schemas::outputs::unlock_id;
 use laurel_schemas::{
-    Aggregation, CauseKind, Grant, Millis, Output, PlayerId, Progress, Reason, Rejected,
-    SchemaVersion, StatChanged, StatEvent, StatsMessage, Threshold, Unlocked, Value,
+    Aggregation, CauseKind, Claim, Grant, Millis, Output, PlayerId, Progress, Reason, Rejected,
+    RewardClaimed, RewardEarned, SchemaVersion, StatChanged, StatEvent, StatsMessage, Threshold,
+    Unlocked, Value, earn_id,
 };
 use uuid::Uuid;
 
-use crate::defs::{AchIdx, Definitions, check_report};
+use crate::defs::{AchEntry, AchIdx, Definitions, StatIdx, check_report};
 use crate::state::PlayerState;
 
 /// The facts a fold needs besides the event: the definitions, and whether this is a replay.
@@ -70,7 +76,28 @@ impl<'a> Fold<'a> {
         match msg {
             StatsMessage::Stat(event) => self.apply_stat(player, event, out),
             StatsMessage::Grant(grant) => self.apply_grant(player, grant, out),
+            StatsMessage::Claim(claim) => self.apply_claim(player, claim, out),
         }
+    }
+
+    /// Pays out the rewards waiting for this claim, once: a claim of an earn with nothing
+    /// waiting (claimed before, or not a claim's to make) changes nothing.
+    fn apply_claim(&self, player: &mut PlayerState, c: &Claim, out: &mut Vec<Output>) {
+        if !self.unlocks {
+            return;
+        }
+        let Some(pending) = player.take_pending(c.unlock_id) else {
+            return;
+        };
+        out.push(Output::RewardClaimed(RewardClaimed {
+            v: SchemaVersion::CURRENT,
+            unlock_id: pending.unlock_id,
+            player_id: c.player_id.clone(),
+            achievement_id: self.defs.achievements[pending.ach.get()].id.clone(),
+            rewards: pending.rewards,
+            caused_by: c.event_id,
+            at: c.received_at,
+        }));
     }
 
     fn reject(&self, msg: Refused<'_>, reason: Reason, out: &mut Vec<Output>) {
@@ -136,12 +163,12 @@ impl<'a> Fold<'a> {
             stat: e.stat.clone(),
             value: new,
             previous: old,
-            at: e.received_at,
+            at: e.time(),
         }));
         let cause = Cause {
             id: e.event_id,
             kind: CauseKind::Stat,
-            at: e.received_at,
+            at: e.time(),
         };
         for &ach in &defs.by_stat[idx.get()] {
             self.try_unlock(player, &e.player_id, ach, cause, out);
@@ -159,20 +186,30 @@ impl<'a> Fold<'a> {
         };
         for &ach in &self.defs.by_stat[stat.get()] {
             let entry = &self.defs.achievements[ach.get()];
-            if player.has_earned(ach) || entry.live().is_none() || !entry.available_at(change.at) {
+            let open = match entry.repeat {
+                None => !player.has_earned(ach),
+                Some(repeat) => player.may_earn_again(ach, repeat, change.at, true),
+            };
+            if !open || entry.live().is_none() || !entry.available_at(change.at) {
                 continue;
             }
             for (i, (s, threshold)) in entry.conditions.iter().enumerate() {
-                let moved = milestone(change.previous, *threshold)
-                    != milestone(Some(change.value), *threshold);
-                if *s == stat && moved {
+                if *s != stat {
+                    continue;
+                }
+                // A repeatable's progress counts from its last earn (the baseline is the
+                // same before and after this change: only an earn moves it).
+                let toward = |v: Value| counted(entry, player, ach, stat, *threshold, v);
+                let previous = change.previous.map(toward);
+                let current = toward(change.value);
+                if milestone(previous, *threshold) != milestone(Some(current), *threshold) {
                     out.push(Output::Progress(Progress {
                         v: SchemaVersion::CURRENT,
                         player_id: change.player_id.clone(),
                         achievement_id: entry.id.clone(),
                         condition: i as u32,
                         stat: change.stat.clone(),
-                        current: change.value,
+                        current,
                         required: threshold.value(),
                         at: change.at,
                     }));
@@ -192,7 +229,14 @@ impl<'a> Fold<'a> {
             Some((_, def)) if def.archived => {
                 self.reject(Refused::Grant(g), Reason::Archived { id }, out)
             }
-            Some((idx, _)) if !self.unlocks || player.has_earned(idx) => {}
+            Some(_) if !self.unlocks => {}
+            // A grant earns a repeatable achievement again (below its `max`, whatever its
+            // cooldown); a replay's grant only what the player never earned.
+            Some((idx, def))
+                if player.has_earned(idx)
+                    && !def.repeat.is_some_and(|r| {
+                        g.replay.is_none() && player.may_earn_again(idx, r, g.received_at, true)
+                    }) => {}
             Some((idx, _)) => {
                 let cause = match g.replay {
                     None => Cause {
@@ -240,18 +284,34 @@ impl<'a> Fold<'a> {
         cause: Cause,
         out: &mut Vec<Output>,
     ) {
-        if !self.unlocks || player.has_earned(ach) {
+        if !self.unlocks {
             return;
         }
         let entry = &self.defs.achievements[ach.get()];
-        if entry.live().is_none() || entry.conditions.is_empty() || !entry.available_at(cause.at) {
+        if entry.repeat.is_some() && player.has_earned(ach) && !player.has_counts(ach) {
+            // Earned before it became repeatable: what that earn counted is not known, so
+            // the next earn counts from the values now.
+            let now = condition_values(entry, player);
+            player.record_earn(ach, 1, cause.at, now);
+            return;
+        }
+        let open = match entry.repeat {
+            None => !player.has_earned(ach),
+            Some(repeat) => player.may_earn_again(ach, repeat, cause.at, false),
+        };
+        if !open
+            || entry.live().is_none()
+            || entry.conditions.is_empty()
+            || !entry.available_at(cause.at)
+        {
             return;
         }
         let requirements_met = entry.requires.iter().all(|r| player.has_earned(*r));
-        let conditions_hold = entry
-            .conditions
-            .iter()
-            .all(|(stat, threshold)| player.stat(*stat).is_some_and(|v| threshold.holds(v)));
+        let conditions_hold = entry.conditions.iter().all(|(stat, threshold)| {
+            player
+                .stat(*stat)
+                .is_some_and(|v| threshold.holds(counted(entry, player, ach, *stat, *threshold, v)))
+        });
         if requirements_met && conditions_hold {
             self.unlock(player, player_id, ach, cause, out);
         }
@@ -270,10 +330,40 @@ impl<'a> Fold<'a> {
         let Some(def) = entry.def.as_ref() else {
             return;
         };
-        player.mark_earned(ach);
+        let occurrence = player.times_earned(ach).saturating_add(1);
+        let mut baseline = Vec::new();
+        if entry.repeat.is_some() {
+            let at_earn = condition_values(entry, player);
+            baseline = at_earn
+                .iter()
+                .map(|(s, v)| (self.defs.stats[s.get()].name.clone(), *v))
+                .collect();
+            player.record_earn(ach, occurrence, cause.at, at_earn);
+        } else {
+            player.mark_earned(ach);
+        }
+        let unlock_id = earn_id(player_id, &entry.id, occurrence);
+        // The reward goes before its unlock: an unlock found on OUTPUT is never emitted
+        // again (recovery marks it earned), so its reward must be there already; a reward
+        // emitted again is deduplicated by its id (the unlock id).
+        if !def.rewards.is_empty() {
+            out.push(Output::Reward(RewardEarned {
+                v: SchemaVersion::CURRENT,
+                unlock_id,
+                player_id: player_id.clone(),
+                achievement_id: entry.id.clone(),
+                occurrence,
+                rewards: def.rewards.clone(),
+                claim: def.claim,
+                at: cause.at,
+            }));
+            if def.claim {
+                player.add_pending(unlock_id, ach, def.rewards.clone());
+            }
+        }
         out.push(Output::Unlocked(Unlocked {
             v: SchemaVersion::CURRENT,
-            unlock_id: unlock_id(player_id, &entry.id),
+            unlock_id,
             player_id: player_id.clone(),
             achievement_id: entry.id.clone(),
             definition_version: def.version,
@@ -282,6 +372,8 @@ impl<'a> Fold<'a> {
             caused_by: cause.id,
             cause: cause.kind,
             replay: self.replay || cause.kind == CauseKind::Replay,
+            occurrence,
+            baseline,
         }));
         let cascade = Cause {
             kind: CauseKind::Requirement,
@@ -290,6 +382,38 @@ impl<'a> Fold<'a> {
         for &dependent in &self.defs.required_by[ach.get()] {
             self.try_unlock(player, player_id, dependent, cascade, out);
         }
+    }
+}
+
+/// The current values of the stats `entry`'s conditions read, each once.
+fn condition_values(entry: &AchEntry, player: &PlayerState) -> Vec<(StatIdx, Value)> {
+    let mut values: Vec<(StatIdx, Value)> = Vec::new();
+    for (stat, _) in &entry.conditions {
+        if let Some(v) = player.stat(*stat)
+            && !values.iter().any(|(s, _)| s == stat)
+        {
+            values.push((*stat, v));
+        }
+    }
+    values
+}
+
+/// The value a condition of `entry` reads from `value` of `stat`: for a repeatable earned
+/// before, an `at_least` condition counts from the value at the last earn.
+fn counted(
+    entry: &AchEntry,
+    player: &PlayerState,
+    ach: AchIdx,
+    stat: StatIdx,
+    threshold: Threshold,
+    value: Value,
+) -> Value {
+    if entry.repeat.is_none() || !matches!(threshold, Threshold::AtLeast(_)) {
+        return value;
+    }
+    match player.baseline(ach, stat) {
+        Some(base) => value.minus(base),
+        None => value,
     }
 }
 

@@ -21,4 +21,4 @@ pub use defs::{AchIdx, Definitions, DefsChange, StatIdx};
 pub use file::Overlaid;
 pub use fold::{Fold, aggregate, milestone};
 pub use memory::Engine;
-pub use state::{PlayerSnapshot, PlayerState};
+pub use state::{PendingSnapshot, PlayerSnapshot, PlayerState, RepeatSnapshot};

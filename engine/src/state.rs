@@ -1,7 +1,9 @@
-//! A player's evaluation state: aggregated stat values and earned achievements.
+//! A player's evaluation state: aggregated stat values, earned achievements, where each
+//! repeatable achievement's next earn counts from, and rewards waiting for a claim.
 
-use laurel_schemas::{AchievementId, StatName, Value};
+use laurel_schemas::{AchievementId, Millis, Repeat, Rewards, StatName, Value};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::defs::{AchIdx, Definitions, StatIdx};
 
@@ -10,6 +12,28 @@ use crate::defs::{AchIdx, Definitions, StatIdx};
 pub struct PlayerState {
     stats: Vec<Option<Value>>,
     earned: Vec<u64>,
+    /// Repeatable achievements earned at least once (few per player: a list).
+    repeats: Vec<RepeatState>,
+    /// Earns whose rewards wait for the player's claim.
+    pending: Vec<PendingReward>,
+}
+
+/// Where a repeatable achievement stands for a player.
+#[derive(Debug, Clone, PartialEq)]
+struct RepeatState {
+    ach: AchIdx,
+    times: u32,
+    last_at: Millis,
+    /// The condition stats' values at the last earn.
+    baseline: Vec<(StatIdx, Value)>,
+}
+
+/// An earn's rewards waiting for the player's claim.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PendingReward {
+    pub(crate) unlock_id: Uuid,
+    pub(crate) ach: AchIdx,
+    pub(crate) rewards: Rewards,
 }
 
 impl PlayerState {
@@ -47,6 +71,123 @@ impl PlayerState {
         self.earned[i / 64] |= 1 << (i % 64);
     }
 
+    /// How many times the player earned the achievement.
+    pub fn times_earned(&self, idx: AchIdx) -> u32 {
+        match self.repeats.iter().find(|r| r.ach == idx) {
+            Some(r) => r.times,
+            None => u32::from(self.has_earned(idx)),
+        }
+    }
+
+    /// Whether the player's earns of the achievement are counted as a repeatable's.
+    pub(crate) fn has_counts(&self, idx: AchIdx) -> bool {
+        self.repeats.iter().any(|r| r.ach == idx)
+    }
+
+    /// Whether the achievement, repeatable as `repeat` says, may be earned again: below its
+    /// `max`, and (unless `ignore_cooldown`) past its cooldown at `at`.
+    pub(crate) fn may_earn_again(
+        &self,
+        idx: AchIdx,
+        repeat: Repeat,
+        at: Millis,
+        ignore_cooldown: bool,
+    ) -> bool {
+        let times = self.times_earned(idx);
+        if repeat.max.is_some_and(|max| times >= max) {
+            return false;
+        }
+        let last = self.repeats.iter().find(|r| r.ach == idx);
+        ignore_cooldown
+            || last.is_none_or(|r| at >= r.last_at + i64::from(repeat.cooldown_secs) * 1_000)
+    }
+
+    /// The value of `stat` at the achievement's last earn, if it is repeatable and was
+    /// earned: its `at_least` conditions count from there.
+    pub(crate) fn baseline(&self, idx: AchIdx, stat: StatIdx) -> Option<Value> {
+        let r = self.repeats.iter().find(|r| r.ach == idx)?;
+        r.baseline.iter().find(|(s, _)| *s == stat).map(|(_, v)| *v)
+    }
+
+    /// Records an earn of a repeatable achievement: its number, time and the values its
+    /// next earn counts from.
+    pub(crate) fn record_earn(
+        &mut self,
+        idx: AchIdx,
+        occurrence: u32,
+        at: Millis,
+        baseline: Vec<(StatIdx, Value)>,
+    ) {
+        self.mark_earned(idx);
+        let state = RepeatState {
+            ach: idx,
+            times: occurrence,
+            last_at: at,
+            baseline,
+        };
+        match self.repeats.iter_mut().find(|r| r.ach == idx) {
+            Some(r) if r.times >= occurrence => {}
+            Some(r) => *r = state,
+            None => self.repeats.push(state),
+        }
+    }
+
+    /// Keeps an earn's rewards until the player claims them.
+    pub(crate) fn add_pending(&mut self, unlock_id: Uuid, ach: AchIdx, rewards: Rewards) {
+        if !self.pending.iter().any(|p| p.unlock_id == unlock_id) {
+            self.pending.push(PendingReward {
+                unlock_id,
+                ach,
+                rewards,
+            });
+        }
+    }
+
+    /// Takes the rewards waiting for a claim of `unlock_id`, if any wait.
+    pub(crate) fn take_pending(&mut self, unlock_id: Uuid) -> Option<PendingReward> {
+        let i = self.pending.iter().position(|p| p.unlock_id == unlock_id)?;
+        Some(self.pending.remove(i))
+    }
+
+    /// Applies an earn found on OUTPUT (recovery): an `unlocked` output marks the
+    /// achievement earned (a repeatable's earn with its number, time and baseline), a
+    /// `reward` to claim waits, a `reward_claimed` no longer does. Returns whether it was an
+    /// unlock. Outputs naming what `defs` does not know change nothing.
+    pub fn restore_earn(&mut self, defs: &Definitions, output: &laurel_schemas::Output) -> bool {
+        use laurel_schemas::Output;
+        match output {
+            Output::Unlocked(u) => {
+                let Some(idx) = defs.achievement_idx(u.achievement_id.as_str()) else {
+                    return false;
+                };
+                // A repeatable's earn carries what the next counts from (an earn of it
+                // before it was repeatable does not, and is counted as it is live).
+                if u.occurrence > 1 || !u.baseline.is_empty() {
+                    let baseline = u
+                        .baseline
+                        .iter()
+                        .filter_map(|(name, v)| Some((defs.stat_idx(name.as_str())?, *v)))
+                        .collect();
+                    self.record_earn(idx, u.occurrence, u.unlocked_at, baseline);
+                } else {
+                    self.mark_earned(idx);
+                }
+                true
+            }
+            Output::Reward(r) if r.claim => {
+                if let Some(idx) = defs.achievement_idx(r.achievement_id.as_str()) {
+                    self.add_pending(r.unlock_id, idx, r.rewards.clone());
+                }
+                false
+            }
+            Output::RewardClaimed(c) => {
+                self.take_pending(c.unlock_id);
+                false
+            }
+            _ => false,
+        }
+    }
+
     /// The state by name, for storage: independent of definition indices.
     pub fn to_snapshot(&self, defs: &Definitions) -> PlayerSnapshot {
         let stats = self
@@ -59,7 +200,35 @@ impl PlayerState {
             .filter(|i| self.has_earned(AchIdx(*i as u32)))
             .map(|i| defs.achievements[i].id.clone())
             .collect();
-        PlayerSnapshot { stats, earned }
+        let repeats = self
+            .repeats
+            .iter()
+            .map(|r| RepeatSnapshot {
+                id: defs.achievements[r.ach.get()].id.clone(),
+                times: r.times,
+                last_at: r.last_at,
+                baseline: r
+                    .baseline
+                    .iter()
+                    .map(|(s, v)| (defs.stats[s.get()].name.clone(), *v))
+                    .collect(),
+            })
+            .collect();
+        let pending = self
+            .pending
+            .iter()
+            .map(|p| PendingSnapshot {
+                unlock_id: p.unlock_id,
+                id: defs.achievements[p.ach.get()].id.clone(),
+                rewards: p.rewards.clone(),
+            })
+            .collect();
+        PlayerSnapshot {
+            stats,
+            earned,
+            repeats,
+            pending,
+        }
     }
 
     /// The state from a stored snapshot, against definitions that know every name in it
@@ -81,6 +250,27 @@ impl PlayerState {
                 .ok_or_else(|| id.to_string())?;
             state.mark_earned(idx);
         }
+        let ach = |id: &AchievementId| {
+            defs.achievement_idx(id.as_str())
+                .ok_or_else(|| id.to_string())
+        };
+        for r in &snapshot.repeats {
+            let baseline = r
+                .baseline
+                .iter()
+                .map(|(name, v)| {
+                    Ok((
+                        defs.stat_idx(name.as_str())
+                            .ok_or_else(|| name.to_string())?,
+                        *v,
+                    ))
+                })
+                .collect::<Result<_, String>>()?;
+            state.record_earn(ach(&r.id)?, r.times, r.last_at, baseline);
+        }
+        for p in &snapshot.pending {
+            state.add_pending(p.unlock_id, ach(&p.id)?, p.rewards.clone());
+        }
         Ok(state)
     }
 
@@ -94,6 +284,19 @@ impl PlayerState {
         for id in &snapshot.earned {
             state.mark_earned(defs.intern_achievement_id(id));
         }
+        for r in &snapshot.repeats {
+            let baseline = r
+                .baseline
+                .iter()
+                .map(|(name, v)| (defs.intern_stat_name(name), *v))
+                .collect();
+            let idx = defs.intern_achievement_id(&r.id);
+            state.record_earn(idx, r.times, r.last_at, baseline);
+        }
+        for p in &snapshot.pending {
+            let idx = defs.intern_achievement_id(&p.id);
+            state.add_pending(p.unlock_id, idx, p.rewards.clone());
+        }
         state
     }
 }
@@ -105,4 +308,34 @@ pub struct PlayerSnapshot {
     pub stats: Vec<(StatName, Value)>,
     /// Earned achievements.
     pub earned: Vec<AchievementId>,
+    /// Repeatable achievements earned at least once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<RepeatSnapshot>,
+    /// Earns whose rewards wait for the player's claim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingSnapshot>,
+}
+
+/// A repeatable achievement's standing, by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepeatSnapshot {
+    /// The achievement.
+    pub id: AchievementId,
+    /// How many times it was earned.
+    pub times: u32,
+    /// When it was last earned.
+    pub last_at: Millis,
+    /// The condition stats' values at the last earn.
+    pub baseline: Vec<(StatName, Value)>,
+}
+
+/// Rewards waiting for a claim, by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingSnapshot {
+    /// The earn.
+    pub unlock_id: Uuid,
+    /// Its achievement.
+    pub id: AchievementId,
+    /// The rewards as they were when earned.
+    pub rewards: Rewards,
 }

@@ -121,6 +121,7 @@ impl GameKitAchievement {
             max_value: None,
             max_delta: None,
             client_writable: true,
+            client_time: false,
         };
         let extra = GameKitExtra {
             is_stateful: self.is_stateful,
@@ -162,6 +163,10 @@ impl GameKitAchievement {
             available_until: None,
             localizations: BTreeMap::new(),
             metadata,
+            tags: Vec::new(),
+            repeat: None,
+            rewards: Vec::new(),
+            claim: false,
         };
         (stat, stat_spec, spec)
     }

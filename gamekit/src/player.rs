@@ -294,6 +294,7 @@ pub(crate) async fn unlock(
         ts: received_at,
         received_at,
         source: Source::Player,
+        occurred_at: None,
     };
     let event_id = event.event_id;
     let token = match append(&state.app, vec![(event, false)]).await {

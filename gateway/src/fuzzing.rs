@@ -107,7 +107,13 @@ pub fn ingest(data: &[u8]) {
     let Ok(body) = parse::<IngestBody>(body, msgpack) else {
         return;
     };
-    let Ok(events) = check_batch(&body, &principal.caller(), base_definitions(), 1_000) else {
+    let Ok(events) = check_batch(
+        &body,
+        &principal.caller(),
+        base_definitions(),
+        1_000,
+        laurel_app::Limits::default().max_event_age,
+    ) else {
         return;
     };
     for (event, _) in events {

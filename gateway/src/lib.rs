@@ -12,6 +12,7 @@ pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
+pub mod query;
 mod routes;
 pub mod state;
 pub mod tls;
@@ -43,12 +44,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route with its documentation: the router and `/openapi.json` come from here.
 fn routes() -> OpenApiRouter<AppState> {
-    use routes::{admin, icons, ingest, notifications, ops, players, replay};
+    use routes::{admin, icons, ingest, notifications, ops, players, replay, rewards};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(ingest::post_events))
         .routes(utoipa_axum::routes!(players::my_achievements))
         .routes(utoipa_axum::routes!(players::my_achievement))
         .routes(utoipa_axum::routes!(players::my_stats))
+        .routes(utoipa_axum::routes!(rewards::my_rewards))
+        .routes(utoipa_axum::routes!(rewards::claim))
         .routes(utoipa_axum::routes!(notifications::my_notifications))
         .routes(utoipa_axum::routes!(players::player_achievements))
         .routes(utoipa_axum::routes!(players::player_refusals))

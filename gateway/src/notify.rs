@@ -139,6 +139,8 @@ impl Hub {
                         let player = match output.as_ref() {
                             Output::Unlocked(u) => &u.player_id,
                             Output::Progress(p) => &p.player_id,
+                            Output::Reward(r) => &r.player_id,
+                            Output::RewardClaimed(c) => &c.player_id,
                             _ => continue,
                         };
                         self.dispatch(&Notice::Output(output.clone()), Some(player.as_str()));

@@ -25,7 +25,52 @@ pub struct Earned {
     /// before it was kept).
     #[serde(default)]
     pub caused_by: Option<Uuid>,
+    /// How many times it was earned (a repeatable's earns; 1 otherwise).
+    #[serde(default = "one")]
+    pub times: u32,
+    /// When it was last earned (a repeatable's latest earn; absent: `unlocked_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_unlocked_at: Option<Millis>,
+    /// For a repeatable, the condition stats' values at the last earn: progress towards the
+    /// next counts from them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baseline: BTreeMap<String, Value>,
 }
+
+fn one() -> u32 {
+    1
+}
+
+/// One earn's rewards, as a player's view holds them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewardRecord {
+    /// The earn that pays them.
+    pub unlock_id: Uuid,
+    /// Its achievement.
+    pub achievement_id: String,
+    /// Which earn of the achievement.
+    pub occurrence: u32,
+    /// The rewards as defined when earned.
+    pub rewards: laurel_schemas::Rewards,
+    /// Whether the player claims them.
+    pub claim: bool,
+    /// When they were earned.
+    pub earned_at: Millis,
+    /// When the player claimed them (a reward to claim, once claimed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<Millis>,
+}
+
+impl RewardRecord {
+    /// Whether it still waits for the player's claim.
+    pub fn pending(&self) -> bool {
+        self.claim && self.claimed_at.is_none()
+    }
+}
+
+/// Settled rewards (paid on earn, or claimed) a player's view keeps, besides every reward
+/// still waiting for a claim.
+pub const RECENT_REWARDS: usize = 50;
 
 /// An event the engine refused, as a player's refusals record holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +114,9 @@ pub(crate) type StatsRecord = BTreeMap<String, Value>;
 pub(crate) struct EarnedRecord {
     pub(crate) earned: BTreeMap<String, Earned>,
     pub(crate) points_total: u64,
+    /// Rewards in the order earned: every one waiting for a claim, and the last
+    /// [`RECENT_REWARDS`] settled.
+    pub(crate) rewards: Vec<RewardRecord>,
 }
 
 impl<'a> Overlay<'a> {
@@ -173,17 +221,63 @@ impl<'a> Overlay<'a> {
             Output::Unlocked(u) => {
                 let record = self.earned_of(u.player_id.as_str())?;
                 let id = u.achievement_id.as_str();
-                if !record.earned.contains_key(id) {
-                    let earned = Earned {
-                        unlock_id: u.unlock_id,
-                        unlocked_at: u.unlocked_at,
-                        points: u.points,
-                        definition_version: u.definition_version,
-                        caused_by: Some(u.caused_by),
-                    };
-                    record.earned.insert(id.to_string(), earned);
-                    record.points_total += u64::from(u.points);
-                    self.add(keys::rarity(id), 1)?;
+                let baseline = || {
+                    u.baseline
+                        .iter()
+                        .map(|(s, v)| (s.to_string(), *v))
+                        .collect()
+                };
+                match record.earned.get_mut(id) {
+                    None => {
+                        let earned = Earned {
+                            unlock_id: u.unlock_id,
+                            unlocked_at: u.unlocked_at,
+                            points: u.points,
+                            definition_version: u.definition_version,
+                            caused_by: Some(u.caused_by),
+                            times: u.occurrence,
+                            last_unlocked_at: None,
+                            baseline: baseline(),
+                        };
+                        record.earned.insert(id.to_string(), earned);
+                        record.points_total += u64::from(u.points);
+                        self.add(keys::rarity(id), 1)?;
+                    }
+                    // A repeatable's next earn (earns come in order: a number not above
+                    // the count is one applied before).
+                    Some(earned) if u.occurrence > earned.times => {
+                        earned.times = u.occurrence;
+                        earned.last_unlocked_at = Some(u.unlocked_at);
+                        earned.baseline = baseline();
+                        record.points_total += u64::from(u.points);
+                    }
+                    Some(_) => {}
+                }
+            }
+            Output::Reward(r) => {
+                let record = self.earned_of(r.player_id.as_str())?;
+                if !record.rewards.iter().any(|x| x.unlock_id == r.unlock_id) {
+                    record.rewards.push(RewardRecord {
+                        unlock_id: r.unlock_id,
+                        achievement_id: r.achievement_id.to_string(),
+                        occurrence: r.occurrence,
+                        rewards: r.rewards.clone(),
+                        claim: r.claim,
+                        earned_at: r.at,
+                        claimed_at: None,
+                    });
+                    trim_settled(&mut record.rewards);
+                }
+            }
+            Output::RewardClaimed(c) => {
+                let record = self.earned_of(c.player_id.as_str())?;
+                if let Some(reward) = record
+                    .rewards
+                    .iter_mut()
+                    .find(|x| x.unlock_id == c.unlock_id && x.claimed_at.is_none())
+                {
+                    reward.claimed_at = Some(c.at);
+                    trim_settled(&mut record.rewards);
                 }
             }
             Output::Checkpoint(c) => self.checkpoint(c.stats_seq)?,
@@ -245,4 +339,20 @@ impl<'a> Overlay<'a> {
         self.put(keys::CHECKPOINT.to_vec(), seq.to_be_bytes().to_vec());
         Ok(())
     }
+}
+
+/// Drops the oldest settled rewards past [`RECENT_REWARDS`]; rewards waiting for a claim stay.
+fn trim_settled(rewards: &mut Vec<RewardRecord>) {
+    let mut extra = rewards
+        .iter()
+        .filter(|r| !r.pending())
+        .count()
+        .saturating_sub(RECENT_REWARDS);
+    rewards.retain(|r| {
+        if extra > 0 && !r.pending() {
+            extra -= 1;
+            return false;
+        }
+        true
+    });
 }

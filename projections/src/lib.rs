@@ -20,6 +20,6 @@ mod projector;
 mod staged;
 mod views;
 
-pub use apply::{Earned, RECENT_REFUSALS, Refusal};
+pub use apply::{Earned, RECENT_REFUSALS, RECENT_REWARDS, Refusal, RewardRecord};
 pub use projector::{ProjectorConfig, ProjectorError, run};
 pub use views::{PartitionEarned, PlayerView, Rarity, Views};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use laurel_schemas::{Output, Value, decode};
 use tokio::sync::{broadcast, watch};
 
-use crate::apply::{Earned, EarnedRecord, Refusal, StatsRecord};
+use crate::apply::{Earned, EarnedRecord, Refusal, RewardRecord, StatsRecord};
 use crate::keys;
 use crate::staged::Staged;
 
@@ -45,6 +45,9 @@ pub struct PlayerView {
     pub earned: BTreeMap<String, Earned>,
     /// Sum of earned points.
     pub points_total: u64,
+    /// Rewards in the order earned: every one waiting for a claim, and the most recent
+    /// settled ones.
+    pub rewards: Vec<RewardRecord>,
 }
 
 /// What the players of one partition earned (see [`Views::earned_in_partition`]).
@@ -135,6 +138,7 @@ impl Views {
             stats,
             earned: earned.earned,
             points_total: earned.points_total,
+            rewards: earned.rewards,
         })
     }
 
@@ -228,7 +232,13 @@ impl Views {
         });
         if self.inner.events.receiver_count() > 0 {
             for output in outputs {
-                if matches!(output, Output::Unlocked(_) | Output::Progress(_)) {
+                if matches!(
+                    output,
+                    Output::Unlocked(_)
+                        | Output::Progress(_)
+                        | Output::Reward(_)
+                        | Output::RewardClaimed(_)
+                ) {
                     let _ = self.inner.events.send(Arc::new(output));
                 }
             }

@@ -67,6 +67,10 @@ pub struct StatSpec {
     /// Whether a player's own token may report it (default: only game servers).
     #[serde(default)]
     pub client_writable: bool,
+    /// Whether a player's own token's `ts` counts as the event's time (default: only a game
+    /// server's `ts` counts; a player's is informational).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_time: bool,
 }
 
 impl StatSpec {
@@ -131,6 +135,9 @@ pub struct StatDefinition {
     /// Whether a player's own token may report it.
     #[serde(default)]
     pub client_writable: bool,
+    /// Whether a player's own token's `ts` counts as the event's time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_time: bool,
     /// Server-assigned, +1 on every change.
     pub version: u64,
 }
@@ -145,6 +152,7 @@ impl StatDefinition {
             max_value,
             max_delta,
             client_writable,
+            client_time,
         } = spec;
         Self {
             name,
@@ -154,6 +162,7 @@ impl StatDefinition {
             max_value,
             max_delta,
             client_writable,
+            client_time,
             version,
         }
     }
@@ -167,6 +176,7 @@ impl StatDefinition {
             max_value: self.max_value,
             max_delta: self.max_delta,
             client_writable: self.client_writable,
+            client_time: self.client_time,
         }
     }
 }
@@ -331,6 +341,37 @@ pub fn is_icon_reference(s: &str) -> bool {
 
 /// The most conditions one achievement may have.
 pub const CONDITIONS_MAX: usize = 32;
+/// The most tags one achievement may have.
+pub const TAGS_MAX: usize = 16;
+/// The longest tag, in characters.
+pub const TAG_MAX: usize = 64;
+/// A tag as a JSON Schema pattern.
+pub const TAG_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,64}$";
+/// The most rewards one achievement may pay out per earn.
+pub const REWARDS_MAX: usize = 16;
+
+/// Whether `s` is a tag: 1 to 64 ASCII letters, digits and `_.:-`.
+pub fn is_tag(s: &str) -> bool {
+    (1..=TAG_MAX).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+}
+
+/// How an achievement is earned again: after each earn, its `at_least` conditions count
+/// from the stat values at that earn.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repeat {
+    /// The most earns (absent or null: no limit).
+    #[serde(default, deserialize_with = "crate::integral::optional")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_u64))]
+    pub max: Option<u32>,
+    /// The least time between two earns, in seconds of event time (grants excepted).
+    #[serde(default, deserialize_with = "crate::integral::exact")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 4294967295_u64))]
+    pub cooldown_secs: u32,
+}
 
 macro_rules! achievement_fields {
     ($(#[$attr:meta])* $name:ident { $($extra:tt)* }) => {
@@ -386,6 +427,22 @@ macro_rules! achievement_fields {
             #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
             #[cfg_attr(feature = "openapi", schema(value_type = Object))]
             pub metadata: serde_json::Map<String, serde_json::Value>,
+            /// Categories for the game's menus and the console (`?tag=` filters lists).
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            #[cfg_attr(feature = "openapi", schema(max_items = 16, inline = false))]
+            pub tags: Vec<String>,
+            /// Earned again after each earn (absent: earned once).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub repeat: Option<Repeat>,
+            /// What each earn pays out: free-form objects (`{"currency": "gold", "amount":
+            /// 100}`), one `reward` output per earn on OUTPUT.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>, max_items = 16))]
+            pub rewards: Vec<serde_json::Map<String, serde_json::Value>>,
+            /// Whether the player claims the rewards (`POST
+            /// /v1/players/me/rewards/{unlock_id}/claim`) instead of receiving them on earn.
+            #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+            pub claim: bool,
         }
     };
 }
@@ -547,10 +604,72 @@ impl AchievementSpec {
         {
             errors.push(ValidationError::new("available_from", Reason::EmptyWindow));
         }
+        self.validate_live_ops(&mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
             Err(errors)
+        }
+    }
+}
+
+impl AchievementSpec {
+    /// The checks of tags, `repeat`, `rewards` and `claim`.
+    fn validate_live_ops(&self, errors: &mut Vec<ValidationError>) {
+        if self.tags.len() > TAGS_MAX {
+            let unit = "tags".into();
+            errors.push(ValidationError::new(
+                "tags",
+                Reason::TooLong {
+                    max: TAGS_MAX,
+                    unit,
+                },
+            ));
+        }
+        for (i, tag) in self.tags.iter().enumerate() {
+            let field = format!("tags[{i}]");
+            if !is_tag(tag) {
+                let pattern = TAG_PATTERN.into();
+                errors.push(ValidationError::new(field, Reason::Pattern { pattern }));
+            } else if self.tags[..i].contains(tag) {
+                errors.push(ValidationError::new(field, Reason::Duplicate));
+            }
+        }
+        if let Some(repeat) = self.repeat {
+            if repeat.max == Some(0) {
+                errors.push(ValidationError::new("repeat.max", Reason::NotPositive));
+            }
+            // Counted from the last earn, an achievement with nothing to count towards would
+            // be earned again on every event.
+            let counts = self
+                .conditions
+                .iter()
+                .any(|c| matches!(c.threshold, Threshold::AtLeast(t) if t.as_f64() > 0.0));
+            if !self.conditions.is_empty() && !counts {
+                let what = "an at_least condition with a threshold above zero (or no conditions: earned by grants)".into();
+                errors.push(ValidationError::new("repeat", Reason::Needs { what }));
+            }
+        }
+        if self.rewards.len() > REWARDS_MAX {
+            let unit = "rewards".into();
+            errors.push(ValidationError::new(
+                "rewards",
+                Reason::TooLong {
+                    max: REWARDS_MAX,
+                    unit,
+                },
+            ));
+        }
+        for (i, reward) in self.rewards.iter().enumerate() {
+            if object_depth(reward) > METADATA_MAX_DEPTH {
+                let field = format!("rewards[{i}]");
+                let max = METADATA_MAX_DEPTH;
+                errors.push(ValidationError::new(field, Reason::TooDeep { max }));
+            }
+        }
+        if self.claim && self.rewards.is_empty() {
+            let what = "at least one reward to claim".into();
+            errors.push(ValidationError::new("claim", Reason::Needs { what }));
         }
     }
 }
@@ -588,6 +707,10 @@ impl AchievementDefinition {
             available_until,
             localizations,
             metadata,
+            tags,
+            repeat,
+            rewards,
+            claim,
         } = spec;
         Self {
             id,
@@ -607,7 +730,16 @@ impl AchievementDefinition {
             available_until,
             localizations,
             metadata,
+            tags,
+            repeat,
+            rewards,
+            claim,
         }
+    }
+
+    /// Whether it carries `tag`.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
     }
 
     /// The spec an admin would write for this definition.
@@ -627,6 +759,10 @@ impl AchievementDefinition {
             available_until: self.available_until,
             localizations: self.localizations.clone(),
             metadata: self.metadata.clone(),
+            tags: self.tags.clone(),
+            repeat: self.repeat,
+            rewards: self.rewards.clone(),
+            claim: self.claim,
         }
     }
 }

@@ -39,6 +39,44 @@ pub struct StatEvent {
     pub received_at: Millis,
     /// Who reported it.
     pub source: Source,
+    /// When the play happened, when the gateway trusted `ts` for it (a game server's `ts`,
+    /// or a player's own for a `client_time` stat, within the accepted age): the event's
+    /// time for windows, periods and `unlocked_at`. Absent: `received_at` is its time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<Millis>,
+}
+
+impl StatEvent {
+    /// The event's time: when the play happened if that was trusted, else when the
+    /// gateway received it.
+    pub fn time(&self) -> Millis {
+        self.occurred_at.unwrap_or(self.received_at)
+    }
+}
+
+/// A player claims the rewards of one earn (`POST /v1/players/me/rewards/{unlock_id}/claim`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Wire schema version.
+    #[serde(default)]
+    pub v: SchemaVersion,
+    /// Idempotency key: derived from the unlock id (see [`claim_id`]), so a second claim is
+    /// the same event.
+    pub event_id: Uuid,
+    /// The player.
+    pub player_id: PlayerId,
+    /// The earn whose rewards are claimed.
+    pub unlock_id: Uuid,
+    /// Server time when the gateway accepted the claim.
+    pub received_at: Millis,
+}
+
+/// The namespace of claim event ids.
+pub const CLAIM_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_7572_656c_4001_8000_636c_6169_6d00);
+
+/// The event id of claiming the rewards of `unlock_id`: the same on every claim.
+pub fn claim_id(unlock_id: Uuid) -> Uuid {
+    Uuid::new_v5(&CLAIM_NAMESPACE, unlock_id.as_bytes())
 }
 
 /// An explicit grant of an achievement to a player by an admin.
@@ -75,6 +113,8 @@ pub enum StatsMessage {
     Stat(StatEvent),
     /// A grant.
     Grant(Grant),
+    /// A player's claim of an earn's rewards.
+    Claim(Claim),
 }
 
 impl StatsMessage {
@@ -83,6 +123,7 @@ impl StatsMessage {
         match self {
             StatsMessage::Stat(e) => e.event_id,
             StatsMessage::Grant(g) => g.event_id,
+            StatsMessage::Claim(c) => c.event_id,
         }
     }
 
@@ -91,6 +132,7 @@ impl StatsMessage {
         match self {
             StatsMessage::Stat(e) => &e.player_id,
             StatsMessage::Grant(g) => &g.player_id,
+            StatsMessage::Claim(c) => &c.player_id,
         }
     }
 
@@ -99,6 +141,7 @@ impl StatsMessage {
         match self {
             StatsMessage::Stat(e) => e.received_at,
             StatsMessage::Grant(g) => g.received_at,
+            StatsMessage::Claim(c) => c.received_at,
         }
     }
 }
@@ -127,6 +170,8 @@ pub enum StatsEntry {
     Grant(Grant),
     /// Several stat events, in order.
     Stats(StatEvents),
+    /// A claim.
+    Claim(Claim),
 }
 
 impl StatsEntry {
@@ -136,6 +181,7 @@ impl StatsEntry {
             StatsEntry::Stat(e) => vec![StatsMessage::Stat(e)],
             StatsEntry::Grant(g) => vec![StatsMessage::Grant(g)],
             StatsEntry::Stats(batch) => batch.events.into_iter().map(StatsMessage::Stat).collect(),
+            StatsEntry::Claim(c) => vec![StatsMessage::Claim(c)],
         }
     }
 }
@@ -145,6 +191,7 @@ impl From<StatsMessage> for StatsEntry {
         match message {
             StatsMessage::Stat(e) => StatsEntry::Stat(e),
             StatsMessage::Grant(g) => StatsEntry::Grant(g),
+            StatsMessage::Claim(c) => StatsEntry::Claim(c),
         }
     }
 }
@@ -168,6 +215,8 @@ struct FlatEntry {
     events: Option<Vec<StatEvent>>,
     replay: Option<Uuid>,
     earned_at: Option<Millis>,
+    occurred_at: Option<Millis>,
+    unlock_id: Option<Uuid>,
 }
 
 impl<'de> Deserialize<'de> for StatsEntry {
@@ -185,6 +234,7 @@ impl<'de> Deserialize<'de> for StatsEntry {
                 ts: flat.ts.ok_or_else(|| missing("ts"))?,
                 received_at: flat.received_at.ok_or_else(|| missing("received_at"))?,
                 source: flat.source.ok_or_else(|| missing("source"))?,
+                occurred_at: flat.occurred_at,
             })),
             "grant" => Ok(StatsEntry::Grant(Grant {
                 v: flat.v,
@@ -202,9 +252,16 @@ impl<'de> Deserialize<'de> for StatsEntry {
                 v: flat.v,
                 events: flat.events.ok_or_else(|| missing("events"))?,
             })),
+            "claim" => Ok(StatsEntry::Claim(Claim {
+                v: flat.v,
+                event_id: flat.event_id.ok_or_else(|| missing("event_id"))?,
+                player_id: flat.player_id.ok_or_else(|| missing("player_id"))?,
+                unlock_id: flat.unlock_id.ok_or_else(|| missing("unlock_id"))?,
+                received_at: flat.received_at.ok_or_else(|| missing("received_at"))?,
+            })),
             other => Err(D::Error::unknown_variant(
                 other,
-                &["stat", "grant", "stats"],
+                &["stat", "grant", "stats", "claim"],
             )),
         }
     }

@@ -23,14 +23,16 @@ pub mod value;
 pub use codec::{DecodeError, decode, encode};
 pub use defs::{
     AchievementDefinition, AchievementSpec, Aggregation, Condition, DefinitionEvent, Localization,
-    StatDefinition, StatKind, StatSpec, Threshold, Visibility, is_icon_digest, is_icon_reference,
+    Repeat, StatDefinition, StatKind, StatSpec, Threshold, Visibility, is_icon_digest,
+    is_icon_reference, is_tag,
 };
-pub use events::{Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage};
+pub use events::{Claim, Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage, claim_id};
 #[cfg(feature = "openapi")]
 pub use names::StoredPlayerId;
 pub use names::{AchievementId, PlayerId, StatName};
 pub use outputs::{
-    CauseKind, Changes, Checkpoint, Output, Progress, Rejected, StatChanged, Unlocked,
+    CauseKind, Changes, Checkpoint, Output, Progress, Rejected, RewardClaimed, RewardEarned,
+    Rewards, StatChanged, Unlocked, earn_id,
 };
 pub use replay::{
     AchievementDiff, DefinitionsFile, ReplayLine, ReplayProgress, ReplayReport, ReplayRequest,

@@ -28,6 +28,33 @@ pub fn unlock_id(player: &PlayerId, achievement: &AchievementId) -> Uuid {
     Uuid::new_v5(&UNLOCK_NAMESPACE, &name)
 }
 
+/// The id of a player's `occurrence`-th earn of `achievement`: the first earn's is
+/// [`unlock_id`]; a repeatable achievement's later earns are UUIDv5 of `player_id NUL
+/// achievement_id NUL occurrence`.
+pub fn earn_id(player: &PlayerId, achievement: &AchievementId, occurrence: u32) -> Uuid {
+    if occurrence <= 1 {
+        return unlock_id(player, achievement);
+    }
+    let mut name = Vec::with_capacity(player.as_str().len() + achievement.as_str().len() + 12);
+    name.extend_from_slice(player.as_str().as_bytes());
+    name.push(0);
+    name.extend_from_slice(achievement.as_str().as_bytes());
+    name.push(0);
+    name.extend_from_slice(occurrence.to_string().as_bytes());
+    Uuid::new_v5(&UNLOCK_NAMESPACE, &name)
+}
+
+fn first() -> u32 {
+    1
+}
+
+fn is_first(occurrence: &u32) -> bool {
+    *occurrence == 1
+}
+
+/// An achievement's rewards as defined: free-form JSON objects.
+pub type Rewards = Vec<serde_json::Map<String, serde_json::Value>>;
+
 /// What caused an unlock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +96,59 @@ pub struct Unlocked {
     pub cause: CauseKind,
     /// Whether a replay (not live play) emitted it.
     pub replay: bool,
+    /// Which earn of the achievement this is: 1 for the first (the only one of an
+    /// achievement that is not repeatable).
+    #[serde(default = "first", skip_serializing_if = "is_first")]
+    pub occurrence: u32,
+    /// For a repeatable achievement, the values of its condition stats at this earn: the
+    /// next earn counts from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<(StatName, Value)>,
+}
+
+/// An earn's rewards (the achievement's `rewards` when it was earned), keyed by the earn's
+/// `unlock_id`: an economy service grants each exactly once by remembering the unlock ids
+/// it granted. With `claim`, the player claims them first: grant on the `reward_claimed`
+/// output instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewardEarned {
+    /// Wire schema version.
+    #[serde(default)]
+    pub v: SchemaVersion,
+    /// The earn that pays out.
+    pub unlock_id: Uuid,
+    /// The player.
+    pub player_id: PlayerId,
+    /// The achievement.
+    pub achievement_id: AchievementId,
+    /// Which earn of the achievement.
+    pub occurrence: u32,
+    /// The rewards, as defined.
+    pub rewards: Rewards,
+    /// Whether the player must claim them first.
+    pub claim: bool,
+    /// The earn's time.
+    pub at: Millis,
+}
+
+/// A player claimed an earn's rewards: grant them now (each `unlock_id` once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewardClaimed {
+    /// Wire schema version.
+    #[serde(default)]
+    pub v: SchemaVersion,
+    /// The earn whose rewards were claimed.
+    pub unlock_id: Uuid,
+    /// The player.
+    pub player_id: PlayerId,
+    /// The achievement.
+    pub achievement_id: AchievementId,
+    /// The rewards, as they were when earned.
+    pub rewards: Rewards,
+    /// The claim event.
+    pub caused_by: Uuid,
+    /// Server time of the claim.
+    pub at: Millis,
 }
 
 /// A player's progress on one condition of an achievement reached a new milestone (25, 50,
@@ -217,6 +297,10 @@ pub enum Output {
     /// What one engine batch changed (the engine's form of `stat`, `progress`, `rejected`
     /// and `checkpoint`).
     Changes(Changes),
+    /// An earn's rewards.
+    Reward(RewardEarned),
+    /// A player claimed an earn's rewards.
+    RewardClaimed(RewardClaimed),
 }
 
 impl Output {
@@ -263,6 +347,10 @@ struct FlatOutput {
     stats: Option<Vec<StatChanged>>,
     progress: Option<Vec<Progress>>,
     rejected: Option<Vec<Rejected>>,
+    occurrence: Option<u32>,
+    baseline: Option<Vec<(StatName, Value)>>,
+    rewards: Option<Rewards>,
+    claim: Option<bool>,
 }
 
 impl<'de> Deserialize<'de> for Output {
@@ -285,6 +373,8 @@ impl<'de> Deserialize<'de> for Output {
                 caused_by: need(f.caused_by, "caused_by")?,
                 cause: need(f.cause, "cause")?,
                 replay: need(f.replay, "replay")?,
+                occurrence: f.occurrence.unwrap_or(1),
+                baseline: f.baseline.unwrap_or_default(),
             }),
             "progress" => Output::Progress(Progress {
                 v,
@@ -328,6 +418,25 @@ impl<'de> Deserialize<'de> for Output {
                 progress: f.progress.unwrap_or_default(),
                 rejected: f.rejected.unwrap_or_default(),
             }),
+            "reward" => Output::Reward(RewardEarned {
+                v,
+                unlock_id: need(f.unlock_id, "unlock_id")?,
+                player_id: need(f.player_id, "player_id")?,
+                achievement_id: need(f.achievement_id, "achievement_id")?,
+                occurrence: need(f.occurrence, "occurrence")?,
+                rewards: need(f.rewards, "rewards")?,
+                claim: need(f.claim, "claim")?,
+                at: need(f.at, "at")?,
+            }),
+            "reward_claimed" => Output::RewardClaimed(RewardClaimed {
+                v,
+                unlock_id: need(f.unlock_id, "unlock_id")?,
+                player_id: need(f.player_id, "player_id")?,
+                achievement_id: need(f.achievement_id, "achievement_id")?,
+                rewards: need(f.rewards, "rewards")?,
+                caused_by: need(f.caused_by, "caused_by")?,
+                at: need(f.at, "at")?,
+            }),
             other => {
                 return Err(D::Error::unknown_variant(
                     other,
@@ -338,6 +447,8 @@ impl<'de> Deserialize<'de> for Output {
                         "rejected",
                         "checkpoint",
                         "changes",
+                        "reward",
+                        "reward_claimed",
                     ],
                 ));
             }

@@ -67,6 +67,7 @@ fn sample_stat_definition() -> StatDefinition {
             max_value: Some(Value::Int(1_000_000)),
             max_delta: Some(Value::Int(50)),
             client_writable: true,
+            client_time: false,
         },
         2,
     )
@@ -134,6 +135,8 @@ fn stats_messages_and_outputs_round_trip() {
             caused_by: Uuid::new_v4(),
             cause: CauseKind::Stat,
             replay: false,
+            occurrence: 1,
+            baseline: Vec::new(),
         }),
         Output::Progress(Progress {
             v: SchemaVersion::CURRENT,
@@ -224,6 +227,7 @@ fn messages_are_maps_with_named_fields_and_a_type_tag() {
         ts: 1,
         received_at: 2,
         source: Source::Server,
+        occurred_at: None,
     });
     let map = as_plain_map(&encode(&msg));
     assert_eq!(map["type"], "stat");
@@ -390,6 +394,7 @@ proptest! {
             ts,
             received_at,
             source: Source::Player,
+            occurred_at: None,
         });
         roundtrip(&msg);
         // A single message decodes as a STATS entry of its own, and a grouped entry of it

@@ -173,6 +173,25 @@ pub enum Reason {
         /// The digest.
         digest: String,
     },
+    /// Something the field's setting needs is missing (a repeatable achievement with
+    /// nothing to count towards, a claim with no reward).
+    #[error("needs {what}")]
+    Needs {
+        /// What is missing.
+        what: String,
+    },
+    /// An event's time (`ts`) is further in the past than the server accepts.
+    #[error("is more than {max_age_secs} s in the past (--max-event-age)")]
+    TooOld {
+        /// The oldest an event may be, in seconds.
+        max_age_secs: u64,
+    },
+    /// An event's time (`ts`) is further in the future than clocks drift.
+    #[error("is more than {max_ahead_secs} s in the future")]
+    InTheFuture {
+        /// How far ahead an event may be, in seconds.
+        max_ahead_secs: u64,
+    },
     /// A free-form value nests deeper than allowed.
     #[error("must nest at most {max} levels deep")]
     TooDeep {
@@ -232,6 +251,9 @@ impl Reason {
             Reason::Image { .. } => "image",
             Reason::UnknownIcon { .. } => "unknown_icon",
             Reason::TooDeep { .. } => "too_deep",
+            Reason::Needs { .. } => "needs",
+            Reason::TooOld { .. } => "too_old",
+            Reason::InTheFuture { .. } => "in_the_future",
             Reason::DisallowedCharacter { .. } => "disallowed_character",
             Reason::Confusable { .. } => "confusable",
         }

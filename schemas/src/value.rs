@@ -62,6 +62,23 @@ impl Value {
         }
     }
 
+    /// `self - other`, saturating as sums do: integers at the 64-bit bounds, floats at the
+    /// largest finite value of their sign. What a repeatable's progress counts from its
+    /// last earn.
+    pub fn minus(self, other: Value) -> Value {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => Value::Int(a.saturating_sub(b)),
+            (a, b) => {
+                let d = a.as_f64() - b.as_f64();
+                Value::Float(if d.is_finite() {
+                    d
+                } else {
+                    f64::MAX.copysign(d)
+                })
+            }
+        }
+    }
+
     /// The absolute difference `|self - other|` as f64.
     pub fn distance(self, other: Value) -> f64 {
         match (self, other) {

@@ -317,17 +317,10 @@ impl Worker {
                 }
                 Ok(outputs)
             })()?;
-            // Only unlocks come out of a re-evaluation; their ids are their `unlock_id`s.
+            // Only unlocks (and their rewards) come out of a re-evaluation.
             let entries: Vec<Entry> = outputs
-                .iter()
-                .filter_map(|output| match output {
-                    Output::Unlocked(u) => Some(Entry {
-                        target: Target::Partition(self.partition),
-                        id: u.unlock_id.to_string(),
-                        payload: encode(output),
-                    }),
-                    _ => None,
-                })
+                .into_iter()
+                .filter_map(|output| self.entry_of(output))
                 .collect();
             self.append(entries, shutdown).await?;
             self.record_cache_size();
@@ -365,11 +358,9 @@ impl Worker {
             }
             let part = parts.last_mut().expect("one part at least");
             match output {
-                Output::Unlocked(u) => entries.push(Entry {
-                    target: Target::Partition(self.partition),
-                    id: u.unlock_id.to_string(),
-                    payload: encode(&Output::Unlocked(u)),
-                }),
+                output @ (Output::Unlocked(_) | Output::Reward(_) | Output::RewardClaimed(_)) => {
+                    entries.extend(self.entry_of(output))
+                }
                 Output::Stat(s) => part.stats.push(s),
                 Output::Progress(p) => part.progress.push(p),
                 Output::Rejected(r) => part.rejected.push(r),
@@ -401,6 +392,23 @@ impl Worker {
         self.append(entries, shutdown).await?;
         let acks = self.append(vec![checkpoint], shutdown).await?;
         Ok(acks.last().map_or(0, |a| a.seq))
+    }
+
+    /// The OUTPUT entry of an output that is an entry of its own (an unlock, a reward, a
+    /// claimed reward), under an id from what caused it: the earn's `unlock_id` (with
+    /// `:reward` or `:claimed` for the rewards), so a re-emission is deduplicated.
+    fn entry_of(&self, output: Output) -> Option<Entry> {
+        let id = match &output {
+            Output::Unlocked(u) => u.unlock_id.to_string(),
+            Output::Reward(r) => format!("{}:reward", r.unlock_id),
+            Output::RewardClaimed(c) => format!("{}:claimed", c.unlock_id),
+            _ => return None,
+        };
+        Some(Entry {
+            target: Target::Partition(self.partition),
+            id,
+            payload: encode(&output),
+        })
     }
 
     /// An empty `changes` entry of the batch `first..=last`.
@@ -493,5 +501,7 @@ fn knows(defs: &Definitions, msg: &StatsMessage) -> bool {
     match msg {
         StatsMessage::Stat(e) => defs.stat(e.stat.as_str()).is_some(),
         StatsMessage::Grant(g) => defs.achievement(g.achievement_id.as_str()).is_some(),
+        // A claim names an earn the player's state holds, not a definition.
+        StatsMessage::Claim(_) => true,
     }
 }

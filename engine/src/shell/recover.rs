@@ -10,7 +10,9 @@
 //! 2. folds the STATS events between the stored position and that checkpoint into the state,
 //!    for their values only: nothing is emitted (it was), and nothing is evaluated, since
 //!    the definitions may have changed since the events were first folded;
-//! 3. marks those unlocks earned, so none is emitted again, and nothing else.
+//! 3. marks those unlocks earned, so none is emitted again (a repeatable's earn with its
+//!    number, time and the values its next earn counts from), keeps the rewards found
+//!    waiting for a claim and drops those found claimed, and nothing else.
 //!
 //! Values never come from OUTPUT's `stat` outputs: where such an output sits on OUTPUT says
 //! nothing certain (the log's deduplication keeps the first copy of a re-emitted output,
@@ -23,7 +25,7 @@
 use std::time::Duration;
 
 use laurel_log::{Log, Reader, Record, Start, StreamKind};
-use laurel_schemas::{Output, StatsEntry, Unlocked, decode};
+use laurel_schemas::{Output, StatsEntry, decode};
 
 use super::error::ShellError;
 use super::store::PartitionStore;
@@ -133,7 +135,8 @@ pub(super) async fn recover(
         tail,
         ..Recovered::default()
     };
-    let mut unlocks: Vec<Unlocked> = Vec::new();
+    // Unlocks, rewards and claimed rewards, in OUTPUT order.
+    let mut earns: Vec<Output> = Vec::new();
     let mut reached = (store.stats_pos, store.output_pos);
     let mut verified = store.output_pos == 0;
     let mut mismatch = false;
@@ -167,8 +170,11 @@ pub(super) async fn recover(
                 Some((_, seq)) if seq > reached.0 => reached = (seq, record.seq),
                 _ => {}
             }
-            if let Output::Unlocked(u) = output {
-                unlocks.push(u);
+            if matches!(
+                output,
+                Output::Unlocked(_) | Output::Reward(_) | Output::RewardClaimed(_)
+            ) {
+                earns.push(output);
             }
             Ok(())
         },
@@ -211,14 +217,23 @@ pub(super) async fn recover(
         },
     )
     .await?;
-    // 3. Whatever OUTPUT says was unlocked is earned.
-    for u in &unlocks {
-        let Some(idx) = defs.achievement_idx(u.achievement_id.as_str()) else {
-            tracing::error!(achievement = %u.achievement_id, "OUTPUT names an achievement no definition defines");
-            continue;
+    // 3. Whatever OUTPUT says was unlocked is earned; rewards wait for a claim until one
+    //    is on OUTPUT.
+    for output in &earns {
+        let (player, achievement) = match output {
+            Output::Unlocked(u) => (&u.player_id, &u.achievement_id),
+            Output::Reward(r) => (&r.player_id, &r.achievement_id),
+            Output::RewardClaimed(c) => (&c.player_id, &c.achievement_id),
+            _ => continue,
         };
-        store.player_mut(&u.player_id, defs)?.mark_earned(idx);
-        found.unlocks += 1;
+        if defs.achievement_idx(achievement.as_str()).is_none() {
+            tracing::error!(%achievement, "OUTPUT names an achievement no definition defines");
+            continue;
+        }
+        let state = store.player_mut(player, defs)?;
+        if state.restore_earn(defs, output) {
+            found.unlocks += 1;
+        }
     }
     (store.stats_pos, store.output_pos) = reached;
     store.persist(defs)?;

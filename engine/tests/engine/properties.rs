@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use laurel_engine::{Definitions, Engine, milestone};
 use laurel_schemas::{
-    AchievementDefinition, AchievementId, AchievementSpec, Condition, DefinitionEvent, Grant,
-    Output, PlayerId, SchemaVersion, Source, StatDefinition, StatEvent, StatName, StatSpec,
-    StatsMessage, Threshold, Value,
+    AchievementDefinition, AchievementId, AchievementSpec, Claim, Condition, DefinitionEvent,
+    Grant, Output, PlayerId, Repeat, SchemaVersion, Source, StatDefinition, StatEvent, StatName,
+    StatSpec, StatsMessage, Threshold, Value, claim_id, earn_id,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -31,6 +31,10 @@ const PLAYERS: usize = 4;
 struct AchGen {
     conditions: Vec<(usize, bool, i64)>,
     requires: Option<usize>,
+    /// `repeat`: its `max` and `cooldown_secs`.
+    repeat: Option<(Option<u32>, u32)>,
+    /// `rewards` (one), and whether they are claimed.
+    rewards: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,24 +49,53 @@ enum EventGen {
         player: usize,
         achievement: usize,
     },
+    Claim {
+        player: usize,
+        achievement: usize,
+        occurrence: u32,
+    },
 }
 
 fn arb_achievements() -> impl Strategy<Value = Vec<AchGen>> {
     let condition = (0..STATS.len(), any::<bool>(), -10i64..80);
+    let repeat = prop::option::weighted(
+        0.4,
+        (
+            prop::option::of(1u32..4),
+            prop_oneof![Just(0u32), Just(5), Just(60)],
+        ),
+    );
     let ach = (
         prop::collection::vec(condition, 0..3),
         prop::option::of(0usize..8),
+        repeat,
+        prop::option::weighted(0.4, any::<bool>()),
     );
     prop::collection::vec(ach, 1..8).prop_map(|raw| {
         raw.into_iter()
             .enumerate()
-            .map(|(i, (conditions, requires))| AchGen {
-                conditions,
-                // Only earlier achievements may be required: no cycles.
-                requires: requires.filter(|r| *r < i),
+            .map(|(i, (mut conditions, requires, repeat, rewards))| {
+                // A repeatable needs an at_least condition above zero to count towards.
+                if repeat.is_some()
+                    && let Some(first) = conditions.first_mut()
+                    && !conditions_count(&[*first])
+                {
+                    *first = (first.0, true, first.2.abs() + 1);
+                }
+                AchGen {
+                    conditions,
+                    // Only earlier achievements may be required: no cycles.
+                    requires: requires.filter(|r| *r < i),
+                    repeat,
+                    rewards,
+                }
             })
             .collect()
     })
+}
+
+fn conditions_count(conditions: &[(usize, bool, i64)]) -> bool {
+    conditions.iter().any(|&(_, at_least, t)| at_least && t > 0)
 }
 
 fn arb_events() -> impl Strategy<Value = Vec<EventGen>> {
@@ -78,7 +111,14 @@ fn arb_events() -> impl Strategy<Value = Vec<EventGen>> {
         player,
         achievement,
     });
-    prop::collection::vec(prop_oneof![10 => stat, 1 => grant], 0..120)
+    let claim = (0..PLAYERS, 0usize..8, 1u32..3).prop_map(|(player, achievement, occurrence)| {
+        EventGen::Claim {
+            player,
+            achievement,
+            occurrence,
+        }
+    });
+    prop::collection::vec(prop_oneof![10 => stat, 1 => grant, 1 => claim], 0..120)
 }
 
 fn definitions(achievements: &[AchGen]) -> Vec<DefinitionEvent> {
@@ -112,6 +152,15 @@ fn definitions(achievements: &[AchGen]) -> Vec<DefinitionEvent> {
             .iter()
             .map(|r| AchievementId::new(format!("A{r}")).unwrap())
             .collect();
+        spec.repeat = a
+            .repeat
+            .map(|(max, cooldown_secs)| Repeat { max, cooldown_secs });
+        if let Some(claim) = a.rewards {
+            spec.rewards = vec![json!({"gold": i}).as_object().unwrap().clone()];
+            spec.claim = claim;
+        }
+        spec.validate(&AchievementId::new(format!("A{i}")).unwrap())
+            .expect("generated definitions are valid");
         events.push(DefinitionEvent::AchievementDefined {
             v: SchemaVersion::CURRENT,
             event_id: Uuid::from_u128(100 + i as u128),
@@ -132,7 +181,8 @@ fn messages(events: &[EventGen]) -> Vec<StatsMessage> {
         .enumerate()
         .map(|(i, e)| {
             let event_id = Uuid::from_u128(10_000 + i as u128);
-            let received_at = 1_000 + i as i64;
+            // Seconds apart, so that cooldowns pass and hold.
+            let received_at = 1_000 + 1_000 * i as i64;
             match *e {
                 EventGen::Stat {
                     player,
@@ -156,6 +206,8 @@ fn messages(events: &[EventGen]) -> Vec<StatsMessage> {
                     } else {
                         Source::Server
                     },
+                    // Some events played offline, out of order: their time is earlier.
+                    occurred_at: (i % 3 == 0).then_some(received_at - 7_000 * (i as i64 % 5)),
                 }),
                 EventGen::Grant {
                     player,
@@ -170,6 +222,22 @@ fn messages(events: &[EventGen]) -> Vec<StatsMessage> {
                     replay: None,
                     earned_at: None,
                 }),
+                EventGen::Claim {
+                    player,
+                    achievement,
+                    occurrence,
+                } => {
+                    let player_id = PlayerId::new(format!("p{player}")).unwrap();
+                    let achievement = AchievementId::new(format!("A{achievement}")).unwrap();
+                    let unlock_id = earn_id(&player_id, &achievement, occurrence);
+                    StatsMessage::Claim(Claim {
+                        v: SchemaVersion::CURRENT,
+                        event_id: claim_id(unlock_id),
+                        player_id,
+                        unlock_id,
+                        received_at,
+                    })
+                }
             }
         })
         .collect()
@@ -200,6 +268,11 @@ struct Observed {
     rejected: Vec<Uuid>,
     last_progress: BTreeMap<(String, String, u32), (Value, Value)>,
     last_stat: BTreeMap<(String, String), String>,
+    /// Unlocks with their occurrence.
+    earns: Vec<(Uuid, u32)>,
+    /// Rewards (unlock id, whether to claim), and claimed rewards.
+    rewards: Vec<(Uuid, bool)>,
+    claimed: Vec<Uuid>,
 }
 
 fn observe(out: &[Output]) -> Observed {
@@ -208,10 +281,18 @@ fn observe(out: &[Output]) -> Observed {
         rejected: Vec::new(),
         last_progress: BTreeMap::new(),
         last_stat: BTreeMap::new(),
+        earns: Vec::new(),
+        rewards: Vec::new(),
+        claimed: Vec::new(),
     };
     for output in out {
         match output {
-            Output::Unlocked(u) => o.unlocks.push((u.unlock_id, u.unlocked_at, u.caused_by)),
+            Output::Unlocked(u) => {
+                o.unlocks.push((u.unlock_id, u.unlocked_at, u.caused_by));
+                o.earns.push((u.unlock_id, u.occurrence));
+            }
+            Output::Reward(r) => o.rewards.push((r.unlock_id, r.claim)),
+            Output::RewardClaimed(c) => o.claimed.push(c.unlock_id),
             Output::Rejected(r) => o.rejected.push(r.event_id),
             Output::Progress(p) => {
                 let key = (
@@ -270,6 +351,9 @@ proptest! {
         }
         let (batched, whole_seen) = (observe(&batched_out), observe(&whole_out));
         prop_assert_eq!(&batched.unlocks, &whole_seen.unlocks);
+        prop_assert_eq!(&batched.earns, &whole_seen.earns);
+        prop_assert_eq!(&batched.rewards, &whole_seen.rewards);
+        prop_assert_eq!(&batched.claimed, &whole_seen.claimed);
         prop_assert_eq!(&batched.rejected, &whole_seen.rejected);
         prop_assert_eq!(&batched.last_stat, &whole_seen.last_stat);
         // For every condition still unearned at the end, the last milestone reported (none:
@@ -309,5 +393,65 @@ proptest! {
         prop_assert!(replay_out.iter().all(|o| !matches!(o, Output::Unlocked(u) if !u.replay)));
         prop_assert_eq!(observe(&replay_out).unlocks, observe(&live_out).unlocks);
         prop_assert_eq!(replay.snapshot(), live.snapshot());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Repeatable achievements: each player's earns of an achievement are numbered 1, 2, 3...
+    /// up to its `max`, a cooldown apart (in event time), each under its own id; each earn of
+    /// a rewarded achievement pays one reward, and each reward to claim is claimed at most
+    /// once, only after it was earned.
+    #[test]
+    fn earns_count_up_and_rewards_pay_once(achievements in arb_achievements(), events in arb_events()) {
+        let defs = definitions(&achievements);
+        let msgs = messages(&events);
+        let (_, out) = run_live(&defs, &msgs);
+        // Per player and achievement: each earn's number, time and cause.
+        type Earns = Vec<(u32, i64, laurel_schemas::CauseKind)>;
+        let mut earns: BTreeMap<(String, String), Earns> = BTreeMap::new();
+        let mut ids = std::collections::BTreeSet::new();
+        let mut rewarded = BTreeMap::new();
+        let mut claimed = std::collections::BTreeSet::new();
+        for output in &out {
+            match output {
+                Output::Reward(r) => {
+                    prop_assert!(rewarded.insert(r.unlock_id, r.claim).is_none(), "one reward per earn");
+                }
+                Output::Unlocked(u) => {
+                    prop_assert!(ids.insert(u.unlock_id), "an id of its own per earn");
+                    prop_assert_eq!(u.unlock_id, earn_id(&u.player_id, &u.achievement_id, u.occurrence));
+                    let i: usize = u.achievement_id.as_str()[1..].parse().unwrap();
+                    prop_assert_eq!(rewarded.contains_key(&u.unlock_id), achievements[i].rewards.is_some(), "the reward comes with (before) its earn");
+                    earns.entry((u.player_id.to_string(), u.achievement_id.to_string()))
+                        .or_default()
+                        .push((u.occurrence, u.unlocked_at, u.cause));
+                }
+                Output::RewardClaimed(c) => {
+                    prop_assert_eq!(rewarded.get(&c.unlock_id), Some(&true), "only a reward to claim, once earned");
+                    prop_assert!(claimed.insert(c.unlock_id), "claimed once");
+                }
+                _ => {}
+            }
+        }
+        for ((_, ach), list) in &earns {
+            let i: usize = ach[1..].parse().unwrap();
+            let numbers: Vec<u32> = list.iter().map(|e| e.0).collect();
+            let expected: Vec<u32> = (1..=list.len() as u32).collect();
+            prop_assert_eq!(&numbers, &expected);
+            match achievements[i].repeat {
+                None => prop_assert_eq!(list.len(), 1),
+                Some((max, cooldown)) => {
+                    prop_assert!(max.is_none_or(|m| list.len() as u32 <= m));
+                    for pair in list.windows(2) {
+                        // Grants skip the cooldown; earned by play, an earn waits for it.
+                        if pair[1].2 != laurel_schemas::CauseKind::Grant {
+                            prop_assert!(pair[1].1 >= pair[0].1 + i64::from(cooldown) * 1_000);
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -824,3 +824,217 @@ mod snapshots {
         assert!(!unlocked_ids(&s.report("p", "kills", 1)).contains(&"K1".to_string()));
     }
 }
+
+mod repeatable {
+    use laurel_schemas::{Claim, claim_id, earn_id};
+
+    use super::*;
+
+    fn repeating(repeat: serde_json::Value) -> Scenario {
+        given().stat("wins", int_sum()).achievement(
+            "TEN_MORE",
+            json!({"title": "t", "points": 5, "repeat": repeat,
+                   "conditions": [{"stat": "wins", "at_least": 10}]}),
+        )
+    }
+
+    /// An earn: its number, its id, and the values its next earn counts from.
+    type Earn = (u32, Uuid, Vec<(String, Value)>);
+
+    fn earns(out: &[Output]) -> Vec<Earn> {
+        unlocks(out)
+            .iter()
+            .map(|u| {
+                let baseline = u
+                    .baseline
+                    .iter()
+                    .map(|(s, v)| (s.to_string(), *v))
+                    .collect();
+                (u.occurrence, u.unlock_id, baseline)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_further_ten_is_another_earn_with_an_id_of_its_own() {
+        let mut s = repeating(json!({"max": null}));
+        let p = PlayerId::new("p").unwrap();
+        let a = AchievementId::new("TEN_MORE").unwrap();
+        assert_eq!(
+            earns(&s.report("p", "wins", 10)),
+            vec![(1, unlock_id(&p, &a), vec![("wins".into(), Value::Int(10))])]
+        );
+        // Progress starts again from 10: 9 more is not enough, and a jump past two tens is
+        // one earn, the next counting from where it happened.
+        assert!(earns(&s.report("p", "wins", 9)).is_empty());
+        assert_eq!(
+            earns(&s.report("p", "wins", 16)),
+            vec![(2, earn_id(&p, &a, 2), vec![("wins".into(), Value::Int(35))])]
+        );
+        assert!(earns(&s.report("p", "wins", 9)).is_empty());
+        let third = s.report("p", "wins", 1);
+        assert_eq!(earns(&third)[0].0, 3);
+        assert_ne!(earn_id(&p, &a, 2), earn_id(&p, &a, 3));
+        let idx = s.engine.definitions().achievement_idx("TEN_MORE").unwrap();
+        assert_eq!(s.engine.player("p").unwrap().times_earned(idx), 3);
+    }
+
+    #[test]
+    fn progress_counts_from_the_last_earn() {
+        let mut s = repeating(json!({}));
+        s.report("p", "wins", 10);
+        let out = s.report("p", "wins", 5);
+        let progress: Vec<(Value, Value)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Progress(p) => Some((p.current, p.required)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(progress, vec![(Value::Int(5), Value::Int(10))]);
+    }
+
+    #[test]
+    fn max_ends_the_repeats_and_grants_count_against_it() {
+        let mut s = repeating(json!({"max": 2}));
+        assert_eq!(unlocked_ids(&s.grant("p", "TEN_MORE")), vec!["TEN_MORE"]);
+        assert_eq!(earns(&s.report("p", "wins", 10))[0].0, 2);
+        assert!(earns(&s.report("p", "wins", 50)).is_empty());
+        assert!(earns(&s.grant("p", "TEN_MORE")).is_empty());
+    }
+
+    #[test]
+    fn a_cooldown_holds_the_next_earn_until_it_passed_in_event_time() {
+        let mut s = repeating(json!({"cooldown_secs": 60}));
+        s.report("p", "wins", 10);
+        s.now += 59_000;
+        assert!(
+            earns(&s.report("p", "wins", 10)).is_empty(),
+            "within the cooldown"
+        );
+        s.now += 1_000;
+        // The progress made during the cooldown counts once it is over, at the next event
+        // that moves the stat.
+        assert_eq!(earns(&s.report("p", "wins", 1))[0].0, 2);
+        // A grant is not held by the cooldown.
+        assert_eq!(earns(&s.grant("p", "TEN_MORE"))[0].0, 3);
+    }
+
+    #[test]
+    fn a_one_shot_turned_repeatable_counts_on_from_its_earn() {
+        let mut s = given().stat("wins", int_sum()).achievement(
+            "WINNER",
+            json!({"title": "t", "conditions": [{"stat": "wins", "at_least": 10}]}),
+        );
+        s.report("p", "wins", 12);
+        let out = s.define(
+            "WINNER",
+            json!({"title": "t", "repeat": {}, "conditions": [{"stat": "wins", "at_least": 10}]}),
+        );
+        // What the one-shot's earn counted is not known: the next earn counts from the
+        // values when it became repeatable (12), not from zero.
+        assert!(out.is_empty(), "{out:?}");
+        assert!(earns(&s.report("p", "wins", 9)).is_empty());
+        assert_eq!(earns(&s.report("p", "wins", 1))[0].0, 2);
+    }
+
+    #[test]
+    fn a_repeatable_must_have_something_to_count_towards() {
+        let s = given().stat("wins", int_sum());
+        let spec: laurel_schemas::AchievementSpec = serde_json::from_value(json!({
+            "title": "t", "repeat": {"max": 0}, "conditions": [{"stat": "wins", "at_most": 3}]
+        }))
+        .unwrap();
+        let errors = s
+            .engine
+            .definitions()
+            .check_achievement(&AchievementId::new("X").unwrap(), &spec)
+            .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["repeat.max", "repeat"]);
+    }
+
+    fn rewarded(claim: bool) -> Scenario {
+        given().stat("wins", int_sum()).achievement(
+            "GOLDEN",
+            json!({"title": "t", "repeat": {}, "rewards": [{"currency": "gold", "amount": 100}],
+                   "claim": claim, "conditions": [{"stat": "wins", "at_least": 1}]}),
+        )
+    }
+
+    fn rewards(out: &[Output]) -> Vec<(Uuid, u32, bool)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Reward(r) => Some((r.unlock_id, r.occurrence, r.claim)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_earn_pays_its_rewards_under_its_unlock_id_before_the_unlock() {
+        let mut s = rewarded(false);
+        let out = s.report("p", "wins", 1);
+        let first = unlocks(&out)[0].unlock_id;
+        assert_eq!(rewards(&out), vec![(first, 1, false)]);
+        assert!(
+            matches!(out.iter().position(|o| matches!(o, Output::Reward(_))), Some(i) if matches!(out[i + 1], Output::Unlocked(_)))
+        );
+        let out = s.report("p", "wins", 1);
+        assert_eq!(rewards(&out), vec![(unlocks(&out)[0].unlock_id, 2, false)]);
+    }
+
+    fn claim(s: &mut Scenario, unlock_id: Uuid) -> Vec<Output> {
+        let claim = Claim {
+            v: laurel_schemas::SchemaVersion::CURRENT,
+            event_id: claim_id(unlock_id),
+            player_id: PlayerId::new("p").unwrap(),
+            unlock_id,
+            received_at: s.now,
+        };
+        s.send(StatsMessage::Claim(claim))
+    }
+
+    #[test]
+    fn a_reward_to_claim_pays_once_on_the_claim() {
+        let mut s = rewarded(true);
+        let earned = unlocks(&s.report("p", "wins", 1))[0].unlock_id;
+        let out = claim(&mut s, earned);
+        let claimed: Vec<Uuid> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::RewardClaimed(c) => Some(c.unlock_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(claimed, vec![earned]);
+        assert!(
+            claim(&mut s, earned).is_empty(),
+            "a second claim pays nothing"
+        );
+        assert!(
+            claim(&mut s, Uuid::from_u128(7)).is_empty(),
+            "nor a claim of no earn"
+        );
+        // What waits for a claim survives storage.
+        let second = unlocks(&s.report("p", "wins", 1))[0].unlock_id;
+        let stored = laurel_schemas::encode(&s.engine.snapshot());
+        s.engine = Engine::restore(
+            s.engine.definitions().clone(),
+            &laurel_schemas::decode(&stored).unwrap(),
+        );
+        assert_eq!(claim(&mut s, second).len(), 1);
+    }
+
+    #[test]
+    fn an_offline_event_counts_at_the_time_it_was_played() {
+        let mut s = given().stat("wins", int_sum()).achievement(
+            "W",
+            json!({"title": "t", "conditions": [{"stat": "wins", "at_least": 1}]}),
+        );
+        let mut event = s.stat_event("p", "wins", Value::Int(1), Source::Server);
+        event.occurred_at = Some(s.now - 3_600_000);
+        let out = s.send(StatsMessage::Stat(event));
+        assert_eq!(unlocks(&out)[0].unlocked_at, s.now - 3_600_000);
+    }
+}

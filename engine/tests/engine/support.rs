@@ -107,6 +107,7 @@ impl Scenario {
             ts: self.now,
             received_at: self.now,
             source,
+            occurred_at: None,
         }
     }
 

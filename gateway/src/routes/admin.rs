@@ -1,7 +1,7 @@
 //! Admin routes: definitions (through DEFS) and grants (through STATS).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use laurel_schemas::{
@@ -13,6 +13,7 @@ use crate::auth::Admin;
 use crate::body::Parsed;
 use crate::error::{AdminProblems, ApiError, Problem};
 use crate::headers::{etag, if_match};
+use crate::query::TagQuery;
 use crate::state::AppState;
 use laurel_app::definitions::{self, apply_file};
 use laurel_app::ingest;
@@ -208,15 +209,17 @@ pub(crate) struct AchievementList {
 
 /// Every achievement definition, archived ones included.
 #[utoipa::path(get, path = "/v1/admin/achievements", tag = "admin", security(("bearer" = [])),
+    params(TagQuery),
     responses((status = 200, body = AchievementList),
         AdminProblems,
     ))]
 pub(crate) async fn list_achievements(
     State(state): State<AppState>,
     Admin(_admin): Admin,
+    Query(tag): Query<TagQuery>,
 ) -> Result<Json<AchievementList>, ApiError> {
     Ok(Json(AchievementList {
-        achievements: state.app.achievements(),
+        achievements: state.app.achievements_tagged(tag.tag.as_deref())?,
     }))
 }
 

@@ -7,3 +7,4 @@ pub(crate) mod notifications;
 pub(crate) mod ops;
 pub(crate) mod players;
 pub(crate) mod replay;
+pub(crate) mod rewards;

@@ -51,6 +51,20 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
                 "stat": progress.stat, "current": progress.current, "required": progress.required});
             Some(Event::default().event("progress").data(data.to_string()))
         }
+        Output::Reward(reward) => {
+            let data = json!({"unlock_id": reward.unlock_id, "achievement_id": reward.achievement_id,
+                "occurrence": reward.occurrence, "rewards": reward.rewards, "claim": reward.claim});
+            Some(Event::default().event("reward").data(data.to_string()))
+        }
+        Output::RewardClaimed(claimed) => {
+            let data = json!({"unlock_id": claimed.unlock_id, "achievement_id": claimed.achievement_id,
+                "rewards": claimed.rewards});
+            Some(
+                Event::default()
+                    .event("reward_claimed")
+                    .data(data.to_string()),
+            )
+        }
         _ => None,
     }
 }
@@ -69,8 +83,8 @@ enum Next {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documents the wire; the stream writes events with axum's `Event`
 pub(crate) struct StreamEvent {
-    /// `ready`, `progress`, `unlocked`, `lagged` or `expired`.
-    #[schema(pattern = "^(ready|progress|unlocked|lagged|expired)$")]
+    /// `ready`, `progress`, `unlocked`, `reward`, `reward_claimed`, `lagged` or `expired`.
+    #[schema(pattern = "^(ready|progress|unlocked|reward|reward_claimed|lagged|expired)$")]
     event: String,
     /// The event's JSON object (`{}` for `ready`).
     data: String,

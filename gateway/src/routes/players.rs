@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem, TokenProblems};
 use crate::headers::languages;
+use crate::query::TagQuery;
 use crate::state::AppState;
 use laurel_app::ReadToken;
 use laurel_app::players::{self, AchievementOut, achievement_out, texts};
@@ -86,14 +87,15 @@ fn sorted(mut defs: Vec<AchievementDefinition>) -> Vec<AchievementDefinition> {
 async fn achievements_of(
     state: &AppState,
     player: &str,
-    query: &ReadQuery,
+    (query, tag): (&ReadQuery, &TagQuery),
     headers: &HeaderMap,
 ) -> Result<AchievementsOut, ApiError> {
+    let defs = state.app.achievements_tagged(tag.tag.as_deref())?;
     let wait_timed_out = wait(state, player, query).await?;
     let view = players::view(&state.app, player).await?;
     let langs = languages(headers);
     let now = now_ms();
-    let achievements = sorted(state.app.achievements())
+    let achievements = sorted(defs)
         .iter()
         .filter_map(|d| achievement_out(d, &state.app.icons, &view, &langs, now))
         .collect();
@@ -106,7 +108,7 @@ async fn achievements_of(
 
 /// The caller's achievements, with progress.
 #[utoipa::path(get, path = "/v1/players/me/achievements", tag = "players", security(("bearer" = [])),
-    params(ReadQuery, ("Accept-Language" = Option<String>, Header, description = "Picks localizations")),
+    params(ReadQuery, TagQuery, ("Accept-Language" = Option<String>, Header, description = "Picks localizations")),
     responses((status = 200, body = AchievementsOut, headers(("laurel-wait" = String, description = "With `wait_for`: `reached`, or `timed-out` when the wait ended before the token's events were reflected"))),
         TokenProblems,
     ))]
@@ -114,9 +116,10 @@ pub(crate) async fn my_achievements(
     State(state): State<AppState>,
     principal: Principal,
     Query(query): Query<ReadQuery>,
+    Query(tag): Query<TagQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let out = achievements_of(&state, &principal.subject, &query, &headers).await?;
+    let out = achievements_of(&state, &principal.subject, (&query, &tag), &headers).await?;
     let timed_out = out.wait_timed_out;
     Ok(waited(out, timed_out))
 }
@@ -174,7 +177,7 @@ pub(crate) async fn my_stats(
 
 /// Any player's achievements (servers and admins).
 #[utoipa::path(get, path = "/v1/players/{player_id}/achievements", tag = "players", security(("bearer" = [])),
-    params(("player_id" = laurel_schemas::StoredPlayerId, Path), ReadQuery),
+    params(("player_id" = laurel_schemas::StoredPlayerId, Path), ReadQuery, TagQuery),
     responses((status = 200, body = AchievementsOut, headers(("laurel-wait" = String, description = "With `wait_for`: `reached`, or `timed-out` when the wait ended before the token's events were reflected"))),
         TokenProblems,
         (status = 403, description = "Needs `laurel:server` or `laurel:admin`", body = Problem, content_type = "application/problem+json"),
@@ -185,11 +188,12 @@ pub(crate) async fn player_achievements(
     principal: Principal,
     Path(player): Path<String>,
     Query(query): Query<ReadQuery>,
+    Query(tag): Query<TagQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     principal.require_server()?;
     no_such_player_unless_valid(&player)?;
-    let out = achievements_of(&state, &player, &query, &headers).await?;
+    let out = achievements_of(&state, &player, (&query, &tag), &headers).await?;
     let timed_out = out.wait_timed_out;
     Ok(waited(out, timed_out))
 }
@@ -273,6 +277,12 @@ pub(crate) struct PublishedOut {
     order: i32,
     visibility: Visibility,
     earned_percent: f64,
+    /// Its categories.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
+    /// Whether it can be earned more than once.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    repeatable: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -283,17 +293,20 @@ pub(crate) struct PublishedList {
 
 /// Published achievements (hidden ones omitted) with global rarity.
 #[utoipa::path(get, path = "/v1/achievements", tag = "players", security(("bearer" = [])),
+    params(TagQuery),
     responses((status = 200, body = PublishedList),
         TokenProblems,
     ))]
 pub(crate) async fn published(
     State(state): State<AppState>,
     _principal: Principal,
+    Query(tag): Query<TagQuery>,
     headers: HeaderMap,
 ) -> Result<Json<PublishedList>, ApiError> {
+    let defs = state.app.achievements_tagged(tag.tag.as_deref())?;
     let rarity: Rarity = players::rarity(&state.app).await?;
     let langs = languages(&headers);
-    let achievements = sorted(state.app.achievements())
+    let achievements = sorted(defs)
         .iter()
         .filter(|d| !d.archived && d.visibility != Visibility::Hidden)
         .map(|d| {
@@ -311,6 +324,8 @@ pub(crate) async fn published(
                 order: d.order,
                 visibility: d.visibility,
                 earned_percent: rarity.percent(d.id.as_str()),
+                tags: d.tags.clone(),
+                repeatable: d.repeat.is_some(),
             }
         })
         .collect();

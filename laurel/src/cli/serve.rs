@@ -222,6 +222,11 @@ pub struct LimitArgs {
     /// new connections are closed as soon as they are accepted.
     #[arg(long, env = "LAUREL_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// How far in the past an event's `ts` may lie when it counts (a game server's, or a
+    /// player's own for a `client_time` stat): play recorded offline and sent later
+    /// (`7d`, `36h`, `90m`; 422 naming `ts` past it).
+    #[arg(long, env = "LAUREL_MAX_EVENT_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub max_event_age: Duration,
 }
 
 impl LimitArgs {
@@ -237,6 +242,7 @@ impl LimitArgs {
             replay_grants_per_second: self.replay_grants_per_second.max(1),
             player_events_per_minute: NonZeroU32::new(self.player_events_per_minute),
             player_events_burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
+            max_event_age: self.max_event_age,
         }
     }
 }

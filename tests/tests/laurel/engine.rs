@@ -74,6 +74,7 @@ pub(crate) fn stat_entry(log: &Log, player: &str, stat: &str, value: i64, event_
         ts: 1_800_000_000_000,
         received_at: 1_800_000_000_000,
         source: Source::Server,
+        occurred_at: None,
     });
     Entry {
         target: Target::Partition(partition_of(player, log.config().partitions)),
@@ -380,6 +381,7 @@ fn grouped(log: &Log, player: &str, values: &[i64]) -> Entry {
             ts: 1_800_000_000_000,
             received_at: 1_800_000_000_000,
             source: Source::Server,
+            occurred_at: None,
         })
         .collect();
     Entry {
@@ -594,6 +596,8 @@ async fn an_unlock_of_an_interrupted_batch_is_not_emitted_again(backend: Backend
         caused_by: third,
         cause: laurel_schemas::CauseKind::Stat,
         replay: false,
+        occurrence: 1,
+        baseline: Vec::new(),
     });
     let Output::Unlocked(u) = &unlock else {
         unreachable!()

@@ -12,6 +12,7 @@ mod gamekit;
 mod http;
 mod icons;
 mod integrity;
+mod live_ops;
 mod log;
 mod players;
 mod projections;

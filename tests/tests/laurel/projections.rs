@@ -118,6 +118,8 @@ async fn a_re_emitted_unlock_counts_once(backend: Backend) {
         caused_by: Uuid::new_v4(),
         cause: CauseKind::Stat,
         replay: false,
+        occurrence: 1,
+        baseline: Vec::new(),
     });
     let p = partition_of("ann", f.log.config().partitions);
     // Two copies under different message ids: as after the dedup window has passed.

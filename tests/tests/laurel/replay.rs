@@ -592,6 +592,7 @@ async fn a_replay_reads_past_what_the_broker_holds_unacknowledged() {
             ts: 0,
             received_at: i as i64,
             source: laurel_schemas::Source::Server,
+            occurred_at: None,
         };
         laurel_log::Entry {
             target: laurel_log::Target::Partition(partition),
