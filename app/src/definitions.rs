@@ -5,7 +5,8 @@
 use laurel_log::{Entry, StreamKind, Target};
 use laurel_schemas::{
     AchievementDefinition, AchievementId, AchievementSpec, DefinitionEvent, SchemaVersion,
-    StatDefinition, StatName, StatSpec, ValidationError, encode,
+    SeasonDefinition, SeasonId, SeasonSpec, StatDefinition, StatName, StatSpec, ValidationError,
+    encode,
 };
 use uuid::Uuid;
 
@@ -175,16 +176,25 @@ pub async fn define_stat(
         .map_err(|e| invalid("invalid stat definition", e))?;
     let _writing = app.admin.lock().await;
     let (created, definition) = propose(app, || {
+        app.defs
+            .read(|d| d.check_stat(&spec))
+            .map_err(|e| invalid("invalid stat definition", e))?;
         let current = app.stat_definition(name.as_str());
         // Stored totals were folded under one meaning: a sum that became a min (or an int
         // that became a float) would silently mean something else. A new stat is the
         // migration.
         if let Some(current) = &current
-            && (current.aggregation != spec.aggregation || current.kind != spec.kind)
+            && (current.aggregation != spec.aggregation
+                || current.kind != spec.kind
+                || current.period != spec.period)
         {
             let wire = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            let period = current
+                .period
+                .as_ref()
+                .map_or("none".to_string(), ToString::to_string);
             return Err(AppError::Conflict(format!(
-                "stat {name} has aggregation {} and kind {}, fixed once defined: define a new stat and point the achievements at it",
+                "stat {name} has aggregation {}, kind {} and period {period}, fixed once defined: define a new stat and point the achievements at it",
                 wire(serde_json::json!(current.aggregation)),
                 wire(serde_json::json!(current.kind)),
             )));
@@ -201,6 +211,44 @@ pub async fn define_stat(
     })
     .await?;
     Ok((created, definition))
+}
+
+/// Defines a season or changes its window: whether it was created, and its definition.
+pub async fn define_season(
+    app: &App,
+    id: String,
+    spec: SeasonSpec,
+) -> Result<(bool, SeasonDefinition), AppError> {
+    let id = SeasonId::new(id)
+        .map_err(|r| invalid("invalid season id", vec![ValidationError::new("id", r)]))?;
+    spec.validate().map_err(|e| invalid("invalid season", e))?;
+    let _writing = app.admin.lock().await;
+    propose(app, || {
+        let current = app.defs.read(|d| d.season(id.as_str()).cloned());
+        if current.as_ref().is_some_and(|d| d.to_spec() == spec) {
+            let current = current.clone().expect("checked above");
+            return Ok((None, (false, current)));
+        }
+        let definition = SeasonDefinition {
+            id: id.clone(),
+            starts_at: spec.starts_at,
+            ends_at: spec.ends_at,
+            version: current.as_ref().map_or(0, |d| d.version) + 1,
+        };
+        let event = DefinitionEvent::SeasonDefined {
+            v: SchemaVersion::CURRENT,
+            event_id: Uuid::new_v4(),
+            definition: definition.clone(),
+            at: now_ms(),
+        };
+        Ok((Some(event), (current.is_none(), definition)))
+    })
+    .await
+}
+
+/// Every season, by id.
+pub fn seasons(app: &App) -> Vec<SeasonDefinition> {
+    app.defs.read(|d| d.seasons().cloned().collect())
 }
 
 /// Defines an achievement or changes one; `expected` is `If-Match` (`Some(None)`: `*`), 412

@@ -2,11 +2,12 @@
 //! availability window, icons as URLs), which the player reads, the live stream sends and
 //! the console shows alike.
 
+use std::collections::BTreeMap;
+
 use laurel_projections::{PlayerView, Rarity, Refusal};
-use laurel_schemas::{AchievementDefinition, Repeat, Threshold, Value, Visibility};
+use laurel_schemas::{AchievementDefinition, Period, Repeat, Threshold, Value, Visibility};
 use serde::Serialize;
 
-use crate::icons::Icons;
 use crate::{App, AppError, rfc3339};
 
 /// A player's view (stats, progress, what they earned), read off the async threads: the
@@ -93,6 +94,14 @@ pub struct AchievementOut {
     /// Whether the player claims the rewards.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     claim: bool,
+    /// For an achievement on a periodic stat, the current period (`2026-W49`, a season's
+    /// id): `earned`, `earned_at` and `progress` are this period's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period: Option<String>,
+    /// For a periodic achievement, the periods the player earned it in (the last 8), oldest
+    /// first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    earned_periods: Vec<String>,
     /// With `wait_for`, on the one-achievement route: true when the wait ended before the
     /// token's events were reflected (the answer is what the views held then).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,18 +149,56 @@ fn window(def: &AchievementDefinition, now: i64) -> Option<Window> {
     }
 }
 
+/// For an achievement on a periodic stat, its period kind and the label of the period `now`
+/// falls in (`None` outside its season).
+pub fn current_period(
+    app: &App,
+    def: &AchievementDefinition,
+    now: i64,
+) -> Option<(Period, Option<String>)> {
+    app.defs.read(|d| {
+        let period = def
+            .conditions
+            .iter()
+            .find_map(|c| d.stat(c.stat.as_str())?.period.clone())?;
+        let label = d.period_key(&period, now).map(|key| period.label(key));
+        Some((period, label))
+    })
+}
+
+/// A stat's value as a player reads it: a periodic stat's in the current period (0 when
+/// nothing was reported in it), else the lifetime value (0 before any).
+fn value_now(player: &PlayerView, stat: &str, period: Option<&Option<String>>) -> Value {
+    let value = match period {
+        None => player.stats.get(stat),
+        Some(label) => label
+            .as_ref()
+            .and_then(|l| player.periods.get(stat)?.get(l)),
+    };
+    value.copied().unwrap_or(Value::Int(0))
+}
+
 /// The player's view of `def` at `now`, or `None` when the player may not see it: archived,
 /// hidden, or time-limited with its window closed, unless earned.
 pub fn achievement_out(
+    app: &App,
     def: &AchievementDefinition,
-    icons: &Icons,
     player: &PlayerView,
     langs: &[String],
     now: i64,
 ) -> Option<AchievementOut> {
-    let earned = player.earned.get(def.id.as_str());
+    let icons = &app.icons;
+    let period = current_period(app, def, now).map(|(_, label)| label);
+    let recorded = player.earned.get(def.id.as_str());
+    // A periodic achievement is earned in this period or not.
+    let earned = match &period {
+        None => recorded,
+        Some(label) => {
+            recorded.filter(|e| label.as_ref().is_some_and(|l| e.periods.contains_key(l)))
+        }
+    };
     let window = window(def, now);
-    if earned.is_none()
+    if recorded.is_none()
         && (def.archived || def.visibility == Visibility::Hidden || window == Some(Window::Closed))
     {
         return None;
@@ -177,11 +224,11 @@ pub fn achievement_out(
         .iter()
         .filter(|_| !secret)
         .map(|c| {
-            let value = player
-                .stats
-                .get(c.stat.as_str())
-                .copied()
-                .unwrap_or(Value::Int(0));
+            let stat_period = app.defs.read(|d| {
+                let p = d.stat(c.stat.as_str())?.period.clone()?;
+                Some(d.period_key(&p, now).map(|key| p.label(key)))
+            });
+            let value = value_now(player, c.stat.as_str(), stat_period.as_ref());
             let base = baseline
                 .filter(|_| matches!(c.threshold, Threshold::AtLeast(_)))
                 .and_then(|b| b.get(c.stat.as_str()));
@@ -201,7 +248,10 @@ pub fn achievement_out(
         order: def.order,
         visibility: def.visibility,
         earned: earned.is_some(),
-        earned_at: earned.and_then(|e| rfc3339(e.unlocked_at)),
+        earned_at: earned.and_then(|e| match &period {
+            Some(Some(label)) => e.periods.get(label).copied().and_then(rfc3339),
+            _ => rfc3339(e.unlocked_at),
+        }),
         progress,
         available_from: def
             .available_from
@@ -212,10 +262,40 @@ pub fn achievement_out(
         window,
         tags: def.tags.clone(),
         repeat: def.repeat,
-        times_earned: earned.map_or(0, |e| e.times),
-        last_earned_at: earned.and_then(|e| e.last_unlocked_at).and_then(rfc3339),
+        times_earned: recorded.map_or(0, |e| e.times),
+        last_earned_at: recorded.and_then(|e| e.last_unlocked_at).and_then(rfc3339),
         rewards: def.rewards.clone(),
         claim: def.claim,
+        period: period.flatten(),
+        earned_periods: recorded.map_or_else(Vec::new, |e| e.periods.keys().cloned().collect()),
         wait_timed_out: None,
     })
+}
+
+/// A player's periodic stats: stat, then period label, to value.
+pub type PeriodValues = BTreeMap<String, BTreeMap<String, Value>>;
+
+/// A player's stats as they read them: lifetime values, and each periodic stat's value in
+/// the current period (0 when nothing was reported in it), with its kept periods.
+pub fn stats_now(
+    app: &App,
+    player: &PlayerView,
+    now: i64,
+) -> (BTreeMap<String, Value>, PeriodValues) {
+    let mut stats = player.stats.clone();
+    let periodic: Vec<(String, Option<String>)> = app.defs.read(|d| {
+        d.stats()
+            .filter_map(|s| {
+                let p = s.period.as_ref()?;
+                Some((
+                    s.name.to_string(),
+                    d.period_key(p, now).map(|key| p.label(key)),
+                ))
+            })
+            .collect()
+    });
+    for (name, label) in periodic {
+        stats.insert(name.clone(), value_now(player, &name, Some(&label)));
+    }
+    (stats, player.periods.clone())
 }

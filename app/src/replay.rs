@@ -130,6 +130,10 @@ fn in_force(defs: &Definitions) -> DefinitionsFile {
             .filter(|d| !d.archived)
             .map(|d| (d.id.to_string(), d.to_spec()))
             .collect(),
+        seasons: defs
+            .seasons()
+            .map(|d| (d.id.to_string(), d.to_spec()))
+            .collect(),
     }
 }
 
@@ -302,6 +306,9 @@ fn describe(change: &DefinitionEvent) -> String {
     match change {
         DefinitionEvent::StatDefined { definition, .. } => {
             format!("stat {} (version {})", definition.name, definition.version)
+        }
+        DefinitionEvent::SeasonDefined { definition, .. } => {
+            format!("season {} (version {})", definition.id, definition.version)
         }
         DefinitionEvent::AchievementDefined { definition, .. } => {
             format!(

@@ -53,6 +53,8 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
             max_delta: Some(Value::Int(1_000)),
             client_writable: i % 2 == 0,
             client_time: false,
+            // Live-ops in play: every eighth stat is weekly.
+            period: (i % 8 == 7).then_some(laurel_schemas::Period::Weekly),
         };
         events.push(DefinitionEvent::StatDefined {
             v: SchemaVersion::CURRENT,

@@ -12,13 +12,22 @@ pub fn coalesce(outputs: &mut Vec<Output>) {
     // (kept index, superseded index), latest superseded first.
     let mut superseded = Vec::new();
     {
-        let mut seen: FxHashMap<(&str, &str, u32), usize> = FxHashMap::default();
+        // A periodic stat's values of different periods are different keys.
+        let mut seen: FxHashMap<(&str, &str, &str, u32), usize> = FxHashMap::default();
         for (i, output) in outputs.iter().enumerate().rev() {
             let key = match output {
-                Output::Stat(s) => (s.player_id.as_str(), s.stat.as_str(), u32::MAX),
-                Output::Progress(p) => {
-                    (p.player_id.as_str(), p.achievement_id.as_str(), p.condition)
-                }
+                Output::Stat(s) => (
+                    s.player_id.as_str(),
+                    s.stat.as_str(),
+                    s.period.as_deref().unwrap_or(""),
+                    u32::MAX,
+                ),
+                Output::Progress(p) => (
+                    p.player_id.as_str(),
+                    p.achievement_id.as_str(),
+                    "",
+                    p.condition,
+                ),
                 Output::Unlocked(_)
                 | Output::Rejected(_)
                 | Output::Checkpoint(_)

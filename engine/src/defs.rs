@@ -7,9 +7,12 @@
 //! met, until the definition arrives.
 
 use laurel_schemas::{
-    AchievementDefinition, AchievementId, AchievementSpec, DefinitionEvent, Millis, Reason, Repeat,
-    Source, StatDefinition, StatKind, StatName, Threshold, ValidationError, Value, to_millis,
+    AchievementDefinition, AchievementId, AchievementSpec, DefinitionEvent, Millis, Period,
+    PeriodKey, Reason, Repeat, SeasonDefinition, SeasonId, Source, StatDefinition, StatKind,
+    StatName, StatSpec, Threshold, ValidationError, Value, to_millis,
 };
+use std::collections::BTreeMap;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Dense index of a stat in [`Definitions`].
@@ -36,6 +39,8 @@ impl AchIdx {
 pub(crate) struct StatEntry {
     pub(crate) name: StatName,
     pub(crate) def: Option<StatDefinition>,
+    /// The definition's period, for the fold's fast path.
+    pub(crate) period: Option<Period>,
 }
 
 /// An achievement compiled for evaluation.
@@ -49,6 +54,9 @@ pub(crate) struct AchEntry {
     pub(crate) until_ms: Option<Millis>,
     /// Whether (and how) it is earned again.
     pub(crate) repeat: Option<Repeat>,
+    /// The period of the periodic stats its conditions read: it is then earned once per
+    /// period, evaluated on the period's values.
+    pub(crate) period: Option<Period>,
 }
 
 impl AchEntry {
@@ -83,6 +91,8 @@ pub struct Definitions {
     pub(crate) by_stat: Vec<Vec<AchIdx>>,
     /// For each achievement, the achievements that require it.
     pub(crate) required_by: Vec<Vec<AchIdx>>,
+    /// Seasons by id.
+    seasons: BTreeMap<SeasonId, SeasonDefinition>,
 }
 
 impl Definitions {
@@ -123,6 +133,26 @@ impl Definitions {
         self.achievements.iter().filter_map(|a| a.def.as_ref())
     }
 
+    /// A season's definition.
+    pub fn season(&self, id: &str) -> Option<&SeasonDefinition> {
+        self.seasons.get(id)
+    }
+
+    /// Every season, by id.
+    pub fn seasons(&self) -> impl Iterator<Item = &SeasonDefinition> {
+        self.seasons.values()
+    }
+
+    /// The period an event at `at` falls in for `period`: a season's only within its
+    /// window (none while the season is not defined).
+    pub fn period_key(&self, period: &Period, at: Millis) -> Option<PeriodKey> {
+        let window = match period {
+            Period::Season(id) => Some(self.seasons.get(id.as_str())?.window()),
+            _ => None,
+        };
+        period.key(at, window)
+    }
+
     /// The number of stat indices handed out.
     pub fn stat_count(&self) -> usize {
         self.stats.len()
@@ -151,6 +181,7 @@ impl Definitions {
         self.stats.push(StatEntry {
             name: name.clone(),
             def: None,
+            period: None,
         });
         self.by_stat.push(Vec::new());
         self.stat_index.insert(name.clone(), idx);
@@ -170,6 +201,7 @@ impl Definitions {
             from_ms: None,
             until_ms: None,
             repeat: None,
+            period: None,
         });
         self.required_by.push(Vec::new());
         self.ach_index.insert(id.clone(), idx);
@@ -193,7 +225,14 @@ impl Definitions {
         match event {
             DefinitionEvent::StatDefined { definition, .. } => {
                 let idx = self.intern_stat(&definition.name);
-                self.stats[idx.get()].def = Some(definition.clone());
+                let entry = &mut self.stats[idx.get()];
+                entry.period = definition.period.clone();
+                entry.def = Some(definition.clone());
+                DefsChange::None
+            }
+            DefinitionEvent::SeasonDefined { definition, .. } => {
+                self.seasons
+                    .insert(definition.id.clone(), definition.clone());
                 DefsChange::None
             }
             DefinitionEvent::AchievementDefined { definition, .. } => {
@@ -230,6 +269,9 @@ impl Definitions {
             .iter()
             .map(|c| (self.intern_stat(&c.stat), c.threshold))
             .collect();
+        let period = conditions
+            .iter()
+            .find_map(|(stat, _)| self.stats[stat.get()].period.clone());
         for (stat, _) in &conditions {
             let readers = &mut self.by_stat[stat.get()];
             if !readers.contains(&idx) {
@@ -251,6 +293,7 @@ impl Definitions {
         entry.from_ms = def.available_from.map(to_millis);
         entry.until_ms = def.available_until.map(to_millis);
         entry.repeat = def.repeat;
+        entry.period = period;
         idx
     }
 
@@ -273,6 +316,31 @@ impl Definitions {
                 ));
             }
         }
+        let mut period: Option<&Period> = None;
+        for (i, c) in spec.conditions.iter().enumerate() {
+            let Some(p) = self.stat(c.stat.as_str()).and_then(|d| d.period.as_ref()) else {
+                continue;
+            };
+            match period {
+                None => period = Some(p),
+                Some(first) if first != p => {
+                    let reason = Reason::MixedPeriods {
+                        a: first.to_string(),
+                        b: p.to_string(),
+                    };
+                    errors.push(ValidationError::new(
+                        format!("conditions[{i}].stat"),
+                        reason,
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if period.is_some() && spec.repeat.is_some() {
+            let what =
+                "conditions on a periodic stat (it is earned once per period already)".into();
+            errors.push(ValidationError::new("repeat", Reason::Conflicts { what }));
+        }
         for (i, r) in spec.requires.iter().enumerate() {
             if r == id {
                 continue; // reported by validate
@@ -286,6 +354,25 @@ impl Definitions {
                     Reason::SelfReference,
                 ));
             }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks a stat spec against these definitions: a season it names must be defined.
+    /// (Whether `aggregation`, `kind` and `period` changed is the writer's to refuse.)
+    pub fn check_stat(&self, spec: &StatSpec) -> Result<(), Vec<ValidationError>> {
+        let mut errors = spec.validate().err().unwrap_or_default();
+        if let Some(Period::Season(season)) = &spec.period
+            && self.season(season.as_str()).is_none()
+        {
+            let reason = Reason::UnknownSeason {
+                id: season.to_string(),
+            };
+            errors.push(ValidationError::new("period.season", reason));
         }
         if errors.is_empty() {
             Ok(())

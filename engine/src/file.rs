@@ -3,7 +3,7 @@
 
 use laurel_schemas::{
     AchievementDefinition, AchievementId, DefinitionEvent, DefinitionsFile, Millis, Reason,
-    SchemaVersion, StatDefinition, StatName, ValidationError, encode,
+    SchemaVersion, SeasonDefinition, SeasonId, StatDefinition, StatName, ValidationError, encode,
 };
 use uuid::Uuid;
 
@@ -17,8 +17,8 @@ const CHANGE_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_7572_656c_2d64_6566_732d_6
 pub struct Overlaid {
     /// The definitions as they would be.
     pub defs: Definitions,
-    /// The changes that make them so, in the order they can be applied (stats first, then
-    /// achievements after those they require); empty when the file changes nothing.
+    /// The changes that make them so, in the order they can be applied (seasons, stats,
+    /// then achievements after those they require); empty when the file changes nothing.
     pub changes: Vec<DefinitionEvent>,
 }
 
@@ -102,6 +102,37 @@ impl Definitions {
                 reason: e.reason,
             }));
         };
+        for (id, spec) in &file.seasons {
+            let season = match SeasonId::new(id.as_str()) {
+                Ok(season) => season,
+                Err(reason) => {
+                    prefixed("seasons".into(), vec![ValidationError::new(id, reason)]);
+                    continue;
+                }
+            };
+            if let Err(found) = spec.validate() {
+                prefixed(format!("seasons.{id}"), found);
+                continue;
+            }
+            let current = self.season(id);
+            if current.is_some_and(|d| d.to_spec() == *spec) {
+                continue;
+            }
+            let definition = SeasonDefinition {
+                id: season,
+                starts_at: spec.starts_at,
+                ends_at: spec.ends_at,
+                version: current.map_or(0, |d| d.version) + 1,
+            };
+            let event = DefinitionEvent::SeasonDefined {
+                v: SchemaVersion::CURRENT,
+                event_id: Uuid::new_v5(&CHANGE_NAMESPACE, &encode(&definition)),
+                definition,
+                at,
+            };
+            defs.apply(&event);
+            changes.push(event);
+        }
         for (name, spec) in &file.stats {
             let stat = match StatName::new(name.as_str()) {
                 Ok(stat) => stat,
@@ -110,7 +141,8 @@ impl Definitions {
                     continue;
                 }
             };
-            if let Err(found) = spec.validate() {
+            // Against the definitions as they would be: a season of the file counts.
+            if let Err(found) = defs.check_stat(spec) {
                 prefixed(format!("stats.{name}"), found);
                 continue;
             }
@@ -122,6 +154,9 @@ impl Definitions {
                 }
                 if current.kind != spec.kind {
                     fixed.push(ValidationError::new("kind", Reason::Fixed));
+                }
+                if current.period != spec.period {
+                    fixed.push(ValidationError::new("period", Reason::Fixed));
                 }
                 if !fixed.is_empty() {
                     prefixed(format!("stats.{name}"), fixed);

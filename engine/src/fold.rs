@@ -15,9 +15,9 @@
 //! `reward` output keyed by the same id.
 
 use laurel_schemas::{
-    Aggregation, CauseKind, Claim, Grant, Millis, Output, PlayerId, Progress, Reason, Rejected,
-    RewardClaimed, RewardEarned, SchemaVersion, StatChanged, StatEvent, StatsMessage, Threshold,
-    Unlocked, Value, earn_id,
+    Aggregation, CauseKind, Claim, Grant, Millis, Output, Period, PeriodKey, PlayerId, Progress,
+    Reason, Rejected, RewardClaimed, RewardEarned, SchemaVersion, StatChanged, StatEvent,
+    StatsMessage, Threshold, Unlocked, Value, earn_id, period_earn_id,
 };
 use uuid::Uuid;
 
@@ -137,7 +137,31 @@ impl<'a> Fold<'a> {
             Ok(v) => v,
             Err(reason) => return self.reject(Refused::Stat(e), reason, out),
         };
-        let old = player.stat(idx);
+        // A periodic stat folds into the period of the event's time.
+        let period = match &defs.stats[idx.get()].period {
+            None => None,
+            Some(p) => match defs.period_key(p, e.time()) {
+                None => {
+                    let season = match p {
+                        Period::Season(id) => id.to_string(),
+                        other => other.to_string(),
+                    };
+                    return self.reject(Refused::Stat(e), Reason::OutsideSeason { season }, out);
+                }
+                Some(key) if player.period_closed(idx, key) => {
+                    let reason = Reason::PeriodClosed {
+                        period: p.label(key),
+                        kept: Period::KEPT,
+                    };
+                    return self.reject(Refused::Stat(e), reason, out);
+                }
+                Some(key) => Some((p, key)),
+            },
+        };
+        let old = match period {
+            None => player.stat(idx),
+            Some((_, key)) => player.period_value(idx, key),
+        };
         let new = clamp(
             aggregate(def.aggregation, old, reported),
             def.min_value,
@@ -156,7 +180,10 @@ impl<'a> Fold<'a> {
         if old.is_some_and(|o| o == new) {
             return;
         }
-        player.set_stat(idx, new);
+        match period {
+            None => player.set_stat(idx, new),
+            Some((_, key)) => player.set_period_value(idx, key, new),
+        }
         out.push(Output::Stat(StatChanged {
             v: SchemaVersion::CURRENT,
             player_id: e.player_id.clone(),
@@ -164,6 +191,7 @@ impl<'a> Fold<'a> {
             value: new,
             previous: old,
             at: e.time(),
+            period: period.map(|(p, key)| p.label(key)),
         }));
         let cause = Cause {
             id: e.event_id,
@@ -186,9 +214,10 @@ impl<'a> Fold<'a> {
         };
         for &ach in &self.defs.by_stat[stat.get()] {
             let entry = &self.defs.achievements[ach.get()];
-            let open = match entry.repeat {
-                None => !player.has_earned(ach),
-                Some(repeat) => player.may_earn_again(ach, repeat, change.at, true),
+            let open = match (self.period_of(entry, change.at), entry.repeat) {
+                (Some(key), _) => key.is_some_and(|key| !player.earned_in(ach, key)),
+                (None, None) => !player.has_earned(ach),
+                (None, Some(repeat)) => player.may_earn_again(ach, repeat, change.at, true),
             };
             if !open || entry.live().is_none() || !entry.available_at(change.at) {
                 continue;
@@ -230,14 +259,37 @@ impl<'a> Fold<'a> {
                 self.reject(Refused::Grant(g), Reason::Archived { id }, out)
             }
             Some(_) if !self.unlocks => {}
-            // A grant earns a repeatable achievement again (below its `max`, whatever its
-            // cooldown); a replay's grant only what the player never earned.
-            Some((idx, def))
-                if player.has_earned(idx)
-                    && !def.repeat.is_some_and(|r| {
-                        g.replay.is_none() && player.may_earn_again(idx, r, g.received_at, true)
-                    }) => {}
-            Some((idx, _)) => {
+            Some((idx, def)) => {
+                let entry = &self.defs.achievements[idx.get()];
+                let at = g
+                    .earned_at
+                    .filter(|_| g.replay.is_some())
+                    .unwrap_or(g.received_at);
+                let open = match (self.period_of(entry, at), def.repeat) {
+                    // A periodic achievement is granted in the period of the grant's time.
+                    (Some(None), _) => {
+                        let season = entry
+                            .period
+                            .as_ref()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default();
+                        return self.reject(
+                            Refused::Grant(g),
+                            Reason::OutsideSeason { season },
+                            out,
+                        );
+                    }
+                    (Some(Some(key)), _) => !player.earned_in(idx, key),
+                    // A grant earns a repeatable achievement again (below its `max`,
+                    // whatever its cooldown); a replay's grant only what was never earned.
+                    (None, Some(r)) if g.replay.is_none() => {
+                        !player.has_earned(idx) || player.may_earn_again(idx, r, at, true)
+                    }
+                    (None, _) => !player.has_earned(idx),
+                };
+                if !open {
+                    return;
+                }
                 let cause = match g.replay {
                     None => Cause {
                         id: g.event_id,
@@ -251,6 +303,25 @@ impl<'a> Fold<'a> {
                     },
                 };
                 self.unlock(player, &g.player_id, idx, cause, out);
+            }
+        }
+    }
+
+    /// For a periodic achievement, the period of an event at `at` (`Some(None)` outside its
+    /// season); `None` for an achievement that is not periodic.
+    fn period_of(&self, entry: &AchEntry, at: Millis) -> Option<Option<PeriodKey>> {
+        let period = entry.period.as_ref()?;
+        Some(self.defs.period_key(period, at))
+    }
+
+    /// The value a condition reads of `stat` at `at`: a periodic stat's in the period of
+    /// `at`.
+    fn value_at(&self, player: &PlayerState, stat: StatIdx, at: Millis) -> Option<Value> {
+        match &self.defs.stats[stat.get()].period {
+            None => player.stat(stat),
+            Some(p) => {
+                let key = self.defs.period_key(p, at)?;
+                player.period_value(stat, key)
             }
         }
     }
@@ -288,16 +359,23 @@ impl<'a> Fold<'a> {
             return;
         }
         let entry = &self.defs.achievements[ach.get()];
-        if entry.repeat.is_some() && player.has_earned(ach) && !player.has_counts(ach) {
+        let period = self.period_of(entry, cause.at);
+        if let Some(key) = period {
+            // A periodic achievement: once per period, none outside its season.
+            if key.is_none_or(|key| player.earned_in(ach, key)) {
+                return;
+            }
+        } else if entry.repeat.is_some() && player.has_earned(ach) && !player.has_counts(ach) {
             // Earned before it became repeatable: what that earn counted is not known, so
             // the next earn counts from the values now.
             let now = condition_values(entry, player);
             player.record_earn(ach, 1, cause.at, now);
             return;
         }
-        let open = match entry.repeat {
-            None => !player.has_earned(ach),
-            Some(repeat) => player.may_earn_again(ach, repeat, cause.at, false),
+        let open = match (period, entry.repeat) {
+            (Some(_), _) => true,
+            (None, None) => !player.has_earned(ach),
+            (None, Some(repeat)) => player.may_earn_again(ach, repeat, cause.at, false),
         };
         if !open
             || entry.live().is_none()
@@ -308,8 +386,7 @@ impl<'a> Fold<'a> {
         }
         let requirements_met = entry.requires.iter().all(|r| player.has_earned(*r));
         let conditions_hold = entry.conditions.iter().all(|(stat, threshold)| {
-            player
-                .stat(*stat)
+            self.value_at(player, *stat, cause.at)
                 .is_some_and(|v| threshold.holds(counted(entry, player, ach, *stat, *threshold, v)))
         });
         if requirements_met && conditions_hold {
@@ -330,9 +407,14 @@ impl<'a> Fold<'a> {
         let Some(def) = entry.def.as_ref() else {
             return;
         };
-        let occurrence = player.times_earned(ach).saturating_add(1);
+        let mut occurrence = player.times_earned(ach).saturating_add(1);
         let mut baseline = Vec::new();
-        if entry.repeat.is_some() {
+        let mut period = None;
+        if let Some(Some(key)) = self.period_of(entry, cause.at) {
+            player.record_period_earn(ach, key);
+            occurrence = 1;
+            period = entry.period.as_ref().map(|p| p.label(key));
+        } else if entry.repeat.is_some() {
             let at_earn = condition_values(entry, player);
             baseline = at_earn
                 .iter()
@@ -342,7 +424,10 @@ impl<'a> Fold<'a> {
         } else {
             player.mark_earned(ach);
         }
-        let unlock_id = earn_id(player_id, &entry.id, occurrence);
+        let unlock_id = match &period {
+            Some(label) => period_earn_id(player_id, &entry.id, label),
+            None => earn_id(player_id, &entry.id, occurrence),
+        };
         // The reward goes before its unlock: an unlock found on OUTPUT is never emitted
         // again (recovery marks it earned), so its reward must be there already; a reward
         // emitted again is deduplicated by its id (the unlock id).
@@ -374,6 +459,7 @@ impl<'a> Fold<'a> {
             replay: self.replay || cause.kind == CauseKind::Replay,
             occurrence,
             baseline,
+            period,
         }));
         let cascade = Cause {
             kind: CauseKind::Requirement,

@@ -1,7 +1,7 @@
 //! A player's evaluation state: aggregated stat values, earned achievements, where each
 //! repeatable achievement's next earn counts from, and rewards waiting for a claim.
 
-use laurel_schemas::{AchievementId, Millis, Repeat, Rewards, StatName, Value};
+use laurel_schemas::{AchievementId, Millis, Period, PeriodKey, Repeat, Rewards, StatName, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -16,6 +16,11 @@ pub struct PlayerState {
     repeats: Vec<RepeatState>,
     /// Earns whose rewards wait for the player's claim.
     pending: Vec<PendingReward>,
+    /// Periodic stats' values by period: the last [`Period::KEPT`] periods of each, in
+    /// order of stat and period.
+    periods: Vec<(StatIdx, PeriodKey, Value)>,
+    /// Periodic achievements' earns: the last [`Period::KEPT`] periods of each.
+    period_earns: Vec<(AchIdx, PeriodKey)>,
 }
 
 /// Where a repeatable achievement stands for a player.
@@ -69,6 +74,71 @@ impl PlayerState {
             self.earned.resize(i / 64 + 1, 0);
         }
         self.earned[i / 64] |= 1 << (i % 64);
+    }
+
+    /// A periodic stat's value in period `key`, if any event set it.
+    pub fn period_value(&self, idx: StatIdx, key: PeriodKey) -> Option<Value> {
+        self.periods
+            .iter()
+            .find(|(s, k, _)| *s == idx && *k == key)
+            .map(|(_, _, v)| *v)
+    }
+
+    /// Whether period `key` of a periodic stat is older than every period kept while
+    /// [`Period::KEPT`] are kept: an event of it can no longer count.
+    pub(crate) fn period_closed(&self, idx: StatIdx, key: PeriodKey) -> bool {
+        let kept: Vec<PeriodKey> = self
+            .periods
+            .iter()
+            .filter(|(s, _, _)| *s == idx)
+            .map(|(_, k, _)| *k)
+            .collect();
+        kept.len() >= Period::KEPT && kept.iter().all(|k| key < *k)
+    }
+
+    /// Sets a periodic stat's value in period `key`, keeping the last [`Period::KEPT`]
+    /// periods of the stat.
+    pub(crate) fn set_period_value(&mut self, idx: StatIdx, key: PeriodKey, value: Value) {
+        match self
+            .periods
+            .binary_search_by(|(s, k, _)| (s.0, *k).cmp(&(idx.0, key)))
+        {
+            Ok(i) => self.periods[i].2 = value,
+            Err(i) => self.periods.insert(i, (idx, key, value)),
+        }
+        let count = self.periods.iter().filter(|(s, _, _)| *s == idx).count();
+        if count > Period::KEPT {
+            // The stat's entries are contiguous and in period order: drop its oldest.
+            if let Some(oldest) = self.periods.iter().position(|(s, _, _)| *s == idx) {
+                self.periods.remove(oldest);
+            }
+        }
+    }
+
+    /// Whether the player earned a periodic achievement in period `key`.
+    pub fn earned_in(&self, idx: AchIdx, key: PeriodKey) -> bool {
+        self.period_earns.contains(&(idx, key))
+    }
+
+    /// Records an earn of a periodic achievement in period `key`, keeping the last
+    /// [`Period::KEPT`] periods of it.
+    pub(crate) fn record_period_earn(&mut self, idx: AchIdx, key: PeriodKey) {
+        self.mark_earned(idx);
+        if self.earned_in(idx, key) {
+            return;
+        }
+        self.period_earns.push((idx, key));
+        let mut mine: Vec<PeriodKey> = self
+            .period_earns
+            .iter()
+            .filter(|(a, _)| *a == idx)
+            .map(|(_, k)| *k)
+            .collect();
+        if mine.len() > Period::KEPT {
+            mine.sort_unstable();
+            let oldest = mine[0];
+            self.period_earns.retain(|e| *e != (idx, oldest));
+        }
     }
 
     /// How many times the player earned the achievement.
@@ -160,6 +230,16 @@ impl PlayerState {
                 let Some(idx) = defs.achievement_idx(u.achievement_id.as_str()) else {
                     return false;
                 };
+                let entry = &defs.achievements[idx.get()];
+                if u.period.is_some()
+                    && let Some(key) = entry
+                        .period
+                        .as_ref()
+                        .and_then(|p| defs.period_key(p, u.unlocked_at))
+                {
+                    self.record_period_earn(idx, key);
+                    return true;
+                }
                 // A repeatable's earn carries what the next counts from (an earn of it
                 // before it was repeatable does not, and is counted as it is live).
                 if u.occurrence > 1 || !u.baseline.is_empty() {
@@ -223,11 +303,23 @@ impl PlayerState {
                 rewards: p.rewards.clone(),
             })
             .collect();
+        let periods = self
+            .periods
+            .iter()
+            .map(|(s, k, v)| (defs.stats[s.get()].name.clone(), *k, *v))
+            .collect();
+        let period_earns = self
+            .period_earns
+            .iter()
+            .map(|(a, k)| (defs.achievements[a.get()].id.clone(), *k))
+            .collect();
         PlayerSnapshot {
             stats,
             earned,
             repeats,
             pending,
+            periods,
+            period_earns,
         }
     }
 
@@ -271,6 +363,15 @@ impl PlayerState {
         for p in &snapshot.pending {
             state.add_pending(p.unlock_id, ach(&p.id)?, p.rewards.clone());
         }
+        for (name, key, value) in &snapshot.periods {
+            let idx = defs
+                .stat_idx(name.as_str())
+                .ok_or_else(|| name.to_string())?;
+            state.set_period_value(idx, *key, *value);
+        }
+        for (id, key) in &snapshot.period_earns {
+            state.record_period_earn(ach(id)?, *key);
+        }
         Ok(state)
     }
 
@@ -297,6 +398,12 @@ impl PlayerState {
             let idx = defs.intern_achievement_id(&p.id);
             state.add_pending(p.unlock_id, idx, p.rewards.clone());
         }
+        for (name, key, value) in &snapshot.periods {
+            state.set_period_value(defs.intern_stat_name(name), *key, *value);
+        }
+        for (id, key) in &snapshot.period_earns {
+            state.record_period_earn(defs.intern_achievement_id(id), *key);
+        }
         state
     }
 }
@@ -314,6 +421,12 @@ pub struct PlayerSnapshot {
     /// Earns whose rewards wait for the player's claim.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingSnapshot>,
+    /// Periodic stats' values: stat, period, value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub periods: Vec<(StatName, PeriodKey, Value)>,
+    /// Periodic achievements' earns: achievement, period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub period_earns: Vec<(AchievementId, PeriodKey)>,
 }
 
 /// A repeatable achievement's standing, by name.

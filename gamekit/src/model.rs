@@ -122,6 +122,7 @@ impl GameKitAchievement {
             max_delta: None,
             client_writable: true,
             client_time: false,
+            period: None,
         };
         let extra = GameKitExtra {
             is_stateful: self.is_stateful,

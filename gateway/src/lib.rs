@@ -58,6 +58,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(players::published))
         .routes(utoipa_axum::routes!(admin::list_stats))
         .routes(utoipa_axum::routes!(admin::put_stat))
+        .routes(utoipa_axum::routes!(admin::put_season))
+        .routes(utoipa_axum::routes!(admin::list_seasons))
         .routes(utoipa_axum::routes!(admin::apply_definitions))
         .routes(utoipa_axum::routes!(admin::list_achievements))
         .routes(utoipa_axum::routes!(

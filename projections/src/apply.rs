@@ -35,6 +35,10 @@ pub struct Earned {
     /// next counts from them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub baseline: BTreeMap<String, Value>,
+    /// For a periodic achievement, the periods it was earned in (the last
+    /// [`laurel_schemas::Period::KEPT`]) and when.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub periods: BTreeMap<String, Millis>,
 }
 
 fn one() -> u32 {
@@ -103,10 +107,15 @@ pub(crate) struct Overlay<'a> {
     earned: HashMap<String, EarnedRecord>,
     /// Players' refusals records touched by the batch (only refusals touch them).
     refusals: HashMap<String, RefusalsRecord>,
+    /// Players' periodic stats records touched by the batch.
+    periods: HashMap<String, PeriodsRecord>,
 }
 
 /// A player's stats, as the view stores them.
 pub(crate) type StatsRecord = BTreeMap<String, Value>;
+
+/// A player's periodic stats, as the view stores them: stat, then period label, to value.
+pub(crate) type PeriodsRecord = BTreeMap<String, BTreeMap<String, Value>>;
 
 /// A player's earned achievements and points, as the view stores them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -127,6 +136,7 @@ impl<'a> Overlay<'a> {
             stats: HashMap::new(),
             earned: HashMap::new(),
             refusals: HashMap::new(),
+            periods: HashMap::new(),
         }
     }
 
@@ -162,6 +172,9 @@ impl<'a> Overlay<'a> {
         }
         for (player, record) in &self.refusals {
             self.writes.insert(keys::refusals(player), encode(record));
+        }
+        for (player, record) in &self.periods {
+            self.writes.insert(keys::periods(player), encode(record));
         }
         self.writes
             .insert(keys::POSITION.to_vec(), position.to_be_bytes().to_vec());
@@ -227,6 +240,9 @@ impl<'a> Overlay<'a> {
                         .map(|(s, v)| (s.to_string(), *v))
                         .collect()
                 };
+                if let Some(period) = &u.period {
+                    return self.period_earned(u, period);
+                }
                 match record.earned.get_mut(id) {
                     None => {
                         let earned = Earned {
@@ -238,6 +254,7 @@ impl<'a> Overlay<'a> {
                             times: u.occurrence,
                             last_unlocked_at: None,
                             baseline: baseline(),
+                            periods: BTreeMap::new(),
                         };
                         record.earned.insert(id.to_string(), earned);
                         record.points_total += u64::from(u.points);
@@ -329,9 +346,77 @@ impl<'a> Overlay<'a> {
     }
 
     fn stat(&mut self, s: &StatChanged) -> Result<(), sled::Error> {
+        if let Some(period) = &s.period {
+            return self.period_stat(s, period);
+        }
         let record = self.stats_of(s.player_id.as_str())?;
         record.insert(s.stat.as_str().to_string(), s.value);
         Ok(())
+    }
+
+    /// A periodic stat's value in a period: kept with the stat's last periods.
+    fn period_stat(&mut self, s: &StatChanged, period: &str) -> Result<(), sled::Error> {
+        let player = s.player_id.as_str();
+        // The player is seen (counted) as for any stat.
+        self.stats_of(player)?;
+        if !self.periods.contains_key(player) {
+            let record = match self.view.get(&keys::periods(player))? {
+                Some(raw) => decode(&raw).unwrap_or_else(|e| {
+                    tracing::error!(player, error = %e, "unreadable player periods; starting them again");
+                    PeriodsRecord::default()
+                }),
+                None => PeriodsRecord::default(),
+            };
+            self.periods.insert(player.to_string(), record);
+        }
+        let record = self.periods.get_mut(player).expect("inserted above");
+        let values = record.entry(s.stat.as_str().to_string()).or_default();
+        values.insert(period.to_string(), s.value);
+        // Labels of one kind sort as their periods: drop the oldest past what is kept.
+        while values.len() > laurel_schemas::Period::KEPT {
+            values.pop_first();
+        }
+        Ok(())
+    }
+
+    /// A periodic achievement earned in a period: points and the period's rarity count per
+    /// period; the achievement's own rarity counts the player once.
+    fn period_earned(
+        &mut self,
+        u: &laurel_schemas::Unlocked,
+        period: &str,
+    ) -> Result<(), sled::Error> {
+        let id = u.achievement_id.as_str();
+        let record = self.earned_of(u.player_id.as_str())?;
+        let first = !record.earned.contains_key(id);
+        let earned = record
+            .earned
+            .entry(id.to_string())
+            .or_insert_with(|| Earned {
+                unlock_id: u.unlock_id,
+                unlocked_at: u.unlocked_at,
+                points: u.points,
+                definition_version: u.definition_version,
+                caused_by: Some(u.caused_by),
+                times: 0,
+                last_unlocked_at: None,
+                baseline: BTreeMap::new(),
+                periods: BTreeMap::new(),
+            });
+        if earned.periods.contains_key(period) {
+            return Ok(());
+        }
+        earned.periods.insert(period.to_string(), u.unlocked_at);
+        while earned.periods.len() > laurel_schemas::Period::KEPT {
+            earned.periods.pop_first();
+        }
+        earned.times += 1;
+        earned.last_unlocked_at = Some(u.unlocked_at);
+        record.points_total += u64::from(u.points);
+        if first {
+            self.add(keys::rarity(id), 1)?;
+        }
+        self.add(keys::period_rarity(id, period), 1)
     }
 
     fn checkpoint(&mut self, stats_seq: u64) -> Result<(), sled::Error> {

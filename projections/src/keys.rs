@@ -27,6 +27,18 @@ pub(crate) fn earned(player: &str) -> Vec<u8> {
     key(b'E', &[player])
 }
 
+/// A player's periodic stats, one record (stat to period label to value, the last
+/// periods of each): `P<player>`.
+pub(crate) fn periods(player: &str) -> Vec<u8> {
+    key(b'P', &[player])
+}
+
+/// How many of the partition's players earned a periodic achievement in a period:
+/// `R<achievement>NUL<period>`.
+pub(crate) fn period_rarity(achievement: &str, period: &str) -> Vec<u8> {
+    key(b'R', &[achievement, period])
+}
+
 /// A player's most recent refusals, one record: `X<player>`.
 pub(crate) fn refusals(player: &str) -> Vec<u8> {
     key(b'X', &[player])

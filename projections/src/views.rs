@@ -7,7 +7,7 @@ use std::time::Duration;
 use laurel_schemas::{Output, Value, decode};
 use tokio::sync::{broadcast, watch};
 
-use crate::apply::{Earned, EarnedRecord, Refusal, RewardRecord, StatsRecord};
+use crate::apply::{Earned, EarnedRecord, PeriodsRecord, Refusal, RewardRecord, StatsRecord};
 use crate::keys;
 use crate::staged::Staged;
 
@@ -48,6 +48,8 @@ pub struct PlayerView {
     /// Rewards in the order earned: every one waiting for a claim, and the most recent
     /// settled ones.
     pub rewards: Vec<RewardRecord>,
+    /// Periodic stats: stat, then period label, to value (the last periods of each).
+    pub periods: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 /// What the players of one partition earned (see [`Views::earned_in_partition`]).
@@ -66,6 +68,8 @@ pub struct Rarity {
     pub players: u64,
     /// Earners per achievement id.
     pub earned: BTreeMap<String, u64>,
+    /// Earners per periodic achievement id and period label.
+    pub by_period: BTreeMap<(String, String), u64>,
 }
 
 impl Rarity {
@@ -74,6 +78,19 @@ impl Rarity {
         match self.players {
             0 => 0.0,
             n => self.earned.get(id).copied().unwrap_or(0) as f64 * 100.0 / n as f64,
+        }
+    }
+
+    /// Percentage of players who earned periodic achievement `id` in `period`.
+    pub fn percent_in(&self, id: &str, period: &str) -> f64 {
+        let earners = self
+            .by_period
+            .get(&(id.to_string(), period.to_string()))
+            .copied()
+            .unwrap_or(0);
+        match self.players {
+            0 => 0.0,
+            n => earners as f64 * 100.0 / n as f64,
         }
     }
 }
@@ -134,11 +151,19 @@ impl Views {
                 EarnedRecord::default()
             }),
         };
+        let periods: PeriodsRecord = match tree.get(&keys::periods(player))? {
+            None => PeriodsRecord::default(),
+            Some(raw) => decode(&raw).unwrap_or_else(|e| {
+                tracing::error!(player, error = %e, "unreadable player periods");
+                PeriodsRecord::default()
+            }),
+        };
         Ok(PlayerView {
             stats,
             earned: earned.earned,
             points_total: earned.points_total,
             rewards: earned.rewards,
+            periods,
         })
     }
 
@@ -195,8 +220,17 @@ impl Views {
         for tree in &self.inner.partitions {
             rarity.players += keys::u64_of(tree.get(keys::PLAYERS)?.as_deref());
             for (k, v) in tree.scan_kind(b'R')? {
-                if let Some(id) = keys::suffix(&k, 1) {
-                    *rarity.earned.entry(id.to_string()).or_default() += keys::u64_of(Some(&v));
+                let count = keys::u64_of(Some(&v));
+                match keys::suffix(&k, 1).map(|s| s.split_once('\0')) {
+                    Some(Some((id, period))) => {
+                        let key = (id.to_string(), period.to_string());
+                        *rarity.by_period.entry(key).or_default() += count;
+                    }
+                    Some(None) => {
+                        let id = keys::suffix(&k, 1).unwrap_or_default();
+                        *rarity.earned.entry(id.to_string()).or_default() += count;
+                    }
+                    None => {}
                 }
             }
         }

@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use crate::names::LANGUAGE_TAG_PATTERN;
-use crate::names::{AchievementId, StatName, is_language_tag};
+use crate::names::{AchievementId, SeasonId, StatName, is_language_tag};
+use crate::period::Period;
 pub use crate::validation::{DESCRIPTION_MAX, ICON_MAX, ICON_REFERENCE_PATTERN, TITLE_MAX};
 use crate::validation::{Reason, ValidationError};
 use crate::value::Value;
@@ -71,6 +72,9 @@ pub struct StatSpec {
     /// server's `ts` counts; a player's is informational).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub client_time: bool,
+    /// Aggregated per period (absent: over the player's whole history). Fixed once defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
 }
 
 impl StatSpec {
@@ -138,6 +142,9 @@ pub struct StatDefinition {
     /// Whether a player's own token's `ts` counts as the event's time.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub client_time: bool,
+    /// Aggregated per period (absent: over the player's whole history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
     /// Server-assigned, +1 on every change.
     pub version: u64,
 }
@@ -153,6 +160,7 @@ impl StatDefinition {
             max_delta,
             client_writable,
             client_time,
+            period,
         } = spec;
         Self {
             name,
@@ -163,6 +171,7 @@ impl StatDefinition {
             max_delta,
             client_writable,
             client_time,
+            period,
             version,
         }
     }
@@ -177,6 +186,65 @@ impl StatDefinition {
             max_delta: self.max_delta,
             client_writable: self.client_writable,
             client_time: self.client_time,
+            period: self.period.clone(),
+        }
+    }
+}
+
+/// A season as an admin writes it (`PUT /v1/admin/seasons/{id}`): the window of the stats
+/// whose `period` names it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeasonSpec {
+    /// When it starts (RFC 3339, inclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    /// When it ends (RFC 3339, exclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+}
+
+impl SeasonSpec {
+    /// Checks the spec on its own.
+    pub fn validate(&self) -> Result<(), Vec<ValidationError>> {
+        if self.starts_at >= self.ends_at {
+            return Err(vec![ValidationError::new("starts_at", Reason::EmptyWindow)]);
+        }
+        Ok(())
+    }
+}
+
+/// A stored season.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeasonDefinition {
+    /// The season's id.
+    pub id: SeasonId,
+    /// When it starts (RFC 3339, inclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    /// When it ends (RFC 3339, exclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+    /// Server-assigned, +1 on every change.
+    pub version: u64,
+}
+
+impl SeasonDefinition {
+    /// Its window in ms since the epoch, `[starts_at, ends_at)`.
+    pub fn window(&self) -> (Millis, Millis) {
+        (
+            crate::to_millis(self.starts_at),
+            crate::to_millis(self.ends_at),
+        )
+    }
+
+    /// The spec an admin would write for it.
+    pub fn to_spec(&self) -> SeasonSpec {
+        SeasonSpec {
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
         }
     }
 }
@@ -797,6 +865,18 @@ pub enum DefinitionEvent {
         /// When the server accepted the change.
         at: Millis,
     },
+    /// A season was created or its window changed.
+    SeasonDefined {
+        /// Wire schema version.
+        #[serde(default)]
+        v: SchemaVersion,
+        /// Unique id of this change.
+        event_id: Uuid,
+        /// The season as stored.
+        definition: SeasonDefinition,
+        /// When the server accepted the change.
+        at: Millis,
+    },
     /// An achievement was archived: it unlocks no more, earned ones stay earned.
     AchievementArchived {
         /// Wire schema version.
@@ -843,6 +923,7 @@ impl DefinitionEvent {
     pub fn event_id(&self) -> Uuid {
         match self {
             DefinitionEvent::StatDefined { event_id, .. }
+            | DefinitionEvent::SeasonDefined { event_id, .. }
             | DefinitionEvent::AchievementDefined { event_id, .. }
             | DefinitionEvent::AchievementArchived { event_id, .. }
             | DefinitionEvent::ChangeSet { event_id, .. } => *event_id,
@@ -854,6 +935,7 @@ impl DefinitionEvent {
     pub fn subject(&self) -> (&'static str, &str) {
         match self {
             DefinitionEvent::StatDefined { definition, .. } => ("stat", definition.name.as_str()),
+            DefinitionEvent::SeasonDefined { definition, .. } => ("season", definition.id.as_str()),
             DefinitionEvent::AchievementDefined { definition, .. } => {
                 ("achievement", definition.id.as_str())
             }
@@ -866,6 +948,7 @@ impl DefinitionEvent {
     pub fn at(&self) -> Millis {
         match self {
             DefinitionEvent::StatDefined { at, .. }
+            | DefinitionEvent::SeasonDefined { at, .. }
             | DefinitionEvent::AchievementDefined { at, .. }
             | DefinitionEvent::AchievementArchived { at, .. }
             | DefinitionEvent::ChangeSet { at, .. } => *at,

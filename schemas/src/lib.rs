@@ -16,6 +16,7 @@ pub mod events;
 pub mod integral;
 pub mod names;
 pub mod outputs;
+pub mod period;
 pub mod replay;
 pub mod validation;
 pub mod value;
@@ -23,17 +24,18 @@ pub mod value;
 pub use codec::{DecodeError, decode, encode};
 pub use defs::{
     AchievementDefinition, AchievementSpec, Aggregation, Condition, DefinitionEvent, Localization,
-    Repeat, StatDefinition, StatKind, StatSpec, Threshold, Visibility, is_icon_digest,
-    is_icon_reference, is_tag,
+    Repeat, SeasonDefinition, SeasonSpec, StatDefinition, StatKind, StatSpec, Threshold,
+    Visibility, is_icon_digest, is_icon_reference, is_tag,
 };
 pub use events::{Claim, Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage, claim_id};
 #[cfg(feature = "openapi")]
 pub use names::StoredPlayerId;
-pub use names::{AchievementId, PlayerId, StatName};
+pub use names::{AchievementId, PlayerId, SeasonId, StatName};
 pub use outputs::{
     CauseKind, Changes, Checkpoint, Output, Progress, Rejected, RewardClaimed, RewardEarned,
-    Rewards, StatChanged, Unlocked, earn_id,
+    Rewards, StatChanged, Unlocked, earn_id, period_earn_id,
 };
+pub use period::{Period, PeriodKey};
 pub use replay::{
     AchievementDiff, DefinitionsFile, ReplayLine, ReplayProgress, ReplayReport, ReplayRequest,
 };

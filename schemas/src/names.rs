@@ -113,6 +113,13 @@ name_type!(
     max = STAT_NAME_MAX
 );
 name_type!(
+    /// A season's id: `[A-Za-z0-9_-]{1,64}`, case-sensitive (an achievement id's rule).
+    SeasonId,
+    check_achievement_id,
+    pattern = ACHIEVEMENT_ID_PATTERN,
+    max = ACHIEVEMENT_ID_MAX
+);
+name_type!(
     /// An achievement's id: `[A-Za-z0-9_-]{1,64}`, case-sensitive.
     AchievementId,
     check_achievement_id,

@@ -44,6 +44,19 @@ pub fn earn_id(player: &PlayerId, achievement: &AchievementId, occurrence: u32) 
     Uuid::new_v5(&UNLOCK_NAMESPACE, &name)
 }
 
+/// The id of a player's earn of a periodic `achievement` in `period` (its label): UUIDv5 of
+/// `player_id NUL achievement_id NUL "period:" label`.
+pub fn period_earn_id(player: &PlayerId, achievement: &AchievementId, period: &str) -> Uuid {
+    let mut name = Vec::with_capacity(player.as_str().len() + achievement.as_str().len() + 72);
+    name.extend_from_slice(player.as_str().as_bytes());
+    name.push(0);
+    name.extend_from_slice(achievement.as_str().as_bytes());
+    name.push(0);
+    name.extend_from_slice(b"period:");
+    name.extend_from_slice(period.as_bytes());
+    Uuid::new_v5(&UNLOCK_NAMESPACE, &name)
+}
+
 fn first() -> u32 {
     1
 }
@@ -104,6 +117,10 @@ pub struct Unlocked {
     /// next earn counts from them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baseline: Vec<(StatName, Value)>,
+    /// For an achievement on a periodic stat, the period it was earned in (`2026-W49`,
+    /// a season's id): such an achievement is earned once per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
 }
 
 /// An earn's rewards (the achievement's `rewards` when it was earned), keyed by the earn's
@@ -191,6 +208,10 @@ pub struct StatChanged {
     pub previous: Option<Value>,
     /// Server time of the latest event folded in.
     pub at: Millis,
+    /// For a periodic stat, the period this value is of (`2026-12-03`, `2026-W49`,
+    /// `2026-12`, a season's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
 }
 
 /// The engine refused an event (definitions changed since the gateway checked it, or a
@@ -351,6 +372,7 @@ struct FlatOutput {
     baseline: Option<Vec<(StatName, Value)>>,
     rewards: Option<Rewards>,
     claim: Option<bool>,
+    period: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for Output {
@@ -375,6 +397,7 @@ impl<'de> Deserialize<'de> for Output {
                 replay: need(f.replay, "replay")?,
                 occurrence: f.occurrence.unwrap_or(1),
                 baseline: f.baseline.unwrap_or_default(),
+                period: f.period,
             }),
             "progress" => Output::Progress(Progress {
                 v,
@@ -393,6 +416,7 @@ impl<'de> Deserialize<'de> for Output {
                 value: need(f.value, "value")?,
                 previous: f.previous,
                 at: need(f.at, "at")?,
+                period: f.period,
             }),
             "rejected" => Output::Rejected(Rejected {
                 v,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::defs::{AchievementSpec, StatSpec};
+use crate::defs::{AchievementSpec, SeasonSpec, StatSpec};
 use crate::names::PlayerId;
 
 /// A definitions file: stats by name and achievements by id, as the admin API takes them.
@@ -26,6 +26,9 @@ pub struct DefinitionsFile {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::names::openapi::achievements_by_id))]
     pub achievements: BTreeMap<String, AchievementSpec>,
+    /// Seasons by id (the windows of stats whose `period` is a season).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub seasons: BTreeMap<String, SeasonSpec>,
 }
 
 /// The most player ids a replay's diff names per achievement (`samples`).

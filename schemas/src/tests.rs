@@ -68,6 +68,7 @@ fn sample_stat_definition() -> StatDefinition {
             max_delta: Some(Value::Int(50)),
             client_writable: true,
             client_time: false,
+            period: None,
         },
         2,
     )
@@ -137,6 +138,7 @@ fn stats_messages_and_outputs_round_trip() {
             replay: false,
             occurrence: 1,
             baseline: Vec::new(),
+            period: None,
         }),
         Output::Progress(Progress {
             v: SchemaVersion::CURRENT,
@@ -155,6 +157,7 @@ fn stats_messages_and_outputs_round_trip() {
             value: Value::Int(-3),
             previous: Some(Value::Int(2)),
             at: 10,
+            period: None,
         }),
         Output::Rejected(Rejected {
             v: SchemaVersion::CURRENT,

@@ -192,6 +192,42 @@ pub enum Reason {
         /// How far ahead an event may be, in seconds.
         max_ahead_secs: u64,
     },
+    /// Two settings cannot go together.
+    #[error("cannot go with {what}")]
+    Conflicts {
+        /// What it cannot go with.
+        what: String,
+    },
+    /// The season is not defined.
+    #[error("season {id} is not defined (PUT /v1/admin/seasons/{{id}})")]
+    UnknownSeason {
+        /// The season's id.
+        id: String,
+    },
+    /// An event of a season stat falls outside the season (or the season is not defined).
+    #[error("falls outside season {season}")]
+    OutsideSeason {
+        /// The stat's season.
+        season: String,
+    },
+    /// An event of a periodic stat falls in a period older than the ones kept.
+    #[error("falls in period {period}, older than the {kept} periods kept")]
+    PeriodClosed {
+        /// The event's period.
+        period: String,
+        /// How many periods are kept.
+        kept: usize,
+    },
+    /// An achievement reads periodic stats of different periods.
+    #[error(
+        "reads stats of different periods ({a} and {b}): an achievement evaluates within one period"
+    )]
+    MixedPeriods {
+        /// One period.
+        a: String,
+        /// Another.
+        b: String,
+    },
     /// A free-form value nests deeper than allowed.
     #[error("must nest at most {max} levels deep")]
     TooDeep {
@@ -254,6 +290,11 @@ impl Reason {
             Reason::Needs { .. } => "needs",
             Reason::TooOld { .. } => "too_old",
             Reason::InTheFuture { .. } => "in_the_future",
+            Reason::Conflicts { .. } => "conflicts",
+            Reason::UnknownSeason { .. } => "unknown_season",
+            Reason::OutsideSeason { .. } => "outside_season",
+            Reason::PeriodClosed { .. } => "period_closed",
+            Reason::MixedPeriods { .. } => "mixed_periods",
             Reason::DisallowedCharacter { .. } => "disallowed_character",
             Reason::Confusable { .. } => "confusable",
         }

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
-const STATS: [(&str, &str); 5] = [
+const STATS: [(&str, &str); 6] = [
     ("kills", r#"{"aggregation":"sum","kind":"int"}"#),
     ("score", r#"{"aggregation":"max","kind":"int"}"#),
     (
@@ -24,7 +24,14 @@ const STATS: [(&str, &str); 5] = [
         "gold",
         r#"{"aggregation":"sum","kind":"int","min_value":0,"max_value":100,"client_writable":true}"#,
     ),
+    // Periodic: achievements on it are earned once per day.
+    (
+        "daily",
+        r#"{"aggregation":"sum","kind":"int","period":"daily"}"#,
+    ),
 ];
+/// The periodic stat's index in [`STATS`].
+const DAILY: usize = 5;
 const PLAYERS: usize = 4;
 
 #[derive(Debug, Clone)]
@@ -62,7 +69,7 @@ fn arb_achievements() -> impl Strategy<Value = Vec<AchGen>> {
         0.4,
         (
             prop::option::of(1u32..4),
-            prop_oneof![Just(0u32), Just(5), Just(60)],
+            prop_oneof![Just(0u32), Just(60), Just(3_600), Just(20_000)],
         ),
     );
     let ach = (
@@ -74,7 +81,11 @@ fn arb_achievements() -> impl Strategy<Value = Vec<AchGen>> {
     prop::collection::vec(ach, 1..8).prop_map(|raw| {
         raw.into_iter()
             .enumerate()
-            .map(|(i, (mut conditions, requires, repeat, rewards))| {
+            .map(|(i, (mut conditions, requires, mut repeat, rewards))| {
+                // An achievement on a periodic stat is earned once per period, not repeated.
+                if conditions.iter().any(|c| c.0 == DAILY) {
+                    repeat = None;
+                }
                 // A repeatable needs an at_least condition above zero to count towards.
                 if repeat.is_some()
                     && let Some(first) = conditions.first_mut()
@@ -181,8 +192,8 @@ fn messages(events: &[EventGen]) -> Vec<StatsMessage> {
         .enumerate()
         .map(|(i, e)| {
             let event_id = Uuid::from_u128(10_000 + i as u128);
-            // Seconds apart, so that cooldowns pass and hold.
-            let received_at = 1_000 + 1_000 * i as i64;
+            // Minutes apart, so that cooldowns pass and hold and days go by.
+            let received_at = 1_000 + 1_000_000 * i as i64;
             match *e {
                 EventGen::Stat {
                     player,
@@ -206,8 +217,9 @@ fn messages(events: &[EventGen]) -> Vec<StatsMessage> {
                     } else {
                         Source::Server
                     },
-                    // Some events played offline, out of order: their time is earlier.
-                    occurred_at: (i % 3 == 0).then_some(received_at - 7_000 * (i as i64 % 5)),
+                    // Some events played offline, out of order: their time is earlier, in
+                    // another period at times.
+                    occurred_at: (i % 3 == 0).then_some(received_at - 3_600_000 * (i as i64 % 5)),
                 }),
                 EventGen::Grant {
                     player,
@@ -362,7 +374,8 @@ proptest! {
         for (p, snapshot) in whole.snapshot() {
             for def in defs.achievements() {
                 let idx = defs.achievement_idx(def.id.as_str()).unwrap();
-                if whole.player(p.as_str()).unwrap().has_earned(idx) || def.archived {
+                let periodic = def.conditions.iter().any(|c| c.stat.as_str() == STATS[DAILY].0);
+                if whole.player(p.as_str()).unwrap().has_earned(idx) || def.archived || periodic {
                     continue;
                 }
                 for (c, condition) in def.conditions.iter().enumerate() {
@@ -410,7 +423,7 @@ proptest! {
         let (_, out) = run_live(&defs, &msgs);
         // Per player and achievement: each earn's number, time and cause.
         type Earns = Vec<(u32, i64, laurel_schemas::CauseKind)>;
-        let mut earns: BTreeMap<(String, String), Earns> = BTreeMap::new();
+        let mut earns: BTreeMap<(String, String, Option<String>), Earns> = BTreeMap::new();
         let mut ids = std::collections::BTreeSet::new();
         let mut rewarded = BTreeMap::new();
         let mut claimed = std::collections::BTreeSet::new();
@@ -421,10 +434,15 @@ proptest! {
                 }
                 Output::Unlocked(u) => {
                     prop_assert!(ids.insert(u.unlock_id), "an id of its own per earn");
-                    prop_assert_eq!(u.unlock_id, earn_id(&u.player_id, &u.achievement_id, u.occurrence));
+                    let id = match &u.period {
+                        Some(p) => laurel_schemas::period_earn_id(&u.player_id, &u.achievement_id, p),
+                        None => earn_id(&u.player_id, &u.achievement_id, u.occurrence),
+                    };
+                    prop_assert_eq!(u.unlock_id, id);
                     let i: usize = u.achievement_id.as_str()[1..].parse().unwrap();
                     prop_assert_eq!(rewarded.contains_key(&u.unlock_id), achievements[i].rewards.is_some(), "the reward comes with (before) its earn");
-                    earns.entry((u.player_id.to_string(), u.achievement_id.to_string()))
+                    // A periodic achievement's earns are numbered within their period.
+                    earns.entry((u.player_id.to_string(), u.achievement_id.to_string(), u.period.clone()))
                         .or_default()
                         .push((u.occurrence, u.unlocked_at, u.cause));
                 }
@@ -435,7 +453,7 @@ proptest! {
                 _ => {}
             }
         }
-        for ((_, ach), list) in &earns {
+        for ((_, ach, _), list) in &earns {
             let i: usize = ach[1..].parse().unwrap();
             let numbers: Vec<u32> = list.iter().map(|e| e.0).collect();
             let expected: Vec<u32> = (1..=list.len() as u32).collect();

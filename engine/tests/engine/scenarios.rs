@@ -1038,3 +1038,179 @@ mod repeatable {
         assert_eq!(unlocks(&out)[0].unlocked_at, s.now - 3_600_000);
     }
 }
+
+mod periodic {
+    use laurel_schemas::{DefinitionEvent, SchemaVersion, SeasonDefinition, SeasonId};
+
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+    /// 2026-11-30T00:00:00Z, a Monday: the start of ISO week 2026-W49.
+    const W49: i64 = 1_796_083_200_000;
+
+    fn weekly() -> Scenario {
+        let mut s = given()
+            .stat("wins", json!({"aggregation": "sum", "kind": "int", "period": "weekly"}))
+            .achievement(
+                "WEEKLY_TEN",
+                json!({"title": "t", "points": 3, "conditions": [{"stat": "wins", "at_least": 10}]}),
+            );
+        s.now = W49 + DAY;
+        s
+    }
+
+    fn stat_periods(out: &[Output]) -> Vec<(Option<String>, Value)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Stat(c) => Some((c.period.clone(), c.value)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_weekly_stat_counts_each_week_from_zero() {
+        let mut s = weekly();
+        s.report("p", "wins", 6);
+        assert_eq!(
+            stat_periods(&s.report("p", "wins", 1)),
+            vec![(Some("2026-W49".into()), Value::Int(7))]
+        );
+        s.now += 7 * DAY;
+        assert_eq!(
+            stat_periods(&s.report("p", "wins", 2)),
+            vec![(Some("2026-W50".into()), Value::Int(2))]
+        );
+    }
+
+    #[test]
+    fn a_periodic_achievement_is_earned_once_per_period_under_an_id_per_period() {
+        let mut s = weekly();
+        let first = s.report("p", "wins", 10);
+        let u = unlocks(&first)[0].clone();
+        assert_eq!(u.period.as_deref(), Some("2026-W49"));
+        assert!(
+            unlocks(&s.report("p", "wins", 10)).is_empty(),
+            "once per period"
+        );
+        s.now += 7 * DAY;
+        let second = s.report("p", "wins", 10);
+        let v = unlocks(&second)[0].clone();
+        assert_eq!(v.period.as_deref(), Some("2026-W50"));
+        assert_ne!(u.unlock_id, v.unlock_id);
+        assert_eq!(
+            v.unlock_id,
+            laurel_schemas::period_earn_id(
+                &PlayerId::new("p").unwrap(),
+                &AchievementId::new("WEEKLY_TEN").unwrap(),
+                "2026-W50"
+            )
+        );
+    }
+
+    #[test]
+    fn offline_play_counts_in_the_period_it_was_played() {
+        let mut s = weekly();
+        s.now += 7 * DAY; // in 2026-W50
+        s.report("p", "wins", 4);
+        // Played last week while offline, sent now: it counts for last week, and earns it.
+        let mut event = s.stat_event("p", "wins", Value::Int(10), Source::Server);
+        event.occurred_at = Some(W49 + 2 * DAY);
+        let out = s.send(StatsMessage::Stat(event));
+        assert_eq!(
+            stat_periods(&out),
+            vec![(Some("2026-W49".into()), Value::Int(10))]
+        );
+        assert_eq!(unlocks(&out)[0].period.as_deref(), Some("2026-W49"));
+        assert_eq!(unlocks(&out)[0].unlocked_at, W49 + 2 * DAY);
+    }
+
+    #[test]
+    fn periods_older_than_the_kept_ones_are_refused() {
+        let mut s = weekly();
+        for week in 0..8 {
+            s.now = W49 + week * 7 * DAY;
+            s.report("p", "wins", 1);
+        }
+        let mut event = s.stat_event("p", "wins", Value::Int(1), Source::Server);
+        event.occurred_at = Some(W49 - 7 * DAY);
+        let out = s.send(StatsMessage::Stat(event));
+        assert_eq!(
+            rejections(&out),
+            vec![Reason::PeriodClosed {
+                period: "2026-W48".into(),
+                kept: 8
+            }]
+        );
+    }
+
+    fn season(s: &mut Scenario, from: i64, until: i64) {
+        let at = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap()
+        };
+        let event = DefinitionEvent::SeasonDefined {
+            v: SchemaVersion::CURRENT,
+            event_id: s.id(),
+            definition: SeasonDefinition {
+                id: SeasonId::new("s3").unwrap(),
+                starts_at: at(from),
+                ends_at: at(until),
+                version: 1,
+            },
+            at: s.now,
+        };
+        s.engine.apply_definition(&event, &mut Vec::new());
+    }
+
+    #[test]
+    fn a_season_stat_counts_inside_its_season_only() {
+        let mut s = given();
+        season(&mut s, W49, W49 + 28 * DAY);
+        let mut s = s
+            .stat(
+                "kills",
+                json!({"aggregation": "sum", "kind": "int", "period": {"season": "s3"}}),
+            )
+            .achievement(
+                "S3_HUNTER",
+                json!({"title": "t", "conditions": [{"stat": "kills", "at_least": 5}]}),
+            );
+        s.now = W49 - 1;
+        assert_eq!(
+            rejections(&s.report("p", "kills", 5)),
+            vec![Reason::OutsideSeason {
+                season: "s3".into()
+            }]
+        );
+        s.now = W49;
+        let out = s.report("p", "kills", 5);
+        assert_eq!(unlocks(&out)[0].period.as_deref(), Some("s3"));
+        s.now = W49 + 28 * DAY;
+        assert_eq!(rejections(&s.report("p", "kills", 1)).len(), 1);
+    }
+
+    #[test]
+    fn an_achievement_reads_one_period_and_does_not_repeat_on_top() {
+        let s = given()
+            .stat(
+                "wins",
+                json!({"aggregation": "sum", "kind": "int", "period": "weekly"}),
+            )
+            .stat(
+                "laps",
+                json!({"aggregation": "sum", "kind": "int", "period": "daily"}),
+            );
+        let spec: laurel_schemas::AchievementSpec = serde_json::from_value(json!({
+            "title": "t", "repeat": {},
+            "conditions": [{"stat": "wins", "at_least": 1}, {"stat": "laps", "at_least": 1}]
+        }))
+        .unwrap();
+        let errors = s
+            .engine
+            .definitions()
+            .check_achievement(&AchievementId::new("X").unwrap(), &spec)
+            .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["conditions[1].stat", "repeat"]);
+    }
+}

@@ -5,7 +5,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use laurel_schemas::{
-    AchievementDefinition, AchievementSpec, DefinitionEvent, StatDefinition, StatSpec,
+    AchievementDefinition, AchievementSpec, DefinitionEvent, SeasonDefinition, SeasonSpec,
+    StatDefinition, StatSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +36,9 @@ pub(crate) struct DefinitionsRequest {
 /// One change a definitions file makes.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct DefinitionChange {
-    /// `stat` or `achievement`.
+    /// `season`, `stat` or `achievement`.
     kind: &'static str,
-    /// The stat's name or the achievement's id.
+    /// The season's id, the stat's name or the achievement's id.
     id: String,
     /// `define` (create, update, or bring back an archived achievement) or `archive`.
     action: &'static str,
@@ -63,6 +64,12 @@ impl DefinitionChange {
                 DefinitionEvent::StatDefined { definition, .. } => Some(Self {
                     kind: "stat",
                     id: definition.name.to_string(),
+                    action: "define",
+                    version: definition.version,
+                }),
+                DefinitionEvent::SeasonDefined { definition, .. } => Some(Self {
+                    kind: "season",
+                    id: definition.id.to_string(),
                     action: "define",
                     version: definition.version,
                 }),
@@ -132,7 +139,7 @@ fn created_or_ok<T: Serialize>(created: bool, body: &T, version: u64) -> Respons
     request_body = StatSpec,
     responses((status = 201, description = "Created", body = StatDefinition), (status = 200, description = "Updated", body = StatDefinition),
         AdminProblems,
-        (status = 409, description = "The stat's `aggregation` or `kind` would change: both are fixed once defined", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The stat's `aggregation`, `kind` or `period` would change: they are fixed once defined", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definition", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn put_stat(
@@ -143,6 +150,44 @@ pub(crate) async fn put_stat(
 ) -> Result<Response, ApiError> {
     let (created, definition) = definitions::define_stat(&state.app, name, spec).await?;
     Ok(created_or_ok(created, &definition, definition.version))
+}
+
+/// Create a season or change its window: the stats whose `period` names it count the events
+/// within it.
+#[utoipa::path(put, path = "/v1/admin/seasons/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = laurel_schemas::SeasonId, Path)),
+    request_body = SeasonSpec,
+    responses((status = 201, description = "Created", body = SeasonDefinition), (status = 200, description = "Updated, or unchanged", body = SeasonDefinition),
+        AdminProblems,
+        (status = 422, description = "Invalid season", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn put_season(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+    Path(id): Path<String>,
+    Parsed(spec): Parsed<SeasonSpec>,
+) -> Result<Response, ApiError> {
+    let (created, definition) = definitions::define_season(&state.app, id, spec).await?;
+    Ok(created_or_ok(created, &definition, definition.version))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SeasonList {
+    seasons: Vec<SeasonDefinition>,
+}
+
+/// Every season.
+#[utoipa::path(get, path = "/v1/admin/seasons", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = SeasonList),
+        AdminProblems,
+    ))]
+pub(crate) async fn list_seasons(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+) -> Result<Json<SeasonList>, ApiError> {
+    Ok(Json(SeasonList {
+        seasons: definitions::seasons(&state.app),
+    }))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

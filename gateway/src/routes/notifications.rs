@@ -32,7 +32,7 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
             let def = state.app.achievement(unlocked.achievement_id.as_str())?;
             let view = state.app.views.player(player).ok()?;
             let achievement =
-                achievement_out(&def, &state.app.icons, &view, langs, laurel_app::now_ms())?;
+                achievement_out(&state.app, &def, &view, langs, laurel_app::now_ms())?;
             let data = json!({"unlock_id": unlocked.unlock_id, "replay": unlocked.replay, "achievement": achievement});
             Some(
                 Event::default()

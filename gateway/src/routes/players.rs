@@ -38,8 +38,15 @@ pub(crate) struct AchievementsOut {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StatsOut {
+    /// Every stat the player has: a periodic stat's value in the current period (0 when
+    /// nothing was reported in it), the others' over the player's history.
     #[schema(value_type = BTreeMap<String, f64>)]
     stats: BTreeMap<String, Value>,
+    /// Periodic stats' values in their last periods (at most 8 each; a season's for good):
+    /// stat, then period (`2026-12-03`, `2026-W49`, `2026-12`, a season's id), to value.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, f64>>)]
+    periods: BTreeMap<String, BTreeMap<String, Value>>,
     points_total: u64,
     /// With `wait_for`: true when the wait ended before the token's events were reflected.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,7 +104,7 @@ async fn achievements_of(
     let now = now_ms();
     let achievements = sorted(defs)
         .iter()
-        .filter_map(|d| achievement_out(d, &state.app.icons, &view, &langs, now))
+        .filter_map(|d| achievement_out(&state.app, d, &view, &langs, now))
         .collect();
     Ok(AchievementsOut {
         achievements,
@@ -142,14 +149,8 @@ pub(crate) async fn my_achievement(
     let view = players::view(&state.app, &principal.subject).await?;
     let not_found = || ApiError::NotFound(format!("no achievement `{id}`"));
     let def = state.app.achievement(&id).ok_or_else(not_found)?;
-    let mut out = achievement_out(
-        &def,
-        &state.app.icons,
-        &view,
-        &languages(&headers),
-        now_ms(),
-    )
-    .ok_or_else(not_found)?;
+    let mut out = achievement_out(&state.app, &def, &view, &languages(&headers), now_ms())
+        .ok_or_else(not_found)?;
     out.wait_timed_out = timed_out;
     Ok(waited(out, timed_out))
 }
@@ -167,8 +168,10 @@ pub(crate) async fn my_stats(
 ) -> Result<Response, ApiError> {
     let timed_out = wait(&state, &principal.subject, &query).await?;
     let view = players::view(&state.app, &principal.subject).await?;
+    let (stats, periods) = players::stats_now(&state.app, &view, now_ms());
     let out = StatsOut {
-        stats: view.stats,
+        stats,
+        periods,
         points_total: view.points_total,
         wait_timed_out: timed_out,
     };
@@ -283,6 +286,10 @@ pub(crate) struct PublishedOut {
     /// Whether it can be earned more than once.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     repeatable: bool,
+    /// For an achievement on a periodic stat, the current period: `earned_percent` is this
+    /// period's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -311,6 +318,13 @@ pub(crate) async fn published(
         .filter(|d| !d.archived && d.visibility != Visibility::Hidden)
         .map(|d| {
             let (title, locked, _) = texts(d, &langs);
+            let period = players::current_period(&state.app, d, now_ms()).map(|(_, label)| label);
+            let earned_percent = match &period {
+                None => rarity.percent(d.id.as_str()),
+                Some(label) => label
+                    .as_deref()
+                    .map_or(0.0, |l| rarity.percent_in(d.id.as_str(), l)),
+            };
             PublishedOut {
                 id: d.id.to_string(),
                 title: title.to_string(),
@@ -323,9 +337,10 @@ pub(crate) async fn published(
                 points: d.points,
                 order: d.order,
                 visibility: d.visibility,
-                earned_percent: rarity.percent(d.id.as_str()),
+                earned_percent,
                 tags: d.tags.clone(),
                 repeatable: d.repeat.is_some(),
+                period: period.flatten(),
             }
         })
         .collect();

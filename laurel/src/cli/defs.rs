@@ -26,6 +26,8 @@ pub struct Current {
     pub stats: BTreeMap<String, StatDefinition>,
     /// Achievement definitions by id, archived ones included.
     pub achievements: BTreeMap<String, AchievementDefinition>,
+    /// Seasons by id.
+    pub seasons: BTreeMap<String, laurel_schemas::SeasonDefinition>,
 }
 
 /// One change `apply` makes.
@@ -347,7 +349,13 @@ impl Client {
                 .await?["achievements"]
                 .take(),
         )?;
+        let seasons: Vec<laurel_schemas::SeasonDefinition> = serde_json::from_value(
+            self.send(reqwest::Method::GET, "/v1/admin/seasons", None, None)
+                .await?["seasons"]
+                .take(),
+        )?;
         Ok(Current {
+            seasons: seasons.into_iter().map(|d| (d.id.to_string(), d)).collect(),
             stats: stats.into_iter().map(|d| (d.name.to_string(), d)).collect(),
             achievements: achievements
                 .into_iter()
@@ -369,6 +377,11 @@ pub fn export(current: &Current) -> DefsFile {
             .achievements
             .iter()
             .filter(|(_, d)| !d.archived)
+            .map(|(id, d)| (id.clone(), d.to_spec()))
+            .collect(),
+        seasons: current
+            .seasons
+            .iter()
             .map(|(id, d)| (id.clone(), d.to_spec()))
             .collect(),
     }
@@ -462,6 +475,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            seasons: Default::default(),
         }
     }
 

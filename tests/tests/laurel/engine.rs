@@ -598,6 +598,7 @@ async fn an_unlock_of_an_interrupted_batch_is_not_emitted_again(backend: Backend
         replay: false,
         occurrence: 1,
         baseline: Vec::new(),
+        period: None,
     });
     let Output::Unlocked(u) = &unlock else {
         unreachable!()
@@ -682,6 +683,7 @@ async fn an_output_deduplicated_before_the_resume_point_is_not_lost(backend: Bac
             value: Value::Int(3),
             previous: Some(Value::Int(2)),
             at: 1_800_000_000_000,
+            period: None,
         }],
         progress: Vec::new(),
         rejected: Vec::new(),

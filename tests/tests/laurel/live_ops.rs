@@ -352,9 +352,127 @@ fn lists_filter_on_tags(backend: Backend) {
     );
 }
 
+fn iso_week(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+    let (year, week, _) = t.to_iso_week_date();
+    format!("{year:04}-W{week:02}")
+}
+
+/// Weekly and season stats: values per period from each event's time (offline play counts
+/// in the week it was played), achievements on them earned once per period, previous
+/// periods kept in the view, rarity per period, and events outside a season refused.
+fn seasons_and_weekly_stats_count_per_period(backend: Backend) {
+    // A week ago exactly is last week, and within the accepted age.
+    let l = launch_with(backend, &["--max-event-age", "8d"]);
+    let now = now_ms();
+    let (this_week, last_week) = (iso_week(now), iso_week(now - 7 * 86_400_000));
+    put(
+        &l,
+        "/v1/admin/seasons/s1",
+        json!({"starts_at": rfc3339(now - 86_400_000), "ends_at": rfc3339(now + 30 * 86_400_000)}),
+    );
+    put(
+        &l,
+        "/v1/admin/stats/wins",
+        json!({"aggregation": "sum", "kind": "int", "period": "weekly"}),
+    );
+    put(
+        &l,
+        "/v1/admin/stats/kills",
+        json!({"aggregation": "sum", "kind": "int", "period": {"season": "s1"}}),
+    );
+    put(
+        &l,
+        "/v1/admin/achievements/WEEKLY_THREE",
+        json!({"title": "Three this week", "points": 2, "conditions": [{"stat": "wins", "at_least": 3}]}),
+    );
+    put(
+        &l,
+        "/v1/admin/achievements/S1_HUNTER",
+        json!({"title": "Season hunter", "conditions": [{"stat": "kills", "at_least": 5}]}),
+    );
+    let t = token_of(&l.events(
+        &l.server,
+        json!([
+            {"player_id": "gil", "stat": "wins", "value": 3},
+            // Played last week, sent now: it counts for last week.
+            {"player_id": "gil", "stat": "wins", "value": 4, "ts": now - 7 * 86_400_000},
+            {"player_id": "gil", "stat": "kills", "value": 5},
+            // Before the season: refused by the engine, listed in the refusals.
+            {"player_id": "gil", "stat": "kills", "value": 9, "ts": now - 2 * 86_400_000},
+        ]),
+    ));
+    let weekly = achievement(&l, "gil", "WEEKLY_THREE", &t);
+    assert_eq!(weekly["period"], this_week, "{weekly}");
+    assert_eq!(weekly["earned"], true);
+    assert_eq!(weekly["times_earned"], 2);
+    let mut both = vec![last_week.clone(), this_week.clone()];
+    both.sort();
+    assert_eq!(weekly["earned_periods"], json!(both));
+    assert_eq!(weekly["progress"][0]["current"], 3, "this week's value");
+    let hunter = achievement(&l, "gil", "S1_HUNTER", &t);
+    assert_eq!(
+        (hunter["period"].clone(), hunter["earned"].clone()),
+        (json!("s1"), json!(true))
+    );
+    let gil = l.laurel.token(&["--player", "gil"]);
+    let stats = l.my(&gil, "stats", Some(&t));
+    assert_eq!(stats["stats"]["wins"], 3, "{stats}");
+    assert_eq!(stats["stats"]["kills"], 5, "{stats}");
+    assert_eq!(stats["periods"]["wins"][&last_week], 4, "{stats}");
+    assert_eq!(stats["periods"]["wins"][&this_week], 3, "{stats}");
+    assert_eq!(stats["periods"]["kills"]["s1"], 5, "{stats}");
+    assert_eq!(stats["points_total"], 4, "points per period earned");
+    let r = l
+        .laurel
+        .call("GET", "/v1/players/gil/refusals", Some(&l.server), None);
+    assert_eq!(
+        r.json["refusals"][0]["code"]["code"], "outside_season",
+        "{:?}",
+        r.json
+    );
+    // Rarity per period: gil earned it this week; hal played this week without earning.
+    token_of(&l.events(
+        &l.server,
+        json!([{"player_id": "hal", "stat": "wins", "value": 1}]),
+    ));
+    let listed = l.laurel.call("GET", "/v1/achievements", Some(&gil), None);
+    let weekly = listed.json["achievements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "WEEKLY_THREE")
+        .unwrap()
+        .clone();
+    assert_eq!(weekly["period"], this_week);
+    let percent = weekly["earned_percent"].as_f64().unwrap();
+    assert!(percent == 100.0 || percent == 50.0, "{weekly}");
+    let seasons = l
+        .laurel
+        .call("GET", "/v1/admin/seasons", Some(&l.admin), None);
+    assert_eq!(seasons.json["seasons"][0]["id"], "s1");
+    // A season no one defined, and a period changed after the fact: refused.
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/stats/deaths",
+        Some(&l.admin),
+        Some(json!({"aggregation": "sum", "kind": "int", "period": {"season": "s9"}})),
+    );
+    assert_eq!(r.status, 422, "{:?}", r.json);
+    assert_eq!(r.json["errors"][0]["field"], "period.season");
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/stats/wins",
+        Some(&l.admin),
+        Some(json!({"aggregation": "sum", "kind": "int", "period": "daily"})),
+    );
+    assert_eq!(r.status, 409, "{:?}", r.json);
+}
+
 crate::both_backends_sync!(
     repeatable_achievements_earn_again_and_pay_each_time,
     rewards_to_claim_wait_for_one_claim,
     offline_play_keeps_its_time,
     lists_filter_on_tags,
+    seasons_and_weekly_stats_count_per_period,
 );

@@ -120,6 +120,7 @@ async fn a_re_emitted_unlock_counts_once(backend: Backend) {
         replay: false,
         occurrence: 1,
         baseline: Vec::new(),
+        period: None,
     });
     let p = partition_of("ann", f.log.config().partitions);
     // Two copies under different message ids: as after the dedup window has passed.
