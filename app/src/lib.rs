@@ -9,6 +9,7 @@
 //! - [`icons`]: achievement icons, where they are kept and how they are linked.
 
 mod caller;
+pub mod community;
 pub mod definitions;
 mod error;
 pub mod icons;

@@ -93,7 +93,10 @@ async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f6
     let entries: Vec<Entry> = stat_events(shape, n, 11)
         .iter()
         .map(|m| Entry {
-            target: Target::Partition(partition_of(m.player_id().as_str(), PARTITIONS)),
+            target: Target::Partition(partition_of(
+                m.player_id().expect("stat events are players'").as_str(),
+                PARTITIONS,
+            )),
             id: m.event_id().to_string(),
             payload: encode(m),
         })

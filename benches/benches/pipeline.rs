@@ -104,7 +104,10 @@ async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
     let entries: Vec<Entry> = stat_events(shape, n, 11)
         .iter()
         .map(|m| Entry {
-            target: Target::Partition(partition_of(m.player_id().as_str(), PARTITIONS)),
+            target: Target::Partition(partition_of(
+                m.player_id().expect("stat events are players'").as_str(),
+                PARTITIONS,
+            )),
             id: m.event_id().to_string(),
             payload: encode(m),
         })

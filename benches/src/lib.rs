@@ -55,6 +55,7 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
             client_time: false,
             // Live-ops in play: every eighth stat is weekly.
             period: (i % 8 == 7).then_some(laurel_schemas::Period::Weekly),
+            scope: Default::default(),
         };
         events.push(DefinitionEvent::StatDefined {
             v: SchemaVersion::CURRENT,
@@ -108,6 +109,7 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
                 Vec::new()
             },
             claim: i % 10 == 0,
+            min_contribution: None,
         };
         let id = AchievementId::new(format!("ACH_{i}")).expect("valid id");
         events.push(DefinitionEvent::AchievementDefined {

@@ -8,7 +8,7 @@
 
 use laurel_schemas::{
     AchievementDefinition, AchievementId, AchievementSpec, DefinitionEvent, Millis, Period,
-    PeriodKey, Reason, Repeat, SeasonDefinition, SeasonId, Source, StatDefinition, StatKind,
+    PeriodKey, Reason, Repeat, Scope, SeasonDefinition, SeasonId, Source, StatDefinition, StatKind,
     StatName, StatSpec, Threshold, ValidationError, Value, to_millis,
 };
 use std::collections::BTreeMap;
@@ -41,6 +41,8 @@ pub(crate) struct StatEntry {
     pub(crate) def: Option<StatDefinition>,
     /// The definition's period, for the fold's fast path.
     pub(crate) period: Option<Period>,
+    /// Whether it is a community total (`scope: global`).
+    pub(crate) global: bool,
 }
 
 /// An achievement compiled for evaluation.
@@ -57,6 +59,9 @@ pub(crate) struct AchEntry {
     /// The period of the periodic stats its conditions read: it is then earned once per
     /// period, evaluated on the period's values.
     pub(crate) period: Option<Period>,
+    /// For a community goal (its condition reads a `global` stat): the least contribution
+    /// that earns it once the goal is reached.
+    pub(crate) community: Option<Value>,
 }
 
 impl AchEntry {
@@ -133,6 +138,28 @@ impl Definitions {
         self.achievements.iter().filter_map(|a| a.def.as_ref())
     }
 
+    /// Whether the stat is a community total (`scope: global`).
+    pub fn is_global(&self, name: &str) -> bool {
+        self.stat_idx(name)
+            .is_some_and(|i| self.stats[i.get()].global)
+    }
+
+    /// The live community goals on `stat`: each goal's index and its threshold.
+    pub fn goals_on(&self, stat: &str) -> Vec<(AchIdx, &AchievementDefinition, Value)> {
+        let Some(idx) = self.stat_idx(stat) else {
+            return Vec::new();
+        };
+        self.by_stat[idx.get()]
+            .iter()
+            .filter_map(|a| {
+                let entry = &self.achievements[a.get()];
+                entry.community?;
+                let threshold = entry.conditions.first()?.1.value();
+                Some((*a, entry.live()?, threshold))
+            })
+            .collect()
+    }
+
     /// A season's definition.
     pub fn season(&self, id: &str) -> Option<&SeasonDefinition> {
         self.seasons.get(id)
@@ -182,6 +209,7 @@ impl Definitions {
             name: name.clone(),
             def: None,
             period: None,
+            global: false,
         });
         self.by_stat.push(Vec::new());
         self.stat_index.insert(name.clone(), idx);
@@ -202,6 +230,7 @@ impl Definitions {
             until_ms: None,
             repeat: None,
             period: None,
+            community: None,
         });
         self.required_by.push(Vec::new());
         self.ach_index.insert(id.clone(), idx);
@@ -227,6 +256,7 @@ impl Definitions {
                 let idx = self.intern_stat(&definition.name);
                 let entry = &mut self.stats[idx.get()];
                 entry.period = definition.period.clone();
+                entry.global = definition.scope == Scope::Global;
                 entry.def = Some(definition.clone());
                 DefsChange::None
             }
@@ -272,6 +302,10 @@ impl Definitions {
         let period = conditions
             .iter()
             .find_map(|(stat, _)| self.stats[stat.get()].period.clone());
+        let community = conditions
+            .iter()
+            .any(|(stat, _)| self.stats[stat.get()].global)
+            .then(|| def.min_contribution.unwrap_or(Value::Int(1)));
         for (stat, _) in &conditions {
             let readers = &mut self.by_stat[stat.get()];
             if !readers.contains(&idx) {
@@ -294,6 +328,7 @@ impl Definitions {
         entry.until_ms = def.available_until.map(to_millis);
         entry.repeat = def.repeat;
         entry.period = period;
+        entry.community = community;
         idx
     }
 
@@ -335,6 +370,37 @@ impl Definitions {
                 }
                 Some(_) => {}
             }
+        }
+        let global = spec.conditions.iter().any(|c| {
+            self.stat(c.stat.as_str())
+                .is_some_and(|d| d.scope == Scope::Global)
+        });
+        if global {
+            // A community goal: one `at_least` threshold on the total, earned once.
+            let single = spec.conditions.len() == 1
+                && matches!(spec.conditions[0].threshold, Threshold::AtLeast(_));
+            if !single {
+                let what = "other conditions: a community goal has one at_least condition, on its global stat".into();
+                errors.push(ValidationError::new(
+                    "conditions",
+                    Reason::Conflicts { what },
+                ));
+            }
+            if spec.repeat.is_some() {
+                let what = "a community goal (earned once, when the community reaches it)".into();
+                errors.push(ValidationError::new("repeat", Reason::Conflicts { what }));
+            }
+        } else if spec.min_contribution.is_some() {
+            let what = "a condition on a global stat (a community goal)".into();
+            errors.push(ValidationError::new(
+                "min_contribution",
+                Reason::Needs { what },
+            ));
+        }
+        if let Some(min) = spec.min_contribution
+            && !min.is_finite()
+        {
+            errors.push(ValidationError::new("min_contribution", Reason::NotFinite));
         }
         if period.is_some() && spec.repeat.is_some() {
             let what =

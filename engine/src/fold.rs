@@ -35,6 +35,9 @@ pub struct Fold<'a> {
     /// folds events that were folded before, perhaps under other definitions, and what they
     /// unlocked then is on OUTPUT, which alone says what was earned.
     pub unlocks: bool,
+    /// The community goals reached, as the partition knows them: a goal unlocks for a
+    /// player only once reached.
+    pub reached: &'a [AchIdx],
 }
 
 /// The message a refusal is about.
@@ -59,7 +62,13 @@ impl<'a> Fold<'a> {
             defs,
             replay: false,
             unlocks: true,
+            reached: &[],
         }
+    }
+
+    /// This fold, knowing that the community goals `reached` were reached.
+    pub fn with_reached(self, reached: &'a [AchIdx]) -> Self {
+        Self { reached, ..self }
     }
 
     /// A fold that moves stat values and unlocks nothing (recovery: see
@@ -77,7 +86,29 @@ impl<'a> Fold<'a> {
             StatsMessage::Stat(event) => self.apply_stat(player, event, out),
             StatsMessage::Grant(grant) => self.apply_grant(player, grant, out),
             StatsMessage::Claim(claim) => self.apply_claim(player, claim, out),
+            // A partition's message, not a player's: see [`Fold::community_reached`].
+            StatsMessage::CommunityReached(_) => {}
         }
+    }
+
+    /// Unlocks the community goal `ach` for the player, now that it was reached (`caused_by`
+    /// the `community_reached` message, at `at`), if their contribution is enough. The fold
+    /// must know the goal reached ([`Fold::with_reached`]).
+    pub fn community_reached(
+        &self,
+        player: &mut PlayerState,
+        player_id: &PlayerId,
+        ach: AchIdx,
+        caused_by: Uuid,
+        at: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        let cause = Cause {
+            id: caused_by,
+            kind: CauseKind::Community,
+            at,
+        };
+        self.try_unlock(player, player_id, ach, cause, out);
     }
 
     /// Pays out the rewards waiting for this claim, once: a claim of an earn with nothing
@@ -385,6 +416,18 @@ impl<'a> Fold<'a> {
             return;
         }
         let requirements_met = entry.requires.iter().all(|r| player.has_earned(*r));
+        if let Some(min) = entry.community {
+            // A community goal: reached by the community, and the player's own
+            // contribution (their value of the global stat) at least `min`.
+            let contributed = entry
+                .conditions
+                .iter()
+                .all(|(stat, _)| player.stat(*stat).is_some_and(|v| v.compare(min).is_ge()));
+            if requirements_met && self.reached.contains(&ach) && contributed {
+                self.unlock(player, player_id, ach, cause, out);
+            }
+            return;
+        }
         let conditions_hold = entry.conditions.iter().all(|(stat, threshold)| {
             self.value_at(player, *stat, cause.at)
                 .is_some_and(|v| threshold.holds(counted(entry, player, ach, *stat, *threshold, v)))

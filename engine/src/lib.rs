@@ -7,6 +7,7 @@
 //! achievements that read it, so an event only touches what it can affect.
 
 mod coalesce;
+mod community;
 mod defs;
 mod file;
 mod fold;
@@ -17,6 +18,7 @@ pub mod shell;
 mod state;
 
 pub use coalesce::coalesce;
+pub use community::Community;
 pub use defs::{AchIdx, Definitions, DefsChange, StatIdx};
 pub use file::Overlaid;
 pub use fold::{Fold, aggregate, milestone};

@@ -7,6 +7,7 @@ use laurel_schemas::{DefinitionEvent, Output, PlayerId, StatsMessage};
 use rustc_hash::FxHashMap;
 
 use crate::coalesce::coalesce;
+use crate::community::Community;
 use crate::defs::Definitions;
 use crate::fold::Fold;
 use crate::state::{PlayerSnapshot, PlayerState};
@@ -17,6 +18,8 @@ pub struct Engine {
     defs: Definitions,
     players: FxHashMap<PlayerId, PlayerState>,
     replay: bool,
+    /// The community state of all players (one partition's, as it were).
+    community: Community,
 }
 
 impl Engine {
@@ -31,12 +34,18 @@ impl Engine {
             defs,
             players: FxHashMap::default(),
             replay: true,
+            community: Community::default(),
         }
     }
 
     /// The definitions in force.
     pub fn definitions(&self) -> &Definitions {
         &self.defs
+    }
+
+    /// The community state: shares of `global` stats and goals reached.
+    pub fn community(&self) -> &Community {
+        &self.community
     }
 
     /// A player's state, if any event reached them.
@@ -56,10 +65,12 @@ impl Engine {
         if changed.is_empty() {
             return;
         }
+        let reached = self.community.reached_in(&self.defs);
         let fold = Fold {
             defs: &self.defs,
             replay: self.replay,
             unlocks: true,
+            reached: &reached,
         };
         // Player order is fixed so the outputs are deterministic.
         let mut ids: Vec<&PlayerId> = self.players.keys().collect();
@@ -80,17 +91,37 @@ impl Engine {
 
     /// Folds one STATS message.
     pub fn apply(&mut self, msg: &StatsMessage, out: &mut Vec<Output>) {
-        let id = msg.player_id();
+        let reached = self.community.reached_in(&self.defs);
+        let fold = Fold {
+            defs: &self.defs,
+            replay: self.replay,
+            unlocks: true,
+            reached: &reached,
+        };
+        let Some(id) = msg.player_id() else {
+            if let StatsMessage::CommunityReached(c) = msg
+                && let Some(goal) = self.defs.achievement_idx(c.achievement_id.as_str())
+                && self.community.reach(&c.achievement_id)
+            {
+                // Every player whose contribution is enough earns it now.
+                let reached = self.community.reached_in(&self.defs);
+                let fold = fold.with_reached(&reached);
+                let mut ids: Vec<PlayerId> = self.players.keys().cloned().collect();
+                ids.sort_unstable();
+                for id in ids {
+                    let player = self.players.get_mut(id.as_str()).expect("listed above");
+                    fold.community_reached(player, &id, goal, c.event_id, c.received_at, out);
+                }
+            }
+            return;
+        };
         if !self.players.contains_key(id.as_str()) {
             self.players.insert(id.clone(), PlayerState::new());
         }
         let player = self.players.get_mut(id.as_str()).expect("inserted above");
-        Fold {
-            defs: &self.defs,
-            replay: self.replay,
-            unlocks: true,
-        }
-        .apply(player, msg, out);
+        let start = out.len();
+        fold.apply(player, msg, out);
+        self.community.add(&self.defs, &out[start..]);
     }
 
     /// Folds a batch of STATS messages and appends its coalesced outputs, with the
@@ -101,10 +132,12 @@ impl Engine {
             self.apply(msg, &mut batch);
         }
         coalesce(&mut batch);
+        let reached = self.community.reached_in(&self.defs);
         let fold = Fold {
             defs: &self.defs,
             replay: self.replay,
             unlocks: true,
+            reached: &reached,
         };
         for output in batch {
             let change = match &output {
@@ -137,6 +170,7 @@ impl Engine {
             defs,
             players,
             replay: false,
+            community: Community::default(),
         }
     }
 }

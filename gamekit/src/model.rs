@@ -123,6 +123,7 @@ impl GameKitAchievement {
             client_writable: true,
             client_time: false,
             period: None,
+            scope: Default::default(),
         };
         let extra = GameKitExtra {
             is_stateful: self.is_stateful,
@@ -168,6 +169,7 @@ impl GameKitAchievement {
             repeat: None,
             rewards: Vec::new(),
             claim: false,
+            min_contribution: None,
         };
         (stat, stat_spec, spec)
     }

@@ -44,7 +44,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route with its documentation: the router and `/openapi.json` come from here.
 fn routes() -> OpenApiRouter<AppState> {
-    use routes::{admin, icons, ingest, notifications, ops, players, replay, rewards};
+    use routes::{admin, community, icons, ingest, notifications, ops, players, replay, rewards};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(ingest::post_events))
         .routes(utoipa_axum::routes!(players::my_achievements))
@@ -56,6 +56,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(players::player_achievements))
         .routes(utoipa_axum::routes!(players::player_refusals))
         .routes(utoipa_axum::routes!(players::published))
+        .routes(utoipa_axum::routes!(community::community))
         .routes(utoipa_axum::routes!(admin::list_stats))
         .routes(utoipa_axum::routes!(admin::put_stat))
         .routes(utoipa_axum::routes!(admin::put_season))

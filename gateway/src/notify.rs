@@ -17,7 +17,12 @@ pub enum Notice {
     Output(Arc<Output>),
     /// Notifications were dropped (the hub fell behind): read the state again.
     Lagged,
+    /// A community total moved (sent to every subscriber, at most once a second a stat).
+    Community(laurel_schemas::StatName),
 }
+
+/// The least time between two community notices of one stat.
+const COMMUNITY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Outputs a player's subscription buffers before it is told it lagged.
 const PER_PLAYER_BUFFER: usize = 256;
@@ -131,6 +136,8 @@ impl Hub {
     /// Forwards the views' outputs to subscribers until `shutdown` turns true.
     pub async fn run(self, views: Views, shutdown: Shutdown) {
         let mut outputs = views.subscribe();
+        let mut community_sent: HashMap<laurel_schemas::StatName, tokio::time::Instant> =
+            HashMap::new();
         loop {
             tokio::select! {
                 () = shutdown.wait() => return,
@@ -141,6 +148,18 @@ impl Hub {
                             Output::Progress(p) => &p.player_id,
                             Output::Reward(r) => &r.player_id,
                             Output::RewardClaimed(c) => &c.player_id,
+                            Output::Changes(c) => {
+                                for share in &c.community {
+                                    let due = community_sent
+                                        .get(&share.stat)
+                                        .is_none_or(|at| at.elapsed() >= COMMUNITY_EVERY);
+                                    if due {
+                                        community_sent.insert(share.stat.clone(), tokio::time::Instant::now());
+                                        self.dispatch(&Notice::Community(share.stat.clone()), None);
+                                    }
+                                }
+                                continue;
+                            }
                             _ => continue,
                         };
                         self.dispatch(&Notice::Output(output.clone()), Some(player.as_str()));

@@ -124,6 +124,13 @@ pub async fn serve(
             }
         });
     }
+    // Community goals: told to every partition's engine once the total reaches them.
+    let watching =
+        laurel_app::community::watch(app.clone(), Duration::from_secs(1), shutdown.clone());
+    roles.spawn("community goals", async move {
+        watching.await;
+        Ok(())
+    });
     let collecting = icons.clone().collect_every(
         defs.clone(),
         Duration::from_secs(args.icons.icons_grace_secs),

@@ -305,6 +305,16 @@ impl<'a> Overlay<'a> {
                 for r in &c.rejected {
                     self.refused(r)?;
                 }
+                // Shares are absolute: the batch folded again writes the same.
+                for share in &c.community {
+                    self.put(
+                        keys::community_share(share.stat.as_str()),
+                        encode(&share.share),
+                    );
+                }
+                for goal in &c.reached {
+                    self.put(keys::community_reached(goal.as_str()), vec![1]);
+                }
                 if c.complete {
                     self.checkpoint(c.stats_seq)?;
                 }

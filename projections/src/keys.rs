@@ -39,6 +39,17 @@ pub(crate) fn period_rarity(achievement: &str, period: &str) -> Vec<u8> {
     key(b'R', &[achievement, period])
 }
 
+/// The partition's share of a community total (`global` stat), as of its last batch:
+/// `G<stat>` → msgpack value.
+pub(crate) fn community_share(stat: &str) -> Vec<u8> {
+    key(b'G', &[stat])
+}
+
+/// That the partition's engine knows the community goal reached: `Q<achievement>`.
+pub(crate) fn community_reached(achievement: &str) -> Vec<u8> {
+    key(b'Q', &[achievement])
+}
+
 /// A player's most recent refusals, one record: `X<player>`.
 pub(crate) fn refusals(player: &str) -> Vec<u8> {
     key(b'X', &[player])

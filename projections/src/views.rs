@@ -237,6 +237,37 @@ impl Views {
         Ok(rarity)
     }
 
+    /// A community total: the sum of every partition's share of the `global` stat (as of
+    /// each partition's last batch); `None` before any contribution.
+    pub fn community_total(&self, stat: &str) -> Result<Option<Value>, sled::Error> {
+        let mut total: Option<Value> = None;
+        for tree in &self.inner.partitions {
+            if let Some(raw) = tree.get(&keys::community_share(stat))? {
+                let share: Value = decode(&raw).map_err(|e| {
+                    sled::Error::Unsupported(format!("an unreadable community share: {e}"))
+                })?;
+                total = Some(match total {
+                    None => share,
+                    Some(t) => t.plus(share),
+                });
+            }
+        }
+        Ok(total)
+    }
+
+    /// The partitions whose engine has not yet learnt that community goal `achievement`
+    /// was reached (as far as the views know).
+    pub fn not_told(&self, achievement: &str) -> Result<Vec<u32>, sled::Error> {
+        let key = keys::community_reached(achievement);
+        let mut missing = Vec::new();
+        for (p, tree) in self.inner.partitions.iter().enumerate() {
+            if tree.get(&key)?.is_none() {
+                missing.push(p as u32);
+            }
+        }
+        Ok(missing)
+    }
+
     /// The last STATS position whose effects the views of `partition` hold.
     pub fn checkpoint(&self, partition: u32) -> u64 {
         *self.inner.checkpoints[partition as usize].borrow()
@@ -266,13 +297,16 @@ impl Views {
         });
         if self.inner.events.receiver_count() > 0 {
             for output in outputs {
-                if matches!(
-                    output,
-                    Output::Unlocked(_)
-                        | Output::Progress(_)
-                        | Output::Reward(_)
-                        | Output::RewardClaimed(_)
-                ) {
+                let community = matches!(&output, Output::Changes(c) if !c.community.is_empty());
+                if community
+                    || matches!(
+                        output,
+                        Output::Unlocked(_)
+                            | Output::Progress(_)
+                            | Output::Reward(_)
+                            | Output::RewardClaimed(_)
+                    )
+                {
                     let _ = self.inner.events.send(Arc::new(output));
                 }
             }

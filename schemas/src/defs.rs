@@ -33,6 +33,25 @@ pub enum Aggregation {
     Latest,
 }
 
+/// Whose value a stat is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Each player's own.
+    #[default]
+    Player,
+    /// A community total: every player's contributions summed into one value (a `sum` stat;
+    /// each player's own contribution is still their value).
+    Global,
+}
+
+impl Scope {
+    fn is_player(&self) -> bool {
+        *self == Scope::Player
+    }
+}
+
 /// The number type of a stat.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +94,9 @@ pub struct StatSpec {
     /// Aggregated per period (absent: over the player's whole history). Fixed once defined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<Period>,
+    /// `global`: a community total of every player's contributions. Fixed once defined.
+    #[serde(default, skip_serializing_if = "Scope::is_player")]
+    pub scope: Scope,
 }
 
 impl StatSpec {
@@ -105,6 +127,17 @@ impl StatSpec {
             && delta.as_f64() <= 0.0
         {
             errors.push(ValidationError::new("max_delta", Reason::NotPositive));
+        }
+        if self.scope == Scope::Global {
+            if self.aggregation != Aggregation::Sum {
+                let what =
+                    "an aggregation other than sum (a community total adds contributions)".into();
+                errors.push(ValidationError::new("scope", Reason::Conflicts { what }));
+            }
+            if self.period.is_some() {
+                let what = "a period".into();
+                errors.push(ValidationError::new("scope", Reason::Conflicts { what }));
+            }
         }
         if errors.is_empty() {
             Ok(())
@@ -145,6 +178,9 @@ pub struct StatDefinition {
     /// Aggregated per period (absent: over the player's whole history).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<Period>,
+    /// `global`: a community total of every player's contributions.
+    #[serde(default, skip_serializing_if = "Scope::is_player")]
+    pub scope: Scope,
     /// Server-assigned, +1 on every change.
     pub version: u64,
 }
@@ -161,6 +197,7 @@ impl StatDefinition {
             client_writable,
             client_time,
             period,
+            scope,
         } = spec;
         Self {
             name,
@@ -172,6 +209,7 @@ impl StatDefinition {
             client_writable,
             client_time,
             period,
+            scope,
             version,
         }
     }
@@ -187,6 +225,7 @@ impl StatDefinition {
             client_writable: self.client_writable,
             client_time: self.client_time,
             period: self.period.clone(),
+            scope: self.scope,
         }
     }
 }
@@ -511,6 +550,11 @@ macro_rules! achievement_fields {
             /// /v1/players/me/rewards/{unlock_id}/claim`) instead of receiving them on earn.
             #[serde(default, skip_serializing_if = "std::ops::Not::not")]
             pub claim: bool,
+            /// For a community goal (a condition on a `global` stat): the least a player's
+            /// own contribution must be for the goal to unlock for them (default 1).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+            pub min_contribution: Option<Value>,
         }
     };
 }
@@ -779,6 +823,7 @@ impl AchievementDefinition {
             repeat,
             rewards,
             claim,
+            min_contribution,
         } = spec;
         Self {
             id,
@@ -802,6 +847,7 @@ impl AchievementDefinition {
             repeat,
             rewards,
             claim,
+            min_contribution,
         }
     }
 
@@ -831,6 +877,7 @@ impl AchievementDefinition {
             repeat: self.repeat,
             rewards: self.rewards.clone(),
             claim: self.claim,
+            min_contribution: self.min_contribution,
         }
     }
 }

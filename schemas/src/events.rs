@@ -71,6 +71,26 @@ pub struct Claim {
     pub received_at: Millis,
 }
 
+/// A community goal was reached: the total of its `global` stat met its threshold. Appended
+/// to every STATS partition (by the gateways watching the totals) under the id
+/// `community:<achievement>:<partition>`; each partition's engine then unlocks the goal for
+/// its players whose own contribution reached `min_contribution`, and for the players who
+/// reach it later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommunityReached {
+    /// Wire schema version.
+    #[serde(default)]
+    pub v: SchemaVersion,
+    /// Unique id of this message.
+    pub event_id: Uuid,
+    /// The community goal.
+    pub achievement_id: AchievementId,
+    /// The total when it was seen reaching the goal.
+    pub total: Value,
+    /// Server time when it was appended: the unlocks' time.
+    pub received_at: Millis,
+}
+
 /// The namespace of claim event ids.
 pub const CLAIM_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_7572_656c_4001_8000_636c_6169_6d00);
 
@@ -115,6 +135,8 @@ pub enum StatsMessage {
     Grant(Grant),
     /// A player's claim of an earn's rewards.
     Claim(Claim),
+    /// A community goal was reached (no player's: the partition's).
+    CommunityReached(CommunityReached),
 }
 
 impl StatsMessage {
@@ -124,15 +146,17 @@ impl StatsMessage {
             StatsMessage::Stat(e) => e.event_id,
             StatsMessage::Grant(g) => g.event_id,
             StatsMessage::Claim(c) => c.event_id,
+            StatsMessage::CommunityReached(c) => c.event_id,
         }
     }
 
-    /// The player the message is about.
-    pub fn player_id(&self) -> &PlayerId {
+    /// The player the message is about (none for a community goal reached).
+    pub fn player_id(&self) -> Option<&PlayerId> {
         match self {
-            StatsMessage::Stat(e) => &e.player_id,
-            StatsMessage::Grant(g) => &g.player_id,
-            StatsMessage::Claim(c) => &c.player_id,
+            StatsMessage::Stat(e) => Some(&e.player_id),
+            StatsMessage::Grant(g) => Some(&g.player_id),
+            StatsMessage::Claim(c) => Some(&c.player_id),
+            StatsMessage::CommunityReached(_) => None,
         }
     }
 
@@ -142,6 +166,7 @@ impl StatsMessage {
             StatsMessage::Stat(e) => e.received_at,
             StatsMessage::Grant(g) => g.received_at,
             StatsMessage::Claim(c) => c.received_at,
+            StatsMessage::CommunityReached(c) => c.received_at,
         }
     }
 }
@@ -172,6 +197,8 @@ pub enum StatsEntry {
     Stats(StatEvents),
     /// A claim.
     Claim(Claim),
+    /// A community goal reached.
+    CommunityReached(CommunityReached),
 }
 
 impl StatsEntry {
@@ -182,6 +209,7 @@ impl StatsEntry {
             StatsEntry::Grant(g) => vec![StatsMessage::Grant(g)],
             StatsEntry::Stats(batch) => batch.events.into_iter().map(StatsMessage::Stat).collect(),
             StatsEntry::Claim(c) => vec![StatsMessage::Claim(c)],
+            StatsEntry::CommunityReached(c) => vec![StatsMessage::CommunityReached(c)],
         }
     }
 }
@@ -192,6 +220,7 @@ impl From<StatsMessage> for StatsEntry {
             StatsMessage::Stat(e) => StatsEntry::Stat(e),
             StatsMessage::Grant(g) => StatsEntry::Grant(g),
             StatsMessage::Claim(c) => StatsEntry::Claim(c),
+            StatsMessage::CommunityReached(c) => StatsEntry::CommunityReached(c),
         }
     }
 }
@@ -217,6 +246,7 @@ struct FlatEntry {
     earned_at: Option<Millis>,
     occurred_at: Option<Millis>,
     unlock_id: Option<Uuid>,
+    total: Option<Value>,
 }
 
 impl<'de> Deserialize<'de> for StatsEntry {
@@ -259,9 +289,18 @@ impl<'de> Deserialize<'de> for StatsEntry {
                 unlock_id: flat.unlock_id.ok_or_else(|| missing("unlock_id"))?,
                 received_at: flat.received_at.ok_or_else(|| missing("received_at"))?,
             })),
+            "community_reached" => Ok(StatsEntry::CommunityReached(CommunityReached {
+                v: flat.v,
+                event_id: flat.event_id.ok_or_else(|| missing("event_id"))?,
+                achievement_id: flat
+                    .achievement_id
+                    .ok_or_else(|| missing("achievement_id"))?,
+                total: flat.total.ok_or_else(|| missing("total"))?,
+                received_at: flat.received_at.ok_or_else(|| missing("received_at"))?,
+            })),
             other => Err(D::Error::unknown_variant(
                 other,
-                &["stat", "grant", "stats", "claim"],
+                &["stat", "grant", "stats", "claim", "community_reached"],
             )),
         }
     }

@@ -24,16 +24,19 @@ pub mod value;
 pub use codec::{DecodeError, decode, encode};
 pub use defs::{
     AchievementDefinition, AchievementSpec, Aggregation, Condition, DefinitionEvent, Localization,
-    Repeat, SeasonDefinition, SeasonSpec, StatDefinition, StatKind, StatSpec, Threshold,
+    Repeat, Scope, SeasonDefinition, SeasonSpec, StatDefinition, StatKind, StatSpec, Threshold,
     Visibility, is_icon_digest, is_icon_reference, is_tag,
 };
-pub use events::{Claim, Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage, claim_id};
+pub use events::{
+    Claim, CommunityReached, Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage,
+    claim_id,
+};
 #[cfg(feature = "openapi")]
 pub use names::StoredPlayerId;
 pub use names::{AchievementId, PlayerId, SeasonId, StatName};
 pub use outputs::{
-    CauseKind, Changes, Checkpoint, Output, Progress, Rejected, RewardClaimed, RewardEarned,
-    Rewards, StatChanged, Unlocked, earn_id, period_earn_id,
+    CauseKind, Changes, Checkpoint, CommunityShare, Output, Progress, Rejected, RewardClaimed,
+    RewardEarned, Rewards, StatChanged, Unlocked, earn_id, period_earn_id,
 };
 pub use period::{Period, PeriodKey};
 pub use replay::{

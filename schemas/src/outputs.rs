@@ -83,6 +83,9 @@ pub enum CauseKind {
     /// A replay found that the history earns it under new definitions (`laurel replay
     /// --apply`); `caused_by` is the replay's id.
     Replay,
+    /// A community goal was reached (`caused_by`: the `community_reached` message) and the
+    /// player's contribution had reached its minimum.
+    Community,
 }
 
 /// A player earned an achievement.
@@ -249,6 +252,17 @@ pub struct Checkpoint {
     pub stats_seq: u64,
 }
 
+/// A partition's share of a community total: the sum of its players' contributions to a
+/// `global` stat, as of the batch that carries it (an absolute value, so a batch folded
+/// again gives the same share).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommunityShare {
+    /// The `global` stat.
+    pub stat: StatName,
+    /// The partition's share.
+    pub share: Value,
+}
+
 /// What one engine batch of a partition changed, in one OUTPUT entry: every stat change,
 /// progress milestone and refusal of the STATS events `first_seq..=stats_seq`, in the order
 /// the engine produced them (coalesced: one `stat` per player and stat, one `progress` per
@@ -280,6 +294,13 @@ pub struct Changes {
     /// Events the engine refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<Rejected>,
+    /// The partition's shares of community totals that the batch changed (on the
+    /// `complete` entry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub community: Vec<CommunityShare>,
+    /// Community goals this partition learnt were reached in the batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reached: Vec<AchievementId>,
 }
 
 impl Changes {
@@ -368,6 +389,8 @@ struct FlatOutput {
     stats: Option<Vec<StatChanged>>,
     progress: Option<Vec<Progress>>,
     rejected: Option<Vec<Rejected>>,
+    community: Option<Vec<CommunityShare>>,
+    reached: Option<Vec<AchievementId>>,
     occurrence: Option<u32>,
     baseline: Option<Vec<(StatName, Value)>>,
     rewards: Option<Rewards>,
@@ -441,6 +464,8 @@ impl<'de> Deserialize<'de> for Output {
                 stats: f.stats.unwrap_or_default(),
                 progress: f.progress.unwrap_or_default(),
                 rejected: f.rejected.unwrap_or_default(),
+                community: f.community.unwrap_or_default(),
+                reached: f.reached.unwrap_or_default(),
             }),
             "reward" => Output::Reward(RewardEarned {
                 v,

@@ -69,6 +69,7 @@ fn sample_stat_definition() -> StatDefinition {
             client_writable: true,
             client_time: false,
             period: None,
+            scope: Default::default(),
         },
         2,
     )
@@ -196,6 +197,8 @@ fn stats_messages_and_outputs_round_trip() {
         stats: vec![s],
         progress: vec![pr],
         rejected: vec![r],
+        community: Vec::new(),
+        reached: Vec::new(),
     };
     roundtrip(&Output::Changes(changes.clone()));
     assert_eq!(

@@ -62,6 +62,22 @@ impl Value {
         }
     }
 
+    /// `self + other`, saturating as sums do: integers at the 64-bit bounds, floats at the
+    /// largest finite value of their sign.
+    pub fn plus(self, other: Value) -> Value {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => Value::Int(a.saturating_add(b)),
+            (a, b) => {
+                let s = a.as_f64() + b.as_f64();
+                Value::Float(if s.is_finite() {
+                    s
+                } else {
+                    f64::MAX.copysign(s)
+                })
+            }
+        }
+    }
+
     /// `self - other`, saturating as sums do: integers at the 64-bit bounds, floats at the
     /// largest finite value of their sign. What a repeatable's progress counts from its
     /// last earn.

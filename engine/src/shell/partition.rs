@@ -50,6 +50,12 @@ pub(super) struct Worker {
     lease: Option<(Arc<Lease>, u64)>,
     /// Where the state is shared, and when it last was.
     share: Option<(Share, tokio::time::Instant)>,
+    /// What the batch being folded changed of the community state: the `global` stats whose
+    /// share moved, and the goals learnt reached (for its `changes` entry).
+    community_moved: (
+        Vec<laurel_schemas::StatName>,
+        Vec<laurel_schemas::AchievementId>,
+    ),
 }
 
 impl Worker {
@@ -79,6 +85,7 @@ impl Worker {
             last_persist: staggered(config.persist_interval, partition, &config.partitions),
             lease: None,
             share: None,
+            community_moved: (Vec::new(), Vec::new()),
         })
     }
 
@@ -253,13 +260,46 @@ impl Worker {
         defs: &Definitions,
         messages: &[(u64, StatsMessage)],
     ) -> Result<Vec<Output>, ShellError> {
-        let fold = Fold::live(defs);
+        let mut reached = self.store.community.reached_in(defs);
         let mut outputs = Vec::new();
+        self.community_moved = (Vec::new(), Vec::new());
         for (_, msg) in messages {
-            let player = self.store.player_mut(msg.player_id(), defs)?;
+            let fold = Fold::live(defs).with_reached(&reached);
+            let Some(id) = msg.player_id() else {
+                if let StatsMessage::CommunityReached(c) = msg
+                    && let Some(goal) = defs.achievement_idx(c.achievement_id.as_str())
+                    && self.store.community.reach(&c.achievement_id)
+                {
+                    // Every player of the partition whose contribution is enough earns it
+                    // now; the others when theirs is.
+                    reached.push(goal);
+                    self.community_moved.1.push(c.achievement_id.clone());
+                    let fold = Fold::live(defs).with_reached(&reached);
+                    for id in self.store.player_ids()? {
+                        let player = self.store.player_mut(&id, defs)?;
+                        fold.community_reached(
+                            player,
+                            &id,
+                            goal,
+                            c.event_id,
+                            c.received_at,
+                            &mut outputs,
+                        );
+                    }
+                }
+                continue;
+            };
+            let start = outputs.len();
+            let player = self.store.player_mut(id, defs)?;
             fold.apply(player, msg, &mut outputs);
+            for stat in self.store.community.add(defs, &outputs[start..]) {
+                if !self.community_moved.0.contains(&stat) {
+                    self.community_moved.0.push(stat);
+                }
+            }
         }
         coalesce(&mut outputs);
+        let fold = Fold::live(defs).with_reached(&reached);
         let mut expanded = Vec::with_capacity(outputs.len() * 2);
         let mut progress = Vec::new();
         for output in outputs {
@@ -292,9 +332,10 @@ impl Worker {
         let chunk = (self.store.capacity() / 2).clamp(1, REEVALUATE_PLAYERS);
         let snapshot = self.defs.snapshot();
         let defs: &Definitions = &snapshot;
+        let reached = self.store.community.reached_in(defs);
         for ids in players.chunks(chunk) {
             let outputs = (|| -> Result<Vec<Output>, ShellError> {
-                let fold = Fold::live(defs);
+                let fold = Fold::live(defs).with_reached(&reached);
                 let mut outputs = Vec::new();
                 for (_, change) in &changes {
                     let DefinitionEvent::AchievementDefined { definition, .. } = change else {
@@ -367,6 +408,13 @@ impl Worker {
                 Output::Checkpoint(_) | Output::Changes(_) => {}
             }
         }
+        // The batch's community changes go on its checkpoint: the shares as they are after
+        // the batch, and the goals it learnt reached.
+        let (moved, reached) = std::mem::take(&mut self.community_moved);
+        if let Some(complete) = parts.last_mut() {
+            complete.community = self.store.community.shares_of(&moved);
+            complete.reached = reached;
+        }
         // Ids from what caused them: the batch's STATS span, the part and the number of
         // parts (so a complete entry never shares the id of a part of another split).
         let count = parts.len();
@@ -422,6 +470,8 @@ impl Worker {
             stats: Vec::new(),
             progress: Vec::new(),
             rejected: Vec::new(),
+            community: Vec::new(),
+            reached: Vec::new(),
         }
     }
 
@@ -503,5 +553,6 @@ fn knows(defs: &Definitions, msg: &StatsMessage) -> bool {
         StatsMessage::Grant(g) => defs.achievement(g.achievement_id.as_str()).is_some(),
         // A claim names an earn the player's state holds, not a definition.
         StatsMessage::Claim(_) => true,
+        StatsMessage::CommunityReached(c) => defs.achievement(c.achievement_id.as_str()).is_some(),
     }
 }

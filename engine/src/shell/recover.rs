@@ -208,9 +208,21 @@ pub(super) async fn recover(
                 ShellError::undecodable(StreamKind::Stats, partition, record.seq, e)
             })?;
             for msg in entry.into_messages() {
-                let player = store.player_mut(msg.player_id(), defs)?;
-                fold.apply(player, &msg, &mut scratch);
-                scratch.clear();
+                match msg.player_id() {
+                    Some(id) => {
+                        let player = store.player_mut(id, defs)?;
+                        fold.apply(player, &msg, &mut scratch);
+                        // Contributions to community totals move the partition's shares.
+                        store.community.add(defs, &scratch);
+                        scratch.clear();
+                    }
+                    // A goal reached: known from now on (its unlocks are on OUTPUT).
+                    None => {
+                        if let laurel_schemas::StatsMessage::CommunityReached(c) = &msg {
+                            store.community.reach(&c.achievement_id);
+                        }
+                    }
+                }
                 found.events += 1;
             }
             Ok(())

@@ -107,6 +107,8 @@ impl<'a> Replay<'a> {
         read: &AtomicU64,
     ) -> Result<(), ShellError> {
         let fold = Fold::live(self.defs);
+        // The community goals this partition's history reached, as it went.
+        let mut reached: Vec<crate::defs::AchIdx> = Vec::new();
         let mut players: FxHashMap<PlayerId, Refolded> = FxHashMap::default();
         let mut scratch = Vec::new();
         let mut events = 0u64;
@@ -125,10 +127,43 @@ impl<'a> Replay<'a> {
                             ShellError::undecodable(StreamKind::Stats, partition, record.seq, e)
                         })?;
                         for msg in entry.into_messages() {
-                            let player = match players.get_mut(msg.player_id()) {
-                                Some(player) => player,
-                                None => players.entry(msg.player_id().clone()).or_default(),
+                            let Some(id) = msg.player_id() else {
+                                // A community goal reached in this partition: its players
+                                // whose contribution is enough earn it then, as live.
+                                if let laurel_schemas::StatsMessage::CommunityReached(c) = &msg
+                                    && let Some(goal) =
+                                        self.defs.achievement_idx(c.achievement_id.as_str())
+                                    && !reached.contains(&goal)
+                                {
+                                    reached.push(goal);
+                                    let fold = fold.with_reached(&reached);
+                                    for (id, player) in players.iter_mut() {
+                                        fold.community_reached(
+                                            &mut player.state,
+                                            id,
+                                            goal,
+                                            c.event_id,
+                                            c.received_at,
+                                            &mut scratch,
+                                        );
+                                        for output in scratch.drain(..) {
+                                            if let Output::Unlocked(u) = output
+                                                && let Some(idx) = self
+                                                    .defs
+                                                    .achievement_idx(u.achievement_id.as_str())
+                                            {
+                                                player.earned.push((idx, u.unlocked_at));
+                                            }
+                                        }
+                                    }
+                                }
+                                continue;
                             };
+                            let player = match players.get_mut(id) {
+                                Some(player) => player,
+                                None => players.entry(id.clone()).or_default(),
+                            };
+                            let fold = fold.with_reached(&reached);
                             fold.apply(&mut player.state, &msg, &mut scratch);
                             for output in scratch.drain(..) {
                                 if let Output::Unlocked(u) = output

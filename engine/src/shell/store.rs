@@ -3,17 +3,30 @@
 //!
 //! Keys: `P<player id>` → msgpack [`PlayerSnapshot`]; `M:stats` → the last STATS position
 //! applied; `M:output` → the OUTPUT position of the checkpoint that says so; `M:defs` → the
-//! last DEFS position re-evaluated. A batch's players and positions go in one sled batch, so
-//! they are stored together or not at all.
+//! last DEFS position re-evaluated; `M:community` → the partition's [`Community`] state. A
+//! batch's players, positions and community state go in one sled batch, so they are stored
+//! together or not at all.
 
 use laurel_log::derived::{Store, Tree};
 use laurel_schemas::{PlayerId, decode, encode};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::community::Community;
 use crate::defs::Definitions;
 use crate::state::{PlayerSnapshot, PlayerState};
 
 const STATS_POS: &[u8] = b"M:stats";
+const COMMUNITY: &[u8] = b"M:community";
+
+fn read_community(tree: &Tree) -> Result<Community, StoreError> {
+    match tree.get(COMMUNITY)? {
+        None => Ok(Community::default()),
+        Some(raw) => decode(&raw).map_err(|e| StoreError::Corrupt {
+            player: String::new(),
+            reason: format!("the partition's community state: {e}"),
+        }),
+    }
+}
 const OUTPUT_POS: &[u8] = b"M:output";
 const DEFS_POS: &[u8] = b"M:defs";
 
@@ -60,15 +73,18 @@ pub(super) struct PartitionStore {
     pub(super) output_pos: u64,
     /// Last DEFS position re-evaluated.
     pub(super) defs_pos: u64,
+    /// Shares of community totals and goals reached.
+    pub(super) community: Community,
 }
 
 impl PartitionStore {
-    pub(super) fn open(db: &Store, partition: u32, cap: usize) -> Result<Self, sled::Error> {
+    pub(super) fn open(db: &Store, partition: u32, cap: usize) -> Result<Self, StoreError> {
         let tree = db.tree(&tree_name(partition))?;
         Ok(Self {
             stats_pos: read_u64(&tree, STATS_POS)?,
             output_pos: read_u64(&tree, OUTPUT_POS)?,
             defs_pos: read_u64(&tree, DEFS_POS)?,
+            community: read_community(&tree)?,
             tree,
             cache: FxHashMap::default(),
             dirty: FxHashSet::default(),
@@ -85,6 +101,7 @@ impl PartitionStore {
         self.stats_pos = 0;
         self.output_pos = 0;
         self.defs_pos = 0;
+        self.community = Community::default();
         Ok(())
     }
 
@@ -142,6 +159,7 @@ impl PartitionStore {
         records.push((STATS_POS.to_vec(), self.stats_pos.to_be_bytes().to_vec()));
         records.push((OUTPUT_POS.to_vec(), self.output_pos.to_be_bytes().to_vec()));
         records.push((DEFS_POS.to_vec(), self.defs_pos.to_be_bytes().to_vec()));
+        records.push((COMMUNITY.to_vec(), encode(&self.community)));
         self.tree
             .write(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
         if self.cache.len() > self.cap {
@@ -164,6 +182,9 @@ impl PartitionStore {
         self.stats_pos = read_u64(&self.tree, STATS_POS).unwrap_or(self.stats_pos);
         self.output_pos = read_u64(&self.tree, OUTPUT_POS).unwrap_or(self.output_pos);
         self.defs_pos = read_u64(&self.tree, DEFS_POS).unwrap_or(self.defs_pos);
+        if let Ok(community) = read_community(&self.tree) {
+            self.community = community;
+        }
     }
 
     /// Persists, then exports the partition's stored state (see [`export`]): consistent,
@@ -206,6 +227,9 @@ struct Snapshot {
     defs_pos: u64,
     /// Every player's stored record: key and msgpack [`PlayerSnapshot`].
     players: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The partition's community state, msgpack (absent in snapshots of earlier versions).
+    #[serde(default)]
+    community: Option<Vec<u8>>,
 }
 
 /// The partition's stored state as one blob, to hand to another engine. Only a partition no
@@ -222,6 +246,7 @@ fn export_tree(tree: &Tree, identity: &str, partition: u32) -> Result<Vec<u8>, s
         output_pos: read_u64(tree, OUTPUT_POS)?,
         defs_pos: read_u64(tree, DEFS_POS)?,
         players: tree.scan_kind(b'P')?,
+        community: tree.get(COMMUNITY)?,
     };
     Ok(encode(&snapshot))
 }
@@ -258,11 +283,17 @@ pub(crate) fn import(
         ),
         (DEFS_POS.to_vec(), snapshot.defs_pos.to_be_bytes().to_vec()),
     ];
+    let community = snapshot
+        .community
+        .map(|raw| (COMMUNITY.to_vec(), raw))
+        .into_iter()
+        .collect::<Vec<_>>();
     tree.write(
         snapshot
             .players
             .iter()
             .chain(positions.iter())
+            .chain(community.iter())
             .map(|(k, v)| (k.as_slice(), v.as_slice())),
     )?;
     tree.flush()?;

@@ -1214,3 +1214,112 @@ mod periodic {
         assert_eq!(fields, vec!["conditions[1].stat", "repeat"]);
     }
 }
+
+mod community {
+    use laurel_schemas::{CommunityReached, SchemaVersion, StatName};
+
+    use super::*;
+
+    fn goal() -> Scenario {
+        given()
+            .stat("donations", json!({"aggregation": "sum", "kind": "int", "scope": "global", "client_writable": true}))
+            .achievement(
+                "BRIDGE_BUILT",
+                json!({"title": "t", "min_contribution": 10,
+                       "conditions": [{"stat": "donations", "at_least": 100}]}),
+            )
+    }
+
+    fn reached(s: &mut Scenario) -> Vec<Output> {
+        let msg = CommunityReached {
+            v: SchemaVersion::CURRENT,
+            event_id: s.id(),
+            achievement_id: AchievementId::new("BRIDGE_BUILT").unwrap(),
+            total: Value::Int(100),
+            received_at: s.now,
+        };
+        s.send(StatsMessage::CommunityReached(msg))
+    }
+
+    #[test]
+    fn a_reached_goal_unlocks_for_every_contributor_once_and_later_for_latecomers() {
+        let mut s = goal();
+        assert!(
+            unlocks(&s.report("a", "donations", 60)).is_empty(),
+            "not reached yet"
+        );
+        s.report("b", "donations", 30);
+        s.report("c", "donations", 5);
+        let share = s.engine.community().shares[&StatName::new("donations").unwrap()];
+        assert_eq!(share, Value::Int(95));
+        s.report("c", "donations", 5);
+        let out = reached(&mut s);
+        let mut who: Vec<(String, CauseKind)> = unlocks(&out)
+            .iter()
+            .map(|u| (u.player_id.to_string(), u.cause))
+            .collect();
+        who.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            who,
+            vec![
+                ("a".into(), CauseKind::Community),
+                ("b".into(), CauseKind::Community),
+                ("c".into(), CauseKind::Community)
+            ]
+        );
+        assert!(unlocks(&reached(&mut s)).is_empty(), "reached once");
+        // A player who reaches the minimum later earns it then, once.
+        s.report("d", "donations", 4);
+        assert!(unlocks(&s.report("d", "donations", 4)).is_empty());
+        let late = s.report("d", "donations", 2);
+        assert_eq!(unlocks(&late)[0].cause, CauseKind::Stat);
+        assert!(unlocks(&s.report("d", "donations", 50)).is_empty());
+        assert_eq!(
+            s.engine.community().shares[&StatName::new("donations").unwrap()],
+            Value::Int(160)
+        );
+    }
+
+    #[test]
+    fn a_community_goal_is_one_threshold_on_a_global_sum() {
+        let s = given()
+            .stat(
+                "donations",
+                json!({"aggregation": "sum", "kind": "int", "scope": "global"}),
+            )
+            .stat("wins", int_sum());
+        let check = |spec: serde_json::Value| -> Vec<String> {
+            let spec: laurel_schemas::AchievementSpec = serde_json::from_value(spec).unwrap();
+            s.engine
+                .definitions()
+                .check_achievement(&AchievementId::new("X").unwrap(), &spec)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(
+            check(json!({"title": "t", "repeat": {}, "conditions": [
+                {"stat": "donations", "at_least": 100}, {"stat": "wins", "at_least": 1}]})),
+            vec!["conditions", "repeat"]
+        );
+        assert_eq!(
+            check(
+                json!({"title": "t", "min_contribution": 5, "conditions": [{"stat": "wins", "at_least": 1}]})
+            ),
+            vec!["min_contribution"]
+        );
+        let global_max: laurel_schemas::StatSpec = serde_json::from_value(
+            json!({"aggregation": "max", "kind": "int", "scope": "global", "period": "daily"}),
+        )
+        .unwrap();
+        let fields: Vec<String> = global_max
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, vec!["scope", "scope"]);
+    }
+}

@@ -26,6 +26,11 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
             ));
         }
         Notice::Output(output) => output,
+        Notice::Community(stat) => {
+            let total = state.app.views.community_total(stat.as_str()).ok()??;
+            let data = json!({"stat": stat, "total": total});
+            return Some(Event::default().event("community").data(data.to_string()));
+        }
     };
     match output.as_ref() {
         Output::Unlocked(unlocked) => {
@@ -83,8 +88,11 @@ enum Next {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documents the wire; the stream writes events with axum's `Event`
 pub(crate) struct StreamEvent {
-    /// `ready`, `progress`, `unlocked`, `reward`, `reward_claimed`, `lagged` or `expired`.
-    #[schema(pattern = "^(ready|progress|unlocked|reward|reward_claimed|lagged|expired)$")]
+    /// `ready`, `progress`, `unlocked`, `reward`, `reward_claimed`, `community`, `lagged` or
+    /// `expired`.
+    #[schema(
+        pattern = "^(ready|progress|unlocked|reward|reward_claimed|community|lagged|expired)$"
+    )]
     event: String,
     /// The event's JSON object (`{}` for `ready`).
     data: String,

@@ -687,6 +687,8 @@ async fn an_output_deduplicated_before_the_resume_point_is_not_lost(backend: Bac
         }],
         progress: Vec::new(),
         rejected: Vec::new(),
+        community: Vec::new(),
+        reached: Vec::new(),
     });
     f.log
         .append(
@@ -835,6 +837,8 @@ async fn a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_on
         stats: Vec::new(),
         progress: Vec::new(),
         rejected: Vec::new(),
+        community: Vec::new(),
+        reached: Vec::new(),
     });
     f.log
         .append(

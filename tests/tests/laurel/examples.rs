@@ -32,7 +32,7 @@ fn the_sample_game_applies_and_the_client_loop_earns() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("applied 17 changes"), "{stdout}");
+    assert!(stdout.contains("applied 19 changes"), "{stdout}");
 
     let token = laurel.token(&["--player", "ann"]);
     let out = Command::new("sh")

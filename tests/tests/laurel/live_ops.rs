@@ -475,4 +475,82 @@ crate::both_backends_sync!(
     offline_play_keeps_its_time,
     lists_filter_on_tags,
     seasons_and_weekly_stats_count_per_period,
+    community_goals_unlock_for_contributors_once,
 );
+
+/// A community goal: the total of a `global` stat sums every player's contributions across
+/// partitions; once it reaches the goal, every player whose own contribution reached
+/// `min_contribution` earns it, once, and a player who reaches it later earns it then.
+fn community_goals_unlock_for_contributors_once(backend: Backend) {
+    let l = launch(backend);
+    put(
+        &l,
+        "/v1/admin/stats/donations",
+        json!({"aggregation": "sum", "kind": "int", "scope": "global"}),
+    );
+    put(
+        &l,
+        "/v1/admin/achievements/BRIDGE",
+        json!({"title": "The bridge", "min_contribution": 10, "rewards": [{"item": "bridge_badge"}],
+               "conditions": [{"stat": "donations", "at_least": 100}]}),
+    );
+    let donate = |player: &str, n: i64| wins_like(&l, player, "donations", n);
+    donate("ann", 60);
+    donate("bob", 30);
+    let t = donate("cid", 5);
+    let community = |token: &str| {
+        let r = l
+            .laurel
+            .call("GET", "/v1/community/donations", Some(token), None);
+        assert_eq!(r.status, 200, "{:?}", r.json);
+        r.json
+    };
+    achievement(&l, "cid", "BRIDGE", &t);
+    let before = community(&l.server);
+    assert_eq!(before["total"], 95, "{before}");
+    assert_eq!(before["goals"][0]["reached"], false);
+    // Dee's ten reach the goal: ann, bob and dee contributed 10 or more; cid did not.
+    donate("dee", 10);
+    let earned = |player: &str| achievement(&l, player, "BRIDGE", "")["earned"] == true;
+    laurel_tests::wait_until(
+        "the goal unlocked for the contributors",
+        std::time::Duration::from_secs(30),
+        || {
+            ["ann", "bob", "dee"]
+                .iter()
+                .all(|p| earned(p))
+                .then_some(())
+        },
+    );
+    assert!(!earned("cid"), "cid's 5 are under the minimum");
+    let cid = l.laurel.token(&["--player", "cid"]);
+    let seen = community(&cid);
+    assert_eq!(seen["total"], 105, "{seen}");
+    assert_eq!(seen["contribution"], 5);
+    assert_eq!(
+        (
+            seen["goals"][0]["reached"].clone(),
+            seen["goals"][0]["earned"].clone()
+        ),
+        (json!(true), json!(false))
+    );
+    // cid reaches the minimum later: earned then.
+    let t = donate("cid", 5);
+    assert_eq!(achievement(&l, "cid", "BRIDGE", &t)["earned"], true);
+    // Each earned once, each paid once; nobody else.
+    for player in ["ann", "bob", "cid", "dee"] {
+        let a = achievement(&l, player, "BRIDGE", "");
+        assert_eq!(a["times_earned"], 1, "{player}: {a}");
+        let token = l.laurel.token(&["--player", player]);
+        assert_eq!(rewards(&l, &token).len(), 1, "{player}");
+    }
+    let r = l.laurel.call("GET", "/v1/community/nope", Some(&cid), None);
+    assert_eq!(r.status, 404);
+}
+
+fn wins_like(l: &Launched, player: &str, stat: &str, n: i64) -> String {
+    token_of(&l.events(
+        &l.server,
+        json!([{"player_id": player, "stat": stat, "value": n}]),
+    ))
+}
