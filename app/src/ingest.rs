@@ -158,6 +158,7 @@ pub async fn grant(
         source: Source::Admin,
         replay: None,
         earned_at: None,
+        occurrence: None,
     };
     let partition = partition_of(player_id.as_str(), app.log.config().partitions);
     let entry = Entry {

@@ -273,6 +273,7 @@ impl Job {
                         source: Source::Admin,
                         replay: Some(self.replay_id),
                         earned_at: Some(gain.earned_at),
+                        occurrence: (gain.occurrence > 1).then_some(gain.occurrence),
                     };
                     Entry {
                         target: Target::Partition(partition_of(gain.player.as_str(), partitions)),
@@ -298,6 +299,13 @@ fn grant_id(replay: Uuid, gain: &Gain) -> Uuid {
     name.extend_from_slice(gain.player.as_str().as_bytes());
     name.push(0);
     name.extend_from_slice(gain.achievement.as_str().as_bytes());
+    // Each earn of a repeatable or periodic achievement is its own grant.
+    if gain.occurrence > 1 {
+        name.extend_from_slice(format!("\0#{}", gain.occurrence).as_bytes());
+    }
+    if let Some(period) = &gain.period {
+        name.extend_from_slice(format!("\0@{period}").as_bytes());
+    }
     Uuid::new_v5(&REPLAY_NAMESPACE, &name)
 }
 
@@ -341,6 +349,8 @@ fn holdings(
                 .map(|(achievement, e)| Holding {
                     achievement,
                     points: e.points,
+                    times: e.times,
+                    periods: e.periods.into_keys().collect(),
                 })
                 .collect();
             Some((player, held))

@@ -312,10 +312,17 @@ impl<'a> Fold<'a> {
                     }
                     (Some(Some(key)), _) => !player.earned_in(idx, key),
                     // A grant earns a repeatable achievement again (below its `max`,
-                    // whatever its cooldown); a replay's grant only what was never earned.
+                    // whatever its cooldown); a replay's grant the earn it names, while
+                    // the player has fewer.
                     (None, Some(r)) if g.replay.is_none() => {
                         !player.has_earned(idx) || player.may_earn_again(idx, r, at, true)
                     }
+                    (None, Some(r)) => match g.occurrence {
+                        Some(n) => {
+                            player.times_earned(idx) < n && player.may_earn_again(idx, r, at, true)
+                        }
+                        None => !player.has_earned(idx),
+                    },
                     (None, _) => !player.has_earned(idx),
                 };
                 if !open {

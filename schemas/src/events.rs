@@ -123,6 +123,10 @@ pub struct Grant {
     /// grant; else the unlock happens at `received_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earned_at: Option<Millis>,
+    /// For a replay's grant of a repeatable achievement: the earn it grants (granted only
+    /// while the player has fewer earns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrence: Option<u32>,
 }
 
 /// A message on the STATS log (`laurel.stats.<partition>`).
@@ -244,6 +248,7 @@ struct FlatEntry {
     events: Option<Vec<StatEvent>>,
     replay: Option<Uuid>,
     earned_at: Option<Millis>,
+    occurrence: Option<u32>,
     occurred_at: Option<Millis>,
     unlock_id: Option<Uuid>,
     total: Option<Value>,
@@ -277,6 +282,7 @@ impl<'de> Deserialize<'de> for StatsEntry {
                 source: flat.source.ok_or_else(|| missing("source"))?,
                 replay: flat.replay,
                 earned_at: flat.earned_at,
+                occurrence: flat.occurrence,
             })),
             "stats" => Ok(StatsEntry::Stats(StatEvents {
                 v: flat.v,

@@ -135,4 +135,12 @@ pub struct AchievementDiff {
     pub points_gained: u64,
     /// Points the holders who would not earn it again hold through it.
     pub points_at_stake: u64,
+    /// Earns gained: more than `gain` for a repeatable (each further earn) or periodic
+    /// achievement (each period).
+    #[serde(default)]
+    pub earns: u64,
+    /// What each gained earn pays out (the achievement's `rewards`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub rewards: crate::outputs::Rewards,
 }

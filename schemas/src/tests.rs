@@ -114,6 +114,7 @@ fn stats_messages_and_outputs_round_trip() {
         source: Source::Admin,
         replay: None,
         earned_at: None,
+        occurrence: None,
     }));
     roundtrip(&StatsMessage::Grant(Grant {
         v: SchemaVersion::CURRENT,
@@ -124,6 +125,7 @@ fn stats_messages_and_outputs_round_trip() {
         source: Source::Admin,
         replay: Some(Uuid::from_u128(3)),
         earned_at: Some(4),
+        occurrence: None,
     }));
     let outputs = [
         Output::Unlocked(Unlocked {
@@ -427,6 +429,7 @@ fn stats_entries_decode_every_form_and_refuse_what_is_not_one() {
         source: Source::Admin,
         replay: Some(Uuid::from_u128(8)),
         earned_at: Some(2),
+        occurrence: None,
     });
     let entry: StatsEntry = decode(&encode(&grant)).unwrap();
     assert_eq!(entry.into_messages(), vec![grant]);

@@ -29,6 +29,10 @@ pub struct Holding {
     pub achievement: String,
     /// The points its unlock awarded.
     pub points: u32,
+    /// How many times it was earned (a repeatable's earns; 1 otherwise).
+    pub times: u32,
+    /// The periods it was earned in, for a periodic achievement.
+    pub periods: Vec<String>,
 }
 
 /// An achievement the replayed history earns a player who does not hold it.
@@ -40,19 +44,26 @@ pub struct Gain {
     pub achievement: AchievementId,
     /// When the history earned it.
     pub earned_at: Millis,
+    /// Which earn: a repeatable's occurrence (1 for the first).
+    pub occurrence: u32,
+    /// The period of the earn, for a periodic achievement.
+    pub period: Option<String>,
 }
 
 /// One player, folded again.
 #[derive(Default)]
 struct Refolded {
     state: PlayerState,
-    /// What the fold unlocked, in order, and when.
-    earned: Vec<(AchIdx, Millis)>,
+    /// What the fold unlocked, in order: the achievement, when, which occurrence, in
+    /// which period.
+    earned: Vec<(AchIdx, Millis, u32, Option<String>)>,
 }
 
 #[derive(Default)]
 struct Tally {
     gain: u64,
+    earns: u64,
+    rewards: laurel_schemas::Rewards,
     lose: u64,
     gain_sample: BTreeSet<PlayerId>,
     lose_sample: BTreeSet<PlayerId>,
@@ -152,7 +163,12 @@ impl<'a> Replay<'a> {
                                                     .defs
                                                     .achievement_idx(u.achievement_id.as_str())
                                             {
-                                                player.earned.push((idx, u.unlocked_at));
+                                                player.earned.push((
+                                                    idx,
+                                                    u.unlocked_at,
+                                                    u.occurrence,
+                                                    u.period,
+                                                ));
                                             }
                                         }
                                     }
@@ -170,7 +186,12 @@ impl<'a> Replay<'a> {
                                     && let Some(idx) =
                                         self.defs.achievement_idx(u.achievement_id.as_str())
                                 {
-                                    player.earned.push((idx, u.unlocked_at));
+                                    player.earned.push((
+                                        idx,
+                                        u.unlocked_at,
+                                        u.occurrence,
+                                        u.period,
+                                    ));
                                 }
                             }
                             events += 1;
@@ -197,21 +218,37 @@ impl<'a> Replay<'a> {
 
     fn compare(&mut self, player_id: &PlayerId, refolded: Option<&Refolded>, held: &[Holding]) {
         self.players += 1;
-        let holds = |id: &str| held.iter().any(|h| h.achievement == id);
-        for &(idx, earned_at) in refolded.map_or(&[][..], |r| &r.earned) {
+        let holding = |id: &str| held.iter().find(|h| h.achievement == id);
+        // Achievements this player gains at least one earn of.
+        let mut gaining: Vec<AchIdx> = Vec::new();
+        for (idx, earned_at, occurrence, period) in refolded.map_or(&[][..], |r| &r.earned) {
             let entry = &self.defs.achievements[idx.get()];
             let Some(def) = entry.live() else { continue };
-            if holds(entry.id.as_str()) {
+            let held = holding(entry.id.as_str());
+            // An earn is held when the player holds that period's earn, or as many earns.
+            let already = match (period, held) {
+                (_, None) => false,
+                (Some(period), Some(h)) => h.periods.contains(period),
+                (None, Some(h)) => *occurrence <= h.times,
+            };
+            if already {
                 continue;
             }
             let tally = self.tallies.entry(entry.id.to_string()).or_default();
-            tally.gain += 1;
+            if !gaining.contains(idx) {
+                gaining.push(*idx);
+                tally.gain += 1;
+                sample(&mut tally.gain_sample, player_id, self.samples);
+            }
+            tally.earns += 1;
             tally.points_gained += u64::from(def.points);
-            sample(&mut tally.gain_sample, player_id, self.samples);
+            tally.rewards.clone_from(&def.rewards);
             self.gains.push(Gain {
                 player: player_id.clone(),
                 achievement: entry.id.clone(),
-                earned_at,
+                earned_at: *earned_at,
+                occurrence: *occurrence,
+                period: period.clone(),
             });
         }
         for holding in held {
@@ -250,6 +287,8 @@ impl<'a> Replay<'a> {
                 lose_sample: t.lose_sample.into_iter().collect(),
                 points_gained: t.points_gained,
                 points_at_stake: t.points_at_stake,
+                earns: t.earns,
+                rewards: t.rewards,
             })
             .collect();
         self.gains

@@ -233,6 +233,7 @@ fn messages(events: &[EventGen]) -> Vec<StatsMessage> {
                     source: Source::Admin,
                     replay: None,
                     earned_at: None,
+                    occurrence: None,
                 }),
                 EventGen::Claim {
                     player,

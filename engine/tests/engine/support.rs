@@ -168,6 +168,7 @@ impl Scenario {
             source: Source::Admin,
             replay: replay.map(|(id, _)| id),
             earned_at: replay.map(|(_, at)| at),
+            occurrence: None,
         };
         self.send(StatsMessage::Grant(grant))
     }

@@ -185,13 +185,23 @@ pub fn render(report: &ReplayReport) -> String {
     for a in &report.achievements {
         let _ = writeln!(out, "{} \"{}\"", a.id, a.title);
         if a.gain > 0 {
+            // A repeatable or periodic achievement: more earns than players.
+            let earns = if a.earns > a.gain {
+                format!("{} earns, ", a.earns)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "    + {} would earn it (+{} points): {}",
+                "    + {} would earn it ({earns}+{} points): {}",
                 a.gain,
                 a.points_gained,
                 names(&a.gain_sample, a.gain)
             );
+            if !a.rewards.is_empty() {
+                let rewards = serde_json::to_string(&a.rewards).unwrap_or_default();
+                let _ = writeln!(out, "      each earn pays {rewards}");
+            }
         }
         if a.lose > 0 {
             let _ = writeln!(

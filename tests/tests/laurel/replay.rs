@@ -210,11 +210,11 @@ fn replay_diff_dry_run_apply_and_rebuild(backend: Backend) {
         report["achievements"],
         json!([
             {"id": "K10", "title": "Thirty kills", "gain": 0, "lose": 6, "gain_sample": [],
-             "lose_sample": names(4..9), "points_gained": 0, "points_at_stake": 60},
+             "lose_sample": names(4..9), "points_gained": 0, "points_at_stake": 60, "earns": 0},
             {"id": "K5", "title": "Five kills", "gain": 38, "lose": 0, "gain_sample": names(2..7),
-             "lose_sample": [], "points_gained": 38, "points_at_stake": 0},
+             "lose_sample": [], "points_gained": 38, "points_at_stake": 0, "earns": 38},
             {"id": "ONCE_40", "title": "Once forty", "gain": 40, "lose": 0, "gain_sample": names(0..5),
-             "lose_sample": [], "points_gained": 200, "points_at_stake": 0}
+             "lose_sample": [], "points_gained": 200, "points_at_stake": 0, "earns": 40}
         ])
     );
     assert_eq!(
@@ -625,7 +625,110 @@ async fn a_replay_reads_past_what_the_broker_holds_unacknowledged() {
     );
 }
 
+/// A definitions file that makes an achievement repeatable and adds rewards: the replay
+/// shows who gains how many earns and what each pays; the apply grants each further earn
+/// once (its reward with it), and applied again grants nothing.
+fn a_replay_that_makes_an_achievement_repeatable_grants_each_earn_once(backend: Backend) {
+    let l = launch(backend);
+    define(
+        &l,
+        "stats",
+        "kills",
+        json!({"aggregation": "sum", "kind": "int"}),
+    );
+    define(
+        &l,
+        "achievements",
+        "K10",
+        json!({"title": "Ten kills", "points": 2, "conditions": [{"stat": "kills", "at_least": 10}]}),
+    );
+    let mut token = String::new();
+    for (p, kills) in [
+        ("ana", 10),
+        ("ana", 10),
+        ("ana", 10),
+        ("ben", 10),
+        ("cat", 5),
+    ] {
+        token = token_of(&l.events(
+            &l.server,
+            json!([{"player_id": p, "stat": "kills", "value": kills}]),
+        ));
+    }
+    for p in ["ana", "ben", "cat"] {
+        view(&l, p, &token);
+    }
+    let file = write_file(
+        &l,
+        "repeatable.json",
+        &json!({"achievements": {"K10": {"title": "Ten kills", "points": 2, "repeat": {},
+            "rewards": [{"currency": "gold", "amount": 5}],
+            "conditions": [{"stat": "kills", "at_least": 10}]}}}),
+    );
+    let (ok, out, err) = cli(&l, &["replay", "--defs", &file, "--json"]);
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report["achievements"],
+        json!([{"id": "K10", "title": "Ten kills", "gain": 1, "lose": 0, "gain_sample": ["ana"],
+                "lose_sample": [], "points_gained": 4, "points_at_stake": 0, "earns": 2,
+                "rewards": [{"currency": "gold", "amount": 5}]}]),
+        "ana's second and third tens: {report}"
+    );
+    let (ok, text, err) = cli(&l, &["replay", "--defs", &file]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("+ 1 would earn it (2 earns, +4 points): ana"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"each earn pays [{"amount":5,"currency":"gold"}]"#),
+        "{text}"
+    );
+    let (ok, out, err) = cli(&l, &["replay", "--defs", &file, "--apply", "--json"]);
+    assert!(ok, "{err}");
+    let applied: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(applied["granted"], 2, "{applied}");
+    let ana = l.laurel.token(&["--player", "ana"]);
+    let read = |token: &str| {
+        wait_until("the grants folded", Duration::from_secs(30), || {
+            let a = l
+                .laurel
+                .call("GET", "/v1/players/me/achievements/K10", Some(token), None)
+                .json;
+            (a["times_earned"] == 3).then_some(a)
+        })
+    };
+    read(&ana);
+    let rewards = l
+        .laurel
+        .call("GET", "/v1/players/me/rewards", Some(&ana), None)
+        .json;
+    let occurrences: Vec<u64> = rewards["rewards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["occurrence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        occurrences,
+        vec![2, 3],
+        "a reward per granted earn: {rewards}"
+    );
+    // Applied again: nothing more to gain, nothing granted.
+    let (ok, out, err) = cli(&l, &["replay", "--defs", &file, "--apply", "--json"]);
+    assert!(ok, "{err}");
+    let again: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&again["gained"], &again["granted"]),
+        (&json!(0), &json!(0)),
+        "{again}"
+    );
+    assert_eq!(read(&ana)["times_earned"], 3);
+}
+
 crate::both_backends_sync!(
+    a_replay_that_makes_an_achievement_repeatable_grants_each_earn_once,
     replay_diff_dry_run_apply_and_rebuild,
     an_interrupted_apply_run_again_grants_each_gain_once,
     an_invalid_file_is_refused_whole,
