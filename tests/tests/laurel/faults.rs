@@ -16,6 +16,8 @@ use uuid::Uuid;
 use crate::http::launch;
 use crate::support::{Backend, read_to_end};
 
+mod live_ops;
+
 const PLAYERS: usize = 500;
 const PER_PLAYER: usize = 200;
 const BATCH: usize = 500;
@@ -182,7 +184,7 @@ fn events_on_stats(l: &crate::http::Launched, partitions: u32) -> HashMap<Uuid, 
     })
 }
 
-async fn open_log(l: &crate::http::Launched, partitions: u32) -> Log {
+pub(crate) async fn open_log(l: &crate::http::Launched, partitions: u32) -> Log {
     let config = LogConfig {
         partitions,
         ..LogConfig::default()
