@@ -21,6 +21,7 @@ const SHAPE: Shape = Shape {
     stats: 20,
     achievements: 100,
     players: 100_000,
+    live_ops: true,
 };
 
 fn main() {

@@ -18,6 +18,9 @@ pub struct Shape {
     pub achievements: usize,
     /// Number of distinct players.
     pub players: usize,
+    /// Whether live-ops definitions are in play: every fifth achievement repeatable with a
+    /// reward (every tenth to claim), every eighth stat weekly.
+    pub live_ops: bool,
 }
 
 impl Shape {
@@ -26,6 +29,14 @@ impl Shape {
         stats: 20,
         achievements: 100,
         players: 10_000,
+        live_ops: true,
+    };
+
+    /// [`Shape::ENGINE_FOLD`] without live-ops definitions: the baseline they are measured
+    /// against.
+    pub const ENGINE_FOLD_PLAIN: Shape = Shape {
+        live_ops: false,
+        ..Shape::ENGINE_FOLD
     };
 }
 
@@ -54,7 +65,7 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
             client_writable: i % 2 == 0,
             client_time: false,
             // Live-ops in play: every eighth stat is weekly.
-            period: (i % 8 == 7).then_some(laurel_schemas::Period::Weekly),
+            period: (shape.live_ops && i % 8 == 7).then_some(laurel_schemas::Period::Weekly),
             scope: Default::default(),
         };
         events.push(DefinitionEvent::StatDefined {
@@ -94,11 +105,11 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
             tags: vec![format!("tier-{}", i % 3)],
             // Live-ops in play: every fifth achievement is repeatable and pays a reward,
             // every tenth one to claim.
-            repeat: (i % 5 == 0).then_some(laurel_schemas::Repeat {
+            repeat: (shape.live_ops && i % 5 == 0).then_some(laurel_schemas::Repeat {
                 max: None,
                 cooldown_secs: 0,
             }),
-            rewards: if i % 5 == 0 {
+            rewards: if shape.live_ops && i % 5 == 0 {
                 vec![
                     serde_json::json!({"currency": "gold", "amount": 10})
                         .as_object()
@@ -108,7 +119,7 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
             } else {
                 Vec::new()
             },
-            claim: i % 10 == 0,
+            claim: shape.live_ops && i % 10 == 0,
             min_contribution: None,
         };
         let id = AchievementId::new(format!("ACH_{i}")).expect("valid id");
