@@ -116,8 +116,9 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
                         .cloned()
                         .unwrap_or_default(),
                 ]
+                .into()
             } else {
-                Vec::new()
+                Default::default()
             },
             claim: shape.live_ops && i % 10 == 0,
             min_contribution: None,

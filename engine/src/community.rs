@@ -27,6 +27,9 @@ impl Community {
     /// whose share moved.
     pub fn add(&mut self, defs: &Definitions, outputs: &[Output]) -> Vec<StatName> {
         let mut moved = Vec::new();
+        if !defs.any_global() {
+            return moved;
+        }
         for output in outputs {
             let Output::Stat(change) = output else {
                 continue;

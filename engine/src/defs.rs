@@ -98,6 +98,9 @@ pub struct Definitions {
     pub(crate) required_by: Vec<Vec<AchIdx>>,
     /// Seasons by id.
     seasons: BTreeMap<SeasonId, SeasonDefinition>,
+    /// Whether any stat is a community total (most games have none: the fold's shares
+    /// bookkeeping is then skipped).
+    any_global: bool,
 }
 
 impl Definitions {
@@ -136,6 +139,11 @@ impl Definitions {
     /// Every defined achievement (archived ones included), in definition order.
     pub fn achievements(&self) -> impl Iterator<Item = &AchievementDefinition> {
         self.achievements.iter().filter_map(|a| a.def.as_ref())
+    }
+
+    /// Whether any stat is a community total.
+    pub fn any_global(&self) -> bool {
+        self.any_global
     }
 
     /// Whether the stat is a community total (`scope: global`).
@@ -258,6 +266,7 @@ impl Definitions {
                 entry.period = definition.period.clone();
                 entry.global = definition.scope == Scope::Global;
                 entry.def = Some(definition.clone());
+                self.any_global = self.stats.iter().any(|s| s.global);
                 DefsChange::None
             }
             DefinitionEvent::SeasonDefined { definition, .. } => {

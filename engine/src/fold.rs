@@ -493,7 +493,7 @@ impl<'a> Fold<'a> {
                 at: cause.at,
             }));
             if def.claim {
-                player.add_pending(unlock_id, ach, def.rewards.clone());
+                player.earned_pending(unlock_id, ach, def.rewards.clone());
             }
         }
         out.push(Output::Unlocked(Unlocked {

@@ -87,13 +87,12 @@ impl PlayerState {
     /// Whether period `key` of a periodic stat is older than every period kept while
     /// [`Period::KEPT`] are kept: an event of it can no longer count.
     pub(crate) fn period_closed(&self, idx: StatIdx, key: PeriodKey) -> bool {
-        let kept: Vec<PeriodKey> = self
-            .periods
-            .iter()
-            .filter(|(s, _, _)| *s == idx)
-            .map(|(_, k, _)| *k)
-            .collect();
-        kept.len() >= Period::KEPT && kept.iter().all(|k| key < *k)
+        let (mut kept, mut older) = (0, true);
+        for (_, k, _) in self.periods.iter().filter(|(s, _, _)| *s == idx) {
+            kept += 1;
+            older &= key < *k;
+        }
+        kept >= Period::KEPT && older
     }
 
     /// Sets a periodic stat's value in period `key`, keeping the last [`Period::KEPT`]
@@ -202,15 +201,21 @@ impl PlayerState {
         }
     }
 
-    /// Keeps an earn's rewards until the player claims them.
+    /// Keeps an earn's rewards until the player claims them (once: an earn found again,
+    /// by recovery, is not added twice).
     pub(crate) fn add_pending(&mut self, unlock_id: Uuid, ach: AchIdx, rewards: Rewards) {
         if !self.pending.iter().any(|p| p.unlock_id == unlock_id) {
-            self.pending.push(PendingReward {
-                unlock_id,
-                ach,
-                rewards,
-            });
+            self.earned_pending(unlock_id, ach, rewards);
         }
+    }
+
+    /// Keeps the rewards of an earn just made (its id is new: no earn has it).
+    pub(crate) fn earned_pending(&mut self, unlock_id: Uuid, ach: AchIdx, rewards: Rewards) {
+        self.pending.push(PendingReward {
+            unlock_id,
+            ach,
+            rewards,
+        });
     }
 
     /// Takes the rewards waiting for a claim of `unlock_id`, if any wait.

@@ -167,7 +167,7 @@ impl GameKitAchievement {
             metadata,
             tags: Vec::new(),
             repeat: None,
-            rewards: Vec::new(),
+            rewards: Default::default(),
             claim: false,
             min_contribution: None,
         };

@@ -543,9 +543,9 @@ macro_rules! achievement_fields {
             pub repeat: Option<Repeat>,
             /// What each earn pays out: free-form objects (`{"currency": "gold", "amount":
             /// 100}`), one `reward` output per earn on OUTPUT.
-            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            #[serde(default, skip_serializing_if = "crate::outputs::no_rewards")]
             #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>, max_items = 16))]
-            pub rewards: Vec<serde_json::Map<String, serde_json::Value>>,
+            pub rewards: crate::outputs::Rewards,
             /// Whether the player claims the rewards (`POST
             /// /v1/players/me/rewards/{unlock_id}/claim`) instead of receiving them on earn.
             #[serde(default, skip_serializing_if = "std::ops::Not::not")]

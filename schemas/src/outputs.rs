@@ -65,8 +65,14 @@ fn is_first(occurrence: &u32) -> bool {
     *occurrence == 1
 }
 
-/// An achievement's rewards as defined: free-form JSON objects.
-pub type Rewards = Vec<serde_json::Map<String, serde_json::Value>>;
+/// An achievement's rewards as defined: free-form JSON objects, shared (every earn's
+/// `reward` output carries the definition's, without copying them).
+pub type Rewards = std::sync::Arc<Vec<serde_json::Map<String, serde_json::Value>>>;
+
+/// Whether there are no rewards (for `skip_serializing_if`).
+pub fn no_rewards(rewards: &Rewards) -> bool {
+    rewards.is_empty()
+}
 
 /// What caused an unlock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

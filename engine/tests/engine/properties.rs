@@ -167,7 +167,7 @@ fn definitions(achievements: &[AchGen]) -> Vec<DefinitionEvent> {
             .repeat
             .map(|(max, cooldown_secs)| Repeat { max, cooldown_secs });
         if let Some(claim) = a.rewards {
-            spec.rewards = vec![json!({"gold": i}).as_object().unwrap().clone()];
+            spec.rewards = vec![json!({"gold": i}).as_object().unwrap().clone()].into();
             spec.claim = claim;
         }
         spec.validate(&AchievementId::new(format!("A{i}")).unwrap())
