@@ -265,6 +265,9 @@ pub async fn define_achievement(
             vec![ValidationError::new("id", r)],
         )
     })?;
+    // The body's own rules first: an invalid body is 422 whatever If-Match says.
+    spec.validate(&id)
+        .map_err(|e| invalid("invalid achievement definition", e))?;
     let missing = app.icons.missing(&spec, None).await?;
     if !missing.is_empty() {
         return Err(invalid("invalid achievement definition", missing));

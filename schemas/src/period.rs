@@ -16,7 +16,6 @@ use crate::names::SeasonId;
 pub type PeriodKey = i64;
 
 /// How a stat's value is divided in time.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
@@ -28,6 +27,53 @@ pub enum Period {
     Monthly,
     /// Within one season (`PUT /v1/admin/seasons/{id}`); events outside it do not count.
     Season(SeasonId),
+}
+
+/// The wire form of a [`Period`], for the OpenAPI document: a name, or exactly
+/// `{"season": ID}`.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(as = Period)]
+#[allow(dead_code)] // documents the wire; serde reads `Period` itself
+#[serde(untagged)]
+enum PeriodRepr {
+    /// `daily`, `weekly` or `monthly`.
+    Named(NamedPeriod),
+    /// Within a season.
+    Season(SeasonPeriod),
+}
+
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum NamedPeriod {
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SeasonPeriod {
+    /// The season's id (`PUT /v1/admin/seasons/{id}`).
+    season: SeasonId,
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Period {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <PeriodRepr as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Period {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Period".into()
+    }
 }
 
 const DAY_MS: i64 = 86_400_000;
