@@ -41,10 +41,7 @@ fn achievement(l: &Launched, player: &str, id: &str, wait_for: &str) -> Value {
 }
 
 fn wins(l: &Launched, player: &str, n: i64) -> String {
-    token_of(&l.events(
-        &l.server,
-        json!([{"player_id": player, "stat": "wins", "value": n}]),
-    ))
+    report(l, player, "wins", n)
 }
 
 fn rewards(l: &Launched, token: &str) -> Vec<Value> {
@@ -494,7 +491,7 @@ fn community_goals_unlock_for_contributors_once(backend: Backend) {
         json!({"title": "The bridge", "min_contribution": 10, "rewards": [{"item": "bridge_badge"}],
                "conditions": [{"stat": "donations", "at_least": 100}]}),
     );
-    let donate = |player: &str, n: i64| wins_like(&l, player, "donations", n);
+    let donate = |player: &str, n: i64| report(&l, player, "donations", n);
     donate("ann", 60);
     donate("bob", 30);
     let t = donate("cid", 5);
@@ -548,7 +545,8 @@ fn community_goals_unlock_for_contributors_once(backend: Backend) {
     assert_eq!(r.status, 404);
 }
 
-fn wins_like(l: &Launched, player: &str, stat: &str, n: i64) -> String {
+/// A game server reports `n` of `stat` for `player`; the read-your-writes token.
+fn report(l: &Launched, player: &str, stat: &str, n: i64) -> String {
     token_of(&l.events(
         &l.server,
         json!([{"player_id": player, "stat": stat, "value": n}]),
