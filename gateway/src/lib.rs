@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+mod console;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -44,7 +45,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route with its documentation: the router and `/openapi.json` come from here.
 fn routes() -> OpenApiRouter<AppState> {
-    use routes::{admin, community, icons, ingest, notifications, ops, players, replay, rewards};
+    use routes::{
+        admin, community, icons, ingest, notifications, ops, players, replay, rewards, session,
+    };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(ingest::post_events))
         .routes(utoipa_axum::routes!(players::my_achievements))
@@ -53,7 +56,10 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(rewards::my_rewards))
         .routes(utoipa_axum::routes!(rewards::claim))
         .routes(utoipa_axum::routes!(notifications::my_notifications))
+        .routes(utoipa_axum::routes!(notifications::all_notifications))
+        .routes(utoipa_axum::routes!(session::session))
         .routes(utoipa_axum::routes!(players::player_achievements))
+        .routes(utoipa_axum::routes!(players::player_stats))
         .routes(utoipa_axum::routes!(players::player_refusals))
         .routes(utoipa_axum::routes!(players::published))
         .routes(utoipa_axum::routes!(community::community))
@@ -84,7 +90,7 @@ fn routes() -> OpenApiRouter<AppState> {
 pub fn app(state: AppState, surfaces: impl IntoIterator<Item = Router>) -> Router {
     let (router, _) = routes().split_for_parts();
     let mut router: Router = router.with_state(state.clone());
-    for surface in surfaces {
+    for surface in surfaces.into_iter().chain([console::router()]) {
         router = router.merge(surface);
     }
     router

@@ -1,6 +1,7 @@
 //! Live notifications: one task reads the views' unlock and progress stream and hands each
 //! output to the subscribers of its player only, so a connected player costs nothing when
-//! other players progress.
+//! other players progress; every unlock also goes to the admins following all players (the
+//! console's live screen), when any is connected.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,10 +28,24 @@ const COMMUNITY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Outputs a player's subscription buffers before it is told it lagged.
 const PER_PLAYER_BUFFER: usize = 256;
 
+/// Unlocks an all-players subscription buffers before it is told it lagged.
+const ALL_PLAYERS_BUFFER: usize = 4096;
+
 /// Per-player fan-out of live outputs. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Hub {
     inner: Arc<Mutex<Inner>>,
+    /// Every player's unlocks, for admins.
+    all: broadcast::Sender<Notice>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            all: broadcast::channel(ALL_PLAYERS_BUFFER).0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -48,12 +63,12 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-/// A player's subscription: notices as they come. Dropping the last one of a player
-/// forgets the player.
+/// A subscription: notices as they come. Dropping a player's last one forgets the player.
 pub struct Subscription {
     receiver: broadcast::Receiver<Notice>,
     hub: Hub,
-    player: String,
+    /// The player followed; `None` for every player's unlocks.
+    player: Option<String>,
 }
 
 impl Subscription {
@@ -69,14 +84,15 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        let Some(player) = &self.player else { return };
         let mut inner = self.hub.inner.lock().expect("hub lock");
         // Counted under the lock, where subscribing happens: this receiver is still one.
         if inner
             .players
-            .get(&self.player)
+            .get(player)
             .is_some_and(|sender| sender.receiver_count() <= 1)
         {
-            inner.players.remove(&self.player);
+            inner.players.remove(player);
         }
     }
 }
@@ -109,8 +125,17 @@ impl Hub {
         Ok(Subscription {
             receiver,
             hub: self.clone(),
-            player: player.to_string(),
+            player: Some(player.to_string()),
         })
+    }
+
+    /// Subscribes to every player's unlocks (and `Lagged` when this one fell behind).
+    pub fn subscribe_all(&self) -> Subscription {
+        Subscription {
+            receiver: self.all.subscribe(),
+            hub: self.clone(),
+            player: None,
+        }
     }
 
     /// Players with a subscription (some may have just disconnected).
@@ -144,7 +169,13 @@ impl Hub {
                 next = outputs.recv() => match next {
                     Ok(output) => {
                         let player = match output.as_ref() {
-                            Output::Unlocked(u) => &u.player_id,
+                            Output::Unlocked(u) => {
+                                if self.all.receiver_count() > 0 {
+                                    // No receiver left in between is fine: nobody listens.
+                                    let _ = self.all.send(Notice::Output(output.clone()));
+                                }
+                                &u.player_id
+                            }
                             Output::Progress(p) => &p.player_id,
                             Output::Reward(r) => &r.player_id,
                             Output::RewardClaimed(c) => &c.player_id,
@@ -167,6 +198,7 @@ impl Hub {
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "live notifications fell behind");
                         self.dispatch(&Notice::Lagged, None);
+                        let _ = self.all.send(Notice::Lagged);
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },

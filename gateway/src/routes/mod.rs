@@ -9,3 +9,4 @@ pub(crate) mod ops;
 pub(crate) mod players;
 pub(crate) mod replay;
 pub(crate) mod rewards;
+pub(crate) mod session;

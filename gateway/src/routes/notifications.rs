@@ -1,12 +1,15 @@
 //! `GET /v1/players/me/notifications`: the player's unlocks and progress as Server-Sent
-//! Events, live (a client that reconnects reads the achievements again to catch up).
+//! Events, live (a client that reconnects reads the achievements again to catch up);
+//! `GET /v1/admin/notifications`: every player's unlocks, for admins (the console's live
+//! screen).
 
 use std::convert::Infallible;
 
+use crate::auth::Admin;
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem, TokenProblems};
+use crate::error::{AdminProblems, ApiError, Problem, TokenProblems};
 use crate::headers::languages;
-use crate::notify::Notice;
+use crate::notify::{Notice, Subscription};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -125,20 +128,36 @@ pub(crate) async fn my_notifications(
                 5,
             )
         })?;
+    let langs = languages(&headers);
+    let player = principal.subject;
+    Ok(live(
+        state,
+        subscription,
+        principal.expires_at,
+        move |state, notice| render(state, &player, &langs, notice),
+    ))
+}
+
+/// The events `render` makes of `subscription`'s notices, after a `ready`; the stream ends
+/// at shutdown, and with an `expired` event when the token that opened it expires.
+fn live(
+    state: AppState,
+    subscription: Subscription,
+    expires_at: Option<u64>,
+    render: impl Fn(&AppState, &Notice) -> Option<Event> + Clone + Send + Sync + 'static,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // The stream ends when its token does: the client reconnects with a fresh one.
-    let expires = principal.expires_at.map(|exp| {
+    let expires = expires_at.map(|exp| {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         tokio::time::Instant::now() + Duration::from_secs(exp).saturating_sub(now)
     });
-    let langs = languages(&headers);
-    let player = principal.subject;
     let hello = Event::default().event("ready").data("{}");
     let live = futures::stream::unfold(
         (Some(subscription), state.shutdown.clone()),
         move |(subscription, shutdown)| {
-            let (state, player, langs) = (state.clone(), player.clone(), langs.clone());
+            let (state, render) = (state.clone(), render.clone());
             async move {
                 let mut subscription = subscription?;
                 let expired = async {
@@ -166,7 +185,7 @@ pub(crate) async fn my_notifications(
                         }
                         Next::Notice(Some(notice)) => notice,
                     };
-                    if let Some(event) = render(&state, &player, &langs, &notice) {
+                    if let Some(event) = render(&state, &notice) {
                         return Some((Ok(event), (Some(subscription), shutdown)));
                     }
                 }
@@ -174,5 +193,52 @@ pub(crate) async fn my_notifications(
         },
     );
     let stream = futures::StreamExt::chain(futures::stream::once(async { Ok(hello) }), live);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// An admin's event for `notice`: every player's unlocks (with the achievement's title in
+/// the default language), and `lagged`.
+fn render_all(state: &AppState, notice: &Notice) -> Option<Event> {
+    match notice {
+        Notice::Lagged => Some(
+            Event::default()
+                .event("lagged")
+                .data(r#"{"detail":"some unlocks were dropped; the server fell behind"}"#),
+        ),
+        Notice::Community(_) => None,
+        Notice::Output(output) => match output.as_ref() {
+            Output::Unlocked(u) => {
+                let title = state
+                    .app
+                    .achievement(u.achievement_id.as_str())
+                    .map(|def| def.title.clone())
+                    .unwrap_or_default();
+                let data = json!({"unlock_id": u.unlock_id, "player_id": u.player_id,
+                    "achievement_id": u.achievement_id, "title": title, "occurrence": u.occurrence,
+                    "points": u.points, "unlocked_at": laurel_app::rfc3339(u.unlocked_at), "replay": u.replay});
+                Some(
+                    Event::default()
+                        .event("unlocked")
+                        .id(u.unlock_id.to_string())
+                        .data(data.to_string()),
+                )
+            }
+            _ => None,
+        },
+    }
+}
+
+/// Every player's unlocks, live, as Server-Sent Events (`ready`, `unlocked`, `lagged`,
+/// `expired`): the console's live screen. Each `unlocked` carries `unlock_id`, `player_id`,
+/// `achievement_id`, `title`, `occurrence`, `points`, `unlocked_at` and `replay`.
+#[utoipa::path(get, path = "/v1/admin/notifications", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = StreamEvent),
+        AdminProblems,
+    ))]
+pub(crate) async fn all_notifications(
+    State(state): State<AppState>,
+    Admin(principal): Admin,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let subscription = state.hub.subscribe_all();
+    live(state, subscription, principal.expires_at, render_all)
 }

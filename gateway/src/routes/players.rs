@@ -166,8 +166,13 @@ pub(crate) async fn my_stats(
     principal: Principal,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let timed_out = wait(&state, &principal.subject, &query).await?;
-    let view = players::view(&state.app, &principal.subject).await?;
+    stats_of(&state, &principal.subject, &query).await
+}
+
+/// `player`'s stats as of now, once `query`'s wait is over.
+async fn stats_of(state: &AppState, player: &str, query: &ReadQuery) -> Result<Response, ApiError> {
+    let timed_out = wait(state, player, query).await?;
+    let view = players::view(&state.app, player).await?;
     let (stats, periods) = players::stats_now(&state.app, &view, now_ms());
     let out = StatsOut {
         stats,
@@ -176,6 +181,25 @@ pub(crate) async fn my_stats(
         wait_timed_out: timed_out,
     };
     Ok(waited(out, timed_out))
+}
+
+/// Any player's aggregated stats and points (servers and admins).
+#[utoipa::path(get, path = "/v1/players/{player_id}/stats", tag = "players", security(("bearer" = [])),
+    params(("player_id" = laurel_schemas::StoredPlayerId, Path), ReadQuery),
+    responses((status = 200, body = StatsOut, headers(("laurel-wait" = String, description = "With `wait_for`: `reached`, or `timed-out` when the wait ended before the token's events were reflected"))),
+        TokenProblems,
+        (status = 403, description = "Needs `laurel:server` or `laurel:admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No player can have this id (it breaks the player id rules)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn player_stats(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(player): Path<String>,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    principal.require_server()?;
+    no_such_player_unless_valid(&player)?;
+    stats_of(&state, &player, &query).await
 }
 
 /// Any player's achievements (servers and admins).

@@ -4,6 +4,7 @@ mod answers;
 mod at_rest;
 mod auth;
 mod cli;
+mod console;
 mod deploy;
 mod engine;
 mod examples;

@@ -1,0 +1,279 @@
+//! The web console: served by `laurel serve` from the binary with a strict policy, the admin
+//! routes it needs (who a token is, a player's stats, every player's unlocks live), and the
+//! whole console driven in the system Chromium (console/e2e/run.mjs, Playwright).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use laurel_tests::{Laurel, laurel_bin};
+use serde_json::json;
+
+fn console_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../console")
+}
+
+#[test]
+fn the_console_is_served_from_the_binary_with_no_inline_code_and_nothing_external() {
+    let dir = tempfile::tempdir().unwrap();
+    let laurel = Laurel::start(&dir.path().join("data"), &[]);
+
+    // `/console` sends to `/console/` (the client follows the redirect).
+    let bare = laurel.call("GET", "/console", None, None);
+    assert_eq!(bare.status, 200);
+    assert_eq!(
+        bare.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+
+    let page = laurel.call("GET", "/console/", None, None);
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    let html = String::from_utf8(page.body).unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<style") && !html.contains("style="),
+        "{html}"
+    );
+
+    // Every asset the page names is served, typed, cached for good, and fetches nothing
+    // from elsewhere.
+    let assets: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("/console/assets/"))
+        .collect();
+    assert!(
+        assets.iter().any(|a| a.ends_with(".js")) && assets.iter().any(|a| a.ends_with(".css")),
+        "{html}"
+    );
+    for asset in assets {
+        let reply = laurel.call("GET", asset, None, None);
+        assert_eq!(reply.status, 200, "{asset}");
+        let kind = if asset.ends_with(".js") {
+            "text/javascript; charset=utf-8"
+        } else {
+            "text/css; charset=utf-8"
+        };
+        assert_eq!(reply.header("content-type"), Some(kind), "{asset}");
+        assert_eq!(
+            reply.header("cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
+        let text = String::from_utf8_lossy(&reply.body);
+        assert!(
+            !text.contains("fonts.googleapis") && !text.contains("cdn."),
+            "{asset} fetches from elsewhere"
+        );
+    }
+
+    let missing = laurel.call("GET", "/console/assets/nothing.js", None, None);
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.header("content-type"),
+        Some("application/problem+json")
+    );
+}
+
+#[test]
+fn the_session_route_says_who_an_admin_token_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let laurel = Laurel::start(&dir.path().join("data"), &[]);
+    let admin = laurel.token(&["--admin", "--ttl", "600"]);
+    let player = laurel.token(&["--player", "ann"]);
+
+    let who = laurel.call("GET", "/v1/admin/session", Some(&admin), None);
+    assert_eq!(who.status, 200, "{:?}", who.json);
+    assert_eq!(who.json["subject"], "admin");
+    assert_eq!(who.json["scopes"], json!(["laurel:admin"]));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires = who.json["expires_at"].as_u64().unwrap();
+    assert!(
+        (now + 590..=now + 610).contains(&expires),
+        "{expires} vs {now}"
+    );
+
+    assert_eq!(
+        laurel
+            .call("GET", "/v1/admin/session", Some(&player), None)
+            .status,
+        403
+    );
+    let none = laurel.call("GET", "/v1/admin/session", None, None);
+    assert_eq!(none.status, 401);
+}
+
+#[test]
+fn admins_read_any_players_stats_and_players_may_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let laurel = Laurel::start(&dir.path().join("data"), &[]);
+    let admin = laurel.token(&["--admin"]);
+    let player = laurel.token(&["--player", "ann"]);
+    laurel.define_sum_stat(&admin, "wins");
+    let sent = laurel.call(
+        "POST",
+        "/v1/events",
+        Some(&admin),
+        Some(json!({"events": [{"player_id": "bob", "stat": "wins", "value": 3}]})),
+    );
+    assert_eq!(sent.status, 202, "{:?}", sent.json);
+    let token = sent.json["token"].as_str().unwrap();
+
+    let stats = laurel.call(
+        "GET",
+        &format!("/v1/players/bob/stats?wait_for={token}"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(stats.status, 200, "{:?}", stats.json);
+    assert_eq!(stats.json["stats"], json!({"wins": 3}));
+    assert_eq!(stats.json["points_total"], 0);
+
+    assert_eq!(
+        laurel
+            .call("GET", "/v1/players/bob/stats", Some(&player), None)
+            .status,
+        403
+    );
+    assert_eq!(
+        laurel
+            .call(
+                "GET",
+                &format!("/v1/players/{}/stats", "x".repeat(129)),
+                Some(&admin),
+                None
+            )
+            .status,
+        404
+    );
+}
+
+#[test]
+fn admins_follow_every_players_unlocks_live_and_players_may_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let laurel = Laurel::start(&dir.path().join("data"), &[]);
+    let admin = laurel.token(&["--admin"]);
+    let player = laurel.token(&["--player", "ann"]);
+    laurel.define_sum_stat(&admin, "wins");
+    let put = laurel.call("PUT", "/v1/admin/achievements/first_win", Some(&admin),
+        Some(json!({"title": "First win", "points": 10, "conditions": [{"stat": "wins", "at_least": 1}]})));
+    assert_eq!(put.status, 201, "{:?}", put.json);
+
+    assert_eq!(
+        laurel
+            .client()
+            .sse("/v1/admin/notifications", &player)
+            .status,
+        403
+    );
+    let live = laurel.client().sse("/v1/admin/notifications", &admin);
+    assert_eq!(live.status, 200);
+    assert!(
+        live.content_type.starts_with("text/event-stream"),
+        "{}",
+        live.content_type
+    );
+    live.expect("ready", Duration::from_secs(5));
+
+    let sent = laurel.call(
+        "POST",
+        "/v1/events",
+        Some(&admin),
+        Some(json!({"events": [
+            {"player_id": "ann", "stat": "wins", "value": 1},
+            {"player_id": "bob", "stat": "wins", "value": 2},
+        ]})),
+    );
+    assert_eq!(sent.status, 202, "{:?}", sent.json);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let unlock = live.expect("unlocked", Duration::from_secs(10));
+        assert_eq!(unlock["achievement_id"], "first_win");
+        assert_eq!(unlock["title"], "First win");
+        assert_eq!(unlock["points"], 10);
+        assert_eq!(unlock["occurrence"], 1);
+        assert_eq!(unlock["replay"], false);
+        assert!(
+            unlock["unlocked_at"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{unlock}"
+        );
+        assert!(unlock["unlock_id"].as_str().is_some(), "{unlock}");
+        seen.push(unlock["player_id"].as_str().unwrap().to_string());
+    }
+    seen.sort();
+    assert_eq!(seen, ["ann", "bob"]);
+}
+
+/// The console end to end in Debian's Chromium, driven by Playwright (`playwright-core`),
+/// against a real `laurel serve`: each screen's screenshot lands in
+/// `target/console-screenshots/`. Needs `npm ci` in `console/` and the `chromium` package
+/// (.ci/run sets both up).
+#[test]
+fn the_console_works_end_to_end_in_chromium() {
+    let console = console_dir();
+    assert!(
+        console.join("node_modules/playwright-core").is_dir(),
+        "the console's test tools are missing: run `npm ci --prefix console` (.ci/run does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "no Chromium at {chromium}: `apt-get install chromium` (.ci/run does), or set CHROMIUM"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let laurel = Laurel::start(&dir.path().join("data"), &[]);
+    let admin = laurel.token(&["--admin"]);
+    let short = laurel.token(&["--admin", "--ttl", "120"]);
+    let shots = laurel_bin()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("console-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+    let out = Command::new("node")
+        .arg("e2e/run.mjs")
+        .current_dir(&console)
+        .env("LAUREL_URL", laurel.url())
+        .env("LAUREL_ADMIN_TOKEN", &admin)
+        .env("LAUREL_SHORT_TOKEN", &short)
+        .env("LAUREL_SCREENSHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs (Node 20 or later)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("console e2e: all passed"), "{stdout}");
+    let taken = std::fs::read_dir(&shots).unwrap().count();
+    assert!(taken >= 12, "{taken} screenshots in {}", shots.display());
+}
