@@ -14,6 +14,7 @@ pub mod definitions;
 mod error;
 pub mod icons;
 pub mod ingest;
+pub mod insights;
 pub mod players;
 mod position;
 pub mod replay;

@@ -189,10 +189,14 @@ await step("look the player up, grant with a confirmation", async () => {
   await screen("player");
 });
 
-await step("rarity", async () => {
+await step("rarity, and its chart over time", async () => {
   await page.getByRole("link", { name: "Rarity" }).click();
   await page.getByRole("row", { name: /first_win/ }).getByText("100.0%").waitFor();
   await page.getByRole("button", { name: "Earned by" }).click();
+  await page.getByRole("button", { name: "Earners of first_win over time" }).click();
+  await page.getByText("1 of 1 players (100.0%) have earned it.").waitFor();
+  const today = new Date().toISOString().slice(0, 10);
+  await page.locator("figure.chart table").getByRole("rowheader", { name: today }).waitFor({ state: "attached" });
   await screen("rarity");
 });
 
@@ -211,6 +215,23 @@ await step("run a replay diff, then apply it", async () => {
   await page.getByRole("heading", { name: "Applied" }).waitFor();
   assert.match(await page.locator(".report [role=status]").innerText(), /1 grants appended/);
   await screen("replay-applied");
+});
+
+await step("a stat across players: its spread and its refusals by reason", async () => {
+  await api("PUT", "/v1/admin/stats/kills", { aggregation: "sum", kind: "int", max_delta: 5 });
+  await api("POST", "/v1/events", { events: [{ player_id: "p-1", stat: "kills", value: 2 }, { player_id: "p-2", stat: "kills", value: 50 }, { player_id: "p-3", stat: "kills", value: 4 }] });
+  await page.getByRole("link", { name: "Stats" }).click();
+  await page.getByRole("button", { name: "Spread of wins" }).click();
+  await page.getByText("2 players have a value, from 1 to 3.").waitFor();
+  for (let i = 0; i < 50; i++) {
+    const summary = await api("GET", "/v1/admin/stats/kills/summary");
+    if (summary.refusals.delta_too_large === 1 && summary.players === 2) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await page.getByRole("button", { name: "Spread of kills" }).click();
+  await page.getByText("2 players have a value, from 2 to 4.").waitFor();
+  await page.getByRole("row", { name: /delta_too_large\s+1/ }).waitFor();
+  await screen("stats-spread");
 });
 
 await step("an If-Match conflict shows what the other admin saved", async () => {

@@ -17,6 +17,8 @@ import type {
   SeasonDefinition,
   StatDefinition,
   StatSpec,
+  StatSummary,
+  RarityHistory,
 } from "./types";
 
 type Method = "GET" | "PUT" | "POST" | "DELETE";
@@ -87,6 +89,16 @@ export class Api {
 
   async putStat(name: string, spec: StatSpec): Promise<StatDefinition> {
     return (await this.call<StatDefinition>("PUT", `/v1/admin/stats/${enc(name)}`, spec)).body;
+  }
+
+  /** How a stat's values spread over the players, and why its events were refused. */
+  async statSummary(name: string, buckets = 20): Promise<StatSummary> {
+    return (await this.call<StatSummary>("GET", `/v1/admin/stats/${enc(name)}/summary?buckets=${buckets}`)).body;
+  }
+
+  /** An achievement's earners, day by day. */
+  async rarityHistory(id: string): Promise<RarityHistory> {
+    return (await this.call<RarityHistory>("GET", `/v1/admin/achievements/${enc(id)}/rarity`)).body;
   }
 
   async seasons(): Promise<SeasonDefinition[]> {

@@ -168,3 +168,22 @@ export type ReplayLine =
   | ({ type: "progress" } & { phase: string; done: number; total: number })
   | ({ type: "report" } & ReplayReport)
   | { type: "error"; detail: string };
+
+/** `GET /v1/admin/stats/{name}/summary`. */
+export interface StatSummary {
+  stat: string;
+  players: number;
+  min?: number;
+  max?: number;
+  buckets: { from: number; to: number; players: number }[];
+  refusals: Record<string, number>;
+}
+
+/** `GET /v1/admin/achievements/{id}/rarity`. */
+export interface RarityHistory {
+  id: string;
+  players: number;
+  earned: number;
+  earned_percent: number;
+  days: { day: string; earned: number; total: number }[];
+}

@@ -46,7 +46,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Every route with its documentation: the router and `/openapi.json` come from here.
 fn routes() -> OpenApiRouter<AppState> {
     use routes::{
-        admin, community, icons, ingest, notifications, ops, players, replay, rewards, session,
+        admin, community, icons, ingest, insights, notifications, ops, players, replay, rewards,
+        session,
     };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(ingest::post_events))
@@ -65,6 +66,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(community::community))
         .routes(utoipa_axum::routes!(admin::list_stats))
         .routes(utoipa_axum::routes!(admin::put_stat))
+        .routes(utoipa_axum::routes!(insights::stat_summary))
+        .routes(utoipa_axum::routes!(insights::rarity_history))
         .routes(utoipa_axum::routes!(admin::put_season))
         .routes(utoipa_axum::routes!(admin::list_seasons))
         .routes(utoipa_axum::routes!(admin::apply_definitions))

@@ -258,7 +258,7 @@ impl<'a> Overlay<'a> {
                         };
                         record.earned.insert(id.to_string(), earned);
                         record.points_total += u64::from(u.points);
-                        self.add(keys::rarity(id), 1)?;
+                        self.first_earned(id, u.unlocked_at)?;
                     }
                     // A repeatable's next earn (earns come in order: a number not above
                     // the count is one applied before).
@@ -329,6 +329,9 @@ impl<'a> Overlay<'a> {
     /// Counts a refusal by reason and keeps it among the player's most recent.
     fn refused(&mut self, r: &Rejected) -> Result<(), sled::Error> {
         self.add(keys::refusal_count(r.reason.code()), 1)?;
+        if let Some(stat) = &r.stat {
+            self.add(keys::stat_refusal_count(stat.as_str(), r.reason.code()), 1)?;
+        }
         let player = r.player_id.as_str();
         if !self.refusals.contains_key(player) {
             let record = match self.view.get(&keys::refusals(player))? {
@@ -424,9 +427,15 @@ impl<'a> Overlay<'a> {
         earned.last_unlocked_at = Some(u.unlocked_at);
         record.points_total += u64::from(u.points);
         if first {
-            self.add(keys::rarity(id), 1)?;
+            self.first_earned(id, u.unlocked_at)?;
         }
         self.add(keys::period_rarity(id, period), 1)
+    }
+
+    /// Counts a player's first earn of `id`, overall and on its UTC day.
+    fn first_earned(&mut self, id: &str, at: Millis) -> Result<(), sled::Error> {
+        self.add(keys::rarity(id), 1)?;
+        self.add(keys::rarity_day(id, &day_of(at)), 1)
     }
 
     fn checkpoint(&mut self, stats_seq: u64) -> Result<(), sled::Error> {
@@ -450,4 +459,10 @@ fn trim_settled(rewards: &mut Vec<RewardRecord>) {
         }
         true
     });
+}
+
+/// The UTC day of `at`, as `YYYY-MM-DD`.
+pub(crate) fn day_of(at: Millis) -> String {
+    let daily = laurel_schemas::Period::Daily;
+    daily.label(daily.key(at, None).unwrap_or_default())
 }

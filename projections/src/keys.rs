@@ -60,6 +60,18 @@ pub(crate) fn refusal_count(code: &str) -> Vec<u8> {
     key(b'C', &[code])
 }
 
+/// How many of the partition's events reporting a stat the engine refused for a reason:
+/// `K<stat>NUL<code>`.
+pub(crate) fn stat_refusal_count(stat: &str, code: &str) -> Vec<u8> {
+    key(b'K', &[stat, code])
+}
+
+/// How many of the partition's players first earned an achievement on a UTC day:
+/// `D<achievement>NUL<YYYY-MM-DD>`.
+pub(crate) fn rarity_day(achievement: &str, day: &str) -> Vec<u8> {
+    key(b'D', &[achievement, day])
+}
+
 /// How many of the partition's players earned an achievement: `R<achievement>`.
 pub(crate) fn rarity(achievement: &str) -> Vec<u8> {
     key(b'R', &[achievement])

@@ -12,7 +12,7 @@ use crate::keys;
 use crate::staged::Staged;
 
 /// The layout of the view trees; views of another layout are rebuilt from the log.
-const LAYOUT: &str = "player stats and earned records";
+const LAYOUT: &str = "player stats and earned records; refusals per stat; first earns per day";
 
 /// The views over sled, with change notifications. Cheap to clone.
 #[derive(Clone)]
@@ -212,6 +212,51 @@ impl Views {
             }
         }
         Ok(counts)
+    }
+
+    /// Events reporting `stat` the engine refused, by reason code, over all partitions.
+    pub fn stat_refusal_counts(&self, stat: &str) -> Result<BTreeMap<String, u64>, sled::Error> {
+        let prefix = format!("{stat}\0");
+        let mut counts = BTreeMap::new();
+        for tree in &self.inner.partitions {
+            for (k, v) in tree.scan_kind(b'K')? {
+                if let Some(code) = keys::suffix(&k, 1).and_then(|s| s.strip_prefix(&prefix)) {
+                    *counts.entry(code.to_string()).or_default() += keys::u64_of(Some(&v));
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Players who first earned `achievement` on each UTC day (`YYYY-MM-DD`), over all
+    /// partitions, in day order.
+    pub fn first_earns_by_day(
+        &self,
+        achievement: &str,
+    ) -> Result<BTreeMap<String, u64>, sled::Error> {
+        let prefix = format!("{achievement}\0");
+        let mut days = BTreeMap::new();
+        for tree in &self.inner.partitions {
+            for (k, v) in tree.scan_kind(b'D')? {
+                if let Some(day) = keys::suffix(&k, 1).and_then(|s| s.strip_prefix(&prefix)) {
+                    *days.entry(day.to_string()).or_default() += keys::u64_of(Some(&v));
+                }
+            }
+        }
+        Ok(days)
+    }
+
+    /// Every player's value of `stat` that has one, over all partitions (a periodic stat's
+    /// value as last stored).
+    pub fn stat_values(&self, stat: &str) -> Result<Vec<Value>, sled::Error> {
+        let mut values = Vec::new();
+        for tree in &self.inner.partitions {
+            for (_, raw) in tree.scan_kind(b'S')? {
+                let record: StatsRecord = decode(&raw).unwrap_or_default();
+                values.extend(record.get(stat).copied());
+            }
+        }
+        Ok(values)
     }
 
     /// Earners per achievement and players, over all partitions.

@@ -1,8 +1,9 @@
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "../api";
+import { Bars } from "../components/Bars";
 import { ErrorBox } from "../components/common";
 import { sortRarity, type RarityKey } from "../rarity";
-import type { Published } from "../types";
+import type { Published, RarityHistory } from "../types";
 
 /** How many players earned each achievement, sortable. */
 export function RarityScreen({ api }: { api: Api }) {
@@ -10,7 +11,17 @@ export function RarityScreen({ api }: { api: Api }) {
   const [error, setError] = useState<unknown>(null);
   const [key, setKey] = useState<RarityKey>("earned_percent");
   const [descending, setDescending] = useState(false);
+  const [history, setHistory] = useState<RarityHistory | null>(null);
   useEffect(() => void api.published().then(setRows, setError), [api]);
+
+  async function over(id: string) {
+    setError(null);
+    try {
+      setHistory(await api.rarityHistory(id));
+    } catch (err) {
+      setError(err);
+    }
+  }
 
   const header = (k: RarityKey, label: string) => (
     <th scope="col" aria-sort={key === k ? (descending ? "descending" : "ascending") : "none"}>
@@ -43,6 +54,7 @@ export function RarityScreen({ api }: { api: Api }) {
               {header("title", "Title")}
               {header("earned_percent", "Earned by")}
               {header("points", "Points")}
+              <th scope="col">Over time</th>
             </tr>
           </thead>
           <tbody>
@@ -57,10 +69,28 @@ export function RarityScreen({ api }: { api: Api }) {
                   {r.earned_percent.toFixed(1)}%{r.period ? ` (${r.period})` : ""}
                 </td>
                 <td>{r.points}</td>
+                <td>
+                  <button type="button" onClick={() => over(r.id)}>
+                    Earners of {r.id} over time
+                  </button>
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
+      )}
+      {history && (
+        <section aria-labelledby="history-title">
+          <h2 id="history-title">Earners of {history.id} over time</h2>
+          <p role="status">
+            {history.earned} of {history.players} players ({history.earned_percent.toFixed(1)}%) have earned it.
+          </p>
+          {history.days.length === 0 ? (
+            <p>Nobody has earned it yet.</p>
+          ) : (
+            <Bars data={history.days.map((d) => ({ label: d.day, value: d.total }))} caption={`Players who had earned ${history.id}, by the end of each day`} unit="players" />
+          )}
+        </section>
       )}
     </section>
   );

@@ -1,8 +1,9 @@
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "../api";
 import { ErrorBox, Field, described } from "../components/common";
+import { Bars } from "../components/Bars";
 import { fieldErrors, ApiError } from "../problem";
-import type { StatDefinition, StatSpec } from "../types";
+import type { StatDefinition, StatSpec, StatSummary } from "../types";
 
 /** Stat definitions, and a form to define one. */
 export function StatsScreen({ api }: { api: Api }) {
@@ -14,6 +15,16 @@ export function StatsScreen({ api }: { api: Api }) {
   const [clientWritable, setClientWritable] = useState(false);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [status, setStatus] = useState("");
+  const [summary, setSummary] = useState<StatSummary | null>(null);
+
+  async function spread(stat: string) {
+    setError(null);
+    try {
+      setSummary(await api.statSummary(stat));
+    } catch (err) {
+      setError(err);
+    }
+  }
 
   const load = () => api.stats().then(setStats, setError);
   useEffect(() => void load(), [api]);
@@ -53,6 +64,7 @@ export function StatsScreen({ api }: { api: Api }) {
               <th scope="col">Writable by</th>
               <th scope="col">Scope</th>
               <th scope="col">Period</th>
+              <th scope="col">Players</th>
             </tr>
           </thead>
           <tbody>
@@ -65,11 +77,17 @@ export function StatsScreen({ api }: { api: Api }) {
                 <td>{s.client_writable ? "players and servers" : "servers"}</td>
                 <td>{s.scope ?? "player"}</td>
                 <td>{typeof s.period === "object" ? `season ${s.period.season}` : (s.period ?? "—")}</td>
+                <td>
+                  <button type="button" onClick={() => spread(s.name)}>
+                    Spread of {s.name}
+                  </button>
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
       )}
+      {summary && <SummaryView summary={summary} />}
       <form class="editor compact" onSubmit={define} aria-labelledby="define-stat">
         <h2 id="define-stat">Define a stat</h2>
         <Field id="s-name" label="Name" error={errors[""] || errors.name} hint="segments of letters, digits, _ and - joined by dots">
@@ -99,6 +117,46 @@ export function StatsScreen({ api }: { api: Api }) {
           Define stat
         </button>
       </form>
+    </section>
+  );
+}
+
+/** A stat's values over the players, and its refusals by reason. */
+function SummaryView({ summary }: { summary: StatSummary }) {
+  const refusals = Object.entries(summary.refusals);
+  const fmt = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
+  return (
+    <section aria-labelledby="summary-title" class="summary">
+      <h2 id="summary-title">{summary.stat} across players</h2>
+      <p role="status">
+        {summary.players} players have a value{summary.players > 0 && `, from ${fmt(summary.min!)} to ${fmt(summary.max!)}`}.
+      </p>
+      {summary.buckets.length > 0 && (
+        <Bars data={summary.buckets.map((b) => ({ label: b.from === b.to ? fmt(b.from) : `${fmt(b.from)}–${fmt(b.to)}`, value: b.players }))} caption={`Players by value of ${summary.stat}`} unit="players" />
+      )}
+      <h3>Refused events by reason</h3>
+      {refusals.length === 0 ? (
+        <p>None refused.</p>
+      ) : (
+        <table class="list">
+          <thead>
+            <tr>
+              <th scope="col">Reason</th>
+              <th scope="col">Events</th>
+            </tr>
+          </thead>
+          <tbody>
+            {refusals.map(([code, n]) => (
+              <tr key={code}>
+                <td>
+                  <code>{code}</code>
+                </td>
+                <td>{n}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </section>
   );
 }

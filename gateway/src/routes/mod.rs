@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod community;
 pub(crate) mod icons;
 pub(crate) mod ingest;
+pub(crate) mod insights;
 pub(crate) mod notifications;
 pub(crate) mod ops;
 pub(crate) mod players;

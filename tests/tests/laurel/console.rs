@@ -277,3 +277,118 @@ fn the_console_works_end_to_end_in_chromium() {
     let taken = std::fs::read_dir(&shots).unwrap().count();
     assert!(taken >= 12, "{taken} screenshots in {}", shots.display());
 }
+
+#[test]
+fn a_stats_spread_and_refusals_and_an_achievements_earners_by_day_are_read_across_players() {
+    let dir = tempfile::tempdir().unwrap();
+    let laurel = Laurel::start(&dir.path().join("data"), &[]);
+    let admin = laurel.token(&["--admin"]);
+    let put = laurel.call(
+        "PUT",
+        "/v1/admin/stats/kills",
+        Some(&admin),
+        Some(json!({"aggregation": "sum", "kind": "int", "max_delta": 5})),
+    );
+    assert_eq!(put.status, 201, "{:?}", put.json);
+    let put = laurel.call(
+        "PUT",
+        "/v1/admin/achievements/killer",
+        Some(&admin),
+        Some(json!({"title": "Killer", "conditions": [{"stat": "kills", "at_least": 4}]})),
+    );
+    assert_eq!(put.status, 201, "{:?}", put.json);
+    let sent = laurel.call(
+        "POST",
+        "/v1/events",
+        Some(&admin),
+        Some(json!({"events": [
+            {"player_id": "a", "stat": "kills", "value": 2},
+            {"player_id": "b", "stat": "kills", "value": 4},
+            {"player_id": "c", "stat": "kills", "value": 4},
+            {"player_id": "c", "stat": "kills", "value": 50},
+        ]})),
+    );
+    assert_eq!(sent.status, 202, "{:?}", sent.json);
+    for player in ["a", "b", "c"] {
+        let token = sent.json["token"].as_str().unwrap();
+        let r = laurel.call(
+            "GET",
+            &format!("/v1/players/{player}/stats?wait_for={token}"),
+            Some(&admin),
+            None,
+        );
+        assert_eq!(r.header("laurel-wait"), Some("reached"));
+    }
+
+    let summary = laurel.call(
+        "GET",
+        "/v1/admin/stats/kills/summary?buckets=10",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(summary.status, 200, "{:?}", summary.json);
+    assert_eq!(
+        summary.json,
+        json!({"stat": "kills", "players": 3, "min": 2.0, "max": 4.0,
+        "buckets": [{"from": 2.0, "to": 2.0, "players": 1}, {"from": 3.0, "to": 3.0, "players": 0},
+            {"from": 4.0, "to": 4.0, "players": 2}],
+        "refusals": {"delta_too_large": 1}})
+    );
+    let bad = laurel.call(
+        "GET",
+        "/v1/admin/stats/kills/summary?buckets=0",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        laurel
+            .call("GET", "/v1/admin/stats/nope/summary", Some(&admin), None)
+            .status,
+        404
+    );
+
+    let rarity = laurel.call(
+        "GET",
+        "/v1/admin/achievements/killer/rarity",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(rarity.status, 200, "{:?}", rarity.json);
+    // The day is the unlock's (the batch's receiving time), not the test's clock.
+    let view = laurel.call("GET", "/v1/players/b/achievements", Some(&admin), None);
+    let earned_at = view.json["achievements"][0]["earned_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let day = &earned_at[..10];
+    assert_eq!(rarity.json["earned"], 2);
+    assert_eq!(rarity.json["players"], 3);
+    assert_eq!(
+        rarity.json["days"],
+        json!([{"day": day, "earned": 2, "total": 2}])
+    );
+    assert_eq!(
+        laurel
+            .call(
+                "GET",
+                "/v1/admin/achievements/nope/rarity",
+                Some(&admin),
+                None
+            )
+            .status,
+        404
+    );
+    let player = laurel.token(&["--player", "a"]);
+    assert_eq!(
+        laurel
+            .call(
+                "GET",
+                "/v1/admin/achievements/killer/rarity",
+                Some(&player),
+                None
+            )
+            .status,
+        403
+    );
+}
