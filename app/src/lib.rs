@@ -19,6 +19,7 @@ pub mod players;
 mod position;
 pub mod replay;
 pub mod rewards;
+pub mod timeline;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -95,6 +96,10 @@ pub struct App {
     pub player_quota: Option<Arc<PlayerQuota>>,
     /// Achievement icons: where they are kept and how they are linked.
     pub icons: icons::Icons,
+    /// Held by the timeline being read (one at a time per process).
+    pub timeline: Arc<tokio::sync::Mutex<()>>,
+    /// This process's services, told apart from other processes' (names its log readers).
+    pub instance: uuid::Uuid,
 }
 
 impl App {
@@ -116,6 +121,8 @@ impl App {
             replay: Arc::new(tokio::sync::Mutex::new(())),
             player_quota,
             icons,
+            timeline: Arc::new(tokio::sync::Mutex::new(())),
+            instance: uuid::Uuid::new_v4(),
         }
     }
 }

@@ -173,8 +173,13 @@ await step("look the player up, grant with a confirmation", async () => {
   await page.getByRole("heading", { name: "Player p-1" }).waitFor();
   await page.getByRole("row", { name: /First win/ }).getByRole("time").waitFor();
   assert.match(await page.locator("dl.stats").innerText(), /wins\s+1/);
+  // The timeline says what the event changed and what it earned.
+  const timeline = page.locator("table.timeline");
+  await timeline.getByRole("row", { name: /stat changed\s+wins: none → 1/ }).waitFor();
+  await timeline.getByRole("row", { name: /earned\s+first_win, by stat/ }).waitFor();
   await api("PUT", "/v1/admin/achievements/helper", { title: "Helpful", points: 5 });
   await page.getByRole("button", { name: "Refresh" }).click();
+  await page.locator("ul.why").getByText(/only a grant earns it/).waitFor();
   await page.getByLabel("Achievement", { exact: true }).selectOption("helper");
   await page.getByRole("button", { name: "Grant…" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Grant" }).click();
@@ -186,6 +191,7 @@ await step("look the player up, grant with a confirmation", async () => {
   }
   await page.getByRole("button", { name: "Refresh" }).click();
   await page.getByRole("row", { name: /Helpful/ }).getByRole("time").waitFor();
+  await timeline.getByRole("row", { name: /earned\s+helper, by grant/ }).waitFor();
   await screen("player");
 });
 

@@ -19,6 +19,7 @@ import type {
   StatSpec,
   StatSummary,
   RarityHistory,
+  Timeline,
 } from "./types";
 
 type Method = "GET" | "PUT" | "POST" | "DELETE";
@@ -120,6 +121,11 @@ export class Api {
 
   async refusals(player: string): Promise<Refusal[]> {
     return (await this.call<{ refusals: Refusal[] }>("GET", `/v1/players/${enc(player)}/refusals`)).body.refusals;
+  }
+
+  /** What happened to a player lately, newest first. */
+  async timeline(player: string, limit = 100): Promise<Timeline> {
+    return (await this.call<Timeline>("GET", `/v1/admin/players/${enc(player)}/timeline?limit=${limit}`)).body;
   }
 
   async grant(player: string, achievementId: string): Promise<void> {

@@ -187,3 +187,18 @@ export interface RarityHistory {
   earned_percent: number;
   days: { day: string; earned: number; total: number }[];
 }
+
+/** One entry of `GET /v1/admin/players/{id}/timeline`. */
+export type TimelineEntry =
+  | { kind: "stat"; at: string | null; stat: string; previous?: number | null; value: number; period?: string }
+  | { kind: "progress"; at: string | null; achievement_id: string; stat: string; current: number; required: number }
+  | { kind: "unlocked"; at: string | null; achievement_id: string; occurrence: number; cause: string; unlock_id: string }
+  | { kind: "refused"; at: string | null; event_id: string; stat?: string; value?: number; reason: string; code: { code: string } }
+  | { kind: "reward"; unlock_id: string; achievement_id: string; claim: boolean }
+  | { kind: "reward_claimed"; unlock_id: string; achievement_id: string };
+
+export interface Timeline {
+  player_id: string;
+  entries: TimelineEntry[];
+  complete: boolean;
+}

@@ -198,3 +198,25 @@ describe("live rate and rarity", () => {
     expect(sortRarity(rows, "points", true).map((r) => r.id)).toEqual(["a", "b", "c"]);
   });
 });
+
+import { whyNot } from "../src/why";
+
+describe("why not earned", () => {
+  const now = Date.parse("2026-12-04T00:00:00Z");
+  it("names each condition still short, unmet requirements, the window and the refusals that ate progress", () => {
+    const d = def("a", 0, { requires: ["first"], conditions: [{ stat: "wins", at_least: 5 }, { stat: "deaths", at_most: 0 }], available_until: "2026-12-01T00:00:00Z" });
+    const refusals = [{ event_id: "e", stat: "wins", value: 50, reason: "the change is larger than max_delta", code: { code: "delta_too_large" }, at: "" }];
+    expect(whyNot(d, { wins: 2, deaths: 1 }, new Set(), refusals, now)).toEqual([
+      "it closed at 2026-12-01T00:00:00Z",
+      "it requires first, not earned yet",
+      "wins is 2, short of 5",
+      "an event of wins (50) was refused: the change is larger than max_delta",
+      "deaths is 1, above 0",
+    ]);
+  });
+
+  it("says when only a grant can earn it, and nothing when all holds", () => {
+    expect(whyNot(def("g", 0), {}, new Set(), [], now)).toEqual(["it has no conditions: only a grant earns it"]);
+    expect(whyNot(def("w", 0, { conditions: [{ stat: "wins", at_least: 1 }] }), { wins: 1 }, new Set(), [], now)).toEqual([]);
+  });
+});

@@ -47,7 +47,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 fn routes() -> OpenApiRouter<AppState> {
     use routes::{
         admin, community, icons, ingest, insights, notifications, ops, players, replay, rewards,
-        session,
+        session, timeline,
     };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(ingest::post_events))
@@ -80,6 +80,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(icons::upload))
         .routes(utoipa_axum::routes!(icons::serve))
         .routes(utoipa_axum::routes!(admin::grant))
+        .routes(utoipa_axum::routes!(timeline::player_timeline))
         .routes(utoipa_axum::routes!(replay::replay))
         .routes(utoipa_axum::routes!(ops::healthz))
         .routes(utoipa_axum::routes!(ops::readyz))

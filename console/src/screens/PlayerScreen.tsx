@@ -2,7 +2,9 @@ import { Fragment } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "../api";
 import { ConfirmDialog, ErrorBox, Time } from "../components/common";
-import type { AchievementDefinition, PlayerAchievements, PlayerStats, Refusal } from "../types";
+import { PlayerTimeline } from "../components/PlayerTimeline";
+import { whyNot } from "../why";
+import type { AchievementDefinition, PlayerAchievements, PlayerStats, Refusal, Timeline } from "../types";
 
 /** One player: stats, progress per condition, what they earned and when, what was refused. */
 export function PlayerScreen({ api, id }: { api: Api; id: string | null }) {
@@ -10,6 +12,7 @@ export function PlayerScreen({ api, id }: { api: Api; id: string | null }) {
   const [view, setView] = useState<PlayerAchievements | null>(null);
   const [stats, setStats] = useState<PlayerStats | null>(null);
   const [refusals, setRefusals] = useState<Refusal[]>([]);
+  const [timeline, setTimeline] = useState<Timeline | null>(null);
   const [defs, setDefs] = useState<AchievementDefinition[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [grantId, setGrantId] = useState("");
@@ -19,10 +22,11 @@ export function PlayerScreen({ api, id }: { api: Api; id: string | null }) {
   async function load(player: string) {
     setError(null);
     try {
-      const [v, s, r, all] = await Promise.all([api.playerAchievements(player), api.playerStats(player), api.refusals(player), api.achievements()]);
+      const [v, s, r, all, t] = await Promise.all([api.playerAchievements(player), api.playerStats(player), api.refusals(player), api.achievements(), api.timeline(player)]);
       setView(v);
       setStats(s);
       setRefusals(r);
+      setTimeline(t);
       setDefs(all.filter((a) => !a.archived));
     } catch (e) {
       setError(e);
@@ -123,6 +127,10 @@ export function PlayerScreen({ api, id }: { api: Api; id: string | null }) {
               ))}
             </tbody>
           </table>
+          <h2>Why not yet</h2>
+          <WhyNot defs={defs} view={view} stats={stats} refusals={refusals} />
+          <h2>Timeline</h2>
+          {timeline && (timeline.entries.length === 0 ? <p>Nothing in the recent history.</p> : <PlayerTimeline timeline={timeline} />)}
           <h2>Refusals</h2>
           {refusals.length === 0 ? (
             <p>No refused events.</p>
@@ -174,5 +182,23 @@ export function PlayerScreen({ api, id }: { api: Api; id: string | null }) {
         </>
       )}
     </section>
+  );
+}
+
+/** For each live achievement the player has not earned, what still stands in the way. */
+function WhyNot({ defs, view, stats, refusals }: { defs: AchievementDefinition[]; view: PlayerAchievements; stats: PlayerStats; refusals: Refusal[] }) {
+  const earned = new Set(view.achievements.filter((a) => a.earned).map((a) => a.id));
+  const open = defs.filter((d) => !earned.has(d.id));
+  if (open.length === 0) return <p>Everything live is earned.</p>;
+  const now = Date.now();
+  return (
+    <ul class="why">
+      {open.slice(0, 50).map((d) => (
+        <li key={d.id}>
+          <strong>{d.title}</strong> <small>({d.id})</small>:{" "}
+          {whyNot(d, stats.stats, earned, refusals, now).join("; ") || "every condition holds now (the engine may not have folded the latest events yet)"}
+        </li>
+      ))}
+    </ul>
   );
 }

@@ -11,3 +11,4 @@ pub(crate) mod players;
 pub(crate) mod replay;
 pub(crate) mod rewards;
 pub(crate) mod session;
+pub(crate) mod timeline;

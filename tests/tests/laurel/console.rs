@@ -392,3 +392,122 @@ fn a_stats_spread_and_refusals_and_an_achievements_earners_by_day_are_read_acros
         403
     );
 }
+
+/// A player's timeline, read from OUTPUT: each stat change from what to what, the refused
+/// event and why, the unlock and what caused it; on both logs.
+fn a_players_timeline_says_what_each_event_changed_and_what_was_refused(extra: &[String]) {
+    let dir = tempfile::tempdir().unwrap();
+    let laurel = Laurel::start(&dir.path().join("data"), extra);
+    let admin = laurel.token(&["--admin"]);
+    let put = laurel.call(
+        "PUT",
+        "/v1/admin/stats/wins",
+        Some(&admin),
+        Some(json!({"aggregation": "sum", "kind": "int", "max_delta": 5})),
+    );
+    assert_eq!(put.status, 201, "{:?}", put.json);
+    let put = laurel.call(
+        "PUT",
+        "/v1/admin/achievements/three",
+        Some(&admin),
+        Some(json!({"title": "Three", "conditions": [{"stat": "wins", "at_least": 3}]})),
+    );
+    assert_eq!(put.status, 201, "{:?}", put.json);
+    // One event at a time, each folded before the next: a batch of its own each.
+    for (player, value) in [("p", 2), ("p", 50), ("other", 1), ("p", 1)] {
+        let sent = laurel.call(
+            "POST",
+            "/v1/events",
+            Some(&admin),
+            Some(json!({"events": [{"player_id": player, "stat": "wins", "value": value}]})),
+        );
+        assert_eq!(sent.status, 202, "{:?}", sent.json);
+        let token = sent.json["token"].as_str().unwrap();
+        let r = laurel.call(
+            "GET",
+            &format!("/v1/players/{player}/stats?wait_for={token}"),
+            Some(&admin),
+            None,
+        );
+        assert_eq!(r.header("laurel-wait"), Some("reached"));
+    }
+
+    let r = laurel.call("GET", "/v1/admin/players/p/timeline", Some(&admin), None);
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert_eq!(r.json["player_id"], "p");
+    assert_eq!(r.json["complete"], true);
+    let entries = r.json["entries"].as_array().unwrap();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let at = |kind: &str| {
+        kinds
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {kinds:?}"))
+    };
+    let refused = &entries[at("refused")];
+    assert_eq!(refused["stat"], "wins");
+    assert_eq!(refused["value"], 50);
+    assert_eq!(refused["code"]["code"], "delta_too_large");
+    let unlocked = &entries[at("unlocked")];
+    assert_eq!(unlocked["achievement_id"], "three");
+    assert_eq!(unlocked["cause"], "stat");
+    let changes: Vec<(serde_json::Value, serde_json::Value)> = entries
+        .iter()
+        .filter(|e| e["kind"] == "stat")
+        .map(|e| (e["previous"].clone(), e["value"].clone()))
+        .collect();
+    // Newest first: 2 -> 3, then the first report, none -> 2. The other player's is not here.
+    assert_eq!(changes, [(json!(2), json!(3)), (json!(null), json!(2))]);
+    assert!(at("stat") < at("refused"), "newest first: {kinds:?}");
+
+    let one = laurel.call(
+        "GET",
+        "/v1/admin/players/p/timeline?limit=1",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(one.json["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(one.json["entries"][0], entries[0]);
+    assert_eq!(
+        laurel
+            .call(
+                "GET",
+                "/v1/admin/players/p/timeline?limit=0",
+                Some(&admin),
+                None
+            )
+            .status,
+        400
+    );
+    let nobody = laurel.call(
+        "GET",
+        "/v1/admin/players/nobody/timeline",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(nobody.json["entries"], json!([]));
+    let player = laurel.token(&["--player", "p"]);
+    assert_eq!(
+        laurel
+            .call("GET", "/v1/admin/players/p/timeline", Some(&player), None)
+            .status,
+        403
+    );
+}
+
+#[test]
+fn a_players_timeline_on_the_embedded_log() {
+    a_players_timeline_says_what_each_event_changed_and_what_was_refused(&[]);
+}
+
+#[test]
+fn a_players_timeline_on_jetstream() {
+    let nats = laurel_tests::NatsServer::start();
+    a_players_timeline_says_what_each_event_changed_and_what_was_refused(&[
+        "--nats".to_string(),
+        nats.url(),
+    ]);
+}
