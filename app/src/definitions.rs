@@ -52,10 +52,12 @@ const PROPOSE_ATTEMPTS: usize = 8;
 /// still ends where the definitions `make` read end. When another writer (another gateway,
 /// a replay) appended first, this process's definitions catch up and `make` runs again on
 /// them, so a version is never handed out twice, and a write whose `If-Match` names a
-/// version that moved on gets its 412 from `make`. Waits (bounded) until this process's
-/// definitions hold the change.
+/// version that moved on gets its 412 from `make`. The change is recorded as `by`'s (the
+/// audit log reads it off the entry). Waits (bounded) until this process's definitions
+/// hold the change.
 pub async fn propose<T>(
     app: &App,
+    by: &str,
     mut make: impl FnMut() -> Result<(Option<DefinitionEvent>, T), AppError>,
 ) -> Result<T, AppError> {
     // Decide on definitions at least as new as DEFS when the request arrived: behind a
@@ -70,6 +72,8 @@ pub async fn propose<T>(
         let Some(event) = event else {
             return Ok(out);
         };
+        // Who made it goes on the entry itself: the audit log reads it from there.
+        let event = event.made_by(by);
         match app
             .log
             .append_after(StreamKind::Defs, entry_of(&event)?, at)
@@ -98,6 +102,7 @@ pub async fn propose<T>(
 /// Returns the changes, appended unless `dry_run`, and the definitions as they are after.
 pub async fn apply_file(
     app: &App,
+    by: &str,
     file: &laurel_schemas::DefinitionsFile,
     prune: bool,
     dry_run: bool,
@@ -107,7 +112,7 @@ pub async fn apply_file(
         return Err(invalid("invalid definitions", missing));
     }
     let _writing = app.admin.lock().await;
-    propose(app, || {
+    propose(app, by, || {
         let overlaid = app
             .defs
             .read(|d| d.overlay_pruning(file, prune, now_ms()))
@@ -120,6 +125,7 @@ pub async fn apply_file(
                 v: SchemaVersion::CURRENT,
                 event_id: Uuid::new_v4(),
                 changes: many.to_vec(),
+                by: None,
                 at: now_ms(),
             }),
         };
@@ -134,15 +140,16 @@ pub fn achievement_defined(definition: &AchievementDefinition) -> DefinitionEven
         v: SchemaVersion::CURRENT,
         event_id: Uuid::new_v4(),
         definition: definition.clone(),
+        by: None,
         at: now_ms(),
     }
 }
 
 /// Archives an achievement (through [`propose`]): its definition as it is after, archived
 /// (unchanged when it was archived already); 404 when there is no such achievement.
-pub async fn archive(app: &App, id: &str) -> Result<AchievementDefinition, AppError> {
+pub async fn archive(app: &App, by: &str, id: &str) -> Result<AchievementDefinition, AppError> {
     let _writing = app.admin.lock().await;
-    propose(app, || {
+    propose(app, by, || {
         let mut def = app
             .achievement(id)
             .ok_or_else(|| AppError::NotFound(format!("no achievement `{id}`")))?;
@@ -156,6 +163,7 @@ pub async fn archive(app: &App, id: &str) -> Result<AchievementDefinition, AppEr
             event_id: Uuid::new_v4(),
             id: def.id.clone(),
             version: def.version,
+            by: None,
             at: now_ms(),
         };
         Ok((Some(event), def))
@@ -167,6 +175,7 @@ pub async fn archive(app: &App, id: &str) -> Result<AchievementDefinition, AppEr
 /// whether it was created, and its definition as stored.
 pub async fn define_stat(
     app: &App,
+    by: &str,
     name: String,
     spec: StatSpec,
 ) -> Result<(bool, StatDefinition), AppError> {
@@ -175,7 +184,7 @@ pub async fn define_stat(
     spec.validate()
         .map_err(|e| invalid("invalid stat definition", e))?;
     let _writing = app.admin.lock().await;
-    let (created, definition) = propose(app, || {
+    let (created, definition) = propose(app, by, || {
         app.defs
             .read(|d| d.check_stat(&spec))
             .map_err(|e| invalid("invalid stat definition", e))?;
@@ -205,6 +214,7 @@ pub async fn define_stat(
             v: SchemaVersion::CURRENT,
             event_id: Uuid::new_v4(),
             definition: definition.clone(),
+            by: None,
             at: now_ms(),
         };
         Ok((Some(event), (current.is_none(), definition)))
@@ -216,6 +226,7 @@ pub async fn define_stat(
 /// Defines a season or changes its window: whether it was created, and its definition.
 pub async fn define_season(
     app: &App,
+    by: &str,
     id: String,
     spec: SeasonSpec,
 ) -> Result<(bool, SeasonDefinition), AppError> {
@@ -223,7 +234,7 @@ pub async fn define_season(
         .map_err(|r| invalid("invalid season id", vec![ValidationError::new("id", r)]))?;
     spec.validate().map_err(|e| invalid("invalid season", e))?;
     let _writing = app.admin.lock().await;
-    propose(app, || {
+    propose(app, by, || {
         let current = app.defs.read(|d| d.season(id.as_str()).cloned());
         if current.as_ref().is_some_and(|d| d.to_spec() == spec) {
             let current = current.clone().expect("checked above");
@@ -239,6 +250,7 @@ pub async fn define_season(
             v: SchemaVersion::CURRENT,
             event_id: Uuid::new_v4(),
             definition: definition.clone(),
+            by: None,
             at: now_ms(),
         };
         Ok((Some(event), (current.is_none(), definition)))
@@ -255,6 +267,7 @@ pub fn seasons(app: &App) -> Vec<SeasonDefinition> {
 /// when the achievement is not at that version. Whether it was created, and its definition.
 pub async fn define_achievement(
     app: &App,
+    by: &str,
     id: String,
     spec: AchievementSpec,
     expected: Option<Option<u64>>,
@@ -273,7 +286,7 @@ pub async fn define_achievement(
         return Err(invalid("invalid achievement definition", missing));
     }
     let _writing = app.admin.lock().await;
-    let (created, definition) = propose(app, || {
+    let (created, definition) = propose(app, by, || {
         let current = app.achievement(id.as_str());
         let current_version = current.as_ref().map(|d| d.version);
         match (expected, current_version) {
@@ -308,13 +321,14 @@ pub async fn define_achievement(
 /// icon, a new version unless it is that icon already; `expected` is `If-Match` (412).
 pub async fn set_icon(
     app: &App,
+    by: &str,
     id: &str,
     locked: bool,
     digest: &str,
     expected: Option<Option<u64>>,
 ) -> Result<AchievementDefinition, AppError> {
     let _writing = app.admin.lock().await;
-    let definition = propose(app, || {
+    let definition = propose(app, by, || {
         let current = app
             .achievement(id)
             .ok_or_else(|| AppError::NotFound(format!("no achievement `{id}`")))?;

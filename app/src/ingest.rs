@@ -108,10 +108,12 @@ pub async fn append_stats(
 }
 
 /// Grants an achievement to a player through the log (an admin's grant, ordered with the
-/// player's stats): the read-your-writes position it reaches. 422 for an id no player can
+/// player's stats, recorded on the audit log as `by`'s): the read-your-writes position it
+/// reaches. 422 for an id no player can
 /// have, or an achievement that is unknown or archived (on definitions caught up with DEFS).
 pub async fn grant(
     app: &App,
+    by: &str,
     player: String,
     achievement_id: String,
 ) -> Result<ReadToken, AppError> {
@@ -160,6 +162,12 @@ pub async fn grant(
         earned_at: None,
         occurrence: None,
     };
+    // On the audit log first: a grant on STATS always has its record.
+    let action = laurel_schemas::AdminAction::Grant {
+        player_id: player_id.clone(),
+        achievement_id: grant.achievement_id.clone(),
+    };
+    crate::audit::record(app, by, grant.event_id, action).await?;
     let partition = partition_of(player_id.as_str(), app.log.config().partitions);
     let entry = Entry {
         target: Target::Partition(partition),

@@ -8,6 +8,7 @@
 //! - [`players`]: a player's view of the achievements.
 //! - [`icons`]: achievement icons, where they are kept and how they are linked.
 
+pub mod audit;
 mod caller;
 pub mod community;
 pub mod definitions;

@@ -17,8 +17,8 @@ use laurel_engine::{Definitions, Overlaid};
 use laurel_log::{Entry, StreamKind, Target, partition_of};
 use laurel_schemas::replay::SAMPLES_MAX;
 use laurel_schemas::{
-    DefinitionEvent, DefinitionsFile, Grant, PlayerId, ReplayLine, ReplayProgress, ReplayReport,
-    ReplayRequest, SchemaVersion, Source, StatsMessage, encode,
+    DefinitionsFile, Grant, PlayerId, ReplayLine, ReplayProgress, ReplayReport, ReplayRequest,
+    SchemaVersion, Source, StatsMessage, encode,
 };
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
@@ -50,6 +50,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// 409 while another replay runs.
 pub async fn start(
     app: App,
+    by: String,
     request: ReplayRequest,
 ) -> Result<mpsc::Receiver<ReplayLine>, AppError> {
     if let Some(samples) = request.samples.filter(|&n| n > SAMPLES_MAX) {
@@ -97,6 +98,7 @@ pub async fn start(
     let (lines, receiver) = mpsc::channel::<ReplayLine>(16);
     let job = Job {
         app,
+        by,
         lines: lines.clone(),
         request,
         replay_id,
@@ -140,6 +142,8 @@ fn in_force(defs: &Definitions) -> DefinitionsFile {
 /// A replay being run for one request.
 struct Job {
     app: App,
+    /// The admin who runs it (the audit log names them).
+    by: String,
     lines: mpsc::Sender<ReplayLine>,
     request: ReplayRequest,
     replay_id: Uuid,
@@ -222,9 +226,15 @@ impl Job {
         self.progress("fold", read.load(Ordering::Relaxed), total);
         let (mut report, gains) = replay.finish();
         report.replay_id = self.replay_id;
-        report.definitions_changed = changes.iter().map(describe).collect();
+        report.definitions_changed = changes.iter().map(crate::audit::describe).collect();
         if self.request.apply {
             self.apply_definitions(file).await?;
+            // On the audit log before its grants go (the replay's id: once per replay).
+            let action = laurel_schemas::AdminAction::Replay {
+                replay_id: self.replay_id,
+                gained: gains.len() as u64,
+            };
+            crate::audit::record(&self.app, &self.by, self.replay_id, action).await?;
             report.granted = self.grant(&gains).await?;
             report.applied = true;
         }
@@ -238,7 +248,7 @@ impl Job {
     async fn apply_definitions(&self, file: &DefinitionsFile) -> anyhow::Result<()> {
         // All or nothing, on the definitions in force now (a change since the dry run is
         // laid over too, or refuses the file).
-        crate::definitions::apply_file(&self.app, file, false, false)
+        crate::definitions::apply_file(&self.app, &self.by, file, false, false)
             .await
             .map_err(|e| {
                 anyhow::anyhow!(
@@ -307,30 +317,6 @@ fn grant_id(replay: Uuid, gain: &Gain) -> Uuid {
         name.extend_from_slice(format!("\0@{period}").as_bytes());
     }
     Uuid::new_v5(&REPLAY_NAMESPACE, &name)
-}
-
-/// A definition change as a line of the report.
-fn describe(change: &DefinitionEvent) -> String {
-    match change {
-        DefinitionEvent::StatDefined { definition, .. } => {
-            format!("stat {} (version {})", definition.name, definition.version)
-        }
-        DefinitionEvent::SeasonDefined { definition, .. } => {
-            format!("season {} (version {})", definition.id, definition.version)
-        }
-        DefinitionEvent::AchievementDefined { definition, .. } => {
-            format!(
-                "achievement {} (version {})",
-                definition.id, definition.version
-            )
-        }
-        DefinitionEvent::AchievementArchived { id, version, .. } => {
-            format!("achievement {id} archived (version {version})")
-        }
-        DefinitionEvent::ChangeSet { changes, .. } => {
-            changes.iter().map(describe).collect::<Vec<_>>().join("; ")
-        }
-    }
 }
 
 /// The views' earned records as the replay compares them.

@@ -72,6 +72,7 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
             v: SchemaVersion::CURRENT,
             event_id: Uuid::from_u128(rng.random()),
             definition: StatDefinition::from_spec(stat_name(i), spec, 1),
+            by: None,
             at: 0,
         });
     }
@@ -128,6 +129,7 @@ pub fn definitions(shape: Shape, seed: u64) -> Vec<DefinitionEvent> {
             v: SchemaVersion::CURRENT,
             event_id: Uuid::from_u128(rng.random()),
             definition: AchievementDefinition::from_spec(id, spec, 1),
+            by: None,
             at: 0,
         });
     }

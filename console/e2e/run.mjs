@@ -274,6 +274,15 @@ await step("definitions as code: export, and a diff against a pasted file", asyn
   await screen("definitions");
 });
 
+await step("the audit log says who did what", async () => {
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await page.getByRole("row", { name: /admin\s+grant\s+player p-1: helper/ }).waitFor();
+  await page.getByRole("row", { name: /admin\s+replay\s+replay .*: 1 gains to grant/ }).waitFor();
+  await page.getByRole("row", { name: /admin\s+define\s+achievement first_win \(version 1\)/ }).waitFor();
+  await page.getByRole("row", { name: /admin\s+define\s+stat wins \(version 1\)/ }).waitFor();
+  await screen("audit");
+});
+
 await step("text from definitions and players renders as text", async () => {
   const evil = "<img src=x onerror=alert(1)>";
   await api("PUT", "/v1/admin/achievements/xss", { title: evil, locked_description: "<script>alert(2)</script>" });

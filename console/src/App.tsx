@@ -12,6 +12,7 @@ import { PlayerScreen } from "./screens/PlayerScreen";
 import { LiveScreen } from "./screens/LiveScreen";
 import { ReplayScreen } from "./screens/ReplayScreen";
 import { DefinitionsScreen } from "./screens/DefinitionsScreen";
+import { AuditScreen } from "./screens/AuditScreen";
 
 const NAV: [Route, string][] = [
   [{ screen: "achievements" }, "Achievements"],
@@ -21,6 +22,7 @@ const NAV: [Route, string][] = [
   [{ screen: "live" }, "Live"],
   [{ screen: "replay" }, "Replay"],
   [{ screen: "definitions" }, "Definitions as code"],
+  [{ screen: "audit" }, "Audit log"],
 ];
 
 /** The console: sign-in until a token is accepted, then the screens. */
@@ -127,6 +129,8 @@ function Screen({ route, api }: { route: Route; api: Api }) {
       return <ReplayScreen api={api} />;
     case "definitions":
       return <DefinitionsScreen api={api} />;
+    case "audit":
+      return <AuditScreen api={api} />;
   }
 }
 

@@ -20,6 +20,7 @@ import type {
   StatSummary,
   RarityHistory,
   Timeline,
+  AuditEntry,
 } from "./types";
 
 type Method = "GET" | "PUT" | "POST" | "DELETE";
@@ -126,6 +127,11 @@ export class Api {
   /** What happened to a player lately, newest first. */
   async timeline(player: string, limit = 100): Promise<Timeline> {
     return (await this.call<Timeline>("GET", `/v1/admin/players/${enc(player)}/timeline?limit=${limit}`)).body;
+  }
+
+  /** Every admin action, newest first. */
+  async audit(limit = 200): Promise<AuditEntry[]> {
+    return (await this.call<{ entries: AuditEntry[] }>("GET", `/v1/admin/audit?limit=${limit}`)).body.entries;
   }
 
   async grant(player: string, achievementId: string): Promise<void> {

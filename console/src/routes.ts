@@ -9,7 +9,8 @@ export type Route =
   | { screen: "players"; id: string | null }
   | { screen: "live" }
   | { screen: "replay" }
-  | { screen: "definitions" };
+  | { screen: "definitions" }
+  | { screen: "audit" };
 
 /** The route a hash names; unknown hashes go to the achievements list. */
 export function parseRoute(hash: string): Route {
@@ -23,6 +24,7 @@ export function parseRoute(hash: string): Route {
     case "live":
     case "replay":
     case "definitions":
+    case "audit":
       return { screen };
     case "players":
       return { screen: "players", id: arg };

@@ -202,3 +202,12 @@ export interface Timeline {
   entries: TimelineEntry[];
   complete: boolean;
 }
+
+/** One entry of `GET /v1/admin/audit`. */
+export interface AuditEntry {
+  at: string | null;
+  by?: string;
+  action: string;
+  what: string;
+  position: number;
+}

@@ -174,7 +174,7 @@ describe("editor", () => {
 
 describe("routes", () => {
   it("round-trips every screen through the hash", () => {
-    for (const hash of ["#/achievements", "#/achievements/new", "#/achievements/a%2Fb", "#/stats", "#/rarity", "#/players", "#/players/p%201", "#/live", "#/replay", "#/definitions"]) {
+    for (const hash of ["#/achievements", "#/achievements/new", "#/achievements/a%2Fb", "#/stats", "#/rarity", "#/players", "#/players/p%201", "#/live", "#/replay", "#/definitions", "#/audit"]) {
       expect(hrefOf(parseRoute(hash))).toBe(hash);
     }
     expect(parseRoute("#/nowhere")).toEqual({ screen: "achievements" });

@@ -289,6 +289,8 @@ impl Definitions {
                 self.apply(event);
                 DefsChange::None
             }
+            // A record for the audit log: no definition changes.
+            DefinitionEvent::AdminAction { .. } => DefsChange::None,
         }
     }
 

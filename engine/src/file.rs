@@ -80,6 +80,7 @@ impl Definitions {
                 ),
                 id: definition.id,
                 version: definition.version + 1,
+                by: None,
                 at,
             };
             overlaid.defs.apply(&event);
@@ -128,6 +129,7 @@ impl Definitions {
                 v: SchemaVersion::CURRENT,
                 event_id: Uuid::new_v5(&CHANGE_NAMESPACE, &encode(&definition)),
                 definition,
+                by: None,
                 at,
             };
             defs.apply(&event);
@@ -172,6 +174,7 @@ impl Definitions {
                 v: SchemaVersion::CURRENT,
                 event_id: Uuid::new_v5(&CHANGE_NAMESPACE, &encode(&definition)),
                 definition,
+                by: None,
                 at,
             };
             defs.apply(&event);
@@ -204,6 +207,7 @@ impl Definitions {
                 v: SchemaVersion::CURRENT,
                 event_id: Uuid::new_v5(&CHANGE_NAMESPACE, &encode(&definition)),
                 definition,
+                by: None,
                 at,
             })
             .collect();

@@ -27,11 +27,12 @@ fn forbidden(message: &str) -> Response {
     response
 }
 
-/// The request's body once its signature checks out, or API Gateway's 403.
+/// The request's body and query once its signature checks out, with who signed it (as the
+/// audit log names them: `gamekit:<access key id>`), or API Gateway's 403.
 async fn signed_body(
     state: &GameKit,
     request: Request,
-) -> Result<(Bytes, Option<String>), Response> {
+) -> Result<(Bytes, Option<String>, String), Response> {
     let config = &state.config;
     let (parts, body) = request.into_parts();
     // Read whole (and bounded) by `read_bodies` before this runs.
@@ -47,7 +48,11 @@ async fn signed_body(
     };
     let now = now_ms() / 1000;
     match verify(&config.admin_keys, &signed, now) {
-        Ok(_access_key) => Ok((body, parts.uri.query().map(str::to_string))),
+        Ok(access_key) => Ok((
+            body,
+            parts.uri.query().map(str::to_string),
+            format!("gamekit:{access_key}"),
+        )),
         Err(why) => {
             tracing::info!(why, "a GameKit admin call was refused");
             Err(forbidden(&why))
@@ -69,7 +74,7 @@ fn query_of<T: for<'de> Deserialize<'de>>(query: Option<&str>) -> Result<T, Enve
 /// `wait_for_all_pages`), with GameKit's `next_start_key` (no paging token: GameKit's
 /// admin lists have none).
 pub(crate) async fn list(State(state): State<GameKit>, request: Request) -> Response {
-    let (_, query) = match signed_body(&state, request).await {
+    let (_, query, _) = match signed_body(&state, request).await {
         Ok(signed) => signed,
         Err(refused) => return refused,
     };
@@ -100,14 +105,14 @@ struct AddBody {
 
 /// `POST {base}/admin` `{"achievements": [...]}`: adds or updates each, all or nothing.
 pub(crate) async fn add(State(state): State<GameKit>, request: Request) -> Response {
-    let (body, _) = match signed_body(&state, request).await {
+    let (body, _, by) = match signed_body(&state, request).await {
         Ok(signed) => signed,
         Err(refused) => return refused,
     };
-    add_achievements(&state, &body).await.into_response()
+    add_achievements(&state, &body, &by).await.into_response()
 }
 
-async fn add_achievements(state: &GameKit, body: &[u8]) -> Envelope {
+async fn add_achievements(state: &GameKit, body: &[u8], by: &str) -> Envelope {
     let bad = |why: String| Envelope::refuse(StatusCode::BAD_REQUEST, why);
     let achievements = match serde_json::from_slice::<AddBody>(body) {
         Ok(AddBody {
@@ -140,7 +145,7 @@ async fn add_achievements(state: &GameKit, body: &[u8]) -> Envelope {
         file.stats.insert(stat, stat_spec);
         file.achievements.insert(gk.achievement_id.clone(), spec);
     }
-    let overlaid = match apply_file(&state.app, &file, false, false).await {
+    let overlaid = match apply_file(&state.app, by, &file, false, false).await {
         Ok(overlaid) => overlaid,
         Err(AppError::Invalid(_, errors)) => {
             let why: Vec<String> = errors
@@ -197,7 +202,7 @@ struct DeletePayload {
 /// URL-encoded twice in `payload`. Each is archived (earned stays earned); ids not defined
 /// are skipped, as GameKit's batch delete skips them. 204.
 pub(crate) async fn delete(State(state): State<GameKit>, request: Request) -> Response {
-    let (_, query) = match signed_body(&state, request).await {
+    let (_, query, by) = match signed_body(&state, request).await {
         Ok(signed) => signed,
         Err(refused) => return refused,
     };
@@ -216,7 +221,7 @@ pub(crate) async fn delete(State(state): State<GameKit>, request: Request) -> Re
         Err(_) => return bad("`payload` is not {\"achievement_ids\": [...]} URL-encoded"),
     };
     for id in ids {
-        match archive(&state.app, &id).await {
+        match archive(&state.app, &by, &id).await {
             Ok(_) | Err(AppError::NotFound(_)) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "a GameKit delete was not stored");

@@ -46,8 +46,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Every route with its documentation: the router and `/openapi.json` come from here.
 fn routes() -> OpenApiRouter<AppState> {
     use routes::{
-        admin, community, icons, ingest, insights, notifications, ops, players, replay, rewards,
-        session, timeline,
+        admin, audit, community, icons, ingest, insights, notifications, ops, players, replay,
+        rewards, session, timeline,
     };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(ingest::post_events))
@@ -59,6 +59,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(notifications::my_notifications))
         .routes(utoipa_axum::routes!(notifications::all_notifications))
         .routes(utoipa_axum::routes!(session::session))
+        .routes(utoipa_axum::routes!(audit::audit))
         .routes(utoipa_axum::routes!(players::player_achievements))
         .routes(utoipa_axum::routes!(players::player_stats))
         .routes(utoipa_axum::routes!(players::player_refusals))

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use crate::names::LANGUAGE_TAG_PATTERN;
-use crate::names::{AchievementId, SeasonId, StatName, is_language_tag};
+use crate::names::{AchievementId, PlayerId, SeasonId, StatName, is_language_tag};
 use crate::period::Period;
 pub use crate::validation::{DESCRIPTION_MAX, ICON_MAX, ICON_REFERENCE_PATTERN, TITLE_MAX};
 use crate::validation::{Reason, ValidationError};
@@ -897,6 +897,10 @@ pub enum DefinitionEvent {
         event_id: Uuid,
         /// The definition as stored.
         definition: StatDefinition,
+        /// The admin who made the change (the token's subject); absent on entries written
+        /// before it was recorded, and on changes no admin made.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
         /// When the server accepted the change.
         at: Millis,
     },
@@ -909,6 +913,10 @@ pub enum DefinitionEvent {
         event_id: Uuid,
         /// The definition as stored.
         definition: AchievementDefinition,
+        /// The admin who made the change (the token's subject); absent on entries written
+        /// before it was recorded, and on changes no admin made.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
         /// When the server accepted the change.
         at: Millis,
     },
@@ -921,6 +929,10 @@ pub enum DefinitionEvent {
         event_id: Uuid,
         /// The season as stored.
         definition: SeasonDefinition,
+        /// The admin who made the change (the token's subject); absent on entries written
+        /// before it was recorded, and on changes no admin made.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
         /// When the server accepted the change.
         at: Millis,
     },
@@ -935,6 +947,10 @@ pub enum DefinitionEvent {
         id: AchievementId,
         /// Its version after archiving.
         version: u64,
+        /// The admin who made the change (the token's subject); absent on entries written
+        /// before it was recorded, and on changes no admin made.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
         /// When the server accepted the change.
         at: Millis,
     },
@@ -950,8 +966,53 @@ pub enum DefinitionEvent {
         /// The changes, in the order they apply (stats first, requirements before the
         /// achievements requiring them); never a set themselves.
         changes: Vec<DefinitionEvent>,
+        /// The admin who made the change (the token's subject); absent on entries written
+        /// before it was recorded, and on changes no admin made.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
         /// When the server accepted the set.
         at: Millis,
+    },
+    /// An admin acted on players through STATS (a grant, a reset) or ran a replay's apply:
+    /// recorded here, before the action is appended, for the audit log. Changes no
+    /// definition.
+    AdminAction {
+        /// Wire schema version.
+        #[serde(default)]
+        v: SchemaVersion,
+        /// Unique id of the record (derived from the action's own id).
+        event_id: Uuid,
+        /// The admin (the token's subject).
+        by: String,
+        /// What was done.
+        action: AdminAction,
+        /// When the server accepted it.
+        at: Millis,
+    },
+}
+
+/// What an admin did that the audit log records beside definition changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum AdminAction {
+    /// Granted an achievement to a player.
+    Grant {
+        /// The player.
+        player_id: PlayerId,
+        /// The achievement.
+        achievement_id: AchievementId,
+    },
+    /// Reset a test player: stats, earned achievements and rewards gone.
+    Reset {
+        /// The player.
+        player_id: PlayerId,
+    },
+    /// Applied a replay: its definitions, and grants of what it found gained.
+    Replay {
+        /// The replay.
+        replay_id: Uuid,
+        /// Players' gains it grants.
+        gained: u64,
     },
 }
 
@@ -973,8 +1034,39 @@ impl DefinitionEvent {
             | DefinitionEvent::SeasonDefined { event_id, .. }
             | DefinitionEvent::AchievementDefined { event_id, .. }
             | DefinitionEvent::AchievementArchived { event_id, .. }
-            | DefinitionEvent::ChangeSet { event_id, .. } => *event_id,
+            | DefinitionEvent::ChangeSet { event_id, .. }
+            | DefinitionEvent::AdminAction { event_id, .. } => *event_id,
         }
+    }
+
+    /// The admin who made the change, when recorded.
+    pub fn by(&self) -> Option<&str> {
+        match self {
+            DefinitionEvent::StatDefined { by, .. }
+            | DefinitionEvent::SeasonDefined { by, .. }
+            | DefinitionEvent::AchievementDefined { by, .. }
+            | DefinitionEvent::AchievementArchived { by, .. }
+            | DefinitionEvent::ChangeSet { by, .. } => by.as_deref(),
+            DefinitionEvent::AdminAction { by, .. } => Some(by),
+        }
+    }
+
+    /// The same change, recorded as made by `admin` (a set and each of its changes).
+    pub fn made_by(mut self, admin: &str) -> Self {
+        match &mut self {
+            DefinitionEvent::StatDefined { by, .. }
+            | DefinitionEvent::SeasonDefined { by, .. }
+            | DefinitionEvent::AchievementDefined { by, .. }
+            | DefinitionEvent::AchievementArchived { by, .. } => *by = Some(admin.to_string()),
+            DefinitionEvent::ChangeSet { by, changes, .. } => {
+                *by = Some(admin.to_string());
+                for change in changes.iter_mut() {
+                    *change = std::mem::replace(change, placeholder()).made_by(admin);
+                }
+            }
+            DefinitionEvent::AdminAction { by, .. } => *by = admin.to_string(),
+        }
+        self
     }
 
     /// What the change is about: `("stat", name)` or `("achievement", id)`, as in the DEFS
@@ -988,6 +1080,7 @@ impl DefinitionEvent {
             }
             DefinitionEvent::AchievementArchived { id, .. } => ("achievement", id.as_str()),
             DefinitionEvent::ChangeSet { .. } => ("set", "file"),
+            DefinitionEvent::AdminAction { action, .. } => ("admin", action.name()),
         }
     }
 
@@ -998,7 +1091,30 @@ impl DefinitionEvent {
             | DefinitionEvent::SeasonDefined { at, .. }
             | DefinitionEvent::AchievementDefined { at, .. }
             | DefinitionEvent::AchievementArchived { at, .. }
-            | DefinitionEvent::ChangeSet { at, .. } => *at,
+            | DefinitionEvent::ChangeSet { at, .. }
+            | DefinitionEvent::AdminAction { at, .. } => *at,
+        }
+    }
+}
+
+/// A change with nothing in it, to take another's place for a moment.
+fn placeholder() -> DefinitionEvent {
+    DefinitionEvent::ChangeSet {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::nil(),
+        changes: Vec::new(),
+        by: None,
+        at: 0,
+    }
+}
+
+impl AdminAction {
+    /// The action's name: `grant`, `reset` or `replay`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminAction::Grant { .. } => "grant",
+            AdminAction::Reset { .. } => "reset",
+            AdminAction::Replay { .. } => "replay",
         }
     }
 }

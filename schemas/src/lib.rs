@@ -23,9 +23,9 @@ pub mod value;
 
 pub use codec::{DecodeError, decode, encode};
 pub use defs::{
-    AchievementDefinition, AchievementSpec, Aggregation, Condition, DefinitionEvent, Localization,
-    Repeat, Scope, SeasonDefinition, SeasonSpec, StatDefinition, StatKind, StatSpec, Threshold,
-    Visibility, is_icon_digest, is_icon_reference, is_tag,
+    AchievementDefinition, AchievementSpec, AdminAction, Aggregation, Condition, DefinitionEvent,
+    Localization, Repeat, Scope, SeasonDefinition, SeasonSpec, StatDefinition, StatKind, StatSpec,
+    Threshold, Visibility, is_icon_digest, is_icon_reference, is_tag,
 };
 pub use events::{
     Claim, CommunityReached, Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage,

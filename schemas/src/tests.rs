@@ -85,12 +85,14 @@ fn definitions_round_trip() {
         v: SchemaVersion::CURRENT,
         event_id: Uuid::new_v4(),
         definition: sample_stat_definition(),
+        by: None,
         at: 1_700_000_000_000,
     });
     roundtrip(&DefinitionEvent::AchievementDefined {
         v: SchemaVersion::CURRENT,
         event_id: Uuid::new_v4(),
         definition: sample_achievement(),
+        by: None,
         at: 1,
     });
     roundtrip(&DefinitionEvent::AchievementArchived {
@@ -98,6 +100,7 @@ fn definitions_round_trip() {
         event_id: Uuid::new_v4(),
         id: ach("A"),
         version: 3,
+        by: None,
         at: 2,
     });
 }

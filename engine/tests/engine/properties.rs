@@ -140,6 +140,7 @@ fn definitions(achievements: &[AchGen]) -> Vec<DefinitionEvent> {
             v: SchemaVersion::CURRENT,
             event_id: Uuid::from_u128(i as u128 + 1),
             definition: StatDefinition::from_spec(StatName::new(*name).unwrap(), spec, 1),
+            by: None,
             at: 0,
         });
     }
@@ -180,6 +181,7 @@ fn definitions(achievements: &[AchGen]) -> Vec<DefinitionEvent> {
                 spec,
                 1,
             ),
+            by: None,
             at: 0,
         });
     }

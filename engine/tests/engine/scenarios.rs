@@ -583,6 +583,7 @@ mod definition_changes {
             v: laurel_schemas::SchemaVersion::CURRENT,
             event_id: s.id(),
             changes,
+            by: None,
             at: s.now,
         };
         let mut out = Vec::new();
@@ -1157,6 +1158,7 @@ mod periodic {
                 ends_at: at(until),
                 version: 1,
             },
+            by: None,
             at: s.now,
         };
         s.engine.apply_definition(&event, &mut Vec::new());

@@ -40,6 +40,7 @@ impl Scenario {
             v: SchemaVersion::CURRENT,
             event_id: self.id(),
             definition: StatDefinition::from_spec(StatName::new(name).unwrap(), spec, 1),
+            by: None,
             at: self.now,
         };
         self.engine.apply_definition(&event, &mut Vec::new());
@@ -68,6 +69,7 @@ impl Scenario {
             v: SchemaVersion::CURRENT,
             event_id: self.id(),
             definition,
+            by: None,
             at: self.now,
         };
         let mut out = Vec::new();
@@ -84,6 +86,7 @@ impl Scenario {
             event_id: self.id(),
             id: AchievementId::new(id).unwrap(),
             version,
+            by: None,
             at: self.now,
         };
         let mut out = Vec::new();

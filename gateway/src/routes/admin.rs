@@ -85,7 +85,7 @@ impl DefinitionChange {
                     action: "archive",
                     version: *version,
                 }),
-                DefinitionEvent::ChangeSet { .. } => None,
+                DefinitionEvent::ChangeSet { .. } | DefinitionEvent::AdminAction { .. } => None,
             })
             .collect()
     }
@@ -102,11 +102,12 @@ impl DefinitionChange {
     ))]
 pub(crate) async fn apply_definitions(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
+    Admin(admin): Admin,
     Parsed(request): Parsed<DefinitionsRequest>,
 ) -> Result<Json<DefinitionsApplied>, ApiError> {
     let overlaid = apply_file(
         &state.app,
+        &admin.subject,
         &request.definitions,
         request.prune,
         request.dry_run,
@@ -144,11 +145,12 @@ fn created_or_ok<T: Serialize>(created: bool, body: &T, version: u64) -> Respons
     ))]
 pub(crate) async fn put_stat(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
+    Admin(admin): Admin,
     Path(name): Path<String>,
     Parsed(spec): Parsed<StatSpec>,
 ) -> Result<Response, ApiError> {
-    let (created, definition) = definitions::define_stat(&state.app, name, spec).await?;
+    let (created, definition) =
+        definitions::define_stat(&state.app, &admin.subject, name, spec).await?;
     Ok(created_or_ok(created, &definition, definition.version))
 }
 
@@ -163,11 +165,12 @@ pub(crate) async fn put_stat(
     ))]
 pub(crate) async fn put_season(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
+    Admin(admin): Admin,
     Path(id): Path<String>,
     Parsed(spec): Parsed<SeasonSpec>,
 ) -> Result<Response, ApiError> {
-    let (created, definition) = definitions::define_season(&state.app, id, spec).await?;
+    let (created, definition) =
+        definitions::define_season(&state.app, &admin.subject, id, spec).await?;
     Ok(created_or_ok(created, &definition, definition.version))
 }
 
@@ -220,14 +223,14 @@ pub(crate) async fn list_stats(
     ))]
 pub(crate) async fn put_achievement(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
+    Admin(admin): Admin,
     Path(id): Path<String>,
     headers: HeaderMap,
     Parsed(spec): Parsed<AchievementSpec>,
 ) -> Result<Response, ApiError> {
     let expected = if_match(&headers)?;
     let (created, definition) =
-        definitions::define_achievement(&state.app, id, spec, expected).await?;
+        definitions::define_achievement(&state.app, &admin.subject, id, spec, expected).await?;
     Ok(created_or_ok(created, &definition, definition.version))
 }
 
@@ -277,10 +280,10 @@ pub(crate) async fn list_achievements(
     ))]
 pub(crate) async fn archive_achievement(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
+    Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let def = definitions::archive(&state.app, &id).await?;
+    let def = definitions::archive(&state.app, &admin.subject, &id).await?;
     Ok(created_or_ok(false, &def, def.version))
 }
 
@@ -309,11 +312,11 @@ pub(crate) struct GrantAccepted {
     ))]
 pub(crate) async fn grant(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
+    Admin(admin): Admin,
     Path(player): Path<String>,
     Parsed(body): Parsed<GrantBody>,
 ) -> Result<(StatusCode, Json<GrantAccepted>), ApiError> {
-    let token = ingest::grant(&state.app, player, body.achievement_id).await?;
+    let token = ingest::grant(&state.app, &admin.subject, player, body.achievement_id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(GrantAccepted {

@@ -102,7 +102,7 @@ impl utoipa::ToSchema for ImageBytes {}
     ))]
 pub(crate) async fn upload(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
+    Admin(admin): Admin,
     Path((id, slot)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -135,7 +135,15 @@ pub(crate) async fn upload(
         .store
         .put(&icon.digest, icon.png.clone().into())
         .await?;
-    let definition = definitions::set_icon(&state.app, &id, locked, &icon.digest, expected).await?;
+    let definition = definitions::set_icon(
+        &state.app,
+        &admin.subject,
+        &id,
+        locked,
+        &icon.digest,
+        expected,
+    )
+    .await?;
     let version = definition.version;
     let body = IconUploaded {
         url: state.app.icons.url(&icon.digest),

@@ -1,6 +1,7 @@
 //! The HTTP routes (SPEC section 4).
 
 pub(crate) mod admin;
+pub(crate) mod audit;
 pub(crate) mod community;
 pub(crate) mod icons;
 pub(crate) mod ingest;

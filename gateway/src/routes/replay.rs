@@ -24,10 +24,10 @@ use crate::state::AppState;
     ))]
 pub(crate) async fn replay(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
+    Admin(admin): Admin,
     Parsed(request): Parsed<ReplayRequest>,
 ) -> Result<Response, ApiError> {
-    let mut receiver = laurel_app::replay::start(state.app, request).await?;
+    let mut receiver = laurel_app::replay::start(state.app, admin.subject, request).await?;
     let body = futures::stream::poll_fn(move |cx| {
         receiver
             .poll_recv(cx)

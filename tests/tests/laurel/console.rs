@@ -511,3 +511,107 @@ fn a_players_timeline_on_jetstream() {
         nats.url(),
     ]);
 }
+
+/// An HS256 admin token for `subject`, signed with `secret`.
+fn admin_token(secret: &str, subject: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"sub": subject, "exp": now + 600, "scope": "laurel:admin"});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Behind a load balancer: what two admins do through two gateways is one audit log, read
+/// alike through either, each action with who did it.
+#[test]
+fn the_audit_log_names_who_did_each_admin_action_through_any_gateway() {
+    let nats = laurel_tests::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "audit-test-secret";
+    let extra = [
+        "--nats",
+        &nats.url(),
+        "--partitions",
+        "2",
+        "--jwt-secret",
+        secret,
+    ]
+    .map(String::from);
+    let one = Laurel::start_gateway(&dir.path().join("one"), &extra);
+    let two = Laurel::start_gateway(&dir.path().join("two"), &extra);
+    let (ana, bob) = (admin_token(secret, "ana"), admin_token(secret, "bob"));
+
+    one.define_sum_stat(&ana, "wins");
+    let put = two.call(
+        "PUT",
+        "/v1/admin/achievements/first",
+        Some(&bob),
+        Some(json!({"title": "First", "conditions": [{"stat": "wins", "at_least": 1}]})),
+    );
+    assert_eq!(put.status, 201, "{:?}", put.json);
+    assert_eq!(
+        one.call("DELETE", "/v1/admin/achievements/first", Some(&ana), None)
+            .status,
+        200
+    );
+    let file = json!({"definitions": {"achievements": {"second": {"title": "Second"}, "third": {"title": "Third"}}}});
+    assert_eq!(
+        two.call("PUT", "/v1/admin/definitions", Some(&bob), Some(file))
+            .status,
+        200
+    );
+    let granted = one.call(
+        "POST",
+        "/v1/admin/players/p-1/grants",
+        Some(&ana),
+        Some(json!({"achievement_id": "second"})),
+    );
+    assert_eq!(granted.status, 202, "{:?}", granted.json);
+    // A refused write is no action.
+    let refused = one.call(
+        "PUT",
+        "/v1/admin/achievements/bad",
+        Some(&ana),
+        Some(json!({"title": ""})),
+    );
+    assert_eq!(refused.status, 422);
+
+    let expected = json!([
+        ["ana", "grant", "player p-1: second"],
+        // A definitions file's changes, each (at the one position they share).
+        ["bob", "define", "achievement third (version 1)"],
+        ["bob", "define", "achievement second (version 1)"],
+        ["ana", "archive", "achievement first archived (version 2)"],
+        ["bob", "define", "achievement first (version 1)"],
+        ["ana", "define", "stat wins (version 1)"],
+    ]);
+    for gateway in [&one, &two] {
+        let r = gateway.call("GET", "/v1/admin/audit", Some(&bob), None);
+        assert_eq!(r.status, 200, "{:?}", r.json);
+        let entries = r.json["entries"].as_array().unwrap();
+        let seen: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| json!([e["by"], e["action"], e["what"]]))
+            .collect();
+        assert_eq!(serde_json::Value::from(seen), expected);
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["at"].as_str().is_some_and(|t| t.ends_with('Z'))),
+            "{entries:?}"
+        );
+    }
+    let one_entry = one.call("GET", "/v1/admin/audit?limit=1", Some(&ana), None);
+    assert_eq!(one_entry.json["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        one.call("GET", "/v1/admin/audit?limit=0", Some(&ana), None)
+            .status,
+        400
+    );
+}

@@ -27,6 +27,7 @@ pub(crate) fn stat_defined(name: &str, spec: serde_json::Value) -> DefinitionEve
             serde_json::from_value(spec).unwrap(),
             1,
         ),
+        by: None,
         at: 1_800_000_000_000,
     }
 }
@@ -44,6 +45,7 @@ pub(crate) fn achievement_defined(
             serde_json::from_value(spec).unwrap(),
             version,
         ),
+        by: None,
         at: 1_800_000_000_000,
     }
 }
