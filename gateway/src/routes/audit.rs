@@ -27,7 +27,7 @@ pub(crate) struct AuditOut {
 }
 
 /// Every admin action (definition changes, icon uploads, definitions files, grants,
-/// test-player resets, replays' applies): who, when, what; newest first. Every gateway
+/// replays' applies): who, when, what; newest first. Every gateway
 /// answers the same: it is read from DEFS.
 #[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("bearer" = [])),
     params(AuditQuery),
