@@ -1,5 +1,5 @@
 //! The audit log: every admin action, who and when. Definition changes say who made them
-//! on DEFS itself; grants and replays' applies are recorded there too, as
+//! on DEFS itself; grants, resets and replays' applies are recorded there too, as
 //! `admin_action` entries appended before the action. Every process follows DEFS whole
 //! (`SharedDefs`), so every gateway answers the same log.
 
@@ -25,7 +25,7 @@ pub struct AuditEntry {
     /// The admin (the token's subject); absent for changes recorded before it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
-    /// `define`, `archive`, `grant` or `replay` (a definitions file's changes
+    /// `define`, `archive`, `grant`, `reset` or `replay` (a definitions file's changes
     /// are each an entry, at the position they share).
     pub action: &'static str,
     /// What it was about, in words (`achievement first_win (version 3)`, `player p-1:
@@ -103,6 +103,7 @@ pub fn describe(change: &DefinitionEvent) -> String {
                 player_id,
                 achievement_id,
             } => format!("player {player_id}: {achievement_id}"),
+            AdminAction::Reset { player_id } => format!("player {player_id}"),
             AdminAction::Replay { replay_id, gained } => {
                 format!("replay {replay_id}: {gained} gains to grant")
             }

@@ -182,6 +182,52 @@ pub async fn grant(
     Ok(token)
 }
 
+/// Resets a test player through the log: their stats, earns and rewards are gone (a
+/// `reset` on STATS, ordered with their events; recorded on the audit log as `by`'s first).
+/// 403 unless the id matches a `--test-players` pattern. The read-your-writes position it
+/// reaches.
+pub async fn reset(app: &App, by: &str, player: String) -> Result<ReadToken, AppError> {
+    let player_id = PlayerId::new(player).map_err(|r| {
+        invalid(
+            "invalid player id",
+            vec![ValidationError::new("player_id", r)],
+        )
+    })?;
+    if !app.limits.is_test_player(player_id.as_str()) {
+        return Err(AppError::Forbidden(
+            format!(
+                "{player_id} is not a test player: only ids matching --test-players can be reset"
+            ),
+            vec![ItemError::from(ValidationError::new(
+                "player_id",
+                Reason::NotATestPlayer,
+            ))],
+        ));
+    }
+    let reset = laurel_schemas::Reset {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::new_v4(),
+        player_id: player_id.clone(),
+        received_at: now_ms(),
+    };
+    let action = laurel_schemas::AdminAction::Reset {
+        player_id: player_id.clone(),
+    };
+    crate::audit::record(app, by, reset.event_id, action).await?;
+    let partition = partition_of(player_id.as_str(), app.log.config().partitions);
+    let entry = Entry {
+        target: Target::Partition(partition),
+        id: reset.event_id.to_string(),
+        payload: encode(&StatsMessage::Reset(reset)),
+    };
+    let acks = append_stats(app, vec![entry]).await?;
+    let mut token = ReadToken::default();
+    for ack in &acks {
+        token.reach(partition, ack.seq);
+    }
+    Ok(token)
+}
+
 /// [`check_batch`] on the definitions in force, and again on definitions caught up with DEFS
 /// before refusing: a stat defined a moment ago through another gateway counts.
 pub async fn check_on_latest(

@@ -56,6 +56,8 @@ pub struct Limits {
     pub player_events_burst: NonZeroU32,
     /// How far in the past an event's trusted `ts` may lie (422 past it).
     pub max_event_age: Duration,
+    /// Patterns of the player ids an admin may reset (`*`: any characters, `?`: one).
+    pub test_players: Vec<String>,
 }
 
 /// How far in the future an event's trusted `ts` may lie (clocks drift; 422 past it).
@@ -73,6 +75,7 @@ impl Default for Limits {
             player_events_per_minute: NonZeroU32::new(6000),
             player_events_burst: NonZeroU32::new(2000).expect("non-zero"),
             max_event_age: Duration::from_secs(7 * 24 * 3600),
+            test_players: Vec::new(),
         }
     }
 }
@@ -132,6 +135,13 @@ impl App {
 pub type PlayerQuota = governor::DefaultKeyedRateLimiter<String>;
 
 impl Limits {
+    /// Whether `player` is a test player an admin may reset.
+    pub fn is_test_player(&self, player: &str) -> bool {
+        self.test_players
+            .iter()
+            .any(|pattern| wildmatch::WildMatch::new(pattern).matches(player))
+    }
+
     /// The per-player ingest rate limiter these limits call for.
     pub fn player_quota(&self) -> Option<Arc<PlayerQuota>> {
         let per_minute = self.player_events_per_minute?;

@@ -107,6 +107,11 @@ pub enum TimelineEntry {
         /// Whether the player claims them.
         claim: bool,
     },
+    /// An admin reset the (test) player: everything before is gone.
+    Reset {
+        /// When.
+        at: Option<String>,
+    },
     /// The player claimed an earn's rewards.
     RewardClaimed {
         /// The earn.
@@ -160,7 +165,11 @@ fn entry_of(output: Output, player: &str) -> Option<TimelineEntry> {
                 achievement_id: c.achievement_id.to_string(),
             }
         }
+        Output::PlayerReset(r) if r.player_id.as_str() == player => {
+            TimelineEntry::Reset { at: rfc3339(r.at) }
+        }
         Output::Stat(_)
+        | Output::PlayerReset(_)
         | Output::Progress(_)
         | Output::Unlocked(_)
         | Output::Rejected(_)

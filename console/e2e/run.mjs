@@ -195,12 +195,33 @@ await step("look the player up, grant with a confirmation", async () => {
   await screen("player");
 });
 
+await step("reset a test player, and not another", async () => {
+  await page.getByRole("button", { name: "Reset test player…" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Reset" }).click();
+  await page.getByRole("alert").filter({ hasText: /not a test player/ }).waitFor();
+  await api("POST", "/v1/events", { events: [{ player_id: "qa-1", stat: "wins", value: 1 }] });
+  await page.getByLabel("Player id", { exact: true }).fill("qa-1");
+  await page.getByRole("button", { name: "Look up" }).click();
+  await page.getByRole("heading", { name: "Player qa-1" }).waitFor();
+  for (let i = 0; i < 50 && !(await api("GET", "/v1/players/qa-1/achievements")).achievements.find((a) => a.id === "first_win")?.earned; i++) await new Promise((r) => setTimeout(r, 100));
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await page.getByRole("row", { name: /First win/ }).getByRole("time").waitFor();
+  await page.getByRole("button", { name: "Reset test player…" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Reset" }).click();
+  await page.getByText("Reset qa-1: their stats, earns and rewards are gone.").waitFor();
+  for (let i = 0; i < 50 && (await api("GET", "/v1/players/qa-1/achievements")).achievements.find((a) => a.id === "first_win")?.earned; i++) await new Promise((r) => setTimeout(r, 100));
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await page.locator("table.timeline").getByRole("row", { name: /reset/ }).first().waitFor();
+  await page.getByRole("row", { name: /First win/ }).getByText("not yet").waitFor();
+  await screen("player-reset");
+});
+
 await step("rarity, and its chart over time", async () => {
   await page.getByRole("link", { name: "Rarity" }).click();
-  await page.getByRole("row", { name: /first_win/ }).getByText("100.0%").waitFor();
+  await page.getByRole("row", { name: /first_win/ }).getByText("50.0%").waitFor();
   await page.getByRole("button", { name: "Earned by" }).click();
   await page.getByRole("button", { name: "Earners of first_win over time" }).click();
-  await page.getByText("1 of 1 players (100.0%) have earned it.").waitFor();
+  await page.getByText("1 of 2 players (50.0%) have earned it.").waitFor();
   const today = new Date().toISOString().slice(0, 10);
   await page.locator("figure.chart table").getByRole("rowheader", { name: today }).waitFor({ state: "attached" });
   await screen("rarity");

@@ -129,6 +129,11 @@ export class Api {
     return (await this.call<Timeline>("GET", `/v1/admin/players/${enc(player)}/timeline?limit=${limit}`)).body;
   }
 
+  /** Resets a test player (only ids matching the server's `--test-players`); the read-your-writes token. */
+  async resetPlayer(player: string): Promise<string> {
+    return (await this.call<{ token: string }>("POST", `/v1/admin/players/${enc(player)}/reset`)).body.token;
+  }
+
   /** Every admin action, newest first. */
   async audit(limit = 200): Promise<AuditEntry[]> {
     return (await this.call<{ entries: AuditEntry[] }>("GET", `/v1/admin/audit?limit=${limit}`)).body.entries;

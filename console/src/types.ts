@@ -195,7 +195,8 @@ export type TimelineEntry =
   | { kind: "unlocked"; at: string | null; achievement_id: string; occurrence: number; cause: string; unlock_id: string }
   | { kind: "refused"; at: string | null; event_id: string; stat?: string; value?: number; reason: string; code: { code: string } }
   | { kind: "reward"; unlock_id: string; achievement_id: string; claim: boolean }
-  | { kind: "reward_claimed"; unlock_id: string; achievement_id: string };
+  | { kind: "reward_claimed"; unlock_id: string; achievement_id: string }
+  | { kind: "reset"; at: string | null };
 
 export interface Timeline {
   player_id: string;

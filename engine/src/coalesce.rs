@@ -6,7 +6,9 @@ use rustc_hash::FxHashMap;
 
 /// Drops every `stat` and `progress` output that a later one in the batch supersedes,
 /// keeping the order of what remains. A kept `stat` output takes the `previous` value of the
-/// first one it supersedes: the value before the batch.
+/// first one it supersedes: the value before the batch. A player's reset supersedes their
+/// `stat`, `progress` and `rejected` outputs before it in the batch (they are applied after
+/// it, with the batch's `changes`, so they would bring back what the reset took away).
 pub fn coalesce(outputs: &mut Vec<Output>) {
     let mut keep = vec![true; outputs.len()];
     // (kept index, superseded index), latest superseded first.
@@ -14,7 +16,23 @@ pub fn coalesce(outputs: &mut Vec<Output>) {
     {
         // A periodic stat's values of different periods are different keys.
         let mut seen: FxHashMap<(&str, &str, &str, u32), usize> = FxHashMap::default();
+        // Players reset later in the batch than where the walk stands.
+        let mut reset: Vec<&str> = Vec::new();
         for (i, output) in outputs.iter().enumerate().rev() {
+            let player = match output {
+                Output::Stat(s) => Some(s.player_id.as_str()),
+                Output::Progress(p) => Some(p.player_id.as_str()),
+                Output::Rejected(r) => Some(r.player_id.as_str()),
+                Output::PlayerReset(r) => {
+                    reset.push(r.player_id.as_str());
+                    None
+                }
+                _ => None,
+            };
+            if player.is_some_and(|p| reset.contains(&p)) {
+                keep[i] = false;
+                continue;
+            }
             let key = match output {
                 Output::Stat(s) => (
                     s.player_id.as_str(),
@@ -33,7 +51,8 @@ pub fn coalesce(outputs: &mut Vec<Output>) {
                 | Output::Checkpoint(_)
                 | Output::Changes(_)
                 | Output::Reward(_)
-                | Output::RewardClaimed(_) => continue,
+                | Output::RewardClaimed(_)
+                | Output::PlayerReset(_) => continue,
             };
             match seen.get(&key) {
                 Some(&kept) => {

@@ -15,9 +15,9 @@
 //! `reward` output keyed by the same id.
 
 use laurel_schemas::{
-    Aggregation, CauseKind, Claim, Grant, Millis, Output, Period, PeriodKey, PlayerId, Progress,
-    Reason, Rejected, RewardClaimed, RewardEarned, SchemaVersion, StatChanged, StatEvent,
-    StatsMessage, Threshold, Unlocked, Value, earn_id, period_earn_id,
+    Aggregation, CauseKind, Claim, Grant, Millis, Output, Period, PeriodKey, PlayerId, PlayerReset,
+    Progress, Reason, Rejected, RewardClaimed, RewardEarned, SchemaVersion, StatChanged, StatEvent,
+    StatsMessage, Threshold, Unlocked, Value, after_resets, earn_id, period_earn_id,
 };
 use uuid::Uuid;
 
@@ -88,6 +88,16 @@ impl<'a> Fold<'a> {
             StatsMessage::Claim(claim) => self.apply_claim(player, claim, out),
             // A partition's message, not a player's: see [`Fold::community_reached`].
             StatsMessage::CommunityReached(_) => {}
+            StatsMessage::Reset(reset) => {
+                player.reset();
+                out.push(Output::PlayerReset(PlayerReset {
+                    v: SchemaVersion::CURRENT,
+                    player_id: reset.player_id.clone(),
+                    caused_by: reset.event_id,
+                    resets: player.resets(),
+                    at: reset.received_at,
+                }));
+            }
         }
     }
 
@@ -474,10 +484,14 @@ impl<'a> Fold<'a> {
         } else {
             player.mark_earned(ach);
         }
-        let unlock_id = match &period {
-            Some(label) => period_earn_id(player_id, &entry.id, label),
-            None => earn_id(player_id, &entry.id, occurrence),
-        };
+        // A reset player's earns are new unlocks: their ids count from the resets.
+        let unlock_id = after_resets(
+            match &period {
+                Some(label) => period_earn_id(player_id, &entry.id, label),
+                None => earn_id(player_id, &entry.id, occurrence),
+            },
+            player.resets(),
+        );
         // The reward goes before its unlock: an unlock found on OUTPUT is never emitted
         // again (recovery marks it earned), so its reward must be there already; a reward
         // emitted again is deduplicated by its id (the unlock id).

@@ -21,6 +21,8 @@ pub struct PlayerState {
     periods: Vec<(StatIdx, PeriodKey, Value)>,
     /// Periodic achievements' earns: the last [`Period::KEPT`] periods of each.
     period_earns: Vec<(AchIdx, PeriodKey)>,
+    /// How many times the player was reset: their earns' ids count from it.
+    resets: u32,
 }
 
 /// Where a repeatable achievement stands for a player.
@@ -45,6 +47,29 @@ impl PlayerState {
     /// A player with no stats and nothing earned.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many times the player was reset.
+    pub fn resets(&self) -> u32 {
+        self.resets
+    }
+
+    /// Forgets everything of the player (a test player's reset) but how many times this
+    /// happened.
+    pub(crate) fn reset(&mut self) {
+        *self = Self {
+            resets: self.resets + 1,
+            ..Self::default()
+        };
+    }
+
+    /// Forgets what the player earned (recovery, at a reset found on OUTPUT: the values
+    /// were folded again already).
+    fn clear_earns(&mut self) {
+        self.earned.clear();
+        self.repeats.clear();
+        self.pending.clear();
+        self.period_earns.clear();
     }
 
     /// The stat's current value, if any event set it.
@@ -227,7 +252,8 @@ impl PlayerState {
     /// Applies an earn found on OUTPUT (recovery): an `unlocked` output marks the
     /// achievement earned (a repeatable's earn with its number, time and baseline), a
     /// `reward` to claim waits, a `reward_claimed` no longer does. Returns whether it was an
-    /// unlock. Outputs naming what `defs` does not know change nothing.
+    /// unlock; a `player_reset` forgets the earns before it. Outputs naming what `defs` does
+    /// not know change nothing.
     pub fn restore_earn(&mut self, defs: &Definitions, output: &laurel_schemas::Output) -> bool {
         use laurel_schemas::Output;
         match output {
@@ -267,6 +293,11 @@ impl PlayerState {
             }
             Output::RewardClaimed(c) => {
                 self.take_pending(c.unlock_id);
+                false
+            }
+            // Earns before a reset are gone; those after come next on OUTPUT.
+            Output::PlayerReset(_) => {
+                self.clear_earns();
                 false
             }
             _ => false,
@@ -325,6 +356,7 @@ impl PlayerState {
             pending,
             periods,
             period_earns,
+            resets: self.resets,
         }
     }
 
@@ -377,6 +409,7 @@ impl PlayerState {
         for (id, key) in &snapshot.period_earns {
             state.record_period_earn(ach(id)?, *key);
         }
+        state.resets = snapshot.resets;
         Ok(state)
     }
 
@@ -409,6 +442,7 @@ impl PlayerState {
         for (id, key) in &snapshot.period_earns {
             state.record_period_earn(defs.intern_achievement_id(id), *key);
         }
+        state.resets = snapshot.resets;
         state
     }
 }
@@ -432,6 +466,13 @@ pub struct PlayerSnapshot {
     /// Periodic achievements' earns: achievement, period.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub period_earns: Vec<(AchievementId, PeriodKey)>,
+    /// How many times the player was reset.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resets: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A repeatable achievement's standing, by name.

@@ -81,6 +81,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(icons::upload))
         .routes(utoipa_axum::routes!(icons::serve))
         .routes(utoipa_axum::routes!(admin::grant))
+        .routes(utoipa_axum::routes!(admin::reset))
         .routes(utoipa_axum::routes!(timeline::player_timeline))
         .routes(utoipa_axum::routes!(replay::replay))
         .routes(utoipa_axum::routes!(ops::healthz))

@@ -228,8 +228,43 @@ impl<'a> Overlay<'a> {
         Ok(self.earned.get_mut(player).expect("inserted above"))
     }
 
+    /// Takes `delta` off a count (never below zero).
+    fn sub(&mut self, key: Vec<u8>, delta: u64) -> Result<(), sled::Error> {
+        let value = self.get_u64(&key)?.saturating_sub(delta);
+        self.put(key, value.to_be_bytes().to_vec());
+        Ok(())
+    }
+
+    /// A test player's reset: their stats, earns, rewards and refusals are gone, and what
+    /// they had earned no longer counts toward rarity. They stay a player seen.
+    fn reset(&mut self, player: &str) -> Result<(), sled::Error> {
+        let seen = self.stats.contains_key(player)
+            || self.earned.contains_key(player)
+            || self.stored(&keys::stats(player))?
+            || self.stored(&keys::earned(player))?;
+        if !seen {
+            return Ok(());
+        }
+        let record = std::mem::take(self.earned_of(player)?);
+        for (id, earned) in &record.earned {
+            self.sub(keys::rarity(id), 1)?;
+            self.sub(keys::rarity_day(id, &day_of(earned.unlocked_at)), 1)?;
+            for period in earned.periods.keys() {
+                self.sub(keys::period_rarity(id, period), 1)?;
+            }
+        }
+        self.stats
+            .insert(player.to_string(), StatsRecord::default());
+        self.periods
+            .insert(player.to_string(), PeriodsRecord::default());
+        self.refusals
+            .insert(player.to_string(), RefusalsRecord::default());
+        Ok(())
+    }
+
     pub(crate) fn apply_output(&mut self, output: &Output) -> Result<(), sled::Error> {
         match output {
+            Output::PlayerReset(r) => self.reset(r.player_id.as_str())?,
             Output::Stat(s) => self.stat(s)?,
             Output::Unlocked(u) => {
                 let record = self.earned_of(u.player_id.as_str())?;

@@ -973,7 +973,7 @@ pub enum DefinitionEvent {
         /// When the server accepted the set.
         at: Millis,
     },
-    /// An admin acted on players through STATS (a grant) or ran a replay's apply:
+    /// An admin acted on players through STATS (a grant, a reset) or ran a replay's apply:
     /// recorded here, before the action is appended, for the audit log. Changes no
     /// definition.
     AdminAction {
@@ -1001,6 +1001,11 @@ pub enum AdminAction {
         player_id: PlayerId,
         /// The achievement.
         achievement_id: AchievementId,
+    },
+    /// Reset a test player: stats, earns and rewards gone.
+    Reset {
+        /// The player.
+        player_id: PlayerId,
     },
     /// Applied a replay: its definitions, and grants of what it found gained.
     Replay {
@@ -1104,10 +1109,11 @@ fn placeholder() -> DefinitionEvent {
 }
 
 impl AdminAction {
-    /// The action's name: `grant` or `replay`.
+    /// The action's name: `grant`, `reset` or `replay`.
     pub fn name(&self) -> &'static str {
         match self {
             AdminAction::Grant { .. } => "grant",
+            AdminAction::Reset { .. } => "reset",
             AdminAction::Replay { .. } => "replay",
         }
     }

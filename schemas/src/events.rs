@@ -71,6 +71,21 @@ pub struct Claim {
     pub received_at: Millis,
 }
 
+/// An admin resets a test player (`POST /v1/admin/players/{player_id}/reset`): their stats,
+/// earns and rewards are gone, and what they earn next has new unlock ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reset {
+    /// Wire schema version.
+    #[serde(default)]
+    pub v: SchemaVersion,
+    /// Idempotency key.
+    pub event_id: Uuid,
+    /// The player.
+    pub player_id: PlayerId,
+    /// Server time when the gateway accepted the reset.
+    pub received_at: Millis,
+}
+
 /// A community goal was reached: the total of its `global` stat met its threshold. Appended
 /// to every STATS partition (by the gateways watching the totals) under the id
 /// `community:<achievement>:<partition>`; each partition's engine then unlocks the goal for
@@ -141,6 +156,8 @@ pub enum StatsMessage {
     Claim(Claim),
     /// A community goal was reached (no player's: the partition's).
     CommunityReached(CommunityReached),
+    /// A test player's reset.
+    Reset(Reset),
 }
 
 impl StatsMessage {
@@ -151,6 +168,7 @@ impl StatsMessage {
             StatsMessage::Grant(g) => g.event_id,
             StatsMessage::Claim(c) => c.event_id,
             StatsMessage::CommunityReached(c) => c.event_id,
+            StatsMessage::Reset(r) => r.event_id,
         }
     }
 
@@ -161,6 +179,7 @@ impl StatsMessage {
             StatsMessage::Grant(g) => Some(&g.player_id),
             StatsMessage::Claim(c) => Some(&c.player_id),
             StatsMessage::CommunityReached(_) => None,
+            StatsMessage::Reset(r) => Some(&r.player_id),
         }
     }
 
@@ -171,6 +190,7 @@ impl StatsMessage {
             StatsMessage::Grant(g) => g.received_at,
             StatsMessage::Claim(c) => c.received_at,
             StatsMessage::CommunityReached(c) => c.received_at,
+            StatsMessage::Reset(r) => r.received_at,
         }
     }
 }
@@ -203,6 +223,8 @@ pub enum StatsEntry {
     Claim(Claim),
     /// A community goal reached.
     CommunityReached(CommunityReached),
+    /// A test player's reset.
+    Reset(Reset),
 }
 
 impl StatsEntry {
@@ -214,6 +236,7 @@ impl StatsEntry {
             StatsEntry::Stats(batch) => batch.events.into_iter().map(StatsMessage::Stat).collect(),
             StatsEntry::Claim(c) => vec![StatsMessage::Claim(c)],
             StatsEntry::CommunityReached(c) => vec![StatsMessage::CommunityReached(c)],
+            StatsEntry::Reset(r) => vec![StatsMessage::Reset(r)],
         }
     }
 }
@@ -225,6 +248,7 @@ impl From<StatsMessage> for StatsEntry {
             StatsMessage::Grant(g) => StatsEntry::Grant(g),
             StatsMessage::Claim(c) => StatsEntry::Claim(c),
             StatsMessage::CommunityReached(c) => StatsEntry::CommunityReached(c),
+            StatsMessage::Reset(r) => StatsEntry::Reset(r),
         }
     }
 }
@@ -304,9 +328,22 @@ impl<'de> Deserialize<'de> for StatsEntry {
                 total: flat.total.ok_or_else(|| missing("total"))?,
                 received_at: flat.received_at.ok_or_else(|| missing("received_at"))?,
             })),
+            "reset" => Ok(StatsEntry::Reset(Reset {
+                v: flat.v,
+                event_id: flat.event_id.ok_or_else(|| missing("event_id"))?,
+                player_id: flat.player_id.ok_or_else(|| missing("player_id"))?,
+                received_at: flat.received_at.ok_or_else(|| missing("received_at"))?,
+            })),
             other => Err(D::Error::unknown_variant(
                 other,
-                &["stat", "grant", "stats", "claim", "community_reached"],
+                &[
+                    "stat",
+                    "grant",
+                    "stats",
+                    "claim",
+                    "community_reached",
+                    "reset",
+                ],
             )),
         }
     }

@@ -28,15 +28,16 @@ pub use defs::{
     Threshold, Visibility, is_icon_digest, is_icon_reference, is_tag,
 };
 pub use events::{
-    Claim, CommunityReached, Grant, Source, StatEvent, StatEvents, StatsEntry, StatsMessage,
+    Claim, CommunityReached, Grant, Reset, Source, StatEvent, StatEvents, StatsEntry, StatsMessage,
     claim_id,
 };
 #[cfg(feature = "openapi")]
 pub use names::StoredPlayerId;
 pub use names::{AchievementId, PlayerId, SeasonId, StatName};
 pub use outputs::{
-    CauseKind, Changes, Checkpoint, CommunityShare, Output, Progress, Rejected, RewardClaimed,
-    RewardEarned, Rewards, StatChanged, Unlocked, earn_id, period_earn_id,
+    CauseKind, Changes, Checkpoint, CommunityShare, Output, PlayerReset, Progress, Rejected,
+    RewardClaimed, RewardEarned, Rewards, StatChanged, Unlocked, after_resets, earn_id,
+    period_earn_id,
 };
 pub use period::{Period, PeriodKey};
 pub use replay::{

@@ -57,6 +57,19 @@ pub fn period_earn_id(player: &PlayerId, achievement: &AchievementId, period: &s
     Uuid::new_v5(&UNLOCK_NAMESPACE, &name)
 }
 
+/// The id of an earn made after the player's `resets`-th reset: `id` itself before any
+/// reset, else UUIDv5 of `id`'s bytes and `NUL "reset:" resets`, so a reset player's earns
+/// are new unlocks, never taken for the ones before.
+pub fn after_resets(id: Uuid, resets: u32) -> Uuid {
+    if resets == 0 {
+        return id;
+    }
+    let mut name = id.as_bytes().to_vec();
+    name.extend_from_slice(b"\0reset:");
+    name.extend_from_slice(resets.to_string().as_bytes());
+    Uuid::new_v5(&UNLOCK_NAMESPACE, &name)
+}
+
 fn first() -> u32 {
     1
 }
@@ -174,6 +187,22 @@ pub struct RewardClaimed {
     /// The claim event.
     pub caused_by: Uuid,
     /// Server time of the claim.
+    pub at: Millis,
+}
+
+/// A test player was reset: their stats, earns and rewards are gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayerReset {
+    /// Wire schema version.
+    #[serde(default)]
+    pub v: SchemaVersion,
+    /// The player.
+    pub player_id: PlayerId,
+    /// The reset event.
+    pub caused_by: Uuid,
+    /// How many times the player has been reset, this one included.
+    pub resets: u32,
+    /// Server time of the reset.
     pub at: Millis,
 }
 
@@ -349,6 +378,8 @@ pub enum Output {
     Reward(RewardEarned),
     /// A player claimed an earn's rewards.
     RewardClaimed(RewardClaimed),
+    /// A test player was reset.
+    PlayerReset(PlayerReset),
 }
 
 impl Output {
@@ -402,6 +433,7 @@ struct FlatOutput {
     rewards: Option<Rewards>,
     claim: Option<bool>,
     period: Option<String>,
+    resets: Option<u32>,
 }
 
 impl<'de> Deserialize<'de> for Output {
@@ -492,10 +524,18 @@ impl<'de> Deserialize<'de> for Output {
                 caused_by: need(f.caused_by, "caused_by")?,
                 at: need(f.at, "at")?,
             }),
+            "player_reset" => Output::PlayerReset(PlayerReset {
+                v,
+                player_id: need(f.player_id, "player_id")?,
+                caused_by: need(f.caused_by, "caused_by")?,
+                resets: need(f.resets, "resets")?,
+                at: need(f.at, "at")?,
+            }),
             other => {
                 return Err(D::Error::unknown_variant(
                     other,
                     &[
+                        "player_reset",
                         "unlocked",
                         "progress",
                         "stat",

@@ -147,6 +147,10 @@ pub enum Reason {
         /// The stat's name.
         stat: String,
     },
+    /// A reset named a player who is not a test player (no `--test-players` pattern
+    /// matches the id).
+    #[error("is not a test player: only ids matching --test-players can be reset")]
+    NotATestPlayer,
     /// The field is fixed once defined (a stat's `aggregation` and `kind`: stored totals
     /// were folded under them).
     #[error("is fixed once defined: define a new stat instead")]
@@ -281,6 +285,7 @@ impl Reason {
             Reason::AboveMax { .. } => "above_max",
             Reason::DeltaTooLarge { .. } => "delta_too_large",
             Reason::NotWritable { .. } => "not_writable",
+            Reason::NotATestPlayer => "not_a_test_player",
             Reason::Fixed => "fixed",
             Reason::LanguageTag => "language_tag",
             Reason::IconReference => "icon_reference",

@@ -42,6 +42,8 @@ function label(e: TimelineEntry): string {
       return e.claim ? "reward to claim" : "reward paid";
     case "reward_claimed":
       return "reward claimed";
+    case "reset":
+      return "reset";
   }
 }
 
@@ -58,5 +60,7 @@ function detail(e: TimelineEntry): string {
     case "reward":
     case "reward_claimed":
       return e.achievement_id;
+    case "reset":
+      return "stats, earns and rewards cleared by an admin";
   }
 }

@@ -17,6 +17,7 @@ export function PlayerScreen({ api, id }: { api: Api; id: string | null }) {
   const [error, setError] = useState<unknown>(null);
   const [grantId, setGrantId] = useState("");
   const [confirmGrant, setConfirmGrant] = useState(false);
+  const [confirmReset, setConfirmReset] = useState(false);
   const [status, setStatus] = useState("");
 
   async function load(player: string) {
@@ -42,6 +43,18 @@ export function PlayerScreen({ api, id }: { api: Api; id: string | null }) {
     try {
       await api.grant(id!, grantId);
       setStatus(`Granted ${grantId} to ${id}; it shows once the engine has folded it.`);
+      await load(id!);
+    } catch (e) {
+      setError(e);
+    }
+  }
+
+  async function reset() {
+    setConfirmReset(false);
+    setError(null);
+    try {
+      await api.resetPlayer(id!);
+      setStatus(`Reset ${id}: their stats, earns and rewards are gone.`);
       await load(id!);
     } catch (e) {
       setError(e);
@@ -178,6 +191,17 @@ export function PlayerScreen({ api, id }: { api: Api; id: string | null }) {
           </div>
           <ConfirmDialog open={confirmGrant} title={`Grant ${grantId} to ${id}?`} confirm="Grant" onConfirm={grant} onCancel={() => setConfirmGrant(false)}>
             <p>The grant goes on the log: it cannot be taken back, and a replay keeps it.</p>
+          </ConfirmDialog>
+          <h2>Test player</h2>
+          <p>
+            For QA and support: a reset clears the player's stats, earns, rewards and refusals (an event on the log, so the history and replays stay true). The server allows it
+            only for ids matching its <code>--test-players</code> patterns.
+          </p>
+          <button type="button" class="danger" onClick={() => setConfirmReset(true)}>
+            Reset test player…
+          </button>
+          <ConfirmDialog open={confirmReset} title={`Reset ${id}?`} confirm="Reset" onConfirm={reset} onCancel={() => setConfirmReset(false)}>
+            <p>Everything {id} has is cleared; what they earn next are new unlocks. The audit log records it.</p>
           </ConfirmDialog>
         </>
       )}

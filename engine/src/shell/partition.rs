@@ -399,9 +399,10 @@ impl Worker {
             }
             let part = parts.last_mut().expect("one part at least");
             match output {
-                output @ (Output::Unlocked(_) | Output::Reward(_) | Output::RewardClaimed(_)) => {
-                    entries.extend(self.entry_of(output))
-                }
+                output @ (Output::Unlocked(_)
+                | Output::Reward(_)
+                | Output::RewardClaimed(_)
+                | Output::PlayerReset(_)) => entries.extend(self.entry_of(output)),
                 Output::Stat(s) => part.stats.push(s),
                 Output::Progress(p) => part.progress.push(p),
                 Output::Rejected(r) => part.rejected.push(r),
@@ -450,6 +451,7 @@ impl Worker {
             Output::Unlocked(u) => u.unlock_id.to_string(),
             Output::Reward(r) => format!("{}:reward", r.unlock_id),
             Output::RewardClaimed(c) => format!("{}:claimed", c.unlock_id),
+            Output::PlayerReset(r) => format!("{}:reset", r.caused_by),
             _ => return None,
         };
         Some(Entry {
@@ -554,5 +556,6 @@ fn knows(defs: &Definitions, msg: &StatsMessage) -> bool {
         // A claim names an earn the player's state holds, not a definition.
         StatsMessage::Claim(_) => true,
         StatsMessage::CommunityReached(c) => defs.achievement(c.achievement_id.as_str()).is_some(),
+        StatsMessage::Reset(_) => true,
     }
 }

@@ -172,7 +172,10 @@ pub(super) async fn recover(
             }
             if matches!(
                 output,
-                Output::Unlocked(_) | Output::Reward(_) | Output::RewardClaimed(_)
+                Output::Unlocked(_)
+                    | Output::Reward(_)
+                    | Output::RewardClaimed(_)
+                    | Output::PlayerReset(_)
             ) {
                 earns.push(output);
             }
@@ -230,8 +233,15 @@ pub(super) async fn recover(
     )
     .await?;
     // 3. Whatever OUTPUT says was unlocked is earned; rewards wait for a claim until one
-    //    is on OUTPUT.
+    //    is on OUTPUT; a reset forgets the earns before it (its values were folded again
+    //    in step 2, with the count of resets the ids of later earns come from).
     for output in &earns {
+        if let Output::PlayerReset(r) = output {
+            store
+                .player_mut(&r.player_id, defs)?
+                .restore_earn(defs, output);
+            continue;
+        }
         let (player, achievement) = match output {
             Output::Unlocked(u) => (&u.player_id, &u.achievement_id),
             Output::Reward(r) => (&r.player_id, &r.achievement_id),

@@ -182,6 +182,10 @@ impl<'a> Replay<'a> {
                             let fold = fold.with_reached(&reached);
                             fold.apply(&mut player.state, &msg, &mut scratch);
                             for output in scratch.drain(..) {
+                                // A reset player's earns before it are gone.
+                                if let Output::PlayerReset(_) = output {
+                                    player.earned.clear();
+                                }
                                 if let Output::Unlocked(u) = output
                                     && let Some(idx) =
                                         self.defs.achievement_idx(u.achievement_id.as_str())

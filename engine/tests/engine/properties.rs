@@ -288,6 +288,7 @@ struct Observed {
     /// Rewards (unlock id, whether to claim), and claimed rewards.
     rewards: Vec<(Uuid, bool)>,
     claimed: Vec<Uuid>,
+    resets: Vec<Uuid>,
 }
 
 fn observe(out: &[Output]) -> Observed {
@@ -299,6 +300,7 @@ fn observe(out: &[Output]) -> Observed {
         earns: Vec::new(),
         rewards: Vec::new(),
         claimed: Vec::new(),
+        resets: Vec::new(),
     };
     for output in out {
         match output {
@@ -308,6 +310,7 @@ fn observe(out: &[Output]) -> Observed {
             }
             Output::Reward(r) => o.rewards.push((r.unlock_id, r.claim)),
             Output::RewardClaimed(c) => o.claimed.push(c.unlock_id),
+            Output::PlayerReset(r) => o.resets.push(r.caused_by),
             Output::Rejected(r) => o.rejected.push(r.event_id),
             Output::Progress(p) => {
                 let key = (

@@ -801,6 +801,96 @@ mod outputs {
     }
 }
 
+mod resets {
+    use super::*;
+
+    fn game() -> Scenario {
+        given()
+            .stat("kills", int_sum())
+            .achievement(
+                "K2",
+                json!({"title": "t", "points": 5, "conditions": [{"stat": "kills", "at_least": 2}]}),
+            )
+            .achievement(
+                "R",
+                json!({"title": "t", "repeat": {"max": null}, "conditions": [{"stat": "kills", "at_least": 1}]}),
+            )
+    }
+
+    #[test]
+    fn a_reset_player_starts_again_and_earns_new_unlocks() {
+        let mut s = game();
+        let first = s.report("p", "kills", 2);
+        let before: Vec<Uuid> = unlocks(&first).iter().map(|u| u.unlock_id).collect();
+        assert_eq!(unlocked_ids(&first), ["K2", "R"]);
+        let out = s.reset("p");
+        assert!(
+            matches!(&out[..], [Output::PlayerReset(r)] if r.player_id.as_str() == "p" && r.resets == 1),
+            "{out:?}"
+        );
+        assert_eq!(s.value("p", "kills"), None);
+        let again = s.report("p", "kills", 2);
+        let after = unlocks(&again);
+        assert_eq!(unlocked_ids(&again), ["K2", "R"]);
+        // The first earns again (occurrence 1), under ids never used before.
+        assert!(after.iter().all(|u| u.occurrence == 1), "{after:?}");
+        assert!(
+            after.iter().all(|u| !before.contains(&u.unlock_id)),
+            "{after:?}"
+        );
+        let p = PlayerId::new("p").unwrap();
+        let k2 = AchievementId::new("K2").unwrap();
+        assert_eq!(
+            after[0].unlock_id,
+            laurel_schemas::after_resets(unlock_id(&p, &k2), 1)
+        );
+        // A second reset: ids of its own again.
+        s.reset("p");
+        let third = s.report("p", "kills", 2);
+        assert_eq!(
+            unlocks(&third)[0].unlock_id,
+            laurel_schemas::after_resets(unlock_id(&p, &k2), 2)
+        );
+    }
+
+    #[test]
+    fn a_reset_touches_no_other_player() {
+        let mut s = game();
+        s.report("p", "kills", 2);
+        s.report("q", "kills", 1);
+        s.reset("p");
+        assert_eq!(s.value("q", "kills"), Some(Value::Int(1)));
+        assert_eq!(unlocked_ids(&s.report("q", "kills", 1)), ["K2", "R"]);
+    }
+
+    #[test]
+    fn coalescing_drops_what_a_reset_took_away_earlier_in_the_batch() {
+        let mut s = game();
+        let mut out = Vec::new();
+        out.extend(s.report("p", "kills", 1));
+        out.extend(s.report("q", "kills", 1));
+        out.extend(s.reset("p"));
+        out.extend(s.report("p", "kills", 1));
+        coalesce(&mut out);
+        let kinds: Vec<String> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Stat(c) => Some(format!(
+                    "stat {} {} from {:?}",
+                    c.player_id, c.value, c.previous
+                )),
+                Output::PlayerReset(r) => Some(format!("reset {}", r.player_id)),
+                _ => None,
+            })
+            .collect();
+        // p's change before the reset is gone; the one after counts from nothing.
+        assert_eq!(
+            kinds,
+            ["stat q 1 from None", "reset p", "stat p 1 from None"]
+        );
+    }
+}
+
 mod snapshots {
     use super::*;
 

@@ -176,6 +176,17 @@ impl Scenario {
         self.send(StatsMessage::Grant(grant))
     }
 
+    /// An admin's reset of the (test) player.
+    pub(crate) fn reset(&mut self, player: &str) -> Vec<Output> {
+        let reset = laurel_schemas::Reset {
+            v: SchemaVersion::CURRENT,
+            event_id: self.id(),
+            player_id: PlayerId::new(player).unwrap(),
+            received_at: self.now,
+        };
+        self.send(StatsMessage::Reset(reset))
+    }
+
     /// The player's current value of a stat.
     pub(crate) fn value(&self, player: &str, stat: &str) -> Option<Value> {
         let idx = self.engine.definitions().stat_idx(stat)?;

@@ -326,3 +326,35 @@ pub(crate) async fn grant(
         }),
     ))
 }
+
+/// What a reset answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ResetAccepted {
+    /// The read-your-writes position of the reset (`wait_for`).
+    token: String,
+}
+
+/// Reset a test player through the log: their stats, earned achievements, rewards and
+/// refusals are gone, what they earn next are new unlocks, and the audit log names who did
+/// it. Only for ids matching a `--test-players` pattern (else 403). Community totals keep
+/// what the player contributed.
+#[utoipa::path(post, path = "/v1/admin/players/{player_id}/reset", tag = "admin", security(("bearer" = [])),
+    params(("player_id" = laurel_schemas::PlayerId, Path)),
+    responses((status = 202, body = ResetAccepted),
+        AdminProblems,
+        (status = 422, description = "No player can have this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The log is unreachable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn reset(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(player): Path<String>,
+) -> Result<(StatusCode, Json<ResetAccepted>), ApiError> {
+    let token = ingest::reset(&state.app, &admin.subject, player).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ResetAccepted {
+            token: token.to_string(),
+        }),
+    ))
+}

@@ -227,6 +227,12 @@ pub struct LimitArgs {
     /// (`7d`, `36h`, `90m`; 422 naming `ts` past it).
     #[arg(long, env = "LAUREL_MAX_EVENT_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
     pub max_event_age: Duration,
+    /// Test players an admin may reset (`POST /v1/admin/players/{id}/reset`): patterns of
+    /// player ids where `*` stands for any characters and `?` for one (`qa-*`,
+    /// `*@test.example`), comma-separated or the flag given again. None by default: no
+    /// player can be reset.
+    #[arg(long, env = "LAUREL_TEST_PLAYERS", value_delimiter = ',')]
+    pub test_players: Vec<String>,
 }
 
 impl LimitArgs {
@@ -243,6 +249,7 @@ impl LimitArgs {
             player_events_per_minute: NonZeroU32::new(self.player_events_per_minute),
             player_events_burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
             max_event_age: self.max_event_age,
+            test_players: self.test_players.clone(),
         }
     }
 }

@@ -247,7 +247,10 @@ fn the_console_works_end_to_end_in_chromium() {
         "no Chromium at {chromium}: `apt-get install chromium` (.ci/run does), or set CHROMIUM"
     );
     let dir = tempfile::tempdir().unwrap();
-    let laurel = Laurel::start(&dir.path().join("data"), &[]);
+    let laurel = Laurel::start(
+        &dir.path().join("data"),
+        &["--test-players".to_string(), "qa-*".to_string()],
+    );
     let admin = laurel.token(&["--admin"]);
     let short = laurel.token(&["--admin", "--ttl", "120"]);
     let shots = laurel_bin()
@@ -275,7 +278,7 @@ fn the_console_works_end_to_end_in_chromium() {
     );
     assert!(stdout.contains("console e2e: all passed"), "{stdout}");
     let taken = std::fs::read_dir(&shots).unwrap().count();
-    assert!(taken >= 12, "{taken} screenshots in {}", shots.display());
+    assert!(taken >= 15, "{taken} screenshots in {}", shots.display());
 }
 
 #[test]
@@ -614,4 +617,166 @@ fn the_audit_log_names_who_did_each_admin_action_through_any_gateway() {
             .status,
         400
     );
+}
+
+/// A test player reset through the log, on both logs: stats, earns and refusals gone, the
+/// audit log names who did it, rarity no longer counts them, and what they earn next is a
+/// new unlock (its own id), also after a kill -9 that makes the engine and the views fold
+/// the reset again from the log (state is written behind every 60 s here, so the crash
+/// always falls inside that window).
+fn a_test_player_reset_is_exact_across_a_crash(extra: &[String]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = extra.to_vec();
+    args.extend(
+        [
+            "--test-players",
+            "qa-*,tester@*",
+            "--checkpoint-interval-ms",
+            "60000",
+        ]
+        .map(String::from),
+    );
+    let mut laurel = Laurel::start(&dir.path().join("data"), &args);
+    let admin = laurel.token(&["--admin"]);
+    let put = laurel.call(
+        "PUT",
+        "/v1/admin/stats/wins",
+        Some(&admin),
+        Some(json!({"aggregation": "sum", "kind": "int", "max_delta": 5})),
+    );
+    assert_eq!(put.status, 201, "{:?}", put.json);
+    let put = laurel.call("PUT", "/v1/admin/achievements/first", Some(&admin),
+        Some(json!({"title": "First", "points": 10, "conditions": [{"stat": "wins", "at_least": 1}]})));
+    assert_eq!(put.status, 201, "{:?}", put.json);
+    let live = laurel.client().sse("/v1/admin/notifications", &admin);
+    live.expect("ready", Duration::from_secs(5));
+    let send = |laurel: &Laurel, player: &str, value: i64| {
+        let sent = laurel.call(
+            "POST",
+            "/v1/events",
+            Some(&admin),
+            Some(json!({"events": [{"player_id": player, "stat": "wins", "value": value}]})),
+        );
+        assert_eq!(sent.status, 202, "{:?}", sent.json);
+        sent.json["token"].as_str().unwrap().to_string()
+    };
+    let read = |laurel: &Laurel, player: &str, token: &str| {
+        let stats = laurel.call(
+            "GET",
+            &format!("/v1/players/{player}/stats?wait_for={token}"),
+            Some(&admin),
+            None,
+        );
+        assert_eq!(stats.header("laurel-wait"), Some("reached"));
+        let view = laurel.call(
+            "GET",
+            &format!("/v1/players/{player}/achievements"),
+            Some(&admin),
+            None,
+        );
+        (stats.json, view.json["achievements"][0].clone())
+    };
+    send(&laurel, "qa-1", 3);
+    send(&laurel, "qa-1", 50); // refused: max_delta
+    let token = send(&laurel, "p-1", 1);
+    read(&laurel, "p-1", &token);
+    let first = live.expect("unlocked", Duration::from_secs(10));
+    let second = live.expect("unlocked", Duration::from_secs(10));
+    let before = [first, second]
+        .into_iter()
+        .find(|u| u["player_id"] == "qa-1")
+        .expect("qa-1 earned first");
+
+    // Not a test player: refused, nothing changes.
+    let refused = laurel.call("POST", "/v1/admin/players/p-1/reset", Some(&admin), None);
+    assert_eq!(refused.status, 403, "{:?}", refused.json);
+    assert_eq!(
+        refused.json["errors"][0]["code"]["code"],
+        "not_a_test_player"
+    );
+    let player = laurel.token(&["--player", "qa-1"]);
+    assert_eq!(
+        laurel
+            .call("POST", "/v1/admin/players/qa-1/reset", Some(&player), None)
+            .status,
+        403
+    );
+
+    let reset = laurel.call("POST", "/v1/admin/players/qa-1/reset", Some(&admin), None);
+    assert_eq!(reset.status, 202, "{:?}", reset.json);
+    let (stats, first) = read(&laurel, "qa-1", reset.json["token"].as_str().unwrap());
+    assert_eq!(stats["stats"], json!({}));
+    assert_eq!(stats["points_total"], 0);
+    assert_eq!(first["earned"], false);
+    let refusals = laurel.call("GET", "/v1/players/qa-1/refusals", Some(&admin), None);
+    assert_eq!(refusals.json["refusals"], json!([]));
+    let rarity = laurel.call(
+        "GET",
+        "/v1/admin/achievements/first/rarity",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        (
+            rarity.json["earned"].clone(),
+            rarity.json["players"].clone()
+        ),
+        (json!(1), json!(2))
+    );
+    let audit = laurel.call("GET", "/v1/admin/audit?limit=1", Some(&admin), None);
+    assert_eq!(audit.json["entries"][0]["action"], "reset");
+    assert_eq!(audit.json["entries"][0]["what"], "player qa-1");
+    assert_eq!(audit.json["entries"][0]["by"], "admin");
+
+    // The engine's and the views' state on disk is from before all this: both fold the
+    // reset again from the log.
+    laurel.kill9();
+    laurel.restart();
+    let token = send(&laurel, "qa-1", 1);
+    let (stats, first) = read(&laurel, "qa-1", &token);
+    assert_eq!(
+        stats["stats"],
+        json!({"wins": 1}),
+        "the reset's values stay gone"
+    );
+    assert_eq!(first["earned"], true);
+    assert_eq!(stats["points_total"], 10);
+    let live = laurel.client().sse("/v1/admin/notifications", &admin);
+    live.expect("ready", Duration::from_secs(5));
+    // Earned again after the reset: a new unlock, under an id of its own.
+    let timeline = laurel.call("GET", "/v1/admin/players/qa-1/timeline", Some(&admin), None);
+    let entries = timeline.json["entries"].as_array().unwrap();
+    let unlock_ids: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["kind"] == "unlocked")
+        .map(|e| e["unlock_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(unlock_ids.len(), 2, "{entries:?}");
+    assert_eq!(unlock_ids[1], before["unlock_id"].as_str().unwrap());
+    assert_ne!(unlock_ids[0], unlock_ids[1]);
+    assert!(entries.iter().any(|e| e["kind"] == "reset"), "{entries:?}");
+    let rarity = laurel.call(
+        "GET",
+        "/v1/admin/achievements/first/rarity",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(rarity.json["earned"], 2);
+    // The other player never moved.
+    let (stats, first) = read(&laurel, "p-1", &token);
+    assert_eq!(
+        (stats["stats"].clone(), first["earned"].clone()),
+        (json!({"wins": 1}), json!(true))
+    );
+}
+
+#[test]
+fn a_test_player_reset_on_the_embedded_log() {
+    a_test_player_reset_is_exact_across_a_crash(&[]);
+}
+
+#[test]
+fn a_test_player_reset_on_jetstream() {
+    let nats = laurel_tests::NatsServer::start();
+    a_test_player_reset_is_exact_across_a_crash(&["--nats".to_string(), nats.url()]);
 }

@@ -449,6 +449,71 @@ async fn grouped_entries_count_every_event_once_across_a_rebuild(backend: Backen
     engine.stop().await;
 }
 
+/// A test player's reset, folded again by an engine that rebuilds its state from the logs:
+/// the earn before the reset (on OUTPUT) is forgotten at the reset, so the player earns
+/// the achievement again, as a new unlock (an id of its own), exactly once.
+async fn a_reset_is_honoured_by_an_engine_rebuilt_from_the_logs(backend: Backend) {
+    let f = Fixture::new(backend, |c| c.partitions = 1).await;
+    define(&f.log, &game()).await;
+    let dir = f.dir.path().join("engine");
+    let reset = StatsMessage::Reset(laurel_schemas::Reset {
+        v: SchemaVersion::CURRENT,
+        event_id: Uuid::new_v4(),
+        player_id: PlayerId::new("ann").unwrap(),
+        received_at: 1_800_000_000_000,
+    });
+    let reset = Entry {
+        target: Target::Partition(0),
+        id: reset.event_id().to_string(),
+        payload: encode(&reset),
+    };
+    f.log
+        .append(
+            StreamKind::Stats,
+            vec![stat_entry(&f.log, "ann", "kills", 3, Uuid::new_v4()), reset],
+        )
+        .await
+        .unwrap();
+    let engine = start_engine(&f.log, &dir, |_| {});
+    wait_for_outputs(&f.log, "ann's unlock and reset", |o| {
+        o.iter().any(|o| matches!(o, Output::PlayerReset(_)))
+    })
+    .await;
+    engine.stop().await;
+    // The state is gone: the next engine rebuilds it from the logs.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let engine = start_engine(&f.log, &dir, |_| {});
+    f.log
+        .append(
+            StreamKind::Stats,
+            vec![stat_entry(&f.log, "ann", "kills", 3, Uuid::new_v4())],
+        )
+        .await
+        .unwrap();
+    let all = wait_for_outputs(&f.log, "ann's unlock after the reset", |o| {
+        unlocks(o).len() == 2
+    })
+    .await;
+    let ids: Vec<Uuid> = all
+        .iter()
+        .filter_map(|o| match o {
+            Output::Unlocked(u) => Some(u.unlock_id),
+            _ => None,
+        })
+        .collect();
+    let first = laurel_schemas::outputs::unlock_id(
+        &PlayerId::new("ann").unwrap(),
+        &laurel_schemas::AchievementId::new("K3").unwrap(),
+    );
+    assert_eq!(ids, [first, laurel_schemas::after_resets(first, 1)]);
+    assert_eq!(
+        last_stats(&all).get(&("ann".to_string(), "kills".to_string())),
+        Some(&Value::Int(3)),
+        "the values before the reset stay gone"
+    );
+    engine.stop().await;
+}
+
 async fn engine_state_from_another_log_is_rebuilt_not_trusted(backend: Backend) {
     // The engine's state dir first follows one log far ahead...
     let first = Fixture::new(backend, |_| {}).await;
@@ -957,6 +1022,7 @@ async fn a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log(backend:
 }
 
 crate::both_backends!(
+    a_reset_is_honoured_by_an_engine_rebuilt_from_the_logs,
     a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log,
     a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_once,
     grouped_entries_count_every_event_once_across_a_rebuild,
