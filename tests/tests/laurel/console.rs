@@ -9,6 +9,12 @@ use std::time::Duration;
 use laurel_tests::{Laurel, laurel_bin};
 use serde_json::json;
 
+/// PUTs a definition with the admin token `admin`; panics unless it is created.
+fn define(laurel: &Laurel, admin: &str, path: &str, body: serde_json::Value) {
+    let put = laurel.call("PUT", path, Some(admin), Some(body));
+    assert_eq!(put.status, 201, "{path}: {:?}", put.json);
+}
+
 fn console_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../console")
 }
@@ -179,9 +185,12 @@ fn admins_follow_every_players_unlocks_live_and_players_may_not() {
     let admin = laurel.token(&["--admin"]);
     let player = laurel.token(&["--player", "ann"]);
     laurel.define_sum_stat(&admin, "wins");
-    let put = laurel.call("PUT", "/v1/admin/achievements/first_win", Some(&admin),
-        Some(json!({"title": "First win", "points": 10, "conditions": [{"stat": "wins", "at_least": 1}]})));
-    assert_eq!(put.status, 201, "{:?}", put.json);
+    define(
+        &laurel,
+        &admin,
+        "/v1/admin/achievements/first_win",
+        json!({"title": "First win", "points": 10, "conditions": [{"stat": "wins", "at_least": 1}]}),
+    );
 
     assert_eq!(
         laurel
@@ -286,20 +295,18 @@ fn a_stats_spread_and_refusals_and_an_achievements_earners_by_day_are_read_acros
     let dir = tempfile::tempdir().unwrap();
     let laurel = Laurel::start(&dir.path().join("data"), &[]);
     let admin = laurel.token(&["--admin"]);
-    let put = laurel.call(
-        "PUT",
+    define(
+        &laurel,
+        &admin,
         "/v1/admin/stats/kills",
-        Some(&admin),
-        Some(json!({"aggregation": "sum", "kind": "int", "max_delta": 5})),
+        json!({"aggregation": "sum", "kind": "int", "max_delta": 5}),
     );
-    assert_eq!(put.status, 201, "{:?}", put.json);
-    let put = laurel.call(
-        "PUT",
+    define(
+        &laurel,
+        &admin,
         "/v1/admin/achievements/killer",
-        Some(&admin),
-        Some(json!({"title": "Killer", "conditions": [{"stat": "kills", "at_least": 4}]})),
+        json!({"title": "Killer", "conditions": [{"stat": "kills", "at_least": 4}]}),
     );
-    assert_eq!(put.status, 201, "{:?}", put.json);
     let sent = laurel.call(
         "POST",
         "/v1/events",
@@ -402,20 +409,18 @@ fn a_players_timeline_says_what_each_event_changed_and_what_was_refused(extra: &
     let dir = tempfile::tempdir().unwrap();
     let laurel = Laurel::start(&dir.path().join("data"), extra);
     let admin = laurel.token(&["--admin"]);
-    let put = laurel.call(
-        "PUT",
+    define(
+        &laurel,
+        &admin,
         "/v1/admin/stats/wins",
-        Some(&admin),
-        Some(json!({"aggregation": "sum", "kind": "int", "max_delta": 5})),
+        json!({"aggregation": "sum", "kind": "int", "max_delta": 5}),
     );
-    assert_eq!(put.status, 201, "{:?}", put.json);
-    let put = laurel.call(
-        "PUT",
+    define(
+        &laurel,
+        &admin,
         "/v1/admin/achievements/three",
-        Some(&admin),
-        Some(json!({"title": "Three", "conditions": [{"stat": "wins", "at_least": 3}]})),
+        json!({"title": "Three", "conditions": [{"stat": "wins", "at_least": 3}]}),
     );
-    assert_eq!(put.status, 201, "{:?}", put.json);
     // One event at a time, each folded before the next: a batch of its own each.
     for (player, value) in [("p", 2), ("p", 50), ("other", 1), ("p", 1)] {
         let sent = laurel.call(
@@ -638,16 +643,18 @@ fn a_test_player_reset_is_exact_across_a_crash(extra: &[String]) {
     );
     let mut laurel = Laurel::start(&dir.path().join("data"), &args);
     let admin = laurel.token(&["--admin"]);
-    let put = laurel.call(
-        "PUT",
+    define(
+        &laurel,
+        &admin,
         "/v1/admin/stats/wins",
-        Some(&admin),
-        Some(json!({"aggregation": "sum", "kind": "int", "max_delta": 5})),
+        json!({"aggregation": "sum", "kind": "int", "max_delta": 5}),
     );
-    assert_eq!(put.status, 201, "{:?}", put.json);
-    let put = laurel.call("PUT", "/v1/admin/achievements/first", Some(&admin),
-        Some(json!({"title": "First", "points": 10, "conditions": [{"stat": "wins", "at_least": 1}]})));
-    assert_eq!(put.status, 201, "{:?}", put.json);
+    define(
+        &laurel,
+        &admin,
+        "/v1/admin/achievements/first",
+        json!({"title": "First", "points": 10, "conditions": [{"stat": "wins", "at_least": 1}]}),
+    );
     let live = laurel.client().sse("/v1/admin/notifications", &admin);
     live.expect("ready", Duration::from_secs(5));
     let send = |laurel: &Laurel, player: &str, value: i64| {
