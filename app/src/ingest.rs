@@ -402,6 +402,39 @@ fn occurred_at(
     Ok(Some(ts))
 }
 
+/// What to say after "stat X is not defined": the defined stat nearest to `name` when one
+/// is near (`; did you mean `kills`?`), else the stats that are defined (the first ten), or
+/// that none is.
+fn unknown_stat_hint(defs: &Definitions, name: &str) -> String {
+    let mut names: Vec<&str> = defs.stats().map(|d| d.name.as_str()).collect();
+    names.sort_unstable();
+    let nearest = names
+        .iter()
+        .map(|n| (strsim::damerau_levenshtein(name, n), *n))
+        .min();
+    match nearest {
+        None => "; no stat is defined yet (PUT /v1/admin/stats/{name})".to_string(),
+        Some((distance, near)) if distance <= (name.chars().count() / 3).max(2) => {
+            format!("; did you mean `{near}`?")
+        }
+        Some(_) => {
+            let shown = names
+                .iter()
+                .take(10)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = names.len().saturating_sub(10);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("; the defined stats are {shown}{more}")
+        }
+    }
+}
+
 fn check(
     index: usize,
     e: &IngestEvent,
@@ -468,7 +501,14 @@ fn check(
                 reason,
             )));
         }
-        Err(reason @ Reason::UnknownStat { .. }) => return Err(invalid("stat", reason)),
+        Err(reason @ Reason::UnknownStat { .. }) => {
+            // A typo is the usual cause: the words say what was probably meant.
+            let mut error = ItemError::event(index, Some("stat"), reason);
+            error
+                .reason
+                .push_str(&unknown_stat_hint(defs, stat.as_str()));
+            return Err(Refusal::Invalid(error));
+        }
         Err(reason) => return Err(invalid("value", reason)),
     };
     let client_time = defs.stat(stat.as_str()).is_some_and(|d| d.client_time);

@@ -13,6 +13,7 @@ pub mod serve;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use laurel_runtime::{Shutdown, Stopper};
 
@@ -186,7 +187,14 @@ fn block_on(
 
 fn serve(args: ServeArgs, roles: Roles) -> ExitCode {
     let work = async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (--listen, LAUREL_LISTEN): is another server there?",
+                    args.listen
+                )
+            })?;
         crate::roles::serve(args, roles, listener, shutdown_on_signal()).await
     };
     block_on(tokio::runtime::Builder::new_multi_thread(), work)

@@ -354,3 +354,43 @@ fn connection_level_refusals_are_the_documented_ones() {
         );
     }
 }
+
+/// A stat name with a typo is refused naming the stat the game probably meant; a name near
+/// nothing lists the stats that exist; with none defined, it says how to define one. The
+/// code stays `unknown_stat`, and nothing of the batch is appended.
+#[test]
+fn an_unknown_stat_is_refused_with_the_name_it_probably_meant() {
+    let l = launch(Backend::Embedded);
+    let server = l.laurel.token(&["--server"]);
+    let reason = |events: Value| {
+        let r = l.events(&server, events);
+        assert_eq!(r.status, 422, "{:?}", r.json);
+        assert_eq!(r.json["errors"][0]["code"]["code"], "unknown_stat");
+        assert_eq!(r.json["errors"][0]["field"], "stat");
+        r.json["errors"][0]["reason"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        reason(json!([{"player_id": "ann", "stat": "banana", "value": 1}])),
+        "stat banana is not defined; no stat is defined yet (PUT /v1/admin/stats/{name})"
+    );
+    l.define_game();
+    assert_eq!(
+        reason(
+            json!([{"player_id": "ann", "stat": "bananas", "value": 1}, {"player_id": "ann", "stat": "banana", "value": 1}])
+        ),
+        "stat banana is not defined; did you mean `bananas`?"
+    );
+    assert_eq!(
+        reason(json!([{"player_id": "ann", "stat": "wood", "value": 1}])),
+        "stat wood is not defined; the defined stats are bananas, kills"
+    );
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let stats = l
+        .laurel
+        .call("GET", "/v1/players/me/stats", Some(&ann), None);
+    assert_eq!(
+        stats.json["stats"],
+        json!({}),
+        "a refused batch appends nothing"
+    );
+}

@@ -406,3 +406,25 @@ fn the_cli_speaks_once_and_plainly() {
         "no colour codes in a pipe: {lines:#?}"
     );
 }
+
+/// A port in use stops `laurel serve` with the address and the flag that set it, not a
+/// bare OS error.
+#[test]
+fn a_listen_address_in_use_is_named_with_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Laurel::start(&dir.path().join("one"), &[]);
+    let address = first.url().trim_start_matches("http://").to_string();
+    let out = Command::new(laurel_bin())
+        .args(["serve", "--listen", &address, "--data-dir"])
+        .arg(dir.path().join("two"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on {address} (--listen, LAUREL_LISTEN)"
+        )),
+        "{stderr}"
+    );
+}
