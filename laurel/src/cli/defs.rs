@@ -13,7 +13,7 @@ use laurel_schemas::{AchievementDefinition, AchievementSpec, StatDefinition};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::keys::dev_key;
+use super::keys::DevKeyArgs;
 use laurel_gateway::auth::{ADMIN_SCOPE, mint_dev_token};
 
 /// The definitions file.
@@ -33,6 +33,15 @@ pub struct Current {
 /// One change `apply` makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
+    /// Define a new season, or change one's window (`changes` lists the fields).
+    PutSeason {
+        /// The season.
+        id: String,
+        /// Whether it exists already.
+        exists: bool,
+        /// `field: old -> new` lines (empty for a new season).
+        changes: Vec<String>,
+    },
     /// Define a new stat, or change one (`changes` lists the fields).
     PutStat {
         /// The stat.
@@ -58,10 +67,33 @@ pub enum Change {
     },
 }
 
-/// The diff between the file and what runs, in the order it can be applied (stats first,
-/// then achievements after those they require).
+/// The diff between the file and what runs, in the order it can be applied (seasons, then
+/// stats, then achievements after those they require).
 pub fn diff(file: &DefsFile, current: &Current, prune: bool) -> Vec<Change> {
     let mut out = Vec::new();
+    for (id, spec) in &file.seasons {
+        let running = current
+            .seasons
+            .get(id)
+            .map(|def| laurel_schemas::SeasonSpec {
+                starts_at: def.starts_at,
+                ends_at: def.ends_at,
+            });
+        // The same instants in another offset are the same window.
+        let changes = match &running {
+            Some(old) if old.starts_at != spec.starts_at || old.ends_at != spec.ends_at => {
+                fields_changed(old, spec)
+            }
+            _ => Vec::new(),
+        };
+        if running.is_none() || !changes.is_empty() {
+            out.push(Change::PutSeason {
+                id: id.clone(),
+                exists: running.is_some(),
+                changes,
+            });
+        }
+    }
     for (name, spec) in &file.stats {
         match current.stats.get(name) {
             None => out.push(Change::PutStat {
@@ -162,6 +194,15 @@ pub fn render(changes: &[Change]) -> String {
     let mut out = String::new();
     for change in changes {
         let (sign, what, details): (&str, String, &[String]) = match change {
+            Change::PutSeason {
+                id,
+                exists,
+                changes,
+            } => (
+                if *exists { "~" } else { "+" },
+                format!("season {id}"),
+                changes,
+            ),
             Change::PutStat {
                 name,
                 exists,
@@ -208,6 +249,9 @@ pub struct Target {
     /// The data dir whose dev key makes the token when `--token` is not given.
     #[arg(long, env = "LAUREL_DATA_DIR", default_value = "./laurel-data")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub dev_key: DevKeyArgs,
     /// A CA certificate (PEM) to trust for an `https://` `--url`, besides the public roots
     /// (a server whose certificate a private CA signed).
     #[arg(long, env = "LAUREL_CA_CERT")]
@@ -251,8 +295,10 @@ impl Client {
         let token = match &target.token {
             Some(token) => token.clone(),
             None => {
-                let key = dev_key(&target.data_dir, false)
-                    .context("no --token given and no dev key to make one")?;
+                let key = target
+                    .dev_key
+                    .key(&target.data_dir, false)
+                    .context("no --token given, and no dev key to make one")?;
                 mint_dev_token(&key, "laurel-defs", ADMIN_SCOPE, 300)
             }
         };
@@ -495,6 +541,7 @@ mod tests {
         let order: Vec<String> = changes
             .iter()
             .map(|c| match c {
+                Change::PutSeason { id, .. } => format!("season {id}"),
                 Change::PutStat { name, .. } => format!("stat {name}"),
                 Change::PutAchievement { id, .. } => id.clone(),
                 Change::Archive { id } => format!("archive {id}"),
@@ -535,6 +582,49 @@ mod tests {
         assert_eq!(
             diff(&next, &current, true),
             vec![Change::Archive { id: "B".into() }]
+        );
+    }
+
+    #[test]
+    fn seasons_are_changes_too_and_come_first() {
+        let with_season = |ends: &str| {
+            file(serde_json::json!({
+                "seasons": {"winter": {"starts_at": "2026-12-01T00:00:00Z", "ends_at": ends}},
+                "stats": {"ore": {"aggregation": "sum", "kind": "int", "period": {"season": "winter"}}}
+            }))
+        };
+        let game = with_season("2027-03-01T00:00:00Z");
+        let changes = diff(&game, &Current::default(), false);
+        assert!(
+            matches!(&changes[0], Change::PutSeason { id, exists: false, .. } if id == "winter")
+        );
+        assert!(render(&changes).starts_with("+ season winter\n+ stat ore\n2 changes"));
+
+        let mut current = running(&game, 1);
+        let spec = &game.seasons["winter"];
+        current.seasons.insert(
+            "winter".into(),
+            laurel_schemas::SeasonDefinition {
+                id: laurel_schemas::SeasonId::new("winter").unwrap(),
+                starts_at: spec.starts_at,
+                ends_at: spec.ends_at,
+                version: 1,
+            },
+        );
+        // The same end in another offset is no change; a later end is one.
+        assert_eq!(
+            diff(&with_season("2027-03-01T01:00:00+01:00"), &current, false),
+            Vec::new()
+        );
+        assert_eq!(
+            diff(&with_season("2027-04-01T00:00:00Z"), &current, false),
+            vec![Change::PutSeason {
+                id: "winter".into(),
+                exists: true,
+                changes: vec![
+                    "ends_at: \"2027-03-01T00:00:00Z\" -> \"2027-04-01T00:00:00Z\"".into()
+                ],
+            }]
         );
     }
 

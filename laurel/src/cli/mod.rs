@@ -19,7 +19,7 @@ use laurel_runtime::{Shutdown, Stopper};
 
 use crate::roles::Roles;
 use defs::DefsCommand;
-use keys::dev_key;
+use keys::DevKeyArgs;
 use laurel_gateway::auth::{ADMIN_SCOPE, SERVER_SCOPE, mint_dev_token};
 use rebuild::RebuildArgs;
 use replay::ReplayArgs;
@@ -84,6 +84,9 @@ pub struct TokenArgs {
     /// The data dir whose dev key signs the token.
     #[arg(long, env = "LAUREL_DATA_DIR", default_value = "./laurel-data")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub dev_key: DevKeyArgs,
     /// A player token for this player id.
     #[arg(long, env = "LAUREL_TOKEN_PLAYER")]
     pub player: Option<String>,
@@ -134,13 +137,10 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn token(args: TokenArgs) -> ExitCode {
-    let key = match dev_key(&args.data_dir, false) {
+    let key = match args.dev_key.key(&args.data_dir, false) {
         Ok(key) => key,
         Err(e) => {
-            eprintln!(
-                "laurel: {e:#}\n(start `laurel serve --data-dir {}` once to create the dev key)",
-                args.data_dir.display()
-            );
+            eprintln!("laurel: {e:#}");
             return ExitCode::FAILURE;
         }
     };

@@ -14,7 +14,7 @@ use laurel_gateway::auth::{AuthConfig, Claims, JwksSource, RefetchPolicy};
 use laurel_log::open::{Location, Opened};
 use laurel_log::{Log, LogConfig, NatsTls};
 
-use super::keys::dev_key;
+use super::keys::DevKeyArgs;
 
 /// Where the logs are and how they are laid out.
 #[derive(Debug, Clone, Args)]
@@ -123,10 +123,13 @@ pub struct AuthArgs {
     /// Shortest time between two fetches of `--jwks-url`, in seconds.
     #[arg(long, env = "LAUREL_JWKS_MIN_REFETCH_SECS", default_value_t = 30)]
     pub jwks_min_refetch_secs: u64,
-    /// HS256 shared secret (development only). With no key configured at all, the data dir's
-    /// dev key is used (and created).
+    /// HS256 shared secret (development only). With no key configured at all, the dev key
+    /// (`--dev-key-file`) is used, and created when missing.
     #[arg(long, env = "LAUREL_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub dev_key: DevKeyArgs,
     /// Required `iss` claim.
     #[arg(long, env = "LAUREL_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
@@ -171,7 +174,7 @@ impl AuthArgs {
             None => {
                 let secret = match secret {
                     Some(secret) => secret,
-                    None => dev_key(data_dir, true)?,
+                    None => self.dev_key.key(data_dir, true)?,
                 };
                 AuthConfig::hs256(&secret, claims)
             }

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod console;
 mod deploy;
+mod docs;
 mod engine;
 mod examples;
 mod faults;
