@@ -29,7 +29,10 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("LAUREL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            // The NATS client says each connection attempt at `info`; Laurel says what
+            // matters of them itself (`laurel_log`).
+            EnvFilter::try_from_env("LAUREL_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn")),
         )
         .with_writer(std::io::stderr)
         // Colour for people at a terminal; plain text in files and log collectors.

@@ -40,8 +40,25 @@ pub async fn serve(
             "`laurel gateway` runs on NATS (--nats URLS), beside `laurel engine`; on the embedded log run `laurel serve`"
         );
     }
+    // What the flags name is read before anything starts: a bad path stops the start with
+    // one line naming it and its flag.
+    args.log.make_data_dir()?;
     let data_dir = &args.log.data_dir;
     let auth = args.auth.config(data_dir).await?;
+    let tls = match (&args.tls.tls_cert, &args.tls.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = laurel_gateway::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            Some(
+                laurel_gateway::tls::acceptor(files)
+                    .context("the TLS certificate and key (--tls-cert, --tls-key)")?,
+            )
+        }
+        _ => None,
+    };
+    let gamekit_config = args.gamekit.config(&paging_secret(data_dir)?)?;
     let opened = args.log.open().await?;
     let engine_db = match roles_run {
         Roles::All => Some(opened.store("engine")?),
@@ -51,6 +68,7 @@ pub async fn serve(
     let log = opened.log;
     let partitions = log.config().partitions;
     let views = Views::open(&views_db, &log)?;
+    let icons = args.icons.open(data_dir, &log).await?;
     let metrics = Arc::new(EngineMetrics::default());
     let mut roles: Supervisor<anyhow::Error> = Supervisor::default();
     // One compiled copy of the definitions for the whole process, following DEFS.
@@ -100,7 +118,6 @@ pub async fn serve(
         shutdown.clone(),
     );
     roles.spawn("projector", async move { Ok(projector.await?) });
-    let icons = args.icons.open(data_dir, &log).await?;
     let app = App::new(
         log.clone(),
         views.clone(),
@@ -150,16 +167,13 @@ pub async fn serve(
     let engine_metrics = (roles_run == Roles::All).then_some(metrics);
     let metrics = Metrics::new(engine_metrics, views.clone(), hub.clone());
     let auth = Arc::new(auth);
-    let gamekit = args
-        .gamekit
-        .config(&paging_secret(data_dir)?)?
-        .map(|config| {
-            laurel_gamekit::router(laurel_gamekit::GameKit {
-                app: app.clone(),
-                auth: auth.clone(),
-                config,
-            })
-        });
+    let gamekit = gamekit_config.map(|config| {
+        laurel_gamekit::router(laurel_gamekit::GameKit {
+            app: app.clone(),
+            auth: auth.clone(),
+            config,
+        })
+    });
     let state = AppState {
         app,
         auth,
@@ -167,26 +181,17 @@ pub async fn serve(
         metrics,
         shutdown: shutdown.clone(),
     };
-    let tls = match (&args.tls.tls_cert, &args.tls.tls_key) {
-        (Some(cert), Some(key)) => {
-            let files = laurel_gateway::tls::TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-            };
-            let (acceptor, reloading) =
-                laurel_gateway::tls::acceptor(files).context("loading the TLS certificate")?;
-            let watching = reloading.watch(
-                Duration::from_secs(args.tls.tls_reload_secs.max(1)),
-                shutdown.clone(),
-            );
-            roles.spawn("TLS reload", async move {
-                watching.await;
-                Ok(())
-            });
-            Some(acceptor)
-        }
-        _ => None,
-    };
+    let tls = tls.map(|(acceptor, reloading)| {
+        let watching = reloading.watch(
+            Duration::from_secs(args.tls.tls_reload_secs.max(1)),
+            shutdown.clone(),
+        );
+        roles.spawn("TLS reload", async move {
+            watching.await;
+            Ok(())
+        });
+        acceptor
+    });
     let scheme = if tls.is_some() { "https" } else { "http" };
     let addr = listener.local_addr()?;
     let backend = if args.log.nats.is_some() {

@@ -29,7 +29,7 @@ pub enum OpenError {
     #[error(transparent)]
     Seal(#[from] SealError),
     /// The data dir could not be made or read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -38,7 +38,7 @@ pub enum OpenError {
         source: std::io::Error,
     },
     /// The log could not be opened or reached.
-    #[error("opening the log at {at}: {source}")]
+    #[error("opening the log at {at}")]
     Log {
         /// The data dir or NATS URLs.
         at: String,
@@ -47,7 +47,7 @@ pub enum OpenError {
         source: LogError,
     },
     /// A derived-state store could not be opened.
-    #[error("opening {name}: {source}")]
+    #[error("opening {name}")]
     Store {
         /// The store.
         name: String,
@@ -123,7 +123,7 @@ impl Location {
                 NatsLog::connect_with(urls, config, &self.nats_tls)
                     .await
                     .map_err(|source| OpenError::Log {
-                        at: urls.clone(),
+                        at: crate::nats::redacted(urls),
                         source,
                     })?,
             ),

@@ -16,7 +16,7 @@ pub(crate) const ACCEPTED: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256,
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
     /// The file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read {
         /// The file.
         path: PathBuf,

@@ -28,8 +28,14 @@ impl DevKeyArgs {
     /// elsewhere.
     pub fn key(&self, data_dir: &Path, create: bool) -> anyhow::Result<Vec<u8>> {
         let path = self.path(data_dir);
-        let found = secret_file(&path, create)
-            .with_context(|| format!("the development signing key {}", path.display()))?;
+        let found = secret_file(&path, create).with_context(|| {
+            let set_by = if self.dev_key_file.is_some() {
+                "--dev-key-file, LAUREL_DEV_KEY_FILE"
+            } else {
+                "in --data-dir, LAUREL_DATA_DIR"
+            };
+            format!("the development signing key {} ({set_by})", path.display())
+        })?;
         match found {
             Some((key, created)) => {
                 if created {

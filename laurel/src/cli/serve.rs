@@ -102,9 +102,33 @@ impl LogArgs {
         }
     }
 
-    /// Opens the log these arguments name, and the data dir's sealer.
+    /// Makes the data dir if it is missing; an error names the path and the flag.
+    pub fn make_data_dir(&self) -> anyhow::Result<()> {
+        let dir = &self.data_dir;
+        let why = match std::fs::create_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(_) if dir.is_file() => "it is a file".to_string(),
+            Err(e) => e.to_string(),
+        };
+        anyhow::bail!(
+            "cannot use {} as the data dir (--data-dir, LAUREL_DATA_DIR): {why}",
+            dir.display()
+        )
+    }
+
+    /// Opens the log these arguments name, and the data dir's sealer; an error names the
+    /// flag that set what failed.
     pub async fn open(&self) -> anyhow::Result<Opened> {
-        Ok(self.location().open(self.config()).await?)
+        self.make_data_dir()?;
+        let flags = match (&self.nats, &self.data_key_file) {
+            (Some(_), _) => "--nats, LAUREL_NATS",
+            (None, Some(_)) => "--data-dir, --data-key-file",
+            (None, None) => "--data-dir, LAUREL_DATA_DIR",
+        };
+        self.location()
+            .open(self.config())
+            .await
+            .with_context(|| format!("the log ({flags})"))
     }
 }
 
@@ -169,7 +193,7 @@ impl AuthArgs {
                 };
                 AuthConfig::with_jwks(source, policy, secret.as_deref(), claims)
                     .await
-                    .context("loading the JSON Web Key Set")?
+                    .context("loading the JSON Web Key Set (--jwks-file, --jwks-url)")?
             }
             None => {
                 let secret = match secret {
@@ -298,10 +322,11 @@ impl GameKitArgs {
         let admin_keys = match &self.gamekit_admin_keys {
             None => laurel_gamekit::SigV4Keys::default(),
             Some(path) => {
+                let flag = "--gamekit-admin-keys, LAUREL_GAMEKIT_ADMIN_KEYS";
                 let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
+                    .with_context(|| format!("reading {} ({flag})", path.display()))?;
                 laurel_gamekit::SigV4Keys::parse(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                    .map_err(|e| anyhow::anyhow!("{} ({flag}): {e}", path.display()))?
             }
         };
         Ok(Some(Arc::new(laurel_gamekit::GameKitConfig {
@@ -370,7 +395,9 @@ impl IconArgs {
         };
         let store = laurel_app::icons::store::open(&spec, log)
             .await
-            .with_context(|| format!("opening the icon store {spec}"))?;
+            .with_context(|| {
+                format!("opening the icon store {spec} (--icons-store, LAUREL_ICONS_STORE)")
+            })?;
         let base_url = self
             .icons_base_url
             .as_deref()

@@ -86,3 +86,70 @@ pub(super) fn connect_options(
         servers.iter().any(|s| s.tls_required()) || tls.ca.is_some() || tls.cert.is_some();
     Ok((servers, options.require_tls(wants_tls)))
 }
+
+/// `urls` with the credentials they carry left out, for messages and logs.
+pub fn redacted(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| {
+            let url = url.trim();
+            match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+                }
+                _ => url.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Logs the client's connection events as Laurel's own lines: a lost or regained connection
+/// once each, the attempts in between only at `debug` (the client would say each at `info`).
+pub(super) fn log_event(event: async_nats::Event) {
+    use async_nats::Event;
+    match event {
+        Event::Connected => tracing::info!("connected to NATS"),
+        Event::Disconnected => tracing::warn!("lost the connection to NATS; reconnecting"),
+        Event::LameDuckMode => {
+            tracing::warn!(
+                "the NATS server is shutting down (lame duck mode); reconnecting elsewhere"
+            )
+        }
+        Event::SlowConsumer(sid) => tracing::warn!(sid, "NATS: slow consumer"),
+        Event::ServerError(e) => tracing::warn!(error = %e, "NATS server error"),
+        Event::ClientError(e) => tracing::debug!(error = %e, "NATS client error"),
+        Event::Draining | Event::Closed => tracing::debug!(%event, "NATS connection"),
+    }
+}
+
+/// Why `server` cannot be reached, as the operating system says it (the client's own error
+/// says only "IO error").
+pub(super) async fn why_unreachable(server: &async_nats::ServerAddr) -> String {
+    let target = (server.host().to_string(), server.port());
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::net::TcpStream::connect(target),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {
+            "it takes TCP connections but no NATS session was made: check TLS and credentials"
+                .into()
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "connecting timed out".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_left_out_of_urls_shown() {
+        assert_eq!(
+            redacted("nats://laurel:secret@10.0.0.5:4222, nats://tok@n2:4222,nats://n3:4222"),
+            "nats://***@10.0.0.5:4222,nats://***@n2:4222,nats://n3:4222"
+        );
+    }
+}

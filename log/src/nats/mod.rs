@@ -30,7 +30,7 @@ mod connect;
 mod error;
 mod reader;
 
-pub use connect::NatsTls;
+pub use connect::{NatsTls, redacted};
 pub use reader::NatsReader;
 
 use connect::connect_options;
@@ -38,6 +38,9 @@ use error::unavailable;
 
 /// Publishes awaiting their ack, over all appends of one connection.
 const MAX_ACKS_IN_FLIGHT: usize = 8_192;
+
+/// How long a process waits for its first connection to NATS before it gives up.
+const FIRST_CONNECT: Duration = Duration::from_secs(10);
 
 /// How often an append waiting for acks checks that the connection is still up.
 const DISCONNECT_CHECK: Duration = Duration::from_millis(100);
@@ -79,13 +82,31 @@ impl NatsLog {
         tls: &NatsTls,
     ) -> Result<Self, LogError> {
         let (servers, options) = connect_options(urls, tls)?;
+        let first = servers[0].clone();
         let client = options
             .connection_timeout(Duration::from_secs(5))
             .retry_on_initial_connect()
             .max_reconnects(None)
+            .event_callback(|event| async move { connect::log_event(event) })
             .connect(servers)
             .await
             .map_err(unavailable)?;
+        // The client goes on trying in the background; a process starts only once it is
+        // connected, and says why it is not after a while.
+        let connected = tokio::time::timeout(FIRST_CONNECT, async {
+            while client.connection_state() != async_nats::connection::State::Connected {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if connected.is_err() {
+            return Err(LogError::Unavailable(format!(
+                "no NATS server answered within {} s ({}: {})",
+                FIRST_CONNECT.as_secs(),
+                connect::redacted(first.as_url_str()),
+                connect::why_unreachable(&first).await
+            )));
+        }
         // Without backpressure a publish past the in-flight limit fails at once
         // (`MaxAckPending`) instead of waiting for a permit that only our own unawaited acks
         // could free; `append` then awaits its oldest ack and tries again.

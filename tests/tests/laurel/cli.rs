@@ -428,3 +428,134 @@ fn a_listen_address_in_use_is_named_with_its_flag() {
         "{stderr}"
     );
 }
+
+/// Every path or address `laurel serve` reads at start, when it cannot be used, stops the
+/// start with one line naming it and the flag that set it (and nothing starts first).
+#[test]
+fn a_start_error_names_the_path_or_address_and_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let missing = dir.path().join("missing");
+    let m = |name: &str| missing.join(name).display().to_string();
+    let f = file.display().to_string();
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            vec!["--data-dir".into(), f.clone()],
+            vec![f.clone(), "--data-dir".into(), "it is a file".into()],
+        ),
+        (
+            vec![
+                "--tls-cert".into(),
+                m("cert.pem"),
+                "--tls-key".into(),
+                m("key.pem"),
+            ],
+            vec![m("cert.pem"), "--tls-cert".into()],
+        ),
+        (
+            vec!["--jwks-file".into(), m("jwks.json")],
+            vec![m("jwks.json"), "--jwks-file".into()],
+        ),
+        (
+            vec!["--data-key-file".into(), m("data.key")],
+            vec![m("data.key"), "--data-key-file".into()],
+        ),
+        (
+            vec!["--gamekit-admin-keys".into(), m("keys")],
+            vec![m("keys"), "--gamekit-admin-keys".into()],
+        ),
+        (
+            vec!["--icons-store".into(), format!("dir:{f}")],
+            vec![f.clone(), "--icons-store".into()],
+        ),
+        (
+            vec!["--dev-key-file".into(), format!("{f}/key")],
+            vec![format!("{f}/key"), "--dev-key-file".into()],
+        ),
+        (
+            // Nothing listens on port 1; the password never shows.
+            vec!["--nats".into(), "nats://laurel:s3cret@127.0.0.1:1".into()],
+            vec![
+                "nats://***@127.0.0.1:1".into(),
+                "--nats".into(),
+                "Connection refused".into(),
+            ],
+        ),
+    ];
+    for (i, (args, named)) in cases.iter().enumerate() {
+        let mut serve = Command::new(laurel_bin());
+        serve.arg("serve").arg("--listen").arg("127.0.0.1:0");
+        if !args.contains(&"--data-dir".to_string()) {
+            serve
+                .arg("--data-dir")
+                .arg(dir.path().join(format!("data-{i}")));
+        }
+        let out = serve.args(args).env_remove("LAUREL_LOG").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started: {err}");
+        let said: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.contains("created a development signing key"))
+            .collect();
+        assert_eq!(said.len(), 1, "{args:?}: one line, not {said:#?}");
+        for name in named {
+            assert!(
+                said[0].contains(name.as_str()),
+                "{args:?}: `{name}` in {said:?}"
+            );
+        }
+        assert!(!said[0].contains("s3cret"), "{said:?}");
+    }
+}
+
+/// `laurel token` with no dev key says where it looked and how to point elsewhere; with
+/// `--dev-key-file` it signs with the key `serve` uses from that file.
+#[test]
+fn a_missing_dev_key_says_where_it_was_looked_for_and_a_key_file_is_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(laurel_bin())
+        .args(["token", "--admin"])
+        .current_dir(dir.path())
+        .env_remove("LAUREL_DATA_DIR")
+        .env_remove("LAUREL_DEV_KEY_FILE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let looked = dir.path().join("laurel-data/dev-signing-key");
+    for said in [
+        looked.display().to_string().as_str(),
+        "--data-dir",
+        "LAUREL_DATA_DIR",
+        "--config",
+        "--dev-key-file",
+        "laurel serve",
+    ] {
+        assert!(err.contains(said), "`{said}` in {err}");
+    }
+
+    let key = dir.path().join("shared-key");
+    let laurel = Laurel::start(
+        &dir.path().join("data"),
+        &["--dev-key-file".into(), key.display().to_string()],
+    );
+    let out = Command::new(laurel_bin())
+        .args(["token", "--admin", "--dev-key-file"])
+        .arg(&key)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let r = laurel.call("GET", "/v1/admin/session", Some(token.trim()), None);
+    assert_eq!(r.status, 200, "{:?}", r.json);
+    assert!(
+        !dir.path().join("data/dev-signing-key").exists(),
+        "the named file, not the data dir's"
+    );
+}

@@ -236,6 +236,8 @@ impl Terminal {
         let mut child = Command::new("bash")
             .args(["--norc", "--noprofile"])
             .current_dir(dir)
+            // As a newcomer's shell: Laurel's own default logging.
+            .env_remove("LAUREL_LOG")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -381,7 +383,6 @@ fn run_document(blocks: &[Block]) -> Vec<String> {
             "LAUREL_URL".to_string(),
             format!("http://127.0.0.1:{}", ports["8080"]),
         ),
-        ("LAUREL_LOG".to_string(), "info".to_string()),
     ];
     let mut failures = Vec::new();
     let mut terminal = Terminal::open(dir.path(), &env);
