@@ -237,6 +237,25 @@ pub fn render(changes: &[Change]) -> String {
     out
 }
 
+/// A definitions file's contents; an error names the file and the field's path
+/// (`achievements.WINTER_HERO.points: invalid type...`).
+pub fn read_file(file: &std::path::Path, text: &[u8]) -> anyhow::Result<DefsFile> {
+    let mut json = serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let at = e.path().to_string();
+        let at = if at == "." {
+            String::new()
+        } else {
+            format!("{at}: ")
+        };
+        anyhow::anyhow!(
+            "{} is not a definitions file: {at}{}",
+            file.display(),
+            e.into_inner()
+        )
+    })
+}
+
 /// Which Laurel, and as whom.
 #[derive(Debug, Clone, Args)]
 pub struct Target {
@@ -449,8 +468,7 @@ pub async fn run(command: DefsCommand) -> anyhow::Result<()> {
         } => {
             let text =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let wanted: DefsFile = serde_json::from_slice(&text)
-                .with_context(|| format!("{} is not a definitions file", file.display()))?;
+            let wanted = read_file(&file, &text)?;
             let client = Client::new(&target)?;
             let changes = diff(&wanted, &client.current().await?, prune);
             if changes.is_empty() {

@@ -27,7 +27,12 @@ use serve::{EngineArgs, ServeArgs};
 
 /// Laurel: an event-sourced achievements backend for games.
 #[derive(Debug, Parser)]
-#[command(name = "laurel", version, about = "Laurel: an event-sourced achievements backend for games", long_about = None)]
+#[command(
+    name = "laurel",
+    version = env!("LAUREL_LONG_VERSION"),
+    about = "Laurel: an event-sourced achievements backend for games",
+    long_about = None
+)]
 pub struct Cli {
     /// A TOML file of settings (flag names as keys) for any command; a flag or its
     /// environment variable wins over the file.
@@ -47,6 +52,10 @@ pub enum Command {
     Gateway(Box<ServeArgs>),
     /// Run the evaluation engine alone, sharing the partitions with the other engines
     /// (scale-out on NATS).
+    #[command(mut_arg("nats", |a| a.required(true).help(
+        "NATS server URLs, comma-separated (`nats://user:password@host:4222`, \
+         `nats://token@host:4222` for credentials): an engine runs on NATS only",
+    )))]
     Engine(EngineArgs),
     /// Not a role of its own: each `laurel gateway` folds its own views (docs/deploy.md).
     Projector,

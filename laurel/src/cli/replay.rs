@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use laurel_schemas::{DefinitionsFile, ReplayLine, ReplayProgress, ReplayReport, ReplayRequest};
+use laurel_schemas::{ReplayLine, ReplayProgress, ReplayReport, ReplayRequest};
 
 use super::defs::{Client, Target};
 
@@ -44,9 +44,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         Some(path) => {
             let text =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let file: DefinitionsFile = serde_json::from_slice(&text)
-                .with_context(|| format!("{} is not a definitions file", path.display()))?;
-            Some(file)
+            Some(super::defs::read_file(path, &text)?)
         }
     };
     let request = ReplayRequest {

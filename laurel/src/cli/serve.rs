@@ -18,6 +18,7 @@ use super::keys::DevKeyArgs;
 
 /// Where the logs are and how they are laid out.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "The log")]
 pub struct LogArgs {
     /// Directory for the embedded log, engine state and views.
     #[arg(long, env = "LAUREL_DATA_DIR", default_value = "./laurel-data")]
@@ -34,25 +35,40 @@ pub struct LogArgs {
     #[arg(long, env = "LAUREL_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
     /// How long an event id is remembered for deduplication, in seconds.
-    #[arg(long, env = "LAUREL_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_DUPLICATE_WINDOW_SECS",
+        default_value_t = 120
+    )]
     pub duplicate_window_secs: u64,
     /// Prefix of the stream names and, lowercased, of their subjects (`LAUREL` gives
     /// `LAUREL_STATS` on `laurel.stats.*`): deployments with different prefixes share a NATS
     /// without seeing each other. Letters, digits, `_` and `-`.
-    #[arg(long, env = "LAUREL_STREAM_PREFIX", default_value = "LAUREL", value_parser = stream_prefix)]
+    #[arg(hide_short_help = true, long, env = "LAUREL_STREAM_PREFIX", default_value = "LAUREL", value_parser = stream_prefix)]
     pub stream_prefix: String,
     /// Largest number of entries a stream holds before appends are refused (503).
-    #[arg(long, env = "LAUREL_MAX_ENTRIES")]
+    #[arg(hide_short_help = true, long, env = "LAUREL_MAX_ENTRIES")]
     pub max_entries: Option<u64>,
     /// The CA certificate (PEM) that signed the NATS servers' certificates: TLS to NATS
     /// (as `tls://` URLs also ask), never plain text instead.
-    #[arg(long, env = "LAUREL_NATS_CA")]
+    #[arg(hide_short_help = true, long, env = "LAUREL_NATS_CA")]
     pub nats_ca: Option<PathBuf>,
     /// A client certificate (PEM) for NATS servers that verify clients (mutual TLS).
-    #[arg(long, env = "LAUREL_NATS_CERT", requires = "nats_key")]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_NATS_CERT",
+        requires = "nats_key"
+    )]
     pub nats_cert: Option<PathBuf>,
     /// The client certificate's key (PEM).
-    #[arg(long, env = "LAUREL_NATS_KEY", requires = "nats_cert")]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_NATS_KEY",
+        requires = "nats_cert"
+    )]
     pub nats_key: Option<PathBuf>,
     /// The data key (32 bytes: raw, base64 or hex; e.g. `openssl rand -base64 32`): encrypts
     /// everything written to the data dir (embedded log, engine state, views). An encrypted
@@ -61,7 +77,12 @@ pub struct LogArgs {
     pub data_key_file: Option<PathBuf>,
     /// The previous data key, while rotating: the data dir is rewrapped to `--data-key-file`
     /// at start, after which this key no longer opens it.
-    #[arg(long, env = "LAUREL_DATA_OLD_KEY_FILE", requires = "data_key_file")]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_DATA_OLD_KEY_FILE",
+        requires = "data_key_file"
+    )]
     pub data_old_key_file: Option<PathBuf>,
 }
 
@@ -134,10 +155,16 @@ impl LogArgs {
 
 /// How tokens are checked.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Tokens")]
 pub struct AuthArgs {
     /// JSON Web Key Set file with the RS256, ES256 or EdDSA public keys of the identity
     /// provider, read at start.
-    #[arg(long, env = "LAUREL_JWKS_FILE", conflicts_with = "jwks_url")]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_JWKS_FILE",
+        conflicts_with = "jwks_url"
+    )]
     pub jwks_file: Option<PathBuf>,
     /// JSON Web Key Set URL (for Cognito:
     /// `https://cognito-idp.REGION.amazonaws.com/POOL_ID/.well-known/jwks.json`), cached and
@@ -145,11 +172,21 @@ pub struct AuthArgs {
     #[arg(long, env = "LAUREL_JWKS_URL")]
     pub jwks_url: Option<String>,
     /// Shortest time between two fetches of `--jwks-url`, in seconds.
-    #[arg(long, env = "LAUREL_JWKS_MIN_REFETCH_SECS", default_value_t = 30)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_JWKS_MIN_REFETCH_SECS",
+        default_value_t = 30
+    )]
     pub jwks_min_refetch_secs: u64,
     /// HS256 shared secret (development only). With no key configured at all, the dev key
     /// (`--dev-key-file`) is used, and created when missing.
-    #[arg(long, env = "LAUREL_JWT_SECRET", hide_env_values = true)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_JWT_SECRET",
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -158,14 +195,19 @@ pub struct AuthArgs {
     #[arg(long, env = "LAUREL_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
     /// Required `aud` claim.
-    #[arg(long, env = "LAUREL_JWT_AUDIENCE")]
+    #[arg(hide_short_help = true, long, env = "LAUREL_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
     /// Required `client_id` claim, with `token_use` `access` (Amazon Cognito access tokens,
     /// which carry no `aud`).
-    #[arg(long, env = "LAUREL_JWT_CLIENT_ID")]
+    #[arg(hide_short_help = true, long, env = "LAUREL_JWT_CLIENT_ID")]
     pub jwt_client_id: Option<String>,
     /// The claim naming the player.
-    #[arg(long, env = "LAUREL_SUBJECT_CLAIM", default_value = "sub")]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_SUBJECT_CLAIM",
+        default_value = "sub"
+    )]
     pub subject_claim: String,
 }
 
@@ -208,38 +250,75 @@ impl AuthArgs {
 
 /// Request limits.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
     /// Largest request body in bytes (413 past it).
-    #[arg(long, env = "LAUREL_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(hide_short_help = true, long, env = "LAUREL_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Most events in one ingest batch (413 past it).
-    #[arg(long, env = "LAUREL_MAX_BATCH", default_value_t = 1000)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_MAX_BATCH",
+        default_value_t = 1000
+    )]
     pub max_batch: usize,
     /// Events a player token may send per minute, sustained (429 past it); 0 turns the
     /// limit off. Server and admin tokens are not limited.
-    #[arg(long, env = "LAUREL_PLAYER_EVENTS_PER_MINUTE", default_value_t = 6000)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_PLAYER_EVENTS_PER_MINUTE",
+        default_value_t = 6000
+    )]
     pub player_events_per_minute: u32,
     /// Events a player token may send at once before the per-minute rate applies (at least
     /// `--max-batch`).
-    #[arg(long, env = "LAUREL_PLAYER_EVENTS_BURST", default_value_t = 2000)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_PLAYER_EVENTS_BURST",
+        default_value_t = 2000
+    )]
     pub player_events_burst: u32,
     /// Longest `?wait_for=` wait of a read, in milliseconds.
-    #[arg(long, env = "LAUREL_MAX_WAIT_MS", default_value_t = 5000)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_MAX_WAIT_MS",
+        default_value_t = 5000
+    )]
     pub max_wait_ms: u64,
     /// Longest time, in seconds, a request body may take to arrive (408 past it).
-    #[arg(long, env = "LAUREL_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_BODY_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
     pub body_timeout_secs: u64,
     /// Longest time, in seconds, to receive a request's headers, counted from when the
     /// connection is ready for the next request: closes slow senders and idle keep-alive
     /// connections alike.
-    #[arg(long, env = "LAUREL_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_HEADER_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
     pub header_timeout_secs: u64,
     /// Live notification streams one player may have open at once (429 past it).
-    #[arg(long, env = "LAUREL_MAX_STREAMS_PER_PLAYER", default_value_t = 8)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_MAX_STREAMS_PER_PLAYER",
+        default_value_t = 8
+    )]
     pub max_streams_per_player: usize,
     /// Grants a replay's apply appends per second, at most: a rebalancing that grants
     /// millions does not crowd out live traffic.
     #[arg(
+        hide_short_help = true,
         long,
         env = "LAUREL_REPLAY_GRANTS_PER_SECOND",
         default_value_t = 20_000
@@ -247,12 +326,17 @@ pub struct LimitArgs {
     pub replay_grants_per_second: u32,
     /// Most HTTP connections open at once (live notification streams included); past it
     /// new connections are closed as soon as they are accepted.
-    #[arg(long, env = "LAUREL_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
     pub max_connections: usize,
     /// How far in the past an event's `ts` may lie when it counts (a game server's, or a
     /// player's own for a `client_time` stat): play recorded offline and sent later
     /// (`7d`, `36h`, `90m`; 422 naming `ts` past it).
-    #[arg(long, env = "LAUREL_MAX_EVENT_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
+    #[arg(hide_short_help = true, long, env = "LAUREL_MAX_EVENT_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
     pub max_event_age: Duration,
     /// Test players an admin may reset (`POST /v1/admin/players/{id}/reset`): patterns of
     /// player ids where `*` stands for any characters and `?` for one (`qa-*`,
@@ -283,6 +367,7 @@ impl LimitArgs {
 
 /// The AWS GameKit drop-in (docs/gamekit.md).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "AWS GameKit drop-in")]
 pub struct GameKitArgs {
     /// The path GameKit's achievements routes are served under: a game's achievements base
     /// URL is this server's URL with it (`https://laurel.example.com/gamekit/achievements`).
@@ -296,6 +381,7 @@ pub struct GameKitArgs {
     /// The ID token claim naming the player on GameKit routes (GameKit's Cognito user
     /// pools put it in `custom:gk_user_id`).
     #[arg(
+        hide_short_help = true,
         long,
         env = "LAUREL_GAMEKIT_PLAYER_CLAIM",
         default_value = "custom:gk_user_id"
@@ -304,7 +390,7 @@ pub struct GameKitArgs {
     /// A file of AWS key pairs (`ACCESS_KEY_ID SECRET_ACCESS_KEY` per line, owner-readable
     /// only) whose SigV4 signatures GameKit's admin routes take. Without it, every admin
     /// call is refused.
-    #[arg(long, env = "LAUREL_GAMEKIT_ADMIN_KEYS")]
+    #[arg(hide_short_help = true, long, env = "LAUREL_GAMEKIT_ADMIN_KEYS")]
     pub gamekit_admin_keys: Option<PathBuf>,
 }
 
@@ -344,6 +430,7 @@ impl GameKitArgs {
 
 /// HTTPS (SPEC 4b, docs/data-protection.md).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTPS")]
 pub struct TlsArgs {
     /// The certificate chain (PEM, leaf first): with `--tls-key`, serve HTTPS (TLS 1.2 and
     /// 1.3) instead of HTTP. The files are read again when they change.
@@ -353,12 +440,18 @@ pub struct TlsArgs {
     #[arg(long, env = "LAUREL_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// How often, in seconds, the certificate files are looked at for a renewal.
-    #[arg(long, env = "LAUREL_TLS_RELOAD_SECS", default_value_t = 10)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_TLS_RELOAD_SECS",
+        default_value_t = 10
+    )]
     pub tls_reload_secs: u64,
 }
 
 /// Achievement icons (SPEC 4b, docs/data-protection.md).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Icons")]
 pub struct IconArgs {
     /// Where uploaded icons are kept: `dir:PATH`, `nats` (the JetStream object store
     /// `{STREAM_PREFIX}_ICONS`, so every gateway serves every icon) or `s3://BUCKET/PREFIX`
@@ -371,14 +464,24 @@ pub struct IconArgs {
     #[arg(long, env = "LAUREL_ICONS_BASE_URL")]
     pub icons_base_url: Option<String>,
     /// The side, in pixels, of the square every uploaded icon is redrawn to.
-    #[arg(long, env = "LAUREL_ICON_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(16..=1024))]
+    #[arg(hide_short_help = true, long, env = "LAUREL_ICON_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(16..=1024))]
     pub icon_size: u32,
     /// How long, in seconds, an icon no definition references is kept before it is
     /// removed.
-    #[arg(long, env = "LAUREL_ICONS_GRACE_SECS", default_value_t = 86_400)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_ICONS_GRACE_SECS",
+        default_value_t = 86_400
+    )]
     pub icons_grace_secs: u64,
     /// How often, in seconds, unreferenced icons are looked for.
-    #[arg(long, env = "LAUREL_ICONS_COLLECT_EVERY_SECS", default_value_t = 3_600)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_ICONS_COLLECT_EVERY_SECS",
+        default_value_t = 3_600
+    )]
     pub icons_collect_every_secs: u64,
 }
 
@@ -415,7 +518,12 @@ impl IconArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "LAUREL_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "LAUREL_LISTEN",
+        default_value = "127.0.0.1:8080",
+        help_heading = "Listening"
+    )]
     pub listen: SocketAddr,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -438,16 +546,34 @@ pub struct ServeArgs {
     /// Longest time, in seconds, that a shutdown (SIGTERM, ctrl-c) waits for in-flight work
     /// before the process exits anyway; whatever was not stored is folded again on the next
     /// start.
-    #[arg(long, env = "LAUREL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_SHUTDOWN_TIMEOUT_SECS",
+        help_heading = "State and shutdown",
+        default_value_t = 10
+    )]
     pub shutdown_timeout_secs: u64,
     /// How often, in milliseconds, the engine and the views write their state to disk. In
     /// between it lives in memory; after a crash the log since the last write is folded
     /// again, so this bounds the work of a recovery, never what can be lost.
-    #[arg(long, env = "LAUREL_CHECKPOINT_INTERVAL_MS", default_value_t = 5000)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_CHECKPOINT_INTERVAL_MS",
+        help_heading = "State and shutdown",
+        default_value_t = 5000
+    )]
     pub checkpoint_interval_ms: u64,
     /// Player states the engine keeps in memory, over all partitions; the others are read
     /// from disk when their player reports again.
-    #[arg(long, env = "LAUREL_CACHED_PLAYERS", default_value_t = 100_000)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_CACHED_PLAYERS",
+        help_heading = "State and shutdown",
+        default_value_t = 100_000
+    )]
     pub cached_players: usize,
     /// Fault injection for tests: hold each batch of definitions read from DEFS this many
     /// milliseconds before applying it, so that this process lags behind the log (as a
@@ -464,18 +590,41 @@ pub struct EngineArgs {
     pub log: LogArgs,
     /// How long, in seconds, a lease outlives its holder's last renewal: the longest a
     /// dead engine's partitions wait for another engine.
-    #[arg(long, env = "LAUREL_LEASE_TTL_SECS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "LAUREL_LEASE_TTL_SECS",
+        help_heading = "Engine",
+        default_value_t = 10
+    )]
     pub lease_ttl_secs: u64,
     /// How often, in milliseconds, the engine writes its state to disk (see `serve`).
-    #[arg(long, env = "LAUREL_CHECKPOINT_INTERVAL_MS", default_value_t = 5000)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_CHECKPOINT_INTERVAL_MS",
+        help_heading = "Engine",
+        default_value_t = 5000
+    )]
     pub checkpoint_interval_ms: u64,
     /// Player states kept in memory, over all partitions.
-    #[arg(long, env = "LAUREL_CACHED_PLAYERS", default_value_t = 100_000)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_CACHED_PLAYERS",
+        help_heading = "Engine",
+        default_value_t = 100_000
+    )]
     pub cached_players: usize,
     /// How often, in seconds, each partition's state is shared in the object store
     /// `{STREAM_PREFIX}_SNAPSHOTS`, for the engine that takes the partition after a crash
     /// (a hand-over always shares it): bounds what that engine re-folds.
-    #[arg(long, env = "LAUREL_SNAPSHOT_INTERVAL_SECS", default_value_t = 60)]
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_SNAPSHOT_INTERVAL_SECS",
+        help_heading = "Engine",
+        default_value_t = 60
+    )]
     pub snapshot_interval_secs: u64,
 }
 

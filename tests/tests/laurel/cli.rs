@@ -559,3 +559,84 @@ fn a_missing_dev_key_says_where_it_was_looked_for_and_a_key_file_is_shared() {
         "the named file, not the data dir's"
     );
 }
+
+/// A definitions file with a field of the wrong type is refused naming the field's path.
+#[test]
+fn a_definitions_file_of_the_wrong_shape_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("achievements.json");
+    std::fs::write(
+        &file,
+        r#"{"stats": {"kills": {"aggregation": "sum", "kind": "int"}},
+            "achievements": {"FIRST": {"title": "First", "points": "ten",
+              "conditions": [{"stat": "kills", "at_least": 1}]}}}"#,
+    )
+    .unwrap();
+    for command in [&["defs", "apply"][..], &["replay", "--defs"][..]] {
+        let out = Command::new(laurel_bin())
+            .args(command)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(
+                "is not a definitions file: achievements.FIRST.points: invalid type: string \"ten\""
+            ),
+            "{command:?}: {err}"
+        );
+    }
+}
+
+/// `-h` is the essentials, `--help` everything, both grouped by purpose.
+#[test]
+fn short_help_is_the_essentials_and_long_help_everything_grouped() {
+    let help = |flag: &str| {
+        let out = Command::new(laurel_bin())
+            .args(["serve", flag])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (short, long) = (help("-h"), help("--help"));
+    for heading in [
+        "Listening:",
+        "The log:",
+        "Tokens:",
+        "Limits:",
+        "AWS GameKit drop-in:",
+        "Icons:",
+        "HTTPS:",
+    ] {
+        assert!(short.contains(heading), "-h: {heading}");
+        assert!(long.contains(heading), "--help: {heading}");
+    }
+    assert!(long.contains("State and shutdown:"));
+    for essential in [
+        "--listen",
+        "--data-dir",
+        "--nats",
+        "--jwks-url",
+        "--dev-key-file",
+        "--tls-cert",
+    ] {
+        assert!(short.contains(essential), "-h names {essential}");
+    }
+    for detail in [
+        "--max-body-bytes",
+        "--jwks-min-refetch-secs",
+        "--icon-size",
+        "--cached-players",
+    ] {
+        assert!(!short.contains(detail), "-h leaves {detail} to --help");
+        assert!(long.contains(detail), "--help names {detail}");
+    }
+    assert!(
+        short.lines().count() * 2 < long.lines().count(),
+        "-h is short: {} lines against {}",
+        short.lines().count(),
+        long.lines().count()
+    );
+}

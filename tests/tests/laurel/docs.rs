@@ -573,3 +573,126 @@ fn what_a_doc_shows_matches_with_ellipses_and_masks() {
         "localhost:5 18080 8:1"
     );
 }
+
+/// The subcommand paths of `laurel` (`[]`, `["serve"]`, `["defs", "apply"]`...), from its
+/// own help.
+fn subcommands(path: Vec<String>, out: &mut Vec<Vec<String>>) {
+    let help = Command::new(laurel_bin())
+        .args(&path)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    out.push(path.clone());
+    let listed = help
+        .split("\nCommands:\n")
+        .nth(1)
+        .map(|rest| rest.split("\n\n").next().unwrap_or("").to_string())
+        .unwrap_or_default();
+    for line in listed.lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        if !name.is_empty() && name != "help" {
+            let mut next = path.clone();
+            next.push(name.to_string());
+            subcommands(next, out);
+        }
+    }
+}
+
+/// One story of what is done and what is next: the README's Status table. The help texts
+/// and the README's prose say nothing of their own about it.
+#[test]
+fn only_the_status_table_says_what_is_still_to_come() {
+    let words =
+        regex::Regex::new(r"(?i)\bstill\b|\bnot yet\b|\bstand(s)? ?by\b|\byet to\b|\bto come\b")
+            .unwrap();
+    let mut paths = Vec::new();
+    subcommands(Vec::new(), &mut paths);
+    assert!(paths.len() >= 12, "{paths:?}");
+    for path in &paths {
+        for flag in ["-h", "--help"] {
+            let out = Command::new(laurel_bin())
+                .args(path)
+                .arg(flag)
+                .output()
+                .unwrap();
+            let help = String::from_utf8_lossy(&out.stdout);
+            if let Some(found) = words.find(&help) {
+                panic!(
+                    "`laurel {} {flag}` says `{}`: what is done or next is said in the README's Status table only",
+                    path.join(" "),
+                    found.as_str()
+                );
+            }
+        }
+    }
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    for (n, line) in readme.lines().enumerate() {
+        let in_table = line.starts_with('|');
+        if let Some(found) = words.find(line).filter(|_| !in_table) {
+            panic!(
+                "README.md:{}: `{}` outside the Status table: {line}",
+                n + 1,
+                found.as_str()
+            );
+        }
+    }
+    assert!(
+        readme.contains("| still to come |"),
+        "the Status table has its `still to come` row"
+    );
+}
+
+/// `laurel --version` names the commit it was built from; CHANGELOG.md keeps Keep a
+/// Changelog's shape with a section for the version being built.
+#[test]
+fn the_version_names_its_commit_and_the_changelog_its_version() {
+    let out = Command::new(laurel_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8(out.stdout).unwrap();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let head = String::from_utf8(head.stdout).unwrap();
+    assert_eq!(
+        version.trim(),
+        format!(
+            "laurel {} (commit {})",
+            env!("CARGO_PKG_VERSION"),
+            head.trim()
+        )
+    );
+
+    let changelog = std::fs::read_to_string(repo().join("CHANGELOG.md")).unwrap();
+    assert!(
+        changelog.starts_with("# Changelog\n"),
+        "Keep a Changelog's title"
+    );
+    assert!(
+        changelog.contains("\n## [Unreleased]\n"),
+        "an Unreleased section"
+    );
+    assert!(
+        changelog.contains(&format!("\n## [{}] - ", env!("CARGO_PKG_VERSION"))),
+        "a section for {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let kinds = [
+        "Added",
+        "Changed",
+        "Deprecated",
+        "Removed",
+        "Fixed",
+        "Security",
+    ];
+    for line in changelog.lines().filter(|l| l.starts_with("### ")) {
+        assert!(
+            kinds.contains(&&line[4..]),
+            "`{line}` is not a Keep a Changelog kind"
+        );
+    }
+}

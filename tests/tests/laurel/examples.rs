@@ -177,3 +177,42 @@ fn the_economy_consumer_grants_each_reward_once() {
         "every entry delivered again, none granted twice"
     );
 }
+
+/// examples/laurel.toml runs beside the Quick start's server: its own port and data dir
+/// (it once listened on 8080 too, so trying it next to the running server failed).
+#[test]
+fn the_example_settings_run_beside_the_quick_start_server() {
+    let text = std::fs::read_to_string(example("laurel.toml")).unwrap();
+    let setting = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .unwrap_or_else(|| panic!("{key} in examples/laurel.toml"))
+    };
+    // The defaults, as `laurel serve --help` states them.
+    let help = Command::new(laurel_bin())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for (key, default) in [("listen", "127.0.0.1:8080"), ("data-dir", "./laurel-data")] {
+        assert!(
+            help.contains(&format!("[default: {default}]")),
+            "{key} defaults to {default}"
+        );
+        assert_ne!(setting(key), default, "examples/laurel.toml's {key}");
+    }
+    // And the file is one `laurel` takes.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(laurel_bin())
+        .args(["token", "--admin", "--config"])
+        .arg(example("laurel.toml"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("laurel-example-data"),
+        "token read the file's data dir: {err}"
+    );
+}
