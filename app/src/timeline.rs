@@ -180,58 +180,119 @@ fn entry_of(output: Output, player: &str) -> Option<TimelineEntry> {
     })
 }
 
+/// A player's outputs a live stream missed, and the OUTPUT position they reach.
+#[derive(Debug)]
+pub struct Missed {
+    /// The player's unlocks and rewards, with their OUTPUT positions, oldest first.
+    pub outputs: Vec<(u64, Output)>,
+    /// The OUTPUT position the views held when read: later ones come live.
+    pub through: u64,
+}
+
+/// `player`'s unlocks and rewards on OUTPUT partition `partition` after position `after`,
+/// up to what the views hold (a live notification stream resuming after its
+/// `Last-Event-ID`). `None` when `after` lies more than [`WINDOW`] positions back (or ahead
+/// of the views): the stream says `lagged` and the client reads the achievements again.
+pub async fn outputs_after(
+    app: &App,
+    player: &str,
+    partition: u32,
+    after: u64,
+) -> Result<Option<Missed>, AppError> {
+    let through = app
+        .views
+        .output_position(partition)
+        .map_err(|e| AppError::Internal(format!("reading the views: {e}")))?;
+    if after > through || through - after > WINDOW {
+        return Ok(None);
+    }
+    let mut outputs = Vec::new();
+    read_partition(app, partition, after, through, |position, output| {
+        let mine = match &output {
+            Output::Unlocked(u) => u.player_id.as_str() == player,
+            Output::Reward(r) => r.player_id.as_str() == player,
+            Output::RewardClaimed(c) => c.player_id.as_str() == player,
+            _ => false,
+        };
+        if mine {
+            outputs.push((position, output));
+        }
+    })
+    .await?;
+    Ok(Some(Missed { outputs, through }))
+}
+
+/// Calls `each` with every output of OUTPUT partition `partition` after position `after`
+/// through `through`, in order. An entry that does not decode fails the read, naming it:
+/// nothing is skipped.
+async fn read_partition(
+    app: &App,
+    partition: u32,
+    after: u64,
+    through: u64,
+    mut each: impl FnMut(u64, Output),
+) -> Result<(), AppError> {
+    if through <= after {
+        return Ok(());
+    }
+    // One reader per process at a time: its consumer (on JetStream, dropped by the server
+    // once idle) is this process's.
+    let _one = app.timeline.lock().await;
+    let consumer = format!("laurel-timeline-{}", app.instance);
+    let mut reader = app
+        .log
+        .reader(
+            StreamKind::Output,
+            partition,
+            &consumer,
+            Start::After(after),
+        )
+        .await?;
+    let mut at = after;
+    while at < through {
+        let batch = reader.next_batch(1024, app.limits.max_wait).await?;
+        if batch.is_empty() {
+            return Err(AppError::Unavailable(format!(
+                "OUTPUT partition {partition} did not answer past position {at}"
+            )));
+        }
+        for record in batch {
+            if record.seq > through {
+                return Ok(());
+            }
+            at = record.seq;
+            let output = decode::<Output>(&record.payload).map_err(|e| {
+                AppError::Internal(format!(
+                    "OUTPUT partition {partition} position {}: an entry that does not decode: {e}",
+                    record.seq
+                ))
+            })?;
+            for one in output.into_outputs() {
+                each(record.seq, one);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `player`'s last `limit` entries (at most [`MAX_ENTRIES`]), newest first, from the last
 /// [`WINDOW`] positions of the player's OUTPUT partition. An entry that does not decode
 /// fails the read, naming it: nothing is skipped.
 pub async fn timeline(app: &App, player: &str, limit: usize) -> Result<Timeline, AppError> {
     let limit = limit.clamp(1, MAX_ENTRIES);
     let partition = laurel_log::partition_of(player, app.log.config().partitions);
-    // One reader per process at a time: its consumer (on JetStream, dropped by the server
-    // once idle) is this process's.
-    let _one = app.timeline.lock().await;
     let last = app.log.last_seq(StreamKind::Output, partition).await?;
     let start = last.saturating_sub(WINDOW);
     let mut entries = std::collections::VecDeque::with_capacity(limit);
-    if last > 0 {
-        let consumer = format!("laurel-timeline-{}", app.instance);
-        let mut reader = app
-            .log
-            .reader(
-                StreamKind::Output,
-                partition,
-                &consumer,
-                Start::After(start),
-            )
-            .await?;
-        let mut at = start;
-        while at < last {
-            let batch = reader.next_batch(1024, app.limits.max_wait).await?;
-            if batch.is_empty() {
-                return Err(AppError::Unavailable(format!(
-                    "OUTPUT partition {partition} did not answer past position {at}"
-                )));
+    read_partition(app, partition, start, last, |_, output| {
+        if let Some(entry) = entry_of(output, player) {
+            if entries.len() == limit {
+                entries.pop_front();
             }
-            for record in batch {
-                at = record.seq;
-                let output = decode::<Output>(&record.payload).map_err(|e| {
-                    AppError::Internal(format!(
-                        "OUTPUT partition {partition} position {}: an entry that does not decode: {e}",
-                        record.seq
-                    ))
-                })?;
-                for entry in output
-                    .into_outputs()
-                    .into_iter()
-                    .filter_map(|o| entry_of(o, player))
-                {
-                    if entries.len() == limit {
-                        entries.pop_front();
-                    }
-                    entries.push_back(entry);
-                }
-            }
+            entries.push_back(entry);
         }
-    }
+    })
+    .await?;
     Ok(Timeline {
         player_id: player.to_string(),
         entries: entries.into_iter().rev().collect(),

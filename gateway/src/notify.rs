@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use laurel_projections::Views;
+use laurel_projections::{Applied, Views};
 use laurel_runtime::Shutdown;
 use laurel_schemas::Output;
 use tokio::sync::broadcast;
@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone)]
 pub enum Notice {
     /// An unlock or progress of the subscriber's player.
-    Output(Arc<Output>),
+    Output(Arc<Applied>),
     /// Notifications were dropped (the hub fell behind): read the state again.
     Lagged,
     /// A community total moved (sent to every subscriber, at most once a second a stat).
@@ -168,7 +168,7 @@ impl Hub {
                 () = shutdown.wait() => return,
                 next = outputs.recv() => match next {
                     Ok(output) => {
-                        let player = match output.as_ref() {
+                        let player = match &output.output {
                             Output::Unlocked(u) => {
                                 if self.all.receiver_count() > 0 {
                                     // No receiver left in between is fine: nobody listens.

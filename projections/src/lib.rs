@@ -22,4 +22,4 @@ mod views;
 
 pub use apply::{Earned, RECENT_REFUSALS, RECENT_REWARDS, Refusal, RewardRecord};
 pub use projector::{ProjectorConfig, ProjectorError, run};
-pub use views::{PartitionEarned, PlayerView, Rarity, Views};
+pub use views::{Applied, PartitionEarned, PlayerView, Rarity, Views};

@@ -156,7 +156,7 @@ async fn worker(
                 }
             })?;
             overlay.apply_output(&output)?;
-            applied.extend(output.into_outputs());
+            applied.extend(output.into_outputs().into_iter().map(|o| (record.seq, o)));
         }
         if last > position {
             let staged = overlay.commit(last);

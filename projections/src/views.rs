@@ -23,7 +23,7 @@ pub struct Views {
 struct Inner {
     partitions: Vec<Staged>,
     checkpoints: Vec<watch::Sender<u64>>,
-    events: broadcast::Sender<Arc<Output>>,
+    events: broadcast::Sender<Arc<Applied>>,
 }
 
 impl std::fmt::Debug for Views {
@@ -32,6 +32,18 @@ impl std::fmt::Debug for Views {
             .field("partitions", &self.inner.partitions.len())
             .finish_non_exhaustive()
     }
+}
+
+/// An output the views applied, and where it is on OUTPUT: what live notifications carry,
+/// and what a notification stream resumes after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The OUTPUT partition.
+    pub partition: u32,
+    /// The position of the entry that held it.
+    pub position: u64,
+    /// The output.
+    pub output: Output,
 }
 
 /// One player's view. Stored as two records per player, its stats and its earned
@@ -328,20 +340,27 @@ impl Views {
         )
     }
 
-    /// The `unlocked` and `progress` outputs as they are applied (for live notifications). A
-    /// slow receiver misses entries (`Lagged`) rather than slowing the projector.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Output>> {
+    /// The `unlocked`, `progress` and reward outputs as they are applied, with the OUTPUT
+    /// position each came from (for live notifications). A slow receiver misses entries
+    /// (`Lagged`) rather than slowing the projector.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Applied>> {
         self.inner.events.subscribe()
     }
 
-    pub(crate) fn applied(&self, partition: u32, checkpoint: u64, outputs: Vec<Output>) {
+    /// The last OUTPUT position of `partition` the views hold (what they answer already
+    /// reflects it; its notices are sent or about to be).
+    pub fn output_position(&self, partition: u32) -> Result<u64, sled::Error> {
+        position(self.tree(partition), keys::POSITION)
+    }
+
+    pub(crate) fn applied(&self, partition: u32, checkpoint: u64, outputs: Vec<(u64, Output)>) {
         self.inner.checkpoints[partition as usize].send_if_modified(|s| {
             let moved = checkpoint > *s;
             *s = (*s).max(checkpoint);
             moved
         });
         if self.inner.events.receiver_count() > 0 {
-            for output in outputs {
+            for (position, output) in outputs {
                 let community = matches!(&output, Output::Changes(c) if !c.community.is_empty());
                 if community
                     || matches!(
@@ -352,7 +371,11 @@ impl Views {
                             | Output::RewardClaimed(_)
                     )
                 {
-                    let _ = self.inner.events.send(Arc::new(output));
+                    let _ = self.inner.events.send(Arc::new(Applied {
+                        partition,
+                        position,
+                        output,
+                    }));
                 }
             }
         }

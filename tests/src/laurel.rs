@@ -295,13 +295,20 @@ impl Client {
 
     /// Opens a Server-Sent Events stream; events are read on a thread as they arrive.
     pub fn sse(&self, path: &str, token: &str) -> SseStream {
-        let req = ureq::http::Request::builder()
+        self.sse_after(path, token, None)
+    }
+
+    /// [`Laurel::sse`] resuming after the event id `last_event_id` (`Last-Event-ID`).
+    pub fn sse_after(&self, path: &str, token: &str, last_event_id: Option<&str>) -> SseStream {
+        let mut req = ureq::http::Request::builder()
             .method("GET")
             .uri(format!("http://127.0.0.1:{}{path}", self.port))
             .header("authorization", format!("Bearer {token}"))
-            .header("accept", "text/event-stream")
-            .body(())
-            .expect("valid request");
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let req = req.body(()).expect("valid request");
         let response = self.agent.run(req).expect("laurel answers");
         let status = response.status().as_u16();
         let content_type = response
@@ -315,11 +322,12 @@ impl Client {
         std::thread::spawn(move || {
             let mut event = String::from("message");
             let mut data = String::new();
+            let mut id = None;
             for line in std::io::BufReader::new(reader).lines() {
                 let Ok(line) = line else { return };
                 if line.is_empty() {
                     let json = serde_json::from_str(&data).unwrap_or(Value::Null);
-                    if !data.is_empty() && tx.send((event.clone(), json)).is_err() {
+                    if !data.is_empty() && tx.send((event.clone(), json, id.take())).is_err() {
                         return;
                     }
                     event = "message".into();
@@ -328,6 +336,8 @@ impl Client {
                     event = name.trim().to_string();
                 } else if let Some(more) = line.strip_prefix("data:") {
                     data.push_str(more.trim_start());
+                } else if let Some(value) = line.strip_prefix("id:") {
+                    id = Some(value.trim().to_string());
                 }
             }
         });
@@ -335,6 +345,7 @@ impl Client {
             status,
             content_type,
             events: rx,
+            last_id: std::cell::RefCell::new(None),
         }
     }
 
@@ -370,14 +381,25 @@ pub struct SseStream {
     pub status: u16,
     /// The response's content type.
     pub content_type: String,
-    events: std::sync::mpsc::Receiver<(String, Value)>,
+    events: std::sync::mpsc::Receiver<(String, Value, Option<String>)>,
+    last_id: std::cell::RefCell<Option<String>>,
 }
 
 impl SseStream {
     /// The next event (name and JSON data), or `None` when none came within `timeout` or
     /// the stream ended.
     pub fn next(&self, timeout: Duration) -> Option<(String, Value)> {
-        self.events.recv_timeout(timeout).ok()
+        let (event, data, id) = self.events.recv_timeout(timeout).ok()?;
+        if id.is_some() {
+            *self.last_id.borrow_mut() = id;
+        }
+        Some((event, data))
+    }
+
+    /// The id of the last event read that had one (what a client sends back as
+    /// `Last-Event-ID`).
+    pub fn last_id(&self) -> Option<String> {
+        self.last_id.borrow().clone()
     }
 
     /// Whether the stream ends within `timeout` (events before the end are passed over).

@@ -16,26 +16,27 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use laurel_app::players::achievement_out;
+use laurel_projections::Applied;
 use laurel_schemas::{Output, Visibility};
 use serde_json::json;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The SSE event for `notice`, or `None` when the player may not see it.
 fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> Option<Event> {
-    let output = match notice {
+    let applied = match notice {
         Notice::Lagged => {
             return Some(Event::default().event("lagged").data(
                 r#"{"detail":"some notifications were dropped; read the achievements again"}"#,
             ));
         }
-        Notice::Output(output) => output,
+        Notice::Output(applied) => applied,
         Notice::Community(stat) => {
             let total = state.app.views.community_total(stat.as_str()).ok()??;
             let data = json!({"stat": stat, "total": total});
             return Some(Event::default().event("community").data(data.to_string()));
         }
     };
-    match output.as_ref() {
+    match &applied.output {
         Output::Unlocked(unlocked) => {
             let def = state.app.achievement(unlocked.achievement_id.as_str())?;
             let view = state.app.views.player(player).ok()?;
@@ -45,7 +46,7 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
             Some(
                 Event::default()
                     .event("unlocked")
-                    .id(unlocked.unlock_id.to_string())
+                    .id(event_id(applied))
                     .data(data.to_string()),
             )
         }
@@ -77,6 +78,72 @@ fn render(state: &AppState, player: &str, langs: &[String], notice: &Notice) -> 
     }
 }
 
+/// An unlock's event id: where it is on OUTPUT (`o<partition>:<position>`), which a client
+/// gives back as `Last-Event-ID` to resume after it.
+fn event_id(applied: &Applied) -> String {
+    format!("o{}:{}", applied.partition, applied.position)
+}
+
+/// The OUTPUT partition and position an event id names.
+fn parse_event_id(id: &str) -> Option<(u32, u64)> {
+    let (partition, position) = id.strip_prefix('o')?.split_once(':')?;
+    Some((partition.parse().ok()?, position.parse().ok()?))
+}
+
+/// What a resuming stream sends before the live notices, and the OUTPUT position through
+/// which those are already covered.
+struct Resumed {
+    events: Vec<Event>,
+    through: Option<(u32, u64)>,
+}
+
+/// The player's notices between `last_event_id` and what the views hold now. An id that
+/// is not one of this player's partition, or too far back, gets `lagged`: read the
+/// achievements again.
+async fn resume(
+    state: &AppState,
+    player: &str,
+    langs: &[String],
+    last_event_id: Option<&str>,
+) -> Result<Resumed, ApiError> {
+    let Some(id) = last_event_id else {
+        return Ok(Resumed {
+            events: Vec::new(),
+            through: None,
+        });
+    };
+    let partition = laurel_log::partition_of(player, state.app.log.config().partitions);
+    let lagged = || Resumed {
+        events: vec![Event::default().event("lagged").data(
+            r#"{"detail":"cannot resume after that event id; read the achievements again"}"#,
+        )],
+        through: None,
+    };
+    let Some((p, after)) = parse_event_id(id).filter(|(p, _)| *p == partition) else {
+        return Ok(lagged());
+    };
+    let Some(missed) = laurel_app::timeline::outputs_after(&state.app, player, p, after).await?
+    else {
+        return Ok(lagged());
+    };
+    let events = missed
+        .outputs
+        .into_iter()
+        .filter_map(|(position, output)| {
+            let notice = Notice::Output(std::sync::Arc::new(Applied {
+                partition,
+                position,
+                output,
+            }));
+            render(state, player, langs, &notice)
+        })
+        .collect();
+    Ok(Resumed {
+        events,
+        through: Some((partition, missed.through)),
+    })
+}
+
 /// What a live stream does next.
 enum Next {
     /// Shutdown: the stream ends.
@@ -99,7 +166,8 @@ pub(crate) struct StreamEvent {
     event: String,
     /// The event's JSON object (`{}` for `ready`).
     data: String,
-    /// An unlock's id (`unlocked` only), so a client can tell one it has already shown.
+    /// An unlock's position on OUTPUT (`unlocked` only: `o<partition>:<position>`): sent
+    /// back as `Last-Event-ID` on reconnecting, the stream first sends what was missed.
     id: Option<String>,
 }
 
@@ -130,11 +198,25 @@ pub(crate) async fn my_notifications(
         })?;
     let langs = languages(&headers);
     let player = principal.subject;
+    // Subscribed first, then the missed ones read: nothing falls in between, and a live
+    // notice the catch-up covered already is not sent twice.
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let resumed = resume(&state, &player, &langs, last_event_id).await?;
+    let through = resumed.through;
     Ok(live(
         state,
         subscription,
         principal.expires_at,
-        move |state, notice| render(state, &player, &langs, notice),
+        resumed.events,
+        move |state, notice| {
+            if let (Notice::Output(applied), Some((partition, position))) = (notice, through)
+                && applied.partition == partition
+                && applied.position <= position
+            {
+                return None;
+            }
+            render(state, &player, &langs, notice)
+        },
     ))
 }
 
@@ -144,6 +226,7 @@ fn live(
     state: AppState,
     subscription: Subscription,
     expires_at: Option<u64>,
+    missed: Vec<Event>,
     render: impl Fn(&AppState, &Notice) -> Option<Event> + Clone + Send + Sync + 'static,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // The stream ends when its token does: the client reconnects with a fresh one.
@@ -192,7 +275,8 @@ fn live(
             }
         },
     );
-    let stream = futures::StreamExt::chain(futures::stream::once(async { Ok(hello) }), live);
+    let first = std::iter::once(hello).chain(missed).map(Ok);
+    let stream = futures::StreamExt::chain(futures::stream::iter(first), live);
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
@@ -206,7 +290,7 @@ fn render_all(state: &AppState, notice: &Notice) -> Option<Event> {
                 .data(r#"{"detail":"some unlocks were dropped; the server fell behind"}"#),
         ),
         Notice::Community(_) => None,
-        Notice::Output(output) => match output.as_ref() {
+        Notice::Output(applied) => match &applied.output {
             Output::Unlocked(u) => {
                 let title = state
                     .app
@@ -219,7 +303,7 @@ fn render_all(state: &AppState, notice: &Notice) -> Option<Event> {
                 Some(
                     Event::default()
                         .event("unlocked")
-                        .id(u.unlock_id.to_string())
+                        .id(event_id(applied))
                         .data(data.to_string()),
                 )
             }
@@ -240,5 +324,11 @@ pub(crate) async fn all_notifications(
     Admin(principal): Admin,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let subscription = state.hub.subscribe_all();
-    live(state, subscription, principal.expires_at, render_all)
+    live(
+        state,
+        subscription,
+        principal.expires_at,
+        Vec::new(),
+        render_all,
+    )
 }

@@ -622,6 +622,105 @@ fn notifications_stream_the_players_own_unlocks_live(backend: Backend) {
     );
 }
 
+/// A stream reconnecting with `Last-Event-ID` first gets the unlocks it missed, in order,
+/// then the live ones: none lost, none twice. An id it cannot resume after gets `lagged`.
+fn a_reconnecting_stream_resumes_after_its_last_event_id(backend: Backend) {
+    let l = launch(backend);
+    let admin = &l.admin;
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/stats/coins",
+        Some(admin),
+        Some(json!({"aggregation": "sum", "kind": "int", "client_writable": true})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    for n in 1..=4 {
+        let r = l.laurel.call(
+            "PUT",
+            &format!("/v1/admin/achievements/COINS_{n}"),
+            Some(admin),
+            Some(json!({"title": format!("{n} coins"), "conditions": [{"stat": "coins", "at_least": n}]})),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.json);
+    }
+    let ann = l.laurel.token(&["--player", "ann"]);
+    let wait = Duration::from_secs(20);
+    let coin = |token: &str| {
+        token_of(&l.laurel.call(
+            "POST",
+            "/v1/events",
+            Some(token),
+            Some(json!({"events": [{"stat": "coins", "value": 1}]})),
+        ))
+    };
+    let unlocks = |stream: &laurel_tests::SseStream| {
+        let mut seen = Vec::new();
+        while let Some((event, data)) = stream.next(Duration::from_millis(1500)) {
+            if event == "unlocked" {
+                seen.push((
+                    data["achievement"]["id"].as_str().unwrap().to_string(),
+                    stream.last_id().unwrap(),
+                ));
+            }
+        }
+        seen
+    };
+
+    let first = l.laurel.sse("/v1/players/me/notifications", &ann);
+    first.expect("ready", wait);
+    coin(&ann);
+    assert_eq!(
+        first.expect("unlocked", wait)["achievement"]["id"],
+        "COINS_1"
+    );
+    let id = first.last_id().expect("an unlock carries an id");
+    assert!(id.starts_with('o') && id.contains(':'), "{id}");
+    drop(first);
+
+    // Two unlocks while away.
+    coin(&ann);
+    let t = coin(&ann);
+    l.my(&ann, "achievements", Some(&t));
+    let resumed = l
+        .laurel
+        .sse_after("/v1/players/me/notifications", &ann, Some(&id));
+    resumed.expect("ready", wait);
+    let missed = unlocks(&resumed);
+    assert_eq!(
+        missed.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(),
+        ["COINS_2", "COINS_3"],
+        "the missed unlocks, in order, and not the one already seen"
+    );
+    // Then live, once.
+    coin(&ann);
+    assert_eq!(
+        resumed.expect("unlocked", wait)["achievement"]["id"],
+        "COINS_4"
+    );
+    assert!(unlocks(&resumed).is_empty(), "nothing twice");
+    let last = resumed.last_id().unwrap();
+    drop(resumed);
+
+    // Resuming after the latest misses nothing; an id of another partition or from nowhere
+    // says `lagged`.
+    let current = l
+        .laurel
+        .sse_after("/v1/players/me/notifications", &ann, Some(&last));
+    current.expect("ready", wait);
+    assert!(unlocks(&current).is_empty());
+    for foreign in ["o999:1", "nonsense"] {
+        let stream = l
+            .laurel
+            .sse_after("/v1/players/me/notifications", &ann, Some(foreign));
+        stream.expect("ready", wait);
+        assert_eq!(
+            stream.next(wait).map(|(e, _)| e).as_deref(),
+            Some("lagged"),
+            "{foreign}"
+        );
+    }
+}
+
 fn metrics_count_requests_ingest_and_engine_work(backend: Backend) {
     let l = launch(backend);
     l.define_game();
@@ -701,6 +800,7 @@ crate::both_backends_sync!(
     hidden_secret_and_localized_achievements_show_right,
     a_grant_unlocks_through_the_log,
     notifications_stream_the_players_own_unlocks_live,
+    a_reconnecting_stream_resumes_after_its_last_event_id,
     metrics_count_requests_ingest_and_engine_work,
     sigterm_shuts_down_cleanly_and_keeps_everything,
 );
