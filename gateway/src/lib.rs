@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod body;
 mod console;
+pub mod cors;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

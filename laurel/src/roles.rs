@@ -59,6 +59,9 @@ pub async fn serve(
         _ => None,
     };
     let gamekit_config = args.gamekit.config(&paging_secret(data_dir)?)?;
+    // Checked now, used when the router is made.
+    laurel_gateway::cors::check(&args.cors_origins)
+        .context("--cors-origins, LAUREL_CORS_ORIGINS")?;
     let opened = args.log.open().await?;
     let engine_db = match roles_run {
         Roles::All => Some(opened.store("engine")?),
@@ -206,7 +209,7 @@ pub async fn serve(
     };
     let server = laurel_gateway::listen::serve(
         listener,
-        laurel_gateway::app(state, gamekit),
+        laurel_gateway::cors::with_cors(laurel_gateway::app(state, gamekit), &args.cors_origins)?,
         connections,
         tls,
         shutdown.clone(),

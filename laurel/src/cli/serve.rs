@@ -525,6 +525,16 @@ pub struct ServeArgs {
         help_heading = "Listening"
     )]
     pub listen: SocketAddr,
+    /// Origins whose web pages may call the API (CORS): a browser game served from
+    /// `https://game.example.com` needs its origin here; comma-separated, `*` for any.
+    /// None by default: same-origin pages only.
+    #[arg(
+        long,
+        env = "LAUREL_CORS_ORIGINS",
+        value_delimiter = ',',
+        help_heading = "Listening"
+    )]
+    pub cors_origins: Vec<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub log: LogArgs,

@@ -19,5 +19,6 @@ mod log;
 mod players;
 mod projections;
 mod replay;
+mod sdk;
 mod support;
 mod tls;

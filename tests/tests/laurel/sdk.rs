@@ -1,0 +1,130 @@
+//! The client SDKs (docs/sdks.md): the TypeScript SDK's own suite against a real `laurel
+//! serve` (it starts its own, with the binary under test), and the cross-origin answers a
+//! browser game needs.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use laurel_tests::{Laurel, laurel_bin};
+
+fn sdk_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sdk")
+        .join(name)
+}
+
+/// `npm test` in sdk/js: exactly once through cut connections, a killed game, 429 and 503;
+/// live unlocks within the bar, across a cut stream and a token refresh; a browser page on
+/// another origin. Needs `npm ci --prefix sdk/js` (.ci/run does).
+#[test]
+fn the_typescript_sdk_passes_its_tests_against_a_real_server() {
+    let sdk = sdk_dir("js");
+    assert!(
+        sdk.join("node_modules/typescript").is_dir(),
+        "the SDK's build tools are missing: run `npm ci --prefix sdk/js` (.ci/run does)"
+    );
+    let out = Command::new("npm")
+        .arg("test")
+        .current_dir(&sdk)
+        .env("LAUREL_BIN", laurel_bin())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("# fail 0"), "{stdout}");
+}
+
+/// With `--cors-origins`, a page of that origin may call the API (a preflight is answered
+/// with the headers the SDK sends, `Retry-After` is readable); another origin, or a server
+/// without the flag, gets no cross-origin answer; a malformed origin stops the start.
+#[test]
+fn cross_origin_requests_are_answered_for_the_configured_origins_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = "https://game.example.com";
+    let laurel = Laurel::start(
+        &dir.path().join("data"),
+        &[
+            "--cors-origins".into(),
+            format!("{game},http://localhost:3000"),
+        ],
+    );
+    let preflight = |origin: &str| {
+        laurel
+            .try_request_with(
+                "OPTIONS",
+                "/v1/events",
+                None,
+                None,
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", "POST"),
+                    (
+                        "access-control-request-headers",
+                        "authorization,content-type,last-event-id",
+                    ),
+                ],
+            )
+            .unwrap()
+    };
+    let allowed = preflight(game);
+    assert!(allowed.status < 300, "{}", allowed.status);
+    assert_eq!(allowed.header("access-control-allow-origin"), Some(game));
+    let headers = allowed
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_lowercase();
+    for h in ["authorization", "content-type", "last-event-id"] {
+        assert!(headers.contains(h), "{h} in {headers}");
+    }
+    assert_eq!(
+        preflight("https://evil.example.com").header("access-control-allow-origin"),
+        None
+    );
+    let token = laurel.token(&["--player", "ann"]);
+    let read = laurel
+        .try_request_with(
+            "GET",
+            "/v1/players/me/stats",
+            Some(&token),
+            None,
+            &[("origin", game)],
+        )
+        .unwrap();
+    assert_eq!(read.status, 200);
+    assert_eq!(read.header("access-control-allow-origin"), Some(game));
+    assert!(
+        read.header("access-control-expose-headers")
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("retry-after")
+    );
+
+    let plain = Laurel::start(&dir.path().join("plain"), &[]);
+    let read = plain
+        .try_request_with("GET", "/healthz", None, None, &[("origin", game)])
+        .unwrap();
+    assert_eq!(read.header("access-control-allow-origin"), None);
+
+    let out = Command::new(laurel_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--cors-origins",
+            "game.example.com",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("bad"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cors-origins") && err.contains("`game.example.com` is not an origin"),
+        "{err}"
+    );
+}
