@@ -22,12 +22,23 @@ fn main() {
     // Run again when HEAD moves: a commit, a checkout. Only files that exist are named (one
     // that does not would make every build run this again).
     if let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        let mut watched = vec![format!("{git_dir}/HEAD"), format!("{git_dir}/packed-refs")];
+        let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
         if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            watched.push(format!("{git_dir}/{branch}"));
+            watched.push(branch);
         }
-        for path in watched.iter().filter(|p| Path::new(p).exists()) {
-            println!("cargo:rerun-if-changed={path}");
+        // Relative to the package when the repository holds it: checkouts sharing a target
+        // dir then each watch their own refs.
+        let package = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+        let root = Path::new(&package).parent().unwrap_or(Path::new("/"));
+        let shown = match Path::new(&git_dir).strip_prefix(root) {
+            Ok(inside) => format!("../{}", inside.display()),
+            Err(_) => git_dir.clone(),
+        };
+        for file in watched
+            .iter()
+            .filter(|f| Path::new(&git_dir).join(f).exists())
+        {
+            println!("cargo:rerun-if-changed={shown}/{file}");
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
