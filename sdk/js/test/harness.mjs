@@ -79,8 +79,9 @@ export async function startLaurel(args = []) {
       });
       if (r.status !== 201) throw new Error(JSON.stringify(r.json));
     },
-    /** A player's stats as the server holds them, once it reflects everything sent. */
+    /** A player's stats once the views reflect everything on the log (`/readyz` lag 0). */
     async statsOf(player) {
+      await until("the views to catch up", async () => (await call("GET", "/readyz")).json?.lag === 0);
       const r = await call("GET", `/v1/players/${player}/stats`);
       return r.json.stats;
     },

@@ -82,7 +82,6 @@ test("events queued when the game is killed are sent once when it runs again", a
   const again = run("flush");
   await again.exited;
   assert.match(again.out(), /"sent":5,"pending":0/, again.out());
-  await until("the views", async () => (await laurel.statsOf("kill-ann")).bananas === 10, 5000).catch(() => {});
   assert.equal((await laurel.statsOf("kill-ann")).bananas, 10, "5 + 5, the resent batch once");
 });
 

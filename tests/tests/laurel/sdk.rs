@@ -38,6 +38,33 @@ fn the_typescript_sdk_passes_its_tests_against_a_real_server() {
     assert!(stdout.contains("# fail 0"), "{stdout}");
 }
 
+/// `sdk/csharp/build-and-test.sh`: the C# SDK compiled with Debian's Mono and its NUnit tests
+/// run against a real server (exactly once through a cut connection, a killed game and 429;
+/// live unlocks resumed after a cut and across a token refresh; the README's quick start).
+/// Needs mono-mcs, mono-runtime, libmono-system-net-http4.0-cil and libnunit-cil-dev
+/// (.ci/run installs them).
+#[test]
+fn the_csharp_sdk_passes_its_tests_against_a_real_server() {
+    assert!(
+        std::path::Path::new("/usr/lib/cli/nunit.framework-2.6.3/nunit.framework.dll").exists()
+            && Command::new("mcs").arg("--version").output().is_ok(),
+        "Mono and NUnit are missing: apt-get install mono-mcs mono-runtime libmono-system-net-http4.0-cil libnunit-cil-dev (.ci/run does)"
+    );
+    let out = Command::new("sh")
+        .arg("build-and-test.sh")
+        .current_dir(sdk_dir("csharp"))
+        .env("LAUREL_BIN", laurel_bin())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(", failed 0"), "{stdout}");
+}
+
 /// With `--cors-origins`, a page of that origin may call the API (a preflight is answered
 /// with the headers the SDK sends, `Retry-After` is readable); another origin, or a server
 /// without the flag, gets no cross-origin answer; a malformed origin stops the start.
