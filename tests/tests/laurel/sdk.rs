@@ -1,6 +1,6 @@
-//! The client SDKs (docs/sdks.md): the TypeScript SDK's own suite against a real `laurel
-//! serve` (it starts its own, with the binary under test), and the cross-origin answers a
-//! browser game needs.
+//! The client SDKs (docs/sdks.md): each SDK's own suite against a real `laurel serve` (it
+//! starts its own, with the binary under test), and the cross-origin answers a browser game
+//! needs.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,19 +13,12 @@ fn sdk_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `npm test` in sdk/js: exactly once through cut connections, a killed game, 429 and 503;
-/// live unlocks within the bar, across a cut stream and a token refresh; a browser page on
-/// another origin. Needs `npm ci --prefix sdk/js` (.ci/run does).
-#[test]
-fn the_typescript_sdk_passes_its_tests_against_a_real_server() {
-    let sdk = sdk_dir("js");
-    assert!(
-        sdk.join("node_modules/typescript").is_dir(),
-        "the SDK's build tools are missing: run `npm ci --prefix sdk/js` (.ci/run does)"
-    );
-    let out = Command::new("npm")
-        .arg("test")
-        .current_dir(&sdk)
+/// Runs an SDK's suite (`program args` in `sdk/<name>`, with the laurel under test) and
+/// expects it to succeed and to print `passed_line`.
+fn run_suite(name: &str, program: &str, args: &[&str], passed_line: &str) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(sdk_dir(name))
         .env("LAUREL_BIN", laurel_bin())
         .output()
         .unwrap();
@@ -35,7 +28,19 @@ fn the_typescript_sdk_passes_its_tests_against_a_real_server() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("# fail 0"), "{stdout}");
+    assert!(stdout.contains(passed_line), "{stdout}");
+}
+
+/// `npm test` in sdk/js: exactly once through cut connections, a killed game, 429 and 503;
+/// live unlocks within the bar, across a cut stream and a token refresh; a browser page on
+/// another origin. Needs `npm ci --prefix sdk/js` (.ci/run does).
+#[test]
+fn the_typescript_sdk_passes_its_tests_against_a_real_server() {
+    assert!(
+        sdk_dir("js").join("node_modules/typescript").is_dir(),
+        "the SDK's build tools are missing: run `npm ci --prefix sdk/js` (.ci/run does)"
+    );
+    run_suite("js", "npm", &["test"], "# fail 0");
 }
 
 /// `sdk/csharp/build-and-test.sh`: the C# SDK compiled with Debian's Mono and its NUnit tests
@@ -50,19 +55,7 @@ fn the_csharp_sdk_passes_its_tests_against_a_real_server() {
             && Command::new("mcs").arg("--version").output().is_ok(),
         "Mono and NUnit are missing: apt-get install mono-mcs mono-runtime libmono-system-net-http4.0-cil libnunit-cil-dev (.ci/run does)"
     );
-    let out = Command::new("sh")
-        .arg("build-and-test.sh")
-        .current_dir(sdk_dir("csharp"))
-        .env("LAUREL_BIN", laurel_bin())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains(", failed 0"), "{stdout}");
+    run_suite("csharp", "sh", &["build-and-test.sh"], ", failed 0");
 }
 
 /// With `--cors-origins`, a page of that origin may call the API (a preflight is answered
