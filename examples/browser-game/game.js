@@ -1,6 +1,9 @@
 // A tiny browser game on Laurel's TypeScript SDK: each click reports a stat (queued in
 // localStorage, so clicks made offline are sent later, each once), achievements are read
-// back, and unlocks show as they happen. Open it as
+// back, and unlocks show as they happen. Build the SDK once (`npm ci --prefix sdk/js`), serve
+// the repository's root over HTTP (`python3 -m http.server 3000`), and open
+//   http://127.0.0.1:3000/examples/browser-game/index.html?laurel=http://127.0.0.1:8080&token=PLAYER_TOKEN
+// with `laurel serve --cors-origins http://127.0.0.1:3000`. In general, open it as
 //   index.html?laurel=http://127.0.0.1:8080&token=PLAYER_TOKEN
 // with the page's origin in the server's --cors-origins (docs/sdks.md).
 import { Laurel, LocalStorageStore } from "../../sdk/js/dist/index.js";
