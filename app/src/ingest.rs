@@ -77,7 +77,7 @@ pub async fn append(
     events: Vec<(StatEvent, bool)>,
 ) -> Result<(ReadToken, usize, usize), AppError> {
     let partitions = app.log.config().partitions;
-    let (entries, sizes) = entries_of(events, partitions);
+    let (mut entries, sizes, clients) = entries_of(events, partitions);
     let targets: Vec<u32> = entries
         .iter()
         .map(|e| match e.target {
@@ -85,7 +85,16 @@ pub async fn append(
             Target::Definition { .. } => 0,
         })
         .collect();
-    let acks = append_stats(app, entries).await?;
+    // The gateway's own groups carry ids nobody will send again (see `Log::append_unique`).
+    // They go after the client's: if they fail, a retry of the request finds the client's
+    // stored and deduplicates them, and nothing of the groups was stored.
+    let grouped = entries.split_off(clients);
+    let mut acks = if entries.is_empty() {
+        Vec::new()
+    } else {
+        append_stats(app, entries).await?
+    };
+    acks.extend(append_unique_stats(app, grouped).await?);
     let mut token = ReadToken::default();
     let (mut accepted, mut duplicates) = (0, 0);
     for ((ack, p), size) in acks.iter().zip(targets).zip(sizes) {
@@ -105,6 +114,17 @@ pub async fn append_stats(
     entries: Vec<Entry>,
 ) -> Result<Vec<Appended>, laurel_log::AppendError> {
     app.log.append(StreamKind::Stats, entries).await
+}
+
+/// Appends to STATS entries whose ids the gateway made for this one append.
+async fn append_unique_stats(
+    app: &App,
+    entries: Vec<Entry>,
+) -> Result<Vec<Appended>, laurel_log::AppendError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    app.log.append_unique(StreamKind::Stats, entries).await
 }
 
 /// Grants an achievement to a player through the log (an admin's grant, ordered with the
@@ -291,8 +311,8 @@ pub fn check_batch(
 /// (a retry may regroup events) and says exactly which events were duplicates. Events whose
 /// ids the gateway made cannot come again, so those of one partition go together in one
 /// entry (`stats`), under a fresh random UUID of its own: one log message instead of one
-/// per event.
-fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, Vec<usize>) {
+/// per event. The entries of client ids come first; their number is the third value.
+fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, Vec<usize>, usize) {
     let mut entries = Vec::new();
     let mut sizes = Vec::new();
     let mut grouped: BTreeMap<u32, Vec<StatEvent>> = BTreeMap::new();
@@ -309,6 +329,7 @@ fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, V
             grouped.entry(p).or_default().push(event);
         }
     }
+    let clients = entries.len();
     for (p, mut events) in grouped {
         sizes.push(events.len());
         let payload = if events.len() == 1 {
@@ -325,7 +346,7 @@ fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, V
             payload,
         });
     }
-    (entries, sizes)
+    (entries, sizes, clients)
 }
 /// Names the player's event `event_id` under UUIDv5 within this namespace for the log's
 /// deduplication.

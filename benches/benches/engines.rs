@@ -121,7 +121,8 @@ async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f6
             cached_players: 100_000,
             snapshot_interval: Duration::from_secs(60),
         };
-        let engine = role::run(own, store, config, shutdown.clone());
+        let metrics = std::sync::Arc::new(laurel_engine::shell::EngineMetrics::default());
+        let engine = role::run(own, store, config, metrics, shutdown.clone());
         running.push(tokio::spawn(async move {
             engine.await.map_err(anyhow::Error::from)
         }));

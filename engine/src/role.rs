@@ -92,6 +92,7 @@ pub async fn run(
     log: Log,
     store: laurel_log::derived::Store,
     config: RoleConfig,
+    metrics: Arc<EngineMetrics>,
     shutdown: Shutdown,
 ) -> Result<(), RoleError> {
     let ttl = config.lease_ttl.max(Duration::from_secs(3));
@@ -128,7 +129,7 @@ pub async fn run(
             db: store,
             defs,
             config: shell_config,
-            metrics: Arc::new(EngineMetrics::default()),
+            metrics,
             share: Some(Share {
                 every: config.snapshot_interval.max(Duration::from_secs(1)),
                 sink: {

@@ -1,8 +1,7 @@
 //! Prometheus metrics: HTTP requests by route and status, ingest outcomes, the engine's
-//! counters and the views' positions, served at `GET /metrics` in OpenMetrics text.
+//! (see [`EngineCollector`]) and the views' positions and write timings, served at `GET /metrics` in OpenMetrics text.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -13,6 +12,7 @@ use laurel_engine::shell::EngineMetrics;
 use laurel_projections::Views;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -94,7 +94,15 @@ impl Metrics {
             "Stat events received on POST /v1/events, by outcome",
             ingest.clone(),
         );
-        registry.register_collector(Box::new(Live { engine, views, hub }));
+        if let Some(engine) = engine {
+            registry.register_collector(Box::new(EngineCollector(engine)));
+        }
+        registry.register(
+            "views_flush_seconds",
+            "Time to write a partition's staged views to disk (behind the projector)",
+            views.flush_timings().clone(),
+        );
+        registry.register_collector(Box::new(Live { views, hub }));
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -172,7 +180,6 @@ pub(crate) async fn serve(State(metrics): State<Metrics>) -> impl IntoResponse {
 /// Values read at scrape time from the engine, views and hub.
 #[derive(Debug)]
 struct Live {
-    engine: Option<Arc<EngineMetrics>>,
     views: Views,
     hub: Hub,
 }
@@ -194,39 +201,6 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) ->
 
 impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        if let Some(engine) = &self.engine {
-            let read = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
-            counter(
-                &mut encoder,
-                "engine_events",
-                "Stat events folded by the engine",
-                read(&engine.events),
-            )?;
-            counter(
-                &mut encoder,
-                "engine_batches",
-                "Batches folded by the engine",
-                read(&engine.batches),
-            )?;
-            counter(
-                &mut encoder,
-                "engine_outputs",
-                "Outputs the engine appended to OUTPUT",
-                read(&engine.outputs),
-            )?;
-            counter(
-                &mut encoder,
-                "engine_partition_rebuilds",
-                "Partitions rebuilt from the log because a stored player state was unreadable",
-                read(&engine.rebuilds),
-            )?;
-            gauge(
-                &mut encoder,
-                "engine_cached_players",
-                "Player states the engine holds in memory",
-                read(&engine.cached_players) as i64,
-            )?;
-        }
         let applied: u64 = (0..self.views.partitions())
             .map(|p| self.views.checkpoint(p))
             .sum();
@@ -258,6 +232,119 @@ impl Collector for Live {
             "Players with a live notification stream",
             self.hub.subscribers() as i64,
         )?;
+        Ok(())
+    }
+}
+
+/// One figure of a partition's (partition, position, lag).
+type PartitionFigure = fn(&(u32, u64, u64)) -> u64;
+
+/// A running engine's metrics as OpenMetrics (`laurel_engine_...` under the `laurel`
+/// prefix): in `laurel serve`'s `/metrics`, and in the engine role's own.
+#[derive(Debug)]
+pub struct EngineCollector(pub Arc<EngineMetrics>);
+
+impl EngineCollector {
+    /// A registry of the engine's metrics alone, for `laurel engine --metrics-listen`.
+    pub fn registry(engine: Arc<EngineMetrics>) -> Registry {
+        let mut registry = Registry::with_prefix("laurel");
+        registry.register_collector(Box::new(Self(engine)));
+        registry
+    }
+}
+
+fn encode(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: &impl EncodeMetric,
+) -> std::fmt::Result {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for EngineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = &self.0;
+        let counters = [
+            (
+                "engine_events",
+                "Stat events folded by the engine",
+                &m.events,
+            ),
+            ("engine_batches", "Batches folded by the engine", &m.batches),
+            (
+                "engine_outputs",
+                "Outputs the engine appended to OUTPUT",
+                &m.outputs,
+            ),
+            (
+                "engine_partition_rebuilds",
+                "Partitions rebuilt from the log because a stored player state was unreadable",
+                &m.rebuilds,
+            ),
+            (
+                "engine_cache_hits",
+                "Player states a batch found in the engine's memory",
+                &m.cache_hits,
+            ),
+            (
+                "engine_cache_misses",
+                "Player states a batch read from disk (or started, for a new player)",
+                &m.cache_misses,
+            ),
+        ];
+        for (name, help, value) in counters {
+            encode(
+                &mut encoder,
+                name,
+                help,
+                &ConstCounter::new(value.load(Relaxed)),
+            )?;
+        }
+        let cached = ConstGauge::new(m.cached_players.load(Relaxed) as i64);
+        let help = "Player states the engine holds in memory";
+        encode(&mut encoder, "engine_cached_players", help, &cached)?;
+        let partitions = m.partitions();
+        let families: [(&str, &str, PartitionFigure); 2] = [
+            (
+                "engine_partition_lag",
+                "Entries of a STATS partition not folded yet, as of the partition's last batch",
+                |p| p.2,
+            ),
+            (
+                "engine_partition_position",
+                "The STATS position a partition has folded up to",
+                |p| p.1,
+            ),
+        ];
+        for (name, help, value) in families {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for p in &partitions {
+                let labels = [("partition", p.0.to_string())];
+                ConstGauge::new(value(p) as i64).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let timings = [
+            (
+                "engine_batch_seconds",
+                "Time to fold a batch and publish its outputs",
+                m.fold_timings(),
+            ),
+            (
+                "engine_persist_seconds",
+                "Time to write a partition's changed player states to disk (behind the fold)",
+                m.persist_timings(),
+            ),
+            (
+                "engine_snapshot_seconds",
+                "Time to write and export a partition's state to share it with other engines",
+                m.snapshot_timings(),
+            ),
+        ];
+        for (name, help, histogram) in timings {
+            encode(&mut encoder, name, help, histogram)?;
+        }
         Ok(())
     }
 }

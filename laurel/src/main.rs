@@ -15,6 +15,9 @@ use tracing_subscriber::EnvFilter;
 
 /// mimalloc: under load the server allocates many small, short-lived buffers from several
 /// threads, where glibc's allocator spent a quarter of the time (profiled with perf).
+/// Built with `--features heap-profile`, the system allocator instead, so that a preloaded
+/// heap profiler (jemalloc's, see docs/performance.md) sees every allocation.
+#[cfg(not(feature = "heap-profile"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

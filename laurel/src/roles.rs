@@ -229,8 +229,12 @@ pub async fn serve(
 }
 
 /// Runs the engine role (`laurel engine`) until `shutdown`: keeps this engine's fair share
-/// of the partitions, folding each one it holds.
-pub async fn engine(args: EngineArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+/// of the partitions, folding each one it holds; serves its metrics on `metrics`, if given.
+pub async fn engine(
+    args: EngineArgs,
+    metrics: Option<TcpListener>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     if args.log.nats.is_none() {
         anyhow::bail!(
             "`laurel engine` runs on NATS (--nats URLS); on the embedded log run `laurel serve`"
@@ -238,5 +242,40 @@ pub async fn engine(args: EngineArgs, shutdown: Shutdown) -> anyhow::Result<()> 
     }
     let opened = args.log.open().await?;
     let store = opened.store("engine")?;
-    Ok(laurel_engine::role::run(opened.log, store, args.config(), shutdown).await?)
+    let engine_metrics = Arc::new(EngineMetrics::default());
+    let mut roles = Supervisor::default();
+    if let Some(listener) = metrics {
+        tracing::info!(addr = %listener.local_addr()?, "engine metrics at /metrics");
+        let served = serve_engine_metrics(listener, engine_metrics.clone(), shutdown.clone());
+        roles.spawn("engine metrics", served);
+    }
+    let role = laurel_engine::role::run(opened.log, store, args.config(), engine_metrics, shutdown);
+    roles.spawn("engine", async move { Ok(role.await?) });
+    roles.join_all().await
+}
+
+/// `GET /metrics` (the engine's, in OpenMetrics text) and `GET /healthz` of an engine role.
+async fn serve_engine_metrics(
+    listener: TcpListener,
+    metrics: Arc<EngineMetrics>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    use axum::http::header;
+    let registry = Arc::new(laurel_gateway::metrics::EngineCollector::registry(metrics));
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move {
+                let mut text = String::new();
+                prometheus_client::encoding::text::encode(&mut text, &registry)
+                    .expect("writing to a String does not fail");
+                let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                ([(header::CONTENT_TYPE, kind)], text)
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await?;
+    Ok(())
 }

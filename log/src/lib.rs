@@ -291,6 +291,22 @@ impl Log {
         }
     }
 
+    /// Appends entries whose ids were made for this one append and are never sent again
+    /// (the gateway's own grouping of events without client ids), as [`Log::append`] does.
+    /// The embedded log keeps their ids out of its dedup window and off disk: at a flood's
+    /// rate a two-minute window of ids nobody will repeat held hundreds of MiB. JetStream
+    /// gets them as message ids as usual (its window is the server's).
+    pub async fn append_unique(
+        &self,
+        stream: StreamKind,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Appended>, AppendError> {
+        match self {
+            Log::Embedded(l) => l.append_unique(stream, entries).await,
+            Log::Nats(l) => l.append(stream, entries).await,
+        }
+    }
+
     /// Appends `entry` to an unpartitioned stream (DEFS) only if the stream's last entry is
     /// still `expected_last` (optimistic concurrency: [`AppendError::Conflict`] otherwise).
     /// An entry whose id is inside the dedup window is a duplicate, as with
@@ -413,6 +429,15 @@ impl Reader {
         match self {
             Reader::Embedded(r) => r.next_batch(max, wait).await,
             Reader::Nats(r) => r.next_batch(max, wait).await,
+        }
+    }
+
+    /// Entries of the partition after the last one read, when known (on JetStream, as the
+    /// server counted them when it delivered that one).
+    pub fn pending(&self) -> Option<u64> {
+        match self {
+            Reader::Embedded(r) => Some(r.pending()),
+            Reader::Nats(r) => r.pending(),
         }
     }
 

@@ -20,6 +20,8 @@ pub struct Location {
     pub data_key_file: Option<PathBuf>,
     /// The previous data key, while rotating.
     pub data_old_key_file: Option<PathBuf>,
+    /// sled's page cache per derived store, in bytes (`None`: [`STORE_CACHE_BYTES`]).
+    pub store_cache_bytes: Option<u64>,
 }
 
 /// Opening failed.
@@ -61,19 +63,22 @@ pub enum OpenError {
 pub struct Opened {
     /// The log.
     pub log: Log,
+    store_cache_bytes: u64,
     /// The data dir's sealer, when it is encrypted.
     pub seal: Option<Arc<Sealer>>,
     data_dir: PathBuf,
 }
 
-/// sled's page cache per derived store (engine state, views); sled's default is 1 GiB each.
-const STORE_CACHE_BYTES: u64 = 64 << 20;
+/// sled's page cache per derived store (engine state, views) unless told otherwise; sled's
+/// default is 1 GiB each. sled counts it in bytes on disk, and holds several times that in
+/// memory (docs/performance.md, "Memory").
+pub const STORE_CACHE_BYTES: u64 = 64 << 20;
 
-/// Opens a derived sled store with a bounded page cache.
-pub fn open_store(path: &Path) -> Result<sled::Db, sled::Error> {
+/// Opens a derived sled store with a page cache of `cache_bytes`.
+pub fn open_store(path: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
     sled::Config::new()
         .path(path)
-        .cache_capacity(STORE_CACHE_BYTES)
+        .cache_capacity(cache_bytes)
         .open()
 }
 
@@ -81,7 +86,8 @@ impl Opened {
     /// The derived-state store `name` in the data dir (engine state, views), sealed as the
     /// data dir is.
     pub fn store(&self, name: &str) -> Result<Store, OpenError> {
-        let db = open_store(&self.data_dir.join(name)).map_err(|source| OpenError::Store {
+        let path = self.data_dir.join(name);
+        let db = open_store(&path, self.store_cache_bytes).map_err(|source| OpenError::Store {
             name: name.into(),
             source,
         })?;
@@ -141,6 +147,7 @@ impl Location {
         };
         Ok(Opened {
             log,
+            store_cache_bytes: self.store_cache_bytes.unwrap_or(STORE_CACHE_BYTES),
             seal,
             data_dir: self.data_dir.clone(),
         })

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use laurel_schemas::{Output, Value, decode};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::{broadcast, watch};
 
 use crate::apply::{Earned, EarnedRecord, PeriodsRecord, Refusal, RewardRecord, StatsRecord};
@@ -24,6 +25,8 @@ struct Inner {
     partitions: Vec<Staged>,
     checkpoints: Vec<watch::Sender<u64>>,
     events: broadcast::Sender<Arc<Applied>>,
+    /// How long writes of staged views to sled take (behind the projector).
+    flushes: Histogram,
 }
 
 impl std::fmt::Debug for Views {
@@ -133,8 +136,19 @@ impl Views {
                 partitions: trees,
                 checkpoints,
                 events: broadcast::channel(4096).0,
+                // 0.1 ms to 1.6 s.
+                flushes: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
             }),
         })
+    }
+
+    /// How long the writes of staged views to disk took, for `/metrics`.
+    pub fn flush_timings(&self) -> &Histogram {
+        &self.inner.flushes
+    }
+
+    pub(crate) fn flushed(&self, took: std::time::Duration) {
+        self.inner.flushes.observe(took.as_secs_f64());
     }
 
     /// Partitions of the views.

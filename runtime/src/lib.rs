@@ -5,13 +5,16 @@
 //! - [`retrying`]: an operation tried again with backoff while its failure is transient,
 //!   never past a shutdown;
 //! - [`blocking`] and [`block_here`]: blocking work (disk scans, sled) off the async
-//!   runtime's threads.
+//!   runtime's threads;
+//! - [`WriteBehind`]: one write (engine state, views) running beside its owner's live work.
 
+mod behind;
 mod blocking;
 mod retry;
 mod shutdown;
 mod supervisor;
 
+pub use behind::WriteBehind;
 pub use blocking::{block_here, blocking};
 pub use retry::retrying;
 pub use shutdown::{Shutdown, Stopper};

@@ -69,6 +69,12 @@ struct Args {
     /// Milliseconds between probe events in a latency phase.
     #[arg(long, default_value_t = 50)]
     probe_ms: u64,
+    /// How probes are sent: `independent` (a thread, runtime and HTTP connections of their
+    /// own, paced by their own clock, so the load generator's work and its connection pool
+    /// neither delay nor bunch them) or `shared` (the load's runtime and connection pool, as
+    /// before 2026-12-04).
+    #[arg(long, default_value = "independent", value_parser = ["independent", "shared"])]
+    probes: String,
     /// Run the latency phases after the throughput flood instead of before it. By default
     /// they run first, on a server that has seen only steady load: a flood of millions of
     /// events leaves half a minute of work behind it (engine state and views written behind,
@@ -508,15 +514,26 @@ async fn measure(
         );
         let duration = Duration::from_secs(args.latency_duration);
         let background = tokio::spawn(async move { load.run(duration).await });
-        let (stream, read, probes) = probe_latency(
-            &api,
-            &game_server,
-            &player_token,
-            &probe,
-            duration,
-            Duration::from_millis(args.probe_ms),
-        )
-        .await?;
+        let every = Duration::from_millis(args.probe_ms);
+        let (stream, read, probes) = if args.probes == "shared" {
+            probe_latency(&api, &game_server, &player_token, &probe, duration, every).await?
+        } else {
+            let (url, game_server) = (api.url.clone(), game_server.clone());
+            tokio::task::spawn_blocking(move || {
+                // One thread, one runtime and one connection pool for the probes alone.
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let api = Api {
+                        http: reqwest::Client::builder().tcp_nodelay(true).build()?,
+                        url,
+                    };
+                    probe_latency(&api, &game_server, &player_token, &probe, duration, every).await
+                })
+            })
+            .await??
+        };
         background.await??;
         let events = accepted.load(Ordering::Relaxed) - before;
         let missed = probes - stream.len().min(read.len());
@@ -777,6 +794,8 @@ async fn probe_latency(
     let start = Instant::now();
     let mut probes = 0;
     let mut tick = tokio::time::interval(every);
+    // A late tick sends one probe and keeps the pace from there, never a burst.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while start.elapsed() < duration && probes < PROBES {
         tick.tick().await;
         probes += 1;

@@ -1,7 +1,6 @@
 //! How the engine shell runs, what it counts, and how leased workers share their state.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// How the engine shell runs.
@@ -35,23 +34,6 @@ impl ShellConfig {
             persist_interval: Duration::from_secs(1),
         }
     }
-}
-
-/// Counters of a running engine, for `/metrics` and tests.
-#[derive(Debug, Default)]
-pub struct EngineMetrics {
-    /// STATS entries folded.
-    pub events: AtomicU64,
-    /// Batches folded.
-    pub batches: AtomicU64,
-    /// Outputs appended to OUTPUT.
-    pub outputs: AtomicU64,
-    /// Player states held in memory, summed over partitions, as of each one's last batch.
-    pub cached_players: AtomicU64,
-    /// Largest number of player states one partition held in memory after a batch.
-    pub max_cached_players: AtomicU64,
-    /// Partitions rebuilt from the log because a stored player state was unreadable.
-    pub rebuilds: AtomicU64,
 }
 
 /// How often a leased worker shares its partition's state, and with what: `sink` gets the

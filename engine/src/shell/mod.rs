@@ -20,6 +20,7 @@ mod config;
 mod defs;
 mod error;
 mod lease;
+mod metrics;
 mod partition;
 mod recover;
 mod replay;
@@ -30,10 +31,11 @@ use std::sync::Arc;
 use laurel_log::Log;
 use laurel_runtime::{Shutdown, Supervisor};
 
-pub use config::{EngineMetrics, Share, ShellConfig};
+pub use config::{Share, ShellConfig};
 pub use defs::{DefsFollower, SharedDefs};
 pub use error::ShellError;
 pub use lease::Lease;
+pub use metrics::EngineMetrics;
 pub use replay::{Gain, Holding, Replay};
 pub use store::StoreError;
 

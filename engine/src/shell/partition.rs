@@ -10,10 +10,11 @@ use laurel_schemas::{
     Changes, DefinitionEvent, Output, SchemaVersion, StatsEntry, StatsMessage, decode, encode,
 };
 
-use super::config::{EngineMetrics, Share, ShellConfig};
+use super::config::{Share, ShellConfig};
 use super::defs::SharedDefs;
 use super::error::ShellError;
 use super::lease::Lease;
+use super::metrics::EngineMetrics;
 use super::recover::recover;
 use super::store::{PartitionStore, StoreError};
 use crate::coalesce::coalesce;
@@ -100,7 +101,14 @@ impl Worker {
     /// Folds until shutdown. A log that cannot be reached is waited out: the in-memory
     /// state is dropped, and the worker goes on from what is stored. An unreadable player
     /// state rebuilds the partition from OUTPUT.
-    pub(super) async fn run(mut self, shutdown: Shutdown) -> Result<(), ShellError> {
+    pub(super) async fn run(self, shutdown: Shutdown) -> Result<(), ShellError> {
+        let (metrics, p) = (self.metrics.clone(), self.partition);
+        let result = self.fold_until(shutdown).await;
+        metrics.released(p);
+        result
+    }
+
+    async fn fold_until(mut self, shutdown: Shutdown) -> Result<(), ShellError> {
         while !shutdown.is_stopping() {
             match self.step(&shutdown).await {
                 Ok(()) => {}
@@ -223,32 +231,51 @@ impl Worker {
         // A snapshot, not the lock: the fold reads player states from disk and the writes
         // below go to disk, which must not hold up the definitions' follower.
         let defs = self.defs.snapshot();
+        let started = std::time::Instant::now();
         let outputs = self.fold(&defs, &messages)?;
         let checkpoint = self.publish(outputs, first, last, shutdown).await?;
+        let folded = started.elapsed();
         self.store.stats_pos = last;
         self.store.output_pos = checkpoint;
-        if self.last_persist.elapsed() >= self.persist_interval || self.store.over_capacity() {
+        // Written behind the fold: the next batch is folded while sled writes this state.
+        // Only a cache at twice its bound waits for the write before.
+        let due = self.last_persist.elapsed() >= self.persist_interval;
+        let full = self.store.over_capacity();
+        if (due || full) && (!self.store.writing() || self.store.far_over_capacity()) {
+            let metrics = self.metrics.clone();
             let store = &mut self.store;
-            laurel_runtime::block_here(|| store.persist(&defs))?;
+            laurel_runtime::block_here(|| {
+                store.persist_behind(&defs, move |took| metrics.persisted(took))
+            })?;
             self.last_persist = tokio::time::Instant::now();
         }
         if let Some((share, shared)) = &mut self.share
             && shared.elapsed() >= share.every
         {
+            let started = std::time::Instant::now();
             let (store, p) = (&mut self.store, self.partition);
             let identity = self.log.identity();
             let blob = laurel_runtime::block_here(|| store.persist_and_export(&defs, identity, p))?;
+            self.metrics.shared(started.elapsed());
             (share.sink)(p, blob);
             *shared = tokio::time::Instant::now();
             self.last_persist = *shared;
         }
-        if let Some(reader) = &mut self.reader {
-            reader.ack(last).await?;
-        }
-        self.metrics
-            .events
-            .fetch_add(messages.len() as u64, Ordering::Relaxed);
-        self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+        let lag = match &mut self.reader {
+            Some(reader) => {
+                reader.ack(last).await?;
+                reader.pending()
+            }
+            None => None,
+        };
+        let m = &self.metrics;
+        m.events.fetch_add(messages.len() as u64, Ordering::Relaxed);
+        m.batches.fetch_add(1, Ordering::Relaxed);
+        m.cache_hits
+            .fetch_add(std::mem::take(&mut self.store.hits), Ordering::Relaxed);
+        m.cache_misses
+            .fetch_add(std::mem::take(&mut self.store.misses), Ordering::Relaxed);
+        m.folded(self.partition, last, lag, folded);
         self.record_cache_size();
         Ok(())
     }

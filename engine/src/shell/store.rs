@@ -1,5 +1,6 @@
 //! One partition's durable engine state: player snapshots and positions in a sled tree, the
-//! hot players in a bounded in-memory cache, written behind once per batch.
+//! hot players in a bounded in-memory cache, written behind: the changed players are encoded
+//! between batches and written by a blocking task while the partition folds on.
 //!
 //! Keys: `P<player id>` → msgpack [`PlayerSnapshot`]; `M:stats` → the last STATS position
 //! applied; `M:output` → the OUTPUT position of the checkpoint that says so; `M:defs` → the
@@ -8,6 +9,7 @@
 //! together or not at all.
 
 use laurel_log::derived::{Store, Tree};
+use laurel_runtime::WriteBehind;
 use laurel_schemas::{PlayerId, decode, encode};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -75,6 +77,11 @@ pub(super) struct PartitionStore {
     pub(super) defs_pos: u64,
     /// Shares of community totals and goals reached.
     pub(super) community: Community,
+    /// The write running behind the fold, if any.
+    writer: WriteBehind<sled::Error>,
+    /// Player states found in memory, and read from disk or started, since last taken.
+    pub(super) hits: u64,
+    pub(super) misses: u64,
 }
 
 impl PartitionStore {
@@ -89,11 +96,16 @@ impl PartitionStore {
             cache: FxHashMap::default(),
             dirty: FxHashSet::default(),
             cap: cap.max(1),
+            writer: WriteBehind::default(),
+            hits: 0,
+            misses: 0,
         })
     }
 
     /// Forgets everything, on disk and in memory: the partition starts from nothing.
     pub(super) fn reset(&mut self) -> Result<(), sled::Error> {
+        // A write still running would land after the clear; its outcome no longer matters.
+        let _ = self.writer.wait();
         self.tree.clear()?;
         self.tree.flush()?;
         self.cache.clear();
@@ -111,7 +123,10 @@ impl PartitionStore {
         id: &PlayerId,
         defs: &Definitions,
     ) -> Result<&mut PlayerState, StoreError> {
-        if !self.cache.contains_key(id.as_str()) {
+        if self.cache.contains_key(id.as_str()) {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
             let state = match self.tree.get(&player_key(id.as_str()))? {
                 None => PlayerState::new(),
                 Some(raw) => restore(id, &raw, defs)?,
@@ -148,9 +163,38 @@ impl PartitionStore {
         Ok(ids)
     }
 
-    /// Writes the dirty players and the positions in one atomic batch, then trims the cache.
+    /// Writes the dirty players and the positions in one atomic batch, and waits until
+    /// they are on disk.
     pub(super) fn persist(&mut self, defs: &Definitions) -> Result<(), sled::Error> {
-        let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(self.dirty.len() + 3);
+        self.persist_behind(defs, |_| {})?;
+        self.writer.wait()
+    }
+
+    /// Starts writing the dirty players and the positions in one atomic batch behind the
+    /// caller's back (`done` gets the write's duration), once the write before is on disk;
+    /// then trims the cache of players that write held. A player leaves the cache only once
+    /// its state is on disk, so a read from disk never finds an older one.
+    pub(super) fn persist_behind(
+        &mut self,
+        defs: &Definitions,
+        done: impl FnOnce(std::time::Duration) + Send + 'static,
+    ) -> Result<(), sled::Error> {
+        self.writer.wait()?;
+        if self.cache.len() > self.cap {
+            // Clean players (on disk by now) go, an arbitrary half of the cap stays.
+            let excess = self.cache.len() - self.cap / 2;
+            let evict: Vec<PlayerId> = self
+                .cache
+                .keys()
+                .filter(|id| !self.dirty.contains(id.as_str()))
+                .take(excess)
+                .cloned()
+                .collect();
+            for id in evict {
+                self.cache.remove(id.as_str());
+            }
+        }
+        let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(self.dirty.len() + 4);
         for id in self.dirty.drain() {
             if let Some(state) = self.cache.get(id.as_str()) {
                 records.push((player_key(id.as_str()), encode(&state.to_snapshot(defs))));
@@ -160,25 +204,27 @@ impl PartitionStore {
         records.push((OUTPUT_POS.to_vec(), self.output_pos.to_be_bytes().to_vec()));
         records.push((DEFS_POS.to_vec(), self.defs_pos.to_be_bytes().to_vec()));
         records.push((COMMUNITY.to_vec(), encode(&self.community)));
-        self.tree
-            .write(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
-        if self.cache.len() > self.cap {
-            // Everything is clean now; keep an arbitrary half of the cap.
-            let excess = self.cache.len() - self.cap / 2;
-            let evict: Vec<PlayerId> = self.cache.keys().take(excess).cloned().collect();
-            for id in evict {
-                self.cache.remove(id.as_str());
-            }
-        }
-        Ok(())
+        let tree = self.tree.clone();
+        self.writer.start(move || {
+            let started = std::time::Instant::now();
+            tree.write(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+            done(started.elapsed());
+            Ok(())
+        })
+    }
+
+    /// Whether a write started by [`Self::persist_behind`] is still running.
+    pub(super) fn writing(&mut self) -> bool {
+        self.writer.busy()
     }
 
     /// Drops the changes not yet persisted: the players they touched are read from disk
     /// again when next needed, and the positions are the stored ones.
     pub(super) fn forget_unpersisted(&mut self) {
-        for id in self.dirty.drain() {
-            self.cache.remove(id.as_str());
-        }
+        // What a failed write held is neither dirty nor on disk: start from disk whole.
+        let _ = self.writer.wait();
+        self.dirty.clear();
+        self.cache.clear();
         self.stats_pos = read_u64(&self.tree, STATS_POS).unwrap_or(self.stats_pos);
         self.output_pos = read_u64(&self.tree, OUTPUT_POS).unwrap_or(self.output_pos);
         self.defs_pos = read_u64(&self.tree, DEFS_POS).unwrap_or(self.defs_pos);
@@ -202,6 +248,12 @@ impl PartitionStore {
     /// Whether more players are held in memory than the cache allows.
     pub(super) fn over_capacity(&self) -> bool {
         self.cache.len() > self.cap
+    }
+
+    /// Whether the cache holds twice what it allows: past this the fold waits for the
+    /// write behind it rather than grow further.
+    pub(super) fn far_over_capacity(&self) -> bool {
+        self.cache.len() > self.cap.saturating_mul(2)
     }
 
     /// How many player states the cache holds before it is trimmed.

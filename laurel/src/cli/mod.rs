@@ -210,7 +210,17 @@ fn serve(args: ServeArgs, roles: Roles) -> ExitCode {
 }
 
 fn engine(args: EngineArgs) -> ExitCode {
-    let work = async move { crate::roles::engine(args, shutdown_on_signal()).await };
+    let work = async move {
+        let metrics = match args.metrics_listen {
+            None => None,
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!(
+                    "cannot listen on {addr} (--metrics-listen, LAUREL_METRICS_LISTEN): is another server there?"
+                )
+            })?),
+        };
+        crate::roles::engine(args, metrics, shutdown_on_signal()).await
+    };
     block_on(tokio::runtime::Builder::new_multi_thread(), work)
 }
 

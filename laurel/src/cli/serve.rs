@@ -84,6 +84,15 @@ pub struct LogArgs {
         requires = "data_key_file"
     )]
     pub data_old_key_file: Option<PathBuf>,
+    /// MiB of sled page cache for each derived store (engine state, views). sled holds
+    /// several times this in memory; more serves players not in the engine's memory faster.
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_STORE_CACHE_MIB",
+        default_value_t = laurel_log::open::STORE_CACHE_BYTES >> 20
+    )]
+    pub store_cache_mib: u64,
 }
 
 /// A stream prefix: a NATS stream name's start and, lowercased, a subject token.
@@ -108,6 +117,7 @@ impl LogArgs {
             },
             data_key_file: self.data_key_file.clone(),
             data_old_key_file: self.data_old_key_file.clone(),
+            store_cache_bytes: Some(self.store_cache_mib << 20),
         }
     }
 
@@ -582,7 +592,7 @@ pub struct ServeArgs {
         long,
         env = "LAUREL_CACHED_PLAYERS",
         help_heading = "State and shutdown",
-        default_value_t = 100_000
+        default_value_t = 25_000
     )]
     pub cached_players: usize,
     /// Fault injection for tests: hold each batch of definitions read from DEFS this many
@@ -622,7 +632,7 @@ pub struct EngineArgs {
         long,
         env = "LAUREL_CACHED_PLAYERS",
         help_heading = "Engine",
-        default_value_t = 100_000
+        default_value_t = 25_000
     )]
     pub cached_players: usize,
     /// How often, in seconds, each partition's state is shared in the object store
@@ -636,6 +646,10 @@ pub struct EngineArgs {
         default_value_t = 60
     )]
     pub snapshot_interval_secs: u64,
+    /// Address to serve the engine's `/metrics` (and `/healthz`) on, in Prometheus text:
+    /// lag per partition, fold and write timings, cache hits. None: not served.
+    #[arg(long, env = "LAUREL_METRICS_LISTEN", help_heading = "Engine")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl EngineArgs {

@@ -92,6 +92,9 @@ struct StreamState {
 /// result goes once written (not yet durable).
 struct Queued {
     entries: Vec<(usize, Entry)>,
+    /// Ids made for this one append, never sent again: kept out of the dedup window and
+    /// not stored.
+    unique: bool,
     /// The last sequence the (single-partition) stream must have for this append to go in.
     expected_last: Option<u64>,
     done: oneshot::Sender<Result<Written, AppendError>>,
@@ -256,7 +259,16 @@ impl EmbeddedLog {
         stream: StreamKind,
         entries: Vec<Entry>,
     ) -> Result<Vec<Appended>, AppendError> {
-        self.append_queued(stream, entries, None).await
+        self.append_queued(stream, entries, None, false).await
+    }
+
+    /// See [`crate::Log::append_unique`].
+    pub async fn append_unique(
+        &self,
+        stream: StreamKind,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Appended>, AppendError> {
+        self.append_queued(stream, entries, None, true).await
     }
 
     /// See [`crate::Log::append_fenced`].
@@ -266,7 +278,8 @@ impl EmbeddedLog {
         entries: Vec<Entry>,
         fence: u64,
     ) -> Result<Vec<Appended>, AppendError> {
-        self.append_queued(stream, entries, Some(fence)).await
+        self.append_queued(stream, entries, Some(fence), false)
+            .await
     }
 
     /// See [`crate::Log::append_after`].
@@ -277,7 +290,7 @@ impl EmbeddedLog {
         expected_last: u64,
     ) -> Result<Appended, AppendError> {
         let mut appended = self
-            .append_queued(stream, vec![entry], Some(expected_last))
+            .append_queued(stream, vec![entry], Some(expected_last), false)
             .await?;
         appended
             .pop()
@@ -289,6 +302,7 @@ impl EmbeddedLog {
         stream: StreamKind,
         entries: Vec<Entry>,
         expected_last: Option<u64>,
+        unique: bool,
     ) -> Result<Vec<Appended>, AppendError> {
         let state = &self.inner.streams[&stream];
         let entries = entries
@@ -298,6 +312,7 @@ impl EmbeddedLog {
         let (done, mut written) = oneshot::channel();
         state.queue.lock().expect("append queue").push(Queued {
             entries,
+            unique,
             expected_last,
             done,
         });
@@ -348,13 +363,15 @@ impl EmbeddedLog {
         let mut answers = Vec::with_capacity(queued.len());
         for Queued {
             entries,
+            unique,
             expected_last,
             done,
         } in queued
         {
+            let known = |id: &str| (!unique).then(|| appending.window.get(id)).flatten();
             let fresh = entries
                 .iter()
-                .filter(|(_, e)| appending.window.get(&e.id).is_none())
+                .filter(|(_, e)| known(&e.id).is_none())
                 .count() as u64;
             // Earlier appends of this same write count: they come first.
             // The partition of the append (one partition; of DEFS, the stream) must still
@@ -377,7 +394,7 @@ impl EmbeddedLog {
             let mut results = Vec::with_capacity(entries.len());
             let mut touched: Vec<(usize, u64)> = Vec::new();
             for (p, entry) in entries {
-                if let Some(seq) = appending.window.get(&entry.id) {
+                if let Some(seq) = (!unique).then(|| appending.window.get(&entry.id)).flatten() {
                     results.push(Appended {
                         seq,
                         duplicate: true,
@@ -387,18 +404,22 @@ impl EmbeddedLog {
                 let seq = appending.next_seq[p];
                 appending.next_seq[p] += 1;
                 let open = &mut chunks[p];
+                // A unique entry's id is not stored: nothing will ever ask for it again.
+                let id = if unique { "" } else { entry.id.as_str() };
                 match open.last_mut() {
                     Some(chunk) if (chunk.count as usize) < CHUNK_ENTRIES => {
-                        chunk.push(&entry.id, &entry.payload)
+                        chunk.push(id, &entry.payload)
                     }
                     _ => {
                         let mut chunk = Chunk::new(seq);
-                        chunk.push(&entry.id, &entry.payload);
+                        chunk.push(id, &entry.payload);
                         open.push(chunk);
                     }
                 }
-                appending.window.insert(&entry.id, seq, now);
-                inserted += 1;
+                if !unique {
+                    appending.window.insert(&entry.id, seq, now);
+                    inserted += 1;
+                }
                 appending.entries += 1;
                 match touched.iter_mut().find(|(q, _)| *q == p) {
                     Some((_, last)) => *last = seq,
@@ -562,7 +583,7 @@ fn open_stream(
                 )
             })?;
             for (i, entry) in entries.into_iter().enumerate() {
-                if let Some(id) = entry.id {
+                if let Some(id) = entry.id.filter(|id| !id.is_empty()) {
                     recent.push((header.at_ms, id, header.first + i as u64));
                 }
             }
@@ -623,6 +644,15 @@ impl std::fmt::Debug for EmbeddedReader {
 }
 
 impl EmbeddedReader {
+    /// Entries after the last one read (positions are dense per partition).
+    pub fn pending(&self) -> u64 {
+        let state = &self.inner.streams[&self.stream];
+        let committed = state.partitions[self.partition]
+            .committed
+            .load(Ordering::SeqCst);
+        committed.saturating_sub(self.pos)
+    }
+
     fn read_available(&mut self, max: usize) -> Result<Vec<Record>, LogError> {
         let state = &self.inner.streams[&self.stream];
         let partition = &state.partitions[self.partition];

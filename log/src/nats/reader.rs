@@ -36,6 +36,8 @@ pub struct NatsReader {
     consumer_seq: u64,
     /// The client's connection count when the consumer was made.
     connects: u64,
+    /// Entries of the partition after the last one delivered, as the server said then.
+    pending: Option<u64>,
 }
 
 impl std::fmt::Debug for NatsReader {
@@ -78,6 +80,7 @@ impl NatsReader {
             after,
             consumer_seq: 0,
             connects: 0,
+            pending: None,
         };
         reader.reposition().await?;
         Ok(reader)
@@ -133,6 +136,7 @@ impl NatsReader {
     async fn take(&mut self, message: jetstream::Message) -> Result<Delivery, LogError> {
         let info = message.info().map_err(unavailable)?;
         let (seq, consumer_seq) = (info.stream_sequence, info.consumer_sequence);
+        self.pending = Some(info.pending);
         // A fresh consumer's first delivery is its first (consumer sequence 1): a later one
         // means an older consumer was handed back, which would skip what it delivered.
         let expected = self.consumer_seq + 1;
@@ -153,6 +157,11 @@ impl NatsReader {
         };
         self.delivered.push((seq, message));
         Ok(Delivery::Fresh(record))
+    }
+
+    /// See [`crate::Reader::pending`].
+    pub fn pending(&self) -> Option<u64> {
+        self.pending
     }
 
     /// See [`crate::Reader::next_batch`].

@@ -278,6 +278,16 @@ struct Engine {
 
 impl Engine {
     fn start(urls: &str, replicas: usize, dir: &std::path::Path, name: &str) -> Self {
+        Self::start_with(urls, replicas, dir, name, &[])
+    }
+
+    fn start_with(
+        urls: &str,
+        replicas: usize,
+        dir: &std::path::Path,
+        name: &str,
+        extra: &[&str],
+    ) -> Self {
         let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let child = std::process::Command::new(laurel_tests::laurel_bin())
@@ -285,6 +295,7 @@ impl Engine {
             .args(["--replicas", &replicas.to_string()])
             .args(["--lease-ttl-secs", "3", "--checkpoint-interval-ms", "500"])
             .args(["--snapshot-interval-secs", "1"])
+            .args(extra)
             .arg("--data-dir")
             .arg(dir.join(name))
             .env(
@@ -735,4 +746,91 @@ fn a_three_node_cluster_survives_losing_an_engine_and_a_nats_node() {
     wait_for_jetstream(&urls, 3);
     let kill_a_node = Box::new(|| cluster.nodes[1].kill());
     engines_share_partitions_and_take_over(&urls, 3, 2, Some(kill_a_node));
+}
+
+/// `laurel engine --metrics-listen` serves the engine's own metrics: per partition it holds,
+/// the position folded and the entries behind it, and the fold, persist and snapshot
+/// timings and cache counts an operator reads a tail's cause from.
+#[test]
+fn an_engine_serves_its_lag_per_partition_and_its_timings() {
+    let nats = NatsServer::start();
+    let urls = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let log_args = ["--nats", &urls, "--partitions", "4"].map(String::from);
+    let gateway = Laurel::start_gateway(&dir.path().join("gateway"), &log_args);
+    let admin = gateway.token(&["--admin"]);
+    gateway.define_sum_stat(&admin, "wins");
+    // Stored before the engine starts: it finds a backlog of one entry per event.
+    let server = gateway.token(&["--server"]);
+    let events: Vec<_> = (0..400)
+        .map(|i| json!({"player_id": format!("p{}", i % 40), "stat": "wins", "value": 1, "event_id": uuid::Uuid::new_v4()}))
+        .collect();
+    post_until_accepted(&gateway, &server, &json!({"events": events}));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let engine = Engine::start_with(&urls, 1, dir.path(), "engine", &["--metrics-listen", &addr]);
+    let agent = ureq::Agent::new_with_defaults();
+    let scrape = || -> Option<BTreeMap<String, f64>> {
+        let mut reply = agent.get(format!("http://{addr}/metrics")).call().ok()?;
+        let text = reply.body_mut().read_to_string().ok()?;
+        Some(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    let (name, value) = l.rsplit_once(' ')?;
+                    Some((name.to_string(), value.parse().ok()?))
+                })
+                .collect(),
+        )
+    };
+    let folded =
+        |m: &BTreeMap<String, f64>| m.get("laurel_engine_events_total").copied().unwrap_or(0.0);
+    laurel_tests::wait_until("the backlog folded", Duration::from_secs(60), || {
+        (folded(&scrape()?) == 400.0).then_some(())
+    });
+    // State is written, and shared, after a batch once the interval has passed.
+    std::thread::sleep(Duration::from_millis(1_200));
+    let events: Vec<_> = (0..40)
+        .map(|i| json!({"player_id": format!("p{i}"), "stat": "wins", "value": 1, "event_id": uuid::Uuid::new_v4()}))
+        .collect();
+    post_until_accepted(&gateway, &server, &json!({"events": events}));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let m = scrape().unwrap_or_default();
+        let count = |name: &str| m.get(name).copied().unwrap_or(0.0);
+        if folded(&m) == 440.0
+            && count("laurel_engine_persist_seconds_count") > 0.0
+            && count("laurel_engine_snapshot_seconds_count") > 0.0
+        {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the engine did not fold the backlog and write its state: {m:?}\n{}",
+            engine.logged()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for p in 0..4 {
+        assert_eq!(
+            metrics.get(&format!("laurel_engine_partition_lag{{partition=\"{p}\"}}")),
+            Some(&0.0),
+            "partition {p} folded to its end: {metrics:?}"
+        );
+        assert!(
+            metrics[&format!("laurel_engine_partition_position{{partition=\"{p}\"}}")] > 0.0,
+            "partition {p} has a position"
+        );
+    }
+    assert!(metrics["laurel_engine_batch_seconds_count"] > 0.0);
+    // Forty players, each read from disk (or started) once and found in memory after.
+    assert_eq!(metrics["laurel_engine_cache_misses_total"], 40.0);
+    assert_eq!(metrics["laurel_engine_cache_hits_total"], 400.0);
+    let health = agent.get(format!("http://{addr}/healthz")).call().unwrap();
+    assert_eq!(health.status(), 200);
+    drop(engine);
 }

@@ -587,7 +587,97 @@ async fn a_reader_whose_old_consumer_cannot_be_deleted_skips_nothing() {
     assert_eq!(payloads, expected);
 }
 
+/// Entries whose ids were made for one append (`append_unique`: the gateway's grouped
+/// events) read back in order and survive a reopen beside deduplicated ones. The embedded
+/// log keeps their ids out of its window (nobody sends them again); JetStream deduplicates
+/// every message id it is given.
+async fn unique_entries_read_back_beside_deduplicated_ones(backend: Backend) {
+    let mut f = Fixture::new(backend, |_| {}).await;
+    let unique = uuid::Uuid::new_v4().to_string();
+    f.log
+        .append(StreamKind::Stats, vec![entry(0, "x", "one")])
+        .await
+        .unwrap();
+    let acks = f
+        .log
+        .append_unique(
+            StreamKind::Stats,
+            vec![
+                entry(0, &unique, "two"),
+                entry(1, &uuid::Uuid::new_v4().to_string(), "b"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(acks.iter().all(|a| !a.duplicate));
+    f.reopen().await;
+    let again = f
+        .log
+        .append(
+            StreamKind::Stats,
+            vec![entry(0, "x", "one"), entry(0, &unique, "two")],
+        )
+        .await
+        .unwrap();
+    assert!(
+        again[0].duplicate,
+        "the window still holds the client's id after a reopen"
+    );
+    assert_eq!(
+        again[1].duplicate,
+        backend == Backend::Nats,
+        "a unique id is in JetStream's window only"
+    );
+    let p0 = read_all(&f.log, StreamKind::Stats, 0, Start::After(0)).await;
+    let expected = match backend {
+        Backend::Embedded => vec!["one", "two", "two"],
+        Backend::Nats => vec!["one", "two"],
+    };
+    assert_eq!(payloads(&p0), expected);
+    assert_eq!(
+        payloads(&read_all(&f.log, StreamKind::Stats, 1, Start::After(0)).await),
+        vec!["b"]
+    );
+}
+
+/// A reader says how many entries of its partition follow the last one it handed out: the
+/// engine's lag in `/metrics`.
+async fn a_reader_says_how_many_entries_follow(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    let entries: Vec<Entry> = (0..10)
+        .map(|i| entry(0, &format!("a{i}"), "a"))
+        .chain((0..3).map(|i| entry(1, &format!("b{i}"), "b")))
+        .collect();
+    f.log.append(StreamKind::Stats, entries).await.unwrap();
+    let mut reader = f
+        .log
+        .reader(StreamKind::Stats, 0, "lag", Start::After(0))
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    while read.len() < 4 {
+        let batch = reader
+            .next_batch(4 - read.len(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        read.extend(batch);
+    }
+    assert_eq!(reader.pending(), Some(6), "ten in the partition, four read");
+    let mut rest = Vec::new();
+    while rest.len() < 6 {
+        rest.extend(
+            reader
+                .next_batch(100, Duration::from_secs(5))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(reader.pending(), Some(0));
+}
+
 crate::both_backends!(
+    unique_entries_read_back_beside_deduplicated_ones,
+    a_reader_says_how_many_entries_follow,
     a_fenced_append_goes_in_only_while_its_partition_ends_at_the_fence,
     large_concurrent_batches_are_appended_whole,
     entries_read_back_in_order_per_partition,

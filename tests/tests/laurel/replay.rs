@@ -733,3 +733,108 @@ crate::both_backends_sync!(
     an_interrupted_apply_run_again_grants_each_gain_once,
     an_invalid_file_is_refused_whole,
 );
+
+/// A definitions file laid over the definitions in force (`Definitions::overlay`): what
+/// `laurel defs apply`, `PUT /v1/admin/definitions` and `laurel replay --defs` build on.
+mod definitions_file {
+    use laurel_engine::Definitions;
+    use laurel_schemas::{DefinitionEvent, DefinitionsFile, Reason, ValidationError};
+    use serde_json::json;
+
+    fn file(value: serde_json::Value) -> DefinitionsFile {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn base() -> Definitions {
+        let overlaid = Definitions::new()
+            .overlay(
+                &file(json!({
+                    "stats": {"kills": {"aggregation": "sum", "kind": "int"}},
+                    "achievements": {"K10": {"title": "t", "conditions": [{"stat": "kills", "at_least": 10}]}}
+                })),
+                1,
+            )
+            .unwrap();
+        let mut defs = Definitions::new();
+        for change in &overlaid.changes {
+            defs.apply(change);
+        }
+        defs
+    }
+
+    #[test]
+    fn only_what_differs_is_changed_with_the_next_version_and_requirements_first() {
+        let overlaid = base()
+            .overlay(
+                &file(json!({
+                    "stats": {"kills": {"aggregation": "sum", "kind": "int"}},
+                    "achievements": {
+                        "A_LATER": {"title": "t", "requires": ["Z_FIRST"], "conditions": [{"stat": "kills", "at_least": 1}]},
+                        "K10": {"title": "t", "conditions": [{"stat": "kills", "at_least": 5}]},
+                        "Z_FIRST": {"title": "t", "conditions": [{"stat": "kills", "at_least": 1}]}
+                    }
+                })),
+                2,
+            )
+            .unwrap();
+        let changed: Vec<(String, u64)> = overlaid
+            .changes
+            .iter()
+            .map(|c| match c {
+                DefinitionEvent::AchievementDefined { definition, .. } => {
+                    (definition.id.to_string(), definition.version)
+                }
+                other => panic!("unexpected change {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                ("K10".into(), 2),
+                ("Z_FIRST".into(), 1),
+                ("A_LATER".into(), 1)
+            ]
+        );
+        assert_eq!(
+            overlaid.defs.achievement("K10").unwrap().conditions[0]
+                .threshold
+                .value(),
+            laurel_schemas::Value::Int(5)
+        );
+        let again = base()
+            .overlay(&file(json!({"achievements": {}})), 3)
+            .unwrap();
+        assert!(again.changes.is_empty());
+    }
+
+    #[test]
+    fn a_file_is_refused_whole_naming_each_field() {
+        let errors = base()
+            .overlay(
+                &file(json!({
+                    "stats": {"kills": {"aggregation": "max", "kind": "int"}, "new": {"aggregation": "sum", "kind": "int"}},
+                    "achievements": {
+                        "B": {"title": "t", "requires": ["NOPE"], "conditions": [{"stat": "deaths", "at_least": 1}]}
+                    }
+                })),
+                2,
+            )
+            .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                ValidationError::new("stats.kills.aggregation", Reason::Fixed),
+                ValidationError::new(
+                    "achievements.B.conditions[0].stat",
+                    Reason::UnknownStat {
+                        stat: "deaths".into()
+                    }
+                ),
+                ValidationError::new(
+                    "achievements.B.requires[0]",
+                    Reason::UnknownAchievement { id: "NOPE".into() }
+                ),
+            ]
+        );
+    }
+}
