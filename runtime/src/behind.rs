@@ -67,6 +67,18 @@ impl<E: Send + 'static> WriteBehind<E> {
     }
 }
 
+/// A write never outlives its owner: a new owner of the same state (a partition taken
+/// again, a rebuilt store) never meets an older write landing after its own.
+impl<E> Drop for WriteBehind<E> {
+    fn drop(&mut self) {
+        // Plainly blocking: a drop may run while the runtime shuts down, where moving off
+        // its thread is not allowed; it waits for one write at most.
+        if let Some(rx) = self.running.take() {
+            let _ = rx.recv();
+        }
+    }
+}
+
 fn panicked<T>() -> T {
     panic!("a write behind panicked")
 }

@@ -742,60 +742,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_log_open_elsewhere_is_refused_until_it_is_closed() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap();
-        let second = EmbeddedLog::open(dir.path(), LogConfig::default());
-        assert!(matches!(second, Err(LogError::Locked(_))), "{second:?}");
-        drop(log);
-        EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn entries_and_ids_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig {
-            partitions: 2,
-            ..LogConfig::default()
-        };
-        let identity = {
-            let log = EmbeddedLog::open(dir.path(), config.clone()).unwrap();
-            for round in 0..50 {
-                let entries = (0..20)
-                    .map(|i| entry(i % 2, &format!("r{round}-{i}")))
-                    .collect();
-                log.append(StreamKind::Stats, entries).await.unwrap();
-            }
-            log.identity().to_string()
-        };
-        let log = EmbeddedLog::open(dir.path(), config).unwrap();
-        assert_eq!(log.identity(), identity);
-        assert_eq!(log.last_seq(StreamKind::Stats, 0), 500);
-        assert_eq!(log.last_seq(StreamKind::Stats, 1), 500);
-        let again = log
-            .append(StreamKind::Stats, vec![entry(1, "r7-3"), entry(1, "fresh")])
-            .await
-            .unwrap();
-        assert_eq!(
-            again
-                .iter()
-                .map(|a| (a.seq, a.duplicate))
-                .collect::<Vec<_>>(),
-            vec![(7 * 10 + 2, true), (501, false)]
-        );
-        let mut reader = log
-            .reader(StreamKind::Stats, 1, "t", Start::After(0))
-            .unwrap();
-        let mut seqs = Vec::new();
-        while seqs.len() < 501 {
-            let batch = reader.next_batch(64, Duration::from_secs(1)).await.unwrap();
-            assert!(!batch.is_empty());
-            seqs.extend(batch.iter().map(|r| r.seq));
-        }
-        assert_eq!(seqs, (1..=501).collect::<Vec<u64>>());
-    }
-
     fn sealer(dir: &Path, byte: u8) -> Arc<Sealer> {
         let key = crate::seal::DataKey::from_bytes([byte; crate::seal::KEY_LEN]);
         Arc::new(crate::seal::unlock(dir, Some(&key), &[]).unwrap().unwrap())
@@ -814,68 +760,6 @@ mod tests {
             out.extend(batch.into_iter().map(|r| r.payload));
         }
         Ok(out)
-    }
-
-    fn segment_bytes(dir: &Path) -> Vec<u8> {
-        let mut all = Vec::new();
-        for kind in StreamKind::ALL {
-            for item in std::fs::read_dir(dir.join(kind.name())).unwrap() {
-                all.extend(std::fs::read(item.unwrap().path()).unwrap());
-            }
-        }
-        all
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_sealed_log_holds_nothing_in_clear_and_opens_only_with_its_sealer() {
-        let keys = tempfile::tempdir().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let seal = sealer(keys.path(), 1);
-        let ids: Vec<String> = (0..300).map(|i| format!("player-secret-{i}")).collect();
-        {
-            let log =
-                EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal.clone()))
-                    .unwrap();
-            log.append(
-                StreamKind::Stats,
-                ids.iter().map(|id| entry(0, id)).collect(),
-            )
-            .await
-            .unwrap();
-        }
-        let bytes = segment_bytes(dir.path());
-        assert!(bytes.len() > 300, "nothing was written");
-        assert!(
-            !bytes.windows(13).any(|w| w == b"player-secret"),
-            "a player id is in clear"
-        );
-        let log =
-            EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal.clone())).unwrap();
-        let read = read_all(&log, 0, 300).await.unwrap();
-        assert_eq!(
-            read,
-            ids.iter()
-                .map(|id| Bytes::from(id.clone()))
-                .collect::<Vec<_>>()
-        );
-        // The dedup window was rebuilt from the sealed frames.
-        let again = log
-            .append(StreamKind::Stats, vec![entry(0, &ids[5])])
-            .await
-            .unwrap();
-        assert!(again[0].duplicate);
-        drop(log);
-        let refused = EmbeddedLog::open(dir.path(), LogConfig::default());
-        assert!(
-            matches!(refused, Err(LogError::Misconfigured(_))),
-            "{refused:?}"
-        );
-        let other = sealer(tempfile::tempdir().unwrap().path(), 1);
-        let refused = EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(other));
-        assert!(
-            matches!(refused, Err(LogError::Misconfigured(_))),
-            "{refused:?}"
-        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -923,39 +807,5 @@ mod tests {
             matches!(&read, Err(LogError::Storage(StorageError::Corrupt(e))) if e.contains("authentication")),
             "{read:?}"
         );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_log_in_clear_is_sealed_from_when_a_key_is_given() {
-        let keys = tempfile::tempdir().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let log = EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap();
-            log.append(StreamKind::Stats, vec![entry(0, "before")])
-                .await
-                .unwrap();
-        }
-        let seal = sealer(keys.path(), 1);
-        {
-            let log =
-                EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal.clone()))
-                    .unwrap();
-            log.append(StreamKind::Stats, vec![entry(0, "after-secret")])
-                .await
-                .unwrap();
-        }
-        assert!(
-            !segment_bytes(dir.path())
-                .windows(12)
-                .any(|w| w == b"after-secret")
-        );
-        let log = EmbeddedLog::open_sealed(dir.path(), LogConfig::default(), Some(seal)).unwrap();
-        let read = read_all(&log, 0, 2).await.unwrap();
-        assert_eq!(
-            read,
-            vec![Bytes::from("before"), Bytes::from("after-secret")]
-        );
-        drop(log);
-        assert!(EmbeddedLog::open(dir.path(), LogConfig::default()).is_err());
     }
 }

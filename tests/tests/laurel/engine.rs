@@ -342,8 +342,12 @@ async fn a_reevaluation_never_holds_a_whole_partition(backend: Backend) {
     })
     .await;
     assert_eq!(unlocks(&all).len(), players.len(), "each unlocked once");
+    // Folding waits for the write behind it at twice the bound, plus one batch's players.
     let held = engine.metrics.max_cached_players.load(Ordering::Relaxed);
-    assert!(held <= 20, "the partition held {held} players in memory");
+    assert!(
+        held <= 2 * 10 + 10,
+        "the partition held {held} players in memory"
+    );
     engine.stop().await;
 }
 
