@@ -28,7 +28,8 @@ impl Store {
     }
 
     /// The tree called `name`, with a batch that was being written when the process
-    /// stopped written whole (see [`Tree::apply`]).
+    /// stopped written whole (see [`Tree::apply`]). So a tree is opened where nobody is
+    /// writing it: at start, or once its writer has stopped (as the engine's exports are).
     pub fn tree(&self, name: &str) -> Result<Tree, sled::Error> {
         let tree = Tree {
             tree: self.db.open_tree(name)?,
