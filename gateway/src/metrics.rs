@@ -190,13 +190,11 @@ fn counter(
     help: &str,
     value: u64,
 ) -> std::fmt::Result {
-    let metric = ConstCounter::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+    encode(encoder, name, help, &ConstCounter::new(value))
 }
 
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> std::fmt::Result {
-    let metric = ConstGauge::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+    encode(encoder, name, help, &ConstGauge::new(value))
 }
 
 impl Collector for Live {

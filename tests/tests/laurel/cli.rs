@@ -429,6 +429,35 @@ fn a_listen_address_in_use_is_named_with_its_flag() {
     );
 }
 
+/// An engine's `--metrics-listen` address in use stops `laurel engine` before it starts,
+/// naming the address and the flag.
+#[test]
+fn an_engine_metrics_address_in_use_is_named_with_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let out = Command::new(laurel_bin())
+        .args([
+            "engine",
+            "--nats",
+            "nats://127.0.0.1:1",
+            "--metrics-listen",
+            &address,
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on {address} (--metrics-listen, LAUREL_METRICS_LISTEN)"
+        )),
+        "{stderr}"
+    );
+}
+
 /// Every path or address `laurel serve` reads at start, when it cannot be used, stops the
 /// start with one line naming it and the flag that set it (and nothing starts first).
 #[test]

@@ -702,14 +702,11 @@ mod embedded_files {
     use std::time::Duration;
 
     use laurel_log::seal::Sealer;
-    use laurel_log::{EmbeddedLog, Entry, LogConfig, LogError, Start, StreamKind, Target};
+    use laurel_log::{EmbeddedLog, Entry, LogConfig, LogError, Start, StreamKind};
 
+    /// An entry whose payload is its id.
     fn entry(partition: u32, id: &str) -> Entry {
-        Entry {
-            target: Target::Partition(partition),
-            id: id.into(),
-            payload: id.as_bytes().to_vec(),
-        }
+        super::entry(partition, id, id)
     }
 
     #[test]
