@@ -77,8 +77,8 @@ pub enum AppError {
     Internal(String),
 }
 
-impl From<sled::Error> for AppError {
-    fn from(e: sled::Error) -> Self {
+impl From<laurel_derived::StoreError> for AppError {
+    fn from(e: laurel_derived::StoreError) -> Self {
         AppError::Internal(format!("views: {e}"))
     }
 }

@@ -52,7 +52,10 @@ pub async fn stat_summary(app: &App, stat: &str, buckets: usize) -> Result<StatS
     let integral = def.kind == laurel_schemas::StatKind::Int;
     let (views, name) = (app.views.clone(), stat.to_string());
     let (values, refusals) = laurel_runtime::blocking(move || {
-        Ok::<_, sled::Error>((views.stat_values(&name)?, views.stat_refusal_counts(&name)?))
+        Ok::<_, laurel_derived::StoreError>((
+            views.stat_values(&name)?,
+            views.stat_refusal_counts(&name)?,
+        ))
     })
     .await?;
     let values: Vec<f64> = values.into_iter().map(Value::as_f64).collect();
@@ -149,7 +152,7 @@ pub async fn rarity_history(app: &App, id: &str) -> Result<RarityHistory, AppErr
     }
     let (views, name) = (app.views.clone(), id.to_string());
     let (rarity, days) = laurel_runtime::blocking(move || {
-        Ok::<_, sled::Error>((views.rarity()?, views.first_earns_by_day(&name)?))
+        Ok::<_, laurel_derived::StoreError>((views.rarity()?, views.first_earns_by_day(&name)?))
     })
     .await?;
     let mut total = 0;

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use laurel_benches::{Shape, definitions, dir_size, raw_jetstream, stat_events};
 use laurel_engine::shell::{self, EngineMetrics, ShellConfig};
-use laurel_log::derived::Store;
 use laurel_log::{EmbeddedLog, Entry, Log, LogConfig, NatsLog, StreamKind, Target, partition_of};
 use laurel_projections::{ProjectorConfig, Views};
 use laurel_runtime::Stopper;
@@ -117,12 +116,12 @@ async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
     let metrics = Arc::new(EngineMetrics::default());
     let engine = tokio::spawn(shell::run_standalone(
         log.clone(),
-        Store::new(sled::open(dir.join("engine")).unwrap(), seal.clone()),
+        open_store(&dir.join("engine"), seal.clone()),
         ShellConfig::all(PARTITIONS),
         metrics.clone(),
         shutdown.clone(),
     ));
-    let views_db = Store::new(sled::open(dir.join("views")).unwrap(), seal);
+    let views_db = open_store(&dir.join("views"), seal);
     let views = Views::open(&views_db, &log).unwrap();
     let projector = tokio::spawn(laurel_projections::run(
         log.clone(),
@@ -178,4 +177,13 @@ fn peak_memory() -> String {
                 .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
         })
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// A derived-state store at `path` as `laurel serve` opens it.
+fn open_store(
+    path: &std::path::Path,
+    seal: Option<std::sync::Arc<laurel_log::seal::Sealer>>,
+) -> laurel_derived::Store {
+    let memory = laurel_derived::StoreMemory::with_cache(laurel_log::open::STORE_CACHE_BYTES);
+    laurel_derived::Store::open(path, memory, seal).unwrap()
 }

@@ -90,7 +90,7 @@ struct Held {
 /// partitions, folding each one it holds.
 pub async fn run(
     log: Log,
-    store: laurel_log::derived::Store,
+    store: laurel_derived::Store,
     config: RoleConfig,
     metrics: Arc<EngineMetrics>,
     shutdown: Shutdown,

@@ -237,7 +237,11 @@ macro_rules! through_app_error {
     )*};
 }
 
-through_app_error!(sled::Error, laurel_log::AppendError, laurel_log::LogError);
+through_app_error!(
+    laurel_derived::StoreError,
+    laurel_log::AppendError,
+    laurel_log::LogError
+);
 
 /// Marks a response whose body is another API's contract (the GameKit envelope), which
 /// `problems_only` must leave as it is.

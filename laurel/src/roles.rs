@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use laurel_app::App;
+use laurel_derived::Store;
 use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig, ShellError};
 use laurel_gateway::AppState;
 use laurel_gateway::metrics::Metrics;
@@ -64,10 +65,10 @@ pub async fn serve(
         .context("--cors-origins, LAUREL_CORS_ORIGINS")?;
     let opened = args.log.open().await?;
     let engine_db = match roles_run {
-        Roles::All => Some(opened.store("engine")?),
+        Roles::All => Some(Store::open_in(&opened, "engine").context("opening engine")?),
         Roles::Gateway => None,
     };
-    let views_db = opened.store("views")?;
+    let views_db = Store::open_in(&opened, "views").context("opening views")?;
     let log = opened.log;
     let partitions = log.config().partitions;
     let views = Views::open(&views_db, &log)?;
@@ -241,7 +242,7 @@ pub async fn engine(
         );
     }
     let opened = args.log.open().await?;
-    let store = opened.store("engine")?;
+    let store = Store::open_in(&opened, "engine").context("opening engine")?;
     let engine_metrics = Arc::new(EngineMetrics::default());
     let mut roles = Supervisor::default();
     if let Some(listener) = metrics {

@@ -12,7 +12,6 @@
 //! [`StreamKind::Output`] (`laurel.output.<partition>`).
 
 pub mod coord;
-pub mod derived;
 pub mod embedded;
 pub mod nats;
 pub mod open;
@@ -207,7 +206,7 @@ pub enum StorageError {
     /// Reading or writing a file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-    /// The derived-state store failed.
+    /// A log an earlier version kept in sled could not be read.
     #[error(transparent)]
     Sled(#[from] sled::Error),
     /// What is stored is not what was written (a missing entry, a frame that does not

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::derived::Store;
 use crate::seal::{DataKey, SealError, Sealer};
 use crate::{EmbeddedLog, Log, LogConfig, LogError, NatsLog, NatsTls};
 
@@ -20,7 +19,7 @@ pub struct Location {
     pub data_key_file: Option<PathBuf>,
     /// The previous data key, while rotating.
     pub data_old_key_file: Option<PathBuf>,
-    /// sled's page cache per derived store, in bytes (`None`: [`STORE_CACHE_BYTES`]).
+    /// The block cache of each derived store, in bytes (`None`: [`STORE_CACHE_BYTES`]).
     pub store_cache_bytes: Option<u64>,
 }
 
@@ -48,15 +47,6 @@ pub enum OpenError {
         #[source]
         source: LogError,
     },
-    /// A derived-state store could not be opened.
-    #[error("opening {name}")]
-    Store {
-        /// The store.
-        name: String,
-        /// Why.
-        #[source]
-        source: sled::Error,
-    },
 }
 
 /// An opened log, and what seals the data dir's derived state.
@@ -69,34 +59,19 @@ pub struct Opened {
     data_dir: PathBuf,
 }
 
-/// sled's page cache per derived store (engine state, views) unless told otherwise; sled's
-/// default is 1 GiB each. sled counts it in bytes on disk, and holds several times that in
-/// memory (docs/performance.md, "Memory").
-pub const STORE_CACHE_BYTES: u64 = 64 << 20;
-
-/// Opens a derived sled store with a page cache of `cache_bytes`.
-pub fn open_store(path: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(cache_bytes)
-        .open()
-}
+/// The block cache of each derived store (engine state, views) unless told otherwise
+/// (`laurel_derived::StoreMemory`).
+pub const STORE_CACHE_BYTES: u64 = 32 << 20;
 
 impl Opened {
-    /// The derived-state store `name` in the data dir (engine state, views), sealed as the
-    /// data dir is.
-    pub fn store(&self, name: &str) -> Result<Store, OpenError> {
-        let path = self.data_dir.join(name);
-        let db = open_store(&path, self.store_cache_bytes).map_err(|source| OpenError::Store {
-            name: name.into(),
-            source,
-        })?;
-        Ok(Store::new(db, self.seal.clone()))
-    }
-
     /// The data dir.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The block cache of each derived store, in bytes.
+    pub fn store_cache_bytes(&self) -> u64 {
+        self.store_cache_bytes
     }
 }
 

@@ -105,12 +105,6 @@ impl From<SealError> for io::Error {
     }
 }
 
-impl From<SealError> for sled::Error {
-    fn from(e: SealError) -> Self {
-        sled::Error::Io(e.into())
-    }
-}
-
 /// The operator's data key: wraps the data dir's keyring.
 pub struct DataKey {
     key: Key,

@@ -1,5 +1,5 @@
 //! How log entries change the views: a fold into an overlay of one tree, committed as one
-//! sled batch with the position it reaches.
+//! atomic batch with the position it reaches.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -140,14 +140,14 @@ impl<'a> Overlay<'a> {
         }
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, laurel_derived::StoreError> {
         match self.writes.get(key) {
             Some(v) => Ok(Some(v.clone())),
             None => self.view.get(key),
         }
     }
 
-    fn get_u64(&self, key: &[u8]) -> Result<u64, sled::Error> {
+    fn get_u64(&self, key: &[u8]) -> Result<u64, laurel_derived::StoreError> {
         Ok(keys::u64_of(self.get(key)?.as_deref()))
     }
 
@@ -155,7 +155,7 @@ impl<'a> Overlay<'a> {
         self.writes.insert(key, value);
     }
 
-    fn add(&mut self, key: Vec<u8>, delta: u64) -> Result<(), sled::Error> {
+    fn add(&mut self, key: Vec<u8>, delta: u64) -> Result<(), laurel_derived::StoreError> {
         let value = self.get_u64(&key)? + delta;
         self.put(key, value.to_be_bytes().to_vec());
         Ok(())
@@ -182,13 +182,13 @@ impl<'a> Overlay<'a> {
     }
 
     /// Whether the player has a record of `key`'s kind, in this batch or stored.
-    fn stored(&self, key: &[u8]) -> Result<bool, sled::Error> {
+    fn stored(&self, key: &[u8]) -> Result<bool, laurel_derived::StoreError> {
         Ok(self.view.get(key)?.is_some())
     }
 
     /// The player's stats record as the batch has it so far; a player seen for the first
     /// time is counted.
-    fn stats_of(&mut self, player: &str) -> Result<&mut StatsRecord, sled::Error> {
+    fn stats_of(&mut self, player: &str) -> Result<&mut StatsRecord, laurel_derived::StoreError> {
         if !self.stats.contains_key(player) {
             let record = match self.view.get(&keys::stats(player))? {
                 Some(raw) => decode(&raw).unwrap_or_else(|e| {
@@ -209,7 +209,7 @@ impl<'a> Overlay<'a> {
 
     /// The player's earned record as the batch has it so far; a player seen for the first
     /// time is counted.
-    fn earned_of(&mut self, player: &str) -> Result<&mut EarnedRecord, sled::Error> {
+    fn earned_of(&mut self, player: &str) -> Result<&mut EarnedRecord, laurel_derived::StoreError> {
         if !self.earned.contains_key(player) {
             let record = match self.view.get(&keys::earned(player))? {
                 Some(raw) => decode(&raw).unwrap_or_else(|e| {
@@ -229,7 +229,7 @@ impl<'a> Overlay<'a> {
     }
 
     /// Takes `delta` off a count (never below zero).
-    fn sub(&mut self, key: Vec<u8>, delta: u64) -> Result<(), sled::Error> {
+    fn sub(&mut self, key: Vec<u8>, delta: u64) -> Result<(), laurel_derived::StoreError> {
         let value = self.get_u64(&key)?.saturating_sub(delta);
         self.put(key, value.to_be_bytes().to_vec());
         Ok(())
@@ -237,7 +237,7 @@ impl<'a> Overlay<'a> {
 
     /// A test player's reset: their stats, earns, rewards and refusals are gone, and what
     /// they had earned no longer counts toward rarity. They stay a player seen.
-    fn reset(&mut self, player: &str) -> Result<(), sled::Error> {
+    fn reset(&mut self, player: &str) -> Result<(), laurel_derived::StoreError> {
         let seen = self.stats.contains_key(player)
             || self.earned.contains_key(player)
             || self.stored(&keys::stats(player))?
@@ -262,7 +262,10 @@ impl<'a> Overlay<'a> {
         Ok(())
     }
 
-    pub(crate) fn apply_output(&mut self, output: &Output) -> Result<(), sled::Error> {
+    pub(crate) fn apply_output(
+        &mut self,
+        output: &Output,
+    ) -> Result<(), laurel_derived::StoreError> {
         match output {
             Output::PlayerReset(r) => self.reset(r.player_id.as_str())?,
             Output::Stat(s) => self.stat(s)?,
@@ -362,7 +365,7 @@ impl<'a> Overlay<'a> {
     }
 
     /// Counts a refusal by reason and keeps it among the player's most recent.
-    fn refused(&mut self, r: &Rejected) -> Result<(), sled::Error> {
+    fn refused(&mut self, r: &Rejected) -> Result<(), laurel_derived::StoreError> {
         self.add(keys::refusal_count(r.reason.code()), 1)?;
         if let Some(stat) = &r.stat {
             self.add(keys::stat_refusal_count(stat.as_str(), r.reason.code()), 1)?;
@@ -393,7 +396,7 @@ impl<'a> Overlay<'a> {
         Ok(())
     }
 
-    fn stat(&mut self, s: &StatChanged) -> Result<(), sled::Error> {
+    fn stat(&mut self, s: &StatChanged) -> Result<(), laurel_derived::StoreError> {
         if let Some(period) = &s.period {
             return self.period_stat(s, period);
         }
@@ -403,7 +406,11 @@ impl<'a> Overlay<'a> {
     }
 
     /// A periodic stat's value in a period: kept with the stat's last periods.
-    fn period_stat(&mut self, s: &StatChanged, period: &str) -> Result<(), sled::Error> {
+    fn period_stat(
+        &mut self,
+        s: &StatChanged,
+        period: &str,
+    ) -> Result<(), laurel_derived::StoreError> {
         let player = s.player_id.as_str();
         // The player is seen (counted) as for any stat.
         self.stats_of(player)?;
@@ -433,7 +440,7 @@ impl<'a> Overlay<'a> {
         &mut self,
         u: &laurel_schemas::Unlocked,
         period: &str,
-    ) -> Result<(), sled::Error> {
+    ) -> Result<(), laurel_derived::StoreError> {
         let id = u.achievement_id.as_str();
         let record = self.earned_of(u.player_id.as_str())?;
         let first = !record.earned.contains_key(id);
@@ -468,12 +475,12 @@ impl<'a> Overlay<'a> {
     }
 
     /// Counts a player's first earn of `id`, overall and on its UTC day.
-    fn first_earned(&mut self, id: &str, at: Millis) -> Result<(), sled::Error> {
+    fn first_earned(&mut self, id: &str, at: Millis) -> Result<(), laurel_derived::StoreError> {
         self.add(keys::rarity(id), 1)?;
         self.add(keys::rarity_day(id, &day_of(at)), 1)
     }
 
-    fn checkpoint(&mut self, stats_seq: u64) -> Result<(), sled::Error> {
+    fn checkpoint(&mut self, stats_seq: u64) -> Result<(), laurel_derived::StoreError> {
         let seq = self.get_u64(keys::CHECKPOINT)?.max(stats_seq);
         self.put(keys::CHECKPOINT.to_vec(), seq.to_be_bytes().to_vec());
         Ok(())

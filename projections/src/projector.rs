@@ -55,7 +55,7 @@ pub enum ProjectorError {
     Log(#[from] LogError),
     /// The view store failed.
     #[error("views: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] laurel_derived::StoreError),
     /// A task panicked.
     #[error(transparent)]
     Task(#[from] TaskFailed),
@@ -167,8 +167,8 @@ async fn worker(
             let staged = overlay.commit(last);
             position = last;
             // Written behind: this worker goes on applying (and answering reads and
-            // streams) while sled writes. Past the bound, it waits for the write before,
-            // so memory stays bounded when sled is slower than the log.
+            // streams) while the store writes. Past the bound, it waits for the write before,
+            // so memory stays bounded when the store is slower than the log.
             let due = last_flush.elapsed() >= config.flush_interval;
             if staged >= max_staged || (due && !behind.busy()) {
                 flush_behind(&mut behind, &views, partition)?;
@@ -190,12 +190,12 @@ async fn worker(
     Ok(())
 }
 
-/// Starts writing the partition's staged view writes to sled, once the write before is done.
+/// Starts writing the partition's staged view writes to the store, once the write before is done.
 fn flush_behind(
-    behind: &mut WriteBehind<sled::Error>,
+    behind: &mut WriteBehind<laurel_derived::StoreError>,
     views: &Views,
     partition: u32,
-) -> Result<(), sled::Error> {
+) -> Result<(), laurel_derived::StoreError> {
     let views = views.clone();
     behind.start(move || {
         let started = std::time::Instant::now();

@@ -1,7 +1,7 @@
 //! A view tree with its writes staged in memory and written behind.
 //!
 //! The projector stages each batch's writes (with the log position they reach) in memory,
-//! where reads see them at once, and writes them to sled in one atomic batch every flush
+//! where reads see them at once, and writes them to the store in one atomic batch every flush
 //! interval or when too many are staged. A crash loses only what was staged: the position
 //! on disk is the one written with the data, so the projector folds OUTPUT again from there.
 //! The flush interval bounds that work, never what is lost (OUTPUT keeps everything).
@@ -14,11 +14,11 @@ type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A derived tree (sealed when the data dir is) with writes staged in memory, in clear.
 pub(crate) struct Staged {
-    tree: laurel_log::derived::Tree,
+    tree: laurel_derived::Tree,
     maps: RwLock<Maps>,
 }
 
-/// Staged writes: the newest, and those being written to sled (still read from here until
+/// Staged writes: the newest, and those being written to the store (still read from here until
 /// they are there, so a read never sees a value go back).
 #[derive(Default)]
 struct Maps {
@@ -27,7 +27,7 @@ struct Maps {
 }
 
 impl Staged {
-    pub(crate) fn new(tree: laurel_log::derived::Tree) -> Self {
+    pub(crate) fn new(tree: laurel_derived::Tree) -> Self {
         Self {
             tree,
             maps: RwLock::default(),
@@ -35,7 +35,7 @@ impl Staged {
     }
 
     /// A key's value: staged, else stored.
-    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, laurel_derived::StoreError> {
         {
             let maps = self.maps.read().expect("staged lock");
             if let Some(v) = maps.pending.get(key).or_else(|| maps.flushing.get(key)) {
@@ -47,7 +47,7 @@ impl Staged {
 
     /// Every key of the record kind `kind` (its first byte), in order, with its value:
     /// staged over stored.
-    pub(crate) fn scan_kind(&self, kind: u8) -> Result<Pairs, sled::Error> {
+    pub(crate) fn scan_kind(&self, kind: u8) -> Result<Pairs, laurel_derived::StoreError> {
         let mut found: BTreeMap<Vec<u8>, Vec<u8>> =
             self.tree.scan_kind(kind)?.into_iter().collect();
         let prefix = [kind];
@@ -71,9 +71,9 @@ impl Staged {
         maps.pending.len()
     }
 
-    /// Writes what is staged to sled in one atomic batch; reads go on meanwhile. Only the
+    /// Writes what is staged to the store in one atomic batch; reads go on meanwhile. Only the
     /// projector worker of this view flushes, so one flush runs at a time.
-    pub(crate) fn flush(&self) -> Result<(), sled::Error> {
+    pub(crate) fn flush(&self) -> Result<(), laurel_derived::StoreError> {
         {
             let mut maps = self.maps.write().expect("staged lock");
             if maps.pending.is_empty() {

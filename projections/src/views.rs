@@ -15,7 +15,7 @@ use crate::staged::Staged;
 /// The layout of the view trees; views of another layout are rebuilt from the log.
 const LAYOUT: &str = "player stats and earned records; refusals per stat; first earns per day";
 
-/// The views over sled, with change notifications. Cheap to clone.
+/// The views over the derived-state store, with change notifications. Cheap to clone.
 #[derive(Clone)]
 pub struct Views {
     inner: Arc<Inner>,
@@ -25,7 +25,7 @@ struct Inner {
     partitions: Vec<Staged>,
     checkpoints: Vec<watch::Sender<u64>>,
     events: broadcast::Sender<Arc<Applied>>,
-    /// How long writes of staged views to sled take (behind the projector).
+    /// How long writes of staged views to the store take (behind the projector).
     flushes: Histogram,
 }
 
@@ -110,27 +110,27 @@ impl Rarity {
     }
 }
 
-fn position(view: &Staged, key: &[u8]) -> Result<u64, sled::Error> {
+fn position(view: &Staged, key: &[u8]) -> Result<u64, laurel_derived::StoreError> {
     Ok(keys::u64_of(view.get(key)?.as_deref()))
 }
 
 impl Views {
     /// Opens the views of `log` in `db`. Views derived from another log are dropped first
-    /// (see [`laurel_log::derived::bind`]): the projector then folds this log from the start.
+    /// (see [`laurel_derived::bind`]): the projector then folds this log from the start.
     pub fn open(
-        db: &laurel_log::derived::Store,
+        db: &laurel_derived::Store,
         log: &laurel_log::Log,
-    ) -> Result<Self, sled::Error> {
+    ) -> Result<Self, laurel_derived::StoreError> {
         let binding = format!("{} (views: {LAYOUT})", log.identity());
         db.bind("views/", &binding)?;
         let partitions = log.config().partitions;
         let trees = (0..partitions)
             .map(|p| Ok(Staged::new(db.tree(&format!("views/{p}"))?)))
-            .collect::<Result<Vec<_>, sled::Error>>()?;
+            .collect::<Result<Vec<_>, laurel_derived::StoreError>>()?;
         let checkpoints = trees
             .iter()
             .map(|t| Ok(watch::channel(position(t, keys::CHECKPOINT)?).0))
-            .collect::<Result<Vec<_>, sled::Error>>()?;
+            .collect::<Result<Vec<_>, laurel_derived::StoreError>>()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 partitions: trees,
@@ -161,7 +161,7 @@ impl Views {
     }
 
     /// A player's stats, earned achievements and points.
-    pub fn player(&self, player: &str) -> Result<PlayerView, sled::Error> {
+    pub fn player(&self, player: &str) -> Result<PlayerView, laurel_derived::StoreError> {
         let tree = self.tree(laurel_log::partition_of(player, self.partitions()));
         let stats: StatsRecord = match tree.get(&keys::stats(player))? {
             None => StatsRecord::default(),
@@ -195,7 +195,10 @@ impl Views {
 
     /// What every player of `partition` earned, by player, and the STATS position the views
     /// held when the read began (read first, so what was earned may reflect a little more).
-    pub fn earned_in_partition(&self, partition: u32) -> Result<PartitionEarned, sled::Error> {
+    pub fn earned_in_partition(
+        &self,
+        partition: u32,
+    ) -> Result<PartitionEarned, laurel_derived::StoreError> {
         let checkpoint = self.checkpoint(partition);
         let prefix = keys::earned("");
         let mut players = Vec::new();
@@ -216,7 +219,7 @@ impl Views {
 
     /// A player's most recent refusals (at most [`RECENT_REFUSALS`](crate::RECENT_REFUSALS)),
     /// newest first.
-    pub fn refusals(&self, player: &str) -> Result<Vec<Refusal>, sled::Error> {
+    pub fn refusals(&self, player: &str) -> Result<Vec<Refusal>, laurel_derived::StoreError> {
         let tree = self.tree(laurel_log::partition_of(player, self.partitions()));
         Ok(match tree.get(&keys::refusals(player))? {
             None => Vec::new(),
@@ -228,7 +231,7 @@ impl Views {
     }
 
     /// Events the engine refused, by reason code, over all partitions.
-    pub fn refusal_counts(&self) -> Result<BTreeMap<String, u64>, sled::Error> {
+    pub fn refusal_counts(&self) -> Result<BTreeMap<String, u64>, laurel_derived::StoreError> {
         let mut counts = BTreeMap::new();
         for tree in &self.inner.partitions {
             for (k, v) in tree.scan_kind(b'C')? {
@@ -241,7 +244,10 @@ impl Views {
     }
 
     /// Events reporting `stat` the engine refused, by reason code, over all partitions.
-    pub fn stat_refusal_counts(&self, stat: &str) -> Result<BTreeMap<String, u64>, sled::Error> {
+    pub fn stat_refusal_counts(
+        &self,
+        stat: &str,
+    ) -> Result<BTreeMap<String, u64>, laurel_derived::StoreError> {
         let prefix = format!("{stat}\0");
         let mut counts = BTreeMap::new();
         for tree in &self.inner.partitions {
@@ -259,7 +265,7 @@ impl Views {
     pub fn first_earns_by_day(
         &self,
         achievement: &str,
-    ) -> Result<BTreeMap<String, u64>, sled::Error> {
+    ) -> Result<BTreeMap<String, u64>, laurel_derived::StoreError> {
         let prefix = format!("{achievement}\0");
         let mut days = BTreeMap::new();
         for tree in &self.inner.partitions {
@@ -274,7 +280,7 @@ impl Views {
 
     /// Every player's value of `stat` that has one, over all partitions (a periodic stat's
     /// value as last stored).
-    pub fn stat_values(&self, stat: &str) -> Result<Vec<Value>, sled::Error> {
+    pub fn stat_values(&self, stat: &str) -> Result<Vec<Value>, laurel_derived::StoreError> {
         let mut values = Vec::new();
         for tree in &self.inner.partitions {
             for (_, raw) in tree.scan_kind(b'S')? {
@@ -286,7 +292,7 @@ impl Views {
     }
 
     /// Earners per achievement and players, over all partitions.
-    pub fn rarity(&self) -> Result<Rarity, sled::Error> {
+    pub fn rarity(&self) -> Result<Rarity, laurel_derived::StoreError> {
         let mut rarity = Rarity::default();
         for tree in &self.inner.partitions {
             rarity.players += keys::u64_of(tree.get(keys::PLAYERS)?.as_deref());
@@ -310,12 +316,14 @@ impl Views {
 
     /// A community total: the sum of every partition's share of the `global` stat (as of
     /// each partition's last batch); `None` before any contribution.
-    pub fn community_total(&self, stat: &str) -> Result<Option<Value>, sled::Error> {
+    pub fn community_total(&self, stat: &str) -> Result<Option<Value>, laurel_derived::StoreError> {
         let mut total: Option<Value> = None;
         for tree in &self.inner.partitions {
             if let Some(raw) = tree.get(&keys::community_share(stat))? {
                 let share: Value = decode(&raw).map_err(|e| {
-                    sled::Error::Unsupported(format!("an unreadable community share: {e}"))
+                    laurel_derived::StoreError::Corrupt(format!(
+                        "an unreadable community share: {e}"
+                    ))
                 })?;
                 total = Some(match total {
                     None => share,
@@ -328,7 +336,7 @@ impl Views {
 
     /// The partitions whose engine has not yet learnt that community goal `achievement`
     /// was reached (as far as the views know).
-    pub fn not_told(&self, achievement: &str) -> Result<Vec<u32>, sled::Error> {
+    pub fn not_told(&self, achievement: &str) -> Result<Vec<u32>, laurel_derived::StoreError> {
         let key = keys::community_reached(achievement);
         let mut missing = Vec::new();
         for (p, tree) in self.inner.partitions.iter().enumerate() {
@@ -363,7 +371,7 @@ impl Views {
 
     /// The last OUTPUT position of `partition` the views hold (what they answer already
     /// reflects it; its notices are sent or about to be).
-    pub fn output_position(&self, partition: u32) -> Result<u64, sled::Error> {
+    pub fn output_position(&self, partition: u32) -> Result<u64, laurel_derived::StoreError> {
         position(self.tree(partition), keys::POSITION)
     }
 

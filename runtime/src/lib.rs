@@ -4,7 +4,7 @@
 //! - [`Supervisor`]: the tasks of a role, named, joined, and stopped together;
 //! - [`retrying`]: an operation tried again with backoff while its failure is transient,
 //!   never past a shutdown;
-//! - [`blocking`] and [`block_here`]: blocking work (disk scans, sled) off the async
+//! - [`blocking`] and [`block_here`]: blocking work (disk scans, derived-state stores) off the async
 //!   runtime's threads;
 //! - [`WriteBehind`]: one write (engine state, views) running beside its owner's live work.
 

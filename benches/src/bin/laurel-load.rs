@@ -78,7 +78,7 @@ struct Args {
     /// Run the latency phases after the throughput flood instead of before it. By default
     /// they run first, on a server that has seen only steady load: a flood of millions of
     /// events leaves half a minute of work behind it (engine state and views written behind,
-    /// sled cleaning up, the broker's upkeep), and latency measured inside that tail is
+    /// the stores compacting, the broker's upkeep), and latency measured inside that tail is
     /// latency after a flood, not under a steady load.
     #[arg(long)]
     latency_after_flood: bool,

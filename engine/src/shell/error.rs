@@ -16,7 +16,7 @@ pub enum ShellError {
     Append(#[from] AppendError),
     /// The state store failed.
     #[error("engine state: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] laurel_derived::StoreError),
     /// A partition's state could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),

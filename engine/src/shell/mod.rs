@@ -3,7 +3,7 @@
 //! Per partition, a worker consumes STATS, folds each batch with [`Fold`](crate::Fold),
 //! appends the batch's unlocks to OUTPUT and then its `changes` entry (stat, progress and
 //! rejected outputs; the batch's checkpoint), then acknowledges. Player states and positions
-//! are written behind, in one atomic sled batch per partition every `persist_interval`.
+//! are written behind, in one atomic batch per partition every `persist_interval`.
 //! Every output's message id comes from what caused it (an unlock's is its `unlock_id`, a
 //! batch's the STATS positions it folded), so a re-fold of the same events is deduplicated.
 //!
@@ -44,7 +44,7 @@ pub use store::StoreError;
 /// every worker has finished its batch and stored its position.
 pub async fn run(
     log: Log,
-    db: laurel_log::derived::Store,
+    db: laurel_derived::Store,
     defs: Arc<SharedDefs>,
     config: ShellConfig,
     metrics: Arc<EngineMetrics>,
@@ -68,7 +68,7 @@ pub struct Workers {
     /// The log.
     pub log: Log,
     /// The engine's state store.
-    pub db: laurel_log::derived::Store,
+    pub db: laurel_derived::Store,
     /// The definitions, followed from DEFS by the caller.
     pub defs: Arc<SharedDefs>,
     /// How the workers run; `partitions` lists them all (it staggers writes).
@@ -128,7 +128,7 @@ impl Workers {
 /// workers, and runs them until `shutdown` turns true.
 pub async fn run_standalone(
     log: Log,
-    db: laurel_log::derived::Store,
+    db: laurel_derived::Store,
     config: ShellConfig,
     metrics: Arc<EngineMetrics>,
     shutdown: Shutdown,

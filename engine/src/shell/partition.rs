@@ -64,7 +64,7 @@ impl Worker {
     pub(super) fn open(
         partition: u32,
         log: &Log,
-        db: &laurel_log::derived::Store,
+        db: &laurel_derived::Store,
         defs: Arc<SharedDefs>,
         config: &ShellConfig,
         metrics: Arc<EngineMetrics>,
@@ -237,7 +237,7 @@ impl Worker {
         let folded = started.elapsed();
         self.store.stats_pos = last;
         self.store.output_pos = checkpoint;
-        // Written behind the fold: the next batch is folded while sled writes this state.
+        // Written behind the fold: the next batch is folded while the store writes this state.
         // Only a cache at twice its bound waits for the write before.
         let due = self.last_persist.elapsed() >= self.persist_interval;
         let full = self.store.over_capacity();

@@ -1,14 +1,14 @@
-//! One partition's durable engine state: player snapshots and positions in a sled tree, the
+//! One partition's durable engine state: player snapshots and positions in a derived-state tree, the
 //! hot players in a bounded in-memory cache, written behind: the changed players are encoded
 //! between batches and written by a blocking task while the partition folds on.
 //!
 //! Keys: `P<player id>` → msgpack [`PlayerSnapshot`]; `M:stats` → the last STATS position
 //! applied; `M:output` → the OUTPUT position of the checkpoint that says so; `M:defs` → the
 //! last DEFS position re-evaluated; `M:community` → the partition's [`Community`] state. A
-//! batch's players, positions and community state go in one sled batch, so they are stored
+//! batch's players, positions and community state go in one atomic batch, so they are stored
 //! together or not at all.
 
-use laurel_log::derived::{Store, Tree};
+use laurel_derived::{Store, Tree};
 use laurel_runtime::WriteBehind;
 use laurel_schemas::{PlayerId, decode, encode};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -39,7 +39,7 @@ fn player_key(id: &str) -> Vec<u8> {
     key
 }
 
-fn read_u64(tree: &Tree, key: &[u8]) -> Result<u64, sled::Error> {
+fn read_u64(tree: &Tree, key: &[u8]) -> Result<u64, laurel_derived::StoreError> {
     Ok(tree
         .get(key)?
         .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes))
@@ -49,9 +49,9 @@ fn read_u64(tree: &Tree, key: &[u8]) -> Result<u64, sled::Error> {
 /// Reading or writing a partition's state failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled failed.
+    /// The derived-state store failed.
     #[error("engine state: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] laurel_derived::StoreError),
     /// A stored player state cannot be read back: it is never replaced by an empty one, the
     /// partition is rebuilt from the log instead.
     #[error("player {player}'s stored state is unreadable: {reason}")]
@@ -78,7 +78,7 @@ pub(super) struct PartitionStore {
     /// Shares of community totals and goals reached.
     pub(super) community: Community,
     /// The write running behind the fold, if any.
-    writer: WriteBehind<sled::Error>,
+    writer: WriteBehind<laurel_derived::StoreError>,
     /// Player states found in memory, and read from disk or started, since last taken.
     pub(super) hits: u64,
     pub(super) misses: u64,
@@ -103,7 +103,7 @@ impl PartitionStore {
     }
 
     /// Forgets everything, on disk and in memory: the partition starts from nothing.
-    pub(super) fn reset(&mut self) -> Result<(), sled::Error> {
+    pub(super) fn reset(&mut self) -> Result<(), laurel_derived::StoreError> {
         // A write still running would land after the clear; its outcome no longer matters.
         let _ = self.writer.wait();
         self.tree.clear()?;
@@ -145,7 +145,7 @@ impl PartitionStore {
     }
 
     /// Every player id stored or cached in this partition.
-    pub(super) fn player_ids(&self) -> Result<Vec<PlayerId>, sled::Error> {
+    pub(super) fn player_ids(&self) -> Result<Vec<PlayerId>, laurel_derived::StoreError> {
         let mut ids: FxHashSet<PlayerId> = self.cache.keys().cloned().collect();
         for (key, _) in self.tree.scan_kind(b'P')? {
             match std::str::from_utf8(&key[1..])
@@ -165,7 +165,7 @@ impl PartitionStore {
 
     /// Writes the dirty players and the positions in one atomic batch, and waits until
     /// they are on disk.
-    pub(super) fn persist(&mut self, defs: &Definitions) -> Result<(), sled::Error> {
+    pub(super) fn persist(&mut self, defs: &Definitions) -> Result<(), laurel_derived::StoreError> {
         self.persist_behind(defs, |_| {})?;
         self.writer.wait()
     }
@@ -178,7 +178,7 @@ impl PartitionStore {
         &mut self,
         defs: &Definitions,
         done: impl FnOnce(std::time::Duration) + Send + 'static,
-    ) -> Result<(), sled::Error> {
+    ) -> Result<(), laurel_derived::StoreError> {
         self.writer.wait()?;
         if self.cache.len() > self.cap {
             // Clean players (on disk by now) go, an arbitrary half of the cap stays.
@@ -240,7 +240,7 @@ impl PartitionStore {
         defs: &Definitions,
         identity: &str,
         partition: u32,
-    ) -> Result<Vec<u8>, sled::Error> {
+    ) -> Result<Vec<u8>, laurel_derived::StoreError> {
         self.persist(defs)?;
         export_tree(&self.tree, identity, partition)
     }
@@ -286,11 +286,19 @@ struct Snapshot {
 
 /// The partition's stored state as one blob, to hand to another engine. Only a partition no
 /// worker is writing gives a consistent snapshot (the records are read one by one).
-pub(crate) fn export(db: &Store, identity: &str, partition: u32) -> Result<Vec<u8>, sled::Error> {
+pub(crate) fn export(
+    db: &Store,
+    identity: &str,
+    partition: u32,
+) -> Result<Vec<u8>, laurel_derived::StoreError> {
     export_tree(&db.tree(&tree_name(partition))?, identity, partition)
 }
 
-fn export_tree(tree: &Tree, identity: &str, partition: u32) -> Result<Vec<u8>, sled::Error> {
+fn export_tree(
+    tree: &Tree,
+    identity: &str,
+    partition: u32,
+) -> Result<Vec<u8>, laurel_derived::StoreError> {
     let snapshot = Snapshot {
         identity: identity.to_string(),
         partition,
@@ -352,7 +360,7 @@ pub(crate) fn import(
     Ok(Some(snapshot.stats_pos))
 }
 
-/// The sled tree of a partition's engine state.
+/// The tree of a partition's engine state.
 pub(super) fn tree_name(partition: u32) -> String {
     format!("engine/{partition}")
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use laurel_derived::Store;
 use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig};
 use laurel_log::{LogError, StreamKind};
 use laurel_projections::{ProjectorConfig, Views};
@@ -33,9 +34,9 @@ fn drop_store(path: &Path) -> anyhow::Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    match sled::open(path) {
-        Ok(db) => drop(db),
-        Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+    match Store::check_unused(path) {
+        Ok(()) => {}
+        Err(laurel_derived::StoreError::InUse(_)) => {
             bail!(
                 "{} is in use: stop Laurel before rebuilding",
                 path.display()
@@ -65,8 +66,8 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
     };
     drop_store(&data_dir.join("engine"))?;
     drop_store(&data_dir.join("views"))?;
-    let engine_db = opened.store("engine")?;
-    let views_db = opened.store("views")?;
+    let engine_db = Store::open_in(&opened, "engine").context("opening engine")?;
+    let views_db = Store::open_in(&opened, "views").context("opening views")?;
     let log = opened.log;
     let views = Views::open(&views_db, &log)?;
     let partitions = log.config().partitions;

@@ -84,8 +84,8 @@ pub struct LogArgs {
         requires = "data_key_file"
     )]
     pub data_old_key_file: Option<PathBuf>,
-    /// MiB of sled page cache for each derived store (engine state, views). sled holds
-    /// several times this in memory; more serves players not in the engine's memory faster.
+    /// MiB of block cache for each derived store (engine state, views), beside its
+    /// in-memory table (4 MiB). More serves players not in the engine's memory faster.
     #[arg(
         hide_short_help = true,
         long,

@@ -584,15 +584,16 @@ async fn an_unreadable_player_state_is_rebuilt_from_the_log(backend: Backend) {
     engine.stop().await;
     {
         // Damage ann's stored state (as a bad disk or an old bug would).
-        let db = crate::support::open_sled(&dir);
+        let store = crate::support::open_store(&dir);
         let p = partition_of("ann", f.log.config().partitions);
-        let tree = db.open_tree(format!("engine/{p}")).unwrap();
+        let tree = store.tree(&format!("engine/{p}")).unwrap();
         assert!(
             tree.get(b"Pann").unwrap().is_some(),
             "ann's state is stored"
         );
-        tree.insert(b"Pann", &b"\xc1 not msgpack"[..]).unwrap();
-        db.flush().unwrap();
+        tree.write([(&b"Pann"[..], &b"\xc1 not msgpack"[..])])
+            .unwrap();
+        tree.flush().unwrap();
     }
     let engine = start_engine(&f.log, &dir, |_| {});
     f.log

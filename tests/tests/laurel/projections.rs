@@ -219,15 +219,16 @@ async fn views_of_an_earlier_layout_are_rebuilt_from_the_log(backend: Backend) {
     let dir = f.dir.path().join("views");
     let ann = partition_of("ann", f.log.config().partitions);
     {
-        let db = crate::support::open_sled(&dir);
-        laurel_log::derived::Store::new(db.clone(), None)
-            .bind("views/", f.log.identity())
-            .unwrap();
-        let tree = db.open_tree(format!("views/{ann}")).unwrap();
-        tree.insert(b"Sann\0kills", encode(&Value::Int(1))).unwrap();
+        let store = crate::support::open_store(&dir);
+        store.bind("views/", f.log.identity()).unwrap();
+        let tree = store.tree(&format!("views/{ann}")).unwrap();
         let end = f.log.last_seq(StreamKind::Output, ann).await.unwrap();
-        tree.insert(b"M:pos", &end.to_be_bytes()).unwrap();
-        db.flush().unwrap();
+        tree.write([
+            (&b"Sann\0kills"[..], &encode(&Value::Int(1))[..]),
+            (b"M:pos", &end.to_be_bytes()),
+        ])
+        .unwrap();
+        tree.flush().unwrap();
     }
     let projector = start_projector(&f.log, &dir);
     let seq = f.log.last_seq(StreamKind::Stats, ann).await.unwrap();

@@ -183,25 +183,20 @@ pub(crate) async fn reset_consumer_behind(f: &Fixture, stream: &str, consumer: &
     stream.create_consumer(config).await.unwrap();
 }
 
-/// Opens the sled store in `dir`, waiting (bounded) while a store just dropped in this
-/// process still holds its lock: sled's background thread lets go of it a moment after the
-/// last handle is gone. (A restarted `laurel` is a new process, which never meets this.)
-pub(crate) fn open_sled(dir: &std::path::Path) -> sled::Db {
+/// The derived-state store in `dir`, in clear, waiting (bounded) while a process that was
+/// just stopped still holds it.
+pub(crate) fn open_store(dir: &std::path::Path) -> laurel_derived::Store {
+    use laurel_derived::{Store, StoreError, StoreMemory};
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match sled::open(dir) {
-            Ok(db) => return db,
-            Err(sled::Error::Io(_)) if std::time::Instant::now() < deadline => {
+        match Store::open(dir, StoreMemory::with_cache(4 << 20), None) {
+            Ok(store) => return store,
+            Err(StoreError::InUse(_)) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => panic!("opening {}: {e}", dir.display()),
         }
     }
-}
-
-/// The derived-state store in `dir`, in clear (see [`open_sled`]).
-pub(crate) fn open_store(dir: &std::path::Path) -> laurel_log::derived::Store {
-    laurel_log::derived::Store::new(open_sled(dir), None)
 }
 
 /// Calls `attempt` until it succeeds, for at most a minute; a lasting (not transient) error
