@@ -113,7 +113,7 @@ async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f6
     let mut running = Vec::new();
     for i in 0..engines {
         let own = Log::Nats(NatsLog::connect(url, config.clone()).await.unwrap());
-        let store = open_store(&dir.join(format!("engine-{i}")), None);
+        let store = laurel_benches::open_store(&dir.join(format!("engine-{i}")), None);
         let config = RoleConfig {
             lease_ttl: Duration::from_secs(3),
             checkpoint_interval: Duration::from_secs(5),
@@ -127,7 +127,7 @@ async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f6
         }));
     }
     if engines == 0 {
-        let store = open_store(&dir.join("engine"), None);
+        let store = laurel_benches::open_store(&dir.join("engine"), None);
         let unfenced = laurel_engine::shell::run_standalone(
             log.clone(),
             store,
@@ -164,13 +164,4 @@ async fn drain(url: &str, dir: &std::path::Path, engines: usize, n: usize) -> f6
         engine.await.unwrap().unwrap();
     }
     rate
-}
-
-/// A derived-state store at `path` as `laurel serve` opens it.
-fn open_store(
-    path: &std::path::Path,
-    seal: Option<std::sync::Arc<laurel_log::seal::Sealer>>,
-) -> laurel_derived::Store {
-    let memory = laurel_derived::StoreMemory::with_cache(laurel_log::open::STORE_CACHE_BYTES);
-    laurel_derived::Store::open(path, memory, seal).unwrap()
 }

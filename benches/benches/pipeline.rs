@@ -116,12 +116,12 @@ async fn pipeline(backend: &str, url: &str, dir: &Path, n: usize) -> Figures {
     let metrics = Arc::new(EngineMetrics::default());
     let engine = tokio::spawn(shell::run_standalone(
         log.clone(),
-        open_store(&dir.join("engine"), seal.clone()),
+        laurel_benches::open_store(&dir.join("engine"), seal.clone()),
         ShellConfig::all(PARTITIONS),
         metrics.clone(),
         shutdown.clone(),
     ));
-    let views_db = open_store(&dir.join("views"), seal);
+    let views_db = laurel_benches::open_store(&dir.join("views"), seal);
     let views = Views::open(&views_db, &log).unwrap();
     let projector = tokio::spawn(laurel_projections::run(
         log.clone(),
@@ -177,13 +177,4 @@ fn peak_memory() -> String {
                 .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
         })
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// A derived-state store at `path` as `laurel serve` opens it.
-fn open_store(
-    path: &std::path::Path,
-    seal: Option<std::sync::Arc<laurel_log::seal::Sealer>>,
-) -> laurel_derived::Store {
-    let memory = laurel_derived::StoreMemory::with_cache(laurel_log::open::STORE_CACHE_BYTES);
-    laurel_derived::Store::open(path, memory, seal).unwrap()
 }

@@ -215,3 +215,12 @@ pub async fn raw_jetstream(url: &str, n: usize) -> f64 {
     }
     n as f64 / start.elapsed().as_secs_f64()
 }
+
+/// A derived-state store at `path` as `laurel serve` opens it (its default cache).
+pub fn open_store(
+    path: &std::path::Path,
+    seal: Option<std::sync::Arc<laurel_log::seal::Sealer>>,
+) -> laurel_derived::Store {
+    let memory = laurel_derived::StoreMemory::with_cache(laurel_log::open::STORE_CACHE_BYTES);
+    laurel_derived::Store::open(path, memory, seal).expect("opening a derived-state store")
+}
