@@ -216,3 +216,86 @@ fn a_sealed_data_dir_is_rebuilt_with_its_key() {
     assert_eq!(stats(&laurel, None)["stats"]["wins"], 4);
     assert_eq!(earned(&laurel), vec![json!("FIRST_WIN")]);
 }
+
+/// The records of the trees `<store>/<p>` (p < 4, as `args` sets) and `<store>/meta` of the
+/// store at `path`, as stored (blinded keys, sealed values).
+fn raw_trees(path: &Path, store: &str) -> Vec<(String, laurel_derived::Records)> {
+    let opened = crate::support::open_store(path);
+    let names = (0..4)
+        .map(|p| format!("{store}/{p}"))
+        .chain([format!("{store}/meta")]);
+    names
+        .map(|name| {
+            let tree = opened.tree(&name).unwrap();
+            let records = (0..=u8::MAX)
+                .flat_map(|kind| tree.scan_kind(kind).unwrap())
+                .collect();
+            (name, records)
+        })
+        .collect()
+}
+
+/// Rewrites the store at `path` as versions before fjall kept it: the same records, one sled
+/// tree per partition.
+fn as_sled(path: &Path, store: &str) {
+    let trees = raw_trees(path, store);
+    std::fs::remove_dir_all(path).unwrap();
+    let db = sled::open(path).unwrap();
+    for (name, records) in trees {
+        let tree = db.open_tree(name).unwrap();
+        for (key, value) in records {
+            tree.insert(key, value).unwrap();
+        }
+    }
+    db.flush().unwrap();
+}
+
+/// A data dir of a version that kept engine state and views in sled: both stores are
+/// imported on start, record for record (sealed values keep their bytes: a rebuild would
+/// seal them anew), and the player carries on from there with nothing counted twice.
+#[test]
+fn stores_kept_in_sled_by_an_earlier_version_are_imported_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = key_file(dir.path(), "data.key", 7);
+    let extra = args(&[("--data-key-file", &key)]);
+    let mut laurel = Laurel::start(&data, &extra);
+    play(&laurel);
+    assert!(laurel.terminate());
+    let kept = |store: &str, kind: u8| -> Vec<laurel_derived::Records> {
+        raw_trees(&data.join(store), store)
+            .into_iter()
+            .map(|(_, records)| records.into_iter().filter(|(k, _)| k[0] == kind).collect())
+            .collect()
+    };
+    let (players, views) = (kept("engine", b'P'), kept("views", b'S'));
+    assert_eq!(
+        players.iter().map(Vec::len).sum::<usize>(),
+        1,
+        "the player's engine state"
+    );
+    assert_eq!(
+        views.iter().map(Vec::len).sum::<usize>(),
+        1,
+        "the player's stats view"
+    );
+    as_sled(&data.join("engine"), "engine");
+    as_sled(&data.join("views"), "views");
+
+    let mut laurel = Laurel::start(&data, &extra);
+    assert_eq!(stats(&laurel, None)["stats"]["wins"], 4);
+    assert_eq!(earned(&laurel), vec![json!("FIRST_WIN")]);
+    assert!(laurel.terminate());
+    for store in ["engine", "views"] {
+        assert!(
+            data.join(format!("{store}.sled-imported/db")).is_file(),
+            "{store} kept"
+        );
+    }
+    assert_eq!(kept("engine", b'P'), players, "imported, not rebuilt");
+    assert_eq!(kept("views", b'S'), views, "imported, not rebuilt");
+    let laurel = Laurel::start(&data, &extra);
+    assert_eq!(send_wins(&laurel, 1)["stats"]["wins"], 5);
+    assert_eq!(earned(&laurel), vec![json!("FIRST_WIN")]);
+    assert_eq!(holding(&data.join("engine"), PLAYER), Vec::<PathBuf>::new());
+}
