@@ -10,3 +10,8 @@ export function perSecond(times: number[], now: number, seconds = 60): number[] 
   }
   return buckets;
 }
+
+/** "1 unlock", "2 unlocks": a count of unlocks as the live screen says it. */
+export function unlocksText(count: number): string {
+  return count === 1 ? "1 unlock" : `${count} unlocks`;
+}

@@ -6,7 +6,7 @@ import { diffDefinitions, diffFields, exportFile } from "../src/diff";
 import { reorder, visibleRows } from "../src/achievements";
 import { draftOf, emptyDraft, iconUrl, playerTexts, specOf, DraftError } from "../src/editor";
 import { parseRoute, hrefOf } from "../src/routes";
-import { perSecond } from "../src/rate";
+import { perSecond, unlocksText } from "../src/rate";
 import { sortRarity } from "../src/rarity";
 import type { AchievementDefinition } from "../src/types";
 
@@ -185,6 +185,10 @@ describe("live rate and rarity", () => {
   it("counts unlocks per second of the last minute", () => {
     const buckets = perSecond([59_000, 59_500, 60_100, 1_000], 60_500, 3);
     expect(buckets).toEqual([0, 2, 1]);
+  });
+
+  it("says one unlock and many unlocks", () => {
+    expect([0, 1, 2].map(unlocksText)).toEqual(["0 unlocks", "1 unlock", "2 unlocks"]);
   });
 
   it("sorts rarity by a column, ties by id", () => {
