@@ -240,7 +240,7 @@ await step("run a replay diff, then apply it", async () => {
   await page.getByRole("button", { name: "Apply…" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Apply" }).click();
   await page.getByRole("heading", { name: "Applied" }).waitFor();
-  assert.match(await page.locator(".report [role=status]").innerText(), /1 grants appended/);
+  assert.match(await page.locator(".report [role=status]").innerText(), /1 grant appended/);
   await screen("replay-applied");
 });
 

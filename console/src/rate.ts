@@ -11,7 +11,7 @@ export function perSecond(times: number[], now: number, seconds = 60): number[] 
   return buckets;
 }
 
-/** "1 unlock", "2 unlocks": a count of unlocks as the live screen says it. */
-export function unlocksText(count: number): string {
-  return count === 1 ? "1 unlock" : `${count} unlocks`;
+/** A count and its noun, singular for one: "1 unlock", "2 unlocks", "3 stats". */
+export function countOf(count: number, one: string, many = `${one}s`): string {
+  return `${count} ${count === 1 ? one : many}`;
 }

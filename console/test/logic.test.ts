@@ -6,7 +6,7 @@ import { diffDefinitions, diffFields, exportFile } from "../src/diff";
 import { reorder, visibleRows } from "../src/achievements";
 import { draftOf, emptyDraft, iconUrl, playerTexts, specOf, DraftError } from "../src/editor";
 import { parseRoute, hrefOf } from "../src/routes";
-import { perSecond, unlocksText } from "../src/rate";
+import { countOf, perSecond } from "../src/rate";
 import { sortRarity } from "../src/rarity";
 import type { AchievementDefinition } from "../src/types";
 
@@ -188,7 +188,8 @@ describe("live rate and rarity", () => {
   });
 
   it("says one unlock and many unlocks", () => {
-    expect([0, 1, 2].map(unlocksText)).toEqual(["0 unlocks", "1 unlock", "2 unlocks"]);
+    expect([0, 1, 2].map((n) => countOf(n, "unlock"))).toEqual(["0 unlocks", "1 unlock", "2 unlocks"]);
+    expect(countOf(1, "definition differs", "definitions differ")).toBe("1 definition differs");
   });
 
   it("sorts rarity by a column, ties by id", () => {

@@ -14,6 +14,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// Runs `laurel args...`, which must refuse (exit non-zero): what it wrote to stderr.
+pub fn refusal_of(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(laurel_bin()).args(args).output().unwrap();
+    assert!(!out.status.success(), "laurel {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// The path of the `laurel` binary, built on first use (a no-op when it is up to date).
 pub fn laurel_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

@@ -1,3 +1,4 @@
+import { countOf } from "../rate";
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "../api";
 import { ErrorBox } from "../components/common";
@@ -66,7 +67,7 @@ export function DefinitionsScreen({ api }: { api: Api }) {
       </button>
       {diff && (
         <table class="list">
-          <caption>{diff.length === 0 ? "The file matches the live definitions." : `${diff.length} definitions differ (apply with laurel defs apply, or the replay screen)`}</caption>
+          <caption>{diff.length === 0 ? "The file matches the live definitions." : `${countOf(diff.length, "definition differs", "definitions differ")} (apply with laurel defs apply, or the replay screen)`}</caption>
           <thead>
             <tr>
               <th scope="col">Definition</th>

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "../api";
 import { ErrorBox, Time } from "../components/common";
-import { perSecond, unlocksText } from "../rate";
+import { countOf, perSecond } from "../rate";
 
 interface Unlock {
   unlock_id: string;
@@ -60,7 +60,7 @@ export function LiveScreen({ api }: { api: Api }) {
         Live
       </h1>
       <p role="status">
-        Stream: <strong>{state}</strong> · {unlocksText(lastMinute)} in the last minute
+        Stream: <strong>{state}</strong> · {countOf(lastMinute, "unlock")} in the last minute
       </p>
       <ErrorBox error={error} />
       <figure class="rate">

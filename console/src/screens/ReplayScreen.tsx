@@ -1,3 +1,4 @@
+import { countOf } from "../rate";
 import { useState } from "preact/hooks";
 import type { Api } from "../api";
 import { ConfirmDialog, ErrorBox } from "../components/common";
@@ -71,7 +72,7 @@ export function ReplayScreen({ api }: { api: Api }) {
       {report && <ReplayDiff report={report} />}
       <ConfirmDialog open={confirm} title="Apply this replay?" confirm="Apply" onConfirm={() => run(true)} onCancel={() => setConfirm(false)}>
         <p>
-          The definitions are saved, and {report?.gained ?? 0} gains (+{report?.points_gained ?? 0} points) are granted. This cannot be taken back.
+          The definitions are saved, and {countOf(report?.gained ?? 0, "gain")} (+{report?.points_gained ?? 0} points) are granted. This cannot be taken back.
         </p>
       </ConfirmDialog>
     </section>
@@ -83,8 +84,8 @@ function ReplayDiff({ report }: { report: ReplayReport }) {
     <section aria-labelledby="replay-report" class="report">
       <h2 id="replay-report">{report.applied ? "Applied" : "Diff"}</h2>
       <p role="status">
-        {report.events} events of {report.players} players folded in {report.elapsed_ms} ms: {report.gained} gains (+{report.points_gained} points), {report.lost} would-be losses (not revoked)
-        {report.applied && `; ${report.granted} grants appended`}.
+        {countOf(report.events, "event")} of {countOf(report.players, "player")} folded in {report.elapsed_ms} ms: {countOf(report.gained, "gain")} (+{report.points_gained} points), {countOf(report.lost, "would-be loss", "would-be losses")} (not revoked)
+        {report.applied && `; ${countOf(report.granted, "grant")} appended`}.
       </p>
       {report.definitions_changed.length > 0 && <p>Definitions changed: {report.definitions_changed.join(", ")}</p>}
       <table class="list">

@@ -1,3 +1,4 @@
+import { countOf } from "../rate";
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "../api";
 import { ErrorBox, Field, described } from "../components/common";
@@ -54,7 +55,7 @@ export function StatsScreen({ api }: { api: Api }) {
         <p>Loading…</p>
       ) : (
         <table class="list">
-          <caption>{stats.length} stats</caption>
+          <caption>{countOf(stats.length, "stat")}</caption>
           <thead>
             <tr>
               <th scope="col">Name</th>

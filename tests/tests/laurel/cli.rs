@@ -414,13 +414,14 @@ fn a_listen_address_in_use_is_named_with_its_flag() {
     let dir = tempfile::tempdir().unwrap();
     let first = Laurel::start(&dir.path().join("one"), &[]);
     let address = first.url().trim_start_matches("http://").to_string();
-    let out = Command::new(laurel_bin())
-        .args(["serve", "--listen", &address, "--data-dir"])
-        .arg(dir.path().join("two"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let two = dir.path().join("two");
+    let stderr = laurel_tests::refusal_of(&[
+        "serve".as_ref(),
+        "--listen".as_ref(),
+        address.as_ref(),
+        "--data-dir".as_ref(),
+        two.as_ref(),
+    ]);
     assert!(
         stderr.contains(&format!(
             "cannot listen on {address} (--listen, LAUREL_LISTEN)"
@@ -436,20 +437,15 @@ fn an_engine_metrics_address_in_use_is_named_with_its_flag() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    let out = Command::new(laurel_bin())
-        .args([
-            "engine",
-            "--nats",
-            "nats://127.0.0.1:1",
-            "--metrics-listen",
-            &address,
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = laurel_tests::refusal_of(&[
+        "engine".as_ref(),
+        "--nats".as_ref(),
+        "nats://127.0.0.1:1".as_ref(),
+        "--metrics-listen".as_ref(),
+        address.as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().as_ref(),
+    ]);
     assert!(
         stderr.contains(&format!(
             "cannot listen on {address} (--metrics-listen, LAUREL_METRICS_LISTEN)"

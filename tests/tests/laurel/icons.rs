@@ -512,20 +512,15 @@ fn icons_in_the_jetstream_object_store() {
 /// `--icons-store nats` without NATS is a refusal to start, not a silent fallback.
 fn the_object_store_needs_nats() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(laurel_tests::laurel_bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--icons-store",
-            "nats",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = laurel_tests::refusal_of(&[
+        "serve".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--icons-store".as_ref(),
+        "nats".as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().as_ref(),
+    ]);
     assert!(
         stderr.contains("--icons-store nats needs --nats"),
         "{stderr}"
