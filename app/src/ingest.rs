@@ -9,8 +9,8 @@ use std::time::Duration;
 use laurel_engine::Definitions;
 use laurel_log::{Appended, Entry, StreamKind, Target, partition_of};
 use laurel_schemas::{
-    AchievementId, Grant, PlayerId, Reason, SchemaVersion, Source, StatEvent, StatEvents, StatName,
-    StatsEntry, StatsMessage, ValidationError, Value, encode,
+    AchievementId, Grant, PlayerId, Reason, SchemaVersion, Source, StatEvent, StatName,
+    StatsMessage, ValidationError, Value, encode,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -77,35 +77,45 @@ pub async fn append(
     events: Vec<(StatEvent, bool)>,
 ) -> Result<(ReadToken, usize, usize), AppError> {
     let partitions = app.log.config().partitions;
-    let (mut entries, sizes, clients) = entries_of(events, partitions);
-    let targets: Vec<u32> = entries
-        .iter()
-        .map(|e| match e.target {
-            Target::Partition(p) => p,
-            Target::Definition { .. } => 0,
-        })
-        .collect();
-    // The gateway's own groups carry ids nobody will send again (see `Log::append_unique`).
-    // They go after the client's: if they fail, a retry of the request finds the client's
-    // stored and deduplicates them, and nothing of the groups was stored.
-    let grouped = entries.split_off(clients);
-    let mut acks = if entries.is_empty() {
-        Vec::new()
-    } else {
-        append_stats(app, entries).await?
-    };
-    acks.extend(append_unique_stats(app, grouped).await?);
+    let (entries, groups) = entries_of(events, partitions);
     let mut token = ReadToken::default();
     let (mut accepted, mut duplicates) = (0, 0);
-    for ((ack, p), size) in acks.iter().zip(targets).zip(sizes) {
-        token.reach(p, ack.seq);
-        if ack.duplicate {
-            duplicates += size;
-        } else {
-            accepted += size;
+    // The gateway's own groups carry ids nobody will send again. They go after the
+    // client's: if they fail, a retry of the request finds the client's stored and
+    // deduplicates them, and nothing of the groups was stored.
+    if !entries.is_empty() {
+        let targets: Vec<u32> = entries
+            .iter()
+            .map(|e| partition_target(&e.target))
+            .collect();
+        for (ack, p) in append_stats(app, entries).await?.iter().zip(targets) {
+            token.reach(p, ack.seq);
+            if ack.duplicate {
+                duplicates += 1;
+            } else {
+                accepted += 1;
+            }
         }
     }
+    let sizes: Vec<(u32, usize)> = groups.iter().map(|(p, g)| (*p, g.len())).collect();
+    let acks = futures::future::join_all(
+        groups
+            .into_iter()
+            .map(|(p, events)| app.lanes.append(&app.log, p, events)),
+    )
+    .await;
+    for (ack, (p, size)) in acks.into_iter().zip(sizes) {
+        token.reach(p, ack?.seq);
+        accepted += size;
+    }
     Ok((token, accepted, duplicates))
+}
+
+fn partition_target(target: &Target) -> u32 {
+    match target {
+        Target::Partition(p) => *p,
+        Target::Definition { .. } => 0,
+    }
 }
 
 /// Appends entries to STATS: the one way the gateway writes there.
@@ -114,17 +124,6 @@ pub async fn append_stats(
     entries: Vec<Entry>,
 ) -> Result<Vec<Appended>, laurel_log::AppendError> {
     app.log.append(StreamKind::Stats, entries).await
-}
-
-/// Appends to STATS entries whose ids the gateway made for this one append.
-async fn append_unique_stats(
-    app: &App,
-    entries: Vec<Entry>,
-) -> Result<Vec<Appended>, laurel_log::AppendError> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    app.log.append_unique(StreamKind::Stats, entries).await
 }
 
 /// Grants an achievement to a player through the log (an admin's grant, ordered with the
@@ -306,15 +305,17 @@ pub fn check_batch(
     Ok(events)
 }
 
-/// The STATS entries of a batch, with how many events each holds. An event whose id the
-/// client chose is an entry of its own under that id, so the log deduplicates it alone
-/// (a retry may regroup events) and says exactly which events were duplicates. Events whose
-/// ids the gateway made cannot come again, so those of one partition go together in one
-/// entry (`stats`), under a fresh random UUID of its own: one log message instead of one
-/// per event. The entries of client ids come first; their number is the third value.
-fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, Vec<usize>, usize) {
+/// The STATS entries of a batch's events whose ids the client chose, and its other events
+/// by partition. An event whose id the client chose is an entry of its own under that id,
+/// so the log deduplicates it alone (a retry may regroup events) and says exactly which
+/// events were duplicates. Events whose ids the gateway made cannot come again, so those of
+/// one partition go together (through the partition's lane, see [`crate::lanes`]): one log
+/// message instead of one per event.
+fn entries_of(
+    events: Vec<(StatEvent, bool)>,
+    partitions: u32,
+) -> (Vec<Entry>, BTreeMap<u32, Vec<StatEvent>>) {
     let mut entries = Vec::new();
-    let mut sizes = Vec::new();
     let mut grouped: BTreeMap<u32, Vec<StatEvent>> = BTreeMap::new();
     for (event, client_id) in events {
         let p = partition_of(event.player_id.as_str(), partitions);
@@ -324,30 +325,13 @@ fn entries_of(events: Vec<(StatEvent, bool)>, partitions: u32) -> (Vec<Entry>, V
                 id: dedup_id(&event.player_id, event.event_id),
                 payload: encode(&StatsMessage::Stat(event)),
             });
-            sizes.push(1);
         } else {
             grouped.entry(p).or_default().push(event);
         }
     }
-    let clients = entries.len();
-    for (p, mut events) in grouped {
-        sizes.push(events.len());
-        let payload = if events.len() == 1 {
-            encode(&StatsMessage::Stat(events.pop().expect("one event")))
-        } else {
-            encode(&StatsEntry::Stats(StatEvents {
-                v: SchemaVersion::CURRENT,
-                events,
-            }))
-        };
-        entries.push(Entry {
-            target: Target::Partition(p),
-            id: Uuid::new_v4().to_string(),
-            payload,
-        });
-    }
-    (entries, sizes, clients)
+    (entries, grouped)
 }
+
 /// Names the player's event `event_id` under UUIDv5 within this namespace for the log's
 /// deduplication.
 const DEDUP_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_7572_656c_0001_8000_0064_6564_7570);

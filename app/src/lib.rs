@@ -16,6 +16,7 @@ mod error;
 pub mod icons;
 pub mod ingest;
 pub mod insights;
+mod lanes;
 pub mod players;
 mod position;
 pub mod replay;
@@ -104,6 +105,8 @@ pub struct App {
     pub timeline: Arc<tokio::sync::Mutex<()>>,
     /// This process's services, told apart from other processes' (names its log readers).
     pub instance: uuid::Uuid,
+    /// The STATS lanes that merge concurrent requests' events (see [`lanes`]).
+    lanes: Arc<lanes::Lanes>,
 }
 
 impl App {
@@ -116,6 +119,7 @@ impl App {
         icons: icons::Icons,
     ) -> Self {
         let player_quota = limits.player_quota();
+        let lanes = lanes::Lanes::new(log.config().partitions);
         Self {
             log,
             views,
@@ -127,6 +131,7 @@ impl App {
             icons,
             timeline: Arc::new(tokio::sync::Mutex::new(())),
             instance: uuid::Uuid::new_v4(),
+            lanes,
         }
     }
 }

@@ -140,7 +140,7 @@ impl Default for LogConfig {
 }
 
 /// An append failed. Nothing was acknowledged; retrying with the same ids is safe.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
     /// The log cannot be reached now (retry later).
     #[error("log unavailable: {0}")]
@@ -294,7 +294,7 @@ impl Log {
     /// (the gateway's own grouping of events without client ids), as [`Log::append`] does.
     /// The embedded log keeps their ids out of its dedup window and off disk: at a flood's
     /// rate a two-minute window of ids nobody will repeat held hundreds of MiB. JetStream
-    /// gets them as message ids as usual (its window is the server's).
+    /// gets them without `Nats-Msg-Id`, so its window does not hold them either.
     pub async fn append_unique(
         &self,
         stream: StreamKind,
@@ -302,7 +302,7 @@ impl Log {
     ) -> Result<Vec<Appended>, AppendError> {
         match self {
             Log::Embedded(l) => l.append_unique(stream, entries).await,
-            Log::Nats(l) => l.append(stream, entries).await,
+            Log::Nats(l) => l.append_unique(stream, entries).await,
         }
     }
 
@@ -445,6 +445,20 @@ impl Reader {
         match self {
             Reader::Embedded(r) => r.ack(seq),
             Reader::Nats(r) => r.ack(seq).await,
+        }
+    }
+
+    /// Acknowledges everything up to and including `seq`, perhaps a little later, for a
+    /// reader that keeps its own position (it reopens with [`Start::After`]) and needs the
+    /// log's acknowledgements only so nothing is delivered again while it reads. On NATS an
+    /// acknowledgement is a message the broker handles: a busy partition's reader sends one
+    /// every 100 ms instead of one per batch, and a quiet one sends what it held back when
+    /// its next read waits for nothing. After a crash, what was not acknowledged is not
+    /// delivered again either: the reader reopens after its own position.
+    pub async fn ack_behind(&mut self, seq: u64) -> Result<(), LogError> {
+        match self {
+            Reader::Embedded(r) => r.ack(seq),
+            Reader::Nats(r) => r.ack_behind(seq).await,
         }
     }
 }

@@ -177,7 +177,7 @@ async fn worker(
         }
         let acked = tokio::select! {
             () = shutdown.wait() => break,
-            acked = reader.ack(last) => acked,
+            acked = reader.ack_behind(last) => acked,
         };
         if let Err(e) = acked {
             tracing::warn!(partition, error = %e, "ack failed; the entries may come again");

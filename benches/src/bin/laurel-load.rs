@@ -18,6 +18,10 @@
 //! - peak RSS of the Laurel process and disk used per accepted event;
 //! - the baseline, in the same run: raw JetStream publishing of 100-byte messages (4,096 acks
 //!   in flight, with message ids) to a fresh `nats-server`, and the ratios to it.
+//!
+//! With `LAUREL_LOAD_TRACE` set, each probe's times go to stderr (`trace read PROBE_i at
+//! <ms into the phase> posted <ms to the 202> read <ms to the wait_for answer>`, and
+//! `trace stream PROBE_i <ms>`): where a slow probe lost its time, and when.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -758,6 +762,8 @@ async fn probe_latency(
         notifications.status()
     );
     let done = Arc::new(AtomicBool::new(false));
+    // Each probe's times on stderr, for finding when slow probes happen.
+    let trace = std::env::var_os("LAUREL_LOAD_TRACE").is_some();
     let listener = {
         let (sent, stream_times, done) = (sent.clone(), stream_times.clone(), done.clone());
         tokio::spawn(async move {
@@ -781,8 +787,16 @@ async fn probe_latency(
                     let id = serde_json::from_str::<Value>(data)
                         .ok()
                         .and_then(|v| v["achievement"]["id"].as_str().map(String::from));
-                    if let Some(at) = id.and_then(|id| sent.lock().expect("lock").get(&id).copied())
-                    {
+                    if let Some((id, at)) = id.and_then(|id| {
+                        let at = sent.lock().expect("lock").get(&id).copied();
+                        at.map(|at| (id, at))
+                    }) {
+                        if trace {
+                            eprintln!(
+                                "trace stream {id} {:.1}",
+                                (arrived - at).as_secs_f64() * 1e3
+                            );
+                        }
                         stream_times.lock().expect("lock").push(arrived - at);
                     }
                 }
@@ -820,6 +834,7 @@ async fn probe_latency(
                 )
                 .await?;
             anyhow::ensure!(status == 202, "probe: {status} {reply}");
+            let posted = at.elapsed();
             let token = reply["token"].as_str().unwrap_or("").to_string();
             let path = format!("/v1/players/me/achievements/{id}?wait_for={token}");
             let (status, view) = api
@@ -827,6 +842,14 @@ async fn probe_latency(
                 .await?;
             anyhow::ensure!(status == 200, "probe read: {status} {view}");
             if view["earned"] == json!(true) {
+                if trace {
+                    eprintln!(
+                        "trace read {id} at {:.1} posted {:.1} read {:.1}",
+                        (at - start).as_secs_f64() * 1e3,
+                        posted.as_secs_f64() * 1e3,
+                        at.elapsed().as_secs_f64() * 1e3
+                    );
+                }
                 read_times.lock().expect("lock").push(at.elapsed());
             }
             Ok(())

@@ -263,7 +263,7 @@ impl Worker {
         }
         let lag = match &mut self.reader {
             Some(reader) => {
-                reader.ack(last).await?;
+                reader.ack_behind(last).await?;
                 reader.pending()
             }
             None => None,

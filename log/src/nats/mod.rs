@@ -281,6 +281,27 @@ impl NatsLog {
         stream: StreamKind,
         entries: Vec<Entry>,
     ) -> Result<Vec<Appended>, AppendError> {
+        self.publish_all(stream, entries, true).await
+    }
+
+    /// See [`crate::Log::append_unique`]: the ids go without `Nats-Msg-Id`, so the broker
+    /// keeps no deduplication record of them.
+    pub async fn append_unique(
+        &self,
+        stream: StreamKind,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Appended>, AppendError> {
+        self.publish_all(stream, entries, false).await
+    }
+
+    /// Publishes `entries` pipelined, deduplicated by their ids when `dedup`, and waits for
+    /// every acknowledgement.
+    async fn publish_all(
+        &self,
+        stream: StreamKind,
+        entries: Vec<Entry>,
+        dedup: bool,
+    ) -> Result<Vec<Appended>, AppendError> {
         let subjects = entries
             .iter()
             .map(|e| self.subject(stream, &e.target))
@@ -295,9 +316,10 @@ impl NatsLog {
         for (entry, subject) in entries.into_iter().zip(subjects) {
             let payload = bytes::Bytes::from(entry.payload);
             loop {
-                let publish = PublishMessage::build()
-                    .payload(payload.clone())
-                    .message_id(&entry.id);
+                let mut publish = PublishMessage::build().payload(payload.clone());
+                if dedup {
+                    publish = publish.message_id(&entry.id);
+                }
                 match self.inner.js.send_publish(subject.clone(), publish).await {
                     Ok(ack) => {
                         pending.push_back(ack);

@@ -16,6 +16,10 @@ use crate::{LogError, Record};
 /// How long a consumer no reader pulls from lives on the server.
 const CONSUMER_INACTIVE: Duration = Duration::from_secs(3600);
 
+/// How often [`NatsReader::ack_behind`] acknowledges, at most: far inside the consumer's ack
+/// wait (30 s), so nothing is delivered again while the reader lives.
+const ACK_EVERY: Duration = Duration::from_millis(100);
+
 /// A durable pull consumer of one partition.
 ///
 /// The reader's own position (`after`, the last entry it handed out) is the authority, never
@@ -38,6 +42,9 @@ pub struct NatsReader {
     connects: u64,
     /// Entries of the partition after the last one delivered, as the server said then.
     pending: Option<u64>,
+    /// What [`NatsReader::ack_behind`] holds back, and when the reader last acknowledged.
+    unacked: Option<u64>,
+    acked_at: std::time::Instant,
 }
 
 impl std::fmt::Debug for NatsReader {
@@ -81,6 +88,8 @@ impl NatsReader {
             consumer_seq: 0,
             connects: 0,
             pending: None,
+            unacked: None,
+            acked_at: std::time::Instant::now(),
         };
         reader.reposition().await?;
         Ok(reader)
@@ -90,6 +99,7 @@ impl NatsReader {
     async fn reposition(&mut self) -> Result<(), LogError> {
         self.messages = None;
         self.delivered.clear();
+        self.unacked = None;
         self.consumer = None;
         self.consumer_seq = 0;
         self.connects = self.client.statistics().connects.load(Ordering::Relaxed);
@@ -190,7 +200,13 @@ impl NatsReader {
         let messages = self.messages.as_mut().expect("set above");
         let mut out = Vec::new();
         let first = match tokio::time::timeout(wait, messages.next()).await {
-            Err(_) => return Ok(out),
+            Err(_) => {
+                // Quiet: what was held back goes now.
+                if let Some(seq) = self.unacked {
+                    self.ack(seq).await?;
+                }
+                return Ok(out);
+            }
             Ok(first) => first,
         };
         let mut next = first;
@@ -238,6 +254,18 @@ impl NatsReader {
         let (_, message) = &self.delivered[index];
         message.ack().await.map_err(unavailable)?;
         self.delivered.drain(..=index);
+        self.unacked = None;
+        self.acked_at = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// See [`crate::Reader::ack_behind`]: acknowledges at most every [`ACK_EVERY`], and when
+    /// the partition goes quiet (a [`NatsReader::next_batch`] that waited for nothing).
+    pub async fn ack_behind(&mut self, seq: u64) -> Result<(), LogError> {
+        if self.acked_at.elapsed() >= ACK_EVERY {
+            return self.ack(seq).await;
+        }
+        self.unacked = Some(seq);
         Ok(())
     }
 }

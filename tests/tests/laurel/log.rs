@@ -29,6 +29,13 @@ async fn read_all(
         .collect()
 }
 
+fn texts(records: &[laurel_log::Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8(r.payload.to_vec()).unwrap())
+        .collect()
+}
+
 fn payloads(records: &[(u64, String)]) -> Vec<&str> {
     records.iter().map(|(_, p)| p.as_str()).collect()
 }
@@ -168,6 +175,57 @@ async fn a_reader_resumes_after_its_acknowledged_position(backend: Backend) {
         .map(|r| String::from_utf8(r.payload.to_vec()).unwrap())
         .collect();
     assert_eq!(rest, vec!["m3", "m4"]);
+}
+
+/// `ack_behind` may hold acknowledgements back while batches come fast, but never past a
+/// read that waits for nothing: a reader gone after such a read has nothing delivered again,
+/// and until then only entries after what was acknowledged.
+async fn acknowledgements_held_back_go_when_the_partition_goes_quiet(backend: Backend) {
+    let mut f = Fixture::new(backend, |_| {}).await;
+    let entries: Vec<Entry> = (0..6)
+        .map(|i| entry(1, &format!("q{i}"), &format!("m{i}")))
+        .collect();
+    f.log.append(StreamKind::Stats, entries).await.unwrap();
+    let mut reader = f
+        .log
+        .reader(StreamKind::Stats, 1, "behind", Start::Resume)
+        .await
+        .unwrap();
+    // One entry a batch, each acknowledged behind at once: most are held back on NATS.
+    let mut read = Vec::new();
+    while read.len() < 6 {
+        let batch = reader.next_batch(1, Duration::from_secs(5)).await.unwrap();
+        assert!(!batch.is_empty(), "stored entries are delivered");
+        reader.ack_behind(batch[0].seq).await.unwrap();
+        read.extend(batch);
+    }
+    assert_eq!(texts(&read), ["m0", "m1", "m2", "m3", "m4", "m5"]);
+    // Quiet: the read waits for nothing, and what was held back goes.
+    let none = reader
+        .next_batch(10, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    drop(reader);
+    if let Log::Embedded(l) = &f.log {
+        l.flush().await.unwrap();
+    }
+    f.reopen().await;
+    f.log
+        .append(StreamKind::Stats, vec![entry(1, "q6", "m6")])
+        .await
+        .unwrap();
+    let mut reader = f
+        .log
+        .reader(StreamKind::Stats, 1, "behind", Start::Resume)
+        .await
+        .unwrap();
+    let again = reader.next_batch(10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        texts(&again),
+        ["m6"],
+        "everything read before the quiet read was acknowledged"
+    );
 }
 
 async fn a_reader_can_start_after_any_position(backend: Backend) {
@@ -684,6 +742,7 @@ crate::both_backends!(
     a_duplicate_id_is_not_appended_twice,
     ids_outside_the_window_are_appended_again,
     a_reader_resumes_after_its_acknowledged_position,
+    acknowledgements_held_back_go_when_the_partition_goes_quiet,
     a_reader_can_start_after_any_position,
     a_waiting_reader_wakes_when_entries_arrive,
     last_seq_tracks_each_partition,

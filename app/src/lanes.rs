@@ -1,0 +1,281 @@
+//! One lane per STATS partition for the events whose ids the gateway makes: what concurrent
+//! requests have for a partition while its lane is busy goes to the log together, as one
+//! entry, when the lane frees.
+//!
+//! Without it, every request is one STATS entry per partition it touches: a request of 100
+//! events for random players is 16 entries of about 6 events each, and each entry is a
+//! message the broker stores and the engine reads, folds, checkpoints and acknowledges
+//! apart. Lanes cost nothing when requests come one at a time (an idle lane appends at
+//! once) and merge more the busier the log is, with no timer: what a request waits for is
+//! at most the appends already in flight on its lanes.
+//!
+//! Order and identity are as before. A request's events for one partition stay together, in
+//! the order sent, inside one entry. Requests in flight together have no order between them;
+//! a request sent after another's answer finds that one stored. The merged entry's id is a
+//! fresh UUID, as a single request's group had: these events carry no id a client could send
+//! again, so nothing is deduplicated against them. Events with client-chosen ids never go
+//! through lanes (each is its own entry, deduplicated by its id).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use laurel_log::{AppendError, Appended, Entry, Log, StreamKind, Target};
+use laurel_schemas::{SchemaVersion, StatEvent, StatEvents, StatsEntry, StatsMessage, encode};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Appends in flight on one lane at once; more requests wait and merge.
+const IN_FLIGHT: usize = 1;
+
+/// An upper bound of the encoded size of one merged entry, past which requests waiting on
+/// the lane go in the next append (a single request's group always goes whole). Well under
+/// JetStream's 1 MiB message limit.
+const MERGED_BYTES: usize = 256 * 1024;
+
+/// The lanes of every STATS partition.
+pub(crate) struct Lanes {
+    lanes: Vec<Mutex<Lane>>,
+}
+
+#[derive(Default)]
+struct Lane {
+    waiting: Vec<Waiting>,
+    in_flight: usize,
+}
+
+struct Waiting {
+    events: Vec<StatEvent>,
+    bytes: usize,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+impl Lanes {
+    pub(crate) fn new(partitions: u32) -> Arc<Self> {
+        Arc::new(Self {
+            lanes: (0..partitions).map(|_| Mutex::default()).collect(),
+        })
+    }
+
+    /// Appends `events` (one request's, all of `partition`) to STATS, merged with whatever
+    /// other requests have for the partition meanwhile; the entry's position.
+    pub(crate) async fn append(
+        self: &Arc<Self>,
+        log: &Log,
+        partition: u32,
+        events: Vec<StatEvent>,
+    ) -> Result<Appended, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        let bytes = events.iter().map(encoded_bound).sum();
+        let start = {
+            let mut lane = self.lane(partition);
+            lane.waiting.push(Waiting {
+                events,
+                bytes,
+                reply,
+            });
+            let start = lane.in_flight < IN_FLIGHT;
+            if start {
+                lane.in_flight += 1;
+            }
+            start
+        };
+        if start {
+            // A task of its own: a request given up half way (its client gone) must not
+            // strand the others waiting on the lane.
+            let (lanes, log) = (self.clone(), log.clone());
+            tokio::spawn(async move { lanes.drain(&log, partition).await });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(AppendError::Unavailable(
+                "the append was cut short (shutting down)".into(),
+            ))
+        })
+    }
+
+    fn lane(&self, partition: u32) -> std::sync::MutexGuard<'_, Lane> {
+        self.lanes[partition as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends what waits on the lane, as one entry at a time, until nothing does.
+    async fn drain(&self, log: &Log, partition: u32) {
+        loop {
+            let taken = {
+                let mut lane = self.lane(partition);
+                if lane.waiting.is_empty() {
+                    lane.in_flight -= 1;
+                    return;
+                }
+                let mut bytes = 0;
+                let count = lane
+                    .waiting
+                    .iter()
+                    .take_while(|w| {
+                        bytes += w.bytes;
+                        bytes <= MERGED_BYTES
+                    })
+                    .count()
+                    .max(1);
+                lane.waiting.drain(..count).collect::<Vec<_>>()
+            };
+            let mut replies = Vec::with_capacity(taken.len());
+            let mut events = Vec::new();
+            for w in taken {
+                events.extend(w.events);
+                replies.push(w.reply);
+            }
+            let entry = Entry {
+                target: Target::Partition(partition),
+                id: Uuid::new_v4().to_string(),
+                payload: entry_payload(events),
+            };
+            let appended = log
+                .append_unique(StreamKind::Stats, vec![entry])
+                .await
+                .and_then(|mut acks| {
+                    acks.pop().ok_or_else(|| {
+                        AppendError::Unavailable("the log acknowledged nothing".into())
+                    })
+                });
+            for reply in replies {
+                // A request that went away does not need its answer.
+                let _ = reply.send(appended.clone());
+            }
+        }
+    }
+}
+
+/// The payload of a group of events of one partition: a single event as it is, more as one
+/// `stats` entry.
+fn entry_payload(mut events: Vec<StatEvent>) -> Vec<u8> {
+    if events.len() == 1 {
+        encode(&StatsMessage::Stat(events.pop().expect("one event")))
+    } else {
+        encode(&StatsEntry::Stats(StatEvents {
+            v: SchemaVersion::CURRENT,
+            events,
+        }))
+    }
+}
+
+/// More than the bytes `event` takes encoded: its names, and a generous bound of the rest
+/// (ids, numbers, field names).
+fn encoded_bound(event: &StatEvent) -> usize {
+    event.player_id.as_str().len() + event.stat.as_str().len() + 128
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use laurel_log::{EmbeddedLog, LogConfig, Start};
+    use laurel_schemas::{PlayerId, Source, StatName, StatsEntry, decode};
+
+    fn event(player: &str, value: i64) -> StatEvent {
+        StatEvent {
+            v: SchemaVersion::CURRENT,
+            event_id: Uuid::new_v4(),
+            player_id: PlayerId::new(player).unwrap(),
+            stat: StatName::new("kills").unwrap(),
+            value: value.into(),
+            ts: 0,
+            received_at: 0,
+            source: Source::Server,
+            occurred_at: None,
+        }
+    }
+
+    async fn entries(log: &Log, partition: u32) -> Vec<(u64, Vec<(String, i64)>)> {
+        let mut reader = log
+            .reader(StreamKind::Stats, partition, "t", Start::After(0))
+            .await
+            .unwrap();
+        let records = reader
+            .next_batch(1_000, std::time::Duration::from_millis(100))
+            .await
+            .unwrap();
+        records
+            .into_iter()
+            .map(|r| {
+                let events = decode::<StatsEntry>(&r.payload)
+                    .unwrap()
+                    .into_messages()
+                    .into_iter()
+                    .map(|m| match m {
+                        StatsMessage::Stat(e) => (e.player_id.to_string(), e.value.as_f64() as i64),
+                        other => panic!("not a stat event: {other:?}"),
+                    })
+                    .collect();
+                (r.seq, events)
+            })
+            .collect()
+    }
+
+    /// Requests that come while a lane is busy go to the log as one entry, each request's
+    /// events whole and in order, every request answered with that entry's position.
+    #[tokio::test(flavor = "current_thread")]
+    async fn requests_waiting_on_a_busy_lane_go_as_one_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::Embedded(EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap());
+        let lanes = Lanes::new(log.config().partitions);
+        // Polled together on one thread: the first request starts the lane's append, which
+        // cannot run before the other nineteen wait on the lane.
+        let requests = (0..20).map(|r| {
+            let events = vec![
+                event(&format!("r{r}"), 2 * r),
+                event(&format!("r{r}"), 2 * r + 1),
+            ];
+            lanes.append(&log, 3, events)
+        });
+        let answers = futures::future::join_all(requests).await;
+        let stored = entries(&log, 3).await;
+        assert_eq!(stored.len(), 1, "one entry for the twenty requests");
+        let (seq, events) = &stored[0];
+        let expected: Vec<(String, i64)> = (0..20)
+            .flat_map(|r| [(format!("r{r}"), 2 * r), (format!("r{r}"), 2 * r + 1)])
+            .collect();
+        assert_eq!(events, &expected);
+        for answer in answers {
+            let answer = answer.unwrap();
+            assert_eq!((answer.seq, answer.duplicate), (*seq, false));
+        }
+        // An idle lane appends at once: a request alone is an entry alone.
+        let alone = lanes
+            .append(&log, 3, vec![event("later", 7)])
+            .await
+            .unwrap();
+        let stored = entries(&log, 3).await;
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[1], (alone.seq, vec![("later".to_string(), 7)]));
+    }
+
+    /// A merged entry stays under its bound: requests past it wait for the next append, and a
+    /// request is never split.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_merged_entry_keeps_under_its_bound_and_requests_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::Embedded(EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap());
+        let lanes = Lanes::new(log.config().partitions);
+        // Each request's bound is about 0.4 of MERGED_BYTES: two fit an entry, three do not.
+        let per_request = MERGED_BYTES * 2 / 5 / encoded_bound(&event("p0000", 0));
+        let requests = (0..5).map(|r| {
+            let events = (0..per_request)
+                .map(|i| event(&format!("p{r:04}"), i as i64))
+                .collect();
+            lanes.append(&log, 1, events)
+        });
+        for answer in futures::future::join_all(requests).await {
+            answer.unwrap();
+        }
+        let stored = entries(&log, 1).await;
+        // All five waited on the lane when its append began: two, two, and the last.
+        let sizes: Vec<usize> = stored.iter().map(|(_, e)| e.len()).collect();
+        assert_eq!(sizes, [2 * per_request, 2 * per_request, per_request]);
+        let players: Vec<String> = stored
+            .iter()
+            .flat_map(|(_, e)| e.iter().map(|(p, _)| p.clone()))
+            .collect();
+        let mut runs = players.clone();
+        runs.dedup();
+        assert_eq!(runs, ["p0000", "p0001", "p0002", "p0003", "p0004"]);
+    }
+}
