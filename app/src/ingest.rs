@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::Caller;
 use crate::ReadToken;
 use crate::definitions::invalid;
+use crate::lanes;
 use crate::now_ms;
 use crate::{App, MAX_EVENT_AHEAD};
 use crate::{AppError, ItemError};
@@ -98,12 +99,26 @@ pub async fn append(
         }
     }
     let sizes: Vec<(u32, usize)> = groups.iter().map(|(p, g)| (*p, g.len())).collect();
-    let acks = futures::future::join_all(
-        groups
+    let acks = if app.log.groups_appends() {
+        // The log stores what comes at once together already: one append, no lanes.
+        let entries = groups
             .into_iter()
-            .map(|(p, events)| app.lanes.append(&app.log, p, events)),
-    )
-    .await;
+            .map(|(p, events)| lanes::entry(p, events))
+            .collect();
+        app.log
+            .append_unique(StreamKind::Stats, entries)
+            .await?
+            .into_iter()
+            .map(Ok)
+            .collect()
+    } else {
+        futures::future::join_all(
+            groups
+                .into_iter()
+                .map(|(p, events)| app.lanes.append(&app.log, p, events)),
+        )
+        .await
+    };
     for (ack, (p, size)) in acks.into_iter().zip(sizes) {
         token.reach(p, ack?.seq);
         accepted += size;
@@ -309,8 +324,8 @@ pub fn check_batch(
 /// by partition. An event whose id the client chose is an entry of its own under that id,
 /// so the log deduplicates it alone (a retry may regroup events) and says exactly which
 /// events were duplicates. Events whose ids the gateway made cannot come again, so those of
-/// one partition go together (through the partition's lane, see [`crate::lanes`]): one log
-/// message instead of one per event.
+/// one partition go together (on JetStream through the partition's lane, see
+/// [`crate::lanes`]): one log message instead of one per event.
 fn entries_of(
     events: Vec<(StatEvent, bool)>,
     partitions: u32,

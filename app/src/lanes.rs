@@ -9,6 +9,10 @@
 //! once) and merge more the busier the log is, with no timer: what a request waits for is
 //! at most the appends already in flight on its lanes.
 //!
+//! Only on JetStream: the embedded log's writer already stores appends that come at once
+//! together (one write, one sync), and a lane there would only make a request wait for the
+//! sync before its own.
+//!
 //! Order and identity are as before. A request's events for one partition stay together, in
 //! the order sent, inside one entry. Requests in flight together have no order between them;
 //! a request sent after another's answer finds that one stored. The merged entry's id is a
@@ -124,13 +128,8 @@ impl Lanes {
                 events.extend(w.events);
                 replies.push(w.reply);
             }
-            let entry = Entry {
-                target: Target::Partition(partition),
-                id: Uuid::new_v4().to_string(),
-                payload: entry_payload(events),
-            };
             let appended = log
-                .append_unique(StreamKind::Stats, vec![entry])
+                .append_unique(StreamKind::Stats, vec![entry(partition, events)])
                 .await
                 .and_then(|mut acks| {
                     acks.pop().ok_or_else(|| {
@@ -145,16 +144,21 @@ impl Lanes {
     }
 }
 
-/// The payload of a group of events of one partition: a single event as it is, more as one
-/// `stats` entry.
-fn entry_payload(mut events: Vec<StatEvent>) -> Vec<u8> {
-    if events.len() == 1 {
+/// The STATS entry of a group of events of one partition, under a fresh id of its own: a
+/// single event as it is, more as one `stats` entry.
+pub(crate) fn entry(partition: u32, mut events: Vec<StatEvent>) -> Entry {
+    let payload = if events.len() == 1 {
         encode(&StatsMessage::Stat(events.pop().expect("one event")))
     } else {
         encode(&StatsEntry::Stats(StatEvents {
             v: SchemaVersion::CURRENT,
             events,
         }))
+    };
+    Entry {
+        target: Target::Partition(partition),
+        id: Uuid::new_v4().to_string(),
+        payload,
     }
 }
 

@@ -277,6 +277,13 @@ impl Log {
         }
     }
 
+    /// Whether appends made at once are stored together already: the embedded log's writer
+    /// takes every append waiting for it into one write and one sync. On JetStream every
+    /// entry is a message of its own, stored, delivered and acknowledged apart.
+    pub fn groups_appends(&self) -> bool {
+        matches!(self, Log::Embedded(_))
+    }
+
     /// Appends entries, pipelined: every entry is sent before any acknowledgement is
     /// awaited. Returns one outcome per entry, in order.
     pub async fn append(
