@@ -22,7 +22,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use laurel_log::{AppendError, Appended, Entry, Log, StreamKind, Target};
+use laurel_log::{AppendError, Appended, Entry, Log, Target};
 use laurel_schemas::{SchemaVersion, StatEvent, StatEvents, StatsEntry, StatsMessage, encode};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -128,8 +128,7 @@ impl Lanes {
                 events.extend(w.events);
                 replies.push(w.reply);
             }
-            let appended = log
-                .append_unique(StreamKind::Stats, vec![entry(partition, events)])
+            let appended = crate::ingest::append_unique_stats(log, vec![entry(partition, events)])
                 .await
                 .and_then(|mut acks| {
                     acks.pop().ok_or_else(|| {
@@ -171,7 +170,7 @@ fn encoded_bound(event: &StatEvent) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use laurel_log::{EmbeddedLog, LogConfig, Start};
+    use laurel_log::{EmbeddedLog, LogConfig, Start, StreamKind};
     use laurel_schemas::{PlayerId, Source, StatName, StatsEntry, decode};
 
     fn event(player: &str, value: i64) -> StatEvent {
