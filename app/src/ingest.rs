@@ -105,7 +105,7 @@ pub async fn append(
             .into_iter()
             .map(|(p, events)| lanes::entry(p, events))
             .collect();
-        append_unique_stats(&app.log, entries)
+        lanes::append_unique_stats(&app.log, entries)
             .await?
             .into_iter()
             .map(Ok)
@@ -138,16 +138,6 @@ pub async fn append_stats(
     entries: Vec<Entry>,
 ) -> Result<Vec<Appended>, laurel_log::AppendError> {
     app.log.append(StreamKind::Stats, entries).await
-}
-
-/// Appends to STATS entries whose ids the gateway made for this one append and nobody sends
-/// again (the events without client ids, see [`laurel_log::Log::append_unique`]): the other way the
-/// gateway writes there, directly or through the lanes.
-pub(crate) async fn append_unique_stats(
-    log: &laurel_log::Log,
-    entries: Vec<Entry>,
-) -> Result<Vec<Appended>, laurel_log::AppendError> {
-    log.append_unique(StreamKind::Stats, entries).await
 }
 
 /// Grants an achievement to a player through the log (an admin's grant, ordered with the

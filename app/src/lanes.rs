@@ -128,7 +128,7 @@ impl Lanes {
                 events.extend(w.events);
                 replies.push(w.reply);
             }
-            let appended = crate::ingest::append_unique_stats(log, vec![entry(partition, events)])
+            let appended = append_unique_stats(log, vec![entry(partition, events)])
                 .await
                 .and_then(|mut acks| {
                     acks.pop().ok_or_else(|| {
@@ -141,6 +141,18 @@ impl Lanes {
             }
         }
     }
+}
+
+/// Appends to STATS entries whose ids the gateway made for this one append and nobody sends
+/// again (the events without client ids, see [`Log::append_unique`]): the gateway's other
+/// way to write there beside `ingest::append_stats`, used directly on the embedded log and
+/// through the lanes on NATS.
+pub(crate) async fn append_unique_stats(
+    log: &Log,
+    entries: Vec<Entry>,
+) -> Result<Vec<Appended>, AppendError> {
+    log.append_unique(laurel_log::StreamKind::Stats, entries)
+        .await
 }
 
 /// The STATS entry of a group of events of one partition, under a fresh id of its own: a
