@@ -88,6 +88,11 @@ impl NatsServer {
         let log = std::fs::File::create(self.store.path().join("server.log")).expect("log file");
         let mut command = Command::new(nats_server_binary());
         command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        // For a measurement (`laurel-load`): the server's monitoring endpoint (`/varz`,
+        // `/connz`, `/jsz`) on this port.
+        if let Some(port) = std::env::var_os("LAUREL_NATS_MONITOR_PORT") {
+            command.arg("-m").arg(port);
+        }
         match &self.config {
             // JetStream and its store are in the file.
             Some(config) => command.arg("-c").arg(config),

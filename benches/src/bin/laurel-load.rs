@@ -21,7 +21,10 @@
 //!
 //! With `LAUREL_LOAD_TRACE` set, each probe's times go to stderr (`trace read PROBE_i at
 //! <ms into the phase> posted <ms to the 202> read <ms to the wait_for answer>`, and
-//! `trace stream PROBE_i <ms>`): where a slow probe lost its time, and when.
+//! `trace stream PROBE_i <ms>`): where a slow probe lost its time, and when. With
+//! `LAUREL_NATS_MONITOR_PORT=PORT` the `nats-server` it starts opens its monitoring endpoint
+//! there, and each latency phase on NATS also reports the broker's messages per second in and
+//! out (from `/varz`), and per accepted event.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -168,6 +171,13 @@ fn main() -> anyhow::Result<()> {
                 l.probes,
                 l.missed
             );
+            if let Some((ins, outs)) = l.broker {
+                println!(
+                    "    broker: {ins:.0} messages/s in, {outs:.0} out ({:.3} in and {:.3} out per accepted event)",
+                    ins / l.accepted_rate,
+                    outs / l.accepted_rate
+                );
+            }
         }
         println!(
             "  peak RSS {:.0} MiB; disk {:.1} MiB = {:.0} bytes per accepted event, of which the embedded log {:.0}",
@@ -238,6 +248,9 @@ struct Latency {
     read: Percentiles,
     probes: usize,
     missed: usize,
+    /// The broker's messages in and out per second over the phase, when its monitoring
+    /// endpoint is on (`LAUREL_NATS_MONITOR_PORT`).
+    broker: Option<(f64, f64)>,
 }
 
 #[derive(Default)]
@@ -517,6 +530,7 @@ async fn measure(
             Arc::new(Reached::default()),
         );
         let duration = Duration::from_secs(args.latency_duration);
+        let broker_before = broker_messages(backend).await;
         let background = tokio::spawn(async move { load.run(duration).await });
         let every = Duration::from_millis(args.probe_ms);
         let (stream, read, probes) = if args.probes == "shared" {
@@ -539,6 +553,13 @@ async fn measure(
             .await??
         };
         background.await??;
+        let broker = match (broker_before, broker_messages(backend).await) {
+            (Some((i0, o0, t0)), Some((i1, o1, t1))) => {
+                let secs = (t1 - t0).as_secs_f64();
+                Some(((i1 - i0) as f64 / secs, (o1 - o0) as f64 / secs))
+            }
+            _ => None,
+        };
         let events = accepted.load(Ordering::Relaxed) - before;
         let missed = probes - stream.len().min(read.len());
         figures.latency.push(Latency {
@@ -548,6 +569,7 @@ async fn measure(
             read: percentiles(read),
             probes,
             missed,
+            broker,
         });
         eprintln!("{backend}: latency phase at {rate} events/s done");
     }
@@ -556,6 +578,28 @@ async fn measure(
     figures.disk = dir_size(&server.dir.path().join("data"));
     figures.log_disk = dir_size(&server.dir.path().join("data/log"));
     Ok(figures)
+}
+
+/// The broker's message counters (in, out) and when they were read, from its monitoring
+/// endpoint on `LAUREL_NATS_MONITOR_PORT` (which the test server then opens); `None` on the
+/// embedded log or without the variable.
+async fn broker_messages(backend: &str) -> Option<(u64, u64, Instant)> {
+    if backend != "nats" {
+        return None;
+    }
+    let port = std::env::var("LAUREL_NATS_MONITOR_PORT").ok()?;
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/varz"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let varz: Value = serde_json::from_str(&body).ok()?;
+    Some((
+        varz["in_msgs"].as_u64()?,
+        varz["out_msgs"].as_u64()?,
+        Instant::now(),
+    ))
 }
 
 /// One phase of a run against one backend.
