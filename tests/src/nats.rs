@@ -16,6 +16,8 @@ pub struct NatsServer {
     store: TempDir,
     /// The configuration file the server was started with, if any.
     config: Option<PathBuf>,
+    /// The port of the server's monitoring endpoint, if it has one.
+    monitor: Option<u16>,
 }
 
 fn nats_server_binary() -> PathBuf {
@@ -45,6 +47,15 @@ impl NatsServer {
         Self::start_with(None)
     }
 
+    /// Starts a server with its monitoring endpoint (`/varz`, `/connz`, `/jsz`) on
+    /// `monitor_port`, for measurements (`laurel-load`).
+    pub fn start_monitored(monitor_port: u16) -> Self {
+        let mut server = Self::unstarted(None);
+        server.monitor = Some(monitor_port);
+        server.spawn();
+        server
+    }
+
     /// Starts a server with `config` (nats-server configuration syntax, for example an
     /// `authorization` block) besides the port and store flags.
     pub fn start_configured(config: &str) -> Self {
@@ -52,20 +63,25 @@ impl NatsServer {
     }
 
     fn start_with(config: Option<&str>) -> Self {
+        let mut server = Self::unstarted(config);
+        server.spawn();
+        server
+    }
+
+    fn unstarted(config: Option<&str>) -> Self {
         let store = tempfile::tempdir().expect("temp dir");
         let config = config.map(|text| {
             let path = store.path().join("server.conf");
             std::fs::write(&path, with_jetstream(text, store.path())).expect("config written");
             path
         });
-        let mut server = Self {
+        Self {
             child: None,
             port: free_port(),
             store,
             config,
-        };
-        server.spawn();
-        server
+            monitor: None,
+        }
     }
 
     /// Replaces the configuration and has the running server reload it (SIGHUP), as an
@@ -88,10 +104,8 @@ impl NatsServer {
         let log = std::fs::File::create(self.store.path().join("server.log")).expect("log file");
         let mut command = Command::new(nats_server_binary());
         command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
-        // For a measurement (`laurel-load`): the server's monitoring endpoint (`/varz`,
-        // `/connz`, `/jsz`) on this port.
-        if let Some(port) = std::env::var_os("LAUREL_NATS_MONITOR_PORT") {
-            command.arg("-m").arg(port);
+        if let Some(port) = self.monitor {
+            command.args(["-m", &port.to_string()]);
         }
         match &self.config {
             // JetStream and its store are in the file.

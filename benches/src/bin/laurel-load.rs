@@ -124,7 +124,10 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let nats = laurel_tests::NatsServer::start();
+    let nats = match monitor_port()? {
+        Some(port) => laurel_tests::NatsServer::start_monitored(port),
+        None => laurel_tests::NatsServer::start(),
+    };
     let raw = rt.block_on(raw_jetstream(&nats.url(), 300_000))?;
     println!("baseline: raw JetStream publishing {raw:>9.0} msgs/s (100 B, 4096 in flight)");
     let mut report = Vec::new();
@@ -580,26 +583,47 @@ async fn measure(
     Ok(figures)
 }
 
+/// The port `LAUREL_NATS_MONITOR_PORT` names for the broker's monitoring endpoint, if set.
+fn monitor_port() -> anyhow::Result<Option<u16>> {
+    match std::env::var("LAUREL_NATS_MONITOR_PORT") {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Ok(port) => Ok(Some(port.parse().map_err(|_| {
+            anyhow::anyhow!("LAUREL_NATS_MONITOR_PORT={port:?} is not a port number")
+        })?)),
+        Err(e) => anyhow::bail!("LAUREL_NATS_MONITOR_PORT: {e}"),
+    }
+}
+
 /// The broker's message counters (in, out) and when they were read, from its monitoring
-/// endpoint on `LAUREL_NATS_MONITOR_PORT` (which the test server then opens); `None` on the
-/// embedded log or without the variable.
+/// endpoint (see [`monitor_port`]); `None` on the embedded log or without the endpoint. A
+/// set endpoint that cannot be read is said on stderr, so a report without the broker's
+/// figures is not mistaken for one that has them.
 async fn broker_messages(backend: &str) -> Option<(u64, u64, Instant)> {
     if backend != "nats" {
         return None;
     }
-    let port = std::env::var("LAUREL_NATS_MONITOR_PORT").ok()?;
-    let body = reqwest::get(format!("http://127.0.0.1:{port}/varz"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let varz: Value = serde_json::from_str(&body).ok()?;
-    Some((
-        varz["in_msgs"].as_u64()?,
-        varz["out_msgs"].as_u64()?,
-        Instant::now(),
-    ))
+    let port = monitor_port().ok()??;
+    let read = async {
+        let body = reqwest::get(format!("http://127.0.0.1:{port}/varz"))
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let varz: Value = serde_json::from_str(&body)?;
+        let count = |field: &str| {
+            varz[field]
+                .as_u64()
+                .ok_or_else(|| anyhow::anyhow!("/varz has no {field}"))
+        };
+        anyhow::Ok((count("in_msgs")?, count("out_msgs")?, Instant::now()))
+    };
+    match read.await {
+        Ok(counters) => Some(counters),
+        Err(e) => {
+            eprintln!("broker counters unreadable on port {port}: {e}");
+            None
+        }
+    }
 }
 
 /// One phase of a run against one backend.
