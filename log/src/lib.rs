@@ -13,6 +13,7 @@
 
 pub mod coord;
 pub mod embedded;
+pub mod handoff;
 pub mod nats;
 pub mod open;
 pub mod seal;
@@ -20,6 +21,7 @@ pub mod seal;
 use std::time::Duration;
 
 pub use embedded::EmbeddedLog;
+pub use handoff::{Handed, Handoff};
 pub use nats::{NatsLog, NatsTls};
 
 /// One of the three logical streams.
@@ -426,7 +428,8 @@ pub enum Reader {
 
 impl Reader {
     /// The next entries, up to `max`: returns as soon as some are there, or empty after
-    /// `wait` with none.
+    /// `wait` with none. Cancel-safe: dropped before it returns, it has handed out nothing,
+    /// and the next call hands out what this one would have.
     pub async fn next_batch(
         &mut self,
         max: usize,

@@ -26,6 +26,11 @@ pub struct ProjectorConfig {
     /// where reads see them; after a crash the projector folds OUTPUT again from the last
     /// write, so this bounds that work, not what can be lost (nothing can).
     pub flush_interval: Duration,
+    /// Where the engine of the same process hands what it appended to OUTPUT (`laurel
+    /// serve` on JetStream): a handed batch that follows what a partition applied is applied
+    /// at once, without waiting for the broker to deliver it; anything else is read from
+    /// the log as always.
+    pub handoff: Option<std::sync::Arc<laurel_log::Handoff>>,
 }
 
 /// Staged keys, over all partitions, past which views are written at once, whatever the
@@ -43,6 +48,7 @@ impl ProjectorConfig {
             consumer: "projector".into(),
             poll: Duration::from_millis(200),
             flush_interval: Duration::from_secs(1),
+            handoff: None,
         }
     }
 }
@@ -128,9 +134,22 @@ async fn worker(
     let mut last_flush = now.checked_sub(offset).unwrap_or(now);
     let mut behind = WriteBehind::default();
     let max_staged = (MAX_STAGED / config.partitions.len().max(1)).max(1_000);
+    let mut handed = config.handoff.as_ref().and_then(|h| h.take(partition));
     while !shutdown.is_stopping() {
         let read = tokio::select! {
+            // What is handed first: it is the newest, and reading the log waits for nothing.
+            biased;
             () = shutdown.wait() => break,
+            Some(batch) = next_handed(&mut handed) => {
+                // Only what follows exactly what was applied; the rest comes from the log.
+                if batch.after == position
+                    && let Some(staged) = apply(&views, partition, &mut position, batch.records)?
+                {
+                    flush_if_due(&mut behind, &views, partition, &config, &mut last_flush, staged, max_staged)?;
+                }
+                continue;
+            }
+            // Cancel-safe: a handed batch arriving first loses nothing of the read.
             read = reader.next_batch(config.batch_max, config.poll) => read,
         };
         let records = match read {
@@ -150,30 +169,16 @@ async fn worker(
             }
             continue;
         };
-        let mut overlay = Overlay::new(tree);
-        let mut applied = Vec::new();
-        for record in &laurel_log::unapplied(records, position) {
-            let output = decode::<Output>(&record.payload).map_err(|source| {
-                ProjectorError::Undecodable {
-                    stream: "output",
-                    seq: record.seq,
-                    source,
-                }
-            })?;
-            overlay.apply_output(&output)?;
-            applied.extend(output.into_outputs().into_iter().map(|o| (record.seq, o)));
-        }
-        if last > position {
-            let staged = overlay.commit(last);
-            position = last;
-            // Written behind: this worker goes on applying (and answering reads and
-            // streams) while the store writes. Past the bound, it waits for the write before,
-            // so memory stays bounded when the store is slower than the log.
-            let due = last_flush.elapsed() >= config.flush_interval;
-            if staged >= max_staged || (due && !behind.busy()) {
-                flush_behind(&mut behind, &views, partition)?;
-                last_flush = tokio::time::Instant::now();
-            }
+        if let Some(staged) = apply(&views, partition, &mut position, records)? {
+            flush_if_due(
+                &mut behind,
+                &views,
+                partition,
+                &config,
+                &mut last_flush,
+                staged,
+                max_staged,
+            )?;
         }
         let acked = tokio::select! {
             () = shutdown.wait() => break,
@@ -182,11 +187,72 @@ async fn worker(
         if let Err(e) = acked {
             tracing::warn!(partition, error = %e, "ack failed; the entries may come again");
         }
-        let checkpoint = keys::u64_of(tree.get(keys::CHECKPOINT)?.as_deref());
-        views.applied(partition, checkpoint, applied);
     }
     behind.wait()?;
     tree.flush()?;
+    Ok(())
+}
+
+/// The next batch handed by the engine, if anything hands them; never, otherwise.
+async fn next_handed(
+    handed: &mut Option<tokio::sync::mpsc::Receiver<laurel_log::Handed>>,
+) -> Option<laurel_log::Handed> {
+    match handed {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies the entries after `position` to the partition's views, moves `position` to the
+/// last, and tells readers and streams what changed; how many keys the view has staged, or
+/// `None` when every entry was applied already.
+fn apply(
+    views: &Views,
+    partition: u32,
+    position: &mut u64,
+    records: Vec<laurel_log::Record>,
+) -> Result<Option<usize>, ProjectorError> {
+    let tree = views.tree(partition);
+    let fresh = laurel_log::unapplied(records, *position);
+    let Some(last) = fresh.last().map(|r| r.seq) else {
+        return Ok(None);
+    };
+    let mut overlay = Overlay::new(tree);
+    let mut applied = Vec::new();
+    for record in &fresh {
+        let output =
+            decode::<Output>(&record.payload).map_err(|source| ProjectorError::Undecodable {
+                stream: "output",
+                seq: record.seq,
+                source,
+            })?;
+        overlay.apply_output(&output)?;
+        applied.extend(output.into_outputs().into_iter().map(|o| (record.seq, o)));
+    }
+    let staged = overlay.commit(last);
+    *position = last;
+    let checkpoint = keys::u64_of(tree.get(keys::CHECKPOINT)?.as_deref());
+    views.applied(partition, checkpoint, applied);
+    Ok(Some(staged))
+}
+
+/// Written behind: the worker goes on applying (and answering reads and streams) while the
+/// store writes. Past `max_staged`, it waits for the write before, so memory stays bounded
+/// when the store is slower than the log.
+fn flush_if_due(
+    behind: &mut WriteBehind<laurel_derived::StoreError>,
+    views: &Views,
+    partition: u32,
+    config: &ProjectorConfig,
+    last_flush: &mut tokio::time::Instant,
+    staged: usize,
+    max_staged: usize,
+) -> Result<(), laurel_derived::StoreError> {
+    let due = last_flush.elapsed() >= config.flush_interval;
+    if staged >= max_staged || (due && !behind.busy()) {
+        flush_behind(behind, views, partition)?;
+        *last_flush = tokio::time::Instant::now();
+    }
     Ok(())
 }
 

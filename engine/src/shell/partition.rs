@@ -49,6 +49,9 @@ pub(super) struct Worker {
     /// Under a lease (the engine role on NATS): the lease, and where this partition of
     /// OUTPUT ends as far as this worker knows (every append expects it).
     lease: Option<(Arc<Lease>, u64)>,
+    /// Unleased, with a projector in the process: where appends are handed, and where this
+    /// partition of OUTPUT ends as far as this worker knows (every append expects it).
+    handoff: Option<(Arc<laurel_log::Handoff>, u64)>,
     /// Where the state is shared, and when it last was.
     share: Option<(Share, tokio::time::Instant)>,
     /// What the batch being folded changed of the community state: the `global` stats whose
@@ -85,6 +88,7 @@ impl Worker {
             persist_interval: config.persist_interval,
             last_persist: staggered(config.persist_interval, partition, &config.partitions),
             lease: None,
+            handoff: config.handoff.clone().map(|h| (h, 0)),
             share: None,
             community_moved: (Vec::new(), Vec::new()),
         })
@@ -94,6 +98,8 @@ impl Worker {
     /// `share`, if given.
     pub(super) fn leased(mut self, lease: Arc<Lease>, share: Option<Share>) -> Self {
         self.lease = Some((lease, 0));
+        // Another process may hold the partition next: nothing to hand to this one's reader.
+        self.handoff = None;
         self.share = share.map(|s| (s, tokio::time::Instant::now()));
         self
     }
@@ -161,8 +167,11 @@ impl Worker {
             .await?;
             self.needs_recovery = false;
             self.reader = None;
+            // Anything appended after what recovery read breaks the fence.
             if let Some((_, fence)) = &mut self.lease {
-                // Anything appended after what recovery read breaks the fence.
+                *fence = found.tail;
+            }
+            if let Some((_, fence)) = &mut self.handoff {
                 *fence = found.tail;
             }
             tracing::debug!(
@@ -537,11 +546,20 @@ impl Worker {
             };
         }
         let log = &self.log;
+        let fence = self.handoff.as_ref().map(|(_, fence)| *fence);
         let appended = laurel_runtime::retrying(
             shutdown,
             "appending to OUTPUT",
             |e| matches!(e, AppendError::Unavailable(_)),
-            || log.append(StreamKind::Output, entries.clone()),
+            || {
+                let entries = entries.clone();
+                async move {
+                    match fence {
+                        Some(fence) => log.append_fenced(StreamKind::Output, entries, fence).await,
+                        None => log.append(StreamKind::Output, entries).await,
+                    }
+                }
+            },
         )
         .await;
         match appended {
@@ -550,8 +568,28 @@ impl Worker {
                 self.metrics
                     .outputs
                     .fetch_add(acks.len() as u64, Ordering::Relaxed);
+                if let Some((handoff, fence)) = &mut self.handoff {
+                    let after = *fence;
+                    *fence = Log::fence_after(after, &acks);
+                    // A duplicate is an entry stored before, elsewhere in the partition:
+                    // the batch does not follow `after`, and the projector reads it.
+                    if acks.iter().all(|a| !a.duplicate) {
+                        let records = acks
+                            .iter()
+                            .zip(entries)
+                            .map(|(a, e)| laurel_log::Record {
+                                seq: a.seq,
+                                payload: e.payload.into(),
+                            })
+                            .collect();
+                        handoff.hand(p, laurel_log::Handed { after, records });
+                    }
+                }
                 Ok(acks)
             }
+            // Something else appended to the partition (or an earlier try of this append
+            // was stored): recovery finds where the partition ends and what it holds.
+            Some(Err(AppendError::Conflict(_))) => Err(ShellError::Interleaved(p)),
             Some(Err(e)) => Err(e.into()),
         }
     }

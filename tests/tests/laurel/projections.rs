@@ -1,21 +1,19 @@
 //! Projections over a real log: the engine's outputs become the views the read API serves.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use laurel_log::{Entry, Log, StreamKind, Target, partition_of};
+use laurel_log::{Entry, Handed, Handoff, Log, Record, StreamKind, Target, partition_of};
 use laurel_projections::{ProjectorConfig, ProjectorError, Views};
 use laurel_runtime::Stopper;
-use laurel_schemas::outputs::unlock_id;
-use laurel_schemas::{
-    AchievementId, CauseKind, DefinitionEvent, Output, PlayerId, SchemaVersion, Unlocked, Value,
-    encode,
-};
+use laurel_schemas::{DefinitionEvent, Output, SchemaVersion, Value, encode};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::engine::{
-    achievement_defined, define, start_engine, stat_defined, stat_entry, unlocks, wait_for_outputs,
+    achievement_defined, define, partition_mates, start_engine, stat_defined, stat_entry, unlocked,
+    unlocks, wait_for_outputs,
 };
 use crate::support::{Backend, Fixture};
 
@@ -26,10 +24,15 @@ struct RunningProjector {
 }
 
 fn start_projector(log: &Log, dir: &Path) -> RunningProjector {
+    start_projector_with(log, dir, None)
+}
+
+fn start_projector_with(log: &Log, dir: &Path, handoff: Option<Arc<Handoff>>) -> RunningProjector {
     let db = crate::support::open_store(dir);
     let views = Views::open(&db, log).unwrap();
     let mut config = ProjectorConfig::all(log.config().partitions);
     config.poll = Duration::from_millis(50);
+    config.handoff = handoff;
     let (stop, shutdown) = Stopper::new();
     let task = tokio::spawn(laurel_projections::run(
         log.clone(),
@@ -105,23 +108,7 @@ async fn a_re_emitted_unlock_counts_once(backend: Backend) {
     let f = Fixture::new(backend, |_| {}).await;
     define(&f.log, &game()).await;
     let projector = start_projector(&f.log, &f.dir.path().join("views"));
-    let player = PlayerId::new("ann").unwrap();
-    let achievement = AchievementId::new("K3").unwrap();
-    let unlocked = Output::Unlocked(Unlocked {
-        v: SchemaVersion::CURRENT,
-        unlock_id: unlock_id(&player, &achievement),
-        player_id: player.clone(),
-        achievement_id: achievement,
-        definition_version: 1,
-        points: 10,
-        unlocked_at: 5,
-        caused_by: Uuid::new_v4(),
-        cause: CauseKind::Stat,
-        replay: false,
-        occurrence: 1,
-        baseline: Vec::new(),
-        period: None,
-    });
+    let unlocked = unlocked("ann", "K3", 10, Uuid::new_v4());
     let p = partition_of("ann", f.log.config().partitions);
     // Two copies under different message ids: as after the dedup window has passed.
     let entries = (0..2)
@@ -245,7 +232,100 @@ async fn views_of_an_earlier_layout_are_rebuilt_from_the_log(backend: Backend) {
     projector.stop().await;
 }
 
+/// A batch the engine hands over is applied only when it follows exactly what the partition
+/// applied; one that comes ahead of its predecessor (the predecessor's batch was dropped) is
+/// left to the log, which delivers both in order. A batch that follows is applied without
+/// waiting for the log (here one the log does not even hold, so only the handoff can show it).
+async fn a_handed_batch_is_applied_only_right_after_what_was_applied(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    define(&f.log, &game()).await;
+    let partitions = f.log.config().partitions;
+    let p = partition_of("ann", partitions);
+    let mates = partition_mates("ann", partitions, 2);
+    let (bob, cid) = (&mates[0], &mates[1]);
+    let entry = |player: &str| Entry {
+        target: Target::Partition(p),
+        id: format!("unlock of {player}"),
+        payload: encode(&unlocked(player, "K3", 10, Uuid::new_v4())),
+    };
+    let acks = f
+        .log
+        .append(StreamKind::Output, vec![entry("ann"), entry(bob)])
+        .await
+        .unwrap();
+    let (ann_seq, bob_seq) = (acks[0].seq, acks[1].seq);
+    let held =
+        crate::support::read_to_end(&f.log, StreamKind::Output, p, laurel_log::Start::After(0))
+            .await;
+    let handoff = Arc::new(Handoff::new(partitions));
+    // Bob's unlock handed ahead of ann's: it must wait for hers, which only the log has.
+    handoff.hand(
+        p,
+        Handed {
+            after: ann_seq,
+            records: vec![held.iter().find(|r| r.seq == bob_seq).unwrap().clone()],
+        },
+    );
+    let projector =
+        start_projector_with(&f.log, &f.dir.path().join("views"), Some(handoff.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while projector
+        .views
+        .rarity()
+        .unwrap()
+        .earned
+        .get("K3")
+        .copied()
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the log's entries were not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for player in ["ann", bob.as_str()] {
+        assert_eq!(
+            projector.views.player(player).unwrap().points_total,
+            10,
+            "{player}"
+        );
+    }
+    // Cid's unlock, handed right after bob's, at a position past the log's end.
+    let beyond = Record {
+        seq: bob_seq + 1_000,
+        payload: encode(&unlocked(cid, "K3", 10, Uuid::new_v4())).into(),
+    };
+    let after_bob = Handed {
+        after: bob_seq,
+        records: vec![beyond],
+    };
+    handoff.hand(p, after_bob.clone());
+    while projector.views.player(cid).unwrap().points_total != 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the handed batch was not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Handed again, it no longer follows what was applied: nothing changes.
+    handoff.hand(p, after_bob);
+    handoff.hand(
+        p,
+        Handed {
+            after: 0,
+            records: held,
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(projector.views.rarity().unwrap().earned["K3"], 3);
+    assert_eq!(projector.views.player(cid).unwrap().points_total, 10);
+    projector.stop().await;
+}
+
 crate::both_backends!(
+    a_handed_batch_is_applied_only_right_after_what_was_applied,
     views_show_stats_unlocks_points_and_rarity,
     a_re_emitted_unlock_counts_once,
     views_rebuilt_from_the_logs_equal_the_live_ones,
