@@ -6,13 +6,15 @@
 //! the only one of a partition and appends fenced (so it knows the entry each append follows,
 //! [`crate::Log::append_fenced`]) can hand what the log acknowledged straight to a reader in
 //! its process. The reader applies a handed batch only when it follows exactly what the
-//! reader has applied (`after` is the reader's position); anything else (a batch dropped
-//! because the reader was behind, a writer that recovered after a gap) the reader ignores,
-//! and it reads those entries from the log as before. The log stays the truth: only entries
-//! the log acknowledged are handed, in the log's order, under the log's positions, and a
-//! reader that is handed nothing reads everything from the log.
+//! reader has applied (`after` is the reader's position); anything else (a writer that
+//! recovered after a gap, a batch the writer could not hand) tells the reader the log holds
+//! entries it has not applied, and it reads them from the log. A batch the reader had no
+//! room for is dropped and marked ([`Handoff::dropped`]), with the same effect. The log
+//! stays the truth: only entries the log acknowledged are handed, in the log's order, under
+//! the log's positions, and a reader that is handed nothing reads everything from the log.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -27,7 +29,8 @@ const HELD: usize = 64;
 pub struct Handed {
     /// The position of the partition's entry just before the first one (0: none).
     pub after: u64,
-    /// The entries, in order, with the positions the log gave them.
+    /// The entries, in order, with the positions the log gave them. None: only news that
+    /// the partition now ends at `after` (entries the writer could not hand).
     pub records: Vec<Record>,
 }
 
@@ -35,6 +38,7 @@ pub struct Handed {
 pub struct Handoff {
     senders: Vec<mpsc::Sender<Handed>>,
     receivers: Vec<Mutex<Option<mpsc::Receiver<Handed>>>>,
+    dropped: Vec<AtomicBool>,
 }
 
 impl std::fmt::Debug for Handoff {
@@ -54,15 +58,31 @@ impl Handoff {
                 (tx, Mutex::new(Some(rx)))
             })
             .unzip();
-        Self { senders, receivers }
+        let dropped = (0..partitions).map(|_| AtomicBool::new(false)).collect();
+        Self {
+            senders,
+            receivers,
+            dropped,
+        }
     }
 
-    /// Hands `handed` to the partition's reader, unless it holds too many already or is
-    /// gone: never waits (the reader then reads those entries from the log).
+    /// Hands `handed` to the partition's reader, unless it holds too many already (the
+    /// batch is dropped and marked: the reader then reads the log) or is gone: never waits.
     pub fn hand(&self, partition: u32, handed: Handed) {
-        if let Some(sender) = self.senders.get(partition as usize) {
-            let _ = sender.try_send(handed);
+        let p = partition as usize;
+        if let Some(sender) = self.senders.get(p)
+            && let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(handed)
+        {
+            self.dropped[p].store(true, Ordering::Release);
         }
+    }
+
+    /// Whether a batch for the partition was dropped since the last call: the reader must
+    /// read the log up to the next batch it can apply.
+    pub fn dropped(&self, partition: u32) -> bool {
+        self.dropped
+            .get(partition as usize)
+            .is_some_and(|d| d.swap(false, Ordering::AcqRel))
     }
 
     /// The partition's receiving end: given out once (one reader per partition).
@@ -110,9 +130,15 @@ mod tests {
             got.push(h.records[0].seq);
         }
         assert_eq!(got, (1..=HELD as u64).collect::<Vec<_>>());
+        assert!(handoff.dropped(0), "the dropped batches are marked");
+        assert!(!handoff.dropped(0), "and the mark is taken once");
+        handoff.hand(0, handed(HELD as u64, HELD as u64 + 1));
+        assert!(!handoff.dropped(0), "a batch with room is not marked");
         // A partition out of range and a reader gone are no error to the writer.
         handoff.hand(5, handed(0, 1));
+        assert!(!handoff.dropped(5));
         drop(rx);
         handoff.hand(0, handed(0, 1));
+        assert!(!handoff.dropped(0), "no reader to read the log");
     }
 }

@@ -97,22 +97,7 @@ pub async fn run(
             consumer.clone(),
         );
         tasks.spawn("projector", async move {
-            let tree = views.tree(partition);
-            let position = keys::u64_of(tree.get(keys::POSITION)?.as_deref());
-            let what = format!("opening the projector of partition {partition}");
-            let opened = retrying(&shutdown, &what, LogError::is_transient, || {
-                log.reader(
-                    StreamKind::Output,
-                    partition,
-                    &consumer,
-                    Start::After(position),
-                )
-            })
-            .await;
-            match opened {
-                None => Ok(()),
-                Some(reader) => worker(partition, reader?, views, config, shutdown).await,
-            }
+            worker(partition, log, consumer, views, config, shutdown).await
         });
     }
     tasks.join_all().await
@@ -120,7 +105,8 @@ pub async fn run(
 
 async fn worker(
     partition: u32,
-    mut reader: Reader,
+    log: Log,
+    consumer: String,
     views: Views,
     config: ProjectorConfig,
     shutdown: Shutdown,
@@ -134,23 +120,64 @@ async fn worker(
     let mut last_flush = now.checked_sub(offset).unwrap_or(now);
     let mut behind = WriteBehind::default();
     let max_staged = (MAX_STAGED / config.partitions.len().max(1)).max(1_000);
-    let mut handed = config.handoff.as_ref().and_then(|h| h.take(partition));
+    let handoff = config.handoff.clone();
+    let mut handed = handoff.as_ref().and_then(|h| h.take(partition));
+    // The log's reader. Without a handoff it is always open. With one, it is open only while
+    // the partition may hold entries not applied: at start, and after a handed batch that
+    // did not follow what was applied or one that was dropped; once a handed batch follows
+    // again, everything before it is applied, and the reader is closed (the broker then
+    // delivers nothing to this process).
+    let mut reader: Option<Reader> = None;
+    let mut reading = true;
     while !shutdown.is_stopping() {
+        if handoff.as_ref().is_some_and(|h| h.dropped(partition)) {
+            // What is still queued came before the dropped batch: that it follows would
+            // say nothing of the dropped one. Whatever comes next came after it.
+            reading = true;
+            if let Some(rx) = &mut handed {
+                while rx.try_recv().is_ok() {}
+            }
+        }
+        if (reading || handed.is_none()) && reader.is_none() {
+            let what = format!("opening the projector of partition {partition}");
+            let opened = retrying(&shutdown, &what, LogError::is_transient, || {
+                log.reader(
+                    StreamKind::Output,
+                    partition,
+                    &consumer,
+                    Start::After(position),
+                )
+            })
+            .await;
+            match opened {
+                None => break,
+                Some(opened) => reader = Some(opened?),
+            }
+        }
         let read = tokio::select! {
             // What is handed first: it is the newest, and reading the log waits for nothing.
             biased;
             () = shutdown.wait() => break,
             Some(batch) = next_handed(&mut handed) => {
-                // Only what follows exactly what was applied; the rest comes from the log.
-                if batch.after == position
-                    && let Some(staged) = apply(&views, partition, &mut position, batch.records)?
-                {
-                    flush_if_due(&mut behind, &views, partition, &config, &mut last_flush, staged, max_staged)?;
+                match follows(&batch, position) {
+                    Follows::Before => {}
+                    Follows::Reached => {
+                        reading = false;
+                        reader = None;
+                    }
+                    Follows::Next => {
+                        if let Some(staged) = apply(&views, partition, &mut position, batch.records)? {
+                            flush_if_due(&mut behind, &views, partition, &config, &mut last_flush, staged, max_staged)?;
+                        }
+                        reading = false;
+                        reader = None;
+                    }
+                    Follows::Gap => reading = true,
                 }
                 continue;
             }
             // Cancel-safe: a handed batch arriving first loses nothing of the read.
-            read = reader.next_batch(config.batch_max, config.poll) => read,
+            read = next_read(&mut reader, &config) => read,
         };
         let records = match read {
             Ok(records) => records,
@@ -180,9 +207,12 @@ async fn worker(
                 max_staged,
             )?;
         }
+        let Some(open) = reader.as_mut() else {
+            continue;
+        };
         let acked = tokio::select! {
             () = shutdown.wait() => break,
-            acked = reader.ack_behind(last) => acked,
+            acked = open.ack_behind(last) => acked,
         };
         if let Err(e) = acked {
             tracing::warn!(partition, error = %e, "ack failed; the entries may come again");
@@ -191,6 +221,46 @@ async fn worker(
     behind.wait()?;
     tree.flush()?;
     Ok(())
+}
+
+/// How a handed batch stands to what a partition applied.
+enum Follows {
+    /// It ends before the position: nothing new.
+    Before,
+    /// It ends at the position: everything handed so far is applied.
+    Reached,
+    /// It starts right after the position (or the position is one of its entries): what
+    /// comes after the position is the partition's next entries.
+    Next,
+    /// Entries between the position and the batch were not handed: the log has them.
+    Gap,
+}
+
+fn follows(batch: &laurel_log::Handed, position: u64) -> Follows {
+    let end = batch.records.last().map_or(batch.after, |r| r.seq);
+    if end < position {
+        Follows::Before
+    } else if end == position {
+        Follows::Reached
+    } else if batch.after == position || batch.records.iter().any(|r| r.seq == position) {
+        Follows::Next
+    } else {
+        Follows::Gap
+    }
+}
+
+/// The next entries from the log's reader; with none open, nothing after `config.poll`.
+async fn next_read(
+    reader: &mut Option<Reader>,
+    config: &ProjectorConfig,
+) -> Result<Vec<laurel_log::Record>, LogError> {
+    match reader {
+        Some(reader) => reader.next_batch(config.batch_max, config.poll).await,
+        None => {
+            tokio::time::sleep(config.poll).await;
+            Ok(Vec::new())
+        }
+    }
 }
 
 /// The next batch handed by the engine, if anything hands them; never, otherwise.

@@ -171,8 +171,14 @@ impl Worker {
             if let Some((_, fence)) = &mut self.lease {
                 *fence = found.tail;
             }
-            if let Some((_, fence)) = &mut self.handoff {
+            if let Some((handoff, fence)) = &mut self.handoff {
                 *fence = found.tail;
+                // Whatever the partition holds up to there, the projector reads from the log.
+                let news = laurel_log::Handed {
+                    after: found.tail,
+                    records: Vec::new(),
+                };
+                handoff.hand(p, news);
             }
             tracing::debug!(
                 partition = p,
@@ -572,8 +578,9 @@ impl Worker {
                     let after = *fence;
                     *fence = Log::fence_after(after, &acks);
                     // A duplicate is an entry stored before, elsewhere in the partition:
-                    // the batch does not follow `after`, and the projector reads it.
-                    if acks.iter().all(|a| !a.duplicate) {
+                    // the batch does not follow `after`. Only where the partition now ends
+                    // is handed, and the projector reads the rest from the log.
+                    let handed = if acks.iter().all(|a| !a.duplicate) {
                         let records = acks
                             .iter()
                             .zip(entries)
@@ -582,8 +589,14 @@ impl Worker {
                                 payload: e.payload.into(),
                             })
                             .collect();
-                        handoff.hand(p, laurel_log::Handed { after, records });
-                    }
+                        laurel_log::Handed { after, records }
+                    } else {
+                        laurel_log::Handed {
+                            after: *fence,
+                            records: Vec::new(),
+                        }
+                    };
+                    handoff.hand(p, handed);
                 }
                 Ok(acks)
             }

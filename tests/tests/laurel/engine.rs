@@ -1060,7 +1060,8 @@ async fn a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log(backend:
 /// A worker with a projector beside it hands each append to it, saying which entry the
 /// append follows: always the entry OUTPUT holds just before, also once another writer
 /// appended to the partition behind the worker's back (its fenced append is refused, it
-/// recovers from OUTPUT and goes on, emitting each unlock once).
+/// recovers from OUTPUT, says where the partition ends, and goes on, emitting each unlock
+/// once).
 async fn handed_batches_follow_what_output_holds_even_after_another_writer(backend: Backend) {
     let f = Fixture::new(backend, |_| {}).await;
     define(&f.log, &game()).await;
@@ -1110,6 +1111,14 @@ async fn handed_batches_follow_what_output_holds_even_after_another_writer(backe
     while let Ok(batch) = handed_rx.try_recv() {
         handed.push(batch);
     }
+    let (news, handed): (Vec<_>, Vec<_>) = handed.into_iter().partition(|b| b.records.is_empty());
+    // News of where the partition ends (after recovery): a position OUTPUT holds.
+    for batch in &news {
+        assert!(
+            batch.after == 0 || held.iter().any(|r| r.seq == batch.after),
+            "{batch:?}"
+        );
+    }
     for batch in &handed {
         let first = batch.records[0].seq;
         let i = held
@@ -1124,6 +1133,10 @@ async fn handed_batches_follow_what_output_holds_even_after_another_writer(backe
         handed.iter().any(|b| b.records[0].seq < foreign)
             && handed.iter().any(|b| b.records[0].seq > foreign),
         "batches handed before and after the other writer's entry at {foreign}: {handed:?}"
+    );
+    assert!(
+        news.iter().any(|b| b.after >= foreign),
+        "the recovery after the other writer's entry says where the partition ends: {news:?}"
     );
 }
 

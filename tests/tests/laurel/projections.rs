@@ -232,85 +232,111 @@ async fn views_of_an_earlier_layout_are_rebuilt_from_the_log(backend: Backend) {
     projector.stop().await;
 }
 
+/// Appends to OUTPUT partition `p` an unlock of K3 (10 points) for each of `players`.
+async fn append_unlocks(log: &Log, p: u32, players: &[&str]) -> Vec<laurel_log::Appended> {
+    let entries = players
+        .iter()
+        .map(|player| Entry {
+            target: Target::Partition(p),
+            id: format!("unlock of {player}"),
+            payload: encode(&unlocked(player, "K3", 10, Uuid::new_v4())),
+        })
+        .collect();
+    log.append(StreamKind::Output, entries).await.unwrap()
+}
+
 /// A batch the engine hands over is applied only when it follows exactly what the partition
 /// applied; one that comes ahead of its predecessor (the predecessor's batch was dropped) is
-/// left to the log, which delivers both in order. A batch that follows is applied without
-/// waiting for the log (here one the log does not even hold, so only the handoff can show it).
+/// left to the log, which delivers both in order. Once a handed batch follows, the projector
+/// stops reading the log (the broker delivers nothing more to it) until news that the
+/// partition holds entries it was not handed sends it back to the log. A batch that follows
+/// is applied without the log (here one the log does not even hold, so only the handoff can
+/// show it).
 async fn a_handed_batch_is_applied_only_right_after_what_was_applied(backend: Backend) {
     let f = Fixture::new(backend, |_| {}).await;
     define(&f.log, &game()).await;
     let partitions = f.log.config().partitions;
     let p = partition_of("ann", partitions);
-    let mates = partition_mates("ann", partitions, 2);
-    let (bob, cid) = (&mates[0], &mates[1]);
-    let entry = |player: &str| Entry {
-        target: Target::Partition(p),
-        id: format!("unlock of {player}"),
-        payload: encode(&unlocked(player, "K3", 10, Uuid::new_v4())),
-    };
-    let acks = f
-        .log
-        .append(StreamKind::Output, vec![entry("ann"), entry(bob)])
-        .await
-        .unwrap();
+    let mates = partition_mates("ann", partitions, 4);
+    let (bob, cid, dan, eve) = (&mates[0], &mates[1], &mates[2], &mates[3]);
+    let log = &f.log;
+    let record = |seq: u64, held: &[Record]| held.iter().find(|r| r.seq == seq).unwrap().clone();
+    let acks = append_unlocks(log, p, &["ann", bob]).await;
     let (ann_seq, bob_seq) = (acks[0].seq, acks[1].seq);
     let held =
-        crate::support::read_to_end(&f.log, StreamKind::Output, p, laurel_log::Start::After(0))
-            .await;
+        crate::support::read_to_end(log, StreamKind::Output, p, laurel_log::Start::After(0)).await;
     let handoff = Arc::new(Handoff::new(partitions));
     // Bob's unlock handed ahead of ann's: it must wait for hers, which only the log has.
     handoff.hand(
         p,
         Handed {
             after: ann_seq,
-            records: vec![held.iter().find(|r| r.seq == bob_seq).unwrap().clone()],
+            records: vec![record(bob_seq, &held)],
         },
     );
-    let projector =
-        start_projector_with(&f.log, &f.dir.path().join("views"), Some(handoff.clone()));
+    let projector = start_projector_with(log, &f.dir.path().join("views"), Some(handoff.clone()));
+    let earned = |player: &str| projector.views.player(player).unwrap().points_total == 10;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while projector
-        .views
-        .rarity()
-        .unwrap()
-        .earned
-        .get("K3")
-        .copied()
-        .unwrap_or(0)
-        < 2
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the log's entries were not applied"
-        );
+    let wait = |what: &'static str, done: &dyn Fn() -> bool| {
+        let done = done();
+        assert!(done || tokio::time::Instant::now() < deadline, "{what}");
+        done
+    };
+    while !wait("the log's entries were not applied", &|| {
+        earned("ann") && earned(bob)
+    }) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for player in ["ann", bob.as_str()] {
-        assert_eq!(
-            projector.views.player(player).unwrap().points_total,
-            10,
-            "{player}"
-        );
+    assert_eq!(projector.views.rarity().unwrap().earned["K3"], 2);
+    // Cid's unlock, appended and handed right after bob's: applied, and the log let go.
+    let cid_seq = append_unlocks(log, p, &[cid]).await[0].seq;
+    let held =
+        crate::support::read_to_end(log, StreamKind::Output, p, laurel_log::Start::After(0)).await;
+    handoff.hand(
+        p,
+        Handed {
+            after: bob_seq,
+            records: vec![record(cid_seq, &held)],
+        },
+    );
+    while !wait("the handed batch was not applied", &|| earned(cid)) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Cid's unlock, handed right after bob's, at a position past the log's end.
+    // Dan's unlock, appended and not handed: not read from the log...
+    let dan_seq = append_unlocks(log, p, &[dan]).await[0].seq;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !earned(dan),
+        "the projector kept reading the log while following the handoff"
+    );
+    // ...until news that the partition ends past what was applied.
+    handoff.hand(
+        p,
+        Handed {
+            after: dan_seq,
+            records: Vec::new(),
+        },
+    );
+    while !wait("the log was not read after the news", &|| earned(dan)) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Eve's unlock, handed right after dan's at a position past the log's end.
     let beyond = Record {
-        seq: bob_seq + 1_000,
-        payload: encode(&unlocked(cid, "K3", 10, Uuid::new_v4())).into(),
+        seq: dan_seq + 1_000,
+        payload: encode(&unlocked(eve, "K3", 10, Uuid::new_v4())).into(),
     };
-    let after_bob = Handed {
-        after: bob_seq,
+    let after_dan = Handed {
+        after: dan_seq,
         records: vec![beyond],
     };
-    handoff.hand(p, after_bob.clone());
-    while projector.views.player(cid).unwrap().points_total != 10 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the handed batch was not applied"
-        );
+    handoff.hand(p, after_dan.clone());
+    while !wait("the handed batch past the log was not applied", &|| {
+        earned(eve)
+    }) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Handed again, it no longer follows what was applied: nothing changes.
-    handoff.hand(p, after_bob);
+    // Handed again, nothing follows what was applied any more: nothing changes.
+    handoff.hand(p, after_dan);
     handoff.hand(
         p,
         Handed {
@@ -319,8 +345,10 @@ async fn a_handed_batch_is_applied_only_right_after_what_was_applied(backend: Ba
         },
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(projector.views.rarity().unwrap().earned["K3"], 3);
-    assert_eq!(projector.views.player(cid).unwrap().points_total, 10);
+    assert_eq!(projector.views.rarity().unwrap().earned["K3"], 5);
+    for player in ["ann", bob, cid, dan, eve] {
+        assert!(earned(player), "{player}");
+    }
     projector.stop().await;
 }
 
