@@ -9,20 +9,25 @@
 //! reader has applied (`after` is the reader's position); anything else (a writer that
 //! recovered after a gap, a batch the writer could not hand) tells the reader the log holds
 //! entries it has not applied, and it reads them from the log. A batch the reader had no
-//! room for is dropped and marked ([`Handoff::dropped`]), with the same effect. The log
+//! room for is dropped and marked ([`Handing::dropped`]), with the same effect. The log
 //! stays the truth: only entries the log acknowledged are handed, in the log's order, under
 //! the log's positions, and a reader that is handed nothing reads everything from the log.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
 use crate::Record;
 
-/// Batches held for a reader that has not taken them yet; past it, batches are dropped and
-/// the reader reads them from the log.
-const HELD: usize = 64;
+/// Bytes held for a partition's reader that has not taken them yet; past it, batches are
+/// dropped and the reader reads them from the log. Under a flood a batch can be large (a
+/// thousand STATS entries folded at once) and the reader behind: a bound in batches held
+/// hundreds of MiB.
+const HELD_BYTES: usize = 1 << 20;
+
+/// What a batch counts against [`HELD_BYTES`], besides its payloads.
+const BATCH_OVERHEAD: usize = 64;
 
 /// Entries appended to one partition, one after another, following the entry at `after`.
 #[derive(Debug, Clone)]
@@ -34,11 +39,33 @@ pub struct Handed {
     pub records: Vec<Record>,
 }
 
-/// Per partition, a bounded queue from the writer to one reader.
+impl Handed {
+    fn weight(&self) -> usize {
+        BATCH_OVERHEAD
+            + self
+                .records
+                .iter()
+                .map(|r| r.payload.len() + 16)
+                .sum::<usize>()
+    }
+}
+
+#[derive(Default)]
+struct Held {
+    bytes: AtomicUsize,
+    dropped: AtomicBool,
+}
+
+/// Per partition, a queue bounded in bytes from the writer to one reader.
 pub struct Handoff {
-    senders: Vec<mpsc::Sender<Handed>>,
-    receivers: Vec<Mutex<Option<mpsc::Receiver<Handed>>>>,
-    dropped: Vec<AtomicBool>,
+    senders: Vec<(mpsc::UnboundedSender<Handed>, Arc<Held>)>,
+    receivers: Vec<Mutex<Option<Handing>>>,
+}
+
+/// The reader's end of one partition's queue.
+pub struct Handing {
+    rx: mpsc::UnboundedReceiver<Handed>,
+    held: Arc<Held>,
 }
 
 impl std::fmt::Debug for Handoff {
@@ -54,39 +81,39 @@ impl Handoff {
     pub fn new(partitions: u32) -> Self {
         let (senders, receivers) = (0..partitions)
             .map(|_| {
-                let (tx, rx) = mpsc::channel(HELD);
-                (tx, Mutex::new(Some(rx)))
+                let (tx, rx) = mpsc::unbounded_channel();
+                let held = Arc::new(Held::default());
+                let handing = Handing {
+                    rx,
+                    held: held.clone(),
+                };
+                ((tx, held), Mutex::new(Some(handing)))
             })
             .unzip();
-        let dropped = (0..partitions).map(|_| AtomicBool::new(false)).collect();
-        Self {
-            senders,
-            receivers,
-            dropped,
-        }
+        Self { senders, receivers }
     }
 
-    /// Hands `handed` to the partition's reader, unless it holds too many already (the
-    /// batch is dropped and marked: the reader then reads the log) or is gone: never waits.
+    /// Hands `handed` to the partition's reader, unless what it holds already is at the
+    /// bound (the batch is dropped and marked: the reader then reads the log) or the reader
+    /// is gone. Never waits. A batch larger than the bound goes when nothing else is held.
     pub fn hand(&self, partition: u32, handed: Handed) {
-        let p = partition as usize;
-        if let Some(sender) = self.senders.get(p)
-            && let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(handed)
-        {
-            self.dropped[p].store(true, Ordering::Release);
+        let Some((sender, held)) = self.senders.get(partition as usize) else {
+            return;
+        };
+        let weight = handed.weight();
+        let before = held.bytes.fetch_add(weight, Ordering::AcqRel);
+        if before > 0 && before + weight > HELD_BYTES {
+            held.bytes.fetch_sub(weight, Ordering::AcqRel);
+            held.dropped.store(true, Ordering::Release);
+            return;
         }
-    }
-
-    /// Whether a batch for the partition was dropped since the last call: the reader must
-    /// read the log up to the next batch it can apply.
-    pub fn dropped(&self, partition: u32) -> bool {
-        self.dropped
-            .get(partition as usize)
-            .is_some_and(|d| d.swap(false, Ordering::AcqRel))
+        if sender.send(handed).is_err() {
+            held.bytes.fetch_sub(weight, Ordering::AcqRel);
+        }
     }
 
     /// The partition's receiving end: given out once (one reader per partition).
-    pub fn take(&self, partition: u32) -> Option<mpsc::Receiver<Handed>> {
+    pub fn take(&self, partition: u32) -> Option<Handing> {
         self.receivers
             .get(partition as usize)?
             .lock()
@@ -95,18 +122,51 @@ impl Handoff {
     }
 }
 
+impl Handing {
+    /// The next batch handed, in the order handed.
+    pub async fn recv(&mut self) -> Option<Handed> {
+        let handed = self.rx.recv().await?;
+        self.held.bytes.fetch_sub(handed.weight(), Ordering::AcqRel);
+        Some(handed)
+    }
+
+    /// Whether a batch was dropped since the last call. If so, what is still queued was
+    /// handed before the dropped batch and is discarded (that one of those follows would say
+    /// nothing of the dropped one): whatever comes next was handed after it, and the reader
+    /// reads the log up to the next batch it can apply.
+    pub fn dropped(&mut self) -> bool {
+        if !self.held.dropped.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        while let Ok(handed) = self.rx.try_recv() {
+            self.held.bytes.fetch_sub(handed.weight(), Ordering::AcqRel);
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn handed(after: u64, seq: u64) -> Handed {
+    fn handed(after: u64, seq: u64, bytes: usize) -> Handed {
         Handed {
             after,
             records: vec![Record {
                 seq,
-                payload: bytes::Bytes::from_static(b"x"),
+                payload: bytes::Bytes::from(vec![0; bytes]),
             }],
         }
+    }
+
+    async fn queued(rx: &mut Handing) -> Vec<u64> {
+        let mut got = Vec::new();
+        while let Ok(Some(h)) =
+            tokio::time::timeout(std::time::Duration::from_millis(10), rx.recv()).await
+        {
+            got.push(h.records[0].seq);
+        }
+        got
     }
 
     #[test]
@@ -118,27 +178,54 @@ mod tests {
         assert!(handoff.take(2).is_none());
     }
 
-    #[test]
-    fn a_full_queue_drops_rather_than_waits() {
+    #[tokio::test]
+    async fn past_the_bound_batches_are_dropped_and_marked_not_waited_for() {
         let handoff = Handoff::new(1);
         let mut rx = handoff.take(0).unwrap();
-        for seq in 1..=HELD as u64 + 10 {
-            handoff.hand(0, handed(seq - 1, seq));
+        let size = HELD_BYTES / 4;
+        for seq in 1..=10 {
+            handoff.hand(0, handed(seq - 1, seq, size));
         }
-        let mut got = Vec::new();
-        while let Ok(h) = rx.try_recv() {
-            got.push(h.records[0].seq);
+        // Three fit under the bound with their overheads; a fourth would pass it.
+        assert!(rx.dropped(), "the dropped batches are marked");
+        assert_eq!(
+            queued(&mut rx).await,
+            Vec::<u64>::new(),
+            "what came before is discarded"
+        );
+        assert!(!rx.dropped(), "and the mark is taken once");
+        handoff.hand(0, handed(10, 11, size));
+        handoff.hand(0, handed(11, 12, size));
+        assert!(!rx.dropped(), "batches with room are not marked");
+        assert_eq!(queued(&mut rx).await, vec![11, 12]);
+        // Taken, they no longer count: as many fit again.
+        for seq in 13..=15 {
+            handoff.hand(0, handed(seq - 1, seq, size));
         }
-        assert_eq!(got, (1..=HELD as u64).collect::<Vec<_>>());
-        assert!(handoff.dropped(0), "the dropped batches are marked");
-        assert!(!handoff.dropped(0), "and the mark is taken once");
-        handoff.hand(0, handed(HELD as u64, HELD as u64 + 1));
-        assert!(!handoff.dropped(0), "a batch with room is not marked");
-        // A partition out of range and a reader gone are no error to the writer.
-        handoff.hand(5, handed(0, 1));
-        assert!(!handoff.dropped(5));
+        assert!(!rx.dropped());
+        assert_eq!(queued(&mut rx).await, vec![13, 14, 15]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_the_bound_goes_when_nothing_is_held() {
+        let handoff = Handoff::new(1);
+        let mut rx = handoff.take(0).unwrap();
+        handoff.hand(0, handed(0, 1, 2 * HELD_BYTES));
+        handoff.hand(0, handed(1, 2, 10));
+        assert!(rx.dropped());
+        handoff.hand(0, handed(1, 2, 2 * HELD_BYTES));
+        assert!(!rx.dropped());
+        assert_eq!(queued(&mut rx).await, vec![2]);
+    }
+
+    #[test]
+    fn a_reader_gone_or_a_partition_out_of_range_is_no_error_to_the_writer() {
+        let handoff = Handoff::new(1);
+        handoff.hand(5, handed(0, 1, 1));
+        let rx = handoff.take(0).unwrap();
         drop(rx);
-        handoff.hand(0, handed(0, 1));
-        assert!(!handoff.dropped(0), "no reader to read the log");
+        for seq in 1..=100 {
+            handoff.hand(0, handed(seq - 1, seq, HELD_BYTES / 2));
+        }
     }
 }

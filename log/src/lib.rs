@@ -21,7 +21,7 @@ pub mod seal;
 use std::time::Duration;
 
 pub use embedded::EmbeddedLog;
-pub use handoff::{Handed, Handoff};
+pub use handoff::{Handed, Handing, Handoff};
 pub use nats::{NatsLog, NatsTls};
 
 /// One of the three logical streams.

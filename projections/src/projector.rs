@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use laurel_log::{Log, LogError, Reader, Start, StreamKind};
+use laurel_log::{Handing, Log, LogError, Reader, Start, StreamKind};
 use laurel_runtime::{Shutdown, Supervisor, TaskFailed, WriteBehind, retrying};
 use laurel_schemas::{Output, decode};
 
@@ -31,6 +31,10 @@ pub struct ProjectorConfig {
     /// at once, without waiting for the broker to deliver it; anything else is read from
     /// the log as always.
     pub handoff: Option<std::sync::Arc<laurel_log::Handoff>>,
+    /// With a handoff: the least time a reader of OUTPUT opened while behind stays open
+    /// once the handed batches follow again. Under a flood the projector falls behind and
+    /// catches up over and over, and each opening makes a consumer on the broker.
+    pub reader_linger: Duration,
 }
 
 /// Staged keys, over all partitions, past which views are written at once, whatever the
@@ -49,6 +53,7 @@ impl ProjectorConfig {
             poll: Duration::from_millis(200),
             flush_interval: Duration::from_secs(1),
             handoff: None,
+            reader_linger: Duration::from_secs(1),
         }
     }
 }
@@ -120,23 +125,25 @@ async fn worker(
     let mut last_flush = now.checked_sub(offset).unwrap_or(now);
     let mut behind = WriteBehind::default();
     let max_staged = (MAX_STAGED / config.partitions.len().max(1)).max(1_000);
-    let handoff = config.handoff.clone();
-    let mut handed = handoff.as_ref().and_then(|h| h.take(partition));
+    let mut handed = config.handoff.as_ref().and_then(|h| h.take(partition));
     // The log's reader. Without a handoff it is always open. With one, it is open only while
     // the partition may hold entries not applied: at start, and after a handed batch that
     // did not follow what was applied or one that was dropped; once a handed batch follows
     // again, everything before it is applied, and the reader is closed (the broker then
-    // delivers nothing to this process).
-    let mut reader: Option<Reader> = None;
+    // delivers nothing to this process) once it has been open `config.reader_linger`.
+    let mut reader: Option<(Reader, tokio::time::Instant)> = None;
     let mut reading = true;
     while !shutdown.is_stopping() {
-        if handoff.as_ref().is_some_and(|h| h.dropped(partition)) {
-            // What is still queued came before the dropped batch: that it follows would
-            // say nothing of the dropped one. Whatever comes next came after it.
+        if handed.as_mut().is_some_and(Handing::dropped) {
             reading = true;
-            if let Some(rx) = &mut handed {
-                while rx.try_recv().is_ok() {}
-            }
+        }
+        if !reading
+            && handed.is_some()
+            && reader
+                .as_ref()
+                .is_some_and(|(_, opened)| opened.elapsed() >= config.reader_linger)
+        {
+            reader = None;
         }
         if (reading || handed.is_none()) && reader.is_none() {
             let what = format!("opening the projector of partition {partition}");
@@ -151,7 +158,7 @@ async fn worker(
             .await;
             match opened {
                 None => break,
-                Some(opened) => reader = Some(opened?),
+                Some(opened) => reader = Some((opened?, tokio::time::Instant::now())),
             }
         }
         let read = tokio::select! {
@@ -161,16 +168,12 @@ async fn worker(
             Some(batch) = next_handed(&mut handed) => {
                 match follows(&batch, position) {
                     Follows::Before => {}
-                    Follows::Reached => {
-                        reading = false;
-                        reader = None;
-                    }
+                    Follows::Reached => reading = false,
                     Follows::Next => {
                         if let Some(staged) = apply(&views, partition, &mut position, batch.records)? {
                             flush_if_due(&mut behind, &views, partition, &config, &mut last_flush, staged, max_staged)?;
                         }
                         reading = false;
-                        reader = None;
                     }
                     Follows::Gap => reading = true,
                 }
@@ -207,7 +210,7 @@ async fn worker(
                 max_staged,
             )?;
         }
-        let Some(open) = reader.as_mut() else {
+        let Some((open, _)) = reader.as_mut() else {
             continue;
         };
         let acked = tokio::select! {
@@ -251,11 +254,11 @@ fn follows(batch: &laurel_log::Handed, position: u64) -> Follows {
 
 /// The next entries from the log's reader; with none open, nothing after `config.poll`.
 async fn next_read(
-    reader: &mut Option<Reader>,
+    reader: &mut Option<(Reader, tokio::time::Instant)>,
     config: &ProjectorConfig,
 ) -> Result<Vec<laurel_log::Record>, LogError> {
     match reader {
-        Some(reader) => reader.next_batch(config.batch_max, config.poll).await,
+        Some((reader, _)) => reader.next_batch(config.batch_max, config.poll).await,
         None => {
             tokio::time::sleep(config.poll).await;
             Ok(Vec::new())
@@ -264,9 +267,7 @@ async fn next_read(
 }
 
 /// The next batch handed by the engine, if anything hands them; never, otherwise.
-async fn next_handed(
-    handed: &mut Option<tokio::sync::mpsc::Receiver<laurel_log::Handed>>,
-) -> Option<laurel_log::Handed> {
+async fn next_handed(handed: &mut Option<Handing>) -> Option<laurel_log::Handed> {
     match handed {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

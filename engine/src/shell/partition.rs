@@ -25,6 +25,9 @@ use crate::fold::Fold;
 /// limit whatever the names' lengths.
 const PART_OUTPUTS: usize = 1_000;
 
+/// Most entries of an append handed to the projector (appended fenced, one after another).
+const HANDED_ENTRIES: usize = 4;
+
 /// Most players re-evaluated at once after a definition change.
 const REEVALUATE_PLAYERS: usize = 1_000;
 
@@ -552,7 +555,14 @@ impl Worker {
             };
         }
         let log = &self.log;
-        let fence = self.handoff.as_ref().map(|(_, fence)| *fence);
+        // Handed, an append must be fenced, and a fenced append waits for each entry's ack
+        // before it sends the next: past a few entries (a flood's batches) the entries go
+        // pipelined, unfenced, and the projector reads them from the log.
+        let fenced = self
+            .handoff
+            .as_ref()
+            .map(|(_, fence)| *fence)
+            .filter(|_| entries.len() <= HANDED_ENTRIES);
         let appended = laurel_runtime::retrying(
             shutdown,
             "appending to OUTPUT",
@@ -560,7 +570,7 @@ impl Worker {
             || {
                 let entries = entries.clone();
                 async move {
-                    match fence {
+                    match fenced {
                         Some(fence) => log.append_fenced(StreamKind::Output, entries, fence).await,
                         None => log.append(StreamKind::Output, entries).await,
                     }
@@ -578,9 +588,10 @@ impl Worker {
                     let after = *fence;
                     *fence = Log::fence_after(after, &acks);
                     // A duplicate is an entry stored before, elsewhere in the partition:
-                    // the batch does not follow `after`. Only where the partition now ends
-                    // is handed, and the projector reads the rest from the log.
-                    let handed = if acks.iter().all(|a| !a.duplicate) {
+                    // the batch does not follow `after`. Unfenced, nothing says another
+                    // entry came between. Then only where the partition now ends is
+                    // handed, and the projector reads the rest from the log.
+                    let handed = if fenced.is_some() && acks.iter().all(|a| !a.duplicate) {
                         let records = acks
                             .iter()
                             .zip(entries)

@@ -1108,7 +1108,9 @@ async fn handed_batches_follow_what_output_holds_even_after_another_writer(backe
     assert_eq!(unlocks(&all), expected);
     let held = read_to_end(&f.log, StreamKind::Output, p, Start::After(0)).await;
     let mut handed = Vec::new();
-    while let Ok(batch) = handed_rx.try_recv() {
+    while let Ok(Some(batch)) =
+        tokio::time::timeout(Duration::from_millis(10), handed_rx.recv()).await
+    {
         handed.push(batch);
     }
     let (news, handed): (Vec<_>, Vec<_>) = handed.into_iter().partition(|b| b.records.is_empty());

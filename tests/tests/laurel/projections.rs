@@ -17,6 +17,9 @@ use crate::engine::{
 };
 use crate::support::{Backend, Fixture};
 
+/// How long the projector's reader stays open once handed batches follow again.
+const READER_LINGER: Duration = Duration::from_millis(100);
+
 struct RunningProjector {
     stop: Stopper,
     task: tokio::task::JoinHandle<Result<(), ProjectorError>>,
@@ -33,6 +36,7 @@ fn start_projector_with(log: &Log, dir: &Path, handoff: Option<Arc<Handoff>>) ->
     let mut config = ProjectorConfig::all(log.config().partitions);
     config.poll = Duration::from_millis(50);
     config.handoff = handoff;
+    config.reader_linger = READER_LINGER;
     let (stop, shutdown) = Stopper::new();
     let task = tokio::spawn(laurel_projections::run(
         log.clone(),
@@ -302,7 +306,9 @@ async fn a_handed_batch_is_applied_only_right_after_what_was_applied(backend: Ba
     while !wait("the handed batch was not applied", &|| earned(cid)) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Dan's unlock, appended and not handed: not read from the log...
+    // Dan's unlock, appended and not handed once the reader is closed: not read from the
+    // log...
+    tokio::time::sleep(READER_LINGER * 3).await;
     let dan_seq = append_unlocks(log, p, &[dan]).await[0].seq;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
