@@ -31,9 +31,10 @@ pub struct ProjectorConfig {
     /// at once, without waiting for the broker to deliver it; anything else is read from
     /// the log as always.
     pub handoff: Option<std::sync::Arc<laurel_log::Handoff>>,
-    /// With a handoff: the least time a reader of OUTPUT opened while behind stays open
-    /// once the handed batches follow again. Under a flood the projector falls behind and
-    /// catches up over and over, and each opening makes a consumer on the broker.
+    /// With a handoff: how long handed batches must have followed, without a gap or a
+    /// drop, before the reader of OUTPUT is closed. Under a flood and after it the
+    /// projector falls behind and catches up over and over, and each opening makes a
+    /// consumer on the broker (slow on a stream a flood made long).
     pub reader_linger: Duration,
 }
 
@@ -53,7 +54,7 @@ impl ProjectorConfig {
             poll: Duration::from_millis(200),
             flush_interval: Duration::from_secs(1),
             handoff: None,
-            reader_linger: Duration::from_secs(1),
+            reader_linger: Duration::from_secs(5),
         }
     }
 }
@@ -130,19 +131,22 @@ async fn worker(
     // the partition may hold entries not applied: at start, and after a handed batch that
     // did not follow what was applied or one that was dropped; once a handed batch follows
     // again, everything before it is applied, and the reader is closed (the broker then
-    // delivers nothing to this process) once it has been open `config.reader_linger`.
-    let mut reader: Option<(Reader, tokio::time::Instant)> = None;
+    // delivers nothing to this process) once handed batches have followed for
+    // `config.reader_linger` without a gap or a drop.
+    let mut reader: Option<Reader> = None;
     let mut reading = true;
+    // Since when every handed batch has followed (none dropped, none ahead).
+    let mut following_since: Option<tokio::time::Instant> = None;
     while !shutdown.is_stopping() {
         if handed.as_mut().is_some_and(Handing::dropped) {
             reading = true;
         }
-        if !reading
-            && handed.is_some()
-            && reader
-                .as_ref()
-                .is_some_and(|(_, opened)| opened.elapsed() >= config.reader_linger)
-        {
+        if reading {
+            following_since = None;
+        } else if following_since.is_none() {
+            following_since = Some(tokio::time::Instant::now());
+        }
+        if following_since.is_some_and(|since| since.elapsed() >= config.reader_linger) {
             reader = None;
         }
         if (reading || handed.is_none()) && reader.is_none() {
@@ -158,7 +162,7 @@ async fn worker(
             .await;
             match opened {
                 None => break,
-                Some(opened) => reader = Some((opened?, tokio::time::Instant::now())),
+                Some(opened) => reader = Some(opened?),
             }
         }
         let read = tokio::select! {
@@ -210,7 +214,7 @@ async fn worker(
                 max_staged,
             )?;
         }
-        let Some((open, _)) = reader.as_mut() else {
+        let Some(open) = reader.as_mut() else {
             continue;
         };
         let acked = tokio::select! {
@@ -254,11 +258,11 @@ fn follows(batch: &laurel_log::Handed, position: u64) -> Follows {
 
 /// The next entries from the log's reader; with none open, nothing after `config.poll`.
 async fn next_read(
-    reader: &mut Option<(Reader, tokio::time::Instant)>,
+    reader: &mut Option<Reader>,
     config: &ProjectorConfig,
 ) -> Result<Vec<laurel_log::Record>, LogError> {
     match reader {
-        Some((reader, _)) => reader.next_batch(config.batch_max, config.poll).await,
+        Some(reader) => reader.next_batch(config.batch_max, config.poll).await,
         None => {
             tokio::time::sleep(config.poll).await;
             Ok(Vec::new())
