@@ -12,7 +12,6 @@ use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig, ShellEr
 use laurel_gateway::AppState;
 use laurel_gateway::metrics::Metrics;
 use laurel_gateway::notify::Hub;
-use laurel_log::{Handoff, Log};
 use laurel_projections::{ProjectorConfig, Views};
 use laurel_runtime::{Shutdown, Stopped, Supervisor, retrying};
 use tokio::net::TcpListener;
@@ -92,11 +91,6 @@ pub async fn serve(
         .lagging(Duration::from_millis(args.defs_lag_ms))
         .run(shutdown.clone());
     roles.spawn("definitions follower", async move { Ok(following.await?) });
-    // On JetStream the engine hands what it appends to the projector beside it, which applies
-    // it without waiting for the broker's delivery (one trip less on an unlock's way to the
-    // player). The embedded log delivers in the process already.
-    let handoff = (engine_db.is_some() && matches!(log, Log::Nats(_)))
-        .then(|| Arc::new(Handoff::new(partitions)));
     if let Some(engine_db) = engine_db {
         let engine = shell::run(
             log.clone(),
@@ -105,7 +99,6 @@ pub async fn serve(
             ShellConfig {
                 persist_interval: Duration::from_millis(args.checkpoint_interval_ms),
                 cache_players: (args.cached_players / partitions as usize).max(1),
-                handoff: handoff.clone(),
                 ..ShellConfig::all(partitions)
             },
             metrics.clone(),
@@ -115,7 +108,6 @@ pub async fn serve(
     }
     let mut projector_config = ProjectorConfig {
         flush_interval: Duration::from_millis(args.checkpoint_interval_ms),
-        handoff,
         ..ProjectorConfig::all(partitions)
     };
     if roles_run == Roles::Gateway {

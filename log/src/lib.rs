@@ -13,7 +13,6 @@
 
 pub mod coord;
 pub mod embedded;
-pub mod handoff;
 pub mod nats;
 pub mod open;
 pub mod seal;
@@ -21,7 +20,6 @@ pub mod seal;
 use std::time::Duration;
 
 pub use embedded::EmbeddedLog;
-pub use handoff::{Handed, Handing, Handoff};
 pub use nats::{NatsLog, NatsTls};
 
 /// One of the three logical streams.
@@ -428,8 +426,7 @@ pub enum Reader {
 
 impl Reader {
     /// The next entries, up to `max`: returns as soon as some are there, or empty after
-    /// `wait` with none. Cancel-safe: dropped before it returns, it has handed out nothing,
-    /// and the next call hands out what this one would have.
+    /// `wait` with none.
     pub async fn next_batch(
         &mut self,
         max: usize,

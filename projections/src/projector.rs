@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use laurel_log::{Handing, Log, LogError, Reader, Start, StreamKind};
+use laurel_log::{Log, LogError, Reader, Start, StreamKind};
 use laurel_runtime::{Shutdown, Supervisor, TaskFailed, WriteBehind, retrying};
 use laurel_schemas::{Output, decode};
 
@@ -26,16 +26,6 @@ pub struct ProjectorConfig {
     /// where reads see them; after a crash the projector folds OUTPUT again from the last
     /// write, so this bounds that work, not what can be lost (nothing can).
     pub flush_interval: Duration,
-    /// Where the engine of the same process hands what it appended to OUTPUT (`laurel
-    /// serve` on JetStream): a handed batch that follows what a partition applied is applied
-    /// at once, without waiting for the broker to deliver it; anything else is read from
-    /// the log as always.
-    pub handoff: Option<std::sync::Arc<laurel_log::Handoff>>,
-    /// With a handoff: how long handed batches must have followed, without a gap or a
-    /// drop, before the reader of OUTPUT is closed. Under a flood and after it the
-    /// projector falls behind and catches up over and over, and each opening makes a
-    /// consumer on the broker (slow on a stream a flood made long).
-    pub reader_linger: Duration,
 }
 
 /// Staged keys, over all partitions, past which views are written at once, whatever the
@@ -53,8 +43,6 @@ impl ProjectorConfig {
             consumer: "projector".into(),
             poll: Duration::from_millis(200),
             flush_interval: Duration::from_secs(1),
-            handoff: None,
-            reader_linger: Duration::from_secs(5),
         }
     }
 }
@@ -103,7 +91,22 @@ pub async fn run(
             consumer.clone(),
         );
         tasks.spawn("projector", async move {
-            worker(partition, log, consumer, views, config, shutdown).await
+            let tree = views.tree(partition);
+            let position = keys::u64_of(tree.get(keys::POSITION)?.as_deref());
+            let what = format!("opening the projector of partition {partition}");
+            let opened = retrying(&shutdown, &what, LogError::is_transient, || {
+                log.reader(
+                    StreamKind::Output,
+                    partition,
+                    &consumer,
+                    Start::After(position),
+                )
+            })
+            .await;
+            match opened {
+                None => Ok(()),
+                Some(reader) => worker(partition, reader?, views, config, shutdown).await,
+            }
         });
     }
     tasks.join_all().await
@@ -111,8 +114,7 @@ pub async fn run(
 
 async fn worker(
     partition: u32,
-    log: Log,
-    consumer: String,
+    mut reader: Reader,
     views: Views,
     config: ProjectorConfig,
     shutdown: Shutdown,
@@ -126,65 +128,10 @@ async fn worker(
     let mut last_flush = now.checked_sub(offset).unwrap_or(now);
     let mut behind = WriteBehind::default();
     let max_staged = (MAX_STAGED / config.partitions.len().max(1)).max(1_000);
-    let mut handed = config.handoff.as_ref().and_then(|h| h.take(partition));
-    // The log's reader. Without a handoff it is always open. With one, it is open only while
-    // the partition may hold entries not applied: at start, and after a handed batch that
-    // did not follow what was applied or one that was dropped; once a handed batch follows
-    // again, everything before it is applied, and the reader is closed (the broker then
-    // delivers nothing to this process) once handed batches have followed for
-    // `config.reader_linger` without a gap or a drop.
-    let mut reader: Option<Reader> = None;
-    let mut reading = true;
-    // Since when every handed batch has followed (none dropped, none ahead).
-    let mut following_since: Option<tokio::time::Instant> = None;
     while !shutdown.is_stopping() {
-        if handed.as_mut().is_some_and(Handing::dropped) {
-            reading = true;
-        }
-        if reading {
-            following_since = None;
-        } else if following_since.is_none() {
-            following_since = Some(tokio::time::Instant::now());
-        }
-        if following_since.is_some_and(|since| since.elapsed() >= config.reader_linger) {
-            reader = None;
-        }
-        if (reading || handed.is_none()) && reader.is_none() {
-            let what = format!("opening the projector of partition {partition}");
-            let opened = retrying(&shutdown, &what, LogError::is_transient, || {
-                log.reader(
-                    StreamKind::Output,
-                    partition,
-                    &consumer,
-                    Start::After(position),
-                )
-            })
-            .await;
-            match opened {
-                None => break,
-                Some(opened) => reader = Some(opened?),
-            }
-        }
         let read = tokio::select! {
-            // What is handed first: it is the newest, and reading the log waits for nothing.
-            biased;
             () = shutdown.wait() => break,
-            Some(batch) = next_handed(&mut handed) => {
-                match follows(&batch, position) {
-                    Follows::Before => {}
-                    Follows::Reached => reading = false,
-                    Follows::Next => {
-                        if let Some(staged) = apply(&views, partition, &mut position, batch.records)? {
-                            flush_if_due(&mut behind, &views, partition, &config, &mut last_flush, staged, max_staged)?;
-                        }
-                        reading = false;
-                    }
-                    Follows::Gap => reading = true,
-                }
-                continue;
-            }
-            // Cancel-safe: a handed batch arriving first loses nothing of the read.
-            read = next_read(&mut reader, &config) => read,
+            read = reader.next_batch(config.batch_max, config.poll) => read,
         };
         let records = match read {
             Ok(records) => records,
@@ -203,131 +150,43 @@ async fn worker(
             }
             continue;
         };
-        if let Some(staged) = apply(&views, partition, &mut position, records)? {
-            flush_if_due(
-                &mut behind,
-                &views,
-                partition,
-                &config,
-                &mut last_flush,
-                staged,
-                max_staged,
-            )?;
+        let mut overlay = Overlay::new(tree);
+        let mut applied = Vec::new();
+        for record in &laurel_log::unapplied(records, position) {
+            let output = decode::<Output>(&record.payload).map_err(|source| {
+                ProjectorError::Undecodable {
+                    stream: "output",
+                    seq: record.seq,
+                    source,
+                }
+            })?;
+            overlay.apply_output(&output)?;
+            applied.extend(output.into_outputs().into_iter().map(|o| (record.seq, o)));
         }
-        let Some(open) = reader.as_mut() else {
-            continue;
-        };
+        if last > position {
+            let staged = overlay.commit(last);
+            position = last;
+            // Written behind: this worker goes on applying (and answering reads and
+            // streams) while the store writes. Past the bound, it waits for the write before,
+            // so memory stays bounded when the store is slower than the log.
+            let due = last_flush.elapsed() >= config.flush_interval;
+            if staged >= max_staged || (due && !behind.busy()) {
+                flush_behind(&mut behind, &views, partition)?;
+                last_flush = tokio::time::Instant::now();
+            }
+        }
         let acked = tokio::select! {
             () = shutdown.wait() => break,
-            acked = open.ack_behind(last) => acked,
+            acked = reader.ack_behind(last) => acked,
         };
         if let Err(e) = acked {
             tracing::warn!(partition, error = %e, "ack failed; the entries may come again");
         }
+        let checkpoint = keys::u64_of(tree.get(keys::CHECKPOINT)?.as_deref());
+        views.applied(partition, checkpoint, applied);
     }
     behind.wait()?;
     tree.flush()?;
-    Ok(())
-}
-
-/// How a handed batch stands to what a partition applied.
-enum Follows {
-    /// It ends before the position: nothing new.
-    Before,
-    /// It ends at the position: everything handed so far is applied.
-    Reached,
-    /// It starts right after the position (or the position is one of its entries): what
-    /// comes after the position is the partition's next entries.
-    Next,
-    /// Entries between the position and the batch were not handed: the log has them.
-    Gap,
-}
-
-fn follows(batch: &laurel_log::Handed, position: u64) -> Follows {
-    let end = batch.records.last().map_or(batch.after, |r| r.seq);
-    if end < position {
-        Follows::Before
-    } else if end == position {
-        Follows::Reached
-    } else if batch.after == position || batch.records.iter().any(|r| r.seq == position) {
-        Follows::Next
-    } else {
-        Follows::Gap
-    }
-}
-
-/// The next entries from the log's reader; with none open, nothing after `config.poll`.
-async fn next_read(
-    reader: &mut Option<Reader>,
-    config: &ProjectorConfig,
-) -> Result<Vec<laurel_log::Record>, LogError> {
-    match reader {
-        Some(reader) => reader.next_batch(config.batch_max, config.poll).await,
-        None => {
-            tokio::time::sleep(config.poll).await;
-            Ok(Vec::new())
-        }
-    }
-}
-
-/// The next batch handed by the engine, if anything hands them; never, otherwise.
-async fn next_handed(handed: &mut Option<Handing>) -> Option<laurel_log::Handed> {
-    match handed {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Applies the entries after `position` to the partition's views, moves `position` to the
-/// last, and tells readers and streams what changed; how many keys the view has staged, or
-/// `None` when every entry was applied already.
-fn apply(
-    views: &Views,
-    partition: u32,
-    position: &mut u64,
-    records: Vec<laurel_log::Record>,
-) -> Result<Option<usize>, ProjectorError> {
-    let tree = views.tree(partition);
-    let fresh = laurel_log::unapplied(records, *position);
-    let Some(last) = fresh.last().map(|r| r.seq) else {
-        return Ok(None);
-    };
-    let mut overlay = Overlay::new(tree);
-    let mut applied = Vec::new();
-    for record in &fresh {
-        let output =
-            decode::<Output>(&record.payload).map_err(|source| ProjectorError::Undecodable {
-                stream: "output",
-                seq: record.seq,
-                source,
-            })?;
-        overlay.apply_output(&output)?;
-        applied.extend(output.into_outputs().into_iter().map(|o| (record.seq, o)));
-    }
-    let staged = overlay.commit(last);
-    *position = last;
-    let checkpoint = keys::u64_of(tree.get(keys::CHECKPOINT)?.as_deref());
-    views.applied(partition, checkpoint, applied);
-    Ok(Some(staged))
-}
-
-/// Written behind: the worker goes on applying (and answering reads and streams) while the
-/// store writes. Past `max_staged`, it waits for the write before, so memory stays bounded
-/// when the store is slower than the log.
-fn flush_if_due(
-    behind: &mut WriteBehind<laurel_derived::StoreError>,
-    views: &Views,
-    partition: u32,
-    config: &ProjectorConfig,
-    last_flush: &mut tokio::time::Instant,
-    staged: usize,
-    max_staged: usize,
-) -> Result<(), laurel_derived::StoreError> {
-    let due = last_flush.elapsed() >= config.flush_interval;
-    if staged >= max_staged || (due && !behind.busy()) {
-        flush_behind(behind, views, partition)?;
-        *last_flush = tokio::time::Instant::now();
-    }
     Ok(())
 }
 

@@ -20,10 +20,6 @@ pub struct ShellConfig {
     /// lives in memory; after a crash it is brought back by reading OUTPUT from the last
     /// write, so this bounds the recovery's work, not what can be lost (nothing can).
     pub persist_interval: Duration,
-    /// Where each unleased worker hands what it appended to OUTPUT, for the projector of the
-    /// same process (`laurel serve` on JetStream): its appends are then fenced, so each
-    /// handed batch says which entry it follows. `None`: nothing is handed.
-    pub handoff: Option<Arc<laurel_log::Handoff>>,
 }
 
 impl ShellConfig {
@@ -36,7 +32,6 @@ impl ShellConfig {
             consumer: "engine".into(),
             poll: Duration::from_millis(200),
             persist_interval: Duration::from_secs(1),
-            handoff: None,
         }
     }
 }

@@ -25,9 +25,6 @@ use crate::fold::Fold;
 /// limit whatever the names' lengths.
 const PART_OUTPUTS: usize = 1_000;
 
-/// Most entries of an append handed to the projector (appended fenced, one after another).
-const HANDED_ENTRIES: usize = 4;
-
 /// Most players re-evaluated at once after a definition change.
 const REEVALUATE_PLAYERS: usize = 1_000;
 
@@ -52,9 +49,6 @@ pub(super) struct Worker {
     /// Under a lease (the engine role on NATS): the lease, and where this partition of
     /// OUTPUT ends as far as this worker knows (every append expects it).
     lease: Option<(Arc<Lease>, u64)>,
-    /// Unleased, with a projector in the process: where appends are handed, and where this
-    /// partition of OUTPUT ends as far as this worker knows (every append expects it).
-    handoff: Option<(Arc<laurel_log::Handoff>, u64)>,
     /// Where the state is shared, and when it last was.
     share: Option<(Share, tokio::time::Instant)>,
     /// What the batch being folded changed of the community state: the `global` stats whose
@@ -91,7 +85,6 @@ impl Worker {
             persist_interval: config.persist_interval,
             last_persist: staggered(config.persist_interval, partition, &config.partitions),
             lease: None,
-            handoff: config.handoff.clone().map(|h| (h, 0)),
             share: None,
             community_moved: (Vec::new(), Vec::new()),
         })
@@ -101,8 +94,6 @@ impl Worker {
     /// `share`, if given.
     pub(super) fn leased(mut self, lease: Arc<Lease>, share: Option<Share>) -> Self {
         self.lease = Some((lease, 0));
-        // Another process may hold the partition next: nothing to hand to this one's reader.
-        self.handoff = None;
         self.share = share.map(|s| (s, tokio::time::Instant::now()));
         self
     }
@@ -170,18 +161,9 @@ impl Worker {
             .await?;
             self.needs_recovery = false;
             self.reader = None;
-            // Anything appended after what recovery read breaks the fence.
             if let Some((_, fence)) = &mut self.lease {
+                // Anything appended after what recovery read breaks the fence.
                 *fence = found.tail;
-            }
-            if let Some((handoff, fence)) = &mut self.handoff {
-                *fence = found.tail;
-                // Whatever the partition holds up to there, the projector reads from the log.
-                let news = laurel_log::Handed {
-                    after: found.tail,
-                    records: Vec::new(),
-                };
-                handoff.hand(p, news);
             }
             tracing::debug!(
                 partition = p,
@@ -555,27 +537,11 @@ impl Worker {
             };
         }
         let log = &self.log;
-        // Handed, an append must be fenced, and a fenced append waits for each entry's ack
-        // before it sends the next: past a few entries (a flood's batches) the entries go
-        // pipelined, unfenced, and the projector reads them from the log.
-        let fenced = self
-            .handoff
-            .as_ref()
-            .map(|(_, fence)| *fence)
-            .filter(|_| entries.len() <= HANDED_ENTRIES);
         let appended = laurel_runtime::retrying(
             shutdown,
             "appending to OUTPUT",
             |e| matches!(e, AppendError::Unavailable(_)),
-            || {
-                let entries = entries.clone();
-                async move {
-                    match fenced {
-                        Some(fence) => log.append_fenced(StreamKind::Output, entries, fence).await,
-                        None => log.append(StreamKind::Output, entries).await,
-                    }
-                }
-            },
+            || log.append(StreamKind::Output, entries.clone()),
         )
         .await;
         match appended {
@@ -584,36 +550,8 @@ impl Worker {
                 self.metrics
                     .outputs
                     .fetch_add(acks.len() as u64, Ordering::Relaxed);
-                if let Some((handoff, fence)) = &mut self.handoff {
-                    let after = *fence;
-                    *fence = Log::fence_after(after, &acks);
-                    // A duplicate is an entry stored before, elsewhere in the partition:
-                    // the batch does not follow `after`. Unfenced, nothing says another
-                    // entry came between. Then only where the partition now ends is
-                    // handed, and the projector reads the rest from the log.
-                    let handed = if fenced.is_some() && acks.iter().all(|a| !a.duplicate) {
-                        let records = acks
-                            .iter()
-                            .zip(entries)
-                            .map(|(a, e)| laurel_log::Record {
-                                seq: a.seq,
-                                payload: e.payload.into(),
-                            })
-                            .collect();
-                        laurel_log::Handed { after, records }
-                    } else {
-                        laurel_log::Handed {
-                            after: *fence,
-                            records: Vec::new(),
-                        }
-                    };
-                    handoff.hand(p, handed);
-                }
                 Ok(acks)
             }
-            // Something else appended to the partition (or an earlier try of this append
-            // was stored): recovery finds where the partition ends and what it holds.
-            Some(Err(AppendError::Conflict(_))) => Err(ShellError::Interleaved(p)),
             Some(Err(e)) => Err(e.into()),
         }
     }

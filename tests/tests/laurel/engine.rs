@@ -159,40 +159,6 @@ pub(crate) async fn wait_for_outputs(
     }
 }
 
-/// An `unlocked` output of `achievement` for `player`, caused by `caused_by`, as the engine
-/// would emit it.
-pub(crate) fn unlocked(player: &str, achievement: &str, points: u32, caused_by: Uuid) -> Output {
-    let (player, achievement) = (
-        PlayerId::new(player).unwrap(),
-        AchievementId::new(achievement).unwrap(),
-    );
-    Output::Unlocked(laurel_schemas::Unlocked {
-        v: SchemaVersion::CURRENT,
-        unlock_id: laurel_schemas::outputs::unlock_id(&player, &achievement),
-        player_id: player,
-        achievement_id: achievement,
-        definition_version: 1,
-        points,
-        unlocked_at: 1_800_000_000_000,
-        caused_by,
-        cause: laurel_schemas::CauseKind::Stat,
-        replay: false,
-        occurrence: 1,
-        baseline: Vec::new(),
-        period: None,
-    })
-}
-
-/// Players other than `of` on `of`'s partition.
-pub(crate) fn partition_mates(of: &str, partitions: u32, count: usize) -> Vec<String> {
-    let p = partition_of(of, partitions);
-    (0..)
-        .map(|i| format!("mate{i}"))
-        .filter(|m| partition_of(m, partitions) == p)
-        .take(count)
-        .collect()
-}
-
 pub(crate) fn unlocks(all: &[Output]) -> Vec<(String, String)> {
     let mut u: Vec<(String, String)> = all
         .iter()
@@ -702,7 +668,23 @@ async fn an_unlock_of_an_interrupted_batch_is_not_emitted_again(backend: Backend
         )
         .await
         .unwrap();
-    let unlock = unlocked("ann", "K3", 0, third);
+    let ann = PlayerId::new("ann").unwrap();
+    let k3 = AchievementId::new("K3").unwrap();
+    let unlock = Output::Unlocked(laurel_schemas::Unlocked {
+        v: SchemaVersion::CURRENT,
+        unlock_id: laurel_schemas::outputs::unlock_id(&ann, &k3),
+        player_id: ann.clone(),
+        achievement_id: k3,
+        definition_version: 1,
+        points: 0,
+        unlocked_at: 1_800_000_000_000,
+        caused_by: third,
+        cause: laurel_schemas::CauseKind::Stat,
+        replay: false,
+        occurrence: 1,
+        baseline: Vec::new(),
+        period: None,
+    });
     let Output::Unlocked(u) = &unlock else {
         unreachable!()
     };
@@ -1057,93 +1039,7 @@ async fn a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log(backend:
     worker.await.unwrap().unwrap();
 }
 
-/// A worker with a projector beside it hands each append to it, saying which entry the
-/// append follows: always the entry OUTPUT holds just before, also once another writer
-/// appended to the partition behind the worker's back (its fenced append is refused, it
-/// recovers from OUTPUT, says where the partition ends, and goes on, emitting each unlock
-/// once).
-async fn handed_batches_follow_what_output_holds_even_after_another_writer(backend: Backend) {
-    let f = Fixture::new(backend, |_| {}).await;
-    define(&f.log, &game()).await;
-    let partitions = f.log.config().partitions;
-    let p = partition_of("ann", partitions);
-    let bob = partition_mates("ann", partitions, 1).remove(0);
-    let handoff = Arc::new(laurel_log::Handoff::new(partitions));
-    let mut handed_rx = handoff.take(p).unwrap();
-    let engine = start_engine(&f.log, &f.dir.path().join("engine"), |c| {
-        c.handoff = Some(handoff.clone());
-    });
-    let kills = |player: &str| {
-        (0..3)
-            .map(|_| stat_entry(&f.log, player, "kills", 1, Uuid::new_v4()))
-            .collect::<Vec<_>>()
-    };
-    f.log.append(StreamKind::Stats, kills("ann")).await.unwrap();
-    wait_for_outputs(&f.log, "ann's unlock", |o| unlocks(o).len() == 1).await;
-    let foreign = f
-        .log
-        .append(
-            StreamKind::Output,
-            vec![Entry {
-                target: Target::Partition(p),
-                id: "another writer".into(),
-                payload: encode(&unlocked("zed", "K3", 0, Uuid::new_v4())),
-            }],
-        )
-        .await
-        .unwrap()[0]
-        .seq;
-    f.log.append(StreamKind::Stats, kills(&bob)).await.unwrap();
-    let all = wait_for_outputs(&f.log, "bob's unlock", |o| {
-        unlocks(o).iter().any(|(player, _)| *player == bob)
-    })
-    .await;
-    engine.stop().await;
-    let mut expected = vec![
-        ("ann".to_string(), "K3".to_string()),
-        (bob.clone(), "K3".to_string()),
-        ("zed".to_string(), "K3".to_string()),
-    ];
-    expected.sort();
-    assert_eq!(unlocks(&all), expected);
-    let held = read_to_end(&f.log, StreamKind::Output, p, Start::After(0)).await;
-    let mut handed = Vec::new();
-    while let Ok(Some(batch)) =
-        tokio::time::timeout(Duration::from_millis(10), handed_rx.recv()).await
-    {
-        handed.push(batch);
-    }
-    let (news, handed): (Vec<_>, Vec<_>) = handed.into_iter().partition(|b| b.records.is_empty());
-    // News of where the partition ends (after recovery): a position OUTPUT holds.
-    for batch in &news {
-        assert!(
-            batch.after == 0 || held.iter().any(|r| r.seq == batch.after),
-            "{batch:?}"
-        );
-    }
-    for batch in &handed {
-        let first = batch.records[0].seq;
-        let i = held
-            .iter()
-            .position(|r| r.seq == first)
-            .unwrap_or_else(|| panic!("handed entry {first} is not on OUTPUT"));
-        let before = if i == 0 { 0 } else { held[i - 1].seq };
-        assert_eq!(batch.after, before, "the batch at {first} follows {before}");
-        assert_eq!(held[i..i + batch.records.len()], batch.records[..]);
-    }
-    assert!(
-        handed.iter().any(|b| b.records[0].seq < foreign)
-            && handed.iter().any(|b| b.records[0].seq > foreign),
-        "batches handed before and after the other writer's entry at {foreign}: {handed:?}"
-    );
-    assert!(
-        news.iter().any(|b| b.after >= foreign),
-        "the recovery after the other writer's entry says where the partition ends: {news:?}"
-    );
-}
-
 crate::both_backends!(
-    handed_batches_follow_what_output_holds_even_after_another_writer,
     a_reset_is_honoured_by_an_engine_rebuilt_from_the_logs,
     a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log,
     a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_once,
