@@ -21,7 +21,10 @@
 //!
 //! With `LAUREL_LOAD_TRACE` set, each probe's times go to stderr (`trace read PROBE_i at
 //! <ms into the phase> posted <ms to the 202> read <ms to the wait_for answer>`, and
-//! `trace stream PROBE_i <ms>`): where a slow probe lost its time, and when. With
+//! `trace stream PROBE_i <ms>`): where a slow probe lost its time, and when. On NATS each
+//! latency phase also times publishes to a side stream on the same broker from a connection of
+//! its own (`broker probe`, traced as `trace broker at <ms> ack <ms>`): a slow probe at the
+//! time of a slow side publish waited for the broker or the machine, not for Laurel alone. With
 //! `LAUREL_NATS_MONITOR_PORT=PORT` the `nats-server` it starts opens its monitoring endpoint
 //! there, and each latency phase on NATS also reports the broker's messages per second in and
 //! out (from `/varz`), and per accepted event.
@@ -181,6 +184,14 @@ fn main() -> anyhow::Result<()> {
                     outs / l.accepted_rate
                 );
             }
+            if let Some(p) = &l.broker_probe {
+                println!(
+                    "    broker probe: JetStream publish and ack p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
+                    ms(p.p50),
+                    ms(p.p99),
+                    ms(p.max)
+                );
+            }
         }
         println!(
             "  peak RSS {:.0} MiB; disk {:.1} MiB = {:.0} bytes per accepted event, of which the embedded log {:.0}",
@@ -254,6 +265,8 @@ struct Latency {
     /// The broker's messages in and out per second over the phase, when its monitoring
     /// endpoint is on (`LAUREL_NATS_MONITOR_PORT`).
     broker: Option<(f64, f64)>,
+    /// On NATS: publish-and-ack times of a side stream on the same broker over the phase.
+    broker_probe: Option<Percentiles>,
 }
 
 #[derive(Default)]
@@ -536,6 +549,10 @@ async fn measure(
         let broker_before = broker_messages(backend).await;
         let background = tokio::spawn(async move { load.run(duration).await });
         let every = Duration::from_millis(args.probe_ms);
+        let side = (backend == "nats").then(|| {
+            let url = nats.url();
+            tokio::task::spawn_blocking(move || broker_probe(&url, duration, every))
+        });
         let (stream, read, probes) = if args.probes == "shared" {
             probe_latency(&api, &game_server, &player_token, &probe, duration, every).await?
         } else {
@@ -556,6 +573,10 @@ async fn measure(
             .await??
         };
         background.await??;
+        let broker_probe = match side {
+            Some(side) => Some(percentiles(side.await??)),
+            None => None,
+        };
         let broker = match (broker_before, broker_messages(backend).await) {
             (Some((i0, o0, t0)), Some((i1, o1, t1))) => {
                 let secs = (t1 - t0).as_secs_f64();
@@ -573,6 +594,7 @@ async fn measure(
             probes,
             missed,
             broker,
+            broker_probe,
         });
         eprintln!("{backend}: latency phase at {rate} events/s done");
     }
@@ -581,6 +603,48 @@ async fn measure(
     figures.disk = dir_size(&server.dir.path().join("data"));
     figures.log_disk = dir_size(&server.dir.path().join("data/log"));
     Ok(figures)
+}
+
+/// Publish-and-ack times of one small message every `every` to a stream of its own on the
+/// broker Laurel uses, from a thread, runtime and connection of their own: when a slow probe
+/// coincides with a slow publish here, the broker (or the machine) stalled, not Laurel.
+/// Traced as `trace broker at <ms into the phase> ack <ms>`.
+fn broker_probe(url: &str, duration: Duration, every: Duration) -> anyhow::Result<Vec<Duration>> {
+    use async_nats::jetstream::{self, stream};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let trace = std::env::var_os("LAUREL_LOAD_TRACE").is_some();
+    rt.block_on(async {
+        let js = jetstream::new(async_nats::connect(url).await?);
+        js.get_or_create_stream(stream::Config {
+            name: "LOAD_PROBE".into(),
+            subjects: vec!["load.probe".into()],
+            ..Default::default()
+        })
+        .await?;
+        let mut times = Vec::new();
+        let start = Instant::now();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while start.elapsed() < duration {
+            tick.tick().await;
+            let at = Instant::now();
+            js.publish("load.probe", bytes::Bytes::from_static(b"probe"))
+                .await?
+                .await?;
+            if trace {
+                eprintln!(
+                    "trace broker at {:.1} ack {:.1}",
+                    ms(at - start),
+                    ms(at.elapsed())
+                );
+            }
+            times.push(at.elapsed());
+        }
+        js.delete_stream("LOAD_PROBE").await?;
+        Ok(times)
+    })
 }
 
 /// The port `LAUREL_NATS_MONITOR_PORT` names for the broker's monitoring endpoint, if set.
