@@ -605,6 +605,13 @@ async fn measure(
     Ok(figures)
 }
 
+/// Seconds since the Unix epoch, for lining traces up with other processes' logs.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Publish-and-ack times of one small message every `every` to a stream of its own on the
 /// broker Laurel uses, from a thread, runtime and connection of their own: when a slow probe
 /// coincides with a slow publish here, the broker (or the machine) stalled, not Laurel.
@@ -625,6 +632,12 @@ fn broker_probe(url: &str, duration: Duration, every: Duration) -> anyhow::Resul
         .await?;
         let mut times = Vec::new();
         let start = Instant::now();
+        if trace {
+            eprintln!(
+                "trace broker probe start at {:.3} (Unix time, s)",
+                unix_now()
+            );
+        }
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while start.elapsed() < duration {
@@ -938,6 +951,9 @@ async fn probe_latency(
     let read_times: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let mut readers = tokio::task::JoinSet::new();
     let start = Instant::now();
+    if trace {
+        eprintln!("trace probes start at {:.3} (Unix time, s)", unix_now());
+    }
     let mut probes = 0;
     let mut tick = tokio::time::interval(every);
     // A late tick sends one probe and keeps the pace from there, never a burst.
