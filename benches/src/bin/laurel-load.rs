@@ -646,14 +646,11 @@ fn broker_probe(url: &str, duration: Duration, every: Duration) -> anyhow::Resul
             js.publish("load.probe", bytes::Bytes::from_static(b"probe"))
                 .await?
                 .await?;
+            let took = at.elapsed();
             if trace {
-                eprintln!(
-                    "trace broker at {:.1} ack {:.1}",
-                    ms(at - start),
-                    ms(at.elapsed())
-                );
+                eprintln!("trace broker at {:.1} ack {:.1}", ms(at - start), ms(took));
             }
-            times.push(at.elapsed());
+            times.push(took);
         }
         js.delete_stream("LOAD_PROBE").await?;
         Ok(times)
