@@ -132,12 +132,20 @@ fn partition_target(target: &Target) -> u32 {
     }
 }
 
-/// Appends entries to STATS: the one way the gateway writes there.
+/// Appends entries to STATS: the one way the gateway writes there besides its lanes, which
+/// are told what it appended (they tell the engine of the process, if they hand it theirs).
 pub async fn append_stats(
     app: &App,
     entries: Vec<Entry>,
 ) -> Result<Vec<Appended>, laurel_log::AppendError> {
-    app.log.append(StreamKind::Stats, entries).await
+    let targets: Vec<u32> = entries
+        .iter()
+        .map(|e| partition_target(&e.target))
+        .collect();
+    let acks = app.log.append(StreamKind::Stats, entries).await?;
+    app.lanes
+        .appended(targets.into_iter().zip(acks.iter().map(|a| a.seq)));
+    Ok(acks)
 }
 
 /// Grants an achievement to a player through the log (an admin's grant, ordered with the

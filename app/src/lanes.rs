@@ -13,6 +13,16 @@
 //! together (one write, one sync), and a lane there would only make a request wait for the
 //! sync before its own.
 //!
+//! With a handoff (`laurel serve` on JetStream, [`laurel_log::handoff`]) each lane is also
+//! the partition's writer the engine of the process follows: its appends are fenced (each
+//! expects where the partition ends, as the lane knows it) and handed to the engine with the
+//! position they follow, so the engine folds them without waiting for the broker to deliver
+//! them. Another writer's entry (an event with a client id, a grant, another process) makes
+//! the next fenced append fail: the lane asks where the partition ends and tries once more,
+//! then appends unfenced and hands only where the partition now ends. Whatever this process
+//! appends to STATS otherwise is told to the engine the same way ([`Lanes::appended`]), so
+//! the engine reads it from the log at once.
+//!
 //! Order and identity are as before. A request's events for one partition stay together, in
 //! the order sent, inside one entry. Requests in flight together have no order between them;
 //! a request sent after another's answer finds that one stored. The merged entry's id is a
@@ -22,7 +32,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use laurel_log::{AppendError, Appended, Entry, Log, Target};
+use laurel_log::{AppendError, Appended, Entry, Handed, Handoff, Log, Record, StreamKind, Target};
 use laurel_schemas::{SchemaVersion, StatEvent, StatEvents, StatsEntry, StatsMessage, encode};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -35,15 +45,24 @@ const IN_FLIGHT: usize = 1;
 /// JetStream's 1 MiB message limit.
 const MERGED_BYTES: usize = 256 * 1024;
 
+/// Fenced tries of a handed append before it goes unfenced: one with where the lane knows
+/// the partition ends, one with where the log says it ends.
+const FENCED_TRIES: usize = 2;
+
 /// The lanes of every STATS partition.
 pub(crate) struct Lanes {
     lanes: Vec<Mutex<Lane>>,
+    /// Where appends are handed to the engine of this process, if anywhere.
+    handoff: Option<Arc<Handoff>>,
 }
 
 #[derive(Default)]
 struct Lane {
     waiting: Vec<Waiting>,
     in_flight: usize,
+    /// With a handoff: where the partition ends as far as the lane knows (its last append);
+    /// `None`: ask the log.
+    end: Option<u64>,
 }
 
 struct Waiting {
@@ -53,10 +72,36 @@ struct Waiting {
 }
 
 impl Lanes {
-    pub(crate) fn new(partitions: u32) -> Arc<Self> {
+    /// The lanes of `partitions` partitions, handing what they append to `handoff`, if given.
+    pub(crate) fn new(partitions: u32, handoff: Option<Arc<Handoff>>) -> Arc<Self> {
         Arc::new(Self {
             lanes: (0..partitions).map(|_| Mutex::default()).collect(),
+            handoff,
         })
+    }
+
+    /// Tells the engine of this process, if anything is handed to it, that STATS holds
+    /// `appended` (positions by partition), appended by this process without a lane: the
+    /// engine reads them from the log rather than wait for a check of where the partition
+    /// ends.
+    pub(crate) fn appended(&self, appended: impl IntoIterator<Item = (u32, u64)>) {
+        let Some(handoff) = &self.handoff else {
+            return;
+        };
+        let mut ends = std::collections::BTreeMap::new();
+        for (p, seq) in appended {
+            let end = ends.entry(p).or_insert(seq);
+            *end = (*end).max(seq);
+        }
+        for (p, after) in ends {
+            handoff.hand(
+                p,
+                Handed {
+                    after,
+                    records: Vec::new(),
+                },
+            );
+        }
     }
 
     /// Appends `events` (one request's, all of `partition`) to STATS, merged with whatever
@@ -128,19 +173,73 @@ impl Lanes {
                 events.extend(w.events);
                 replies.push(w.reply);
             }
-            let appended = append_unique_stats(log, vec![entry(partition, events)])
-                .await
-                .and_then(|mut acks| {
-                    acks.pop().ok_or_else(|| {
-                        AppendError::Unavailable("the log acknowledged nothing".into())
-                    })
-                });
+            let entry = entry(partition, events);
+            let appended = match &self.handoff {
+                Some(handoff) => self.append_handed(log, handoff, partition, entry).await,
+                None => append_one(log, entry).await,
+            };
             for reply in replies {
                 // A request that went away does not need its answer.
                 let _ = reply.send(appended.clone());
             }
         }
     }
+}
+
+impl Lanes {
+    /// Appends `entry` fenced after where the lane knows the partition ends and hands it
+    /// with that position; see the module's doc for what another writer changes. Only the
+    /// lane's one append in flight calls it, so the lane's `end` is its alone.
+    async fn append_handed(
+        &self,
+        log: &Log,
+        handoff: &Handoff,
+        partition: u32,
+        entry: Entry,
+    ) -> Result<Appended, AppendError> {
+        for _ in 0..FENCED_TRIES {
+            let known = self.lane(partition).end;
+            let fence = match known {
+                Some(end) => end,
+                None => log
+                    .last_seq(StreamKind::Stats, partition)
+                    .await
+                    .map_err(|e| AppendError::Unavailable(e.to_string()))?,
+            };
+            let appended = log
+                .append_fenced_unique(StreamKind::Stats, entry.clone(), fence)
+                .await;
+            // Known again only from an append that says where the partition ends.
+            self.lane(partition).end = appended.as_ref().ok().map(|a| a.seq);
+            match appended {
+                Ok(appended) => {
+                    let record = Record {
+                        seq: appended.seq,
+                        payload: entry.payload.into(),
+                    };
+                    let handed = Handed {
+                        after: fence,
+                        records: vec![record],
+                    };
+                    handoff.hand(partition, handed);
+                    return Ok(appended);
+                }
+                Err(AppendError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let appended = append_one(log, entry).await?;
+        self.appended([(partition, appended.seq)]);
+        Ok(appended)
+    }
+}
+
+/// Appends one entry of the gateway's own making to STATS: its outcome.
+async fn append_one(log: &Log, entry: Entry) -> Result<Appended, AppendError> {
+    append_unique_stats(log, vec![entry])
+        .await?
+        .pop()
+        .ok_or_else(|| AppendError::Unavailable("the log acknowledged nothing".into()))
 }
 
 /// Appends to STATS entries whose ids the gateway made for this one append and nobody sends
@@ -151,8 +250,7 @@ pub(crate) async fn append_unique_stats(
     log: &Log,
     entries: Vec<Entry>,
 ) -> Result<Vec<Appended>, AppendError> {
-    log.append_unique(laurel_log::StreamKind::Stats, entries)
-        .await
+    log.append_unique(StreamKind::Stats, entries).await
 }
 
 /// The STATS entry of a group of events of one partition, under a fresh id of its own: a
@@ -231,7 +329,7 @@ mod tests {
     async fn requests_waiting_on_a_busy_lane_go_as_one_entry() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::Embedded(EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap());
-        let lanes = Lanes::new(log.config().partitions);
+        let lanes = Lanes::new(log.config().partitions, None);
         // Polled together on one thread: the first request starts the lane's append, which
         // cannot run before the other nineteen wait on the lane.
         let requests = (0..20).map(|r| {
@@ -263,13 +361,61 @@ mod tests {
         assert_eq!(stored[1], (alone.seq, vec![("later".to_string(), 7)]));
     }
 
+    /// With a handoff, each lane append is handed with the entry STATS holds just before it,
+    /// also after another writer appended to the partition behind the lane's back (the
+    /// fenced append is refused, the lane asks where the partition ends and goes on); what
+    /// this process appends without a lane is told as news of where the partition ends.
+    #[tokio::test(flavor = "current_thread")]
+    async fn handed_appends_follow_what_stats_holds_even_after_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::Embedded(EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap());
+        let handoff = Arc::new(Handoff::new(log.config().partitions));
+        let mut handed = handoff.take(3).unwrap();
+        let lanes = Lanes::new(log.config().partitions, Some(handoff.clone()));
+        let first = lanes.append(&log, 3, vec![event("ann", 1)]).await.unwrap();
+        let foreign = log
+            .append(StreamKind::Stats, vec![entry(3, vec![event("bob", 2)])])
+            .await
+            .unwrap()[0]
+            .seq;
+        let second = lanes.append(&log, 3, vec![event("cid", 3)]).await.unwrap();
+        lanes.appended([(3, foreign), (3, second.seq), (5, 1)]);
+        let held = log
+            .reader(StreamKind::Stats, 3, "t", Start::After(0))
+            .await
+            .unwrap()
+            .next_batch(100, std::time::Duration::from_millis(100))
+            .await
+            .unwrap();
+        assert_eq!(
+            held.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [first.seq, foreign, second.seq]
+        );
+        let mut batches = Vec::new();
+        while let Ok(Some(batch)) =
+            tokio::time::timeout(std::time::Duration::from_millis(10), handed.recv()).await
+        {
+            batches.push(batch);
+        }
+        assert_eq!(batches.len(), 3, "{batches:?}");
+        assert_eq!((batches[0].after, &batches[0].records[..]), (0, &held[..1]));
+        assert_eq!(
+            (batches[1].after, &batches[1].records[..]),
+            (foreign, &held[2..])
+        );
+        assert_eq!(
+            (batches[2].after, batches[2].records.len()),
+            (second.seq, 0)
+        );
+    }
+
     /// A merged entry stays under its bound: requests past it wait for the next append, and a
     /// request is never split.
     #[tokio::test(flavor = "current_thread")]
     async fn a_merged_entry_keeps_under_its_bound_and_requests_whole() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::Embedded(EmbeddedLog::open(dir.path(), LogConfig::default()).unwrap());
-        let lanes = Lanes::new(log.config().partitions);
+        let lanes = Lanes::new(log.config().partitions, None);
         // Each request's bound is about 0.4 of MERGED_BYTES: two fit an entry, three do not.
         let per_request = MERGED_BYTES * 2 / 5 / encoded_bound(&event("p0000", 0));
         let requests = (0..5).map(|r| {

@@ -119,7 +119,7 @@ impl App {
         icons: icons::Icons,
     ) -> Self {
         let player_quota = limits.player_quota();
-        let lanes = lanes::Lanes::new(log.config().partitions);
+        let lanes = lanes::Lanes::new(log.config().partitions, None);
         Self {
             log,
             views,
@@ -138,6 +138,15 @@ impl App {
 
 /// Events per player token over time.
 pub type PlayerQuota = governor::DefaultKeyedRateLimiter<String>;
+
+impl App {
+    /// The same services, handing what the gateway appends to STATS to the engine of this
+    /// process (`laurel serve` on JetStream; see [`laurel_log::handoff`]).
+    pub fn handing_stats(mut self, handoff: Arc<laurel_log::Handoff>) -> Self {
+        self.lanes = lanes::Lanes::new(self.log.config().partitions, Some(handoff));
+        self
+    }
+}
 
 impl Limits {
     /// Whether `player` is a test player an admin may reset.

@@ -12,6 +12,7 @@ use laurel_engine::shell::{self, EngineMetrics, SharedDefs, ShellConfig, ShellEr
 use laurel_gateway::AppState;
 use laurel_gateway::metrics::Metrics;
 use laurel_gateway::notify::Hub;
+use laurel_log::{Handoff, Log};
 use laurel_projections::{ProjectorConfig, Views};
 use laurel_runtime::{Shutdown, Stopped, Supervisor, retrying};
 use tokio::net::TcpListener;
@@ -91,6 +92,13 @@ pub async fn serve(
         .lagging(Duration::from_millis(args.defs_lag_ms))
         .run(shutdown.clone());
     roles.spawn("definitions follower", async move { Ok(following.await?) });
+    // On JetStream the gateway hands what it appends to STATS to the engine beside it, and
+    // the engine what it appends to OUTPUT to the projector, each applying it without
+    // waiting for the broker's delivery (two trips less on an unlock's way to the player;
+    // see `laurel_log::follow`). The embedded log delivers in the process already.
+    let handing = engine_db.is_some() && matches!(log, Log::Nats(_));
+    let stats_handoff = handing.then(|| Arc::new(Handoff::new(partitions)));
+    let output_handoff = handing.then(|| Arc::new(Handoff::new(partitions)));
     if let Some(engine_db) = engine_db {
         let engine = shell::run(
             log.clone(),
@@ -99,6 +107,8 @@ pub async fn serve(
             ShellConfig {
                 persist_interval: Duration::from_millis(args.checkpoint_interval_ms),
                 cache_players: (args.cached_players / partitions as usize).max(1),
+                output_handoff: output_handoff.clone(),
+                stats_handoff: stats_handoff.clone(),
                 ..ShellConfig::all(partitions)
             },
             metrics.clone(),
@@ -108,6 +118,7 @@ pub async fn serve(
     }
     let mut projector_config = ProjectorConfig {
         flush_interval: Duration::from_millis(args.checkpoint_interval_ms),
+        handoff: output_handoff,
         ..ProjectorConfig::all(partitions)
     };
     if roles_run == Roles::Gateway {
@@ -122,13 +133,16 @@ pub async fn serve(
         shutdown.clone(),
     );
     roles.spawn("projector", async move { Ok(projector.await?) });
-    let app = App::new(
+    let mut app = App::new(
         log.clone(),
         views.clone(),
         defs.clone(),
         args.limits.limits(),
         icons.clone(),
     );
+    if let Some(handoff) = stats_handoff {
+        app = app.handing_stats(handoff);
+    }
     if let Some(quota) = app.player_quota.clone() {
         // Forget players whose quota is full again, so memory follows active players.
         let stop = shutdown.clone();

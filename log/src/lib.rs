@@ -13,6 +13,8 @@
 
 pub mod coord;
 pub mod embedded;
+pub mod follow;
+pub mod handoff;
 pub mod nats;
 pub mod open;
 pub mod seal;
@@ -20,6 +22,8 @@ pub mod seal;
 use std::time::Duration;
 
 pub use embedded::EmbeddedLog;
+pub use follow::{Follower, Follows};
+pub use handoff::{Handed, Handing, Handoff};
 pub use nats::{NatsLog, NatsTls};
 
 /// One of the three logical streams.
@@ -369,6 +373,28 @@ impl Log {
         }
     }
 
+    /// Appends one entry to a partition only while it still ends at `fence`, as
+    /// [`Log::append_fenced`] does, for an entry whose id was made for this one append and is
+    /// never sent again, as [`Log::append_unique`] does: no deduplication record is kept of
+    /// it.
+    pub async fn append_fenced_unique(
+        &self,
+        stream: StreamKind,
+        entry: Entry,
+        fence: u64,
+    ) -> Result<Appended, AppendError> {
+        if !stream.is_partitioned() || !matches!(entry.target, Target::Partition(_)) {
+            return Err(AppendError::Invalid(format!(
+                "a fenced append goes to one partition of a partitioned stream, not {}",
+                stream.name()
+            )));
+        }
+        match self {
+            Log::Embedded(l) => l.append_fenced_unique(stream, entry, fence).await,
+            Log::Nats(l) => l.append_fenced_unique(stream, entry, fence).await,
+        }
+    }
+
     /// The end of a partition after a fenced append that started at `fence`: see
     /// [`Log::append_fenced`].
     pub fn fence_after(fence: u64, appended: &[Appended]) -> u64 {
@@ -426,7 +452,8 @@ pub enum Reader {
 
 impl Reader {
     /// The next entries, up to `max`: returns as soon as some are there, or empty after
-    /// `wait` with none.
+    /// `wait` with none. Cancel-safe: dropped before it returns, it has handed out nothing,
+    /// and the next call hands out what this one would have.
     pub async fn next_batch(
         &mut self,
         max: usize,

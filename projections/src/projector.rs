@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use laurel_log::{Log, LogError, Reader, Start, StreamKind};
-use laurel_runtime::{Shutdown, Supervisor, TaskFailed, WriteBehind, retrying};
+use laurel_log::{Follower, Log, LogError, StreamKind};
+use laurel_runtime::{Shutdown, Supervisor, TaskFailed, WriteBehind};
 use laurel_schemas::{Output, decode};
 
 use crate::apply::Overlay;
@@ -26,6 +26,16 @@ pub struct ProjectorConfig {
     /// where reads see them; after a crash the projector folds OUTPUT again from the last
     /// write, so this bounds that work, not what can be lost (nothing can).
     pub flush_interval: Duration,
+    /// Where the engine of the same process hands what it appended to OUTPUT (`laurel
+    /// serve` on JetStream): a handed batch that follows what a partition applied is applied
+    /// at once, without waiting for the broker to deliver it; anything else is read from
+    /// the log as always.
+    pub handoff: Option<std::sync::Arc<laurel_log::Handoff>>,
+    /// With a handoff: how long handed batches must have followed, without a gap or a
+    /// drop, before the reader of OUTPUT is closed. Under a flood and after it the
+    /// projector falls behind and catches up over and over, and each opening makes a
+    /// consumer on the broker (slow on a stream a flood made long).
+    pub reader_linger: Duration,
 }
 
 /// Staged keys, over all partitions, past which views are written at once, whatever the
@@ -43,6 +53,8 @@ impl ProjectorConfig {
             consumer: "projector".into(),
             poll: Duration::from_millis(200),
             flush_interval: Duration::from_secs(1),
+            handoff: None,
+            reader_linger: Duration::from_secs(5),
         }
     }
 }
@@ -91,22 +103,7 @@ pub async fn run(
             consumer.clone(),
         );
         tasks.spawn("projector", async move {
-            let tree = views.tree(partition);
-            let position = keys::u64_of(tree.get(keys::POSITION)?.as_deref());
-            let what = format!("opening the projector of partition {partition}");
-            let opened = retrying(&shutdown, &what, LogError::is_transient, || {
-                log.reader(
-                    StreamKind::Output,
-                    partition,
-                    &consumer,
-                    Start::After(position),
-                )
-            })
-            .await;
-            match opened {
-                None => Ok(()),
-                Some(reader) => worker(partition, reader?, views, config, shutdown).await,
-            }
+            worker(partition, log, consumer, views, config, shutdown).await
         });
     }
     tasks.join_all().await
@@ -114,7 +111,8 @@ pub async fn run(
 
 async fn worker(
     partition: u32,
-    mut reader: Reader,
+    log: Log,
+    consumer: String,
     views: Views,
     config: ProjectorConfig,
     shutdown: Shutdown,
@@ -128,20 +126,34 @@ async fn worker(
     let mut last_flush = now.checked_sub(offset).unwrap_or(now);
     let mut behind = WriteBehind::default();
     let max_staged = (MAX_STAGED / config.partitions.len().max(1)).max(1_000);
+    let handed = config.handoff.as_ref().and_then(|h| h.take(partition));
+    // With a handoff the reader of OUTPUT is open only while the partition may hold entries
+    // not applied (see `laurel_log::follow`).
+    let mut follower = Follower::new(
+        log,
+        StreamKind::Output,
+        partition,
+        consumer,
+        handed,
+        config.reader_linger,
+    );
     while !shutdown.is_stopping() {
         let read = tokio::select! {
             () = shutdown.wait() => break,
-            read = reader.next_batch(config.batch_max, config.poll) => read,
+            // Cancel-safe: nothing taken is lost when shutdown comes first.
+            read = follower.next(position, config.batch_max, config.poll) => read,
         };
         let records = match read {
             Ok(records) => records,
-            Err(e) => {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(partition, error = %e, "log unavailable; retrying");
+                follower.reset();
                 tokio::select! {
                     () = shutdown.wait() => break,
                     () = tokio::time::sleep(Duration::from_millis(500)) => continue,
                 }
             }
+            Err(e) => return Err(e.into()),
         };
         let Some(last) = records.last().map(|r| r.seq) else {
             if last_flush.elapsed() >= config.flush_interval && !behind.busy() {
@@ -150,43 +162,80 @@ async fn worker(
             }
             continue;
         };
-        let mut overlay = Overlay::new(tree);
-        let mut applied = Vec::new();
-        for record in &laurel_log::unapplied(records, position) {
-            let output = decode::<Output>(&record.payload).map_err(|source| {
-                ProjectorError::Undecodable {
-                    stream: "output",
-                    seq: record.seq,
-                    source,
-                }
-            })?;
-            overlay.apply_output(&output)?;
-            applied.extend(output.into_outputs().into_iter().map(|o| (record.seq, o)));
-        }
-        if last > position {
-            let staged = overlay.commit(last);
-            position = last;
-            // Written behind: this worker goes on applying (and answering reads and
-            // streams) while the store writes. Past the bound, it waits for the write before,
-            // so memory stays bounded when the store is slower than the log.
-            let due = last_flush.elapsed() >= config.flush_interval;
-            if staged >= max_staged || (due && !behind.busy()) {
-                flush_behind(&mut behind, &views, partition)?;
-                last_flush = tokio::time::Instant::now();
-            }
+        if let Some(staged) = apply(&views, partition, &mut position, records)? {
+            flush_if_due(
+                &mut behind,
+                &views,
+                partition,
+                &config,
+                &mut last_flush,
+                staged,
+                max_staged,
+            )?;
         }
         let acked = tokio::select! {
             () = shutdown.wait() => break,
-            acked = reader.ack_behind(last) => acked,
+            acked = follower.ack_behind(last) => acked,
         };
         if let Err(e) = acked {
             tracing::warn!(partition, error = %e, "ack failed; the entries may come again");
         }
-        let checkpoint = keys::u64_of(tree.get(keys::CHECKPOINT)?.as_deref());
-        views.applied(partition, checkpoint, applied);
     }
     behind.wait()?;
     tree.flush()?;
+    Ok(())
+}
+
+/// Applies the entries after `position` to the partition's views, moves `position` to the
+/// last, and tells readers and streams what changed; how many keys the view has staged, or
+/// `None` when every entry was applied already.
+fn apply(
+    views: &Views,
+    partition: u32,
+    position: &mut u64,
+    records: Vec<laurel_log::Record>,
+) -> Result<Option<usize>, ProjectorError> {
+    let tree = views.tree(partition);
+    let fresh = laurel_log::unapplied(records, *position);
+    let Some(last) = fresh.last().map(|r| r.seq) else {
+        return Ok(None);
+    };
+    let mut overlay = Overlay::new(tree);
+    let mut applied = Vec::new();
+    for record in &fresh {
+        let output =
+            decode::<Output>(&record.payload).map_err(|source| ProjectorError::Undecodable {
+                stream: "output",
+                seq: record.seq,
+                source,
+            })?;
+        overlay.apply_output(&output)?;
+        applied.extend(output.into_outputs().into_iter().map(|o| (record.seq, o)));
+    }
+    let staged = overlay.commit(last);
+    *position = last;
+    let checkpoint = keys::u64_of(tree.get(keys::CHECKPOINT)?.as_deref());
+    views.applied(partition, checkpoint, applied);
+    Ok(Some(staged))
+}
+
+/// Written behind: the worker goes on applying (and answering reads and streams) while the
+/// store writes. Past `max_staged`, it waits for the write before, so memory stays bounded
+/// when the store is slower than the log.
+fn flush_if_due(
+    behind: &mut WriteBehind<laurel_derived::StoreError>,
+    views: &Views,
+    partition: u32,
+    config: &ProjectorConfig,
+    last_flush: &mut tokio::time::Instant,
+    staged: usize,
+    max_staged: usize,
+) -> Result<(), laurel_derived::StoreError> {
+    let due = last_flush.elapsed() >= config.flush_interval;
+    if staged >= max_staged || (due && !behind.busy()) {
+        flush_behind(behind, views, partition)?;
+        *last_flush = tokio::time::Instant::now();
+    }
     Ok(())
 }
 

@@ -31,6 +31,11 @@ pub enum ShellError {
     /// the worker stopped without appending. Its owner checks the lease before going on.
     #[error("partition {0}: fenced off (the lease lapsed or another engine appended)")]
     Fenced(u32),
+    /// An unleased worker's fenced append found the partition's OUTPUT longer than it
+    /// knew (an earlier try of the append was stored after all, or another writer): the
+    /// worker recovers from OUTPUT and goes on.
+    #[error("partition {0}: OUTPUT ends elsewhere than this engine knew; recovering")]
+    Interleaved(u32),
     /// A task panicked or was cancelled.
     #[error(transparent)]
     Task(#[from] TaskFailed),
@@ -71,7 +76,7 @@ impl ShellError {
         match self {
             ShellError::Log(e) => e.is_transient(),
             ShellError::Append(e) => e.is_transient(),
-            ShellError::Recovery(_) => true,
+            ShellError::Recovery(_) | ShellError::Interleaved(_) => true,
             ShellError::Storage(_)
             | ShellError::Store(_)
             | ShellError::Interrupted

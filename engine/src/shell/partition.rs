@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use laurel_log::{AppendError, Appended, Entry, Log, Reader, Record, Start, StreamKind, Target};
+use laurel_log::{AppendError, Appended, Entry, Follower, Log, Record, StreamKind, Target};
 use laurel_runtime::Shutdown;
 use laurel_schemas::{
     Changes, DefinitionEvent, Output, SchemaVersion, StatsEntry, StatsMessage, decode, encode,
@@ -25,6 +25,9 @@ use crate::fold::Fold;
 /// limit whatever the names' lengths.
 const PART_OUTPUTS: usize = 1_000;
 
+/// Most entries of an append handed to the projector (appended fenced, one after another).
+const HANDED_ENTRIES: usize = 4;
+
 /// Most players re-evaluated at once after a definition change.
 const REEVALUATE_PLAYERS: usize = 1_000;
 
@@ -36,9 +39,8 @@ pub(super) struct Worker {
     /// Whether the state must first be brought up to OUTPUT (at start, after a rebuild, or
     /// when recovery was cut short).
     needs_recovery: bool,
-    /// The STATS reader, opened after the stored position when missing.
-    reader: Option<Reader>,
-    consumer: String,
+    /// STATS: what the gateway of this process hands, or the log (see `laurel_log::follow`).
+    stats: Follower,
     recovery_consumer: String,
     batch_max: usize,
     poll: Duration,
@@ -49,6 +51,9 @@ pub(super) struct Worker {
     /// Under a lease (the engine role on NATS): the lease, and where this partition of
     /// OUTPUT ends as far as this worker knows (every append expects it).
     lease: Option<(Arc<Lease>, u64)>,
+    /// Unleased, with a projector in the process: where appends are handed, and where this
+    /// partition of OUTPUT ends as far as this worker knows (every append expects it).
+    handoff: Option<(Arc<laurel_log::Handoff>, u64)>,
     /// Where the state is shared, and when it last was.
     share: Option<(Share, tokio::time::Instant)>,
     /// What the batch being folded changed of the community state: the `global` stats whose
@@ -75,8 +80,17 @@ impl Worker {
             store: PartitionStore::open(db, partition, config.cache_players)?,
             defs,
             needs_recovery: true,
-            reader: None,
-            consumer: format!("{}-stats", config.consumer),
+            stats: Follower::new(
+                log.clone(),
+                StreamKind::Stats,
+                partition,
+                format!("{}-stats", config.consumer),
+                config
+                    .stats_handoff
+                    .as_ref()
+                    .and_then(|h| h.take(partition)),
+                config.reader_linger,
+            ),
             recovery_consumer: format!("{}-recovery", config.consumer),
             batch_max: config.batch_max,
             poll: config.poll,
@@ -85,6 +99,7 @@ impl Worker {
             persist_interval: config.persist_interval,
             last_persist: staggered(config.persist_interval, partition, &config.partitions),
             lease: None,
+            handoff: config.output_handoff.clone().map(|h| (h, 0)),
             share: None,
             community_moved: (Vec::new(), Vec::new()),
         })
@@ -94,6 +109,17 @@ impl Worker {
     /// `share`, if given.
     pub(super) fn leased(mut self, lease: Arc<Lease>, share: Option<Share>) -> Self {
         self.lease = Some((lease, 0));
+        // Another process may hold the partition next: nothing to hand to this one's reader,
+        // and no gateway of this process hands it anything.
+        self.handoff = None;
+        self.stats = Follower::new(
+            self.log.clone(),
+            StreamKind::Stats,
+            self.partition,
+            self.stats.consumer().to_owned(),
+            None,
+            Duration::ZERO,
+        );
         self.share = share.map(|s| (s, tokio::time::Instant::now()));
         self
     }
@@ -125,14 +151,14 @@ impl Worker {
                     self.metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
                     self.store.reset()?;
                     self.needs_recovery = true;
-                    self.reader = None;
+                    self.stats.reset();
                 }
                 Err(e) if e.is_transient() => {
                     tracing::warn!(partition = self.partition, error = %e, "log unavailable; retrying");
                     // Go on from what is stored, brought up to what OUTPUT holds.
                     self.store.forget_unpersisted();
                     self.needs_recovery = true;
-                    self.reader = None;
+                    self.stats.reset();
                     tokio::select! {
                         () = shutdown.wait() => return Ok(()),
                         () = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -160,10 +186,19 @@ impl Worker {
             )
             .await?;
             self.needs_recovery = false;
-            self.reader = None;
+            self.stats.reset();
+            // Anything appended after what recovery read breaks the fence.
             if let Some((_, fence)) = &mut self.lease {
-                // Anything appended after what recovery read breaks the fence.
                 *fence = found.tail;
+            }
+            if let Some((handoff, fence)) = &mut self.handoff {
+                *fence = found.tail;
+                // Whatever the partition holds up to there, the projector reads from the log.
+                let news = laurel_log::Handed {
+                    after: found.tail,
+                    records: Vec::new(),
+                };
+                handoff.hand(p, news);
             }
             tracing::debug!(
                 partition = p,
@@ -175,21 +210,11 @@ impl Worker {
             );
         }
         self.apply_definition_changes(shutdown).await?;
-        let reader = match &mut self.reader {
-            Some(reader) => reader,
-            None => {
-                let start = Start::After(self.store.stats_pos);
-                let opened = self
-                    .log
-                    .reader(StreamKind::Stats, p, &self.consumer, start)
-                    .await?;
-                self.reader.insert(opened)
-            }
-        };
         let records = tokio::select! {
             // Between batches: the loop ends and writes what is in memory.
             () = shutdown.wait() => return Ok(()),
-            read = reader.next_batch(self.batch_max, self.poll) => read?,
+            // Cancel-safe: nothing taken is lost when shutdown comes first.
+            read = self.stats.next(self.store.stats_pos, self.batch_max, self.poll) => read?,
         };
         if records.is_empty() {
             return Ok(());
@@ -261,13 +286,8 @@ impl Worker {
             *shared = tokio::time::Instant::now();
             self.last_persist = *shared;
         }
-        let lag = match &mut self.reader {
-            Some(reader) => {
-                reader.ack_behind(last).await?;
-                reader.pending()
-            }
-            None => None,
-        };
+        self.stats.ack_behind(last).await?;
+        let lag = self.stats.pending();
         let m = &self.metrics;
         m.events.fetch_add(messages.len() as u64, Ordering::Relaxed);
         m.batches.fetch_add(1, Ordering::Relaxed);
@@ -537,11 +557,27 @@ impl Worker {
             };
         }
         let log = &self.log;
+        // Handed, an append must be fenced, and a fenced append waits for each entry's ack
+        // before it sends the next: past a few entries (a flood's batches) the entries go
+        // pipelined, unfenced, and the projector reads them from the log.
+        let fenced = self
+            .handoff
+            .as_ref()
+            .map(|(_, fence)| *fence)
+            .filter(|_| entries.len() <= HANDED_ENTRIES);
         let appended = laurel_runtime::retrying(
             shutdown,
             "appending to OUTPUT",
             |e| matches!(e, AppendError::Unavailable(_)),
-            || log.append(StreamKind::Output, entries.clone()),
+            || {
+                let entries = entries.clone();
+                async move {
+                    match fenced {
+                        Some(fence) => log.append_fenced(StreamKind::Output, entries, fence).await,
+                        None => log.append(StreamKind::Output, entries).await,
+                    }
+                }
+            },
         )
         .await;
         match appended {
@@ -550,8 +586,36 @@ impl Worker {
                 self.metrics
                     .outputs
                     .fetch_add(acks.len() as u64, Ordering::Relaxed);
+                if let Some((handoff, fence)) = &mut self.handoff {
+                    let after = *fence;
+                    *fence = Log::fence_after(after, &acks);
+                    // A duplicate is an entry stored before, elsewhere in the partition:
+                    // the batch does not follow `after`. Unfenced, nothing says another
+                    // entry came between. Then only where the partition now ends is
+                    // handed, and the projector reads the rest from the log.
+                    let handed = if fenced.is_some() && acks.iter().all(|a| !a.duplicate) {
+                        let records = acks
+                            .iter()
+                            .zip(entries)
+                            .map(|(a, e)| laurel_log::Record {
+                                seq: a.seq,
+                                payload: e.payload.into(),
+                            })
+                            .collect();
+                        laurel_log::Handed { after, records }
+                    } else {
+                        laurel_log::Handed {
+                            after: *fence,
+                            records: Vec::new(),
+                        }
+                    };
+                    handoff.hand(p, handed);
+                }
                 Ok(acks)
             }
+            // Something else appended to the partition (or an earlier try of this append
+            // was stored): recovery finds where the partition ends and what it holds.
+            Some(Err(AppendError::Conflict(_))) => Err(ShellError::Interleaved(p)),
             Some(Err(e)) => Err(e.into()),
         }
     }

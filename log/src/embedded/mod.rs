@@ -282,6 +282,19 @@ impl EmbeddedLog {
             .await
     }
 
+    /// See [`crate::Log::append_fenced_unique`].
+    pub async fn append_fenced_unique(
+        &self,
+        stream: StreamKind,
+        entry: Entry,
+        fence: u64,
+    ) -> Result<Appended, AppendError> {
+        self.append_queued(stream, vec![entry], Some(fence), true)
+            .await?
+            .pop()
+            .ok_or_else(|| AppendError::Invalid("nothing appended".into()))
+    }
+
     /// See [`crate::Log::append_after`].
     pub async fn append_after(
         &self,

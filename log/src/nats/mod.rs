@@ -350,8 +350,10 @@ impl NatsLog {
         entry: Entry,
         expected_last: u64,
     ) -> Result<Appended, AppendError> {
-        self.publish_one(stream, entry, |m| m.expected_last_sequence(expected_last))
-            .await
+        self.publish_one(stream, entry, true, |m| {
+            m.expected_last_sequence(expected_last)
+        })
+        .await
     }
 
     /// See [`crate::Log::append_fenced`]: one entry at a time, each expecting the one
@@ -366,7 +368,9 @@ impl NatsLog {
         let mut results = Vec::with_capacity(entries.len());
         for entry in entries {
             let appended = self
-                .publish_one(stream, entry, |m| m.expected_last_subject_sequence(fence))
+                .publish_one(stream, entry, true, |m| {
+                    m.expected_last_subject_sequence(fence)
+                })
                 .await?;
             if !appended.duplicate {
                 fence = appended.seq;
@@ -376,11 +380,27 @@ impl NatsLog {
         Ok(results)
     }
 
-    /// Publishes one entry with the expectation `expect` adds, and waits for its ack.
+    /// See [`crate::Log::append_fenced_unique`]: without `Nats-Msg-Id`, as
+    /// [`NatsLog::append_unique`].
+    pub async fn append_fenced_unique(
+        &self,
+        stream: StreamKind,
+        entry: Entry,
+        fence: u64,
+    ) -> Result<Appended, AppendError> {
+        self.publish_one(stream, entry, false, |m| {
+            m.expected_last_subject_sequence(fence)
+        })
+        .await
+    }
+
+    /// Publishes one entry with the expectation `expect` adds, deduplicated by its id when
+    /// `dedup`, and waits for its ack.
     async fn publish_one(
         &self,
         stream: StreamKind,
         entry: Entry,
+        dedup: bool,
         expect: impl FnOnce(PublishMessage) -> PublishMessage,
     ) -> Result<Appended, AppendError> {
         let subject = self.subject(stream, &entry.target)?;
@@ -388,9 +408,10 @@ impl NatsLog {
         if !self.connected() {
             return Err(AppendError::Unavailable("not connected to NATS".into()));
         }
-        let publish = PublishMessage::build()
-            .payload(bytes::Bytes::from(entry.payload))
-            .message_id(&entry.id);
+        let mut publish = PublishMessage::build().payload(bytes::Bytes::from(entry.payload));
+        if dedup {
+            publish = publish.message_id(&entry.id);
+        }
         let ack = self
             .inner
             .js

@@ -143,7 +143,7 @@ impl NatsReader {
     }
 
     /// Classifies a delivered message; a stale one is acknowledged and dropped.
-    async fn take(&mut self, message: jetstream::Message) -> Result<Delivery, LogError> {
+    fn take(&mut self, message: jetstream::Message) -> Result<Delivery, LogError> {
         let info = message.info().map_err(unavailable)?;
         let (seq, consumer_seq) = (info.stream_sequence, info.consumer_sequence);
         self.pending = Some(info.pending);
@@ -155,9 +155,13 @@ impl NatsReader {
         }
         self.consumer_seq = consumer_seq;
         if seq <= self.after {
-            if let Err(e) = message.ack().await {
-                tracing::debug!(seq, error = %e, "ack of a redelivered entry failed");
-            }
+            // Not awaited here: `next_batch` stays cancel-safe (nothing it took is dropped
+            // with it), and a lost ack only means the entry comes again, stale again.
+            tokio::spawn(async move {
+                if let Err(e) = message.ack().await {
+                    tracing::debug!(seq, error = %e, "ack of a redelivered entry failed");
+                }
+            });
             return Ok(Delivery::Stale);
         }
         self.after = seq;
@@ -212,7 +216,7 @@ impl NatsReader {
         let mut next = first;
         loop {
             match next {
-                Some(Ok(message)) => match self.take(message).await? {
+                Some(Ok(message)) => match self.take(message)? {
                     Delivery::Fresh(record) => out.push(record),
                     Delivery::Stale => {}
                     Delivery::Gap => {

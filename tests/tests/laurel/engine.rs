@@ -159,6 +159,40 @@ pub(crate) async fn wait_for_outputs(
     }
 }
 
+/// An `unlocked` output of `achievement` for `player`, caused by `caused_by`, as the engine
+/// would emit it.
+pub(crate) fn unlocked(player: &str, achievement: &str, points: u32, caused_by: Uuid) -> Output {
+    let (player, achievement) = (
+        PlayerId::new(player).unwrap(),
+        AchievementId::new(achievement).unwrap(),
+    );
+    Output::Unlocked(laurel_schemas::Unlocked {
+        v: SchemaVersion::CURRENT,
+        unlock_id: laurel_schemas::outputs::unlock_id(&player, &achievement),
+        player_id: player,
+        achievement_id: achievement,
+        definition_version: 1,
+        points,
+        unlocked_at: 1_800_000_000_000,
+        caused_by,
+        cause: laurel_schemas::CauseKind::Stat,
+        replay: false,
+        occurrence: 1,
+        baseline: Vec::new(),
+        period: None,
+    })
+}
+
+/// Players other than `of` on `of`'s partition.
+pub(crate) fn partition_mates(of: &str, partitions: u32, count: usize) -> Vec<String> {
+    let p = partition_of(of, partitions);
+    (0..)
+        .map(|i| format!("mate{i}"))
+        .filter(|m| partition_of(m, partitions) == p)
+        .take(count)
+        .collect()
+}
+
 pub(crate) fn unlocks(all: &[Output]) -> Vec<(String, String)> {
     let mut u: Vec<(String, String)> = all
         .iter()
@@ -668,23 +702,7 @@ async fn an_unlock_of_an_interrupted_batch_is_not_emitted_again(backend: Backend
         )
         .await
         .unwrap();
-    let ann = PlayerId::new("ann").unwrap();
-    let k3 = AchievementId::new("K3").unwrap();
-    let unlock = Output::Unlocked(laurel_schemas::Unlocked {
-        v: SchemaVersion::CURRENT,
-        unlock_id: laurel_schemas::outputs::unlock_id(&ann, &k3),
-        player_id: ann.clone(),
-        achievement_id: k3,
-        definition_version: 1,
-        points: 0,
-        unlocked_at: 1_800_000_000_000,
-        caused_by: third,
-        cause: laurel_schemas::CauseKind::Stat,
-        replay: false,
-        occurrence: 1,
-        baseline: Vec::new(),
-        period: None,
-    });
+    let unlock = unlocked("ann", "K3", 0, third);
     let Output::Unlocked(u) = &unlock else {
         unreachable!()
     };
@@ -1039,7 +1057,170 @@ async fn a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log(backend:
     worker.await.unwrap().unwrap();
 }
 
+/// A worker with a projector beside it hands each append to it, saying which entry the
+/// append follows: always the entry OUTPUT holds just before, also once another writer
+/// appended to the partition behind the worker's back (its fenced append is refused, it
+/// recovers from OUTPUT, says where the partition ends, and goes on, emitting each unlock
+/// once).
+async fn handed_batches_follow_what_output_holds_even_after_another_writer(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    define(&f.log, &game()).await;
+    let partitions = f.log.config().partitions;
+    let p = partition_of("ann", partitions);
+    let bob = partition_mates("ann", partitions, 1).remove(0);
+    let handoff = Arc::new(laurel_log::Handoff::new(partitions));
+    let mut handed_rx = handoff.take(p).unwrap();
+    let engine = start_engine(&f.log, &f.dir.path().join("engine"), |c| {
+        c.output_handoff = Some(handoff.clone());
+    });
+    let kills = |player: &str| {
+        (0..3)
+            .map(|_| stat_entry(&f.log, player, "kills", 1, Uuid::new_v4()))
+            .collect::<Vec<_>>()
+    };
+    f.log.append(StreamKind::Stats, kills("ann")).await.unwrap();
+    wait_for_outputs(&f.log, "ann's unlock", |o| unlocks(o).len() == 1).await;
+    let foreign = f
+        .log
+        .append(
+            StreamKind::Output,
+            vec![Entry {
+                target: Target::Partition(p),
+                id: "another writer".into(),
+                payload: encode(&unlocked("zed", "K3", 0, Uuid::new_v4())),
+            }],
+        )
+        .await
+        .unwrap()[0]
+        .seq;
+    f.log.append(StreamKind::Stats, kills(&bob)).await.unwrap();
+    let all = wait_for_outputs(&f.log, "bob's unlock", |o| {
+        unlocks(o).iter().any(|(player, _)| *player == bob)
+    })
+    .await;
+    engine.stop().await;
+    let mut expected = vec![
+        ("ann".to_string(), "K3".to_string()),
+        (bob.clone(), "K3".to_string()),
+        ("zed".to_string(), "K3".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(unlocks(&all), expected);
+    let held = read_to_end(&f.log, StreamKind::Output, p, Start::After(0)).await;
+    let mut handed = Vec::new();
+    while let Ok(Some(batch)) =
+        tokio::time::timeout(Duration::from_millis(10), handed_rx.recv()).await
+    {
+        handed.push(batch);
+    }
+    let (news, handed): (Vec<_>, Vec<_>) = handed.into_iter().partition(|b| b.records.is_empty());
+    // News of where the partition ends (after recovery): a position OUTPUT holds.
+    for batch in &news {
+        assert!(
+            batch.after == 0 || held.iter().any(|r| r.seq == batch.after),
+            "{batch:?}"
+        );
+    }
+    for batch in &handed {
+        let first = batch.records[0].seq;
+        let i = held
+            .iter()
+            .position(|r| r.seq == first)
+            .unwrap_or_else(|| panic!("handed entry {first} is not on OUTPUT"));
+        let before = if i == 0 { 0 } else { held[i - 1].seq };
+        assert_eq!(batch.after, before, "the batch at {first} follows {before}");
+        assert_eq!(held[i..i + batch.records.len()], batch.records[..]);
+    }
+    assert!(
+        handed.iter().any(|b| b.records[0].seq < foreign)
+            && handed.iter().any(|b| b.records[0].seq > foreign),
+        "batches handed before and after the other writer's entry at {foreign}: {handed:?}"
+    );
+    assert!(
+        news.iter().any(|b| b.after >= foreign),
+        "the recovery after the other writer's entry says where the partition ends: {news:?}"
+    );
+}
+
+/// A STATS entry the gateway hands over is folded only when it follows exactly what the
+/// partition folded; one handed ahead of its predecessor (whose batch was dropped) is left to
+/// the log, which delivers both in order. Once handed entries follow, the engine stops
+/// reading the log (the broker delivers nothing more to it); an entry appended by a writer
+/// that hands nothing (another process) is still folded, once a check of where the
+/// partition ends finds it twice unhanded. An entry that follows is folded without the log
+/// (here one the log does not even hold, so only the handoff can show it).
+async fn a_handed_stats_entry_is_folded_only_right_after_what_was_folded(backend: Backend) {
+    const LINGER: Duration = Duration::from_millis(100);
+    let f = Fixture::new(backend, |_| {}).await;
+    define(&f.log, &game()).await;
+    let partitions = f.log.config().partitions;
+    let p = partition_of("ann", partitions);
+    let mates = partition_mates("ann", partitions, 4);
+    let (bob, cid, dan, eve) = (&mates[0], &mates[1], &mates[2], &mates[3]);
+    let three = |player: &str| stat_entry(&f.log, player, "kills", 3, Uuid::new_v4());
+    let append =
+        |entry: Entry| async { f.log.append(StreamKind::Stats, vec![entry]).await.unwrap()[0].seq };
+    let handed = |after: u64, seq: u64, entry: Entry| laurel_log::Handed {
+        after,
+        records: vec![laurel_log::Record {
+            seq,
+            payload: entry.payload.into(),
+        }],
+    };
+    let unlocked = |o: &[Output], player: &str| unlocks(o).iter().any(|(who, _)| who == player);
+    let handoff = Arc::new(laurel_log::Handoff::new(partitions));
+    // Bob's kills handed ahead of ann's: they wait for hers, which only the log has.
+    let ann_seq = append(three("ann")).await;
+    let bob_kills = three(bob);
+    let bob_seq = append(bob_kills.clone()).await;
+    handoff.hand(p, handed(ann_seq, bob_seq, bob_kills));
+    let engine = start_engine(&f.log, &f.dir.path().join("engine"), |c| {
+        c.stats_handoff = Some(handoff.clone());
+        c.reader_linger = LINGER;
+    });
+    wait_for_outputs(&f.log, "ann's and bob's unlocks", |o| {
+        unlocked(o, "ann") && unlocked(o, bob)
+    })
+    .await;
+    // Cid's kills, appended and handed right after bob's: folded, and the log let go.
+    let cid_kills = three(cid);
+    let cid_seq = append(cid_kills.clone()).await;
+    handoff.hand(p, handed(bob_seq, cid_seq, cid_kills));
+    wait_for_outputs(&f.log, "cid's unlock", |o| unlocked(o, cid)).await;
+    // Dan's kills, appended and not handed once the reader is closed: not read at once...
+    tokio::time::sleep(LINGER * 3).await;
+    let dan_seq = append(three(dan)).await;
+    let appended = Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !unlocked(&outputs(&f.log).await, dan),
+        "the engine kept reading the log while following the handoff"
+    );
+    // ...but after two checks of where the partition ends.
+    wait_for_outputs(&f.log, "dan's unlock", |o| unlocked(o, dan)).await;
+    assert!(appended.elapsed() >= laurel_log::follow::CHECK_EVERY);
+    // Eve's kills, handed right after dan's at a position past the log's end.
+    handoff.hand(p, handed(dan_seq, dan_seq + 1_000, three(eve)));
+    wait_for_outputs(&f.log, "eve's unlock", |o| unlocked(o, eve)).await;
+    // Handed again, nothing follows what was folded any more: nothing changes.
+    handoff.hand(p, handed(ann_seq, bob_seq, three(bob)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    engine.stop().await;
+    let mut expected: Vec<(String, String)> = ["ann", bob, cid, dan, eve]
+        .iter()
+        .map(|player| (player.to_string(), "K3".to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        unlocks(&outputs(&f.log).await),
+        expected,
+        "each unlock once"
+    );
+}
+
 crate::both_backends!(
+    a_handed_stats_entry_is_folded_only_right_after_what_was_folded,
+    handed_batches_follow_what_output_holds_even_after_another_writer,
     a_reset_is_honoured_by_an_engine_rebuilt_from_the_logs,
     a_partition_snapshot_is_taken_only_ahead_and_from_the_same_log,
     a_fenced_worker_appends_nothing_and_the_next_holder_folds_each_event_once,

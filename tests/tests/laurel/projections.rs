@@ -1,23 +1,24 @@
 //! Projections over a real log: the engine's outputs become the views the read API serves.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use laurel_log::{Entry, Log, StreamKind, Target, partition_of};
+use laurel_log::{Entry, Handed, Handoff, Log, Record, StreamKind, Target, partition_of};
 use laurel_projections::{ProjectorConfig, ProjectorError, Views};
 use laurel_runtime::Stopper;
-use laurel_schemas::outputs::unlock_id;
-use laurel_schemas::{
-    AchievementId, CauseKind, DefinitionEvent, Output, PlayerId, SchemaVersion, Unlocked, Value,
-    encode,
-};
+use laurel_schemas::{DefinitionEvent, Output, SchemaVersion, Value, encode};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::engine::{
-    achievement_defined, define, start_engine, stat_defined, stat_entry, unlocks, wait_for_outputs,
+    achievement_defined, define, partition_mates, start_engine, stat_defined, stat_entry, unlocked,
+    unlocks, wait_for_outputs,
 };
 use crate::support::{Backend, Fixture};
+
+/// How long the projector's reader stays open once handed batches follow again.
+const READER_LINGER: Duration = Duration::from_millis(100);
 
 struct RunningProjector {
     stop: Stopper,
@@ -26,10 +27,16 @@ struct RunningProjector {
 }
 
 fn start_projector(log: &Log, dir: &Path) -> RunningProjector {
+    start_projector_with(log, dir, None)
+}
+
+fn start_projector_with(log: &Log, dir: &Path, handoff: Option<Arc<Handoff>>) -> RunningProjector {
     let db = crate::support::open_store(dir);
     let views = Views::open(&db, log).unwrap();
     let mut config = ProjectorConfig::all(log.config().partitions);
     config.poll = Duration::from_millis(50);
+    config.handoff = handoff;
+    config.reader_linger = READER_LINGER;
     let (stop, shutdown) = Stopper::new();
     let task = tokio::spawn(laurel_projections::run(
         log.clone(),
@@ -105,23 +112,7 @@ async fn a_re_emitted_unlock_counts_once(backend: Backend) {
     let f = Fixture::new(backend, |_| {}).await;
     define(&f.log, &game()).await;
     let projector = start_projector(&f.log, &f.dir.path().join("views"));
-    let player = PlayerId::new("ann").unwrap();
-    let achievement = AchievementId::new("K3").unwrap();
-    let unlocked = Output::Unlocked(Unlocked {
-        v: SchemaVersion::CURRENT,
-        unlock_id: unlock_id(&player, &achievement),
-        player_id: player.clone(),
-        achievement_id: achievement,
-        definition_version: 1,
-        points: 10,
-        unlocked_at: 5,
-        caused_by: Uuid::new_v4(),
-        cause: CauseKind::Stat,
-        replay: false,
-        occurrence: 1,
-        baseline: Vec::new(),
-        period: None,
-    });
+    let unlocked = unlocked("ann", "K3", 10, Uuid::new_v4());
     let p = partition_of("ann", f.log.config().partitions);
     // Two copies under different message ids: as after the dedup window has passed.
     let entries = (0..2)
@@ -245,7 +236,130 @@ async fn views_of_an_earlier_layout_are_rebuilt_from_the_log(backend: Backend) {
     projector.stop().await;
 }
 
+/// Appends to OUTPUT partition `p` an unlock of K3 (10 points) for each of `players`.
+async fn append_unlocks(log: &Log, p: u32, players: &[&str]) -> Vec<laurel_log::Appended> {
+    let entries = players
+        .iter()
+        .map(|player| Entry {
+            target: Target::Partition(p),
+            id: format!("unlock of {player}"),
+            payload: encode(&unlocked(player, "K3", 10, Uuid::new_v4())),
+        })
+        .collect();
+    log.append(StreamKind::Output, entries).await.unwrap()
+}
+
+/// A batch the engine hands over is applied only when it follows exactly what the partition
+/// applied; one that comes ahead of its predecessor (the predecessor's batch was dropped) is
+/// left to the log, which delivers both in order. Once a handed batch follows, the projector
+/// stops reading the log (the broker delivers nothing more to it) until news that the
+/// partition holds entries it was not handed sends it back to the log. A batch that follows
+/// is applied without the log (here one the log does not even hold, so only the handoff can
+/// show it).
+async fn a_handed_batch_is_applied_only_right_after_what_was_applied(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    define(&f.log, &game()).await;
+    let partitions = f.log.config().partitions;
+    let p = partition_of("ann", partitions);
+    let mates = partition_mates("ann", partitions, 4);
+    let (bob, cid, dan, eve) = (&mates[0], &mates[1], &mates[2], &mates[3]);
+    let log = &f.log;
+    let record = |seq: u64, held: &[Record]| held.iter().find(|r| r.seq == seq).unwrap().clone();
+    let acks = append_unlocks(log, p, &["ann", bob]).await;
+    let (ann_seq, bob_seq) = (acks[0].seq, acks[1].seq);
+    let held =
+        crate::support::read_to_end(log, StreamKind::Output, p, laurel_log::Start::After(0)).await;
+    let handoff = Arc::new(Handoff::new(partitions));
+    // Bob's unlock handed ahead of ann's: it must wait for hers, which only the log has.
+    handoff.hand(
+        p,
+        Handed {
+            after: ann_seq,
+            records: vec![record(bob_seq, &held)],
+        },
+    );
+    let projector = start_projector_with(log, &f.dir.path().join("views"), Some(handoff.clone()));
+    let earned = |player: &str| projector.views.player(player).unwrap().points_total == 10;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let wait = |what: &'static str, done: &dyn Fn() -> bool| {
+        let done = done();
+        assert!(done || tokio::time::Instant::now() < deadline, "{what}");
+        done
+    };
+    while !wait("the log's entries were not applied", &|| {
+        earned("ann") && earned(bob)
+    }) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(projector.views.rarity().unwrap().earned["K3"], 2);
+    // Cid's unlock, appended and handed right after bob's: applied, and the log let go.
+    let cid_seq = append_unlocks(log, p, &[cid]).await[0].seq;
+    let held =
+        crate::support::read_to_end(log, StreamKind::Output, p, laurel_log::Start::After(0)).await;
+    handoff.hand(
+        p,
+        Handed {
+            after: bob_seq,
+            records: vec![record(cid_seq, &held)],
+        },
+    );
+    while !wait("the handed batch was not applied", &|| earned(cid)) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Dan's unlock, appended and not handed once the reader is closed: not read from the
+    // log...
+    tokio::time::sleep(READER_LINGER * 3).await;
+    let dan_seq = append_unlocks(log, p, &[dan]).await[0].seq;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !earned(dan),
+        "the projector kept reading the log while following the handoff"
+    );
+    // ...until news that the partition ends past what was applied.
+    handoff.hand(
+        p,
+        Handed {
+            after: dan_seq,
+            records: Vec::new(),
+        },
+    );
+    while !wait("the log was not read after the news", &|| earned(dan)) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Eve's unlock, handed right after dan's at a position past the log's end.
+    let beyond = Record {
+        seq: dan_seq + 1_000,
+        payload: encode(&unlocked(eve, "K3", 10, Uuid::new_v4())).into(),
+    };
+    let after_dan = Handed {
+        after: dan_seq,
+        records: vec![beyond],
+    };
+    handoff.hand(p, after_dan.clone());
+    while !wait("the handed batch past the log was not applied", &|| {
+        earned(eve)
+    }) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Handed again, nothing follows what was applied any more: nothing changes.
+    handoff.hand(p, after_dan);
+    handoff.hand(
+        p,
+        Handed {
+            after: 0,
+            records: held,
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(projector.views.rarity().unwrap().earned["K3"], 5);
+    for player in ["ann", bob, cid, dan, eve] {
+        assert!(earned(player), "{player}");
+    }
+    projector.stop().await;
+}
+
 crate::both_backends!(
+    a_handed_batch_is_applied_only_right_after_what_was_applied,
     views_show_stats_unlocks_points_and_rarity,
     a_re_emitted_unlock_counts_once,
     views_rebuilt_from_the_logs_equal_the_live_ones,
