@@ -479,16 +479,25 @@ impl NatsLog {
 
     /// See [`crate::Log::last_seq`].
     pub async fn last_seq(&self, kind: StreamKind, partition: u32) -> Result<u64, LogError> {
-        let mut stream = self
-            .inner
-            .js
-            .get_stream(self.stream_name(kind))
-            .await
-            .map_err(unavailable)?;
         if !kind.is_partitioned() {
+            let mut stream = self
+                .inner
+                .js
+                .get_stream(self.stream_name(kind))
+                .await
+                .map_err(unavailable)?;
             let info = stream.info().await.map_err(unavailable)?;
             return Ok(info.state.last_sequence);
         }
+        // One request, not two: the stream's info (which the broker computes under the
+        // stream's lock) is not needed to ask for a subject's last message, and followers
+        // ask every second (`crate::follow`).
+        let stream = self
+            .inner
+            .js
+            .get_stream_no_info(self.stream_name(kind))
+            .await
+            .map_err(unavailable)?;
         match stream
             .get_last_raw_message_by_subject(&self.filter(kind, partition))
             .await

@@ -165,6 +165,166 @@ fn kill_9_loses_no_event_and_duplicates_no_unlock(backend: Backend) {
     );
 }
 
+/// Events without ids (the gateway makes them, and on NATS its lanes append them fenced and
+/// hand them to the engine of the process) while Laurel is killed and the broker restarted:
+/// a client's retry of a batch whose answer was lost may store it twice, so the truth is
+/// what STATS holds, and each player must end at exactly the kills STATS holds for them
+/// (no handed entry folded twice or skipped, across restarts and fallbacks to the log),
+/// with at least every accepted event there and each unlock on OUTPUT once.
+fn kills_and_restarts_fold_exactly_what_stats_holds_for_events_without_ids(backend: Backend) {
+    const PLAYERS: usize = 40;
+    const SENDERS: usize = 2;
+    const BATCHES: usize = 150;
+    const BATCH: usize = 100;
+    let mut l = launch(backend);
+    let admin = l.admin.clone();
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/stats/kills",
+        Some(&admin),
+        Some(json!({"aggregation": "sum", "kind": "int"})),
+    );
+    assert_eq!(r.status, 201);
+    let spec =
+        json!({"title": "K10", "points": 1, "conditions": [{"stat": "kills", "at_least": 10}]});
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/achievements/K10",
+        Some(&admin),
+        Some(spec),
+    );
+    assert_eq!(r.status, 201);
+    let accepted = Arc::new(std::sync::Mutex::new(vec![0usize; PLAYERS]));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let client = l.laurel.client();
+            let token = l.server.clone();
+            let (accepted, sent) = (accepted.clone(), sent.clone());
+            std::thread::spawn(move || {
+                for b in 0..BATCHES {
+                    let players: Vec<usize> =
+                        (0..BATCH).map(|i| (s * 7 + b * 3 + i) % PLAYERS).collect();
+                    let events: Vec<_> = players
+                        .iter()
+                        .map(|p| json!({"player_id": format!("p{p}"), "stat": "kills", "value": 1}))
+                        .collect();
+                    let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
+                    loop {
+                        match client.try_request(
+                            "POST",
+                            "/v1/events",
+                            Some(&token),
+                            Some(("application/json", body.clone())),
+                        ) {
+                            Ok(r) if r.status == 202 => break,
+                            Ok(r) if r.status >= 500 => {}
+                            Ok(r) => panic!("batch {b} of sender {s} refused: {r:?}"),
+                            Err(_) => {}
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    let mut accepted = accepted.lock().unwrap();
+                    for p in players {
+                        accepted[p] += 1;
+                    }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let total = SENDERS * BATCHES;
+    let mut seed: u64 = 0x1d1e;
+    let mut kills = 0;
+    while kills < 4 && sent.load(Ordering::Relaxed) < total {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(300 + (seed >> 33) % 700));
+        if kills == 2
+            && let Some(nats) = l.nats.as_mut()
+        {
+            nats.restart();
+        }
+        l.laurel.kill9();
+        l.laurel.restart();
+        kills += 1;
+    }
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert!(
+        kills >= 3,
+        "only {kills} kills landed while events were streaming"
+    );
+    let accepted = accepted.lock().unwrap().clone();
+    // Nothing appends any more: what STATS holds per player is final.
+    let on_stats = kills_on_stats(&l, 4);
+    for (p, (&held, &took)) in on_stats.iter().zip(&accepted).enumerate() {
+        assert!(held >= took, "p{p}: {took} kills accepted, {held} on STATS");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (p, &held) in on_stats.iter().enumerate() {
+        loop {
+            let r = l.laurel.call(
+                "GET",
+                &format!("/v1/players/p{p}/stats"),
+                Some(&l.server),
+                None,
+            );
+            let folded = r.json["stats"]["kills"].as_u64().unwrap_or(0) as usize;
+            if folded == held {
+                break;
+            }
+            if folded > held || Instant::now() >= deadline {
+                let why = explain(&mut l, 4, &format!("p{p}"));
+                panic!("p{p}: {folded} kills folded, STATS holds {held}\n{why}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(l.laurel.terminate());
+    let counts = unlocks_on_output(&l, 4);
+    assert_eq!(counts.len(), PLAYERS);
+    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "duplicated unlocks on OUTPUT: {duplicated:?}"
+    );
+    eprintln!(
+        "{kills} kills; {} events accepted, {} on STATS",
+        accepted.iter().sum::<usize>(),
+        on_stats.iter().sum::<usize>()
+    );
+}
+
+/// The kills STATS holds per player `p<i>`, read from JetStream beside the running Laurel.
+fn kills_on_stats(l: &crate::http::Launched, partitions: u32) -> Vec<usize> {
+    assert!(l.nats.is_some(), "read beside Laurel: JetStream only");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let counts = rt.block_on(async {
+        let log = open_log(l, partitions).await;
+        let mut counts: Vec<usize> = Vec::new();
+        for p in 0..partitions {
+            for record in read_to_end(&log, StreamKind::Stats, p, Start::After(0)).await {
+                let entry: laurel_schemas::StatsEntry =
+                    laurel_schemas::decode(&record.payload).unwrap();
+                for message in entry.into_messages() {
+                    if let laurel_schemas::StatsMessage::Stat(e) = message {
+                        let i: usize = e.player_id.as_str()[1..].parse().unwrap();
+                        if counts.len() <= i {
+                            counts.resize(i + 1, 0);
+                        }
+                        counts[i] += e.value.as_f64() as usize;
+                    }
+                }
+            }
+        }
+        counts
+    });
+    counts
+}
+
 /// How often each event id is on STATS.
 fn events_on_stats(l: &crate::http::Launched, partitions: u32) -> HashMap<Uuid, usize> {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -571,6 +731,13 @@ mod jetstream {
     #[test]
     fn kill_9_and_broker_restarts_lose_no_event_and_duplicate_no_unlock() {
         super::kill_9_loses_no_event_and_duplicates_no_unlock(crate::support::Backend::Nats)
+    }
+
+    #[test]
+    fn kills_and_broker_restarts_fold_exactly_what_stats_holds_for_events_without_ids() {
+        super::kills_and_restarts_fold_exactly_what_stats_holds_for_events_without_ids(
+            crate::support::Backend::Nats,
+        )
     }
 
     #[test]
