@@ -79,6 +79,11 @@ struct Args {
     /// Milliseconds between probe events in a latency phase.
     #[arg(long, default_value_t = 50)]
     probe_ms: u64,
+    /// Milliseconds the background load of a latency phase runs before the first probe:
+    /// the phase's steady state, not its onset (the step from the previous rate, the load's
+    /// fresh connections). 0: probes start with the load, as before 2026-12-07.
+    #[arg(long, default_value_t = 1000)]
+    probe_delay_ms: u64,
     /// How probes are sent: `independent` (a thread, runtime and HTTP connections of their
     /// own, paced by their own clock, so the load generator's work and its connection pool
     /// neither delay nor bunch them) or `shared` (the load's runtime and connection pool, as
@@ -547,7 +552,9 @@ async fn measure(
         );
         let duration = Duration::from_secs(args.latency_duration);
         let broker_before = broker_messages(backend).await;
-        let background = tokio::spawn(async move { load.run(duration).await });
+        let delay = Duration::from_millis(args.probe_delay_ms);
+        let background = tokio::spawn(async move { load.run(duration + delay).await });
+        tokio::time::sleep(delay).await;
         let every = Duration::from_millis(args.probe_ms);
         let side = (backend == "nats").then(|| {
             let url = nats.url();
@@ -588,7 +595,7 @@ async fn measure(
         let missed = probes - stream.len().min(read.len());
         figures.latency.push(Latency {
             rate,
-            accepted_rate: events as f64 / duration.as_secs_f64(),
+            accepted_rate: events as f64 / (duration + delay).as_secs_f64(),
             stream: percentiles(stream),
             read: percentiles(read),
             probes,
