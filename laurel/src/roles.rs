@@ -92,11 +92,12 @@ pub async fn serve(
         .lagging(Duration::from_millis(args.defs_lag_ms))
         .run(shutdown.clone());
     roles.spawn("definitions follower", async move { Ok(following.await?) });
-    // On JetStream the gateway hands what it appends to STATS to the engine beside it, and
-    // the engine what it appends to OUTPUT to the projector, each applying it without
-    // waiting for the broker's delivery (two trips less on an unlock's way to the player;
-    // see `laurel_log::follow`). The embedded log delivers in the process already.
-    let handing = engine_db.is_some() && matches!(log, Log::Nats(_));
+    // With `--handoff`, on JetStream, the gateway hands what it appends to STATS to the
+    // engine beside it, and the engine what it appends to OUTPUT to the projector, each
+    // applying it without waiting for the broker's delivery (two trips less on an unlock's
+    // way to the player; see `laurel_log::follow`). The embedded log delivers in the
+    // process already.
+    let handing = args.handoff && engine_db.is_some() && matches!(log, Log::Nats(_));
     let stats_handoff = handing.then(|| Arc::new(Handoff::new(partitions)));
     let output_handoff = handing.then(|| Arc::new(Handoff::new(partitions)));
     if let Some(engine_db) = engine_db {

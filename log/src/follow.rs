@@ -145,7 +145,7 @@ impl Follower {
         let deadline = Instant::now() + wait;
         loop {
             if self.handed.as_mut().is_some_and(Handing::dropped) {
-                self.reading = true;
+                self.behind("a handed batch was dropped (the handoff was full)");
             }
             self.watch(position).await?;
             if self.reading {
@@ -156,10 +156,17 @@ impl Follower {
             if self
                 .following_since
                 .is_some_and(|since| since.elapsed() >= self.linger)
+                && self.reader.take().is_some()
             {
-                self.reader = None;
+                tracing::debug!(
+                    stream = self.stream.name(),
+                    partition = self.partition,
+                    position,
+                    "handed batches follow: reader closed"
+                );
             }
             if (self.reading || self.handed.is_none()) && self.reader.is_none() {
+                let started = Instant::now();
                 let opened = self
                     .log
                     .reader(
@@ -170,6 +177,15 @@ impl Follower {
                     )
                     .await?;
                 self.reader = Some(opened);
+                if self.handed.is_some() {
+                    tracing::debug!(
+                        stream = self.stream.name(),
+                        partition = self.partition,
+                        position,
+                        took_ms = started.elapsed().as_secs_f64() * 1e3,
+                        "reader opened"
+                    );
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let (handed, reader) = (&mut self.handed, &mut self.reader);
@@ -180,18 +196,32 @@ impl Follower {
                 // Cancel-safe: a handed batch arriving first loses nothing of the read.
                 read = next_read(reader, max, left) => return read,
             };
-            self.handed_end = self.handed_end.max(batch_end(&batch));
-            match Follows::of(&batch, position) {
-                Follows::Before => {}
-                Follows::Reached => self.reading = false,
-                Follows::Next => {
-                    self.reading = false;
-                    return Ok(batch.records);
-                }
-                Follows::Gap => self.reading = true,
+            if let Some(records) = self.take(batch, position) {
+                return Ok(records);
             }
             if Instant::now() >= deadline {
                 return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Looks at a handed batch against `position`: its entries when it follows (they are the
+    /// next), otherwise nothing, and whether the log must be read.
+    fn take(&mut self, batch: Handed, position: u64) -> Option<Vec<Record>> {
+        self.handed_end = self.handed_end.max(batch_end(&batch));
+        match Follows::of(&batch, position) {
+            Follows::Before => None,
+            Follows::Reached => {
+                self.reading = false;
+                None
+            }
+            Follows::Next => {
+                self.reading = false;
+                Some(batch.records)
+            }
+            Follows::Gap => {
+                self.behind("a handed batch does not follow what was applied");
+                None
             }
         }
     }
@@ -209,13 +239,26 @@ impl Follower {
         }
         let known = position.max(self.handed_end);
         if self.check.1.is_some_and(|seen| seen > known) {
-            self.reading = true;
+            self.behind("the partition ends past everything applied and handed");
             self.check = (Instant::now() + CHECK_EVERY, None);
             return Ok(());
         }
         let end = self.log.last_seq(self.stream, self.partition).await?;
         self.check = (Instant::now() + CHECK_EVERY, (end > known).then_some(end));
         Ok(())
+    }
+
+    /// The partition may hold entries not applied, for `why`: the log's reader is needed.
+    fn behind(&mut self, why: &'static str) {
+        if !self.reading {
+            tracing::debug!(
+                stream = self.stream.name(),
+                partition = self.partition,
+                why,
+                "reading the log"
+            );
+        }
+        self.reading = true;
     }
 
     /// Acknowledges up to `seq` on the log's reader, perhaps a little later

@@ -595,6 +595,18 @@ pub struct ServeArgs {
         default_value_t = 25_000
     )]
     pub cached_players: usize,
+    /// Experimental, on NATS: hand what the gateway appends to STATS to the engine of this
+    /// process, and what the engine appends to OUTPUT to its projector, instead of waiting
+    /// for the broker to deliver it (about half the broker's messages per event). Off by
+    /// default: its tail under a contended machine is not understood yet
+    /// (docs/performance.md, cause 5).
+    #[arg(
+        hide_short_help = true,
+        long,
+        env = "LAUREL_HANDOFF",
+        help_heading = "State and shutdown"
+    )]
+    pub handoff: bool,
     /// Fault injection for tests: hold each batch of definitions read from DEFS this many
     /// milliseconds before applying it, so that this process lags behind the log (as a
     /// gateway behind a load balancer may).

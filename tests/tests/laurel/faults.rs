@@ -165,8 +165,8 @@ fn kill_9_loses_no_event_and_duplicates_no_unlock(backend: Backend) {
     );
 }
 
-/// Events without ids (the gateway makes them, and on NATS its lanes append them fenced and
-/// hand them to the engine of the process) while Laurel is killed and the broker restarted:
+/// Events without ids (the gateway makes them, and on NATS with `--handoff` its lanes append
+/// them fenced and hand them to the engine of the process) while Laurel is killed and the broker restarted:
 /// a client's retry of a batch whose answer was lost may store it twice, so the truth is
 /// what STATS holds, and each player must end at exactly the kills STATS holds for them
 /// (no handed entry folded twice or skipped, across restarts and fallbacks to the log),
@@ -176,7 +176,7 @@ fn kills_and_restarts_fold_exactly_what_stats_holds_for_events_without_ids(backe
     const SENDERS: usize = 2;
     const BATCHES: usize = 150;
     const BATCH: usize = 100;
-    let mut l = launch(backend);
+    let mut l = crate::http::launch_with(backend, &["--handoff"]);
     let admin = l.admin.clone();
     let r = l.laurel.call(
         "PUT",

@@ -729,7 +729,67 @@ async fn a_reader_says_how_many_entries_follow(backend: Backend) {
     assert_eq!(reader.pending(), Some(0));
 }
 
+/// A follower behind reads the log to its end while batches it cannot apply yet (news of
+/// entries further on) keep being handed as fast as a task can hand them: each is seen not
+/// to follow, and none holds up the read.
+async fn a_follower_behind_reads_the_log_while_batches_keep_coming(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    let p = 1;
+    let entries = (0..200)
+        .map(|i| Entry {
+            target: Target::Partition(p),
+            id: format!("e{i}"),
+            payload: vec![1, 2, 3],
+        })
+        .collect();
+    let last = f.log.append(StreamKind::Output, entries).await.unwrap()[199].seq;
+    let handoff = std::sync::Arc::new(laurel_log::Handoff::new(f.log.config().partitions));
+    let mut follower = laurel_log::Follower::new(
+        f.log.clone(),
+        StreamKind::Output,
+        p,
+        "follower".into(),
+        handoff.take(p),
+        Duration::from_secs(5),
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handing = {
+        let (handoff, stop) = (handoff.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let news = laurel_log::Handed {
+                    after: last + 1_000,
+                    records: Vec::new(),
+                };
+                handoff.hand(p, news);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let (mut position, mut read) = (0, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while position < last {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the follower read {read} entries of 200, to position {position} of {last}"
+        );
+        let records = follower
+            .next(position, 10, Duration::from_millis(100))
+            .await
+            .unwrap();
+        let fresh = laurel_log::unapplied(records, position);
+        if let Some(r) = fresh.last() {
+            position = r.seq;
+        }
+        read += fresh.len();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    handing.await.unwrap();
+    assert_eq!(read, 200);
+}
+
 crate::both_backends!(
+    a_follower_behind_reads_the_log_while_batches_keep_coming,
     unique_entries_read_back_beside_deduplicated_ones,
     a_reader_says_how_many_entries_follow,
     a_fenced_append_goes_in_only_while_its_partition_ends_at_the_fence,
