@@ -302,7 +302,7 @@ fn kills_and_restarts_fold_exactly_what_stats_holds_for_events_without_ids(backe
 fn kills_on_stats(l: &crate::http::Launched, partitions: u32) -> Vec<usize> {
     assert!(l.nats.is_some(), "read beside Laurel: JetStream only");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let counts = rt.block_on(async {
+    rt.block_on(async {
         let log = open_log(l, partitions).await;
         let mut counts: Vec<usize> = Vec::new();
         for p in 0..partitions {
@@ -321,8 +321,7 @@ fn kills_on_stats(l: &crate::http::Launched, partitions: u32) -> Vec<usize> {
             }
         }
         counts
-    });
-    counts
+    })
 }
 
 /// How often each event id is on STATS.
