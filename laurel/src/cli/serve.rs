@@ -597,9 +597,8 @@ pub struct ServeArgs {
     pub cached_players: usize,
     /// Experimental, on NATS: hand what the gateway appends to STATS to the engine of this
     /// process, and what the engine appends to OUTPUT to its projector, instead of waiting
-    /// for the broker to deliver it (about half the broker's messages per event). Off by
-    /// default: its tail under a contended machine is not understood yet
-    /// (docs/performance.md, cause 5).
+    /// for the broker to deliver it (about half the broker's messages per event). Read
+    /// docs/performance.md, cause 5, on its latency tail before turning it on.
     #[arg(
         hide_short_help = true,
         long,
