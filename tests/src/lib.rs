@@ -5,7 +5,7 @@ mod laurel;
 mod nats;
 mod s3;
 
-pub use laurel::{Laurel, Reply, SseStream};
+pub use laurel::{Client, Laurel, Reply, SseStream};
 pub use nats::{NatsCluster, NatsServer};
 pub use s3::S3Server;
 

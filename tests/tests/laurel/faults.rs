@@ -62,21 +62,9 @@ fn kill_9_loses_no_event_and_duplicates_no_unlock(backend: Backend) {
                     .map(|i| json!({"event_id": Uuid::from_u128(i as u128 + 1), "player_id": format!("p{}", i % PLAYERS), "stat": "kills", "value": 1}))
                     .collect();
                 let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
-                loop {
-                    match client.try_request(
-                        "POST",
-                        "/v1/events",
-                        Some(&token),
-                        Some(("application/json", body.clone())),
-                    ) {
-                        Ok(r) if r.status == 202 => break,
-                        Ok(r) if r.status >= 500 => {}
-                        Ok(r) => panic!("batch at {start} refused: {r:?}"),
-                        Err(_) => {}
-                    }
-                    retries.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                let tries =
+                    post_until_accepted(&client, &token, &body, &format!("batch at {start}"));
+                retries.fetch_add(tries, Ordering::Relaxed);
                 sent.fetch_add(BATCH, Ordering::Relaxed);
             }
             done.store(true, Ordering::SeqCst);
@@ -210,20 +198,12 @@ fn kills_and_restarts_fold_exactly_what_stats_holds_for_events_without_ids(backe
                         .map(|p| json!({"player_id": format!("p{p}"), "stat": "kills", "value": 1}))
                         .collect();
                     let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
-                    loop {
-                        match client.try_request(
-                            "POST",
-                            "/v1/events",
-                            Some(&token),
-                            Some(("application/json", body.clone())),
-                        ) {
-                            Ok(r) if r.status == 202 => break,
-                            Ok(r) if r.status >= 500 => {}
-                            Ok(r) => panic!("batch {b} of sender {s} refused: {r:?}"),
-                            Err(_) => {}
-                        }
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
+                    post_until_accepted(
+                        &client,
+                        &token,
+                        &body,
+                        &format!("batch {b} of sender {s}"),
+                    );
                     let mut accepted = accepted.lock().unwrap();
                     for p in players {
                         accepted[p] += 1;
@@ -322,6 +302,33 @@ fn kills_on_stats(l: &crate::http::Launched, partitions: u32) -> Vec<usize> {
         }
         counts
     })
+}
+
+/// Posts `body` to `/v1/events` until it is answered 202, trying again every 50 ms what got
+/// no answer or a 5xx (Laurel or the broker down); any other answer fails the test, naming
+/// `what`. How many tries failed.
+pub(crate) fn post_until_accepted(
+    client: &laurel_tests::Client,
+    token: &str,
+    body: &[u8],
+    what: &str,
+) -> usize {
+    let mut retries = 0;
+    loop {
+        match client.try_request(
+            "POST",
+            "/v1/events",
+            Some(token),
+            Some(("application/json", body.to_vec())),
+        ) {
+            Ok(r) if r.status == 202 => return retries,
+            Ok(r) if r.status >= 500 => {}
+            Ok(r) => panic!("{what} refused: {r:?}"),
+            Err(_) => {}
+        }
+        retries += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// How often each event id is on STATS.

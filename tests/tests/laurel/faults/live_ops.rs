@@ -12,7 +12,7 @@ use laurel_schemas::Output;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::open_log;
+use super::{open_log, post_until_accepted};
 use crate::http::launch;
 use crate::support::{Backend, read_to_end};
 
@@ -101,20 +101,7 @@ fn kill_9_keeps_repeats_rewards_and_community_goals_exact(backend: Backend) {
                     })
                     .collect();
                 let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
-                loop {
-                    match client.try_request(
-                        "POST",
-                        "/v1/events",
-                        Some(&token),
-                        Some(("application/json", body.clone())),
-                    ) {
-                        Ok(r) if r.status == 202 => break,
-                        Ok(r) if r.status >= 500 => {}
-                        Ok(r) => panic!("batch at {start} refused: {r:?}"),
-                        Err(_) => {}
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                post_until_accepted(&client, &token, &body, &format!("batch at {start}"));
                 sent.fetch_add(BATCH, Ordering::Relaxed);
             }
             done.store(true, Ordering::SeqCst);
