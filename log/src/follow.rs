@@ -206,7 +206,7 @@ impl Follower {
     }
 
     /// Looks at a handed batch against `position`: its entries when it follows (they are the
-    /// next), otherwise nothing, and whether the log must be read.
+    /// next ones); otherwise nothing, noting whether the log must now be read.
     fn take(&mut self, batch: Handed, position: u64) -> Option<Vec<Record>> {
         self.handed_end = self.handed_end.max(batch_end(&batch));
         match Follows::of(&batch, position) {
