@@ -25,28 +25,7 @@ const KILLS: usize = 6;
 
 fn kill_9_loses_no_event_and_duplicates_no_unlock(backend: Backend) {
     let mut l = launch(backend);
-    let admin = l.admin.clone();
-    let r = l.laurel.call(
-        "PUT",
-        "/v1/admin/stats/kills",
-        Some(&admin),
-        Some(json!({"aggregation": "sum", "kind": "int"})),
-    );
-    assert_eq!(r.status, 201);
-    for (id, at_least) in [("K10", 10), ("K200", PER_PLAYER)] {
-        let spec = json!({"title": id, "points": 1, "conditions": [{"stat": "kills", "at_least": at_least}]});
-        assert_eq!(
-            l.laurel
-                .call(
-                    "PUT",
-                    &format!("/v1/admin/achievements/{id}"),
-                    Some(&admin),
-                    Some(spec)
-                )
-                .status,
-            201
-        );
-    }
+    define_kills(&l, &[("K10", 10), ("K200", PER_PLAYER)]);
 
     let total = PLAYERS * PER_PLAYER;
     let sent = Arc::new(AtomicUsize::new(0));
@@ -165,23 +144,7 @@ fn kills_and_restarts_fold_exactly_what_stats_holds_for_events_without_ids(backe
     const BATCHES: usize = 150;
     const BATCH: usize = 100;
     let mut l = crate::http::launch_with(backend, &["--handoff"]);
-    let admin = l.admin.clone();
-    let r = l.laurel.call(
-        "PUT",
-        "/v1/admin/stats/kills",
-        Some(&admin),
-        Some(json!({"aggregation": "sum", "kind": "int"})),
-    );
-    assert_eq!(r.status, 201);
-    let spec =
-        json!({"title": "K10", "points": 1, "conditions": [{"stat": "kills", "at_least": 10}]});
-    let r = l.laurel.call(
-        "PUT",
-        "/v1/admin/achievements/K10",
-        Some(&admin),
-        Some(spec),
-    );
-    assert_eq!(r.status, 201);
+    define_kills(&l, &[("K10", 10)]);
     let accepted = Arc::new(std::sync::Mutex::new(vec![0usize; PLAYERS]));
     let sent = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..SENDERS)
@@ -302,6 +265,24 @@ fn kills_on_stats(l: &crate::http::Launched, partitions: u32) -> Vec<usize> {
         }
         counts
     })
+}
+
+/// Defines the summed stat `kills` and, for each `(id, at_least)`, an achievement of one
+/// point for that many kills; each answered 201.
+fn define_kills(l: &crate::http::Launched, achievements: &[(&str, usize)]) {
+    let r = l.laurel.call(
+        "PUT",
+        "/v1/admin/stats/kills",
+        Some(&l.admin),
+        Some(json!({"aggregation": "sum", "kind": "int"})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json);
+    for (id, at_least) in achievements {
+        let spec = json!({"title": id, "points": 1, "conditions": [{"stat": "kills", "at_least": at_least}]});
+        let path = format!("/v1/admin/achievements/{id}");
+        let r = l.laurel.call("PUT", &path, Some(&l.admin), Some(spec));
+        assert_eq!(r.status, 201, "{id}: {:?}", r.json);
+    }
 }
 
 /// Posts `body` to `/v1/events` until it is answered 202, trying again every 50 ms what got
