@@ -131,8 +131,9 @@ impl Follower {
         self.reader.is_some()
     }
 
-    /// Entries after `position` (the last applied), up to `max` from the log, or a handed
-    /// batch whole: returns as soon as some are there, or empty after about `wait` with none.
+    /// Entries after `position` (the last applied), up to `max` from the log, or handed
+    /// batches (each whole, with those already handed after it that follow, while fewer than
+    /// `max`): returns as soon as some are there, or empty after about `wait` with none.
     /// Entries at or before `position` may come too: the caller applies only
     /// [`crate::unapplied`] ones. Cancel-safe: dropped before it returns, it has taken
     /// nothing the next call will not bring again.
@@ -196,7 +197,8 @@ impl Follower {
                 // Cancel-safe: a handed batch arriving first loses nothing of the read.
                 read = next_read(reader, max, left) => return read,
             };
-            if let Some(records) = self.take(batch, position) {
+            if let Some(mut records) = self.take(batch, position) {
+                self.take_more(&mut records, max);
                 return Ok(records);
             }
             if Instant::now() >= deadline {
@@ -222,6 +224,23 @@ impl Follower {
             Follows::Gap => {
                 self.behind("a handed batch does not follow what was applied");
                 None
+            }
+        }
+    }
+
+    /// Adds to `records` (a handed batch that follows) the batches handed since that follow
+    /// them too, while they number fewer than `max`: a reader that fell behind catches up
+    /// in batches as large as the log's reader would give, not one handed batch at a time
+    /// (each of which costs a writer like the engine a round trip to the log). Stops at a
+    /// batch that does not follow, which sends the next call to the log.
+    fn take_more(&mut self, records: &mut Vec<Record>, max: usize) {
+        while records.len() < max && !self.reading {
+            let Some(batch) = self.handed.as_mut().and_then(Handing::try_recv) else {
+                return;
+            };
+            let last = records.last().map_or(0, |r| r.seq);
+            if let Some(more) = self.take(batch, last) {
+                records.extend(more.into_iter().filter(|r| r.seq > last));
             }
         }
     }

@@ -130,6 +130,13 @@ impl Handing {
         Some(handed)
     }
 
+    /// The next batch handed if one is there already; never waits.
+    pub fn try_recv(&mut self) -> Option<Handed> {
+        let handed = self.rx.try_recv().ok()?;
+        self.held.bytes.fetch_sub(handed.weight(), Ordering::AcqRel);
+        Some(handed)
+    }
+
     /// Whether a batch was dropped since the last call. If so, what is still queued was
     /// handed before the dropped batch and is discarded (that one of those follows would say
     /// nothing of the dropped one): whatever comes next was handed after it, and the reader

@@ -788,8 +788,98 @@ async fn a_follower_behind_reads_the_log_while_batches_keep_coming(backend: Back
     assert_eq!(read, 200);
 }
 
+/// Batches handed while the follower was busy come back together, as many as follow (the
+/// one that reaches `max` whole), so a reader behind catches up in large batches; a batch
+/// that does not follow ends them and sends the follower to the log.
+async fn a_follower_takes_the_handed_batches_that_follow_together(backend: Backend) {
+    let f = Fixture::new(backend, |_| {}).await;
+    let p = 2;
+    let mut batches = Vec::new();
+    let mut after = 0;
+    for b in 0..3 {
+        let entries = (0..10)
+            .map(|i| Entry {
+                target: Target::Partition(p),
+                id: format!("b{b}e{i}"),
+                payload: vec![b, i],
+            })
+            .collect::<Vec<_>>();
+        let acks = f
+            .log
+            .append(StreamKind::Output, entries.clone())
+            .await
+            .unwrap();
+        let records = acks
+            .iter()
+            .zip(entries)
+            .map(|(a, e)| laurel_log::Record {
+                seq: a.seq,
+                payload: e.payload.into(),
+            })
+            .collect::<Vec<_>>();
+        let handed = laurel_log::Handed { after, records };
+        after = handed.records.last().unwrap().seq;
+        batches.push(handed);
+    }
+    let follow = |max: usize, gap: bool| {
+        let (log, batches) = (f.log.clone(), batches.clone());
+        async move {
+            let handoff = laurel_log::Handoff::new(log.config().partitions);
+            for batch in batches {
+                handoff.hand(p, batch);
+            }
+            if gap {
+                let news = laurel_log::Handed {
+                    after: after + 1_000,
+                    records: Vec::new(),
+                };
+                handoff.hand(p, news);
+            }
+            let mut follower = laurel_log::Follower::new(
+                log,
+                StreamKind::Output,
+                p,
+                format!("together{max}{gap}"),
+                handoff.take(p),
+                Duration::ZERO,
+            );
+            let records = follower
+                .next(0, max, Duration::from_millis(100))
+                .await
+                .unwrap();
+            (records.iter().map(|r| r.seq).collect::<Vec<_>>(), follower)
+        }
+    };
+    let all: Vec<u64> = batches
+        .iter()
+        .flat_map(|b| b.records.iter().map(|r| r.seq))
+        .collect();
+    let (seqs, _) = follow(15, false).await;
+    assert_eq!(seqs, all[..20], "the second batch reaches max: no third");
+    // Without a linger the reader closes at the next call once the batches followed, and
+    // stays open when one did not.
+    for gap in [false, true] {
+        let (seqs, mut follower) = follow(100, gap).await;
+        assert_eq!(
+            seqs, all,
+            "the three batches in one (gap after them: {gap})"
+        );
+        let more = follower
+            .next(after, 100, Duration::from_millis(100))
+            .await
+            .unwrap();
+        assert!(laurel_log::unapplied(more, after).is_empty());
+        assert_eq!(
+            follower.is_reading(),
+            gap,
+            "the log is read after a gap only"
+        );
+    }
+}
+
 crate::both_backends!(
     a_follower_behind_reads_the_log_while_batches_keep_coming,
+    a_follower_takes_the_handed_batches_that_follow_together,
     unique_entries_read_back_beside_deduplicated_ones,
     a_reader_says_how_many_entries_follow,
     a_fenced_append_goes_in_only_while_its_partition_ends_at_the_fence,
