@@ -13,7 +13,7 @@
 //! together (one write, one sync), and a lane there would only make a request wait for the
 //! sync before its own.
 //!
-//! With a handoff (`laurel serve --handoff` on JetStream, [`laurel_log::handoff`]) each lane is
+//! With a handoff (`laurel serve` on JetStream, by default, [`laurel_log::handoff`]) each lane is
 //! the partition's writer the engine of the process follows: its appends are fenced (each
 //! expects where the partition ends, as the lane knows it) and handed to the engine with the
 //! position they follow, so the engine folds them without waiting for the broker to deliver

@@ -141,7 +141,7 @@ pub type PlayerQuota = governor::DefaultKeyedRateLimiter<String>;
 
 impl App {
     /// The same services, handing what the gateway appends to STATS to the engine of this
-    /// process (`laurel serve --handoff` on JetStream; see [`laurel_log::handoff`]).
+    /// process (`laurel serve` on JetStream, by default; see [`laurel_log::handoff`]).
     pub fn handing_stats(mut self, handoff: Arc<laurel_log::Handoff>) -> Self {
         self.lanes = lanes::Lanes::new(self.log.config().partitions, Some(handoff));
         self

@@ -92,7 +92,7 @@ pub async fn serve(
         .lagging(Duration::from_millis(args.defs_lag_ms))
         .run(shutdown.clone());
     roles.spawn("definitions follower", async move { Ok(following.await?) });
-    // With `--handoff`, on JetStream, the gateway hands what it appends to STATS to the
+    // By default (`--handoff`), on JetStream, the gateway hands what it appends to STATS to the
     // engine beside it, and the engine what it appends to OUTPUT to the projector, each
     // applying it without waiting for the broker's delivery (two trips less on an unlock's
     // way to the player; see `laurel_log::follow`). The embedded log delivers in the

@@ -27,7 +27,7 @@ pub struct ProjectorConfig {
     /// write, so this bounds that work, not what can be lost (nothing can).
     pub flush_interval: Duration,
     /// Where the engine of the same process hands what it appended to OUTPUT (`laurel
-    /// serve --handoff` on JetStream): a handed batch that follows what a partition applied is applied
+    /// serve` on JetStream, by default): a handed batch that follows what a partition applied is applied
     /// at once, without waiting for the broker to deliver it; anything else is read from
     /// the log as always.
     pub handoff: Option<std::sync::Arc<laurel_log::Handoff>>,

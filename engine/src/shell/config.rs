@@ -21,11 +21,11 @@ pub struct ShellConfig {
     /// write, so this bounds the recovery's work, not what can be lost (nothing can).
     pub persist_interval: Duration,
     /// Where each unleased worker hands what it appended to OUTPUT, for the projector of the
-    /// same process (`laurel serve --handoff` on JetStream): its appends are then fenced, so each
+    /// same process (`laurel serve` on JetStream, by default): its appends are then fenced, so each
     /// handed batch says which entry it follows. `None`: nothing is handed.
     pub output_handoff: Option<Arc<laurel_log::Handoff>>,
     /// Where the gateway of the same process hands what it appended to STATS (`laurel
-    /// serve --handoff` on JetStream): a handed batch that follows what a worker folded is folded
+    /// serve` on JetStream, by default): a handed batch that follows what a worker folded is folded
     /// without waiting for the broker to deliver it; anything else is read from the log.
     pub stats_handoff: Option<Arc<laurel_log::Handoff>>,
     /// With a STATS handoff: how long handed batches must have followed, without a gap or a

@@ -595,15 +595,21 @@ pub struct ServeArgs {
         default_value_t = 25_000
     )]
     pub cached_players: usize,
-    /// Experimental, on NATS: hand what the gateway appends to STATS to the engine of this
-    /// process, and what the engine appends to OUTPUT to its projector, instead of waiting
-    /// for the broker to deliver it (about half the broker's messages per event). Read
-    /// docs/performance.md, cause 5, on its latency tail before turning it on.
+    /// On NATS: hand what the gateway appends to STATS to the engine of this process, and
+    /// what the engine appends to OUTPUT to its projector, instead of waiting for the broker
+    /// to deliver it (about half the broker's messages per event; docs/performance.md,
+    /// cause 5). `--handoff=false` reads everything from the broker: entries that other
+    /// processes (a `laurel gateway`, a tool) append to the same streams are otherwise
+    /// folded up to about two seconds late.
     #[arg(
         hide_short_help = true,
         long,
         env = "LAUREL_HANDOFF",
-        help_heading = "State and shutdown"
+        help_heading = "State and shutdown",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
     )]
     pub handoff: bool,
     /// Fault injection for tests: hold each batch of definitions read from DEFS this many
