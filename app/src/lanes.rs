@@ -32,7 +32,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use laurel_log::{AppendError, Appended, Entry, Handed, Handoff, Log, Record, StreamKind, Target};
+use laurel_log::{AppendError, Appended, Entry, Handed, Handoff, Log, StreamKind, Target};
 use laurel_schemas::{SchemaVersion, StatEvent, StatEvents, StatsEntry, StatsMessage, encode};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -213,14 +213,7 @@ impl Lanes {
             self.lane(partition).end = appended.as_ref().ok().map(|a| a.seq);
             match appended {
                 Ok(appended) => {
-                    let record = Record {
-                        seq: appended.seq,
-                        payload: entry.payload.into(),
-                    };
-                    let handed = Handed {
-                        after: fence,
-                        records: vec![record],
-                    };
+                    let handed = Handed::appended(fence, &[appended], vec![entry]);
                     handoff.hand(partition, handed);
                     return Ok(appended);
                 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use crate::Record;
+use crate::{Appended, Entry, Record};
 
 /// Bytes held for a partition's reader that has not taken them yet; past it, batches are
 /// dropped and the reader reads them from the log. Under a flood a batch can be large (a
@@ -40,6 +40,20 @@ pub struct Handed {
 }
 
 impl Handed {
+    /// `entries`, appended one after another after the entry at `after`, at the positions
+    /// the log acknowledged them at (`acks`, in the same order).
+    pub fn appended(after: u64, acks: &[Appended], entries: Vec<Entry>) -> Self {
+        let records = acks
+            .iter()
+            .zip(entries)
+            .map(|(a, e)| Record {
+                seq: a.seq,
+                payload: e.payload.into(),
+            })
+            .collect();
+        Self { after, records }
+    }
+
     fn weight(&self) -> usize {
         BATCH_OVERHEAD
             + self

@@ -27,9 +27,9 @@ pub struct ProjectorConfig {
     /// write, so this bounds that work, not what can be lost (nothing can).
     pub flush_interval: Duration,
     /// Where the engine of the same process hands what it appended to OUTPUT (`laurel
-    /// serve` on JetStream, by default): a handed batch that follows what a partition applied is applied
-    /// at once, without waiting for the broker to deliver it; anything else is read from
-    /// the log as always.
+    /// serve` on JetStream, by default): a handed batch that follows what a partition
+    /// applied is applied at once, without waiting for the broker to deliver it; anything
+    /// else is read from the log as always.
     pub handoff: Option<std::sync::Arc<laurel_log::Handoff>>,
     /// With a handoff: how long handed batches must have followed, without a gap or a
     /// drop, before the reader of OUTPUT is closed. Under a flood and after it the

@@ -594,15 +594,7 @@ impl Worker {
                     // entry came between. Then only where the partition now ends is
                     // handed, and the projector reads the rest from the log.
                     let handed = if fenced.is_some() && acks.iter().all(|a| !a.duplicate) {
-                        let records = acks
-                            .iter()
-                            .zip(entries)
-                            .map(|(a, e)| laurel_log::Record {
-                                seq: a.seq,
-                                payload: e.payload.into(),
-                            })
-                            .collect();
-                        laurel_log::Handed { after, records }
+                        laurel_log::Handed::appended(after, &acks, entries)
                     } else {
                         laurel_log::Handed {
                             after: *fence,

@@ -809,15 +809,7 @@ async fn a_follower_takes_the_handed_batches_that_follow_together(backend: Backe
             .append(StreamKind::Output, entries.clone())
             .await
             .unwrap();
-        let records = acks
-            .iter()
-            .zip(entries)
-            .map(|(a, e)| laurel_log::Record {
-                seq: a.seq,
-                payload: e.payload.into(),
-            })
-            .collect::<Vec<_>>();
-        let handed = laurel_log::Handed { after, records };
+        let handed = laurel_log::Handed::appended(after, &acks, entries);
         after = handed.records.last().unwrap().seq;
         batches.push(handed);
     }
