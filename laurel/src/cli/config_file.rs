@@ -199,6 +199,33 @@ mod tests {
         assert_eq!(serve.checkpoint_interval_ms, 5000);
     }
 
+    /// The handoff is on unless turned off: by `--handoff=false`, or `handoff = false` in
+    /// the file; `--handoff` alone still means on.
+    #[test]
+    fn the_handoff_is_on_by_default_and_turns_off() {
+        let handoff = |out: Vec<String>| {
+            let crate::cli::Command::Serve(serve) = Cli::try_parse_from(out).unwrap().command
+            else {
+                panic!("serve")
+            };
+            serve.handoff
+        };
+        let line = |l: &str| {
+            args(l)
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+        };
+        assert!(handoff(line("laurel serve").collect()));
+        assert!(handoff(line("laurel serve --handoff").collect()));
+        assert!(!handoff(line("laurel serve --handoff=false").collect()));
+        assert!(!handoff(
+            with_file("handoff = false\n", "laurel serve").unwrap()
+        ));
+        assert!(handoff(
+            with_file("handoff = true\n", "laurel serve").unwrap()
+        ));
+    }
+
     #[test]
     fn switches_and_typos() {
         let out = with_file(
