@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
+use rustc_hash::FxHashMap;
+
 /// Keys and values, in key order.
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -19,11 +21,15 @@ pub(crate) struct Staged {
 }
 
 /// Staged writes: the newest, and those being written to the store (still read from here until
-/// they are there, so a read never sees a value go back).
+/// they are there, so a read never sees a value go back). Hashed, not ordered: the projector
+/// looks a key up for nearly every output it applies, and in an ordered map of a few thousand
+/// keys each lookup compared a dozen keys on its way down (`Staged::get` took 6.7% of `laurel
+/// serve`'s CPU at 50k events/s on NATS, 5.1% hashed). Only [`Staged::scan_kind`], a read of
+/// whole kinds, wants order, and sorts what it finds.
 #[derive(Default)]
 struct Maps {
-    pending: BTreeMap<Vec<u8>, Vec<u8>>,
-    flushing: BTreeMap<Vec<u8>, Vec<u8>>,
+    pending: FxHashMap<Vec<u8>, Vec<u8>>,
+    flushing: FxHashMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Staged {
@@ -50,14 +56,10 @@ impl Staged {
     pub(crate) fn scan_kind(&self, kind: u8) -> Result<Pairs, laurel_derived::StoreError> {
         let mut found: BTreeMap<Vec<u8>, Vec<u8>> =
             self.tree.scan_kind(kind)?.into_iter().collect();
-        let prefix = [kind];
         let maps = self.maps.read().expect("staged lock");
         // Older first, so the newest value of a key wins.
         for map in [&maps.flushing, &maps.pending] {
-            for (k, v) in map
-                .range(prefix.to_vec()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-            {
+            for (k, v) in map.iter().filter(|(k, _)| k.first() == Some(&kind)) {
                 found.insert(k.clone(), v.clone());
             }
         }
@@ -103,5 +105,56 @@ impl Staged {
             }
         }
         written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use laurel_derived::{Store, StoreMemory};
+
+    fn writes(pairs: &[(&[u8], &[u8])]) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_see_the_newest_value_and_scans_come_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreMemory::with_cache(1 << 20), None).unwrap();
+        let tree = store.tree("views/0").unwrap();
+        tree.apply(tree.batch([(&b"Sbob"[..], &b"stored"[..]), (b"Sann", b"stored")]))
+            .unwrap();
+        let staged = Staged::new(tree);
+        staged.stage(writes(&[(b"Scid", b"1"), (b"Sann", b"1"), (b"Eann", b"e")]));
+        staged.flush().unwrap();
+        // Written: read back from the store, and nothing is staged any more.
+        assert_eq!(staged.get(b"Sann").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(staged.maps.read().unwrap().pending.len(), 0);
+        // Staged over stored, the newest staged over an older one being written.
+        staged.stage(writes(&[(b"Sbob", b"2"), (b"Sdee", b"2")]));
+        {
+            let mut maps = staged.maps.write().unwrap();
+            maps.flushing = std::mem::take(&mut maps.pending);
+        }
+        staged.stage(writes(&[(b"Sbob", b"3"), (b"Saaa", b"3")]));
+        assert_eq!(staged.get(b"Sbob").unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(staged.get(b"Sdee").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(staged.get(b"Szed").unwrap(), None);
+        let scanned: Vec<(Vec<u8>, Vec<u8>)> = staged.scan_kind(b'S').unwrap();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = [
+            ("Saaa", "3"),
+            ("Sann", "1"),
+            ("Sbob", "3"),
+            ("Scid", "1"),
+            ("Sdee", "2"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+        assert_eq!(scanned, expected);
+        assert_eq!(staged.scan_kind(b'E').unwrap().len(), 1);
     }
 }
