@@ -421,10 +421,6 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Imports the store a sled-era version kept at `path`, if that is what it holds: every
-/// tree and record (a batch that was being written when that version stopped, written
-/// whole), into a new store beside it that is then swapped in. Stopped at any point, it
-/// starts again on the next open (or finishes the swap).
 /// Whether sled refused to open a store because something holds its lock: sled 0.34 says so
 /// only in words (an `Other` I/O error, "could not acquire lock on ..."), not by the
 /// `WouldBlock` the lock call gave it.
@@ -434,6 +430,10 @@ fn sled_in_use(e: &sled::Error) -> bool {
             || e.to_string().contains("could not acquire lock"))
 }
 
+/// Imports the store a sled-era version kept at `path`, if that is what it holds: every
+/// tree and record (a batch that was being written when that version stopped, written
+/// whole), into a new store beside it that is then swapped in. Stopped at any point, it
+/// starts again on the next open (or finishes the swap).
 fn import_sled(path: &Path, memory: StoreMemory) -> Result<(), StoreError> {
     let importing = sibling(path, "importing");
     let imported = sibling(path, "sled-imported");
