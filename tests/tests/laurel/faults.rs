@@ -134,10 +134,11 @@ fn kill_9_loses_no_event_and_duplicates_no_unlock(backend: Backend) {
 
 /// Events without ids (the gateway makes them, and on NATS with the handoff, the default,
 /// its lanes append them fenced and hand them to the engine of the process) while Laurel is
-/// killed and the broker restarted: a client's retry of a batch whose answer was lost may store it twice, so the truth is
-/// what STATS holds, and each player must end at exactly the kills STATS holds for them
-/// (no handed entry folded twice or skipped, across restarts and fallbacks to the log),
-/// with at least every accepted event there and each unlock on OUTPUT once.
+/// killed and the broker restarted: a client's retry of a batch whose answer was lost may
+/// store it twice, so the truth is what STATS holds, and each player must end at exactly
+/// the kills STATS holds for them (no handed entry folded twice or skipped, across restarts
+/// and fallbacks to the log), with at least every accepted event there and each unlock on
+/// OUTPUT once.
 fn kills_and_restarts_fold_exactly_what_stats_holds_for_events_without_ids(backend: Backend) {
     const PLAYERS: usize = 40;
     const SENDERS: usize = 2;
